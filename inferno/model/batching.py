@@ -1,0 +1,55 @@
+"""Batch-size decision: the smallest batch that reaches within 1% of the best SLO-feasible rate.
+
+Inferno sizes every server at the largest batch that fits in memory (``maxBatchSize`` scaled by
+``atTokens``/tokens). A larger batch raises throughput per replica but also every latency; past a
+knee the gain is marginal while ITL keeps growing. :func:`knee_batches` sizes each point at every
+batch n = 1..N_memory and returns, per point, the smallest n whose λ*(n) is at least
+(1 − tolerance) × max_n λ*(n): nearly the same replica count, at a lower-latency operating point.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .points import OperatingPoints, ProfileArrays
+from .sizing import SloArrays, size
+
+F = NDArray[np.float64]
+
+__all__ = ["knee_batches"]
+
+
+def knee_batches(
+    prof: ProfileArrays,
+    in_tokens: F,
+    out_tokens: F,
+    slo: SloArrays,
+    n_limit: F,
+    *,
+    max_queue: F | None = None,
+    queue_factor: float | None = None,
+    tolerance: float = 0.01,
+) -> F:
+    """Chosen batch size per point (NaN where no batch size is SLO-feasible)."""
+    counts = n_limit.astype(np.intp)
+    owner = np.repeat(np.arange(counts.size), counts)
+    starts = np.cumsum(counts) - counts
+    batch = (np.arange(owner.size) - starts[owner] + 1).astype(np.float64)
+    points = OperatingPoints.build(
+        prof.take(owner),
+        in_tokens[owner],
+        out_tokens[owner],
+        batch=batch,
+        max_queue=None if max_queue is None else max_queue[owner],
+        queue_factor=queue_factor,
+    )
+    rates = size(points, slo.take(owner)).rate
+    filled = np.where(np.isfinite(rates), rates, -np.inf)
+    best = np.full(counts.size, -np.inf)
+    np.maximum.at(best, owner, filled)
+    good = np.isfinite(filled) & (filled >= (1.0 - tolerance) * best[owner])
+    chosen = np.full(counts.size, np.inf)
+    np.minimum.at(chosen, owner, np.where(good, batch, np.inf))
+    out: F = np.where(np.isfinite(chosen), chosen, np.nan)
+    return out

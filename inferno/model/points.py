@@ -1,0 +1,343 @@
+"""Operating points: a profile, a request shape, a batch limit N and an occupancy limit K.
+
+:class:`OperatingPoints` holds many points as arrays and evaluates the queue at given arrival rates
+for all of them at once. Points are grouped by kind and, inside a kind, sorted by N and cut into
+blocks, so that padding to the block's largest N wastes little and memory stays bounded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from . import _chain, _kinds, percentiles
+from ._kinds import KindArrays
+from .profiles import (
+    BatchProfile,
+    G0Profile,
+    G1Profile,
+    G2Profile,
+    G3Profile,
+    Kind,
+    Profile,
+    Tokens,
+)
+
+F = NDArray[np.float64]
+I = NDArray[np.intp]
+
+__all__ = ["DEFAULT_QUEUE_FACTOR", "Metrics", "OperatingPoints", "ProfileArrays"]
+
+#: K = N + factor·N unless a queue length is given: Inferno's samples use K = 10N for G0 and
+#: K = 11N (a queue of 10N) for the other kinds.
+DEFAULT_QUEUE_FACTOR: dict[Kind, float] = {
+    Kind.G0: 9.0,
+    Kind.G1: 10.0,
+    Kind.G2: 10.0,
+    Kind.G3: 10.0,
+    Kind.BATCH: 10.0,
+}
+
+_KINDS = list(Kind)
+_BLOCK = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    """Metrics of C points at their arrival rates; arrays of shape (C,), times in ms, rates /ms."""
+
+    rate: F  # λ offered
+    throughput: F  # X = λ (1 − p(K))
+    response: F  # T = L / X
+    service: F  # S = Ls / X
+    wait: F  # W = max(T − S, 0)
+    held: F  # L
+    in_service: F  # Ls (mean batch occupancy n̄)
+    utilization: F  # ρ = 1 − p(0)
+    blocking: F  # p(K)
+    itl: F  # inter-token latency (NaN for batch kind)
+    ttft: F  # time to first token (NaN for batch kind)
+    wait_sf: F  # P(W > t) at the times asked for (NaN when none were)
+
+    def take(self, i: int) -> dict[str, float]:
+        return {name: float(getattr(self, name)[i]) for name in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileArrays:
+    """Profiles as arrays (P,), the form the solver builds candidates from."""
+
+    kind: NDArray[np.int8]  # index into list(Kind)
+    alpha: F
+    beta: F
+    gamma: F
+    delta: F
+    max_batch_size: F
+    at_tokens: F  # NaN: use max_batch_size as the batch limit as is
+    max_num_tokens: F
+
+    @classmethod
+    def of(cls, profiles: Sequence[Profile]) -> ProfileArrays:
+        rows = [_row(p) for p in profiles]
+        cols = list(zip(*rows, strict=True)) if rows else [()] * 8
+        return cls(
+            np.asarray(cols[0], dtype=np.int8),
+            *(np.asarray(c, dtype=np.float64) for c in cols[1:]),
+        )
+
+    def take(self, idx: I) -> ProfileArrays:
+        return ProfileArrays(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
+
+
+def _row(p: Profile) -> tuple[float, ...]:
+    nan = float("nan")
+    k = float(_KINDS.index(p.kind))
+    if isinstance(p, G0Profile):
+        return (k, p.alpha, p.beta, 0.0, 0.0, p.max_batch_size, p.at_tokens, 0.0)
+    if isinstance(p, G1Profile):
+        return (k, p.alpha, p.beta, p.gamma, p.delta, p.max_batch_size, p.at_tokens, 0.0)
+    if isinstance(p, G2Profile):
+        at = nan if p.at_tokens is None else p.at_tokens
+        return (k, p.alpha, p.beta, p.gamma, 0.0, p.max_batch_size, at, 0.0)
+    if isinstance(p, G3Profile):
+        at = nan if p.at_tokens is None else p.at_tokens
+        return (k, p.alpha, p.beta, p.gamma, 0.0, p.max_batch_size, at, p.max_num_tokens)
+    if isinstance(p, BatchProfile):
+        return (k, p.alpha, p.beta, 0.0, 0.0, p.max_batch_size, nan, 0.0)
+    raise TypeError(f"not a profile: {p!r}")
+
+
+def batch_limit(prof: ProfileArrays, out_tokens: F) -> F:
+    """Inferno's memory-scaled batch limit N = max(⌊maxBatchSize·atTokens/out⌋, 1)."""
+    scaled = np.isfinite(prof.at_tokens) & (out_tokens > 0)
+    safe_out = np.where(scaled, out_tokens, 1.0)
+    n = np.where(scaled, np.floor(prof.max_batch_size * prof.at_tokens / safe_out), prof.max_batch_size)
+    return np.maximum(n, 1.0)
+
+
+@dataclass(frozen=True, slots=True)
+class _Block:
+    index: I  # positions in the caller's order
+    params: KindArrays
+    logmu_cum: F  # (c, Nmax+1)
+    n_batch: F
+    n_tail: F
+    log_mu_n: F
+    mu_1: F
+
+
+class OperatingPoints:
+    """C operating points evaluated together. Build with :meth:`build` or :meth:`of`."""
+
+    def __init__(self, blocks: list[_Block], n_batch: F, n_max: F, mu_1: F, mu_n: F) -> None:
+        self._blocks = blocks
+        self.n_batch = n_batch  #: N per point
+        self.n_max = n_max  #: K per point
+        self.mu_1 = mu_1  #: μ(1) per point, /ms
+        self.mu_n = mu_n  #: μ(N) per point, /ms
+
+    def __len__(self) -> int:
+        return int(self.n_batch.shape[0])
+
+    @classmethod
+    def of(
+        cls,
+        profiles: Sequence[Profile],
+        tokens: Sequence[Tokens],
+        *,
+        batch: Sequence[int | None] | None = None,
+        max_queue: Sequence[int | None] | None = None,
+        queue_factor: float | None = None,
+    ) -> OperatingPoints:
+        """Points from profile objects (one per point); ``batch`` overrides N, ``max_queue`` K − N."""
+        nan = float("nan")
+        return cls.build(
+            ProfileArrays.of(profiles),
+            np.array([t.in_tokens for t in tokens], dtype=np.float64),
+            np.array([t.out_tokens for t in tokens], dtype=np.float64),
+            batch=None if batch is None else np.array([nan if b is None else b for b in batch]),
+            max_queue=None
+            if max_queue is None
+            else np.array([nan if q is None else q for q in max_queue]),
+            queue_factor=queue_factor,
+        )
+
+    @classmethod
+    def build(
+        cls,
+        prof: ProfileArrays,
+        in_tokens: F,
+        out_tokens: F,
+        *,
+        batch: F | None = None,
+        max_queue: F | None = None,
+        queue_factor: float | None = None,
+    ) -> OperatingPoints:
+        """Points from arrays of shape (C,). NaN in ``batch``/``max_queue`` means the default."""
+        c = prof.kind.shape[0]
+        n = batch_limit(prof, out_tokens)
+        if batch is not None:
+            n = np.where(np.isfinite(batch), np.maximum(batch, 1.0), n)
+        factor = np.array([DEFAULT_QUEUE_FACTOR[k] for k in _KINDS])[prof.kind]
+        if queue_factor is not None:
+            factor = np.full(c, float(queue_factor))
+        queue = factor * n
+        if max_queue is not None:
+            queue = np.where(np.isfinite(max_queue), np.maximum(max_queue, 0.0), queue)
+        queue = np.floor(queue)
+        blocks: list[_Block] = []
+        mu_1 = np.empty(c)
+        mu_n = np.empty(c)
+        for code, kind in enumerate(_KINDS):
+            members = np.flatnonzero(prof.kind == code)
+            if members.size == 0:
+                continue
+            members = members[np.argsort(n[members], kind="stable")]
+            for start in range(0, members.size, _BLOCK):
+                idx = members[start : start + _BLOCK]
+                block = _make_block(kind, prof.take(idx), in_tokens[idx], out_tokens[idx], n[idx], queue[idx], idx)
+                blocks.append(block)
+                mu_1[idx] = block.mu_1
+                mu_n[idx] = np.exp(block.log_mu_n)
+        return cls(blocks, n, n + queue, mu_1, mu_n)
+
+    def metrics(self, rate: F | float, *, wait_beyond: F | None = None) -> Metrics:
+        """Metrics of every point at arrival rate(s) ``rate`` (/ms, > 0).
+
+        With ``wait_beyond`` (ms, per point; NaN to skip a point) ``wait_sf`` is P(W > that time).
+        """
+        shape = self.n_batch.shape
+        lam = np.broadcast_to(np.asarray(rate, dtype=np.float64), shape)
+        out = {name: np.empty(len(self)) for name in Metrics.__dataclass_fields__}
+        for b in self._blocks:
+            beyond = None if wait_beyond is None else np.broadcast_to(wait_beyond, shape)[b.index]
+            m = self._block_metrics(b, lam[b.index], beyond)
+            for name, values in m.items():
+                out[name][b.index] = values
+        return Metrics(**out)
+
+    def subset(self, idx: I) -> OperatingPoints:
+        """The points at positions ``idx`` (in that order), without recomputing τ."""
+        pos = np.full(len(self), -1, dtype=np.intp)
+        pos[idx] = np.arange(idx.size)
+        blocks = []
+        for b in self._blocks:
+            keep = np.flatnonzero(pos[b.index] >= 0)
+            if keep.size == 0:
+                continue
+            width = int(b.n_batch[keep].max()) + 1
+            blocks.append(
+                _Block(
+                    index=pos[b.index[keep]],
+                    params=b.params.take(keep),
+                    logmu_cum=b.logmu_cum[keep, :width],
+                    n_batch=b.n_batch[keep],
+                    n_tail=b.n_tail[keep],
+                    log_mu_n=b.log_mu_n[keep],
+                    mu_1=b.mu_1[keep],
+                )
+            )
+        return OperatingPoints(
+            blocks, self.n_batch[idx], self.n_max[idx], self.mu_1[idx], self.mu_n[idx]
+        )
+
+    @staticmethod
+    def _block_metrics(b: _Block, lam: F, beyond: F | None) -> dict[str, F]:
+        st = _chain.solve(lam, b.logmu_cum, b.n_batch, b.n_tail, b.log_mu_n)
+        wait_sf = np.full(lam.shape, np.nan)
+        if beyond is not None:
+            ask = np.isfinite(beyond)
+            if ask.any():
+                wait_sf[ask] = percentiles.wait_survival(
+                    np.maximum(beyond[ask], 0.0),
+                    st.p_batch[ask],
+                    st.p_full[ask],
+                    st.log_ratio[ask],
+                    np.exp(b.log_mu_n[ask]),
+                    b.n_tail[ask],
+                )
+                wait_sf[ask & (beyond < 0)] = 1.0
+        x = st.throughput
+        response = st.held / x
+        service = st.in_service / x
+        wait = np.maximum(response - service, 0.0)
+        itl, ttft = _kinds.report(b.params, b.n_batch, service, wait, st.in_service)
+        return {
+            "rate": lam,
+            "throughput": x,
+            "response": response,
+            "service": service,
+            "wait": wait,
+            "held": st.held,
+            "in_service": st.in_service,
+            "utilization": 1.0 - st.p0,
+            "blocking": st.p_full,
+            "itl": itl,
+            "ttft": ttft,
+            "wait_sf": wait_sf,
+        }
+
+    def distribution(self, i: int, rate: float) -> F:
+        """p(0..K) of point ``i`` at arrival rate ``rate``."""
+        b, j = self._locate(i)
+        return _chain.distribution(
+            rate, b.logmu_cum[j], int(b.n_batch[j]), int(b.n_tail[j]), float(b.log_mu_n[j])
+        )
+
+    def response_time(self, i: int, rate: float) -> percentiles.ResponseTime:
+        """The response-time distribution of point ``i`` at arrival rate ``rate``."""
+        return percentiles.ResponseTime(
+            rate, self.tau_of(i), int(self.n_max[i]), self.distribution(i, rate)
+        )
+
+    def tau_of(self, i: int) -> F:
+        """τ(1..N) of point ``i``."""
+        b, j = self._locate(i)
+        n = int(b.n_batch[j])
+        mu = np.exp(np.diff(b.logmu_cum[j, : n + 1]))
+        out: F = np.arange(1, n + 1) / mu
+        return out
+
+    def _locate(self, i: int) -> tuple[_Block, int]:
+        for b in self._blocks:
+            hit = np.flatnonzero(b.index == i)
+            if hit.size:
+                return b, int(hit[0])
+        raise IndexError(i)
+
+
+def _make_block(
+    kind: Kind, prof: ProfileArrays, in_tokens: F, out_tokens: F, n: F, queue: F, idx: I
+) -> _Block:
+    params = KindArrays(
+        kind,
+        prof.alpha,
+        prof.beta,
+        prof.gamma,
+        prof.delta,
+        prof.max_num_tokens,
+        in_tokens,
+        out_tokens,
+    )
+    nmax = int(n.max())
+    b = np.broadcast_to(np.arange(1, nmax + 1, dtype=np.float64), (n.size, nmax))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = _kinds.tau(params, b)
+        log_mu = np.log(b) - np.log(t)
+    log_mu = np.where(b <= n[:, None], log_mu, np.inf)
+    # Σ_{i≤n} log μ(i) with −log μ past N made +inf by the cumulative sum of +inf terms
+    cum = np.concatenate([np.zeros((n.size, 1)), np.cumsum(log_mu, axis=1)], axis=1)
+    rows = np.arange(n.size)
+    log_mu_n = log_mu[rows, n.astype(np.intp) - 1]
+    return _Block(
+        index=idx,
+        params=params,
+        logmu_cum=cum,
+        n_batch=n,
+        n_tail=queue,
+        log_mu_n=log_mu_n,
+        mu_1=np.exp(log_mu[:, 0]),
+    )

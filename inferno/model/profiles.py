@@ -1,0 +1,134 @@
+"""Performance profiles: how fast one replica of a model runs on one accelerator.
+
+A profile is one of five kinds (see ``docs/performance-model.md``). Every kind defines, for a given
+request shape (input and output tokens), the largest batch ``N`` that fits and the time ``τ(b)`` one
+request takes when ``b`` requests share the server. The kinds differ only in those two things and in
+how the reported latencies (ITL, TTFT) are derived from the queue's means.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+__all__ = [
+    "DEFAULT_MAX_NUM_TOKENS",
+    "BatchProfile",
+    "G0Profile",
+    "G1Profile",
+    "G2Profile",
+    "G3Profile",
+    "Kind",
+    "Profile",
+    "Tokens",
+]
+
+DEFAULT_MAX_NUM_TOKENS = 8192
+
+
+class Kind(StrEnum):
+    """The profile kinds of the maths doc."""
+
+    G0 = "G0"  # token iterations, one length (Inferno's published samples)
+    G1 = "G1"  # prefill/decode parameters
+    G2 = "G2"  # per-iteration compute + memory (queue-analysis)
+    G3 = "G3"  # G2 with chunked prefill
+    BATCH = "batch"  # request/response models under Triton dynamic batching
+
+
+@dataclass(frozen=True, slots=True)
+class Tokens:
+    """The request shape: average input and output tokens per request.
+
+    G0 profiles only know one length (Inferno's ``avgLength``); it is carried in ``out_tokens``.
+    Batch-kind models ignore tokens.
+    """
+
+    in_tokens: float = 0.0
+    out_tokens: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class G0Profile:
+    """τ(b) = Ktok·(α + β·b); N = ⌊maxBatchSize·atTokens/Ktok⌋."""
+
+    alpha: float
+    beta: float
+    max_batch_size: int
+    at_tokens: float
+
+    @property
+    def kind(self) -> Kind:
+        return Kind.G0
+
+
+@dataclass(frozen=True, slots=True)
+class G1Profile:
+    """decode(b) = α + β·b; prefill(b) = γ + δ·in·b; τ(b) = prefill(b) + (out − 1)·decode(b)."""
+
+    alpha: float
+    beta: float
+    gamma: float
+    delta: float
+    max_batch_size: int
+    at_tokens: float
+
+    @property
+    def kind(self) -> Kind:
+        return Kind.G1
+
+
+@dataclass(frozen=True, slots=True)
+class G2Profile:
+    """Per-iteration compute (β) and memory (γ) costs on top of a fixed α.
+
+    ``at_tokens`` None means ``max_batch_size`` is the batch limit as is (the single-server analyzer);
+    otherwise it is scaled by ``at_tokens / out`` as for G1.
+    """
+
+    alpha: float
+    beta: float
+    gamma: float
+    max_batch_size: int
+    at_tokens: float | None = None
+
+    @property
+    def kind(self) -> Kind:
+        return Kind.G2
+
+
+@dataclass(frozen=True, slots=True)
+class G3Profile:
+    """G2 parameters with chunked prefill under a token budget ``max_num_tokens`` per iteration."""
+
+    alpha: float
+    beta: float
+    gamma: float
+    max_batch_size: int
+    at_tokens: float | None = None
+    max_num_tokens: int = DEFAULT_MAX_NUM_TOKENS
+
+    @property
+    def kind(self) -> Kind:
+        return Kind.G3
+
+
+@dataclass(frozen=True, slots=True)
+class BatchProfile:
+    """A request/response model under Triton dynamic batching: a batch of b takes α + β·b.
+
+    ``queue_delay_ms`` is Triton's ``max_queue_delay_microseconds`` (in ms); the analytic model does
+    not use it (it assumes work-conserving batching), the emulator does.
+    """
+
+    alpha: float
+    beta: float
+    max_batch_size: int
+    queue_delay_ms: float = 0.0
+
+    @property
+    def kind(self) -> Kind:
+        return Kind.BATCH
+
+
+Profile = G0Profile | G1Profile | G2Profile | G3Profile | BatchProfile

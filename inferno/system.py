@@ -1,0 +1,173 @@
+"""The system Inferno optimises, as frozen dataclasses: accelerators, model profiles, service
+classes, servers with their load and current allocation, GPU capacity and solver options.
+
+These are plain values: :mod:`inferno.data` reads them from Inferno's JSON files (and, later, from
+the cluster), :mod:`inferno.solver` turns them into a solution. Units follow Inferno's data:
+arrival rates in requests per minute, times in ms, costs per accelerator unit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+
+from .model.profiles import Profile
+
+__all__ = [
+    "Accelerator",
+    "BatchPolicy",
+    "CurrentAllocation",
+    "Load",
+    "ModelProfile",
+    "OptimizerSpec",
+    "SaturationPolicy",
+    "Server",
+    "ServiceClass",
+    "System",
+    "Target",
+]
+
+
+def _frozen_map(m: Mapping[str, object] | None = None) -> Mapping[str, object]:
+    return MappingProxyType(dict(m or {}))
+
+
+@dataclass(frozen=True, slots=True)
+class Accelerator:
+    """An accelerator configuration one replica runs on (e.g. ``2xA100`` = 2 units of type A100).
+
+    ``cost`` is per replica-configuration (Inferno's cents/hour); ``multiplicity`` is how many units
+    of ``type`` it holds. ``node_selector`` is the node label (key, value) pods need to land on it.
+    """
+
+    name: str
+    type: str
+    multiplicity: int = 1
+    cost: float = 0.0
+    mem_size: float | None = None
+    mem_bw: float | None = None
+    node_selector: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ModelProfile:
+    """How one model runs on one accelerator: ``acc_count`` accelerators per replica."""
+
+    model: str
+    accelerator: str
+    acc_count: int
+    profile: Profile
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """SLO targets of one model in one service class (ms; None = no target).
+
+    ``ttw`` is Inferno's G0 ``slo-ttw`` (a 95th percentile of the wait, by default judged by
+    Inferno's rule on the mean); ``tps`` makes the class a throughput class (tokens/s).
+    Quantiles: None = the mean.
+    """
+
+    model: str
+    itl: float | None = None
+    ttft: float | None = None
+    ttw: float | None = None
+    tps: float | None = None
+    latency: float | None = None
+    ttft_quantile: float | None = None
+    latency_quantile: float | None = None
+    ttw_quantile: float = 0.95
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceClass:
+    """A class of service: its priority (1 = highest) and per-model targets."""
+
+    name: str
+    priority: int
+    targets: Mapping[str, Target] = field(default_factory=_frozen_map)  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    """Offered load of a server: requests per minute and tokens per request.
+
+    G0 data gives one length (``avgLength``); it is held in ``out_tokens``.
+    """
+
+    arrival_rate: float
+    in_tokens: float = 0.0
+    out_tokens: float = 0.0
+    arrival_cov: float | None = None
+    service_cov: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentAllocation:
+    """What a server runs now (empty accelerator = nothing)."""
+
+    accelerator: str = ""
+    replicas: int = 0
+    max_batch: int = 0
+    cost: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    """One (model, service class) inference server, i.e. one Deployment."""
+
+    name: str
+    service_class: str
+    model: str
+    load: Load
+    current: CurrentAllocation = CurrentAllocation()
+    min_replicas: int = 1
+    max_replicas: int | None = None
+    max_batch_size: int | None = None  # overrides the profile's batch limit
+    max_queue_size: int | None = None  # overrides the default queue (K − N)
+    keep_accelerator: bool = False
+
+
+class SaturationPolicy(StrEnum):
+    """What the greedy solver does with servers it could not fully allocate."""
+
+    NONE = "None"
+    PRIORITY_EXHAUSTIVE = "PriorityExhaustive"
+    ROUND_ROBIN = "RoundRobin"
+    PRIORITY_ROUND_ROBIN = "PriorityRoundRobin"
+
+
+class BatchPolicy(StrEnum):
+    """How the batch size of a server is chosen."""
+
+    MEMORY = "memory"  # Inferno's: the profile's batch limit scaled by atTokens / tokens
+    KNEE = "knee"  # the smallest batch within 1% of the best SLO-feasible throughput
+
+
+@dataclass(frozen=True, slots=True)
+class OptimizerSpec:
+    """Solver options (Inferno's ``optimizer-data.json`` plus this project's)."""
+
+    unlimited: bool = True
+    heterogeneous: bool = False
+    milp: bool = False
+    saturation_policy: SaturationPolicy = SaturationPolicy.NONE
+    delayed_best_effort: bool = False
+    batch_policy: BatchPolicy = BatchPolicy.MEMORY
+    exact_wait_quantile: bool = False  # judge slo-ttw on the true wait quantile, not Inferno's rule
+    queue_factor: float | None = None  # K − N = factor·N for every server (None: per-kind default)
+    milp_time_limit: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class System:
+    """Everything the solver needs."""
+
+    accelerators: Mapping[str, Accelerator]
+    profiles: tuple[ModelProfile, ...]
+    classes: Mapping[str, ServiceClass]
+    servers: tuple[Server, ...]
+    capacity: Mapping[str, int]  # units available per accelerator type
+    optimizer: OptimizerSpec = OptimizerSpec()
