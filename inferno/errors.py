@@ -17,8 +17,8 @@ class InfernoError(Exception):
 class InputError(InfernoError):
     """Bad input: a file that cannot be read, malformed JSON, or a value that fails validation.
 
-    ``source`` names the file (or other origin), ``path`` the JSON path inside it (``$.models[3].alpha``),
-    and ``problem`` says what is wrong, in words a user can act on.
+    ``source`` names the file (or other origin), ``path`` the JSON path inside it
+    (``$.models[3].alpha``), and ``problem`` says what is wrong, in words a user can act on.
     """
 
     def __init__(self, problem: str, *, source: str | None = None, path: str | None = None) -> None:

@@ -30,10 +30,6 @@ __all__ = [
 ]
 
 
-def _frozen_map(m: Mapping[str, object] | None = None) -> Mapping[str, object]:
-    return MappingProxyType(dict(m or {}))
-
-
 @dataclass(frozen=True, slots=True)
 class Accelerator:
     """An accelerator configuration one replica runs on (e.g. ``2xA100`` = 2 units of type A100).
@@ -87,7 +83,7 @@ class ServiceClass:
 
     name: str
     priority: int
-    targets: Mapping[str, Target] = field(default_factory=_frozen_map)  # type: ignore[assignment]
+    targets: Mapping[str, Target] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""The chain solver against direct computations, and percentiles against a simulation of the chain."""
+"""The chain solver against direct computations; percentiles against a simulation of the chain."""
 
 from __future__ import annotations
 
@@ -28,7 +28,13 @@ def direct(lam: float, tau: np.ndarray, k: int) -> dict[str, float]:
     held = float((n * p).sum())
     in_service = float((np.minimum(n, n_b) * p).sum())
     x = lam * (1 - p[-1])
-    return {"held": held, "in_service": in_service, "throughput": x, "blocking": float(p[-1]), "p0": float(p[0])}
+    return {
+        "held": held,
+        "in_service": in_service,
+        "throughput": x,
+        "blocking": float(p[-1]),
+        "p0": float(p[0]),
+    }
 
 
 @settings(max_examples=60, deadline=None)
@@ -39,7 +45,9 @@ def direct(lam: float, tau: np.ndarray, k: int) -> dict[str, float]:
     queue=st.integers(0, 400),
     load=st.floats(0.01, 3.0),
 )
-def test_closed_form_tail_matches_direct_sum(alpha: float, beta: float, n: int, queue: int, load: float) -> None:
+def test_closed_form_tail_matches_direct_sum(
+    alpha: float, beta: float, n: int, queue: int, load: float
+) -> None:
     pts = OperatingPoints.of([BatchProfile(alpha, beta, n)], [Tokens()], max_queue=[queue])
     lam = load * float(pts.mu_n[0])  # below, at and above capacity
     m = pts.metrics(np.array([lam]))
@@ -68,7 +76,9 @@ def test_ratio_exactly_one_and_near_one() -> None:
     queue=st.integers(0, 60),
     load=st.floats(0.05, 1.5),
 )
-def test_probabilities_sum_to_one_and_littles_law(alpha: float, beta: float, n: int, queue: int, load: float) -> None:
+def test_probabilities_sum_to_one_and_littles_law(
+    alpha: float, beta: float, n: int, queue: int, load: float
+) -> None:
     pts = OperatingPoints.of([BatchProfile(alpha, beta, n)], [Tokens()], max_queue=[queue])
     lam = load * float(pts.mu_n[0])
     p = pts.distribution(0, lam)
@@ -85,7 +95,9 @@ def test_probabilities_sum_to_one_and_littles_law(alpha: float, beta: float, n: 
 
 def test_wait_survival_integrates_to_the_mean_wait() -> None:
     grid = np.linspace(0, 250_000, 5001)
-    pts = OperatingPoints.of([G0Profile(7.77, 0.15, 76, 512)] * grid.size, [Tokens(0, 1024)] * grid.size)
+    pts = OperatingPoints.of(
+        [G0Profile(7.77, 0.15, 76, 512)] * grid.size, [Tokens(0, 1024)] * grid.size
+    )
     lam = 0.95 * float(pts.mu_n[0])
     m = pts.metrics(np.full(grid.size, lam), wait_beyond=grid)
     assert m.wait_sf[0] > 0.3  # a loaded server: most requests wait
@@ -94,7 +106,9 @@ def test_wait_survival_integrates_to_the_mean_wait() -> None:
     assert integral == pytest.approx(float(m.wait[0]), rel=1e-3)
 
 
-def simulate(lam: float, tau: np.ndarray, k: int, n_req: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def simulate(
+    lam: float, tau: np.ndarray, k: int, n_req: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Gillespie simulation of the chain with request identities: (waits, responses).
 
     Each of the b requests in the batch leaves at rate 1/τ(b), so the one to leave is chosen

@@ -64,7 +64,9 @@ def test_queue_analysis_solve(reference_dir: Path, field: str, attr: str) -> Non
 def test_queue_analysis_target(reference_dir: Path, field: str, attr: str) -> None:
     profile, tokens, queue, p = _problem(reference_dir)
     expected = _load(reference_dir, "solution-target.json")
-    got = analyze_targets(profile, tokens, ttft=p["targetTTFT"], itl=p["targetITL"], max_queue=queue)
+    got = analyze_targets(
+        profile, tokens, ttft=p["targetTTFT"], itl=p["targetITL"], max_queue=queue
+    )
     assert got.feasible
     assert got.bound == "itl"  # the ITL rate (2.874) is below the TTFT rate (2.911)
     assert getattr(got, attr) == pytest.approx(expected[field], rel=RTOL)
@@ -99,7 +101,9 @@ def test_g3_chunks_grow_with_a_small_token_budget() -> None:
     # L = 6000 input tokens, M = 8192: B_1 = ⌊(1+m)(8192−6000)/(6000+m)⌋ is small, so large
     # batches need more than one prefill chunk
     one = np.array([1.0])
-    params = _kinds.KindArrays(Kind.G3, one, one * 0.01, one * 1e-4, 0 * one, 8192 * one, 6000 * one, 100 * one)
+    params = _kinds.KindArrays(
+        Kind.G3, one, one * 0.01, one * 1e-4, 0 * one, 8192 * one, 6000 * one, 100 * one
+    )
     nc = _kinds.g3_chunks(params, np.array([[1.0, 2.0, 50.0, 200.0]]))
     assert nc[0, 0] == 1
     assert list(nc[0]) == sorted(nc[0])

@@ -20,7 +20,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="inferno",
         description="Keep inference servers inside their SLOs at the lowest GPU cost.",
     )
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     optimize.add_parser(sub)
     analyze.add_parser(sub)

@@ -26,9 +26,13 @@ __all__ = ["add_parser", "run"]
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("analyze", help="analyze one server (queue-analysis JSON)")
     p.add_argument("file", help="problem JSON: RPS, maxBatchSize, AvgInputTokens, ... (see README)")
-    p.add_argument("--mode", choices=["auto", "solve", "target"], default="auto",
-                   help="solve: metrics at RPS; target: sizing to targetTTFT/targetITL "
-                        "(auto: target when the file has targets)")
+    p.add_argument(
+        "--mode",
+        choices=["auto", "solve", "target"],
+        default="auto",
+        help="solve: metrics at RPS; target: sizing to targetTTFT/targetITL "
+        "(auto: target when the file has targets)",
+    )
     p.add_argument("--format", choices=["json", "table"], default="json")
     p.set_defaults(func=run)
 
@@ -51,9 +55,13 @@ def analyze_problem(pr: AnalyzerProblem, mode: str = "auto") -> Analysis:
     profile, tokens = problem_profile(pr)
     has_targets = pr.target_ttft is not None or pr.target_itl is not None
     if mode == "target" or (mode == "auto" and has_targets):
-        return analyze_targets(profile, tokens, ttft=pr.target_ttft, itl=pr.target_itl, max_queue=pr.max_queue_size)
+        return analyze_targets(
+            profile, tokens, ttft=pr.target_ttft, itl=pr.target_itl, max_queue=pr.max_queue_size
+        )
     if not pr.rps > 0:
-        raise InputError("must be > 0 to analyze at a rate (or give targetTTFT/targetITL)", path="$.RPS")
+        raise InputError(
+            "must be > 0 to analyze at a rate (or give targetTTFT/targetITL)", path="$.RPS"
+        )
     return analyze_rate(profile, tokens, pr.rps, pr.max_queue_size)
 
 

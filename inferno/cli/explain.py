@@ -14,7 +14,9 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("explain", help="show every candidate of one server and why the chosen one won")
+    p = sub.add_parser(
+        "explain", help="show every candidate of one server and why the chosen one won"
+    )
     p.add_argument("directory")
     p.add_argument("server")
     p.add_argument("--solver", choices=["greedy", "milp"], default=None)
@@ -29,18 +31,41 @@ def run(args: argparse.Namespace) -> int:
         ex = explain(table, solution, args.server)
     except KeyError:
         known = ", ".join(sorted(s.name for s in system.servers))
-        raise InputError(f"no server named {args.server!r}; known: {known}", source=args.directory) from None
+        raise InputError(
+            f"no server named {args.server!r}; known: {known}", source=args.directory
+        ) from None
     rows = [
         [
-            ("* " if r.chosen else "  ") + r.accelerator, r.acc_count, r.max_batch, r.max_rate, r.bound,
-            r.replicas if r.feasible else None, r.cost if r.feasible else None,
-            r.value if r.feasible else None, r.why_not,
+            ("* " if r.chosen else "  ") + r.accelerator,
+            r.acc_count,
+            r.max_batch,
+            r.max_rate,
+            r.bound,
+            r.replicas if r.feasible else None,
+            r.cost if r.feasible else None,
+            r.value if r.feasible else None,
+            r.why_not,
         ]
         for r in ex.rows
     ]
     print(f"server {ex.server}: demand {ex.demand:.2f} req/min")
-    print(render(["accelerator", "accs", "batch", "λ* req/min", "bound", "replicas", "cost", "value", "why not"],
-                 rows, right={1, 2, 3, 5, 6, 7}))
+    print(
+        render(
+            [
+                "accelerator",
+                "accs",
+                "batch",
+                "λ* req/min",
+                "bound",
+                "replicas",
+                "cost",
+                "value",
+                "why not",
+            ],
+            rows,
+            right={1, 2, 3, 5, 6, 7},
+        )
+    )
     print()
     print(ex.verdict)
     return 0

@@ -17,10 +17,18 @@ __all__ = ["add_parser", "run"]
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("optimize", help="allocate every server of a system directory")
     p.add_argument("directory", help="directory with Inferno's *-data.json files")
-    p.add_argument("--solver", choices=["greedy", "milp"], default=None,
-                   help="override optimizer-data.json (greedy: Inferno's heuristic; milp: exact)")
+    p.add_argument(
+        "--solver",
+        choices=["greedy", "milp"],
+        default=None,
+        help="override optimizer-data.json (greedy: Inferno's heuristic; milp: exact)",
+    )
     p.add_argument("--format", choices=["table", "json"], default="table")
-    p.add_argument("--limited", action="store_true", help="apply capacity limits even if optimizer data says unlimited")
+    p.add_argument(
+        "--limited",
+        action="store_true",
+        help="apply capacity limits even if optimizer data says unlimited",
+    )
     p.set_defaults(func=run)
 
 
@@ -46,16 +54,42 @@ def format_solution(solution: Solution, system: System) -> str:
         srv = servers[name]
         m = a.metrics
         second = m.get("ttft") if srv.load.in_tokens > 0 else m.get("wait")
-        rows.append([
-            name, a.accelerator, a.replicas, a.max_batch, a.cost, a.demand,
-            a.max_rate_per_replica, a.bound, m.get("itl"), second, m.get("utilization"),
-            "" if a.status == "allocated" else str(a.status),
-        ])
-    out = [render(
-        ["server", "accelerator", "replicas", "batch", "cost", "req/min", "λ*/replica", "bound",
-         "ITL ms", "wait|TTFT ms", "util", "note"],
-        rows, right={2, 3, 4, 5, 6, 8, 9, 10},
-    )]
+        rows.append(
+            [
+                name,
+                a.accelerator,
+                a.replicas,
+                a.max_batch,
+                a.cost,
+                a.demand,
+                a.max_rate_per_replica,
+                a.bound,
+                m.get("itl"),
+                second,
+                m.get("utilization"),
+                "" if a.status == "allocated" else str(a.status),
+            ]
+        )
+    out = [
+        render(
+            [
+                "server",
+                "accelerator",
+                "replicas",
+                "batch",
+                "cost",
+                "req/min",
+                "λ*/replica",
+                "bound",
+                "ITL ms",
+                "wait|TTFT ms",
+                "util",
+                "note",
+            ],
+            rows,
+            right={2, 3, 4, 5, 6, 8, 9, 10},
+        )
+    ]
     for name, u in sorted(solution.unallocated.items()):
         out.append(f"UNALLOCATED {name}: {u.reason}")
     used = ", ".join(

@@ -9,8 +9,8 @@ cost of one evaluation is O(N) whatever the queue length K − N. The closed for
 ``expm1``/``log1p`` and a series near r = 1, so they keep full precision there; r > 1 (offered load
 above capacity) is handled by reflecting the geometric sums, which keeps every exponent ≤ 0.
 
-Arrays: ``logmu_cum`` has shape (C, Nmax+1): Σ_{i≤n} log μ(i) for n ≤ N and +inf beyond a point's own
-N (which makes the padded terms vanish). Everything else has shape (C,).
+Arrays: ``logmu_cum`` has shape (C, Nmax+1): Σ_{i≤n} log μ(i) for n ≤ N and +inf beyond a
+point's own N (which makes the padded terms vanish). Everything else has shape (C,).
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ def _g2_prefill(p: KindArrays, b: F) -> F:
     extra = (p.beta + p.gamma) * p.in_tokens
     has_in = p.in_tokens > 0
     if b.ndim == 2:
-        return np.where(_col(has_in), _g2_iteration(p, b) + _col(extra), 0.0)
+        return np.where(has_in[:, None], _g2_iteration(p, b) + _col(extra), 0.0)
     return np.where(has_in, _g2_iteration(p, b) + extra, 0.0)
 
 
@@ -137,7 +137,9 @@ def tau(p: KindArrays, b: F) -> F:
         return _col(p.alpha) + _col(p.beta) * b
     if k is Kind.G1:
         decode = _col(p.alpha) + _col(p.beta) * b
-        prefill = np.where(_col(p.in_tokens > 0), _col(p.gamma) + _col(p.delta * p.in_tokens) * b, 0.0)
+        prefill = np.where(
+            (p.in_tokens > 0)[:, None], _col(p.gamma) + _col(p.delta * p.in_tokens) * b, 0.0
+        )
         return prefill + _col(p.out_tokens - 1.0) * decode
     if k is Kind.G2:
         return _g2_prefill(p, b) + _col(p.out_tokens) * _g2_decode(p, b)

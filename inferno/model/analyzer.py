@@ -57,10 +57,14 @@ class Analysis:
 
 
 def _point(profile: Profile, tokens: Tokens, max_queue: int | None) -> OperatingPoints:
-    return OperatingPoints.of([profile], [tokens], batch=[profile.max_batch_size], max_queue=[max_queue])
+    return OperatingPoints.of(
+        [profile], [tokens], batch=[profile.max_batch_size], max_queue=[max_queue]
+    )
 
 
-def _at(points: OperatingPoints, rate_per_ms: float, rps_ttft: float, rps_itl: float, **kw: object) -> Analysis:
+def _at(
+    points: OperatingPoints, rate_per_ms: float, rps_ttft: float, rps_itl: float, **kw: object
+) -> Analysis:
     m = points.metrics(np.array([rate_per_ms])).take(0)
     return Analysis(
         throughput=m["throughput"] * 1000.0,
@@ -78,7 +82,9 @@ def _at(points: OperatingPoints, rate_per_ms: float, rps_ttft: float, rps_itl: f
     )
 
 
-def analyze_rate(profile: Profile, tokens: Tokens, rps: float, max_queue: int | None = None) -> Analysis:
+def analyze_rate(
+    profile: Profile, tokens: Tokens, rps: float, max_queue: int | None = None
+) -> Analysis:
     """Metrics at ``rps`` requests per second (queue-analysis ``/solve``)."""
     if not rps > 0:
         raise ValueError("RPS must be > 0")
@@ -113,5 +119,12 @@ def analyze_targets(
 
     rps_ttft, rps_itl = per("ttft", ttft), per("itl", itl)
     if not bool(sizing.feasible[0]):
-        return _at(points, float(sizing.low[0]), rps_ttft, rps_itl, feasible=False, bound=str(sizing.bound[0]))
+        return _at(
+            points,
+            float(sizing.low[0]),
+            rps_ttft,
+            rps_itl,
+            feasible=False,
+            bound=str(sizing.bound[0]),
+        )
     return _at(points, float(sizing.rate[0]), rps_ttft, rps_itl, bound=str(sizing.bound[0]))

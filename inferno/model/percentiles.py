@@ -74,8 +74,8 @@ def wait_survival(t: F, p_batch: F, blocking: F, log_r: F, mu_n: F, n_tail: F) -
     return out
 
 
-def _generator(lam: float, tau: F, n_max: int) -> tuple[sp.csr_matrix, F, F]:
-    """Sub-generator Q of the tagged-request chain, exit rates, and the initial distribution index map.
+def _generator(lam: float, tau: F, n_max: int) -> tuple[sp.csr_matrix, F, NDArray[np.int64]]:
+    """Sub-generator Q of the tagged-request chain, its exit rates, and the entry states.
 
     Returns (Q, exit_rate, start) where ``start[n]`` is the state an arrival seeing n enters.
     """

@@ -27,7 +27,7 @@ from .profiles import (
 )
 
 F = NDArray[np.float64]
-I = NDArray[np.intp]
+Idx = NDArray[np.intp]
 
 __all__ = ["DEFAULT_QUEUE_FACTOR", "Metrics", "OperatingPoints", "ProfileArrays"]
 
@@ -88,7 +88,7 @@ class ProfileArrays:
             *(np.asarray(c, dtype=np.float64) for c in cols[1:]),
         )
 
-    def take(self, idx: I) -> ProfileArrays:
+    def take(self, idx: Idx) -> ProfileArrays:
         return ProfileArrays(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
 
 
@@ -114,13 +114,15 @@ def batch_limit(prof: ProfileArrays, out_tokens: F) -> F:
     """Inferno's memory-scaled batch limit N = max(⌊maxBatchSize·atTokens/out⌋, 1)."""
     scaled = np.isfinite(prof.at_tokens) & (out_tokens > 0)
     safe_out = np.where(scaled, out_tokens, 1.0)
-    n = np.where(scaled, np.floor(prof.max_batch_size * prof.at_tokens / safe_out), prof.max_batch_size)
+    n = np.where(
+        scaled, np.floor(prof.max_batch_size * prof.at_tokens / safe_out), prof.max_batch_size
+    )
     return np.maximum(n, 1.0)
 
 
 @dataclass(frozen=True, slots=True)
 class _Block:
-    index: I  # positions in the caller's order
+    index: Idx  # positions in the caller's order
     params: KindArrays
     logmu_cum: F  # (c, Nmax+1)
     n_batch: F
@@ -152,7 +154,8 @@ class OperatingPoints:
         max_queue: Sequence[int | None] | None = None,
         queue_factor: float | None = None,
     ) -> OperatingPoints:
-        """Points from profile objects (one per point); ``batch`` overrides N, ``max_queue`` K − N."""
+        """Points from profile objects (one per point); ``batch`` overrides N, ``max_queue``
+        K − N."""
         nan = float("nan")
         return cls.build(
             ProfileArrays.of(profiles),
@@ -198,7 +201,9 @@ class OperatingPoints:
             members = members[np.argsort(n[members], kind="stable")]
             for start in range(0, members.size, _BLOCK):
                 idx = members[start : start + _BLOCK]
-                block = _make_block(kind, prof.take(idx), in_tokens[idx], out_tokens[idx], n[idx], queue[idx], idx)
+                block = _make_block(
+                    kind, prof.take(idx), in_tokens[idx], out_tokens[idx], n[idx], queue[idx], idx
+                )
                 blocks.append(block)
                 mu_1[idx] = block.mu_1
                 mu_n[idx] = np.exp(block.log_mu_n)
@@ -219,7 +224,7 @@ class OperatingPoints:
                 out[name][b.index] = values
         return Metrics(**out)
 
-    def subset(self, idx: I) -> OperatingPoints:
+    def subset(self, idx: Idx) -> OperatingPoints:
         """The points at positions ``idx`` (in that order), without recomputing τ."""
         pos = np.full(len(self), -1, dtype=np.intp)
         pos[idx] = np.arange(idx.size)
@@ -310,7 +315,7 @@ class OperatingPoints:
 
 
 def _make_block(
-    kind: Kind, prof: ProfileArrays, in_tokens: F, out_tokens: F, n: F, queue: F, idx: I
+    kind: Kind, prof: ProfileArrays, in_tokens: F, out_tokens: F, n: F, queue: F, idx: Idx
 ) -> _Block:
     params = KindArrays(
         kind,

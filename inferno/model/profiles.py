@@ -82,8 +82,8 @@ class G1Profile:
 class G2Profile:
     """Per-iteration compute (β) and memory (γ) costs on top of a fixed α.
 
-    ``at_tokens`` None means ``max_batch_size`` is the batch limit as is (the single-server analyzer);
-    otherwise it is scaled by ``at_tokens / out`` as for G1.
+    ``at_tokens`` None means ``max_batch_size`` is the batch limit as is (the single-server
+    analyzer); otherwise it is scaled by ``at_tokens / out`` as for G1.
     """
 
     alpha: float

@@ -54,7 +54,12 @@ def solve_table(table: CandidateTable, solver: SolverName | None = None) -> Solu
     message = ""
     if use_milp:
         outcome = solve_milp(table, capacity)
-        grants, mix, proven, message = outcome.grants, outcome.mix, outcome.proven_optimal, outcome.message
+        grants, mix, proven, message = (
+            outcome.grants,
+            outcome.mix,
+            outcome.proven_optimal,
+            outcome.message,
+        )
         name = "milp-mixed" if spec.heterogeneous else "milp"
     elif capacity is None:
         grants, proven, name = solve_unlimited(table), True, "unlimited"
@@ -91,7 +96,9 @@ def _assemble(
             pcost = float(table.unit_cost[pc]) * pr
             total_cost += pcost
             kind = str(table.acc_type[pc])
-            units_used[kind] = units_used.get(kind, 0) + int(round(pr * table.units_per_replica[pc]))
+            units_used[kind] = units_used.get(kind, 0) + int(
+                round(pr * table.units_per_replica[pc])
+            )
             parts.append(
                 Part(
                     accelerator=str(table.accelerator[pc]),
@@ -108,12 +115,16 @@ def _assemble(
             # mixed: each replica gets a share of the load proportional to its λ*
             capacity_sum = sum(float(table.rate[pc]) * pr for pc, pr in parts_in)
             parts = [
-                Part(p.accelerator, p.replicas, p.max_batch, p.cost, demand * float(table.rate[pc]) / capacity_sum * 60_000.0)
+                Part(
+                    p.accelerator,
+                    p.replicas,
+                    p.max_batch,
+                    p.cost,
+                    demand * float(table.rate[pc]) / capacity_sum * 60_000.0,
+                )
                 for p, (pc, _) in zip(parts, parts_in, strict=True)
             ]
-            metrics = table.points.subset([c]).metrics(  # type: ignore[arg-type]
-                demand * float(table.rate[c]) / capacity_sum
-            ).take(0)
+            metrics = table.metrics_at_rate(c, demand * float(table.rate[c]) / capacity_sum)
             status = ServerStatus.ALLOCATED
         else:
             metrics = table.metrics_at(c, granted) if granted != required else table.metrics.take(c)

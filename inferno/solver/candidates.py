@@ -16,10 +16,10 @@ from numpy.typing import NDArray
 from ..model.batching import knee_batches
 from ..model.points import Metrics, OperatingPoints, ProfileArrays, batch_limit
 from ..model.sizing import SloArrays, size
-from ..system import Accelerator, BatchPolicy, Server, System, Target
+from ..system import BatchPolicy, Server, System, Target
 
 F = NDArray[np.float64]
-I = NDArray[np.intp]
+Idx = NDArray[np.intp]
 
 __all__ = ["CandidateTable", "build_candidates", "server_demand"]
 
@@ -32,7 +32,7 @@ class CandidateTable:
     """Columns of C candidates (feasible or not) plus per-server columns of S servers."""
 
     system: System
-    server: I  # owning server index
+    server: Idx  # owning server index
     accelerator: NDArray[np.object_]  # accelerator name
     acc_type: NDArray[np.object_]
     acc_count: F  # accelerators per replica
@@ -50,36 +50,34 @@ class CandidateTable:
     demand: F  # per server, /ms
     reason: list[str]  # per server: why it has no feasible candidate ("" if it has one)
 
-    @property
-    def units_per_replica(self) -> F:
-        out: F = self.acc_count * self.multiplicity
-        return out
+    units_per_replica: F  # accelerator units of its type one replica takes
+    _ranked: Idx  # feasible candidates sorted by (server, value, cost, accelerator name)
+    _starts: Idx  # _ranked[_starts[s]:_starts[s+1]] are server s's
 
-    def of_server(self, s: int) -> I:
+    def of_server(self, s: int) -> Idx:
         """Feasible candidates of server ``s``, best first: value, then cost, then name."""
-        idx = np.flatnonzero((self.server == s) & self.feasible)
-        order = sorted(idx, key=lambda c: (self.value[c], self.cost[c], self.accelerator[c]))
-        return np.asarray(order, dtype=np.intp)
+        return self._ranked[self._starts[s] : self._starts[s + 1]]
 
-    def all_of_server(self, s: int) -> I:
+    def all_of_server(self, s: int) -> Idx:
         idx = np.flatnonzero(self.server == s)
         order = sorted(idx, key=lambda c: str(self.accelerator[c]))
         return np.asarray(order, dtype=np.intp)
 
     def metrics_at(self, c: int, replicas: int) -> dict[str, float]:
         """Metrics of candidate ``c`` when its server's demand is spread over ``replicas``."""
-        return _metrics_at(self.points, c, float(self.demand[self.server[c]]), replicas)
+        demand = float(self.demand[self.server[c]])
+        idle = demand <= 0 or replicas <= 0
+        return self.metrics_at_rate(c, 0.0 if idle else demand / replicas)
 
-
-def _metrics_at(points: OperatingPoints, c: int, demand: float, replicas: int) -> dict[str, float]:
-    one = points.subset(np.array([c], dtype=np.intp))
-    idle = demand <= 0 or replicas <= 0
-    rate = IDLE_RATE_FRACTION * float(one.mu_1[0]) if idle else demand / replicas
-    m = one.metrics(np.array([rate])).take(0)
-    if idle:
-        m["rate"] = 0.0
-        m["throughput"] = 0.0
-    return m
+    def metrics_at_rate(self, c: int, rate: float) -> dict[str, float]:
+        """Metrics of candidate ``c`` with each replica offered ``rate`` (/ms; 0 = idle)."""
+        one = self.points.subset(np.array([c], dtype=np.intp))
+        lam = rate if rate > 0 else IDLE_RATE_FRACTION * float(one.mu_1[0])
+        m = one.metrics(np.array([lam])).take(0)
+        if rate <= 0:
+            m["rate"] = 0.0
+            m["throughput"] = 0.0
+        return m
 
 
 def server_demand(server: Server, tps: float | None) -> float:
@@ -89,59 +87,83 @@ def server_demand(server: Server, tps: float | None) -> float:
     return server.load.arrival_rate / MS_PER_MIN
 
 
-def build_candidates(system: System) -> CandidateTable:
-    servers = system.servers
-    spec = system.optimizer
+def _pairs(system: System, reasons: list[str], targets: list[Target | None]) -> tuple[Idx, Idx]:
+    """(server, profile) index pairs of every server that can have candidates."""
     by_model: dict[str, list[int]] = {}
     for j, mp in enumerate(system.profiles):
         by_model.setdefault(mp.model, []).append(j)
-    prof_all = ProfileArrays.of([mp.profile for mp in system.profiles])
-
-    reasons = [""] * len(servers)
-    demand = np.zeros(len(servers))
-    pair_server: list[int] = []
-    pair_profile: list[int] = []
-    slo_rows: list[tuple[float, ...]] = []
-    for s, srv in enumerate(servers):
-        cls = system.classes.get(srv.service_class)
-        target = cls.targets.get(srv.model) if cls else None
-        demand[s] = server_demand(srv, target.tps if target else None)
+    plain: dict[str, list[int]] = {}
+    pair_s: list[Idx] = []
+    pair_p: list[Idx] = []
+    for s, srv in enumerate(system.servers):
         rows = by_model.get(srv.model, [])
         if not rows:
             reasons[s] = f"no performance profile for model {srv.model!r} on any accelerator"
-            continue
-        if target is None:
-            reasons[s] = f"service class {srv.service_class!r} has no targets for model {srv.model!r}"
-            continue
-        if srv.keep_accelerator and srv.current.accelerator:
-            rows = [j for j in rows if system.profiles[j].accelerator == srv.current.accelerator]
-            if not rows:
+        elif targets[s] is None:
+            reasons[s] = (
+                f"service class {srv.service_class!r} has no targets for model {srv.model!r}"
+            )
+        elif srv.keep_accelerator and srv.current.accelerator:
+            kept = [j for j in rows if system.profiles[j].accelerator == srv.current.accelerator]
+            if not kept:
                 reasons[s] = (
                     f"keepAccelerator: model {srv.model!r} has no profile on "
                     f"{srv.current.accelerator!r}"
                 )
-                continue
-        row = _slo_row(target)
-        for j in rows:
-            pair_server.append(s)
-            pair_profile.append(j)
-            slo_rows.append(row)
+            pair_s.append(np.full(len(kept), s, dtype=np.intp))
+            pair_p.append(np.asarray(kept, dtype=np.intp))
+        else:
+            plain.setdefault(srv.model, []).append(s)
+    for model, members in plain.items():
+        rows = by_model[model]
+        pair_s.append(np.repeat(np.asarray(members, dtype=np.intp), len(rows)))
+        pair_p.append(np.tile(np.asarray(rows, dtype=np.intp), len(members)))
+    if not pair_s:
+        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
+    server_idx, profile_idx = np.concatenate(pair_s), np.concatenate(pair_p)
+    order = np.lexsort((profile_idx, server_idx))
+    return server_idx[order], profile_idx[order]
 
-    server_idx = np.asarray(pair_server, dtype=np.intp)
-    profile_idx = np.asarray(pair_profile, dtype=np.intp)
-    prof = prof_all.take(profile_idx)
-    in_tok = np.array([servers[s].load.in_tokens for s in pair_server], dtype=np.float64)
-    out_tok = np.array([servers[s].load.out_tokens for s in pair_server], dtype=np.float64)
-    nan = float("nan")
-    batch_override = np.array(
-        [nan if servers[s].max_batch_size is None else servers[s].max_batch_size for s in pair_server],
-        dtype=np.float64,
+
+def _column(values: list[float | int | None], default: float = math.nan) -> F:
+    return np.array([default if v is None else v for v in values], dtype=np.float64)
+
+
+def build_candidates(system: System) -> CandidateTable:
+    servers = system.servers
+    spec = system.optimizer
+    targets: list[Target | None] = []
+    for srv in servers:
+        cls = system.classes.get(srv.service_class)
+        targets.append(cls.targets.get(srv.model) if cls else None)
+    demand = np.array(
+        [server_demand(srv, t.tps if t else None) for srv, t in zip(servers, targets, strict=True)]
     )
-    max_queue = np.array(
-        [nan if servers[s].max_queue_size is None else servers[s].max_queue_size for s in pair_server],
-        dtype=np.float64,
+    reasons = [""] * len(servers)
+    server_idx, profile_idx = _pairs(system, reasons, targets)
+    prof = ProfileArrays.of([mp.profile for mp in system.profiles]).take(profile_idx)
+    in_tok = _column([srv.load.in_tokens for srv in servers])[server_idx]
+    out_tok = _column([srv.load.out_tokens for srv in servers])[server_idx]
+    batch_override = _column([srv.max_batch_size for srv in servers])[server_idx]
+    max_queue = _column([srv.max_queue_size for srv in servers])[server_idx]
+    min_r = _column([srv.min_replicas for srv in servers])[server_idx]
+    max_r = _column([srv.max_replicas for srv in servers], math.inf)[server_idx]
+    slo_matrix = np.array(
+        [_slo_row(t) if t else (math.nan,) * 8 for t in targets], dtype=np.float64
     )
-    slo = _slo_arrays(slo_rows, spec.exact_wait_quantile)
+    slo = SloArrays.of_columns(
+        [slo_matrix[server_idx, k] if len(servers) else np.zeros(0) for k in range(8)],
+        exact_wait_quantile=spec.exact_wait_quantile,
+    )
+    acc_names = sorted(system.accelerators)
+    acc_of_profile = np.array(
+        [acc_names.index(p.accelerator) for p in system.profiles], dtype=np.intp
+    )
+    acc_i = acc_of_profile[profile_idx] if profile_idx.size else profile_idx
+    acc_table = [system.accelerators[n] for n in acc_names]
+    acc_count = np.array([max(p.acc_count, 1) for p in system.profiles], dtype=np.float64)[
+        profile_idx
+    ]
     n_memory = batch_limit(prof, out_tok)
     batch = np.where(np.isfinite(batch_override), batch_override, n_memory)
     if spec.batch_policy is BatchPolicy.KNEE and server_idx.size:
@@ -163,38 +185,39 @@ def build_candidates(system: System) -> CandidateTable:
     )
     sizing = size(points, slo)
 
-    accs = [system.accelerators[system.profiles[j].accelerator] for j in pair_profile]
-    acc_count = np.array([max(system.profiles[j].acc_count, 1) for j in pair_profile], dtype=np.float64)
-    multiplicity = np.array([a.multiplicity for a in accs], dtype=np.float64)
-    unit_cost = np.array([a.cost for a in accs], dtype=np.float64) * acc_count
+    names = np.array([a.name for a in acc_table], dtype=object)[acc_i]
+    multiplicity = np.array([a.multiplicity for a in acc_table], dtype=np.float64)[acc_i]
+    unit_cost = np.array([a.cost for a in acc_table], dtype=np.float64)[acc_i] * acc_count
     d = demand[server_idx]
-    min_r = np.array([servers[s].min_replicas for s in pair_server], dtype=np.float64)
     feasible = sizing.feasible.copy()
     with np.errstate(divide="ignore", invalid="ignore"):
         need = np.ceil(d / sizing.rate * (1.0 - 1e-12))
     need = np.where(d > 0, np.maximum(need, 1.0), 0.0)
     replicas = np.where(feasible, np.maximum(need, min_r), 0.0)
-    max_r = np.array(
-        [math.inf if servers[s].max_replicas is None else servers[s].max_replicas for s in pair_server]
-    )
     over = feasible & (replicas > max_r)
     feasible &= ~over
     cost = unit_cost * replicas
-    value = _values(system, server_idx, accs, replicas, cost)
+    value = _values(system, server_idx, names, replicas, cost)
 
     idle = d <= 0
-    rate_each = np.where(idle | (replicas <= 0), IDLE_RATE_FRACTION * points.mu_1, d / np.maximum(replicas, 1.0))
+    rate_each = np.where(
+        idle | (replicas <= 0), IDLE_RATE_FRACTION * points.mu_1, d / np.maximum(replicas, 1.0)
+    )
     metrics = points.metrics(rate_each)
     if idle.any():
         metrics.rate[idle] = 0.0
         metrics.throughput[idle] = 0.0
 
-    _explain_missing(reasons, server_idx, feasible, sizing.bound, over, accs, servers)
+    _explain_missing(reasons, server_idx, feasible, sizing.bound, over, servers)
+    feas = np.flatnonzero(feasible)
+    name_rank = acc_i[feas]  # accelerator names are sorted, so their index orders them by name
+    ranked = feas[np.lexsort((name_rank, cost[feas], value[feas], server_idx[feas]))]
+    starts = np.searchsorted(server_idx[ranked], np.arange(len(servers) + 1)).astype(np.intp)
     return CandidateTable(
         system=system,
         server=server_idx,
-        accelerator=np.array([a.name for a in accs], dtype=object),
-        acc_type=np.array([a.type for a in accs], dtype=object),
+        accelerator=names,
+        acc_type=np.array([a.type for a in acc_table], dtype=object)[acc_i],
         acc_count=acc_count,
         multiplicity=multiplicity,
         unit_cost=unit_cost,
@@ -209,6 +232,9 @@ def build_candidates(system: System) -> CandidateTable:
         metrics=metrics,
         demand=demand,
         reason=reasons,
+        units_per_replica=acc_count * multiplicity,
+        _ranked=ranked,
+        _starts=starts,
     )
 
 
@@ -228,14 +254,7 @@ def _slo_row(t: Target) -> tuple[float, ...]:
     )
 
 
-def _slo_arrays(rows: list[tuple[float, ...]], exact_wait: bool) -> SloArrays:
-    if not rows:
-        return SloArrays.empty(0)
-    cols = np.asarray(rows, dtype=np.float64).T
-    return SloArrays(*cols, exact_wait_quantile=exact_wait)  # type: ignore[arg-type]
-
-
-def _values(system: System, server_idx: I, accs: list[Accelerator], replicas: F, cost: F) -> F:
+def _values(system: System, server_idx: Idx, names: NDArray[np.object_], replicas: F, cost: F) -> F:
     """Inferno's transition value: 1.1 × cost from nothing; 0 to stay; a penalty to move."""
     value = 1.1 * cost
     acc_count = {(p.model, p.accelerator): max(p.acc_count, 1) for p in system.profiles}
@@ -257,7 +276,7 @@ def _values(system: System, server_idx: I, accs: list[Accelerator], replicas: F,
             continue
         cur = system.servers[s].current
         was = current_cost[s]
-        if accs[c].name == cur.accelerator:
+        if names[c] == cur.accelerator:
             value[c] = 0.0 if replicas[c] == cur.replicas else cost[c] - was
         else:
             value[c] = cost[c] - was + 0.1 * (was + cost[c])
@@ -266,11 +285,10 @@ def _values(system: System, server_idx: I, accs: list[Accelerator], replicas: F,
 
 def _explain_missing(
     reasons: list[str],
-    server_idx: I,
+    server_idx: Idx,
     feasible: NDArray[np.bool_],
     bound: NDArray[np.str_],
     over: NDArray[np.bool_],
-    accs: list[Accelerator],
     servers: tuple[Server, ...],
 ) -> None:
     """Reason for servers that had candidates but none feasible."""

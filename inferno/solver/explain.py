@@ -52,11 +52,19 @@ def explain(table: CandidateTable, solution: Solution, server: str) -> Explanati
         feasible = bool(table.feasible[c])
         name = str(table.accelerator[c])
         if not feasible:
-            why = f"misses {table.bound[c]} even at the lowest load" if math.isnan(table.rate[c]) else "needs more than maxNumReplicas"
+            why = (
+                f"misses {table.bound[c]} even at the lowest load"
+                if math.isnan(table.rate[c])
+                else "needs more than maxNumReplicas"
+            )
         elif name == chosen:
             why = ""
         elif rank.get(c, 0) > rank.get(_index_of(table, s, chosen), 0):
-            why = "costlier" if table.cost[c] > (alloc.cost if alloc else 0) else "equal cost, later by name"
+            why = (
+                "costlier"
+                if table.cost[c] > (alloc.cost if alloc else 0)
+                else "equal cost, later by name"
+            )
         else:
             why = "no capacity left for it"
         rows.append(
@@ -84,9 +92,14 @@ def explain(table: CandidateTable, solution: Solution, server: str) -> Explanati
         cheaper = [r for r in feas if r.cost < alloc.cost - 1e-9]
         verdict = (
             f"{alloc.accelerator} × {alloc.replicas} at cost {alloc.cost:g}: "
-            + ("the cheapest of " if not cheaper else "chosen over cheaper candidates (capacity or transition cost) among ")
-            + f"{len(feas)} feasible candidates; λ* {alloc.max_rate_per_replica:.2f} req/min per replica, "
-            f"bound by {alloc.bound}; demand {demand:.2f} req/min needs {alloc.required_replicas} replicas"
+            + (
+                "the cheapest of "
+                if not cheaper
+                else "chosen over cheaper candidates (capacity or transition cost) among "
+            )
+            + f"{len(feas)} feasible candidates; λ* {alloc.max_rate_per_replica:.2f} req/min "
+            f"per replica, bound by {alloc.bound}; demand {demand:.2f} req/min needs "
+            f"{alloc.required_replicas} replicas"
         )
         if alloc.note:
             verdict += f" ({alloc.note})"

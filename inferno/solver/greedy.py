@@ -58,7 +58,9 @@ class _Entry:
     position: int = field(compare=False)
 
 
-def _key(table: CandidateTable, s: int, cands: list[int], pos: int, priority: int) -> tuple[int, float, float, str]:
+def _key(
+    table: CandidateTable, s: int, cands: list[int], pos: int, priority: int
+) -> tuple[int, float, float, str]:
     value = float(table.value[cands[pos]])
     regret = float(table.value[cands[pos + 1]]) - value if pos + 1 < len(cands) else math.inf
     # priority ascending, regret descending, value descending, name ascending
@@ -163,12 +165,16 @@ def _saturate(
                 r = min(available.get(kind, 0) // per, int(table.replicas[c]))
                 if r > 0:
                     available[kind] -= r * per
-                    grants.grant(s, c, r, f"{policy}: granted {r} of {int(table.replicas[c])} replicas")
+                    grants.grant(
+                        s, c, r, f"{policy}: granted {r} of {int(table.replicas[c])} replicas"
+                    )
                     break
         return
     if policy is SaturationPolicy.PRIORITY_ROUND_ROBIN:
         for p in sorted({priority[s] for s in failed}):
-            _round_robin(table, [s for s in failed if priority[s] == p], cands, available, grants, policy)
+            _round_robin(
+                table, [s for s in failed if priority[s] == p], cands, available, grants, policy
+            )
         return
     _round_robin(table, failed, cands, available, grants, policy)
 
@@ -193,7 +199,9 @@ def _round_robin(
         for s in live:
             if first_pass:
                 room = [
-                    c for c in cands[s] if available.get(str(table.acc_type[c]), 0) >= int(round(units[c]))
+                    c
+                    for c in cands[s]
+                    if available.get(str(table.acc_type[c]), 0) >= int(round(units[c]))
                 ]
                 if not room:
                     continue

@@ -53,7 +53,9 @@ def solve_milp(table: CandidateTable, capacity: Mapping[str, int] | None) -> Mil
     cand = np.flatnonzero(table.feasible)
     # deterministic column order: server name, then accelerator name
     cand = np.array(
-        sorted(cand, key=lambda c: (system.servers[table.server[c]].name, str(table.accelerator[c]))),
+        sorted(
+            cand, key=lambda c: (system.servers[table.server[c]].name, str(table.accelerator[c]))
+        ),
         dtype=np.intp,
     )
     if cand.size == 0:
@@ -81,15 +83,27 @@ def solve_milp(table: CandidateTable, capacity: Mapping[str, int] | None) -> Mil
         z = nc + np.arange(ns)
         # Σ λ*_c y_c − demand z ≥ 0 ;  Σ y_c − need z ≥ 0 ;  y_c − ub_c z ≤ 0
         a_rate = sp.csr_matrix(
-            (np.concatenate([rate, -demand]), (np.concatenate([rows, np.arange(ns)]), np.concatenate([np.arange(nc), z]))),
+            (
+                np.concatenate([rate, -demand]),
+                (np.concatenate([rows, np.arange(ns)]), np.concatenate([np.arange(nc), z])),
+            ),
             shape=(ns, nv),
         )
         a_count = sp.csr_matrix(
-            (np.concatenate([np.ones(nc), -need]), (np.concatenate([rows, np.arange(ns)]), np.concatenate([np.arange(nc), z]))),
+            (
+                np.concatenate([np.ones(nc), -need]),
+                (np.concatenate([rows, np.arange(ns)]), np.concatenate([np.arange(nc), z])),
+            ),
             shape=(ns, nv),
         )
         a_link = sp.csr_matrix(
-            (np.concatenate([np.ones(nc), -ub[:nc]]), (np.concatenate([np.arange(nc), np.arange(nc)]), np.concatenate([np.arange(nc), z[rows]]))),
+            (
+                np.concatenate([np.ones(nc), -ub[:nc]]),
+                (
+                    np.concatenate([np.arange(nc), np.arange(nc)]),
+                    np.concatenate([np.arange(nc), z[rows]]),
+                ),
+            ),
             shape=(nc, nv),
         )
         constraints += [
@@ -110,12 +124,20 @@ def solve_milp(table: CandidateTable, capacity: Mapping[str, int] | None) -> Mil
             shape=(len(kinds), nv),
         )
         constraints.append(
-            LinearConstraint(a_cap, -np.inf, np.array([capacity.get(k, 0) for k in kinds], dtype=np.float64))
+            LinearConstraint(
+                a_cap, -np.inf, np.array([capacity.get(k, 0) for k in kinds], dtype=np.float64)
+            )
         )
     options = {"time_limit": spec.milp_time_limit, "disp": False}
 
     def run(objective: F, extra: list[LinearConstraint]) -> tuple[F | None, bool, str]:
-        res = milp(objective, integrality=integrality, bounds=Bounds(lb, ub), constraints=constraints + extra, options=options)
+        res = milp(
+            objective,
+            integrality=integrality,
+            bounds=Bounds(lb, ub),
+            constraints=constraints + extra,
+            options=options,
+        )
         if res.x is None:
             return None, False, str(res.message)
         return np.asarray(res.x), res.status == 0, str(res.message)

@@ -15,7 +15,9 @@ class Status(StrEnum):
 
     OPTIMAL = "optimal"  # every server allocated at proven minimum cost
     FEASIBLE = "feasible"  # every server allocated; minimality not proven (greedy under limits)
-    PARTIAL = "partially-allocated"  # some servers unallocated or granted fewer replicas than needed
+    PARTIAL = (
+        "partially-allocated"  # some servers unallocated or granted fewer replicas than needed
+    )
     INFEASIBLE = "infeasible"  # no server could be allocated
 
 

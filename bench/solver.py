@@ -1,0 +1,165 @@
+"""Solver benchmark: synthetic systems of 27 to 10,000 servers over the large sample's
+accelerators and models. Prints a table; ``--markdown`` prints it for bench/README.md.
+
+Systems: servers cycle through the sample's classes (Premium, Bronze, Free) and 9 models; arrival
+rates uniform in 60–600 req/min; tokens 128 in / 1024 out, each ±50% (uniform), seeded. The
+sample's profiles are G0, whose token count is the output length. Capacity: unlimited, or ~70% of
+the accelerator units the unlimited solution uses, per type ("limited"). Queue: K = 11N (a queue
+of 10N, the published samples' semantics for the later kinds) or K = N (no queue beyond the batch).
+
+Usage: python bench/solver.py [--sizes 27,270,2700,10000] [--milp-max 2700] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import subprocess
+import sys
+import time
+import tracemalloc
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from inferno.data import load_system
+from inferno.solver import solve
+from inferno.system import Load, OptimizerSpec, Server, System
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "samples" / "large"
+
+
+def synthetic(base: System, n: int, seed: int, queue_factor: float) -> System:
+    rng = np.random.default_rng(seed)
+    classes = [c for c in ("Premium", "Bronze", "Free") if c in base.classes]
+    models = sorted({p.model for p in base.profiles})
+    servers = []
+    for i in range(n):
+        cls = classes[i % len(classes)]
+        model = models[(i // len(classes)) % len(models)]
+        rate = float(rng.uniform(60, 600))
+        n_in = float(round(128 * rng.uniform(0.5, 1.5)))
+        n_out = float(round(1024 * rng.uniform(0.5, 1.5)))
+        servers.append(Server(f"s{i:05d}-{cls}-{model}", cls, model, Load(rate, n_in, n_out)))
+    spec = OptimizerSpec(unlimited=True, queue_factor=queue_factor)
+    return replace(base, servers=tuple(servers), optimizer=spec)
+
+
+def limited(system: System) -> System:
+    used = solve(system).units_used
+    capacity = {k: int(math.floor(0.7 * v)) for k, v in used.items()}
+    return replace(system, capacity=capacity, optimizer=replace(system.optimizer, unlimited=False))
+
+
+def timed(system: System, solver: str | None, repeat: int) -> tuple[float, float, str]:
+    best = math.inf
+    cost = math.nan
+    status = ""
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        sol = solve(system, solver)  # type: ignore[arg-type]
+        best = min(best, time.perf_counter() - t0)
+        cost, status = sol.total_cost, str(sol.status)
+    return best, cost, status
+
+
+def peak_mib(system: System, solver: str | None) -> float:
+    tracemalloc.start()
+    solve(system, solver)  # type: ignore[arg-type]
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak / 2**20
+
+
+def cli_seconds(repeat: int) -> float:
+    exe = Path(sys.executable).with_name("inferno")
+    best = math.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        subprocess.run(
+            [str(exe), "optimize", str(SAMPLE), "--format", "json"], check=True, capture_output=True
+        )
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--sizes", default="27,270,2700,10000")
+    ap.add_argument("--milp-max", type=int, default=2700, help="largest system the MILP is run on")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--markdown", action="store_true")
+    args = ap.parse_args()
+    base = load_system(SAMPLE)
+    rows = []
+    for qf, qname in ((10.0, "K=11N"), (0.0, "K=N")):
+        for n in (int(x) for x in args.sizes.split(",")):
+            sys_u = synthetic(base, n, args.seed, qf)
+            t_u, c_u, _ = timed(sys_u, None, args.repeat)
+            m_u = peak_mib(sys_u, None)
+            sys_l = limited(sys_u)
+            t_g, c_g, st_g = timed(sys_l, "greedy", args.repeat)
+            m_g = peak_mib(sys_l, "greedy")
+            if n <= args.milp_max:
+                t_m, c_m, st_m = timed(sys_l, "milp", 1)
+            else:
+                t_m, c_m, st_m = math.nan, math.nan, "not run"
+            rows.append((qname, n, t_u, m_u, c_u, t_g, m_g, c_g, st_g, t_m, c_m, st_m))
+            print(f"# done {qname} n={n}", file=sys.stderr, flush=True)
+    headers = [
+        "queue",
+        "servers",
+        "unlimited s",
+        "peak MiB",
+        "cost",
+        "greedy s",
+        "peak MiB",
+        "greedy cost",
+        "greedy status",
+        "MILP s",
+        "MILP cost",
+        "MILP status",
+    ]
+    fmt = [
+        str,
+        str,
+        "{:.3f}".format,
+        "{:.0f}".format,
+        "{:,.0f}".format,
+        "{:.3f}".format,
+        "{:.0f}".format,
+        "{:,.0f}".format,
+        str,
+        "{:.2f}".format,
+        "{:,.0f}".format,
+        str,
+    ]
+    cells = [
+        [
+            f(v) if not (isinstance(v, float) and math.isnan(v)) else "-"
+            for f, v in zip(fmt, r, strict=True)
+        ]
+        for r in rows
+    ]
+    cli = cli_seconds(args.repeat)
+    if args.markdown:
+        print("| " + " | ".join(headers) + " |")
+        print("|" + "---|" * len(headers))
+        for c in cells:
+            print("| " + " | ".join(c) + " |")
+    else:
+        widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
+        print("  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True)))
+        for c in cells:
+            print("  ".join(v.rjust(w) for v, w in zip(c, widths, strict=True)))
+    print(f"\nlarge sample end to end from the CLI (process start included): {cli:.3f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,480 @@
+"""Read Inferno's system data (a directory of JSON files) into :class:`inferno.system.System`.
+
+The six files and every historical shape of their rows are those of the Go original (G0 samples,
+prefill/decode, perfParms and chunked-prefill versions) plus this project's additions (the
+``batch`` profile kind, latency and quantile SLO keys, ``nodeSelector``, solver options). Keys
+match case-insensitively and unknown keys are ignored, as with Go's ``encoding/json``. Any bad
+value raises :class:`~inferno.errors.InputError` naming the file and the JSON path; a broken
+cross-reference (an unknown accelerator or service class, a duplicate name) raises
+:class:`~inferno.errors.DataError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import TypeVar
+
+from ..errors import DataError, InputError
+from ..model.profiles import (
+    DEFAULT_MAX_NUM_TOKENS,
+    BatchProfile,
+    G0Profile,
+    G1Profile,
+    G2Profile,
+    G3Profile,
+    Kind,
+    Profile,
+)
+from ..system import (
+    Accelerator,
+    BatchPolicy,
+    CurrentAllocation,
+    Load,
+    ModelProfile,
+    OptimizerSpec,
+    SaturationPolicy,
+    Server,
+    ServiceClass,
+    System,
+    Target,
+)
+from ._json import Node, read_json
+
+__all__ = ["SYSTEM_FILES", "load_system", "parse_kind"]
+
+logger = logging.getLogger(__name__)
+
+_V = TypeVar("_V")
+_E = TypeVar("_E", SaturationPolicy, BatchPolicy)
+
+ACCELERATOR_FILE = "accelerator-data.json"
+CAPACITY_FILE = "capacity-data.json"
+MODEL_FILE = "model-data.json"
+SERVICE_CLASS_FILE = "serviceclass-data.json"
+SERVER_FILE = "server-data.json"
+OPTIMIZER_FILE = "optimizer-data.json"
+
+SYSTEM_FILES = (
+    ACCELERATOR_FILE,
+    CAPACITY_FILE,
+    MODEL_FILE,
+    SERVICE_CLASS_FILE,
+    SERVER_FILE,
+    OPTIMIZER_FILE,
+)
+
+DEFAULT_CLASS = "Free"
+DEFAULT_PRIORITY = 100
+
+
+def load_system(directory: str | Path) -> System:
+    """Read the six system files of ``directory`` (see :data:`SYSTEM_FILES`).
+
+    ``optimizer-data.json`` is optional (defaults of :class:`OptimizerSpec`); ``capacity-data.json``
+    is optional only when the optimizer is ``unlimited``.
+    """
+    root = Path(directory)
+    if not root.is_dir():
+        raise InputError("not a directory (expected the system data files in it)", source=str(root))
+
+    def optional(name: str) -> Node | None:
+        path = root / name
+        if not path.is_file():
+            return None
+        logger.debug("reading %s", path)
+        return read_json(path, str(path))
+
+    def required(name: str) -> Node:
+        node = optional(name)
+        if node is None:
+            raise InputError("required file is missing", source=str(root / name))
+        return node
+
+    optimizer_node = optional(OPTIMIZER_FILE)
+    optimizer = OptimizerSpec() if optimizer_node is None else _optimizer(optimizer_node)
+    accelerators = _accelerators(required(ACCELERATOR_FILE))
+    capacity_node = optional(CAPACITY_FILE) if optimizer.unlimited else required(CAPACITY_FILE)
+    capacity = _frozen({} if capacity_node is None else _capacity(capacity_node))
+    profiles = _profiles(required(MODEL_FILE), accelerators)
+    classes = _classes(required(SERVICE_CLASS_FILE))
+    servers = _servers(required(SERVER_FILE), classes, accelerators)
+    return System(
+        accelerators=_frozen(accelerators),
+        profiles=profiles,
+        classes=_frozen(classes),
+        servers=servers,
+        capacity=capacity,
+        optimizer=optimizer,
+    )
+
+
+def _frozen(mapping: Mapping[str, _V]) -> Mapping[str, _V]:
+    return MappingProxyType(dict(mapping))
+
+
+def _known(names: Iterable[str]) -> str:
+    listed = sorted(names)
+    return ", ".join(listed) if listed else "none"
+
+
+def _rows(file: Node, key: str) -> list[Node]:
+    """The array ``key`` of a file's top-level object, each item checked to be an object."""
+    return [row.as_object() for row in file.as_object().array(key, required=True)]
+
+
+# -- accelerators and capacity ------------------------------------------------------------------
+
+
+def _accelerators(file: Node) -> dict[str, Accelerator]:
+    accelerators: dict[str, Accelerator] = {}
+    for row in _rows(file, "accelerators"):
+        name = row.string("name", nonempty=True)
+        if name in accelerators:
+            raise row.member("name").data_error(f"duplicate accelerator {name!r}")
+        accelerators[name] = Accelerator(
+            name=name,
+            type=row.string("type", "") or name,
+            multiplicity=row.integer("multiplicity", 1, minimum=1),
+            cost=row.number("cost", 0.0, minimum=0),
+            mem_size=row.number("memSize", None, minimum=0),
+            mem_bw=row.number("memBW", None, minimum=0),
+            node_selector=_node_selector(row.obj("nodeSelector")),
+        )
+    return accelerators
+
+
+def _node_selector(node: Node | None) -> tuple[tuple[str, str], ...]:
+    if node is None:
+        return ()
+    return tuple(sorted((key, value.as_string()) for key, value in node.as_items()))
+
+
+def _capacity(file: Node) -> dict[str, int]:
+    capacity: dict[str, int] = {}
+    for row in _rows(file, "count"):
+        kind = row.string("type", nonempty=True)
+        if kind in capacity:
+            raise row.member("type").data_error(f"duplicate capacity for accelerator type {kind!r}")
+        capacity[kind] = row.integer("count", minimum=0)
+    return capacity
+
+
+# -- model profiles -----------------------------------------------------------------------------
+
+_KINDS = {kind.value.casefold(): kind for kind in Kind}
+
+
+def parse_kind(node: Node) -> Kind:
+    """A profile kind given by name ("G0", "G1", "G2", "G3" or "batch", any case)."""
+    text = node.as_string()
+    kind = _KINDS.get(text.strip().casefold())
+    if kind is None:
+        raise node.error(f"unknown profile kind {text!r}; expected one of G0, G1, G2, G3, batch")
+    return kind
+
+
+def _row_kind(row: Node) -> Kind:
+    """The kind of a model row: its ``kind`` key, else guessed from the keys it has."""
+    explicit = row.find("kind")
+    if explicit is not None:
+        return parse_kind(explicit)
+    if row.has("decodeParms") or row.has("prefillParms"):
+        return Kind.G1
+    if row.has("perfParms"):
+        return Kind.G3 if row.has("maxNumTokens") else Kind.G2
+    if row.has("batchParms"):
+        return Kind.BATCH
+    if row.has("alpha") or row.has("beta"):
+        return Kind.G0
+    raise row.error(
+        "no performance parameters: expected alpha and beta (G0), decodeParms and prefillParms"
+        ' (G1), perfParms (G2, G3) or kind "batch"'
+    )
+
+
+def _parms(row: Node, key: str) -> Node:
+    return row.member(key).as_object()
+
+
+def _param(node: Node, key: str) -> float:
+    return node.number(key, minimum=0)
+
+
+def _alpha_beta(node: Node) -> tuple[float, float]:
+    alpha, beta = _param(node, "alpha"), _param(node, "beta")
+    if alpha + beta <= 0:
+        raise node.error("alpha + beta must be > 0 (a batch would take no time)")
+    return alpha, beta
+
+
+def _profile(row: Node, kind: Kind) -> Profile:
+    """The profile of a model row of the given kind."""
+    max_batch = row.integer("maxBatchSize", minimum=1)
+    if kind is Kind.G0:
+        alpha, beta = _alpha_beta(row)
+        return G0Profile(alpha, beta, max_batch, row.number("atTokens", above=0))
+    if kind is Kind.G1:
+        alpha, beta = _alpha_beta(_parms(row, "decodeParms"))
+        prefill = _parms(row, "prefillParms")
+        gamma, delta = _param(prefill, "gamma"), _param(prefill, "delta")
+        return G1Profile(alpha, beta, gamma, delta, max_batch, row.number("atTokens", above=0))
+    if kind is Kind.BATCH:
+        parms = row.obj("batchParms") or row
+        alpha, beta = _alpha_beta(parms)
+        delay = row.number("queueDelayMs", 0.0, minimum=0)
+        return BatchProfile(alpha, beta, max_batch, queue_delay_ms=delay)
+    parms = _parms(row, "perfParms")
+    alpha, beta = _alpha_beta(parms)
+    gamma = _param(parms, "gamma")
+    at_tokens = row.number("atTokens", None, minimum=0) or None  # 0 means "not given"
+    if kind is Kind.G2:
+        return G2Profile(alpha, beta, gamma, max_batch, at_tokens)
+    max_tokens = row.integer("maxNumTokens", DEFAULT_MAX_NUM_TOKENS, minimum=1)
+    return G3Profile(alpha, beta, gamma, max_batch, at_tokens, max_tokens)
+
+
+def _profiles(file: Node, accelerators: Mapping[str, Accelerator]) -> tuple[ModelProfile, ...]:
+    profiles: list[ModelProfile] = []
+    seen: set[tuple[str, str]] = set()
+    for row in _rows(file, "models"):
+        model = row.string("name", nonempty=True)
+        acc = row.string("acc", nonempty=True)
+        if acc not in accelerators:
+            raise row.member("acc").data_error(
+                f"unknown accelerator {acc!r}; known accelerators: {_known(accelerators)}"
+            )
+        if (model, acc) in seen:
+            raise row.data_error(f"duplicate profile of model {model!r} on accelerator {acc!r}")
+        seen.add((model, acc))
+        acc_count = row.integer("accCount", 1, minimum=1)
+        profiles.append(ModelProfile(model, acc, acc_count, _profile(row, _row_kind(row))))
+    return tuple(profiles)
+
+
+# -- service classes ----------------------------------------------------------------------------
+
+_PERCENTILE = re.compile(r"p(\d+(?:\.\d*)?)")
+
+
+def _quantile(node: Node, *, allow_mean: bool = True) -> float | None:
+    """A quantile given as 0.95, "p95" or "mean" (None)."""
+    means = ', or "mean"' if allow_mean else ""
+    expected = f'expected a quantile in (0, 1) such as 0.95, or "p95", "p99"{means}'
+    if isinstance(node.value, str):
+        text = node.value.strip().casefold()
+        if text == "mean" and allow_mean:
+            return None
+        match = _PERCENTILE.fullmatch(text)
+        if match is None or not 0 < float(match.group(1)) < 100:
+            raise node.error(f"{expected}; got {node.value!r}")
+        return float(match.group(1)) / 100
+    value = node.as_number()
+    if not 0 < value < 1:
+        raise node.error(f"{expected}; got {value!r}")
+    return value
+
+
+def _slo(node: Node, key: str) -> float | None:
+    """An SLO value; 0 (or absent) means no target, as in Go."""
+    return node.number(key, None, minimum=0) or None
+
+
+def _optional_quantile(node: Node, key: str) -> float | None:
+    found = node.find(key)
+    return None if found is None else _quantile(found)
+
+
+def _target(model: str, node: Node) -> Target:
+    ttw_node = node.find("slo-ttw-quantile")
+    ttw_quantile = 0.95 if ttw_node is None else _quantile(ttw_node, allow_mean=False)
+    assert ttw_quantile is not None
+    target = Target(
+        model=model,
+        itl=_slo(node, "slo-itl"),
+        ttft=_slo(node, "slo-ttft"),
+        ttw=_slo(node, "slo-ttw"),
+        tps=_slo(node, "slo-tps"),
+        latency=_slo(node, "slo-latency"),
+        ttft_quantile=_optional_quantile(node, "slo-ttft-quantile"),
+        latency_quantile=_optional_quantile(node, "slo-latency-quantile"),
+        ttw_quantile=ttw_quantile,
+    )
+    if all(v is None for v in (target.itl, target.ttft, target.ttw, target.tps, target.latency)):
+        raise node.data_error(
+            f"no SLO target for model {model!r}: give at least one of slo-itl, slo-ttft, slo-ttw,"
+            " slo-latency, slo-tps (0 means no target)"
+        )
+    return target
+
+
+@dataclass
+class _ClassDraft:
+    """A service class while its rows are merged."""
+
+    priority: int | None = None
+    targets: dict[str, Target] = field(default_factory=dict)
+
+
+def _row_targets(row: Node) -> list[tuple[Node, str]]:
+    """The (target node, model) pairs of a class row: flat (G0) and/or ``modelTargets``."""
+    pairs: list[tuple[Node, str]] = []
+    if row.has("model"):
+        pairs.append((row, row.string("model", nonempty=True)))
+    if row.has("modelTargets"):
+        entries = [entry.as_object() for entry in row.array("modelTargets")]
+        if not entries:
+            raise row.member("modelTargets").data_error("a service class needs at least one target")
+        pairs.extend((entry, entry.string("model", nonempty=True)) for entry in entries)
+    if not pairs:
+        raise row.error("a service class row needs 'model' (with its slo-* keys) or 'modelTargets'")
+    return pairs
+
+
+def _classes(file: Node) -> dict[str, ServiceClass]:
+    drafts: dict[str, _ClassDraft] = {}
+    for row in _rows(file, "serviceClasses"):
+        name = row.string("name", nonempty=True)
+        draft = drafts.setdefault(name, _ClassDraft())
+        priority = row.integer("priority", None, minimum=1)
+        if priority is not None:
+            if draft.priority is not None and draft.priority != priority:
+                raise row.member("priority").data_error(
+                    f"service class {name!r} is given priorities {draft.priority} and {priority}"
+                )
+            draft.priority = priority
+        for node, model in _row_targets(row):
+            if model in draft.targets:
+                raise node.data_error(f"duplicate target of model {model!r} in class {name!r}")
+            draft.targets[model] = _target(model, node)
+    return {
+        name: ServiceClass(
+            name=name,
+            priority=DEFAULT_PRIORITY if draft.priority is None else draft.priority,
+            targets=_frozen(draft.targets),
+        )
+        for name, draft in drafts.items()
+    }
+
+
+# -- servers ------------------------------------------------------------------------------------
+
+
+def _load(node: Node | None) -> Load:
+    if node is None:
+        return Load(arrival_rate=0.0)
+    rate = node.number("arrivalRate", minimum=0)
+    cov = {
+        "arrival_cov": node.number("arrivalCOV", None, minimum=0),
+        "service_cov": node.number("serviceCOV", None, minimum=0),
+    }
+    if node.has("avgLength"):
+        if node.has("avgInTokens") or node.has("avgOutTokens"):
+            raise node.error("give either avgLength or avgInTokens and avgOutTokens, not both")
+        length = node.number("avgLength", minimum=0)
+        return Load(arrival_rate=rate, in_tokens=0.0, out_tokens=length, **cov)
+    return Load(
+        arrival_rate=rate,
+        in_tokens=node.number("avgInTokens", 0.0, minimum=0),
+        out_tokens=node.number("avgOutTokens", 0.0, minimum=0),
+        **cov,
+    )
+
+
+def _current(node: Node | None, accelerators: Mapping[str, Accelerator]) -> CurrentAllocation:
+    if node is None:
+        return CurrentAllocation()
+    acc = node.string("accelerator", "")
+    if acc and acc not in accelerators:
+        raise node.member("accelerator").data_error(
+            f"unknown accelerator {acc!r}; known accelerators: {_known(accelerators)}"
+        )
+    return CurrentAllocation(
+        accelerator=acc,
+        replicas=node.integer("numReplicas", 0, minimum=0),
+        max_batch=node.integer("maxBatch", 0, minimum=0),
+        cost=node.number("cost", None, minimum=0),
+    )
+
+
+def _server(
+    row: Node, classes: Mapping[str, ServiceClass], accelerators: Mapping[str, Accelerator]
+) -> Server:
+    name = row.string("name", nonempty=True)
+    class_node = row.find("class")
+    service_class = (class_node.as_string() if class_node is not None else "") or DEFAULT_CLASS
+    if service_class not in classes:
+        raise DataError(
+            f"unknown service class {service_class!r}; known classes: {_known(classes)}",
+            source=row.source,
+            path=class_node.path if class_node is not None else row.child_path("class"),
+        )
+    model = row.string("model", nonempty=True)
+    current = row.obj("currentAlloc")
+    load_node = row.obj("load") or (current.obj("load") if current is not None else None)
+    min_replicas = row.integer("minNumReplicas", 1, minimum=0)
+    max_replicas = row.integer("maxNumReplicas", None, minimum=min_replicas)
+    return Server(
+        name=name,
+        service_class=service_class,
+        model=model,
+        load=_load(load_node),
+        current=_current(current, accelerators),
+        min_replicas=min_replicas,
+        max_replicas=max_replicas,
+        max_batch_size=row.integer("maxBatchSize", None, minimum=0) or None,  # 0: not set
+        max_queue_size=row.integer("maxQueueSize", None, minimum=0),
+        keep_accelerator=row.boolean("keepAccelerator"),
+    )
+
+
+def _servers(
+    file: Node, classes: Mapping[str, ServiceClass], accelerators: Mapping[str, Accelerator]
+) -> tuple[Server, ...]:
+    servers: dict[str, Server] = {}
+    for row in _rows(file, "servers"):
+        server = _server(row, classes, accelerators)
+        if server.name in servers:
+            raise row.member("name").data_error(f"duplicate server name {server.name!r}")
+        servers[server.name] = server
+    return tuple(servers.values())
+
+
+# -- optimizer ----------------------------------------------------------------------------------
+
+
+def _choice(node: Node, key: str, enum: type[_E], default: _E) -> _E:
+    found = node.find(key)
+    if found is None:
+        return default
+    text = found.as_string().strip()
+    if not text:
+        return default
+    for member in enum:
+        if member.value.casefold() == text.casefold():
+            return member
+    allowed = ", ".join(member.value for member in enum)
+    raise found.error(f"unknown {key} {text!r}; expected one of {allowed}")
+
+
+def _optimizer(file: Node) -> OptimizerSpec:
+    node = file.as_object().member("optimizer").as_object()
+    defaults = OptimizerSpec()
+    node.boolean("useCplex")  # accepted (checked to be a boolean) and ignored
+    return OptimizerSpec(
+        unlimited=node.boolean("unlimited", defaults.unlimited),
+        heterogeneous=node.boolean("heterogeneous", defaults.heterogeneous),
+        milp=node.boolean("milpSolver", defaults.milp),
+        saturation_policy=_choice(
+            node, "saturationPolicy", SaturationPolicy, defaults.saturation_policy
+        ),
+        delayed_best_effort=node.boolean("delayedBestEffort", defaults.delayed_best_effort),
+        batch_policy=_choice(node, "batchPolicy", BatchPolicy, defaults.batch_policy),
+        exact_wait_quantile=node.boolean("exactWaitQuantile", defaults.exact_wait_quantile),
+        queue_factor=node.number("queueFactor", defaults.queue_factor, minimum=0),
+        milp_time_limit=node.number("milpTimeLimit", defaults.milp_time_limit, above=0),
+    )
