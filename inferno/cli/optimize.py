@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+from dataclasses import replace
 
 from ..data import load_system
 from ..data.solution_json import solution_to_json
-from ..solver import Solution, solve
-from ..system import System
+from ..errors import InputError
+from ..solver import Solution, build_candidates, solve_table
+from ..solver.percentiles import add_percentiles
+from ..system import BatchPolicy, System
 from ._table import render
 
 __all__ = ["add_parser", "run"]
@@ -29,67 +33,79 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         action="store_true",
         help="apply capacity limits even if optimizer data says unlimited",
     )
+    p.add_argument(
+        "--exact-wait-quantile",
+        action="store_true",
+        help="judge slo-ttw on the true wait quantile instead of Inferno's mean-based rule",
+    )
+    p.add_argument(
+        "--batch-policy",
+        choices=[b.value for b in BatchPolicy],
+        default=None,
+        help="memory: Inferno's memory-scaled batch; knee: smallest batch within 1%% of the best",
+    )
+    p.add_argument(
+        "--queue-factor",
+        type=float,
+        default=None,
+        help="queue length K − N as a multiple of the batch N for every server (0: K = N)",
+    )
+    p.add_argument(
+        "--percentiles",
+        action="store_true",
+        help="also report p50/p95/p99 of wait, TTFT and latency (exact; slower)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     system = load_system(args.directory)
-    if args.limited and system.optimizer.unlimited:
-        from dataclasses import replace
-
-        system = replace(system, optimizer=replace(system.optimizer, unlimited=False))
-    solution = solve(system, args.solver)
+    spec = system.optimizer
+    if args.limited:
+        spec = replace(spec, unlimited=False)
+    if args.exact_wait_quantile:
+        spec = replace(spec, exact_wait_quantile=True)
+    if args.batch_policy:
+        spec = replace(spec, batch_policy=BatchPolicy(args.batch_policy))
+    if args.queue_factor is not None:
+        if not args.queue_factor >= 0:
+            raise InputError(f"--queue-factor must be >= 0, got {args.queue_factor}")
+        spec = replace(spec, queue_factor=args.queue_factor)
+    system = replace(system, optimizer=spec)
+    table = build_candidates(system)
+    solution = solve_table(table, args.solver)
+    if args.percentiles:
+        solution = add_percentiles(table, solution)
     if args.format == "json":
         print(json.dumps(solution_to_json(solution, system), indent=2))
     else:
-        print(format_solution(solution, system))
+        print(format_solution(solution, system, percentiles=args.percentiles))
     return 0
 
 
-def format_solution(solution: Solution, system: System) -> str:
+def format_solution(solution: Solution, system: System, *, percentiles: bool = False) -> str:
     servers = {s.name: s for s in system.servers}
+    headers = ["server", "accelerator", "replicas", "batch", "cost", "req/min", "λ*/replica"]
+    headers += ["bound", "ITL ms", "wait|TTFT ms", "batch fill"]
+    if percentiles:
+        headers += ["p95 wait|TTFT", "p95 latency"]
+    headers.append("note")
     rows = []
     for name in sorted(solution.allocations):
         a = solution.allocations[name]
-        srv = servers[name]
         m = a.metrics
-        second = m.get("ttft") if srv.load.in_tokens > 0 else m.get("wait")
-        rows.append(
-            [
-                name,
-                a.accelerator,
-                a.replicas,
-                a.max_batch,
-                a.cost,
-                a.demand,
-                a.max_rate_per_replica,
-                a.bound,
-                m.get("itl"),
-                second,
-                m.get("utilization"),
-                "" if a.status == "allocated" else str(a.status),
-            ]
-        )
-    out = [
-        render(
-            [
-                "server",
-                "accelerator",
-                "replicas",
-                "batch",
-                "cost",
-                "req/min",
-                "λ*/replica",
-                "bound",
-                "ITL ms",
-                "wait|TTFT ms",
-                "util",
-                "note",
-            ],
-            rows,
-            right={2, 3, 4, 5, 6, 8, 9, 10},
-        )
-    ]
+        ttft = servers[name].load.in_tokens > 0
+        row: list[object] = [name, a.accelerator, a.replicas, a.max_batch, a.cost, a.demand]
+        row += [a.max_rate_per_replica, a.bound, m.get("itl"), m.get("ttft" if ttft else "wait")]
+        row.append(m.get("in_service", math.nan) / a.max_batch if a.max_batch else None)
+        if percentiles:
+            row += [m.get("ttft_p95" if ttft else "wait_p95"), m.get("latency_p95")]
+        row.append("" if a.status == "allocated" else f"{a.status}: {a.note}")
+        rows.append(row)
+    numeric = {
+        i for i, h in enumerate(headers) if h not in ("server", "accelerator", "bound", "note")
+    }
+    out = [render(headers, rows, right=numeric)]
     for name, u in sorted(solution.unallocated.items()):
         out.append(f"UNALLOCATED {name}: {u.reason}")
     used = ", ".join(
@@ -102,5 +118,6 @@ def format_solution(solution: Solution, system: System) -> str:
         f"{len(solution.allocations)} allocated, {len(solution.unallocated)} unallocated   "
         f"total cost: {solution.total_cost:,.2f}"
     )
-    out.append(f"accelerator units used: {used or 'none'}")
+    limits = "unlimited" if system.optimizer.unlimited else "capacity-limited"
+    out.append(f"accelerator units used ({limits}): {used or 'none'}")
     return "\n".join(out)

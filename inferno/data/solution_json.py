@@ -53,6 +53,14 @@ def _allocation_json(a: Allocation, kind: Kind | None, load: Load) -> dict[str, 
         else:
             out["ttftAverage"] = _num(m.get("ttft", math.nan))
             out["waitAverage"] = _num(m.get("wait", math.nan))
+    for key, value in sorted(m.items()):
+        stat, _, q = key.partition("_p")
+        if (
+            q
+            and stat in ("wait", "ttft", "latency")
+            and not (kind is Kind.BATCH and stat == "ttft")
+        ):
+            out[f"{stat}P{q}"] = _num(value)
     out["load"] = _load_json(load, kind is Kind.G0)
     out["status"] = str(a.status)
     out["requiredReplicas"] = a.required_replicas

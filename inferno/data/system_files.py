@@ -75,8 +75,9 @@ DEFAULT_PRIORITY = 100
 def load_system(directory: str | Path) -> System:
     """Read the six system files of ``directory`` (see :data:`SYSTEM_FILES`).
 
-    ``optimizer-data.json`` is optional (defaults of :class:`OptimizerSpec`); ``capacity-data.json``
-    is optional only when the optimizer is ``unlimited``.
+    ``optimizer-data.json`` is optional (defaults of :class:`OptimizerSpec`). Without an explicit
+    ``unlimited``, capacity limits apply when ``capacity-data.json`` exists and not otherwise;
+    ``capacity-data.json`` is required when the optimizer is limited.
     """
     root = Path(directory)
     if not root.is_dir():
@@ -95,10 +96,19 @@ def load_system(directory: str | Path) -> System:
             raise InputError("required file is missing", source=str(root / name))
         return node
 
+    capacity_node = optional(CAPACITY_FILE)
     optimizer_node = optional(OPTIMIZER_FILE)
-    optimizer = OptimizerSpec() if optimizer_node is None else _optimizer(optimizer_node)
+    unlimited = capacity_node is None
+    if optimizer_node is None:
+        optimizer = OptimizerSpec(unlimited=unlimited)
+    else:
+        optimizer = _optimizer(optimizer_node, unlimited)
+    if not optimizer.unlimited and capacity_node is None:
+        raise InputError(
+            "required file is missing (the optimizer data asks for capacity limits)",
+            source=str(root / CAPACITY_FILE),
+        )
     accelerators = _accelerators(required(ACCELERATOR_FILE))
-    capacity_node = optional(CAPACITY_FILE) if optimizer.unlimited else required(CAPACITY_FILE)
     capacity = _frozen({} if capacity_node is None else _capacity(capacity_node))
     profiles = _profiles(required(MODEL_FILE), accelerators)
     classes = _classes(required(SERVICE_CLASS_FILE))
@@ -461,9 +471,9 @@ def _choice(node: Node, key: str, enum: type[_E], default: _E) -> _E:
     raise found.error(f"unknown {key} {text!r}; expected one of {allowed}")
 
 
-def _optimizer(file: Node) -> OptimizerSpec:
+def _optimizer(file: Node, unlimited: bool) -> OptimizerSpec:
     node = file.as_object().member("optimizer").as_object()
-    defaults = OptimizerSpec()
+    defaults = OptimizerSpec(unlimited=unlimited)
     node.boolean("useCplex")  # accepted (checked to be a boolean) and ignored
     return OptimizerSpec(
         unlimited=node.boolean("unlimited", defaults.unlimited),

@@ -30,6 +30,7 @@ __all__ = [
     "Unallocated",
     "build_candidates",
     "solve",
+    "solve_table",
 ]
 
 SolverName = Literal["greedy", "milp"]
