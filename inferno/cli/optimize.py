@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 from dataclasses import replace
+from pathlib import Path
 
 from ..data import load_system
 from ..data.solution_json import solution_to_json
@@ -62,6 +63,11 @@ def run(args: argparse.Namespace) -> int:
     system = load_system(args.directory)
     spec = system.optimizer
     if args.limited:
+        capacity_file = Path(args.directory) / "capacity-data.json"
+        if not capacity_file.is_file():
+            raise InputError(
+                "--limited needs this file, which is missing", source=str(capacity_file)
+            )
         spec = replace(spec, unlimited=False)
     if args.exact_wait_quantile:
         spec = replace(spec, exact_wait_quantile=True)

@@ -67,6 +67,7 @@ def _allocation_json(a: Allocation, kind: Kind | None, load: Load) -> dict[str, 
     out["maxRatePerReplica"] = _num(a.max_rate_per_replica)
     out["boundBy"] = a.bound
     out["utilization"] = _num(m.get("utilization", math.nan))
+    out["avgNumInServ"] = _num(m.get("in_service", math.nan))
     if a.max_batch_memory and a.max_batch_memory != a.max_batch:
         out["maxBatchMemory"] = a.max_batch_memory
     if len(a.parts) > 1:

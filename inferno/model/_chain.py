@@ -63,35 +63,45 @@ def solve(lam: F, logmu_cum: F, n_batch: F, n_tail: F, log_mu_n: F) -> ChainStat
     log_lam = np.log(lam)
     idx = np.arange(logmu_cum.shape[1], dtype=np.float64)
     a = idx * log_lam[:, None] - logmu_cum  # log p̃(n), −inf past N
-    a_n = np.take_along_axis(a, n_batch.astype(np.intp)[:, None], axis=1)[:, 0]
+    a_n = a[np.arange(a.shape[0]), n_batch.astype(np.intp)]
     log_r = log_lam - log_mu_n
+    if not n_tail.any():  # K = N: no queue beyond the batch, the head is everything
+        shift = a.max(axis=1)
+        e = np.exp(a - shift[:, None])
+        z = e.sum(axis=1)
+        p_n = np.exp(a_n - shift) / z
+        held = (e @ idx) / z
+        return ChainStats(
+            p0=np.exp(-shift) / z,
+            p_batch=p_n,
+            log_ratio=log_r,
+            p_full=p_n,
+            held=held,
+            in_service=held,
+            throughput=lam * (1.0 - p_n),
+        )
+    up = log_r > 0
     # the largest tail term: n = N+1 when r ≤ 1, n = K when r > 1
-    tail_top = a_n + np.where(log_r > 0, n_tail * log_r, np.minimum(log_r, 0.0))
+    tail_top = a_n + np.where(up, n_tail * log_r, log_r)
     shift = np.maximum(a.max(axis=1), np.where(n_tail > 0, tail_top, -np.inf))
     e = np.exp(a - shift[:, None])
     h0 = e.sum(axis=1)
     h1 = e @ idx
-    x = np.abs(log_r)
-    big_a, big_b = _geometric_sums(x, n_tail)
-    up = log_r > 0
+    big_a, big_b = _geometric_sums(np.abs(log_r), n_tail)
     # g0 = Σ_{j=1..M} r^j, g1 = Σ j r^j, both scaled by exp(a_N − shift)
     # r ≤ 1: g0 = r A(r), g1 = r (A + B);  r > 1: g0 = r^M A(1/r), g1 = r^M (M A − B)
-    lead = np.where(up, a_n + n_tail * log_r, a_n + log_r) - shift
-    scale = np.exp(lead)
+    scale = np.exp(tail_top - shift)
     g0 = scale * big_a
     g1 = scale * np.where(up, n_tail * big_a - big_b, big_a + big_b)
     z = h0 + g0
-    last = np.where(n_tail > 0, np.exp(a_n + n_tail * log_r - shift), np.exp(a_n - shift))
-    p_full = last / z
-    held = (h1 + n_batch * g0 + g1) / z
+    p_full = np.exp(a_n + n_tail * log_r - shift) / z  # p̃(K); = p̃(N) when M = 0
     in_service = (h1 + n_batch * g0) / z
-    p0 = np.exp(-shift) / z
     return ChainStats(
-        p0=p0,
+        p0=np.exp(-shift) / z,
         p_batch=np.exp(a_n - shift) / z,
         log_ratio=log_r,
         p_full=p_full,
-        held=held,
+        held=in_service + g1 / z,
         in_service=in_service,
         throughput=lam * (1.0 - p_full),
     )

@@ -108,7 +108,7 @@ def analyze_targets(
         slo.ttft[0] = ttft
     if itl is not None:
         slo.itl[0] = itl
-    sizing = size(points, slo, per_target=True)
+    sizing = size(points, slo)
     top = float(sizing.high[0]) * 1000.0
 
     def per(name: str, given: float | None) -> float:

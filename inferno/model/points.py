@@ -42,7 +42,22 @@ DEFAULT_QUEUE_FACTOR: dict[Kind, float] = {
 }
 
 _KINDS = list(Kind)
-_BLOCK = 4096
+_BLOCK = 4096  # points per block at most
+_SPAN = 2.0  # a block's largest N is at most this times its smallest (padding stays under half)
+_MIN_WIDTH = 16  # ... or this, for small N
+
+
+def _cut(members: Idx, n_sorted: F) -> list[Idx]:
+    """Cut points sorted by N into blocks of bounded size and bounded padding."""
+    out = []
+    start = 0
+    while start < members.size:
+        limit = max(_SPAN * n_sorted[start], n_sorted[start] + _MIN_WIDTH)
+        end = int(np.searchsorted(n_sorted, limit, side="right"))
+        end = min(max(end, start + 1), start + _BLOCK)
+        out.append(members[start:end])
+        start = end
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +151,11 @@ class OperatingPoints:
 
     def __init__(self, blocks: list[_Block], n_batch: F, n_max: F, mu_1: F, mu_n: F) -> None:
         self._blocks = blocks
+        self._where: tuple[Idx, Idx] | None = None  # point -> (block, row), built on demand
+        # one block already in the caller's order: metrics need no scatter
+        self._in_order = len(blocks) == 1 and bool(
+            np.array_equal(blocks[0].index, np.arange(blocks[0].index.size))
+        )
         self.n_batch = n_batch  #: N per point
         self.n_max = n_max  #: K per point
         self.mu_1 = mu_1  #: μ(1) per point, /ms
@@ -199,8 +219,7 @@ class OperatingPoints:
             if members.size == 0:
                 continue
             members = members[np.argsort(n[members], kind="stable")]
-            for start in range(0, members.size, _BLOCK):
-                idx = members[start : start + _BLOCK]
+            for idx in _cut(members, n[members]):
                 block = _make_block(
                     kind, prof.take(idx), in_tokens[idx], out_tokens[idx], n[idx], queue[idx], idx
                 )
@@ -216,6 +235,9 @@ class OperatingPoints:
         """
         shape = self.n_batch.shape
         lam = np.broadcast_to(np.asarray(rate, dtype=np.float64), shape)
+        if len(self._blocks) == 1 and self._in_order:
+            beyond = None if wait_beyond is None else np.broadcast_to(wait_beyond, shape)
+            return Metrics(**self._block_metrics(self._blocks[0], lam, beyond))
         out = {name: np.empty(len(self)) for name in Metrics.__dataclass_fields__}
         for b in self._blocks:
             beyond = None if wait_beyond is None else np.broadcast_to(wait_beyond, shape)[b.index]
@@ -225,18 +247,27 @@ class OperatingPoints:
         return Metrics(**out)
 
     def subset(self, idx: Idx) -> OperatingPoints:
-        """The points at positions ``idx`` (in that order), without recomputing τ."""
-        pos = np.full(len(self), -1, dtype=np.intp)
-        pos[idx] = np.arange(idx.size)
+        """The points at ``idx`` (in that order, repeats allowed), without recomputing τ."""
+        idx = np.asarray(idx, dtype=np.intp)
+        if self._where is None:
+            block_of = np.empty(len(self), dtype=np.intp)
+            row_of = np.empty(len(self), dtype=np.intp)
+            for k, b in enumerate(self._blocks):
+                block_of[b.index] = k
+                row_of[b.index] = np.arange(b.index.size)
+            self._where = (block_of, row_of)
+        block_of, row_of = self._where
+        blk, row = block_of[idx], row_of[idx]
         blocks = []
-        for b in self._blocks:
-            keep = np.flatnonzero(pos[b.index] >= 0)
-            if keep.size == 0:
+        for k, b in enumerate(self._blocks):
+            sel = np.flatnonzero(blk == k)
+            if sel.size == 0:
                 continue
+            keep = row[sel]
             width = int(b.n_batch[keep].max()) + 1
             blocks.append(
                 _Block(
-                    index=pos[b.index[keep]],
+                    index=sel,
                     params=b.params.take(keep),
                     logmu_cum=b.logmu_cum[keep, :width],
                     n_batch=b.n_batch[keep],

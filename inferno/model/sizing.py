@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from .points import Metrics, OperatingPoints
+from .points import OperatingPoints
 
 F = NDArray[np.float64]
 
@@ -35,7 +35,7 @@ __all__ = ["BOUNDS", "Sizing", "SloArrays", "size"]
 LOW_FRACTION = 0.001
 HIGH_FRACTION = 0.999
 TPS_FRACTION = 0.9
-_RTOL = 1e-10  # relative precision of λ* (Inferno's float32 search: ~1e-7)
+_RTOL = 1e-8  # relative precision of λ* (Inferno's float32 search: ~1e-7)
 _MAX_ITERATIONS = 80
 
 #: What can bind λ*: a target, the TPS cap, or the top of the search range ("max-rate").
@@ -130,30 +130,67 @@ def _ratios(points: OperatingPoints, lam: F, slo: SloArrays) -> dict[str, F]:
     return ratios
 
 
-def _worst(ratios: dict[str, F], targets: tuple[str, ...]) -> tuple[F, NDArray[np.intp]]:
-    stack = np.vstack([ratios[k] for k in targets])
-    filled = np.where(np.isnan(stack), -np.inf, stack)
-    which = np.argmax(filled, axis=0)
-    return filled[which, np.arange(stack.shape[1])], which
-
-
 _TARGETS = ("itl", "ttft", "ttw", "latency")
 
 
-def size(points: OperatingPoints, slo: SloArrays, *, per_target: bool = False) -> Sizing:
-    """λ* for every point (vectorised; latency-quantile points one at a time).
+def size(points: OperatingPoints, slo: SloArrays) -> Sizing:
+    """λ* for every point: the smallest of its targets' own largest rates (vectorised over points
+    and targets; latency-quantile targets one point at a time). ``detail`` holds each target's own
+    λ* (NaN where the point has no such target or misses it even at the low end), as the
+    single-server analyzer reports them.
 
-    With ``per_target`` the result's ``detail`` also holds each target's own λ* (NaN where the point
-    has no such target or misses it at the low end), as the single-server analyzer reports.
+    Each target is searched on its own rather than their maximum ratio: every single ratio is
+    smooth in λ, while their maximum has a kink where the binding target changes, which slows a
+    secant search to a crawl.
     """
-    rate, feasible, bound, low, high = _bisect(points, slo, _TARGETS)
-    detail: dict[str, F] = {}
-    if per_target:
-        for name in _TARGETS:
-            has = np.isfinite(getattr(slo, name))
-            if has.any():
-                r, ok, _, _, _ = _bisect(points, slo, (name,))
-                detail[name] = np.where(has & ok, r, np.nan)
+    c = len(points)
+    low = LOW_FRACTION * points.mu_1
+    high = HIGH_FRACTION * points.mu_n
+    r_low = _ratios(points, low, slo)
+    r_high = _ratios(points, high, slo)
+    detail = {t: np.full(c, np.nan) for t in _TARGETS}
+    missed = np.zeros(c, dtype=bool)
+    worst_low = np.full(c, -np.inf)
+    bound = np.full(c, "max-rate", dtype=object)
+    rows: list[NDArray[np.intp]] = []
+    codes: list[NDArray[np.intp]] = []
+    for k, t in enumerate(_TARGETS):
+        has = np.isfinite(r_low[t])
+        miss = has & (r_low[t] > 1.0)
+        top = has & ~miss & (r_high[t] <= 1.0)
+        detail[t][top] = high[top]
+        missed |= miss
+        worse = miss & (r_low[t] > worst_low)
+        bound[worse] = t
+        worst_low = np.where(worse, r_low[t], worst_low)
+        search = np.flatnonzero(has & ~miss & ~top)
+        rows.append(search)
+        codes.append(np.full(search.size, k, dtype=np.intp))
+    row_point = np.concatenate(rows)
+    row_target = np.concatenate(codes)
+    if row_point.size:
+        lam_row = _search(points, slo, row_point, row_target, low, high, r_low, r_high)
+        for k, t in enumerate(_TARGETS):
+            sel = row_target == k
+            detail[t][row_point[sel]] = lam_row[sel]
+    stack = np.vstack([detail[t] for t in _TARGETS])
+    filled = np.where(np.isnan(stack), np.inf, stack)
+    which = np.argmin(filled, axis=0)
+    rate = np.minimum(filled[which, np.arange(c)], high)
+    binding = ~missed & np.isfinite(filled[which, np.arange(c)]) & (rate < high)
+    bound[binding] = np.array([_TARGETS[k] for k in which[binding]], dtype=object)
+    feasible = ~missed
+    # latency quantiles: exact response-time chain, one point at a time
+    quant = np.isfinite(slo.latency_quantile) & np.isfinite(slo.latency) & feasible
+    for i in np.flatnonzero(quant):
+        lam_i, ok_i = _size_latency_quantile(points, int(i), slo, float(rate[i]), float(low[i]))
+        detail["latency"][i] = lam_i
+        if not ok_i:
+            feasible[i] = False
+            bound[i] = "latency"
+        elif lam_i < rate[i]:
+            rate[i] = lam_i
+            bound[i] = "latency"
     tps = np.isfinite(slo.tps) & feasible
     capped = tps & (rate > TPS_FRACTION * high)
     rate = np.where(capped, TPS_FRACTION * high, rate)
@@ -164,68 +201,63 @@ def size(points: OperatingPoints, slo: SloArrays, *, per_target: bool = False) -
     )
 
 
-def _bisect(
-    points: OperatingPoints, slo: SloArrays, targets: tuple[str, ...]
-) -> tuple[F, NDArray[np.bool_], NDArray[np.object_], F, F]:
-    low = LOW_FRACTION * points.mu_1
-    high = HIGH_FRACTION * points.mu_n
-    r_low, which_low = _worst(_ratios(points, low, slo), targets)
-    r_high, _ = _worst(_ratios(points, high, slo), targets)
-    feasible = r_low <= 1.0
-    at_top = feasible & (r_high <= 1.0)
-    search = np.flatnonzero(feasible & ~at_top)
-    # Search in y = −log(1 − λ/μ(N)), the log-distance to saturation: queue metrics blow up like
-    # 1/(1 − λ/μ(N)), so log g is close to linear in y near the top and in λ near the bottom,
-    # which is what makes the secant steps of the Illinois search converge in a few evaluations.
-    lam_lo = low.copy()
-    lam_hi = high.copy()
-    if search.size:
-        sub = points.subset(search)
-        sub_slo = slo.take(search)
-        mu_n = points.mu_n[search]
+def _search(
+    points: OperatingPoints,
+    slo: SloArrays,
+    row_point: NDArray[np.intp],
+    row_target: NDArray[np.intp],
+    low: F,
+    high: F,
+    r_low: dict[str, F],
+    r_high: dict[str, F],
+) -> F:
+    """Each (point, target) row's own largest rate, by the Illinois search.
 
-        def lam_of(y: F) -> F:
-            out: F = mu_n * -np.expm1(-y)
-            return out
+    The search runs in y = −log(1 − λ/μ(N)), the log-distance to saturation: queue metrics blow
+    up like 1/(1 − λ/μ(N)), so log(metric/target) is close to linear in y near the top and in λ
+    near the bottom, which is what makes the secant steps converge in a few evaluations.
+    """
+    sub = points.subset(row_point)
+    sub_slo = slo.take(row_point)
+    mu_n = points.mu_n[row_point]
+    names = list(_TARGETS)
 
-        def f(y: F, idx: NDArray[np.intp]) -> F:
-            part = sub if idx.size == search.size else sub.subset(idx)
-            r, _ = _worst(_ratios(part, mu_n[idx] * -np.expm1(-y), sub_slo.take(idx)), targets)
-            out: F = np.log(r)
-            return out
+    def lam_of(y: F) -> F:
+        out: F = mu_n * -np.expm1(-y)
+        return out
 
-        def converged(a: F, b: F) -> NDArray[np.bool_]:
-            la, lb = lam_of(a), lam_of(b)
-            out: NDArray[np.bool_] = lb - la <= _RTOL * la
-            return out
+    def ratio_of(r: dict[str, F], idx: NDArray[np.intp]) -> F:
+        stack = np.vstack([r[t] for t in names])
+        out: F = stack[row_target[idx], np.arange(idx.size)]
+        return out
 
-        ya, yb = _illinois(
-            f,
-            -np.log1p(-low[search] / mu_n),
-            -np.log1p(-high[search] / mu_n),
-            np.log(r_low[search]),
-            np.log(r_high[search]),
-            converged,
-            lambda y: 0.4 * _RTOL * np.expm1(y),
-        )
-        lam_lo[search], lam_hi[search] = lam_of(ya), lam_of(yb)
-    rate = np.where(at_top, high, lam_lo)
-    _, which_root = _worst(_ratios(points, lam_hi, slo), targets)
-    bound = np.array([targets[i] for i in which_root], dtype=object)
-    bound[at_top] = "max-rate"
-    bound[~feasible] = np.array([targets[i] for i in which_low[~feasible]], dtype=object)
-    if "latency" in targets:
-        # latency quantiles: exact response-time chain, one point at a time
-        quant = np.isfinite(slo.latency_quantile) & np.isfinite(slo.latency) & feasible
-        for i in np.flatnonzero(quant):
-            lam_i, ok_i, bound_i = _size_latency_quantile(
-                points, int(i), slo, float(rate[i]), float(low[i])
-            )
-            rate[i] = lam_i
-            feasible[i] = ok_i
-            if bound_i:
-                bound[i] = bound_i
-    return rate, feasible, bound, low, high
+    def f(y: F, idx: NDArray[np.intp]) -> F:
+        part = sub if idx.size == row_point.size else sub.subset(idx)
+        r = _ratios(part, mu_n[idx] * -np.expm1(-y), sub_slo.take(idx))
+        with np.errstate(divide="ignore"):
+            out: F = np.log(ratio_of(r, idx))
+        return out
+
+    def converged(a: F, b: F) -> NDArray[np.bool_]:
+        la, lb = lam_of(a), lam_of(b)
+        out: NDArray[np.bool_] = lb - la <= _RTOL * la
+        return out
+
+    everyone = np.arange(row_point.size)
+    lo_ratio = ratio_of({t: v[row_point] for t, v in r_low.items()}, everyone)
+    hi_ratio = ratio_of({t: v[row_point] for t, v in r_high.items()}, everyone)
+    with np.errstate(divide="ignore"):
+        f_lo, f_hi = np.log(lo_ratio), np.log(hi_ratio)
+    ya, _ = _illinois(
+        f,
+        -np.log1p(-low[row_point] / mu_n),
+        -np.log1p(-high[row_point] / mu_n),
+        f_lo,
+        f_hi,
+        converged,
+        lambda y: 0.4 * _RTOL * np.expm1(y),
+    )
+    return lam_of(ya)
 
 
 def _illinois(
@@ -252,7 +284,8 @@ def _illinois(
         width = bb - aa
         with np.errstate(divide="ignore", invalid="ignore"):
             c = bb - fb_ * width / (fb_ - fa_)
-        c = np.where(np.isfinite(c), c, 0.5 * (aa + bb))
+        # bisect while an end has no finite value (a ratio of 0: no wait at all at that rate)
+        c = np.where(np.isfinite(c) & np.isfinite(fa_), c, 0.5 * (aa + bb))
         # never closer to an end than a step that can still decide convergence
         margin = np.minimum(step(aa), 0.25 * width)
         c = np.clip(c, aa + margin, bb - margin)
@@ -272,8 +305,8 @@ def _illinois(
 
 def _size_latency_quantile(
     points: OperatingPoints, i: int, slo: SloArrays, upper: float, low: float
-) -> tuple[float, bool, str]:
-    """Largest λ ≤ ``upper`` (feasible for the other targets) meeting the latency quantile."""
+) -> tuple[float, bool]:
+    """Largest λ ≤ ``upper`` meeting point ``i``'s latency quantile (bisection on log λ)."""
     q = float(slo.latency_quantile[i])
     target = float(slo.latency[i])
 
@@ -282,9 +315,9 @@ def _size_latency_quantile(
         return bool(sf <= 1.0 - q)
 
     if not meets(low):
-        return math.nan, False, "latency"
+        return math.nan, False
     if meets(upper):
-        return upper, True, ""
+        return upper, True
     a, b = math.log(low), math.log(upper)
     while b - a > 1e-7:
         mid = 0.5 * (a + b)
@@ -292,9 +325,4 @@ def _size_latency_quantile(
             a = mid
         else:
             b = mid
-    return math.exp(a), True, "latency"
-
-
-def metrics_at(points: OperatingPoints, rate: F) -> Metrics:
-    """Metrics at the given per-replica rates (a thin alias kept for symmetry with :func:`size`)."""
-    return points.metrics(rate)
+    return math.exp(a), True

@@ -1,0 +1,486 @@
+"""The ``inferno`` command line: in-process through ``main`` and, for a few cases, as a subprocess.
+
+The expected solution of ``samples/large`` is Inferno's published ``solution-data.json``; every
+modified system is a copy of the sample in ``tmp_path``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from inferno.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "samples" / "large"
+
+# Inferno's published solution has an equal-cost tie for this server (MI300X x 2 replicas vs
+# 2xMI300X x 1 replica, both cost 130): the cost must match, the replica count may not.
+TIED_SERVERS = {"Premium-llama3_8b"}
+
+ANALYZER_PROBLEM = {
+    "RPS": 3.0,
+    "maxBatchSize": 48,
+    "AvgInputTokens": 128,
+    "AvgOutputTokens": 512,
+    "alpha": 12,
+    "beta": 0.05,
+    "gamma": 0.0005,
+    "maxQueueSize": 128,
+    "targetTTFT": 60.0,
+    "targetITL": 20.0,
+}
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def read(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def write(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+
+
+def edit(path: Path, change: Callable[[Any], None]) -> None:
+    data = read(path)
+    change(data)
+    write(path, data)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, str, str]:
+    """Run ``inferno argv...`` in-process; return (exit code, stdout, stderr)."""
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> dict[str, Any]:
+    code, out, err = run(capsys, *argv, "--format", "json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert isinstance(data, dict)
+    return data
+
+
+def subprocess_cli(*argv: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "inferno", *(str(a) for a in argv)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def assert_input_error(code: int, out: str, err: str, *fragments: str) -> None:
+    """Exit 2, nothing on stdout, one line on stderr holding every fragment, no traceback."""
+    assert code == 2, (out, err)
+    assert out == ""
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+def published() -> dict[str, dict[str, Any]]:
+    allocations: dict[str, dict[str, Any]] = read(SAMPLE / "solution-data.json")["allocations"]
+    return allocations
+
+
+def capacity() -> dict[str, int]:
+    return {row["type"]: row["count"] for row in read(SAMPLE / "capacity-data.json")["count"]}
+
+
+def server_names() -> list[str]:
+    return [s["name"] for s in read(SAMPLE / "server-data.json")["servers"]]
+
+
+def units_from_allocations(allocations: dict[str, dict[str, Any]]) -> Counter[str]:
+    """Accelerator units per type, recomputed from the allocations and the sample's data."""
+    accs = {a["name"]: a for a in read(SAMPLE / "accelerator-data.json")["accelerators"]}
+    acc_count = {
+        (m["name"], m["acc"]): m.get("accCount", 1)
+        for m in read(SAMPLE / "model-data.json")["models"]
+    }
+    model = {s["name"]: s["model"] for s in read(SAMPLE / "server-data.json")["servers"]}
+    units: Counter[str] = Counter()
+    for name, a in allocations.items():
+        acc = accs[a["accelerator"]]
+        per_replica = acc.get("multiplicity", 1) * acc_count[(model[name], a["accelerator"])]
+        units[acc.get("type") or acc["name"]] += a["numReplicas"] * per_replica
+    return units
+
+
+@pytest.fixture
+def system(tmp_path: Path) -> Path:
+    """A private copy of samples/large to edit."""
+    target = tmp_path / "system"
+    shutil.copytree(SAMPLE, target)
+    return target
+
+
+@pytest.fixture
+def problem(tmp_path: Path) -> Path:
+    path = tmp_path / "problem-data.json"
+    write(path, ANALYZER_PROBLEM)
+    return path
+
+
+# -- optimize: the published sample -------------------------------------------------------------
+
+
+def test_optimize_json_matches_published_solution(capsys: pytest.CaptureFixture[str]) -> None:
+    data = run_json(capsys, "optimize", SAMPLE)
+    expected = published()
+    assert data["status"] == "optimal"
+    assert data["unallocated"] == {}
+    allocations = data["allocations"]
+    assert set(allocations) == set(expected) == set(server_names())
+    assert len(allocations) == 27
+    for name, want in expected.items():
+        got = allocations[name]
+        for key in ("accelerator", "numReplicas", "maxBatch", "cost", "itlAverage", "waitAverage"):
+            assert key in got, (name, key)
+        assert got["load"]["arrivalRate"] == pytest.approx(want["load"]["arrivalRate"])
+        assert got["cost"] == pytest.approx(want["cost"]), name
+        if name not in TIED_SERVERS:
+            assert got["numReplicas"] == want["numReplicas"], name
+    assert data["totalCost"] == pytest.approx(sum(a["cost"] for a in expected.values()))
+
+
+def test_optimize_table_has_a_row_per_server_and_the_total(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = run(capsys, "optimize", SAMPLE, "--format", "table")
+    assert code == 0, err
+    lines = out.splitlines()
+    for name in server_names():
+        rows = [line for line in lines if line.split()[:1] == [name]]
+        assert len(rows) == 1, name
+    status = [line for line in lines if line.startswith("status:")]
+    assert len(status) == 1
+    assert "optimal" in status[0]
+    match = re.search(r"total cost:\s*([\d,]+(?:\.\d+)?)", status[0])
+    assert match is not None, status[0]
+    total = sum(a["cost"] for a in published().values())
+    assert float(match.group(1).replace(",", "")) == pytest.approx(total)
+
+
+def test_optimize_default_format_is_table(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "optimize", SAMPLE)
+    assert code == 0
+    assert any(line.startswith("status:") for line in out.splitlines())
+
+
+@pytest.mark.parametrize("solver", ["milp", "greedy"])
+def test_optimize_solver_override_unlimited(
+    capsys: pytest.CaptureFixture[str], solver: str
+) -> None:
+    data = run_json(capsys, "optimize", SAMPLE, "--solver", solver)
+    assert data["status"] == "optimal"
+    assert set(data["allocations"]) == set(server_names())
+    total = sum(a["cost"] for a in published().values())
+    assert data["totalCost"] <= total + 1e-6
+    assert data["totalCost"] == pytest.approx(sum(a["cost"] for a in data["allocations"].values()))
+
+
+@pytest.mark.parametrize("solver", ["milp", "greedy"])
+def test_optimize_limited_respects_capacity(
+    capsys: pytest.CaptureFixture[str], solver: str
+) -> None:
+    data = run_json(capsys, "optimize", SAMPLE, "--solver", solver, "--limited")
+    assert data["status"] in {"optimal", "partially-allocated"}
+    assert set(data["allocations"]) | set(data["unallocated"]) == set(server_names())
+    cap = capacity()
+    used = data["unitsUsed"]
+    for kind, count in used.items():
+        assert kind in cap, kind
+        assert count <= cap[kind], (kind, count, cap[kind])
+    assert dict(units_from_allocations(data["allocations"])) == used
+
+
+def test_optimize_milp_limited_allocates_everything(capsys: pytest.CaptureFixture[str]) -> None:
+    """The sample's capacity is enough for all servers: the exact solver must find it."""
+    data = run_json(capsys, "optimize", SAMPLE, "--solver", "milp", "--limited")
+    assert data["status"] == "optimal"
+    assert data["unallocated"] == {}
+    unlimited = sum(a["cost"] for a in published().values())
+    assert data["totalCost"] >= unlimited - 1e-6
+
+
+# -- optimize: input errors exit 2 --------------------------------------------------------------
+
+
+def test_missing_directory(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-dir"
+    assert_input_error(*run(capsys, "optimize", missing), str(missing))
+
+
+def test_missing_required_file(capsys: pytest.CaptureFixture[str], system: Path) -> None:
+    (system / "model-data.json").unlink()
+    assert_input_error(*run(capsys, "optimize", system), "model-data.json", "missing")
+
+
+def test_malformed_json(capsys: pytest.CaptureFixture[str], system: Path) -> None:
+    (system / "server-data.json").write_text('{"servers": [\n', encoding="utf-8")
+    assert_input_error(*run(capsys, "optimize", system), "server-data.json", "JSON")
+
+
+def test_negative_arrival_rate(capsys: pytest.CaptureFixture[str], system: Path) -> None:
+    def change(data: Any) -> None:
+        data["servers"][3]["currentAlloc"]["load"]["arrivalRate"] = -5
+
+    edit(system / "server-data.json", change)
+    assert_input_error(
+        *run(capsys, "optimize", system),
+        "server-data.json",
+        "$.servers[3].currentAlloc.load.arrivalRate",
+        "-5",
+    )
+
+
+def test_unknown_accelerator_in_model_data(
+    capsys: pytest.CaptureFixture[str], system: Path
+) -> None:
+    def change(data: Any) -> None:
+        data["models"][2]["acc"] = "TPU9"
+
+    edit(system / "model-data.json", change)
+    assert_input_error(
+        *run(capsys, "optimize", system), "model-data.json", "$.models[2].acc", "TPU9"
+    )
+
+
+def test_input_error_as_subprocess(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-dir"
+    proc = subprocess_cli("optimize", missing)
+    assert_input_error(proc.returncode, proc.stdout, proc.stderr, str(missing))
+
+
+def test_malformed_json_as_subprocess(system: Path) -> None:
+    (system / "capacity-data.json").write_text("{,}", encoding="utf-8")
+    proc = subprocess_cli("optimize", system, "--limited")
+    assert_input_error(proc.returncode, proc.stdout, proc.stderr, "capacity-data.json")
+
+
+# -- optimize: result statuses are not errors ---------------------------------------------------
+
+
+def test_server_without_profile_is_unallocated(
+    capsys: pytest.CaptureFixture[str], system: Path
+) -> None:
+    def servers(data: Any) -> None:
+        data["servers"][0]["model"] = "unknown_model"
+
+    def classes(data: Any) -> None:
+        data["serviceClasses"].append(
+            {"name": "Premium", "model": "unknown_model", "slo-itl": 40, "slo-ttw": 500}
+        )
+
+    name = read(system / "server-data.json")["servers"][0]["name"]
+    edit(system / "server-data.json", servers)
+    edit(system / "serviceclass-data.json", classes)
+    data = run_json(capsys, "optimize", system)
+    assert data["status"] == "partially-allocated"
+    assert set(data["unallocated"]) == {name}
+    assert data["unallocated"][name]
+    assert name not in data["allocations"]
+    assert len(data["allocations"]) == 26
+
+
+def test_unmeetable_slo_is_unallocated(capsys: pytest.CaptureFixture[str], system: Path) -> None:
+    def change(data: Any) -> None:
+        for row in data["serviceClasses"]:
+            if row["name"] == "Premium" and row["model"] == "granite_13b":
+                row["slo-itl"] = 0.5
+
+    edit(system / "serviceclass-data.json", change)
+    data = run_json(capsys, "optimize", system)
+    assert data["status"] == "partially-allocated"
+    assert set(data["unallocated"]) == {"Premium-granite_13b"}
+    assert data["unallocated"]["Premium-granite_13b"]
+    assert len(data["allocations"]) == 26
+
+
+def _limit_capacity(system: Path) -> None:
+    def optimizer(data: Any) -> None:
+        data["optimizer"]["unlimited"] = False
+
+    edit(system / "optimizer-data.json", optimizer)
+
+
+@pytest.mark.parametrize("solver", ["greedy", "milp"])
+def test_capacity_too_small_for_one_server(
+    capsys: pytest.CaptureFixture[str], system: Path, solver: str
+) -> None:
+    def servers(data: Any) -> None:
+        for row in data["servers"]:
+            if row["name"] == "Free-llama_70b":
+                row["currentAlloc"]["load"]["arrivalRate"] = 1e6
+
+    _limit_capacity(system)
+    edit(system / "server-data.json", servers)
+    data = run_json(capsys, "optimize", system, "--solver", solver)
+    assert data["status"] == "partially-allocated"
+    assert set(data["unallocated"]) == {"Free-llama_70b"}
+    assert data["unallocated"]["Free-llama_70b"]
+    assert len(data["allocations"]) == 26
+    cap = capacity()
+    assert all(count <= cap[kind] for kind, count in data["unitsUsed"].items())
+
+
+def test_no_capacity_at_all_is_infeasible(capsys: pytest.CaptureFixture[str], system: Path) -> None:
+    def counts(data: Any) -> None:
+        for row in data["count"]:
+            row["count"] = 0
+
+    _limit_capacity(system)
+    edit(system / "capacity-data.json", counts)
+    data = run_json(capsys, "optimize", system)
+    assert data["status"] == "infeasible"
+    assert data["allocations"] == {}
+    assert set(data["unallocated"]) == set(server_names())
+    assert all(data["unallocated"].values())
+
+    code, out, err = run(capsys, "optimize", system)
+    assert code == 0, err
+    assert "infeasible" in out
+    for name in server_names():
+        assert name in out
+
+
+# -- analyze ------------------------------------------------------------------------------------
+
+
+def test_analyze_target_mode_by_default(capsys: pytest.CaptureFixture[str], problem: Path) -> None:
+    code, out, err = run(capsys, "analyze", problem)
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["throughput"] == pytest.approx(2.8741095, rel=1e-3)
+    assert data["RPSTargetTTFT"] == pytest.approx(2.910594, rel=1e-3)
+    assert data["RPSTargetITL"] == pytest.approx(2.8741095, rel=1e-3)
+    assert data["avgITL"] == pytest.approx(20.0, rel=1e-3)
+    assert data["feasible"] is True
+
+
+def test_analyze_solve_mode(capsys: pytest.CaptureFixture[str], problem: Path) -> None:
+    code, out, err = run(capsys, "analyze", problem, "--mode", "solve")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["throughput"] == pytest.approx(3.0, rel=1e-3)
+    assert data["avgRespTime"] == pytest.approx(10568.446, rel=1e-3)
+    assert data["avgTTFT"] == pytest.approx(75.31746, rel=1e-3)
+    assert data["maxRPS"] == pytest.approx(3.8208232, rel=1e-3)
+    assert data["RPSTargetTTFT"] == 0
+    assert data["RPSTargetITL"] == 0
+
+
+def test_analyze_unreachable_target_is_not_an_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "tight.json"
+    write(path, {**ANALYZER_PROBLEM, "targetITL": 1.0})
+    code, out, err = run(capsys, "analyze", path)
+    assert code == 0, err
+    assert json.loads(out)["feasible"] is False
+
+
+def test_analyze_zero_rps_in_solve_mode_is_an_input_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "zero.json"
+    write(path, {**ANALYZER_PROBLEM, "RPS": 0})
+    assert_input_error(*run(capsys, "analyze", path, "--mode", "solve"), str(path), "$.RPS")
+
+
+def test_analyze_table(capsys: pytest.CaptureFixture[str], problem: Path) -> None:
+    code, out, err = run(capsys, "analyze", problem, "--format", "table")
+    assert code == 0, err
+    rows = {line.split()[0]: line.split()[-1] for line in out.splitlines() if line.strip()}
+    for key in ("throughput", "avgITL", "RPSTargetTTFT", "RPSTargetITL", "maxRPS"):
+        assert key in rows, key
+    assert float(rows["throughput"]) == pytest.approx(2.87, abs=0.01)
+
+
+def test_analyze_missing_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    missing = tmp_path / "nope.json"
+    assert_input_error(*run(capsys, "analyze", missing), str(missing))
+
+
+# -- explain ------------------------------------------------------------------------------------
+
+
+def test_explain_lists_every_candidate_and_marks_the_choice(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = run(capsys, "explain", SAMPLE, "Premium-granite_13b")
+    assert code == 0, err
+    lines = out.splitlines()
+    accelerators = {
+        m["acc"] for m in read(SAMPLE / "model-data.json")["models"] if m["name"] == "granite_13b"
+    }
+    # The candidate table: from the header's dashed rule to the blank line before the verdict.
+    start = next(i for i, line in enumerate(lines) if line.startswith("---"))
+    end = lines.index("", start)
+    rows: dict[str, str] = {}
+    for line in lines[start + 1 : end]:
+        tokens = line.replace("*", " ").split()
+        if tokens and tokens[0] in accelerators:
+            assert tokens[0] not in rows, tokens[0]
+            rows[tokens[0]] = line
+    assert set(rows) == accelerators
+    assert len(rows) == end - start - 1  # no other rows
+    chosen = [acc for acc, line in rows.items() if line.lstrip().startswith("*")]
+    assert chosen == ["MI300X"]
+    verdict = [line for line in lines if line.strip()][-1]
+    assert "ttw" in verdict
+    assert re.search(r"\b65(\.0+)?\b", verdict), verdict
+
+
+def test_explain_unknown_server(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "explain", SAMPLE, "No-such-server")
+    assert_input_error(code, out, err, "No-such-server")
+    for name in server_names():
+        assert name in err
+
+
+# -- help and subprocess ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["optimize", "--help"]])
+def test_help(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 0
+    assert "usage:" in capsys.readouterr().out
+
+
+def test_help_as_subprocess() -> None:
+    proc = subprocess_cli("--help")
+    assert proc.returncode == 0, proc.stderr
+    for command in ("optimize", "analyze", "explain"):
+        assert command in proc.stdout
+
+
+def test_optimize_as_subprocess_prints_a_table() -> None:
+    proc = subprocess_cli("optimize", "samples/large")
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].split()[:2] == ["server", "accelerator"]
+    assert set(lines[1]) <= {"-", " "}
+    for name in server_names():
+        assert sum(1 for line in lines if line.split()[:1] == [name]) == 1, name
+    assert any(line.startswith("status: optimal") for line in lines)
