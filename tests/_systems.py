@@ -19,7 +19,6 @@ Models: ``m`` runs on A and B (acc_count 1), ``a`` on A only, ``d`` on 2xA only 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 
@@ -40,8 +39,10 @@ __all__ = [
     "CLASSES",
     "LAMBDA",
     "PROFILES",
+    "g0_profile",
     "limited",
     "make_system",
+    "one_model_system",
     "server",
     "top_rate_per_min",
 ]
@@ -67,8 +68,7 @@ def top_rate_per_min(alpha: float) -> float:
 
 #: λ* in req/min of each default (model, accelerator) pair, by hand (see the module docstring).
 LAMBDA: dict[tuple[str, str], float] = {
-    (mp.model, mp.accelerator): top_rate_per_min(mp.profile.alpha)  # type: ignore[union-attr]
-    for mp in PROFILES
+    (mp.model, mp.accelerator): top_rate_per_min(mp.profile.alpha) for mp in PROFILES
 }
 
 
@@ -166,7 +166,3 @@ def one_model_system(
 def g0_profile() -> G0Profile:
     """Inferno's granite-13b-like G0 profile (N = 38 at 1024 tokens)."""
     return G0Profile(alpha=7.77, beta=0.15, max_batch_size=76, at_tokens=512)
-
-
-def ceil_div(a: float, b: float) -> int:
-    return math.ceil(a / b - 1e-12)

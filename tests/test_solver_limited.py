@@ -26,7 +26,7 @@ from _systems import (
 )
 
 from inferno.model.points import OperatingPoints, ProfileArrays
-from inferno.model.profiles import BatchProfile, Profile, Tokens
+from inferno.model.profiles import BatchProfile, G0Profile, Profile, Tokens
 from inferno.model.sizing import SloArrays, size
 from inferno.solver import Allocation, ServerStatus, Solution, Status, build_candidates, solve
 from inferno.system import (
@@ -194,6 +194,12 @@ INSTANCES: dict[str, tuple[list[tuple[str, float, str, str]], dict[str, int]]] =
     ),
     # model m: A needs 5 (none free), B needs 3 (2 free): saturation binds s to B.
     "I5": ([("s", 4900, "gold", "m")], {"TA": 0, "TB": 2}),
+    # g1 takes 4 of 5 TA; g2 (3 on A) and b1 (model m: 3 on A, 2 on B with 1 TB) fail.
+    # Saturation: g2 gets the last TA unit, b1 binds to B (no TA left) and gets 1 of 2.
+    "I6": (
+        [("g1", 3900, "gold", "a"), ("g2", 2900, "gold", "a"), ("b1", 2900, "bronze", "m")],
+        {"TA": 5, "TB": 1},
+    ),
 }
 
 EXPECTED: dict[tuple[str, SaturationPolicy, bool], dict[str, Grant]] = {}
@@ -231,6 +237,13 @@ _expect("I3", [RR, PRR], BOTH, g1=("A", 4, 4), g2=("A", 1, 3), g3=("A", 1, 3))
 # I5 — the first candidate type with units (B) is used by every policy.
 _expect("I5", [NONE], BOTH, s=None)
 _expect("I5", [PE, RR, PRR], BOTH, s=("B", 2, 3))
+# I6 — every policy ends the same; PRR must also serve the lower priority level.
+_expect("I6", [NONE], BOTH, g1=("A", 4, 4), g2=None, b1=None)
+_expect("I6", [PE, RR, PRR], BOTH, g1=("A", 4, 4), g2=("A", 1, 3), b1=("B", 1, 2))
+
+
+def _case_key(case: tuple[str, SaturationPolicy, bool]) -> tuple[str, str, bool]:
+    return (case[0], str(case[1]), case[2])
 
 
 def _instance_system(instance: str, policy: SaturationPolicy, delayed: bool) -> System:
@@ -242,10 +255,13 @@ def _instance_system(instance: str, policy: SaturationPolicy, delayed: bool) -> 
     )
 
 
+CASES = sorted(EXPECTED, key=_case_key)
+
+
 @pytest.mark.parametrize(
     ("instance", "policy", "delayed"),
-    sorted(EXPECTED, key=lambda k: (k[0], str(k[1]), k[2])),
-    ids=lambda v: str(v),
+    CASES,
+    ids=str,
 )
 def test_saturation_policy_grants(instance: str, policy: SaturationPolicy, delayed: bool) -> None:
     system = _instance_system(instance, policy, delayed)
@@ -485,7 +501,7 @@ def _comparable(sol: Solution) -> tuple[object, ...]:
 
     def alloc(a: Allocation) -> tuple[object, ...]:
         metrics = {k: ("nan" if math.isnan(v) else round(v, 9)) for k, v in a.metrics.items()}
-        fields = {f: getattr(a, f) for f in a.__slots__ if f != "metrics"}  # type: ignore[attr-defined]
+        fields = {f: getattr(a, f) for f in a.__slots__ if f != "metrics"}
         return (sorted(fields.items(), key=str), sorted(metrics.items()))
 
     return (
@@ -659,3 +675,33 @@ def test_max_replicas_excludes_candidates(
     a = sol.allocations["s"]
     assert (a.accelerator, a.replicas) == expected
     assert all(table.replicas[c] <= (max_replicas or math.inf) for c in table.of_server(0))
+
+
+def test_wait_target_with_no_wait_at_the_bottom_of_the_range() -> None:
+    # G0 at 8 tokens: N = ⌊4·256/8⌋ = 128, so at 0.001 μ(1) nobody waits and the mean wait is
+    # exactly 0; the ttw target (Inferno's rule: mean wait ≤ 2.8 / −ln 0.05) binds much higher.
+    profile = G0Profile(3.0, 0.5, 4, 256.0)
+    target = Target("g", ttw=2.8)
+    pts = OperatingPoints.of([profile], [Tokens(0.0, 8.0)])
+
+    def meets(lam: float) -> bool:
+        wait = float(pts.metrics(np.array([lam])).wait[0])
+        return wait * -math.log(0.05) <= 2.8
+
+    a, b = 0.001 * float(pts.mu_1[0]), 0.999 * float(pts.mu_n[0])
+    assert meets(a) and not meets(b)
+    for _ in range(200):
+        mid = 0.5 * (a + b)
+        a, b = (mid, b) if meets(mid) else (a, mid)
+    lam_star = a * 60_000.0  # req/min
+    system = one_model_system(
+        "g",
+        {"G": profile},
+        [server("s", 30_000, model="g", out_tokens=8.0)],
+        {"gold": target},
+        accelerators={"G": Accelerator("G", type="G", cost=1.0)},
+    )
+    alloc = solve(system).allocations["s"]
+    assert alloc.bound == "ttw"
+    assert alloc.max_rate_per_replica == pytest.approx(lam_star, rel=1e-6)
+    assert alloc.replicas == math.ceil(30_000 / lam_star)

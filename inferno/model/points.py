@@ -234,7 +234,7 @@ class OperatingPoints:
         With ``wait_beyond`` (ms, per point; NaN to skip a point) ``wait_sf`` is P(W > that time).
         """
         shape = self.n_batch.shape
-        lam = np.broadcast_to(np.asarray(rate, dtype=np.float64), shape)
+        lam = np.array(np.broadcast_to(np.asarray(rate, dtype=np.float64), shape))
         if len(self._blocks) == 1 and self._in_order:
             beyond = None if wait_beyond is None else np.broadcast_to(wait_beyond, shape)
             return Metrics(**self._block_metrics(self._blocks[0], lam, beyond))

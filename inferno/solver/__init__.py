@@ -127,6 +127,7 @@ def _assemble(
             ]
             metrics = table.metrics_at_rate(c, demand * float(table.rate[c]) / capacity_sum)
             status = ServerStatus.ALLOCATED
+            required = granted  # the mix covers the demand: its count is what the SLOs need
         else:
             metrics = table.metrics_at(c, granted) if granted != required else table.metrics.take(c)
             status = ServerStatus.PARTIAL if granted < required else ServerStatus.ALLOCATED
