@@ -81,7 +81,9 @@ def test_all_27_allocations(
     assert ties <= 1  # Premium-llama3_8b: 2xMI300X × 1 and MI300X × 2 both cost 130
 
 
-def test_total_cost_matches(solution: Solution, published: dict[str, dict[str, float | str]]) -> None:
+def test_total_cost_matches(
+    solution: Solution, published: dict[str, dict[str, float | str]]
+) -> None:
     assert solution.total_cost == pytest.approx(sum(float(r["cost"]) for r in published.values()))
 
 
