@@ -51,6 +51,7 @@ class CandidateTable:
     reason: list[str]  # per server: why it has no feasible candidate ("" if it has one)
 
     units_per_replica: F  # accelerator units of its type one replica takes
+    priority: list[int]  # per server: its class's priority (1 = highest; unknown class: 100)
     _ranked: Idx  # feasible candidates sorted by (server, value, cost, accelerator name)
     _starts: Idx  # _ranked[_starts[s]:_starts[s+1]] are server s's
 
@@ -233,6 +234,10 @@ def build_candidates(system: System) -> CandidateTable:
         demand=demand,
         reason=reasons,
         units_per_replica=acc_count * multiplicity,
+        priority=[
+            cls.priority if (cls := system.classes.get(srv.service_class)) else 100
+            for srv in servers
+        ],
         _ranked=ranked,
         _starts=starts,
     )

@@ -75,7 +75,7 @@ def solve_greedy(table: CandidateTable, capacity: Mapping[str, int]) -> Grants:
     grants = Grants.empty(n, table.reason)
     available = {k: int(v) for k, v in capacity.items()}
     units = table.units_per_replica
-    priority = [_priority(table, s) for s in range(n)]
+    priority = table.priority
     cands = {s: [int(c) for c in table.of_server(s)] for s in range(n)}
     active = [s for s in range(n) if cands[s]]
     groups: list[list[int]]
@@ -94,12 +94,6 @@ def solve_greedy(table: CandidateTable, capacity: Mapping[str, int]) -> Grants:
     if spec.delayed_best_effort:
         _saturate(table, leftovers, cands, priority, available, grants)
     return grants
-
-
-def _priority(table: CandidateTable, s: int) -> int:
-    srv = table.system.servers[s]
-    cls = table.system.classes.get(srv.service_class)
-    return cls.priority if cls else 100
 
 
 def _allocate(

@@ -38,12 +38,6 @@ class MilpOutcome:
     message: str
 
 
-def _priority(table: CandidateTable, s: int) -> int:
-    srv = table.system.servers[s]
-    cls = table.system.classes.get(srv.service_class)
-    return cls.priority if cls else 100
-
-
 def solve_milp(table: CandidateTable, capacity: Mapping[str, int] | None) -> MilpOutcome:
     """Solve exactly; ``capacity`` None means unlimited."""
     system = table.system
@@ -147,7 +141,7 @@ def solve_milp(table: CandidateTable, capacity: Mapping[str, int] | None) -> Mil
     x, optimal, message = run(cost, everyone)
     if x is None:
         # 2) lexicographic by priority: maximise the servers allocated, level by level
-        prio = np.array([_priority(table, int(s)) for s in owners])
+        prio = np.array([table.priority[int(s)] for s in owners])
         held: list[LinearConstraint] = []
         optimal = True
         for p in sorted(set(prio.tolist())):
