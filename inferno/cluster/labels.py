@@ -1,0 +1,27 @@
+"""The labels and annotations Inferno reads and writes on managed Deployments.
+
+Labels are the Go original's (``inferno.server.*``); per-server bounds and mode are annotations.
+"""
+
+from __future__ import annotations
+
+MANAGED = "inferno.server.managed"  # "true" opts a Deployment in
+SERVER_NAME = "inferno.server.name"
+MODEL = "inferno.server.model"
+SERVICE_CLASS = "inferno.server.class"
+ALLOC_ACCELERATOR = "inferno.server.allocation.accelerator"
+ALLOC_MAX_BATCH = "inferno.server.allocation.maxbatchsize"
+# the load fallback when there is no Prometheus (the original's label names)
+LOAD_RPM = "inferno.server.load.rpm"
+LOAD_IN_TOKENS = "inferno.server.load.intokens"
+LOAD_OUT_TOKENS = "inferno.server.load.outtokens"
+LOAD_NUM_TOKENS = "inferno.server.load.numtokens"  # the oldest: one length (G0)
+
+# annotations
+MIN_REPLICAS = "inferno.server/min-replicas"
+MAX_REPLICAS = "inferno.server/max-replicas"
+MODE = "inferno.server/mode"  # "auto" (default) or "recommend"
+CONTAINER = "inferno.server/container"  # the serving container (default: the first)
+
+MANAGED_SELECTOR = f"{MANAGED}=true"
+DEFAULT_CLASS = "Free"

@@ -1,0 +1,259 @@
+"""The actuation plan: what to change in each managed Deployment to enact a solution.
+
+Pure: from the inventory and the decisions, :func:`plan` computes one :class:`Action` per managed
+Deployment — a JSON patch for the Deployment (replicas, the allocation labels, the GPU node
+selector, the serving container's GPU limit and batch-size variable), a JSON patch for its HPA if
+one scales it, and an Event. :mod:`inferno.k8s` applies them, every one, and reports each.
+
+Rules: a server missing from the solution, or unallocated, keeps its current allocation (never
+scaled to zero); replicas stay within the Deployment's min/max annotations and never go to 0
+unless its min-replicas annotation is 0; a Deployment in ``recommend`` mode is not patched, its
+decision is only recorded; when an HPA scales the Deployment, its min/max are set around the
+decision (min = decision, max = decision × (1 + headroom)) and ``spec.replicas`` is left to it.
+
+Triton reads its batch size from the model configuration, which the sample Deployments generate at
+start-up from the container variable ``INFERNO_MAX_BATCH_SIZE``: the plan sets that variable
+(which rolls the pods, as a change of GPU type does anyway) and the
+``inferno.server.allocation.maxbatchsize`` label.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import labels as L
+from .inventory import ManagedDeployment
+
+__all__ = ["Action", "Decision", "Event", "PlanSettings", "plan"]
+
+Patch = tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The optimizer's decision for one server (or why there is none)."""
+
+    server: str
+    accelerator: str = ""
+    replicas: int = 0
+    max_batch: int = 0
+    gpus_per_replica: int = 0
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    allocated: bool = True
+    reason: str = ""  # why it is not allocated, or a note (e.g. a partial grant)
+    cost: float | None = None
+    bound: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    reason: str
+    message: str
+    type: str = "Normal"  # or "Warning"
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """What to do to one Deployment; ``kind`` is update, unchanged, recommend or keep."""
+
+    namespace: str
+    deployment: str
+    server: str
+    kind: str
+    patch: Patch = ()
+    hpa_patch: Patch = ()
+    event: Event | None = None
+    before: Mapping[str, Any] = field(default_factory=dict)
+    after: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanSettings:
+    gpu_resource: str = "nvidia.com/gpu"
+    batch_env: str = "INFERNO_MAX_BATCH_SIZE"
+    hpa_headroom: float = 0.25
+
+
+def _escape(key: str) -> str:
+    """A JSON-pointer token (RFC 6901)."""
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def _state(d: ManagedDeployment) -> dict[str, Any]:
+    return {"replicas": d.replicas, "accelerator": d.accelerator, "maxBatch": d.max_batch}
+
+
+def _replicas(d: ManagedDeployment, wanted: int) -> int:
+    floor = d.min_replicas
+    r = max(wanted, floor, 1 if floor > 0 else 0)
+    if d.max_replicas is not None:
+        r = min(r, d.max_replicas)
+    return r
+
+
+def _deployment_patch(
+    d: ManagedDeployment, dec: Decision, replicas: int, set_replicas: bool, cfg: PlanSettings
+) -> list[dict[str, Any]]:
+    ops: list[dict[str, Any]] = []
+    if set_replicas and replicas != d.replicas:
+        ops.append({"op": "replace", "path": "/spec/replicas", "value": replicas})
+    for key, value in (
+        (L.ALLOC_ACCELERATOR, dec.accelerator),
+        (L.ALLOC_MAX_BATCH, str(dec.max_batch)),
+    ):
+        current = {L.ALLOC_ACCELERATOR: d.accelerator, L.ALLOC_MAX_BATCH: str(d.max_batch or "")}[
+            key
+        ]
+        if current != value:
+            ops.append({"op": "add", "path": f"/metadata/labels/{_escape(key)}", "value": value})
+    selector = {**d.node_selector, **dec.node_selector}
+    if selector != dict(d.node_selector):
+        ops.append({"op": "add", "path": "/spec/template/spec/nodeSelector", "value": selector})
+    base = f"/spec/template/spec/containers/{d.container}"
+    if dec.gpus_per_replica > 0:
+        resources = copy.deepcopy(dict(d.resources))
+        limits = dict(resources.get("limits") or {})
+        gpus = str(dec.gpus_per_replica)
+        if str(limits.get(cfg.gpu_resource, "")) != gpus:
+            limits[cfg.gpu_resource] = gpus
+            resources["limits"] = limits
+            requests = dict(resources.get("requests") or {})
+            if cfg.gpu_resource in requests:  # extended resources: requests must equal limits
+                requests[cfg.gpu_resource] = gpus
+                resources["requests"] = requests
+            ops.append({"op": "add", "path": f"{base}/resources", "value": resources})
+    if dec.max_batch > 0:
+        names = [n for n, _ in d.env]
+        value = str(dec.max_batch)
+        if cfg.batch_env in names:
+            j = names.index(cfg.batch_env)
+            if d.env[j][1] != value:
+                ops.append({"op": "replace", "path": f"{base}/env/{j}/value", "value": value})
+        elif d.env:
+            ops.append(
+                {
+                    "op": "add",
+                    "path": f"{base}/env/-",
+                    "value": {"name": cfg.batch_env, "value": value},
+                }
+            )
+        else:
+            ops.append(
+                {
+                    "op": "add",
+                    "path": f"{base}/env",
+                    "value": [{"name": cfg.batch_env, "value": value}],
+                }
+            )
+    return ops
+
+
+def _hpa_patch(d: ManagedDeployment, replicas: int, cfg: PlanSettings) -> list[dict[str, Any]]:
+    assert d.hpa is not None
+    top = max(replicas, math.ceil(replicas * (1.0 + cfg.hpa_headroom)))
+    if d.max_replicas is not None:
+        top = max(replicas, min(top, d.max_replicas))
+    lo = max(replicas, 1)  # an HPA's minReplicas is at least 1
+    ops: list[dict[str, Any]] = []
+    if d.hpa.min_replicas != lo:
+        ops.append({"op": "replace", "path": "/spec/minReplicas", "value": lo})
+    if d.hpa.max_replicas != top:
+        ops.append({"op": "replace", "path": "/spec/maxReplicas", "value": top})
+    return ops
+
+
+def _summary(d: ManagedDeployment, dec: Decision, replicas: int) -> str:
+    parts = []
+    if replicas != d.replicas:
+        parts.append(f"replicas {d.replicas}→{replicas}")
+    if dec.accelerator != d.accelerator:
+        parts.append(f"accelerator {d.accelerator or '-'}→{dec.accelerator}")
+    if dec.max_batch != d.max_batch:
+        parts.append(f"batch {d.max_batch or '-'}→{dec.max_batch}")
+    detail = ", ".join(parts) or "no change"
+    extra = f" (bound by {dec.bound})" if dec.bound else ""
+    return f"{detail}{extra}"
+
+
+def plan_one(d: ManagedDeployment, dec: Decision | None, cfg: PlanSettings) -> Action:
+    before = _state(d)
+    if dec is None or not dec.allocated:
+        why = "not in the solution" if dec is None else dec.reason or "not allocated"
+        return Action(
+            d.namespace,
+            d.name,
+            d.server,
+            "keep",
+            event=Event("InfernoKept", f"kept the current allocation: {why}", "Warning"),
+            before=before,
+            after=before,
+        )
+    replicas = _replicas(d, dec.replicas)
+    after = {"replicas": replicas, "accelerator": dec.accelerator, "maxBatch": dec.max_batch}
+    summary = _summary(d, dec, replicas)
+    if d.mode == "recommend":
+        return Action(
+            d.namespace,
+            d.name,
+            d.server,
+            "recommend",
+            event=Event("InfernoRecommendation", f"recommends {summary}"),
+            before=before,
+            after=after,
+        )
+    patch = _deployment_patch(d, dec, replicas, d.hpa is None, cfg)
+    hpa = _hpa_patch(d, replicas, cfg) if d.hpa is not None else []
+    if not patch and not hpa:
+        return Action(d.namespace, d.name, d.server, "unchanged", before=before, after=after)
+    note = f" (via HPA {d.hpa.name})" if d.hpa is not None else ""
+    return Action(
+        d.namespace,
+        d.name,
+        d.server,
+        "update",
+        patch=tuple(patch),
+        hpa_patch=tuple(hpa),
+        event=Event("InfernoScaled", f"{summary}{note}"),
+        before=before,
+        after=after,
+    )
+
+
+def plan(
+    deployments: Sequence[ManagedDeployment],
+    decisions: Iterable[Decision],
+    cfg: PlanSettings | None = None,
+) -> list[Action]:
+    """One action per managed Deployment, in (namespace, name) order."""
+    cfg = cfg or PlanSettings()
+    by_server = {d.server: d for d in decisions}
+    count: dict[str, int] = {}
+    for d in deployments:
+        count[d.server] = count.get(d.server, 0) + 1
+    actions = []
+    for d in sorted(deployments, key=lambda x: (x.namespace, x.name)):
+        if count[d.server] > 1:
+            before = _state(d)
+            actions.append(
+                Action(
+                    d.namespace,
+                    d.name,
+                    d.server,
+                    "keep",
+                    event=Event(
+                        "InfernoKept",
+                        f"{count[d.server]} Deployments claim server {d.server!r}; "
+                        f"give each a unique {L.SERVER_NAME} label",
+                        "Warning",
+                    ),
+                    before=before,
+                    after=before,
+                )
+            )
+            continue
+        actions.append(plan_one(d, by_server.get(d.server), cfg))
+    return actions
