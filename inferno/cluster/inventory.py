@@ -9,14 +9,22 @@ the label or annotation at fault.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..errors import InfernoError
-from ..system import CurrentAllocation, Load, Server
+from ..system import Load
 from . import labels as L
 
-__all__ = ["HpaRef", "InventoryError", "ManagedDeployment", "parse_deployment", "to_server"]
+__all__ = [
+    "HpaRef",
+    "InventoryError",
+    "ManagedDeployment",
+    "deployment_from_json",
+    "deployment_to_json",
+    "parse_deployment",
+    "server_row",
+]
 
 
 class InventoryError(InfernoError):
@@ -162,17 +170,45 @@ def parse_deployment(obj: Mapping[str, Any], default_mode: str = "auto") -> Mana
     )
 
 
-def to_server(d: ManagedDeployment, load: Load | None) -> Server:
-    """The solver's view of a managed Deployment, given its measured load (or the labels')."""
+def deployment_to_json(d: ManagedDeployment) -> dict[str, Any]:
+    """JSON for the collector's ``/collect`` answer (inverse: :func:`deployment_from_json`)."""
+    out = asdict(d)
+    out["node_selector"] = dict(d.node_selector)
+    out["env"] = [list(e) for e in d.env]
+    return out
+
+
+def deployment_from_json(obj: Mapping[str, Any]) -> ManagedDeployment:
+    data = dict(obj)
+    data["env"] = tuple((str(n), str(v)) for n, v in data.get("env") or [])
+    data["node_selector"] = dict(data.get("node_selector") or {})
+    data["resources"] = dict(data.get("resources") or {})
+    load = data.get("load")
+    data["load"] = None if load is None else Load(**load)
+    hpa = data.get("hpa")
+    data["hpa"] = None if hpa is None else HpaRef(**hpa)
+    return ManagedDeployment(**data)
+
+
+def server_row(d: ManagedDeployment, load: Load | None) -> dict[str, Any]:
+    """The server as a row of Inferno's ``server-data.json`` (what the optimizer reads)."""
     use = load if load is not None else d.load if d.load is not None else Load(0.0)
-    return Server(
-        name=d.server,
-        service_class=d.service_class,
-        model=d.model,
-        load=use,
-        current=CurrentAllocation(
-            accelerator=d.accelerator, replicas=d.replicas, max_batch=d.max_batch
-        ),
-        min_replicas=d.min_replicas,
-        max_replicas=d.max_replicas,
-    )
+    row: dict[str, Any] = {
+        "name": d.server,
+        "class": d.service_class,
+        "model": d.model,
+        "minNumReplicas": d.min_replicas,
+        "currentAlloc": {
+            "accelerator": d.accelerator,
+            "numReplicas": d.replicas,
+            "maxBatch": d.max_batch,
+            "load": {
+                "arrivalRate": use.arrival_rate,
+                "avgInTokens": use.in_tokens,
+                "avgOutTokens": use.out_tokens,
+            },
+        },
+    }
+    if d.max_replicas is not None:
+        row["maxNumReplicas"] = d.max_replicas
+    return row

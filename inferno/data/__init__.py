@@ -7,6 +7,12 @@ raises :class:`~inferno.errors.InputError` naming the file and the JSON path.
 from __future__ import annotations
 
 from .analyzer_file import AnalyzerProblem, load_analyzer_problem
-from .system_files import SYSTEM_FILES, load_system
+from .system_files import SYSTEM_FILES, load_system, system_from_documents
 
-__all__ = ["SYSTEM_FILES", "AnalyzerProblem", "load_analyzer_problem", "load_system"]
+__all__ = [
+    "SYSTEM_FILES",
+    "AnalyzerProblem",
+    "load_analyzer_problem",
+    "load_system",
+    "system_from_documents",
+]

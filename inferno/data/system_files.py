@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -45,7 +45,7 @@ from ..system import (
 )
 from ._json import Node, read_json
 
-__all__ = ["SYSTEM_FILES", "load_system", "parse_kind"]
+__all__ = ["SYSTEM_FILES", "load_system", "parse_kind", "system_from_documents"]
 
 logger = logging.getLogger(__name__)
 
@@ -82,22 +82,41 @@ def load_system(directory: str | Path) -> System:
     root = Path(directory)
     if not root.is_dir():
         raise InputError("not a directory (expected the system data files in it)", source=str(root))
-
-    def optional(name: str) -> Node | None:
+    nodes: dict[str, Node] = {}
+    for name in SYSTEM_FILES:
         path = root / name
-        if not path.is_file():
-            return None
-        logger.debug("reading %s", path)
-        return read_json(path, str(path))
+        if path.is_file():
+            logger.debug("reading %s", path)
+            nodes[name] = read_json(path, str(path))
+    return _system(nodes, lambda name: str(root / name))
 
+
+def system_from_documents(documents: Mapping[str, object], origin: str = "") -> System:
+    """The same from already-parsed JSON documents keyed by file name (e.g. a ConfigMap's data
+    merged with what the collector found in the cluster); errors name ``origin/<file name>``."""
+
+    def source(name: str) -> str:
+        return f"{origin}/{name}" if origin else name
+
+    unknown = sorted(set(documents) - set(SYSTEM_FILES))
+    if unknown:
+        raise InputError(
+            f"unknown documents {unknown}; expected some of {list(SYSTEM_FILES)}",
+            source=origin or None,
+        )
+    nodes = {name: Node(doc, source(name), "$") for name, doc in documents.items()}
+    return _system(nodes, source)
+
+
+def _system(nodes: Mapping[str, Node], source: Callable[[str], str]) -> System:
     def required(name: str) -> Node:
-        node = optional(name)
+        node = nodes.get(name)
         if node is None:
-            raise InputError("required file is missing", source=str(root / name))
+            raise InputError("required file is missing", source=source(name))
         return node
 
-    capacity_node = optional(CAPACITY_FILE)
-    optimizer_node = optional(OPTIMIZER_FILE)
+    capacity_node = nodes.get(CAPACITY_FILE)
+    optimizer_node = nodes.get(OPTIMIZER_FILE)
     unlimited = capacity_node is None
     if optimizer_node is None:
         optimizer = OptimizerSpec(unlimited=unlimited)
@@ -106,7 +125,7 @@ def load_system(directory: str | Path) -> System:
     if not optimizer.unlimited and capacity_node is None:
         raise InputError(
             "required file is missing (the optimizer data asks for capacity limits)",
-            source=str(root / CAPACITY_FILE),
+            source=source(CAPACITY_FILE),
         )
     accelerators = _accelerators(required(ACCELERATOR_FILE))
     capacity = _frozen({} if capacity_node is None else _capacity(capacity_node))

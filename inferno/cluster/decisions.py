@@ -1,0 +1,77 @@
+"""Decisions: the part of a solution the actuator needs, one per server, as JSON between the
+optimizer and actuator containers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..solver.result import Solution
+from ..system import System
+from .plan import Decision
+
+__all__ = ["decision_from_json", "decision_to_json", "decisions_from_solution"]
+
+
+def decisions_from_solution(
+    solution: Solution, system: System, gpu_node_label: str
+) -> list[Decision]:
+    """One decision per server of ``system``: its allocation, or why it has none."""
+    acc_count = {(p.model, p.accelerator): max(p.acc_count, 1) for p in system.profiles}
+    out = []
+    for srv in system.servers:
+        a = solution.allocations.get(srv.name)
+        if a is None:
+            reason = (
+                solution.unallocated[srv.name].reason if srv.name in solution.unallocated else ""
+            )
+            out.append(Decision(server=srv.name, allocated=False, reason=reason or "not allocated"))
+            continue
+        acc = system.accelerators[a.accelerator]
+        selector = dict(acc.node_selector) if acc.node_selector else {gpu_node_label: acc.type}
+        out.append(
+            Decision(
+                server=srv.name,
+                accelerator=a.accelerator,
+                replicas=a.replicas,
+                max_batch=a.max_batch,
+                gpus_per_replica=acc_count.get((srv.model, a.accelerator), 1) * acc.multiplicity,
+                node_selector=selector,
+                allocated=True,
+                reason=a.note,
+                cost=a.cost,
+                bound=a.bound,
+            )
+        )
+    return out
+
+
+def decision_to_json(d: Decision) -> dict[str, Any]:
+    return {
+        "server": d.server,
+        "accelerator": d.accelerator,
+        "replicas": d.replicas,
+        "maxBatch": d.max_batch,
+        "gpusPerReplica": d.gpus_per_replica,
+        "nodeSelector": dict(d.node_selector),
+        "allocated": d.allocated,
+        "reason": d.reason,
+        "cost": d.cost,
+        "bound": d.bound,
+    }
+
+
+def decision_from_json(obj: Mapping[str, Any]) -> Decision:
+    """The inverse of :func:`decision_to_json` (KeyError/TypeError/ValueError on a bad shape)."""
+    return Decision(
+        server=str(obj["server"]),
+        accelerator=str(obj.get("accelerator", "")),
+        replicas=int(obj.get("replicas", 0)),
+        max_batch=int(obj.get("maxBatch", 0)),
+        gpus_per_replica=int(obj.get("gpusPerReplica", 0)),
+        node_selector={str(k): str(v) for k, v in (obj.get("nodeSelector") or {}).items()},
+        allocated=bool(obj.get("allocated", True)),
+        reason=str(obj.get("reason", "")),
+        cost=None if obj.get("cost") is None else float(obj["cost"]),
+        bound=str(obj.get("bound", "")),
+    )
