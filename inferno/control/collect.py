@@ -1,0 +1,116 @@
+"""Collect: the managed Deployments, their HPAs, their load and the service classes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..cluster.inventory import (
+    HpaRef,
+    InventoryError,
+    ManagedDeployment,
+    deployment_from_json,
+    deployment_to_json,
+    parse_deployment,
+    server_row,
+)
+from ..cluster.serviceclass import class_row, problems
+from ..k8s import ClusterAPI
+from ..system import Load
+
+__all__ = ["Collection", "collect"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Collection:
+    """What the collector found; ``problems`` lists objects it had to leave out, and why."""
+
+    deployments: list[ManagedDeployment]
+    servers: list[dict[str, Any]]  # server-data.json rows
+    service_classes: list[dict[str, Any]]  # serviceclass-data.json rows (from the CRs)
+    problems: list[str] = field(default_factory=list)
+    load_source: str = "labels"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "deployments": [deployment_to_json(d) for d in self.deployments],
+            "servers": self.servers,
+            "serviceClasses": self.service_classes,
+            "problems": self.problems,
+            "loadSource": self.load_source,
+        }
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> Collection:
+        return cls(
+            deployments=[deployment_from_json(d) for d in obj.get("deployments") or []],
+            servers=list(obj.get("servers") or []),
+            service_classes=list(obj.get("serviceClasses") or []),
+            problems=list(obj.get("problems") or []),
+            load_source=str(obj.get("loadSource", "labels")),
+        )
+
+
+def _hpa_for(hpas: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], HpaRef]:
+    out: dict[tuple[str, str], HpaRef] = {}
+    for h in hpas:
+        meta = h.get("metadata") or {}
+        spec = h.get("spec") or {}
+        target = spec.get("scaleTargetRef") or {}
+        if target.get("kind") != "Deployment":
+            continue
+        ns = str(meta.get("namespace") or "default")
+        out[(ns, str(target.get("name")))] = HpaRef(
+            namespace=ns,
+            name=str(meta.get("name")),
+            min_replicas=int(spec.get("minReplicas") or 1),
+            max_replicas=int(spec.get("maxReplicas") or 1),
+        )
+    return out
+
+
+def collect(
+    api: ClusterAPI,
+    namespaces: Sequence[str] = (),
+    *,
+    loads: Mapping[str, Load] | None = None,
+    load_source: str = "labels",
+    default_mode: str = "auto",
+) -> Collection:
+    """Read the cluster. ``loads`` (server name → measured load) override the load labels.
+
+    A Deployment with unusable labels is left out and named in ``problems``; an invalid
+    ServiceClass likewise. A failing API call raises :class:`~inferno.k8s.ClusterError`.
+    """
+    found: list[str] = []
+    hpas = _hpa_for(api.list_hpas(namespaces))
+    deployments: list[ManagedDeployment] = []
+    for obj in api.list_managed_deployments(namespaces):
+        try:
+            d = parse_deployment(obj, default_mode)
+        except InventoryError as exc:
+            found.append(str(exc))
+            continue
+        hpa = hpas.get((d.namespace, d.name))
+        if hpa is not None:
+            from dataclasses import replace
+
+            d = replace(d, hpa=hpa)
+        deployments.append(d)
+    classes = []
+    for resource in api.list_service_classes():
+        name = (resource.get("metadata") or {}).get("name", "?")
+        wrong = problems(resource.get("spec") or {})
+        if wrong:
+            found.append(f"ServiceClass {name}: " + "; ".join(wrong))
+            continue
+        classes.append(class_row(resource))
+    measured = loads or {}
+    servers = [server_row(d, measured.get(d.server)) for d in deployments]
+    for p in found:
+        logger.warning("collect: %s", p)
+    return Collection(deployments, servers, classes, found, load_source)

@@ -1,0 +1,45 @@
+"""What Inferno needs from a cluster."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from ..cluster.plan import Event
+from ..errors import InfernoError
+
+__all__ = ["ClusterAPI", "ClusterError", "Event"]
+
+SERVICE_CLASS_GROUP = "inferno.ai"
+SERVICE_CLASS_VERSION = "v1alpha1"
+SERVICE_CLASS_PLURAL = "serviceclasses"
+
+
+class ClusterError(InfernoError):
+    """A Kubernetes API call failed; ``status`` is the HTTP status (None: no answer at all)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class ClusterAPI(Protocol):
+    """Objects are the API's JSON (camelCase dicts); patches are JSON patches (RFC 6902)."""
+
+    def list_managed_deployments(self, namespaces: Sequence[str]) -> list[dict[str, Any]]:
+        """Deployments labelled ``inferno.server.managed=true`` (all namespaces if none given)."""
+        ...
+
+    def list_hpas(self, namespaces: Sequence[str]) -> list[dict[str, Any]]: ...
+
+    def list_service_classes(self) -> list[dict[str, Any]]: ...
+
+    def patch_deployment(
+        self, namespace: str, name: str, patch: Sequence[Mapping[str, Any]]
+    ) -> None: ...
+
+    def patch_hpa(self, namespace: str, name: str, patch: Sequence[Mapping[str, Any]]) -> None: ...
+
+    def create_event(self, namespace: str, deployment: str, event: Event) -> None: ...
+
+    def patch_service_class_status(self, name: str, status: Mapping[str, Any]) -> None: ...

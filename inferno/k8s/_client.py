@@ -1,0 +1,205 @@
+"""The ClusterAPI over the official ``kubernetes`` client (sync)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar, cast
+
+import kubernetes
+import urllib3
+from kubernetes.client.exceptions import ApiException
+
+from ..cluster.labels import MANAGED, MANAGED_SELECTOR
+from ..cluster.plan import Event
+from ._api import SERVICE_CLASS_GROUP, SERVICE_CLASS_PLURAL, SERVICE_CLASS_VERSION, ClusterError
+
+__all__ = ["KubeCluster", "connect"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def connect(kubeconfig: str | None = None, context: str | None = None) -> KubeCluster:
+    """A client from the pod's service account when in a cluster, else from a kubeconfig."""
+    config = kubernetes.client.Configuration()
+    config_module: Any = kubernetes.config
+    try:
+        if kubeconfig is not None:
+            raise kubernetes.config.ConfigException("a kubeconfig was given")
+        config_module.load_incluster_config(client_configuration=config)
+    except kubernetes.config.ConfigException:
+        try:
+            config_module.load_kube_config(
+                config_file=kubeconfig, context=context, client_configuration=config
+            )
+        except (kubernetes.config.ConfigException, OSError) as exc:
+            raise ClusterError(f"no cluster credentials: {exc}") from None
+    return KubeCluster(kubernetes.client.ApiClient(config))
+
+
+class KubeCluster:
+    """Implements :class:`~inferno.k8s.ClusterAPI`."""
+
+    def __init__(self, api_client: kubernetes.client.ApiClient, timeout: float = 30.0) -> None:
+        self._client: Any = api_client
+        self._apps: Any = kubernetes.client.AppsV1Api(api_client)
+        self._autoscaling: Any = kubernetes.client.AutoscalingV2Api(api_client)
+        self._core: Any = kubernetes.client.CoreV1Api(api_client)
+        self._custom: Any = kubernetes.client.CustomObjectsApi(api_client)
+        self._timeout = timeout
+
+    @classmethod
+    def at(cls, host: str, timeout: float = 30.0) -> KubeCluster:
+        """A client for an unauthenticated API server at ``host`` (tests, ``kubectl proxy``)."""
+        config = kubernetes.client.Configuration()
+        config.host = host.rstrip("/")
+        return cls(kubernetes.client.ApiClient(config), timeout)
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except ApiException as exc:
+            raise ClusterError(f"{what}: HTTP {exc.status} {_message(exc)}", exc.status) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise ClusterError(f"{what}: the API server did not answer ({exc})") from None
+
+    def _items(self, what: str, fn: Callable[[], Any]) -> list[dict[str, Any]]:
+        result = self._call(what, fn)
+        if isinstance(result, dict):
+            items = result.get("items") or []
+        else:
+            items = self._client.sanitize_for_serialization(result.items) or []
+        return [dict(i) for i in items]
+
+    def list_managed_deployments(self, namespaces: Sequence[str]) -> list[dict[str, Any]]:
+        apps, t = self._apps, self._timeout
+        if not namespaces:
+            found = self._items(
+                "list deployments",
+                lambda: apps.list_deployment_for_all_namespaces(
+                    label_selector=MANAGED_SELECTOR, _request_timeout=t
+                ),
+            )
+        else:
+            found = []
+            for ns in namespaces:
+                found += self._items(
+                    f"list deployments in {ns}",
+                    lambda ns=ns: apps.list_namespaced_deployment(  # type: ignore[misc]
+                        ns, label_selector=MANAGED_SELECTOR, _request_timeout=t
+                    ),
+                )
+        # the selector again, client-side: not every API server (or emulator) applies it
+        return [
+            d
+            for d in found
+            if ((d.get("metadata") or {}).get("labels") or {}).get(MANAGED) == "true"
+        ]
+
+    def list_hpas(self, namespaces: Sequence[str]) -> list[dict[str, Any]]:
+        api, t = self._autoscaling, self._timeout
+        if not namespaces:
+            return self._items(
+                "list HPAs",
+                lambda: api.list_horizontal_pod_autoscaler_for_all_namespaces(_request_timeout=t),
+            )
+        out: list[dict[str, Any]] = []
+        for ns in namespaces:
+            out += self._items(
+                f"list HPAs in {ns}",
+                lambda ns=ns: api.list_namespaced_horizontal_pod_autoscaler(  # type: ignore[misc]
+                    ns, _request_timeout=t
+                ),
+            )
+        return out
+
+    def list_service_classes(self) -> list[dict[str, Any]]:
+        return self._items(
+            "list service classes",
+            lambda: self._custom.list_cluster_custom_object(
+                SERVICE_CLASS_GROUP,
+                SERVICE_CLASS_VERSION,
+                SERVICE_CLASS_PLURAL,
+                _request_timeout=self._timeout,
+            ),
+        )
+
+    def patch_deployment(
+        self, namespace: str, name: str, patch: Sequence[Mapping[str, Any]]
+    ) -> None:
+        # a list body makes the client send application/json-patch+json
+        self._call(
+            f"patch deployment {namespace}/{name}",
+            lambda: self._apps.patch_namespaced_deployment(
+                name, namespace, [dict(op) for op in patch], _request_timeout=self._timeout
+            ),
+        )
+
+    def patch_hpa(self, namespace: str, name: str, patch: Sequence[Mapping[str, Any]]) -> None:
+        self._call(
+            f"patch HPA {namespace}/{name}",
+            lambda: self._autoscaling.patch_namespaced_horizontal_pod_autoscaler(
+                name, namespace, [dict(op) for op in patch], _request_timeout=self._timeout
+            ),
+        )
+
+    def create_event(self, namespace: str, deployment: str, event: Event) -> None:
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            # an explicit unique name: generateName is not honoured everywhere
+            "metadata": {
+                "name": f"{deployment}.inferno.{uuid.uuid4().hex[:10]}",
+                "namespace": namespace,
+            },
+            "involvedObject": {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "name": deployment,
+                "namespace": namespace,
+            },
+            "reason": event.reason,
+            "message": event.message,
+            "type": event.type,
+            "source": {"component": "inferno"},
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        self._call(
+            f"create event for {namespace}/{deployment}",
+            lambda: self._core.create_namespaced_event(
+                namespace, cast(Any, body), _request_timeout=self._timeout
+            ),
+        )
+
+    def patch_service_class_status(self, name: str, status: Mapping[str, Any]) -> None:
+        self._call(
+            f"patch status of service class {name}",
+            lambda: self._custom.patch_cluster_custom_object_status(
+                SERVICE_CLASS_GROUP,
+                SERVICE_CLASS_VERSION,
+                SERVICE_CLASS_PLURAL,
+                name,
+                {"status": dict(status)},
+                _request_timeout=self._timeout,
+            ),
+        )
+
+
+def _message(exc: ApiException) -> str:
+    body = exc.body
+    if isinstance(body, bytes | str):
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict) and parsed.get("message"):
+            return str(parsed["message"])
+    return str(exc.reason or "")
