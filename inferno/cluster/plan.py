@@ -66,6 +66,7 @@ class Action:
     kind: str
     patch: Patch = ()
     hpa_patch: Patch = ()
+    hpa: str = ""  # the HPA's name when one scales the Deployment
     event: Event | None = None
     before: Mapping[str, Any] = field(default_factory=dict)
     after: Mapping[str, Any] = field(default_factory=dict)
