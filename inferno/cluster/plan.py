@@ -218,6 +218,7 @@ def plan_one(d: ManagedDeployment, dec: Decision | None, cfg: PlanSettings) -> A
         "update",
         patch=tuple(patch),
         hpa_patch=tuple(hpa),
+        hpa=d.hpa.name if d.hpa is not None else "",
         event=Event("InfernoScaled", f"{summary}{note}"),
         before=before,
         after=after,

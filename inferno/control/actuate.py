@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..cluster.inventory import ManagedDeployment
-from ..cluster.plan import Action, Decision, PlanSettings, plan
+from ..cluster.plan import Action, Decision, Event, PlanSettings, plan
 from ..k8s import ClusterAPI, ClusterError
 
 __all__ = ["ActuationReport", "Outcome", "actuate"]
@@ -72,16 +72,13 @@ def _apply(api: ClusterAPI, a: Action) -> Outcome:
             if a.patch:
                 api.patch_deployment(a.namespace, a.deployment, a.patch)
             if a.hpa_patch:
-                hpa = a.after.get("hpa") if isinstance(a.after, Mapping) else None
-                api.patch_hpa(a.namespace, str(hpa or a.deployment), a.hpa_patch)
+                api.patch_hpa(a.namespace, a.hpa, a.hpa_patch)
         except ClusterError as exc:
             error, applied = str(exc), False
     event_error = ""
     if a.event is not None:
         event = a.event
         if error:
-            from ..cluster.plan import Event
-
             event = Event("InfernoFailed", f"{a.event.message}: not applied: {error}", "Warning")
         try:
             api.create_event(a.namespace, a.deployment, event)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..cluster.inventory import (
@@ -97,8 +97,6 @@ def collect(
             continue
         hpa = hpas.get((d.namespace, d.name))
         if hpa is not None:
-            from dataclasses import replace
-
             d = replace(d, hpa=hpa)
         deployments.append(d)
     classes = []
