@@ -81,8 +81,13 @@ def optimize(
     usable: list[dict[str, Any]] = []
     left_out: list[Decision] = []
     notes: list[str] = []
+    canonical = {name.casefold(): name for name in known_classes}
     for row in servers:
         cls = str(row.get("class") or "Free")
+        # class labels match ServiceClass names case-insensitively (resource names are lowercase)
+        if cls.casefold() in canonical:
+            cls = canonical[cls.casefold()]
+            row = {**row, "class": cls}
         if cls not in known_classes:
             known = ", ".join(sorted(known_classes)) or "none"
             reason = f"unknown service class {cls!r} (known: {known})"
