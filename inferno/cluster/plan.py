@@ -155,10 +155,11 @@ def _deployment_patch(
 
 def _hpa_patch(d: ManagedDeployment, replicas: int, cfg: PlanSettings) -> list[dict[str, Any]]:
     assert d.hpa is not None
-    top = max(replicas, math.ceil(replicas * (1.0 + cfg.hpa_headroom)))
-    if d.max_replicas is not None:
-        top = max(replicas, min(top, d.max_replicas))
     lo = max(replicas, 1)  # an HPA's minReplicas is at least 1
+    # and its maxReplicas at least its minReplicas (a decision of 0 would give 0 < 1)
+    top = max(lo, math.ceil(replicas * (1.0 + cfg.hpa_headroom)))
+    if d.max_replicas is not None:
+        top = max(lo, min(top, d.max_replicas))
     ops: list[dict[str, Any]] = []
     if d.hpa.min_replicas != lo:
         ops.append({"op": "replace", "path": "/spec/minReplicas", "value": lo})

@@ -1,0 +1,147 @@
+"""End to end against a real cluster: install, one control cycle out of cluster, check every sample
+Deployment against the decisions, tighten the premium class, decide again, check it moved.
+
+Runs only when ``KUBECONFIG`` is set (and ``kubectl`` is on PATH); see ``conftest.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any
+
+import pytest
+
+from inferno.cluster import labels as L
+from inferno.cluster.inventory import ManagedDeployment
+
+from .conftest import Controller, Cycle, Installed, Kubectl
+
+pytestmark = pytest.mark.skipif(
+    not os.environ.get("KUBECONFIG"),
+    reason="end-to-end: set KUBECONFIG to a disposable cluster (kind, minikube) to run",
+)
+
+GPU = "nvidia.com/gpu"
+BATCH_ENV = "INFERNO_MAX_BATCH_SIZE"
+HEADROOM = 0.25  # INFERNO_HPA_HEADROOM's default
+#: the solution's "bound" -> the ServiceClass field of that target
+TARGET_OF_BOUND = {"itl": "itlMs", "ttft": "ttftMs", "ttw": "ttwMs", "latency": "latencyMs"}
+
+
+def wanted_replicas(d: ManagedDeployment, decided: int) -> int:
+    floor = d.min_replicas
+    r = max(decided, floor, 1 if floor > 0 else 0)
+    return r if d.max_replicas is None else min(r, d.max_replicas)
+
+
+def check_cycle(kubectl: Kubectl, installed: Installed, cycle: Cycle) -> dict[str, dict]:
+    """Every managed sample Deployment carries its decision; returns the live objects."""
+    assert cycle.collection.deployments, "the cycle found no managed Deployment"
+    assert cycle.collection.problems == [], cycle.collection.problems
+    live_all: dict[str, dict[str, Any]] = {}
+    for d in cycle.collection.deployments:
+        dec = cycle.decisions[d.server]
+        assert dec.allocated, f"{d.server}: {dec.reason}"
+        live = kubectl.json("get", "deployment", d.name, "-n", d.namespace)
+        live_all[d.name] = live
+        where = f"{d.namespace}/{d.name}"
+
+        labels = live["metadata"]["labels"]
+        assert labels[L.ALLOC_ACCELERATOR] == dec.accelerator, where
+        assert labels[L.ALLOC_MAX_BATCH] == str(dec.max_batch), where
+        assert labels[L.MANAGED] == "true" and labels[L.MODEL] == d.model, where
+
+        pod = live["spec"]["template"]["spec"]
+        selector = pod.get("nodeSelector") or {}
+        for key, value in dec.node_selector.items():
+            assert selector.get(key) == value, (where, selector)
+        for key, value in d.node_selector.items():  # other selectors are kept
+            if key not in dec.node_selector:
+                assert selector.get(key) == value, (where, selector)
+
+        container = pod["containers"][d.container]
+        assert container["name"] == d.container_name, where
+        resources = container.get("resources") or {}
+        assert str(resources["limits"][GPU]) == str(dec.gpus_per_replica), (where, resources)
+        if GPU in (resources.get("requests") or {}):
+            assert str(resources["requests"][GPU]) == str(dec.gpus_per_replica), where
+        env = {e["name"]: e.get("value") for e in container.get("env") or []}
+        assert env.get(BATCH_ENV) == str(dec.max_batch), (where, env)
+        applied = installed.deployments[d.name]["spec"]["template"]["spec"]["containers"]
+        assert container["image"] == applied[d.container]["image"], where
+        assert [c["name"] for c in pod["containers"]] == [c["name"] for c in applied], where
+
+        replicas = wanted_replicas(d, dec.replicas)
+        if d.hpa is None:
+            assert live["spec"]["replicas"] == replicas, where
+        else:
+            h = kubectl.json("get", "hpa", d.hpa.name, "-n", d.namespace)
+            lo = max(replicas, 1)
+            top = max(lo, math.ceil(replicas * (1 + HEADROOM)))
+            if d.max_replicas is not None:
+                top = max(lo, min(top, d.max_replicas))
+            assert (h["spec"]["minReplicas"], h["spec"]["maxReplicas"]) == (lo, top), where
+
+        changed = (d.accelerator, d.max_batch) != (dec.accelerator, dec.max_batch) or (
+            d.hpa is None and d.replicas != replicas
+        )
+        if changed:
+            events = kubectl.json(
+                "get",
+                "events",
+                "-n",
+                d.namespace,
+                "--field-selector",
+                f"involvedObject.name={d.name},reason=InfernoScaled",
+            )["items"]
+            assert events, f"no InfernoScaled event on {where}"
+    return live_all
+
+
+def tighten(kubectl: Kubectl, class_name: str, model: str, bound: str) -> tuple[str, float]:
+    """Divide the binding target of ``model`` in ``class_name`` by 5 (a merge patch replaces the
+    whole ``spec.models`` list, so the list is sent whole)."""
+    sc = kubectl.json("get", "serviceclass", class_name)
+    models = sc["spec"]["models"]
+    entry = next(m for m in models if m["model"] == model)
+    key = TARGET_OF_BOUND.get(bound, "ttwMs")
+    if key not in entry:
+        key = next(k for k in ("ttwMs", "itlMs", "ttftMs", "latencyMs") if k in entry)
+    entry[key] = entry[key] / 5
+    patch = json.dumps({"spec": {"models": models}})
+    kubectl.run("patch", "serviceclass", class_name, "--type", "merge", "-p", patch)
+    after = kubectl.json("get", "serviceclass", class_name)
+    got = next(m for m in after["spec"]["models"] if m["model"] == model)
+    assert got[key] == entry[key]
+    return key, entry[key]
+
+
+def test_control_cycle_sizes_the_samples_and_follows_a_class_change(
+    kubectl: Kubectl, installed: Installed, controller: Controller
+) -> None:
+    first = controller.run_cycle()
+    live = check_cycle(kubectl, installed, first)
+
+    premium = next((d for d in first.collection.deployments if d.service_class == "premium"), None)
+    assert premium is not None, "services/yamls/ has no Deployment of class premium"
+    before = first.decisions[premium.server]
+    before_replicas = live[premium.name]["spec"].get("replicas")
+
+    tighten(kubectl, "premium", premium.model, before.bound)
+    second = controller.run_cycle()
+    live = check_cycle(kubectl, installed, second)
+
+    after = second.decisions[premium.server]
+    assert after.allocated, after.reason
+    moved = (after.accelerator, after.gpus_per_replica) != (
+        before.accelerator,
+        before.gpus_per_replica,
+    )
+    rose = after.replicas > before.replicas
+    assert moved or rose, (before, after)
+    labels = live[premium.name]["metadata"]["labels"]
+    assert labels[L.ALLOC_ACCELERATOR] == after.accelerator
+    if premium.hpa is None and rose:
+        assert live[premium.name]["spec"]["replicas"] > (before_replicas or 0)
