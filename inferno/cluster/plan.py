@@ -133,7 +133,9 @@ def _deployment_patch(
         if cfg.batch_env in names:
             j = names.index(cfg.batch_env)
             if d.env[j][1] != value:
-                ops.append({"op": "replace", "path": f"{base}/env/{j}/value", "value": value})
+                # the whole entry: it may hold a valueFrom, which cannot sit beside a value
+                entry = {"name": cfg.batch_env, "value": value}
+                ops.append({"op": "replace", "path": f"{base}/env/{j}", "value": entry})
         elif d.env:
             ops.append(
                 {

@@ -17,7 +17,7 @@ from ..cluster.inventory import (
     server_row,
 )
 from ..cluster.serviceclass import class_row, problems
-from ..k8s import ClusterAPI
+from ..k8s import ClusterAPI, ClusterError
 from ..system import Load
 
 __all__ = ["Collection", "collect"]
@@ -100,7 +100,15 @@ def collect(
             d = replace(d, hpa=hpa)
         deployments.append(d)
     classes = []
-    for resource in api.list_service_classes():
+    try:
+        resources = api.list_service_classes()
+    except ClusterError as exc:
+        if exc.status != 404:
+            raise
+        # the CRD is not installed: the static serviceclass-data.json (if any) is used instead
+        found.append("the ServiceClass CRD is not installed (serviceclasses.inferno.ai: 404)")
+        resources = []
+    for resource in resources:
         name = (resource.get("metadata") or {}).get("name", "?")
         wrong = problems(resource.get("spec") or {})
         if wrong:

@@ -260,8 +260,8 @@ def test_batch_env_replaced_in_place() -> None:
     action = one(obj, decision("llama", max_batch=64))
     assert {
         "op": "replace",
-        "path": f"/spec/template/spec/containers/0/env/{index}/value",
-        "value": "64",
+        "path": f"/spec/template/spec/containers/0/env/{index}",
+        "value": {"name": BATCH_ENV, "value": "64"},
     } in action.patch
     out = applied(obj, action)
     env = triton(out)["env"]
@@ -504,3 +504,12 @@ def test_hpa_headroom_setting() -> None:
     [action] = plan([d], [decision("llama", replicas=10)], PlanSettings(hpa_headroom=0.5))
     ops = {op["path"]: op["value"] for op in action.hpa_patch}
     assert ops == {"/spec/minReplicas": 10, "/spec/maxReplicas": 15}
+
+
+def test_batch_env_from_a_value_from_is_replaced_by_a_value() -> None:
+    obj = settled(batch_env="8", max_batch=8)
+    env = triton(obj)["env"]
+    index = [e["name"] for e in env].index(BATCH_ENV)
+    env[index] = {"name": BATCH_ENV, "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}}
+    out = applied(obj, one(obj, decision("llama", max_batch=64)))
+    assert triton(out)["env"][index] == {"name": BATCH_ENV, "value": "64"}
