@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import InputError
-from . import analyze, explain, optimize
+from . import analyze, explain, optimize, serve
 
 __all__ = ["main"]
 
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     optimize.add_parser(sub)
     analyze.add_parser(sub)
     explain.add_parser(sub)
+    serve.add_parsers(sub)
     return parser
 
 

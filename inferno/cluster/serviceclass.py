@@ -2,15 +2,19 @@
 
 The CRD's schema checks shapes and ranges; :func:`problems` checks what a schema cannot (a model
 listed twice, a quantile without its target, a throughput class mixed with latency targets), and
-:func:`class_row` turns a resource into a row of Inferno's ``serviceclass-data.json``.
+:func:`class_row` turns a resource into a row of Inferno's ``serviceclass-data.json``;
+:func:`class_status` is what the controller writes back to a resource's ``status`` after a cycle.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import datetime as dt
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["TARGET_KEYS", "class_row", "problems"]
+from .inventory import ManagedDeployment
+
+__all__ = ["TARGET_KEYS", "class_row", "class_status", "problems"]
 
 #: CRD field -> serviceclass-data key
 TARGET_KEYS = {
@@ -88,3 +92,112 @@ def class_row(resource: Mapping[str, Any]) -> dict[str, Any]:
                 row[data_key] = m[key]
         targets.append(row)
     return {"name": name, "priority": spec.get("priority"), "modelTargets": targets}
+
+
+#: the CRD's mean targets -> (the solution JSON's prediction, the quantile field that replaces
+#: the mean, the percentile prefix in the solution JSON)
+_PREDICTED = {
+    "itlMs": ("itlAverage", None, None),
+    "ttftMs": ("ttftAverage", "ttftQuantile", "ttft"),
+    "ttwMs": ("waitAverage", "ttwQuantile", "wait"),
+    "latencyMs": ("latencyAverage", "latencyQuantile", "latency"),
+}
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _model_targets(service_class: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """model -> its targets in the CRD's terms (``itlMs``...), from a ``class_row``."""
+    back = {data_key: key for key, data_key in TARGET_KEYS.items()}
+    out: dict[str, dict[str, Any]] = {}
+    for row in service_class.get("modelTargets") or []:
+        if isinstance(row, Mapping) and row.get("model"):
+            out[str(row["model"])] = {back[k]: v for k, v in row.items() if k in back}
+    return out
+
+
+def _check(target: Mapping[str, Any], allocation: Mapping[str, Any]) -> list[str]:
+    """The targets the allocation's predictions miss (a target without a prediction in the
+    solution, e.g. a throughput or a quantile not computed, is left to the solver's sizing)."""
+    missed = []
+    for key, (mean_key, quantile_key, stat) in _PREDICTED.items():
+        goal = _number(target.get(key))
+        if goal is None:
+            continue
+        quantile = _number(target.get(quantile_key)) if quantile_key else None
+        if quantile is not None:
+            field = f"{stat}P{round(quantile * 100):d}"
+            what = f"p{round(quantile * 100):d} {stat}"
+        else:
+            field, what = mean_key, f"mean {mean_key.removesuffix('Average')}"
+        value = _number(allocation.get(field))
+        if value is not None and value > goal * (1 + 1e-9):
+            missed.append(f"predicted {what} {value:g} ms > target {goal:g} ms")
+    return missed
+
+
+def class_status(
+    service_class: Mapping[str, Any],
+    deployments: Sequence[ManagedDeployment],
+    solution: Mapping[str, Any],
+    *,
+    now: dt.datetime,
+) -> dict[str, Any]:
+    """The ``status`` of a ServiceClass after a cycle: one entry per managed Deployment of the
+    class, with the allocation decided for its server, the predicted latencies there, the class's
+    target for its model, and whether the prediction meets it.
+
+    ``service_class`` is a :func:`class_row`; ``solution`` is the optimizer's solution JSON
+    (``allocations``, ``unallocated``). A server left unallocated keeps its current allocation
+    (the actuator never scales it to zero): it is reported with that allocation, no prediction,
+    ``meetsTarget: false`` and the reason.
+    """
+    name = str(service_class.get("name", ""))
+    targets = _model_targets(service_class)
+    allocations: Mapping[str, Any] = solution.get("allocations") or {}
+    unallocated: Mapping[str, Any] = solution.get("unallocated") or {}
+    servers = []
+    for d in sorted(deployments, key=lambda x: (x.namespace, x.name)):
+        if d.service_class.casefold() != name.casefold():  # as the optimizer matches them
+            continue
+        target = targets.get(d.model, {})
+        allocation = allocations.get(d.server)
+        entry: dict[str, Any] = {
+            "server": d.server,
+            "namespace": d.namespace,
+            "deployment": d.name,
+            "model": d.model,
+        }
+        reasons: list[str] = []
+        if not isinstance(allocation, Mapping):
+            entry["accelerator"] = d.accelerator
+            entry["replicas"] = d.replicas
+            entry["predicted"] = {"itlMs": None, "ttftMs": None, "waitMs": None}
+            reasons.append(str(unallocated.get(d.server) or "not in the solution"))
+        else:
+            entry["accelerator"] = str(allocation.get("accelerator", ""))
+            entry["replicas"] = int(allocation.get("numReplicas") or 0)
+            predicted: dict[str, Any] = {
+                "itlMs": _number(allocation.get("itlAverage")),
+                "ttftMs": _number(allocation.get("ttftAverage")),
+                "waitMs": _number(allocation.get("waitAverage")),
+            }
+            if _number(allocation.get("latencyAverage")) is not None:
+                predicted["latencyMs"] = _number(allocation.get("latencyAverage"))
+            entry["predicted"] = predicted
+            if allocation.get("status") == "partial":
+                reasons.append("granted fewer replicas than its targets need")
+            if not target:
+                reasons.append(f"the class has no target for model {d.model!r}")
+            reasons += _check(target, allocation)
+        entry["target"] = dict(target)
+        entry["meetsTarget"] = not reasons
+        if reasons:
+            entry["reason"] = "; ".join(reasons)
+        servers.append(entry)
+    stamp = now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"servers": servers, "lastCycle": stamp}

@@ -1,0 +1,58 @@
+"""A discrete-event emulator of inference servers: requests, not the birth-death chain.
+
+Build a :class:`Simulation` from :class:`ServerSpec` s (a profile, a load :class:`Trace`, token
+length distributions, replicas, router, start-up delay), run it with
+:meth:`Simulation.run_until`, scale with :meth:`Simulation.set_replicas`, and read
+:meth:`Simulation.window` (per-window metrics), :meth:`Simulation.totals` and
+:meth:`Simulation.records` (per-request times). Times are ms; rates in the traces are requests
+per minute. See :mod:`inferno.emulator.replica` for the serving model and its conventions.
+"""
+
+from .engine import Simulation
+from .records import REJECT_NO_REPLICA, REJECT_QUEUE_FULL, RequestRecords, Totals, Window
+from .replica import ReplicaConfig, ReplicaState, Service
+from .server import ROUTERS, ReplicaInfo, Router, ServerSpec, ServerState
+from .tokens import Empirical, Exponential, Fixed, Lengths
+from .traces import (
+    REPLAY_COLUMNS,
+    Arrivals,
+    ArrivalStream,
+    Bursts,
+    Diurnal,
+    Poisson,
+    Replay,
+    Steps,
+    Trace,
+    read_replay,
+)
+
+__all__ = [
+    "REJECT_NO_REPLICA",
+    "REJECT_QUEUE_FULL",
+    "REPLAY_COLUMNS",
+    "ROUTERS",
+    "ArrivalStream",
+    "Arrivals",
+    "Bursts",
+    "Diurnal",
+    "Empirical",
+    "Exponential",
+    "Fixed",
+    "Lengths",
+    "Poisson",
+    "Replay",
+    "ReplicaConfig",
+    "ReplicaInfo",
+    "ReplicaState",
+    "RequestRecords",
+    "Router",
+    "ServerSpec",
+    "ServerState",
+    "Service",
+    "Simulation",
+    "Steps",
+    "Totals",
+    "Trace",
+    "Window",
+    "read_replay",
+]

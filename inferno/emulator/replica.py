@@ -1,0 +1,656 @@
+"""How one replica serves requests: Triton dynamic batching (batch kind) and iteration-level
+continuous batching (LLM kinds G0–G3), on the emulator's event queue.
+
+Batch kind (:class:`BatchReplica`). FCFS queue. When the replica is idle and requests wait, a
+batch of min(waiting, N) forms. With ``queue_delay_ms`` > 0 and fewer than N waiting, it waits
+until the oldest waiting request has waited ``queue_delay_ms`` (Triton's
+``max_queue_delay_microseconds``), starting at once if the batch fills first. A batch of b takes
+α + β·b (``deterministic``, what Triton does) or an exponential time of that mean
+(``exponential``, the analytic model's assumption); all members complete together.
+
+LLM kinds (:class:`LLMReplica`). At each iteration boundary finished requests leave and waiting
+requests join, FCFS, up to N running. Per-iteration times follow the model's formulas
+(``inferno/model/_kinds.py``) written on the actual batch's per-request token counts; for a batch
+of identical requests they reduce to the model's formulas exactly:
+
+- G0: every iteration takes α + β·b; no prefill; a request needs ``out`` iterations, its first
+  token at the end of its first one.
+- G1: decode iteration α + β·b. An iteration in which requests with input join is a prefill
+  iteration of γ + δ·Σ_{batch} in_i (the model's γ + δ·in·b); it produces the joiners' first
+  token, so a request needs ``out`` iterations in all.
+- G2: T(batch) = α + Σ_i (β·t_c,i + γ·t_m,i), t_c = (in+out)/(out+1), t_m = in + out/2. Decode
+  iteration T + β + γ·mean_i t_m,i (the model's T(b) + β + γ(in + out/2)); an iteration in which
+  requests with input join is a prefill iteration of T + (β+γ)·Σ_{joiners} in_j, producing no
+  token for them, then ``out`` decode iterations, the first token after the first decode.
+- G3 (chunked prefill): every iteration takes α + Σ_i δ_i with δ_i = (w_pre + w_dec)/(nc + out)
+  per request, nc the prefill chunks the model's table gives for the batch size at join
+  (:func:`g3_chunks`); a request needs nc + ``out`` iterations, first token after nc + 1.
+- Requests with no input tokens skip the prefill iteration (G1, G2); running requests produce a
+  token in every iteration, prefill iterations included. At N = 1 a request's service time is
+  exactly the model's τ(1) (G1: prefill + (out − 1)·decode; G2/G3: prefill + out·decode).
+
+With ``exponential`` service each iteration takes an exponential time of the formula's mean.
+
+Speed: iterations are not events. Between events a replica runs a *segment* of iterations of one
+constant duration d(batch), up to the next iteration at which a running request completes (or,
+in G1/G2, the single prefill iteration after a join). Remaining tokens are not counted down:
+each request stores the replica's iteration number at which it completes (a heap), so a segment
+advances every request at once. An arrival with room in the batch cuts the segment at the next
+iteration boundary after it (deterministic: by arithmetic; exponential: from the order
+statistics of the segment's boundaries given its end, then fresh draws), where the request
+joins. First-token times inside a deterministic segment are computed when it ends; in exponential
+mode a request's first-token iteration is a segment end.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import IntEnum
+from functools import lru_cache
+from heapq import heappop, heappush
+from typing import Literal, Protocol
+
+import numpy as np
+
+from ..model.profiles import (
+    BatchProfile,
+    G0Profile,
+    G1Profile,
+    G2Profile,
+    G3Profile,
+    Profile,
+)
+from .records import RecordStore
+
+__all__ = [
+    "BatchReplica",
+    "EventQueue",
+    "Host",
+    "LLMReplica",
+    "ReplicaConfig",
+    "ReplicaState",
+    "Service",
+    "g0_iteration_ms",
+    "g1_decode_ms",
+    "g1_prefill_ms",
+    "g2_decode_ms",
+    "g2_prefill_ms",
+    "g2_request_terms",
+    "g3_chunks",
+    "g3_iteration_ms",
+    "g3_request_delta",
+    "make_replica",
+]
+
+logger = logging.getLogger(__name__)
+
+Service = Literal["deterministic", "exponential"]
+Callback = Callable[[float, int], None]
+
+
+class EventQueue:
+    """The simulation's single event heap: (time, sequence, callback, argument).
+
+    The sequence number breaks ties in push order, so equal-time events run deterministically.
+    A replica invalidates its pending event by bumping its version (the argument): stale events
+    are popped and ignored.
+    """
+
+    __slots__ = ("heap", "seq")
+
+    def __init__(self) -> None:
+        self.heap: list[tuple[float, int, Callback, int]] = []
+        self.seq = itertools.count()
+
+    def push(self, t: float, fn: Callback, arg: int = 0) -> None:
+        heappush(self.heap, (t, next(self.seq), fn, arg))
+
+
+class Host(Protocol):
+    """What a replica needs from its server."""
+
+    rec: RecordStore
+    events: EventQueue
+    rng: np.random.Generator  # service-time randomness (exponential mode)
+    completed: int
+
+    def busy_period(self, start: float, end: float) -> None: ...
+
+    def drained(self, replica: Replica, t: float) -> None: ...
+
+
+class ReplicaState(IntEnum):
+    STARTING = 0  # provisioned, not ready yet: no routing
+    READY = 1  # routed to
+    DRAINING = 2  # removed: no routing, finishing what it holds
+    GONE = 3  # drained (or removed before it was ready)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaConfig:
+    """What a replica runs: the profile, the batch limit N and the waiting capacity (K − N)."""
+
+    profile: Profile
+    batch_size: int
+    max_queue: int | None = None
+    service: Service = "deterministic"
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be ≥ 1, got {self.batch_size}")
+        if self.max_queue is not None and self.max_queue < 0:
+            raise ValueError(f"max_queue must be ≥ 0 or None, got {self.max_queue}")
+        if self.service not in ("deterministic", "exponential"):
+            raise ValueError(f"service must be deterministic or exponential, got {self.service!r}")
+
+    @property
+    def capacity(self) -> int:
+        """K: the most requests a replica holds (in service + waiting)."""
+        return 2**62 if self.max_queue is None else self.batch_size + self.max_queue
+
+
+# --- per-iteration formulas on actual batches ------------------------------------------------
+
+
+def g0_iteration_ms(p: G0Profile, b: int) -> float:
+    """G0: every iteration (one token for each of the b running requests) takes α + β·b."""
+    return p.alpha + p.beta * b
+
+
+def g1_decode_ms(p: G1Profile, b: int) -> float:
+    """G1 decode iteration at batch b: α + β·b."""
+    return p.alpha + p.beta * b
+
+
+def g1_prefill_ms(p: G1Profile, sum_in: float) -> float:
+    """G1 prefill iteration: γ + δ·Σ in over every request of the batch (joiners included),
+    the model's γ + δ·in·b for equal inputs."""
+    return p.gamma + p.delta * sum_in
+
+
+def g2_request_terms(p: G2Profile | G3Profile, n_in: int, n_out: int) -> tuple[float, float]:
+    """One request's share of the G2 iteration cost, (β·t_c + γ·t_m, t_m), with
+    t_c = (in+out)/(out+1) and t_m = in + out/2."""
+    t_c = (n_in + n_out) / (n_out + 1.0)
+    t_m = n_in + n_out / 2.0
+    return p.beta * t_c + p.gamma * t_m, t_m
+
+
+def g2_decode_ms(p: G2Profile, b: int, sum_w: float, sum_m: float) -> float:
+    """G2 decode iteration: T + β + γ·mean t_m, T = α + Σ_i (β·t_c,i + γ·t_m,i) = α + sum_w."""
+    return p.alpha + sum_w + p.beta + p.gamma * sum_m / b
+
+
+def g2_prefill_ms(p: G2Profile, sum_w: float, prefill_in: float) -> float:
+    """G2 prefill iteration: T + (β+γ)·Σ in over the joiners that have input."""
+    return p.alpha + sum_w + (p.beta + p.gamma) * prefill_in
+
+
+@lru_cache(maxsize=1 << 16)
+def g3_chunks(n_in: int, n_out: int, max_num_tokens: int, b: int) -> int:
+    """The model's prefill chunk count nc(B): the fewest j ≥ 1 with
+    B_j = ⌊(j+m)(M − L/j)/(L+m)⌋ ≥ B (L input, m output tokens, M the token budget)."""
+    big_l, m, big_m = float(n_in), float(n_out), float(max_num_tokens)
+
+    def fits(j: int) -> bool:
+        return math.floor((j + m) * (big_m - big_l / j) / (big_l + m)) >= b
+
+    # (j+m)(M − L/j) ≥ B(L+m)  ⇔  M j² + (M m − L − B(L+m)) j − m L ≥ 0
+    q = big_m * m - big_l - b * (big_l + m)
+    root = (-q + math.sqrt(q * q + 4.0 * big_m * m * big_l)) / (2.0 * big_m)
+    j = max(1, math.ceil(root))
+    while j > 1 and fits(j - 1):
+        j -= 1
+    while not fits(j) and j < 1_000_000:
+        j += 1
+    return j
+
+
+def g3_request_delta(p: G3Profile, n_in: int, n_out: int, nc: int) -> float:
+    """One request's share δ of a G3 iteration: (w_pre + w_dec)/(nc + out), with
+    w_pre = (β + γ(nc+1)/2)·L and w_dec = β·m + γ·m·(L + (m+1)/2)."""
+    big_l, m = float(n_in), float(n_out)
+    w_pre = (p.beta + p.gamma * (nc + 1.0) / 2.0) * big_l
+    w_dec = p.beta * m + p.gamma * m * (big_l + (m + 1.0) / 2.0)
+    return (w_pre + w_dec) / (nc + m)
+
+
+def g3_iteration_ms(p: G3Profile, sum_delta: float) -> float:
+    """G3 iteration: α + Σ_i δ_i (the model's α + b·δ)."""
+    return p.alpha + sum_delta
+
+
+# --- replicas ---------------------------------------------------------------------------------
+
+
+class Replica:
+    """State shared by both replica kinds. ``held`` = waiting + in service."""
+
+    __slots__ = (
+        "busy",
+        "busy_since",
+        "cap",
+        "config",
+        "created_at",
+        "expo",
+        "gone_at",
+        "held",
+        "host",
+        "id",
+        "n",
+        "ready_at",
+        "retired_at",
+        "state",
+        "version",
+        "waiting",
+    )
+
+    def __init__(self, rid: int, config: ReplicaConfig, host: Host, created_at: float) -> None:
+        self.id = rid
+        self.config = config
+        self.host = host
+        self.n = config.batch_size
+        self.cap = config.capacity
+        self.expo = config.service == "exponential"
+        self.held = 0
+        self.waiting: deque[int] = deque()
+        self.state = ReplicaState.STARTING
+        self.version = 0
+        self.busy = False
+        self.busy_since = 0.0
+        self.created_at = created_at
+        self.ready_at = math.inf
+        self.retired_at = math.inf
+        self.gone_at = math.inf
+
+    def arrive(self, rid: int, t: float) -> None:
+        """Request ``rid`` (a row of the host's records) arrives at time ``t``."""
+        raise NotImplementedError
+
+    @property
+    def in_service(self) -> int:
+        return self.held - len(self.waiting)
+
+    def _idle(self, t: float) -> None:
+        """The replica stopped serving at ``t``."""
+        if self.busy:
+            self.busy = False
+            self.host.busy_period(self.busy_since, t)
+        if self.held == 0 and self.state is ReplicaState.DRAINING:
+            self.host.drained(self, t)
+
+
+class BatchReplica(Replica):
+    """Triton dynamic batching (see the module docstring)."""
+
+    __slots__ = ("alpha", "beta", "delay", "members", "serving", "timer")
+
+    def __init__(self, rid: int, config: ReplicaConfig, host: Host, created_at: float) -> None:
+        super().__init__(rid, config, host, created_at)
+        p = config.profile
+        assert isinstance(p, BatchProfile)
+        self.alpha = p.alpha
+        self.beta = p.beta
+        self.delay = p.queue_delay_ms
+        self.members: list[int] = []
+        self.serving = False
+        self.timer = False
+
+    @property
+    def in_service(self) -> int:
+        return len(self.members) if self.serving else 0
+
+    def arrive(self, rid: int, t: float) -> None:
+        self.held += 1
+        self.waiting.append(rid)
+        if not self.serving:
+            self._try(t)
+
+    def _try(self, t: float) -> None:
+        w = self.waiting
+        if len(w) >= self.n or self.delay <= 0.0:
+            self._start(t)
+            return
+        deadline = self.host.rec.arrival.item(w[0]) + self.delay
+        if deadline <= t:
+            self._start(t)
+        elif not self.timer:
+            self.timer = True
+            self.version += 1
+            self.host.events.push(deadline, self._on_timer, self.version)
+
+    def _on_timer(self, t: float, version: int) -> None:
+        if version == self.version:
+            self._start(t)
+
+    def _start(self, t: float) -> None:
+        self.timer = False
+        w = self.waiting
+        k = min(self.n, len(w))
+        members = [w.popleft() for _ in range(k)]
+        host = self.host
+        if k == 1:
+            host.rec.start[members[0]] = t
+        else:
+            host.rec.start[members] = t
+        mean = self.alpha + self.beta * k
+        dur = mean * float(host.rng.standard_exponential()) if self.expo else mean
+        self.members = members
+        self.serving = True
+        if not self.busy:
+            self.busy = True
+            self.busy_since = t
+        self.version += 1
+        host.events.push(t + dur, self._on_done, self.version)
+
+    def _on_done(self, t: float, version: int) -> None:
+        if version != self.version:
+            return
+        host = self.host
+        rec = host.rec
+        members = self.members
+        k = len(members)
+        if k == 1:
+            rec.completion[members[0]] = t
+        else:
+            rec.completion[members] = t
+        sojourn = t - rec.arrival.item(members[0])  # FCFS: the first member is the oldest
+        if sojourn > rec.max_sojourn:
+            rec.max_sojourn = sojourn
+        self.held -= k
+        host.completed += k
+        self.serving = False
+        self.members = []
+        if self.waiting:
+            self._try(t)
+        if not self.serving:
+            self._idle(t)
+
+
+class LLMReplica(Replica):
+    """Continuous batching (see the module docstring). Subclasses give the per-kind formulas."""
+
+    __slots__ = ("b", "d", "fin", "ftq", "it", "join_pending", "stop_it", "t_seg", "t_stop")
+
+    #: whether an iteration in which requests with input join is a distinct prefill iteration
+    prefill_iteration = False
+
+    def __init__(self, rid: int, config: ReplicaConfig, host: Host, created_at: float) -> None:
+        super().__init__(rid, config, host, created_at)
+        self.b = 0  # running requests
+        self.it = 0  # iterations completed at the segment's start
+        self.t_seg = 0.0  # the segment's start
+        self.d = 0.0  # the segment's iteration time
+        self.stop_it = 0  # the iteration number at which the segment ends
+        self.t_stop = 0.0  # ... and its time
+        self.join_pending = False  # the segment ends at the next boundary for a join
+        self.fin: list[tuple[int, int, float, float]] = []  # (last iteration, rid, c1, c2)
+        self.ftq: list[tuple[int, int]] = []  # (first-token iteration, rid), not yet reached
+
+    @property
+    def in_service(self) -> int:
+        return self.b
+
+    # per-kind hooks ---------------------------------------------------------------------------
+
+    def _admit(self, n_in: int, n_out: int, it: int, b: int) -> tuple[int, int, float, float, int]:
+        """A request joins at iteration ``it`` into a batch of ``b``: (first-token iteration,
+        last iteration, c1, c2, prefill input tokens). c1/c2 are its terms in the batch sums."""
+        raise NotImplementedError
+
+    def _release(self, c1: float, c2: float) -> None:
+        """Remove a finished request's terms from the batch sums."""
+
+    def _decode_ms(self) -> float:
+        raise NotImplementedError
+
+    def _prefill_ms(self, prefill_in: int) -> float:
+        raise NotImplementedError
+
+    def _reset_sums(self) -> None:
+        """The batch emptied: zero the sums (no floating-point drift)."""
+
+    # the mechanics ------------------------------------------------------------------------------
+
+    def arrive(self, rid: int, t: float) -> None:
+        self.held += 1
+        self.waiting.append(rid)
+        if self.b == 0:
+            self._boundary(t, self.it)
+        elif not self.join_pending and self.b < self.n:
+            self._cut(t)
+
+    def _cut(self, t: float) -> None:
+        """End the running segment at the first iteration boundary after ``t``."""
+        self.join_pending = True
+        left = self.stop_it - self.it
+        if left <= 1 or self.d <= 0.0:
+            return
+        if self.expo:
+            span = self.t_stop - self.t_seg
+            frac = min(max((t - self.t_seg) / span, 0.0), 1.0) if span > 0.0 else 1.0
+            rng = self.host.rng
+            passed = int(rng.binomial(left - 1, frac))  # boundaries before t, given the end
+            if passed >= left - 1:
+                return
+            rest = left - 1 - passed  # the remaining boundaries are uniform on (t, t_stop)
+            tb = t + (self.t_stop - t) * (1.0 - float(rng.random()) ** (1.0 / rest))
+            nxt = passed + 1
+        else:
+            nxt = int((t - self.t_seg) / self.d) + 1
+            if nxt >= left:
+                return
+            tb = max(self.t_seg + nxt * self.d, t)
+        self.stop_it = self.it + nxt
+        self.t_stop = tb
+        self.version += 1
+        self.host.events.push(tb, self._on_stop, self.version)
+
+    def _on_stop(self, t: float, version: int) -> None:
+        if version == self.version:
+            self._boundary(t, self.stop_it)
+
+    def _boundary(self, t: float, it_now: int) -> None:
+        """Iteration boundary number ``it_now`` at time ``t``: tokens, completions, joins, and
+        the next segment."""
+        host = self.host
+        rec = host.rec
+        ftq = self.ftq
+        if ftq and ftq[0][0] <= it_now:
+            first = rec.first_token
+            t0, it0, d = self.t_seg, self.it, self.d
+            while ftq and ftq[0][0] <= it_now:
+                fti, rid = heappop(ftq)
+                first[rid] = t if fti == it_now else t0 + (fti - it0) * d
+        fin = self.fin
+        if fin and fin[0][0] <= it_now:
+            completion = rec.completion
+            arrival = rec.arrival
+            oldest = t
+            done = 0
+            while fin and fin[0][0] <= it_now:
+                _, rid, c1, c2 = heappop(fin)
+                completion[rid] = t
+                a = arrival.item(rid)
+                if a < oldest:
+                    oldest = a
+                self._release(c1, c2)
+                done += 1
+            self.b -= done
+            self.held -= done
+            host.completed += done
+            if t - oldest > rec.max_sojourn:
+                rec.max_sojourn = t - oldest
+            if self.b == 0:
+                self._reset_sums()
+        self.it = it_now
+        self.t_seg = t
+        self.join_pending = False
+        waiting = self.waiting
+        prefill_in = 0
+        room = self.n - self.b
+        if room > 0 and waiting:
+            k = min(room, len(waiting))
+            b_after = self.b + k
+            start = rec.start
+            col_in = rec.input_tokens
+            col_out = rec.output_tokens
+            for _ in range(k):
+                rid = waiting.popleft()
+                start[rid] = t
+                ft, last, c1, c2, pre = self._admit(
+                    col_in.item(rid), col_out.item(rid), it_now, b_after
+                )
+                heappush(ftq, (ft, rid))
+                heappush(fin, (last, rid, c1, c2))
+                prefill_in += pre
+            self.b = b_after
+            if not self.busy:
+                self.busy = True
+                self.busy_since = t
+        if self.b == 0:
+            self._idle(t)
+            return
+        if prefill_in > 0 and self.prefill_iteration:
+            d = self._prefill_ms(prefill_in)
+            stop = it_now + 1
+        else:
+            d = self._decode_ms()
+            stop = fin[0][0]
+            if self.expo and ftq and ftq[0][0] < stop:
+                stop = ftq[0][0]
+        n_it = stop - it_now
+        dur = float(host.rng.standard_gamma(n_it)) * d if self.expo else n_it * d
+        self.d = d
+        self.stop_it = stop
+        self.t_stop = t + dur
+        self.version += 1
+        host.events.push(t + dur, self._on_stop, self.version)
+
+
+class G0Replica(LLMReplica):
+    __slots__ = ("alpha", "beta")
+
+    def __init__(self, rid: int, config: ReplicaConfig, host: Host, created_at: float) -> None:
+        super().__init__(rid, config, host, created_at)
+        p = config.profile
+        assert isinstance(p, G0Profile)
+        self.alpha = p.alpha
+        self.beta = p.beta
+
+    def _admit(self, n_in: int, n_out: int, it: int, b: int) -> tuple[int, int, float, float, int]:
+        return it + 1, it + n_out, 0.0, 0.0, 0
+
+    def _decode_ms(self) -> float:
+        return self.alpha + self.beta * self.b
+
+
+class G1Replica(LLMReplica):
+    __slots__ = ("profile", "sum_in")
+    prefill_iteration = True
+
+    def __init__(self, rid: int, config: ReplicaConfig, host: Host, created_at: float) -> None:
+        super().__init__(rid, config, host, created_at)
+        p = config.profile
+        assert isinstance(p, G1Profile)
+        self.profile = p
+        self.sum_in = 0.0
+
+    def _admit(self, n_in: int, n_out: int, it: int, b: int) -> tuple[int, int, float, float, int]:
+        self.sum_in += n_in
+        return it + 1, it + n_out, float(n_in), 0.0, n_in
+
+    def _release(self, c1: float, c2: float) -> None:
+        self.sum_in -= c1
+
+    def _reset_sums(self) -> None:
+        self.sum_in = 0.0
+
+    def _decode_ms(self) -> float:
+        return g1_decode_ms(self.profile, self.b)
+
+    def _prefill_ms(self, prefill_in: int) -> float:
+        return g1_prefill_ms(self.profile, self.sum_in)
+
+
+class G2Replica(LLMReplica):
+    __slots__ = ("profile", "sum_m", "sum_w")
+    prefill_iteration = True
+
+    def __init__(self, rid: int, config: ReplicaConfig, host: Host, created_at: float) -> None:
+        super().__init__(rid, config, host, created_at)
+        p = config.profile
+        assert isinstance(p, G2Profile)
+        self.profile = p
+        self.sum_w = 0.0
+        self.sum_m = 0.0
+
+    def _admit(self, n_in: int, n_out: int, it: int, b: int) -> tuple[int, int, float, float, int]:
+        w, m = g2_request_terms(self.profile, n_in, n_out)
+        self.sum_w += w
+        self.sum_m += m
+        if n_in > 0:
+            return it + 2, it + 1 + n_out, w, m, n_in
+        return it + 1, it + n_out, w, m, 0
+
+    def _release(self, c1: float, c2: float) -> None:
+        self.sum_w -= c1
+        self.sum_m -= c2
+
+    def _reset_sums(self) -> None:
+        self.sum_w = 0.0
+        self.sum_m = 0.0
+
+    def _decode_ms(self) -> float:
+        return g2_decode_ms(self.profile, self.b, self.sum_w, self.sum_m)
+
+    def _prefill_ms(self, prefill_in: int) -> float:
+        return g2_prefill_ms(self.profile, self.sum_w, prefill_in)
+
+
+class G3Replica(LLMReplica):
+    __slots__ = ("profile", "sum_delta")
+
+    def __init__(self, rid: int, config: ReplicaConfig, host: Host, created_at: float) -> None:
+        super().__init__(rid, config, host, created_at)
+        p = config.profile
+        assert isinstance(p, G3Profile)
+        self.profile = p
+        self.sum_delta = 0.0
+
+    def _admit(self, n_in: int, n_out: int, it: int, b: int) -> tuple[int, int, float, float, int]:
+        p = self.profile
+        nc = g3_chunks(n_in, n_out, p.max_num_tokens, b)
+        delta = g3_request_delta(p, n_in, n_out, nc)
+        self.sum_delta += delta
+        return it + nc + 1, it + nc + n_out, delta, 0.0, 0
+
+    def _release(self, c1: float, c2: float) -> None:
+        self.sum_delta -= c1
+
+    def _reset_sums(self) -> None:
+        self.sum_delta = 0.0
+
+    def _decode_ms(self) -> float:
+        return g3_iteration_ms(self.profile, self.sum_delta)
+
+
+def make_replica(rid: int, config: ReplicaConfig, host: Host, created_at: float) -> Replica:
+    """A replica of the kind of ``config.profile``."""
+    p = config.profile
+    if isinstance(p, BatchProfile):
+        return BatchReplica(rid, config, host, created_at)
+    if isinstance(p, G0Profile):
+        return G0Replica(rid, config, host, created_at)
+    if isinstance(p, G1Profile):
+        return G1Replica(rid, config, host, created_at)
+    if isinstance(p, G2Profile):
+        return G2Replica(rid, config, host, created_at)
+    if isinstance(p, G3Profile):
+        return G3Replica(rid, config, host, created_at)
+    raise TypeError(f"not a profile: {p!r}")
