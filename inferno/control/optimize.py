@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,10 +66,14 @@ def optimize(
     *,
     gpu_node_label: str = "nvidia.com/gpu.product",
     origin: str = "static data",
+    request: str = "request",
 ) -> OptimizeResult:
     """Solve. Service classes from the cluster replace ``serviceclass-data.json`` when there are
     any. A server of an unknown class, or whose current accelerator is unknown, is not an error
-    for the others: it gets a decision "not allocated" with the reason (and keeps what it has)."""
+    for the others: it gets a decision "not allocated" with the reason (and keeps what it has).
+
+    Errors in the static documents name ``origin/<file>``; errors in the servers or classes given
+    name ``request`` and the server's index in the list given."""
     docs = dict(static)
     if service_classes:
         docs["serviceclass-data.json"] = {"serviceClasses": service_classes}
@@ -79,10 +84,11 @@ def optimize(
         if isinstance(a, Mapping)
     }
     usable: list[dict[str, Any]] = []
+    positions: list[int] = []  # index in ``servers`` of each usable row
     left_out: list[Decision] = []
     notes: list[str] = []
     canonical = {name.casefold(): name for name in known_classes}
-    for row in servers:
+    for position, row in enumerate(servers):
         cls = str(row.get("class") or "Free")
         # class labels match ServiceClass names case-insensitively (resource names are lowercase)
         if cls.casefold() in canonical:
@@ -102,8 +108,18 @@ def optimize(
             current["accelerator"] = ""
             row = {**row, "currentAlloc": current}
         usable.append(row)
+        positions.append(position)
     docs["server-data.json"] = {"servers": usable}
-    system = system_from_documents(docs, origin)
+    sources = {"server-data.json": request}
+    if service_classes:
+        sources["serviceclass-data.json"] = request
+    try:
+        system = system_from_documents(docs, origin, sources)
+    except InputError as exc:
+        if exc.source == request and exc.path:
+            # name the server by its index in the request, not in the filtered list
+            exc.path = _SERVER_INDEX.sub(lambda m: f"$.servers[{positions[int(m[1])]}]", exc.path)
+        raise
     solution = solve(system)
     decisions = decisions_from_solution(solution, system, gpu_node_label) + left_out
     body = solution_to_json(solution, system)
@@ -112,6 +128,9 @@ def optimize(
     if left_out and body["status"] in ("optimal", "feasible"):
         body["status"] = "partially-allocated"
     return OptimizeResult(body, decisions, notes)
+
+
+_SERVER_INDEX = re.compile(r"^\$\.servers\[(\d+)\]")
 
 
 def _class_names(doc: object) -> set[str]:

@@ -91,11 +91,18 @@ def load_system(directory: str | Path) -> System:
     return _system(nodes, lambda name: str(root / name))
 
 
-def system_from_documents(documents: Mapping[str, object], origin: str = "") -> System:
+def system_from_documents(
+    documents: Mapping[str, object],
+    origin: str = "",
+    sources: Mapping[str, str] | None = None,
+) -> System:
     """The same from already-parsed JSON documents keyed by file name (e.g. a ConfigMap's data
-    merged with what the collector found in the cluster); errors name ``origin/<file name>``."""
+    merged with what the collector found in the cluster); errors name ``origin/<file name>``, or
+    ``sources[file name]`` for the documents it names."""
 
     def source(name: str) -> str:
+        if sources and name in sources:
+            return sources[name]
         return f"{origin}/{name}" if origin else name
 
     unknown = sorted(set(documents) - set(SYSTEM_FILES))

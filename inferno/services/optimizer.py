@@ -187,10 +187,14 @@ def create_app(
                     request.servers,
                     request.service_classes,
                     gpu_node_label=settings.gpu_node_label,
-                    origin="request",
+                    origin=settings.data_path,
+                    request="request",
                 )
             except InputError as exc:
                 solves.labels("error").inc()
+                if exc.source != "request":  # the static data: our configuration
+                    logger.error("static data unusable: %s", exc)
+                    return error(503, f"static data: {exc}")
                 logger.warning("optimize: bad input: %s", exc)
                 return error(400, str(exc))
         finally:

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from inferno.data import load_system
@@ -128,3 +129,23 @@ async def test_static_data_is_reread_when_a_file_changes(tmp_path: Path) -> None
     assert registry.get_sample_value("inferno_optimizer_static_data_loads_total") == 2
     changed = after["solution"]["allocations"][name]
     assert (changed["accelerator"], changed["cost"]) != (acc, cost)
+
+
+def test_a_bad_server_is_named_by_its_index_in_the_request() -> None:
+    """Servers of unknown classes are left out before validation; the error still counts them."""
+    from inferno.control.optimize import optimize, read_static_data
+    from inferno.errors import InputError
+
+    static = read_static_data("samples/large")
+    good = {
+        "name": "ok",
+        "class": "Premium",
+        "model": "llama_7b",
+        "currentAlloc": {"load": {"arrivalRate": 60, "avgLength": 1024}},
+    }
+    unknown = {**good, "name": "stray", "class": "NoSuchClass"}
+    bad = {**good, "name": "bad", "currentAlloc": {"load": {"arrivalRate": -1, "avgLength": 1024}}}
+    with pytest.raises(InputError) as err:
+        optimize(static, [unknown, good, bad], [], origin="static")
+    assert err.value.source == "request"
+    assert err.value.path is not None and err.value.path.startswith("$.servers[2]")
