@@ -36,6 +36,7 @@ class Simulation:
         self._events = EventQueue()
         self._now = 0.0
         self._seed = int(seed)
+        self._processed = 0
         self._servers: dict[str, ServerRuntime] = {}
         for name, spec in servers.items():
             self._servers[name] = ServerRuntime(name, spec, self._seed, self._events)
@@ -47,6 +48,11 @@ class Simulation:
     def now(self) -> float:
         """The time up to which the simulation has run (ms)."""
         return self._now
+
+    @property
+    def events_processed(self) -> int:
+        """Events popped from the queue so far (stale ones included)."""
+        return self._processed
 
     @property
     def servers(self) -> tuple[str, ...]:
@@ -63,9 +69,12 @@ class Simulation:
         if not t_ms >= self._now:
             raise ValueError(f"cannot run back to {t_ms} ms: the simulation is at {self._now} ms")
         heap = self._events.heap
+        n = 0
         while heap and heap[0][0] < t_ms:
             t, _, fn, arg = heappop(heap)
             fn(t, arg)
+            n += 1
+        self._processed += n
         self._now = float(t_ms)
 
     def set_replicas(
@@ -79,8 +88,9 @@ class Simulation:
     ) -> None:
         """Scale ``server`` to ``n`` replicas at ``at_ms`` (default: now; not in the past).
 
-        A ``profile`` or ``batch_size`` different from the current ones is a rolling update (see
-        :mod:`inferno.emulator.server`).
+        ``n`` counts replicas of the (new) configuration. A ``profile`` or ``batch_size``
+        different from the current ones is a rolling update (see :mod:`inferno.emulator.server`);
+        ``batch_size`` defaults to the current batch size, also with a new profile.
         """
         srv = self._server(server)
         if n < 0:

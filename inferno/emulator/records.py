@@ -217,9 +217,9 @@ class Window:
     rejected) or completed (``completions``) in the window. Latency and ITL are over requests
     completed in the window, TTFT over requests whose first token came in the window, wait over
     requests that started in the window. ``in_flight``, ``queue`` (waiting, not yet started),
-    ``busy`` (replicas serving at least one request), ``ready`` (replicas ready, draining ones
-    included until retired) and ``replicas`` (provisioned: from creation, start-up included,
-    until gone after draining) are time averages over the window.
+    ``busy`` (replicas serving at least one request), ``ready`` (replicas routed to: from ready
+    until retired) and ``replicas`` (provisioned: from creation, start-up included, until gone
+    after draining — what the accelerators are held for) are time averages over the window.
     """
 
     server: str

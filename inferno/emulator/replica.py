@@ -16,8 +16,11 @@ of identical requests they reduce to the model's formulas exactly:
 - G0: every iteration takes α + β·b; no prefill; a request needs ``out`` iterations, its first
   token at the end of its first one.
 - G1: decode iteration α + β·b. An iteration in which requests with input join is a prefill
-  iteration of γ + δ·Σ_{batch} in_i (the model's γ + δ·in·b); it produces the joiners' first
-  token, so a request needs ``out`` iterations in all.
+  iteration of γ + δ·Σ_{joiners} in_j (the model's prefill(b) = γ + δ·in·b, fitted on b requests
+  prefilled together, applied to the requests actually prefilled); it produces the joiners'
+  first token, so a request needs ``out`` iterations in all. The running requests get a token in
+  it too, but it lasts as long as the prefill: each join stalls the batch, which the model's
+  τ(b) does not charge.
 - G2: T(batch) = α + Σ_i (β·t_c,i + γ·t_m,i), t_c = (in+out)/(out+1), t_m = in + out/2. Decode
   iteration T + β + γ·mean_i t_m,i (the model's T(b) + β + γ(in + out/2)); an iteration in which
   requests with input join is a prefill iteration of T + (β+γ)·Σ_{joiners} in_j, producing no
@@ -167,10 +170,10 @@ def g1_decode_ms(p: G1Profile, b: int) -> float:
     return p.alpha + p.beta * b
 
 
-def g1_prefill_ms(p: G1Profile, sum_in: float) -> float:
-    """G1 prefill iteration: γ + δ·Σ in over every request of the batch (joiners included),
-    the model's γ + δ·in·b for equal inputs."""
-    return p.gamma + p.delta * sum_in
+def g1_prefill_ms(p: G1Profile, prefill_in: float) -> float:
+    """G1 prefill iteration: γ + δ·Σ in over the requests prefilled (the joiners with input),
+    the model's γ + δ·in·b when b equal requests are prefilled together."""
+    return p.gamma + p.delta * prefill_in
 
 
 def g2_request_terms(p: G2Profile | G3Profile, n_in: int, n_out: int) -> tuple[float, float]:
@@ -551,7 +554,7 @@ class G0Replica(LLMReplica):
 
 
 class G1Replica(LLMReplica):
-    __slots__ = ("profile", "sum_in")
+    __slots__ = ("profile",)
     prefill_iteration = True
 
     def __init__(self, rid: int, config: ReplicaConfig, host: Host, created_at: float) -> None:
@@ -559,23 +562,15 @@ class G1Replica(LLMReplica):
         p = config.profile
         assert isinstance(p, G1Profile)
         self.profile = p
-        self.sum_in = 0.0
 
     def _admit(self, n_in: int, n_out: int, it: int, b: int) -> tuple[int, int, float, float, int]:
-        self.sum_in += n_in
-        return it + 1, it + n_out, float(n_in), 0.0, n_in
-
-    def _release(self, c1: float, c2: float) -> None:
-        self.sum_in -= c1
-
-    def _reset_sums(self) -> None:
-        self.sum_in = 0.0
+        return it + 1, it + n_out, 0.0, 0.0, n_in
 
     def _decode_ms(self) -> float:
         return g1_decode_ms(self.profile, self.b)
 
     def _prefill_ms(self, prefill_in: int) -> float:
-        return g1_prefill_ms(self.profile, self.sum_in)
+        return g1_prefill_ms(self.profile, prefill_in)
 
 
 class G2Replica(LLMReplica):
