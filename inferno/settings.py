@@ -9,6 +9,7 @@ Environment names follow the Go original's where it had one (``INFERNO_CONTROL_P
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, TypeVar
@@ -50,6 +51,21 @@ class Settings:
     gpu_resource: str = field(default="nvidia.com/gpu", metadata={"env": "INFERNO_GPU_RESOURCE"})
     hpa_headroom: float = field(default=0.25, metadata={"env": "INFERNO_HPA_HEADROOM"})
     batch_env: str = field(default="INFERNO_MAX_BATCH_SIZE", metadata={"env": "INFERNO_BATCH_ENV"})
+    # the load from Prometheus (docs/metrics.md); no URL: the load labels are used
+    prometheus_url: str = field(default="", metadata={"env": "PROMETHEUS_URL"})
+    prometheus_token: str = field(default="", repr=False, metadata={"env": "PROMETHEUS_TOKEN"})
+    prometheus_token_file: str = field(default="", metadata={"env": "PROMETHEUS_TOKEN_FILE"})
+    prometheus_ca_file: str = field(default="", metadata={"env": "PROMETHEUS_CA_FILE"})
+    load_window: float = field(default=60.0, metadata={"env": "INFERNO_LOAD_WINDOW"})
+    tokens_in_metric: str = field(
+        default="vllm:prompt_tokens_total", metadata={"env": "INFERNO_TOKENS_IN_METRIC"}
+    )
+    tokens_out_metric: str = field(
+        default="vllm:generation_tokens_total", metadata={"env": "INFERNO_TOKENS_OUT_METRIC"}
+    )
+    tokens_requests_metric: str = field(
+        default="nv_inference_request_success", metadata={"env": "INFERNO_TOKENS_REQUESTS_METRIC"}
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -87,12 +103,34 @@ class Settings:
             ("ACTUATOR_PORT", self.actuator_port),
         ):
             _require(0 <= port <= 65535, env, port, "a port number 0-65535")
+        _require(self.load_window > 0, "INFERNO_LOAD_WINDOW", self.load_window, "> 0 seconds")
+        if self.prometheus_url:
+            _require(
+                _URL.fullmatch(self.prometheus_url) is not None,
+                "PROMETHEUS_URL",
+                self.prometheus_url,
+                "an http:// or https:// URL",
+            )
+        if self.prometheus_token and self.prometheus_token_file:
+            raise SettingsError(
+                "PROMETHEUS_TOKEN and PROMETHEUS_TOKEN_FILE are both set: expected one of them"
+            )
+        for env, name in (
+            ("INFERNO_TOKENS_IN_METRIC", self.tokens_in_metric),
+            ("INFERNO_TOKENS_OUT_METRIC", self.tokens_out_metric),
+            ("INFERNO_TOKENS_REQUESTS_METRIC", self.tokens_requests_metric),
+        ):
+            _require(_METRIC.fullmatch(name) is not None, env, name, "a Prometheus metric name")
 
     def url(self, service: str) -> str:
         """Base URL of a sibling service: controller, collector, optimizer or actuator."""
         host = getattr(self, f"{service}_host")
         port = getattr(self, f"{service}_port")
         return f"http://{host}:{port}"
+
+
+_URL = re.compile(r"https?://[^\s/?#]+(/\S*)?")
+_METRIC = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 
 
 def _require(ok: bool, env: str, value: object, expected: str) -> None:

@@ -120,10 +120,13 @@ def _serve(
 
 
 def serve_collector(args: argparse.Namespace) -> int:
+    from ..prom import source_from_settings
     from ..services import collector
 
     def build(settings: Settings) -> int:
-        app = collector.create_app(settings, api=_cluster(args))
+        app = collector.create_app(
+            settings, api=_cluster(args), load_source=source_from_settings(settings)
+        )
         return _serve(app, settings.bind_host, settings.collector_port)
 
     return _start(args, build)
@@ -190,6 +193,7 @@ def run_all_in_one(args: argparse.Namespace) -> int:
     the ServiceClass operator thread."""
     from ..control.cycle import Phases
     from ..control.optimize import read_static_data
+    from ..prom import source_from_settings
     from ..services import actuator, collector, controller, optimizer
     from ..services._common import new_registry
 
@@ -210,7 +214,9 @@ def run_all_in_one(args: argparse.Namespace) -> int:
         registry = new_registry()  # one registry: the controller's /metrics shows all four
         phases = Phases.in_process(
             settings,
-            collector=collector.create_app(settings, api=api, registry=registry),
+            collector=collector.create_app(
+                settings, api=api, registry=registry, load_source=source_from_settings(settings)
+            ),
             optimizer=optimizer.create_app(settings, registry=registry),
             actuator=actuator.create_app(settings, api=api, registry=registry),
         )

@@ -64,6 +64,7 @@ class ManagedDeployment:
     mode: str = "auto"
     load: Load | None = None  # from labels, when they are present
     hpa: HpaRef | None = None
+    triton_model: str = ""  # the model's name in the server's metrics ("": same as ``model``)
 
     @property
     def key(self) -> str:
@@ -167,6 +168,7 @@ def parse_deployment(obj: Mapping[str, Any], default_mode: str = "auto") -> Mana
         max_replicas=max_r,
         mode=mode,
         load=_load(labels, where),
+        triton_model=annotations.get(L.TRITON_MODEL) or model,
     )
 
 

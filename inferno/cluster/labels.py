@@ -25,3 +25,7 @@ CONTAINER = "inferno.server/container"  # the serving container (default: the fi
 
 MANAGED_SELECTOR = f"{MANAGED}=true"
 DEFAULT_CLASS = "Free"
+
+# the model's name in the server's metrics (Triton's ``model`` label), when it differs from the
+# inferno.server.model label (default: that label's value)
+TRITON_MODEL = "inferno.server/triton-model"

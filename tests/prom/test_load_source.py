@@ -1,0 +1,311 @@
+"""PrometheusLoadSource end to end over a fake Prometheus, and its construction from settings."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import certifi
+import httpx
+import pytest
+
+from inferno.cluster import labels as L
+from inferno.cluster.inventory import ManagedDeployment, parse_deployment
+from inferno.prom import (
+    NoData,
+    PrometheusLoadSource,
+    PrometheusQueryError,
+    PrometheusUnavailable,
+    ServerQueries,
+    TokenMetrics,
+    selector_for,
+    server_queries,
+    source_from_settings,
+)
+from inferno.settings import Settings, SettingsError
+from inferno.system import Load
+
+from . import NOW, FakePrometheus
+
+
+def deployment(
+    name: str,
+    model: str = "llama_7b",
+    *,
+    namespace: str = "inference",
+    labels: dict[str, str] | None = None,
+    annotations: dict[str, str] | None = None,
+) -> ManagedDeployment:
+    return parse_deployment(
+        {
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": {L.MANAGED: "true", L.MODEL: model, **(labels or {})},
+                "annotations": annotations or {},
+            },
+            "spec": {"template": {"spec": {"containers": [{"name": "triton"}]}}},
+        }
+    )
+
+
+def queries(d: ManagedDeployment, window: float = 60, tokens: TokenMetrics | None = None) -> Any:
+    return server_queries(selector_for(d), window, tokens)
+
+
+def answer(q: ServerQueries, **values: Any) -> dict[str, Any]:
+    return {getattr(q, name): value for name, value in values.items()}
+
+
+LLAMA = deployment("llama-7b")
+
+
+def test_rates_become_a_load_in_requests_per_minute() -> None:
+    q = queries(LLAMA)
+    fake = FakePrometheus(
+        answer(
+            q,
+            completions_rpm=120.0,
+            pending_delta=0.0,
+            in_tokens=512.0,
+            out_tokens=256.0,
+            avg_batch=6.5,
+            queue_ms=12.0,
+            compute_ms=85.0,
+            latency_ms=[({"quantile": "0.5"}, 90.0), ({"quantile": "0.99"}, 240.0)],
+        )
+    )
+    m = PrometheusLoadSource(fake.client(), 60).measure([LLAMA])
+    assert m.loads == {"llama-7b": Load(120.0, 512.0, 256.0)}
+    assert m.problems == []
+    [obs] = m.observations
+    assert (obs.avg_batch, obs.queue_ms, obs.compute_ms) == (6.5, 12.0, 85.0)
+    assert obs.latency_ms == {"0.5": 90.0, "0.99": 240.0}
+    assert obs.notes == ()
+    assert sorted(fake.queries) == sorted(v for _, v in q.items())
+    assert {r.url.params["time"] for r in fake.requests} == {f"{NOW:.3f}"}  # one instant
+    assert m.to_json()["servers"][0]["load"] == {
+        "arrivalRate": 120.0,
+        "avgInTokens": 512.0,
+        "avgOutTokens": 256.0,
+    }
+
+
+def test_pending_growth_is_offered_load() -> None:
+    q = queries(LLAMA, window=120)
+    fake = FakePrometheus(
+        answer(q, completions_rpm=100.0, pending_delta=40.0, in_tokens=1.0, out_tokens=1.0)
+    )
+    m = PrometheusLoadSource(fake.client(), 120).measure([LLAMA])
+    assert m.loads["llama-7b"].arrival_rate == pytest.approx(120.0)  # 100 + 40 per 2 minutes
+    assert m.observations[0].completions_rpm == 100.0
+    assert m.observations[0].pending_delta == 40.0
+
+
+def test_a_shrinking_backlog_is_not_subtracted() -> None:
+    q = queries(LLAMA)
+    fake = FakePrometheus(answer(q, completions_rpm=100.0, pending_delta=-25.0))
+    m = PrometheusLoadSource(fake.client(), 60).measure([LLAMA])
+    assert m.loads["llama-7b"].arrival_rate == 100.0
+
+
+def test_no_pending_series_leaves_the_completions_with_a_note() -> None:
+    q = queries(LLAMA)
+    fake = FakePrometheus(answer(q, completions_rpm=30.0))
+    m = PrometheusLoadSource(fake.client(), 60).measure([LLAMA])
+    assert m.loads["llama-7b"].arrival_rate == 30.0
+    assert any("no pending-request series" in n for n in m.observations[0].notes)
+
+
+def test_an_idle_server_has_a_zero_load_not_no_data() -> None:
+    q = queries(LLAMA)
+    fake = FakePrometheus(
+        answer(q, completions_rpm=0.0, pending_delta=0.0, avg_batch=math.nan, queue_ms=math.nan)
+    )
+    m = PrometheusLoadSource(fake.client(), 60).measure([LLAMA])
+    assert m.loads["llama-7b"].arrival_rate == 0.0
+    assert m.problems == []
+    assert (m.observations[0].avg_batch, m.observations[0].queue_ms) == (None, None)
+
+
+def test_a_server_without_series_is_reported_not_zero_filled() -> None:
+    mistral = deployment("mistral-7b", "mistral_7b")
+    fake = FakePrometheus(answer(queries(LLAMA), completions_rpm=60.0))
+    m = PrometheusLoadSource(fake.client(), 60).measure([LLAMA, mistral])
+    assert set(m.loads) == {"llama-7b"}
+    [problem] = m.problems
+    assert problem.startswith(
+        "server mistral-7b (Deployment inference/mistral-7b, Triton model 'mistral_7b'): "
+        "no request rate in Prometheus over the last 60s"
+    )
+    assert 'pod=~"mistral-7b-[a-z0-9]+-[a-z0-9]+"' in problem
+    absent = m.observations[1]
+    assert absent.load is None and absent.completions_rpm is None
+    # nothing else is asked about a server without requests
+    assert sum("mistral" in query for query in fake.queries) == 1
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -1.0])
+def test_a_non_finite_or_negative_rate_is_no_data(value: float) -> None:
+    other = deployment("granite-13b", "granite_13b")
+    fake = FakePrometheus(
+        {
+            **answer(queries(LLAMA), completions_rpm=value),
+            **answer(queries(other), completions_rpm=6),
+        }
+    )
+    m = PrometheusLoadSource(fake.client(), 60).measure([LLAMA, other])
+    assert set(m.loads) == {"granite-13b"}
+    assert "llama-7b" in m.problems[0]
+
+
+def test_no_server_with_data_is_no_data() -> None:
+    fake = FakePrometheus()
+    with pytest.raises(NoData, match="no request series for any of the 2 managed server"):
+        PrometheusLoadSource(fake.client(), 60).measure([LLAMA, deployment("b")])
+
+
+def test_nothing_managed_asks_nothing() -> None:
+    fake = FakePrometheus()
+    m = PrometheusLoadSource(fake.client(), 60).measure([])
+    assert (m.loads, m.problems, fake.requests) == ({}, [], [])
+
+
+def test_several_series_for_one_quantity_are_not_trusted() -> None:
+    q = queries(LLAMA)
+    two = [({"namespace": "inference", "model": "a"}, 1.0), ({"namespace": "x", "model": "a"}, 2.0)]
+    fake = FakePrometheus(answer(q, completions_rpm=60.0, avg_batch=two))
+    m = PrometheusLoadSource(fake.client(), 60).measure([LLAMA])
+    assert m.observations[0].avg_batch is None
+
+
+def test_missing_token_metrics_fall_back_to_the_load_labels() -> None:
+    labelled = deployment(
+        "llama-7b", labels={L.LOAD_RPM: "999", L.LOAD_IN_TOKENS: "100", L.LOAD_OUT_TOKENS: "900"}
+    )
+    fake = FakePrometheus(answer(queries(labelled), completions_rpm=60.0, in_tokens=150.0))
+    m = PrometheusLoadSource(fake.client(), 60).measure([labelled])
+    assert m.loads["llama-7b"] == Load(60.0, 150.0, 900.0)  # the rate is never the label's
+    obs = m.observations[0]
+    assert (obs.in_tokens, obs.out_tokens) == (150.0, None)
+    assert (
+        "no tokens per request from vllm:generation_tokens_total: taken from the load labels"
+        in (obs.notes)
+    )
+
+
+def test_missing_token_metrics_without_labels_are_zero() -> None:
+    fake = FakePrometheus(answer(queries(LLAMA), completions_rpm=60.0))
+    m = PrometheusLoadSource(fake.client(), 60).measure([LLAMA])
+    assert m.loads["llama-7b"] == Load(60.0, 0.0, 0.0)
+    assert any(n.endswith("taken from 0") for n in m.observations[0].notes)
+
+
+def test_the_triton_model_annotation_selects_the_series() -> None:
+    d = deployment("trt", "llama3_8b", annotations={L.TRITON_MODEL: "tensorrt_llm"})
+    assert d.triton_model == "tensorrt_llm"
+    trt = TokenMetrics(
+        "nv_llm_input_token_len_sum", "nv_llm_output_token_len_sum", "nv_llm_input_token_len_count"
+    )
+    q = queries(d, tokens=trt)
+    assert 'model="tensorrt_llm"' in q.completions_rpm
+    fake = FakePrometheus(answer(q, completions_rpm=10.0, in_tokens=300.0, out_tokens=50.0))
+    m = PrometheusLoadSource(fake.client(), 60, trt).measure([d])
+    assert m.loads["trt"] == Load(10.0, 300.0, 50.0)
+    assert m.observations[0].model == "tensorrt_llm"
+
+
+def test_the_model_label_is_the_default_triton_model() -> None:
+    assert deployment("a", "granite_13b").triton_model == "granite_13b"
+    assert 'model="granite_13b"' in queries(deployment("a", "granite_13b")).completions_rpm
+
+
+def test_prometheus_down_fails_the_whole_measurement() -> None:
+    fake = FakePrometheus({queries(LLAMA).completions_rpm: httpx.ConnectError("refused")})
+    with pytest.raises(PrometheusUnavailable):
+        PrometheusLoadSource(fake.client(), 60).measure([LLAMA])
+
+
+def test_a_refused_query_fails_the_whole_measurement() -> None:
+    q = queries(LLAMA)
+    body = {"status": "error", "errorType": "bad_data", "error": "parse error"}
+    fake = FakePrometheus(answer(q, completions_rpm=60.0, in_tokens=httpx.Response(400, json=body)))
+    with pytest.raises(PrometheusQueryError, match="parse error"):
+        PrometheusLoadSource(fake.client(), 60).measure([LLAMA])
+
+
+def test_a_bad_window_fails_at_construction() -> None:
+    with pytest.raises(ValueError, match="window"):
+        PrometheusLoadSource(FakePrometheus().client(), 0)
+
+
+# settings
+
+
+def test_no_url_no_source() -> None:
+    assert source_from_settings(Settings.from_env({})) is None
+
+
+def test_a_source_from_settings(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("abc")
+    s = Settings.from_env(
+        {
+            "PROMETHEUS_URL": "https://prometheus.monitoring.svc:9091",
+            "PROMETHEUS_TOKEN_FILE": str(token),
+            "PROMETHEUS_CA_FILE": certifi.where(),
+            "INFERNO_LOAD_WINDOW": "120",
+            "INFERNO_TOKENS_IN_METRIC": "nv_llm_input_token_len_sum",
+            "INFERNO_TOKENS_OUT_METRIC": "nv_llm_output_token_len_sum",
+            "INFERNO_TOKENS_REQUESTS_METRIC": "nv_llm_input_token_len_count",
+        }
+    )
+    source = source_from_settings(s)
+    assert source is not None
+    assert source.window == 120.0
+    assert source.tokens == TokenMetrics(
+        "nv_llm_input_token_len_sum", "nv_llm_output_token_len_sum", "nv_llm_input_token_len_count"
+    )
+    assert source.client.base_url == "https://prometheus.monitoring.svc:9091"
+    source.close()
+
+
+def test_settings_defaults() -> None:
+    s = Settings.from_env({})
+    assert (s.prometheus_url, s.load_window) == ("", 60.0)
+    assert TokenMetrics(s.tokens_in_metric, s.tokens_out_metric, s.tokens_requests_metric) == (
+        TokenMetrics()
+    )
+
+
+def test_the_token_is_not_in_the_settings_repr() -> None:
+    assert "s3cret" not in repr(Settings.from_env({"PROMETHEUS_TOKEN": "s3cret"}))
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"INFERNO_LOAD_WINDOW": "0"}, "INFERNO_LOAD_WINDOW=0.0: expected > 0 seconds"),
+        ({"INFERNO_LOAD_WINDOW": "a minute"}, "INFERNO_LOAD_WINDOW='a minute': expected a number"),
+        ({"PROMETHEUS_URL": "prometheus:9090"}, "expected an http:// or https:// URL"),
+        (
+            {"PROMETHEUS_TOKEN": "a", "PROMETHEUS_TOKEN_FILE": "/t"},
+            "PROMETHEUS_TOKEN and PROMETHEUS_TOKEN_FILE are both set",
+        ),
+        ({"INFERNO_TOKENS_IN_METRIC": "vllm prompt"}, "expected a Prometheus metric name"),
+    ],
+)
+def test_bad_settings(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        Settings.from_env(env)
+
+
+def test_unreadable_files_are_settings_errors(tmp_path: Path) -> None:
+    url = {"PROMETHEUS_URL": "https://prometheus.example"}
+    missing = str(tmp_path / "missing")
+    with pytest.raises(SettingsError, match=r"PROMETHEUS_TOKEN_FILE=.*cannot read it"):
+        source_from_settings(Settings.from_env({**url, "PROMETHEUS_TOKEN_FILE": missing}))
+    with pytest.raises(SettingsError, match=r"PROMETHEUS_CA_FILE=.*cannot use the CA file"):
+        source_from_settings(Settings.from_env({**url, "PROMETHEUS_CA_FILE": missing}))
