@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/inferno optimize samples/large
+	$(BIN)/inferno simulate samples/scenarios/demo.yaml --out out/demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check inferno tests bench

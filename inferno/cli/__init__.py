@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import InputError
-from . import analyze, explain, optimize, serve
+from . import analyze, explain, optimize, serve, simulate
 
 __all__ = ["main"]
 
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_parser(sub)
     explain.add_parser(sub)
     serve.add_parsers(sub)
+    simulate.add_parser(sub)
     return parser
 
 

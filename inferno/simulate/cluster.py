@@ -1,0 +1,281 @@
+"""An in-memory cluster whose managed Deployments are the emulator's servers.
+
+:class:`EmulatedCluster` implements :class:`~inferno.k8s.ClusterAPI`: one Deployment dict per
+simulated server, with Inferno's labels (``inferno.server.*``: managed, name, model, class, the
+allocation's accelerator and batch size), the server's min/max replicas as annotations, the GPU
+node selector, the serving container's GPU limit and ``INFERNO_MAX_BATCH_SIZE``, ``spec.replicas``
+and a ``status`` read from the simulation. :meth:`EmulatedCluster.patch_deployment` applies the
+JSON patch (RFC 6902, with :mod:`jsonpatch`) to that dict, then enacts it in the simulation:
+:meth:`~inferno.emulator.Simulation.set_replicas` with the new replica count and, when the
+accelerator or the batch size changed, the new profile and batch (a rolling update).
+
+It also keeps, per server, the configuration history (when each accelerator and batch was put
+in force), which the report uses to price every replica, and counts the changes it enacted.
+There are no HPAs and no ServiceClass resources: the optimizer uses the system's static
+``serviceclass-data.json``.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import re
+from bisect import bisect_right
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jsonpatch
+
+from ..cluster import labels as L
+from ..cluster.plan import Event, PlanSettings
+from ..emulator import Simulation
+from ..k8s import ClusterError
+from ..model.profiles import Profile
+from ..system import Server, System
+
+__all__ = ["NAMESPACE", "Config", "EmulatedCluster", "deployment_name", "replicas_patch"]
+
+logger = logging.getLogger(__name__)
+
+NAMESPACE = "simulated"
+GPU_NODE_LABEL = "nvidia.com/gpu.product"
+_SETTINGS = PlanSettings()
+
+
+def deployment_name(server: str) -> str:
+    """A DNS-1123 name for the server's Deployment (the server name stays in a label)."""
+    name = re.sub(r"[^a-z0-9-]+", "-", server.lower()).strip("-")
+    return name or "server"
+
+
+def replicas_patch(n: int) -> list[dict[str, Any]]:
+    """The JSON patch that sets a Deployment's replicas."""
+    return [{"op": "replace", "path": "/spec/replicas", "value": int(n)}]
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """What a server's replicas run from ``since_ms`` on."""
+
+    since_ms: float
+    accelerator: str
+    batch: int
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One enacted change of a server: replicas and/or configuration."""
+
+    t_ms: float
+    server: str
+    replicas_before: int
+    replicas_after: int
+    config_changed: bool
+
+
+class EmulatedCluster:
+    """A :class:`~inferno.k8s.ClusterAPI` over a :class:`~inferno.emulator.Simulation`.
+
+    ``initial`` gives each simulated server's starting (accelerator, replicas, batch); the
+    simulation must have been built with the same.
+    """
+
+    def __init__(
+        self,
+        sim: Simulation,
+        system: System,
+        initial: Mapping[str, tuple[str, int, int]],
+        *,
+        namespace: str = NAMESPACE,
+    ) -> None:
+        self.sim = sim
+        self.system = system
+        self.namespace = namespace
+        self._profiles: dict[tuple[str, str], Profile] = {
+            (p.model, p.accelerator): p.profile for p in system.profiles
+        }
+        self._acc_count: dict[tuple[str, str], int] = {
+            (p.model, p.accelerator): max(p.acc_count, 1) for p in system.profiles
+        }
+        servers = {s.name: s for s in system.servers}
+        self.deployments: dict[str, dict[str, Any]] = {}  # by Deployment name
+        self._server_of: dict[str, str] = {}  # Deployment name → server
+        self._model: dict[str, str] = {}
+        self.configs: dict[str, list[Config]] = {}
+        self.changes: list[Change] = []
+        self.events: list[tuple[str, Event]] = []
+        for name, (acc, replicas, batch) in initial.items():
+            srv = servers[name]
+            dep = deployment_name(name)
+            if dep in self._server_of:
+                raise ValueError(f"servers {self._server_of[dep]!r} and {name!r} share a name")
+            self._server_of[dep] = name
+            self._model[name] = srv.model
+            self.deployments[dep] = self._deployment(srv, dep, acc, replicas, batch)
+            self.configs[name] = [Config(0.0, acc, batch)]
+
+    # --- building -------------------------------------------------------------------------------
+
+    def gpus_per_replica(self, model: str, accelerator: str) -> int:
+        acc = self.system.accelerators[accelerator]
+        return self._acc_count.get((model, accelerator), 1) * acc.multiplicity
+
+    def cost_per_replica_hour(self, model: str, accelerator: str) -> float:
+        """The accelerator's cost × accelerators per replica (accelerator-data's units/hour)."""
+        acc = self.system.accelerators[accelerator]
+        return acc.cost * self._acc_count.get((model, accelerator), 1)
+
+    def _selector(self, accelerator: str) -> dict[str, str]:
+        acc = self.system.accelerators[accelerator]
+        return dict(acc.node_selector) if acc.node_selector else {GPU_NODE_LABEL: acc.type}
+
+    def _deployment(
+        self, srv: Server, name: str, acc: str, replicas: int, batch: int
+    ) -> dict[str, Any]:
+        annotations = {L.MIN_REPLICAS: str(srv.min_replicas)}
+        if srv.max_replicas is not None:
+            annotations[L.MAX_REPLICAS] = str(srv.max_replicas)
+        gpus = str(self.gpus_per_replica(srv.model, acc))
+        return {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {
+                "name": name,
+                "namespace": self.namespace,
+                "labels": {
+                    "app": name,
+                    L.MANAGED: "true",
+                    L.SERVER_NAME: srv.name,
+                    L.MODEL: srv.model,
+                    L.SERVICE_CLASS: srv.service_class,
+                    L.ALLOC_ACCELERATOR: acc,
+                    L.ALLOC_MAX_BATCH: str(batch),
+                },
+                "annotations": annotations,
+            },
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app": name}},
+                "template": {
+                    "metadata": {"labels": {"app": name}},
+                    "spec": {
+                        "nodeSelector": self._selector(acc),
+                        "containers": [
+                            {
+                                "name": "server",
+                                "image": "emulated",
+                                "env": [{"name": _SETTINGS.batch_env, "value": str(batch)}],
+                                "resources": {"limits": {_SETTINGS.gpu_resource: gpus}},
+                            }
+                        ],
+                    },
+                },
+            },
+            "status": {"replicas": replicas, "readyReplicas": replicas},
+        }
+
+    # --- reading back ---------------------------------------------------------------------------
+
+    def server_names(self) -> list[str]:
+        return list(self.configs)
+
+    def _dep(self, server: str) -> dict[str, Any]:
+        return self.deployments[deployment_name(server)]
+
+    def replicas(self, server: str) -> int:
+        """``spec.replicas`` of the server's Deployment (what was last asked)."""
+        return int(self._dep(server)["spec"]["replicas"])
+
+    def config(self, server: str) -> Config:
+        """The configuration in force now."""
+        return self.configs[server][-1]
+
+    def config_at(self, server: str, t_ms: float) -> Config:
+        """The configuration in force at ``t_ms`` (what a replica created then runs)."""
+        history = self.configs[server]
+        i = bisect_right([c.since_ms for c in history], t_ms) - 1
+        return history[max(i, 0)]
+
+    def batch(self, server: str) -> int:
+        """The batch size in force now."""
+        return self.configs[server][-1].batch
+
+    def model(self, server: str) -> str:
+        return self._model[server]
+
+    # --- the ClusterAPI -------------------------------------------------------------------------
+
+    def list_managed_deployments(self, namespaces: Sequence[str]) -> list[dict[str, Any]]:
+        if namespaces and self.namespace not in namespaces:
+            return []
+        out = []
+        for dep in sorted(self.deployments):
+            obj = self.deployments[dep]
+            state = self.sim.state(self._server_of[dep])
+            obj["status"] = {
+                "replicas": state.starting + state.ready,
+                "readyReplicas": state.ready,
+                "updatedReplicas": state.starting + state.ready,
+            }
+            out.append(copy.deepcopy(obj))
+        return out
+
+    def list_hpas(self, namespaces: Sequence[str]) -> list[dict[str, Any]]:
+        return []
+
+    def list_service_classes(self) -> list[dict[str, Any]]:
+        return []
+
+    def patch_deployment(
+        self, namespace: str, name: str, patch: Sequence[Mapping[str, Any]]
+    ) -> None:
+        if namespace != self.namespace or name not in self.deployments:
+            raise ClusterError(f"deployments.apps {name!r} not found in {namespace!r}", 404)
+        before = self.deployments[name]
+        try:
+            after: dict[str, Any] = jsonpatch.apply_patch(before, [dict(op) for op in patch])
+        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
+            raise ClusterError(f"invalid patch for {name}: {exc}", 422) from None
+        server = self._server_of[name]
+        model = self._model[server]
+        labels = after["metadata"].get("labels") or {}
+        try:
+            replicas = int(after["spec"]["replicas"])
+            acc = str(labels[L.ALLOC_ACCELERATOR])
+            batch = int(labels[L.ALLOC_MAX_BATCH])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ClusterError(
+                f"{name}: unusable replicas or allocation labels: {exc}", 422
+            ) from None
+        if replicas < 0 or batch < 1:
+            raise ClusterError(f"{name}: replicas {replicas} / batch {batch} out of range", 422)
+        profile = self._profiles.get((model, acc))
+        if profile is None:
+            raise ClusterError(f"{name}: model {model!r} has no profile on {acc!r}", 422)
+        current = self.config(server)
+        had = self.replicas(server)
+        self.deployments[name] = after
+        now = self.sim.now
+        changed = acc != current.accelerator or batch != current.batch
+        if changed:
+            self.configs[server].append(Config(now, acc, batch))
+            self.sim.set_replicas(server, replicas, profile=profile, batch_size=batch)
+        elif replicas != self.sim.replica_count(server):
+            self.sim.set_replicas(server, replicas)
+        if changed or replicas != had:
+            self.changes.append(Change(now, server, had, replicas, changed))
+            logger.debug(
+                "%.0f s: %s → %d × %s (batch %d)", now / 1000.0, server, replicas, acc, batch
+            )
+
+    def patch_hpa(self, namespace: str, name: str, patch: Sequence[Mapping[str, Any]]) -> None:
+        raise ClusterError(f"horizontalpodautoscalers {name!r} not found", 404)
+
+    def create_event(self, namespace: str, deployment: str, event: Event) -> None:
+        self.events.append((deployment, event))
+        if len(self.events) > 10_000:
+            del self.events[:5_000]
+
+    def patch_service_class_status(self, name: str, status: Mapping[str, Any]) -> None:
+        raise ClusterError(f"serviceclasses {name!r} not found", 404)

@@ -1,0 +1,137 @@
+"""The emulated cluster: Deployments mirror the servers, patches reach the simulation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from inferno.cluster import labels as L
+from inferno.cluster.inventory import parse_deployment
+from inferno.control import actuate, collect, optimize
+from inferno.data import load_system
+from inferno.emulator import Fixed, Poisson, ReplicaState, ServerSpec, Simulation
+from inferno.k8s import ClusterError
+from inferno.model.profiles import Profile
+from inferno.simulate import EmulatedCluster
+from inferno.simulate.cluster import NAMESPACE, deployment_name, replicas_patch
+from inferno.system import Load, System
+
+from . import SAMPLE
+
+SERVER = "Premium-llama3_8b"
+
+
+@pytest.fixture(scope="module")
+def system() -> System:
+    return load_system(SAMPLE)
+
+
+def profile_of(system: System, model: str, acc: str) -> Profile:
+    return next(p.profile for p in system.profiles if p.model == model and p.accelerator == acc)
+
+
+def make(
+    system: System, acc: str = "MI300X", replicas: int = 2, batch: int = 19
+) -> tuple[Simulation, EmulatedCluster]:
+    spec = ServerSpec(
+        profile_of(system, "llama3_8b", acc),
+        Poisson(120.0),
+        replicas=replicas,
+        batch_size=batch,
+        output_tokens=Fixed(1024),
+        startup_delay_ms=60_000.0,
+    )
+    sim = Simulation({SERVER: spec}, seed=3)
+    return sim, EmulatedCluster(sim, system, {SERVER: (acc, replicas, batch)})
+
+
+def test_deployments_carry_inferno_labels(system: System) -> None:
+    sim, cluster = make(system)
+    sim.run_until(1_000.0)
+    (obj,) = cluster.list_managed_deployments([])
+    assert obj["metadata"]["name"] == deployment_name(SERVER) == "premium-llama3-8b"
+    labels = obj["metadata"]["labels"]
+    assert labels[L.MANAGED] == "true" and labels[L.SERVER_NAME] == SERVER
+    assert labels[L.ALLOC_ACCELERATOR] == "MI300X" and labels[L.ALLOC_MAX_BATCH] == "19"
+    d = parse_deployment(obj)
+    assert (d.server, d.model, d.service_class) == (SERVER, "llama3_8b", "Premium")
+    assert (d.replicas, d.ready_replicas, d.accelerator, d.max_batch) == (2, 2, "MI300X", 19)
+    assert obj["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"] == {
+        "nvidia.com/gpu": "1"
+    }
+    assert cluster.list_managed_deployments(["elsewhere"]) == []
+
+
+def test_replica_patches_reach_the_simulation(system: System) -> None:
+    sim, cluster = make(system)
+    sim.run_until(10_000.0)
+    cluster.patch_deployment(NAMESPACE, deployment_name(SERVER), replicas_patch(5))
+    assert sim.replica_count(SERVER) == 5 and cluster.replicas(SERVER) == 5
+    state = sim.state(SERVER)
+    assert (state.ready, state.starting) == (2, 3)  # new replicas start up for 60 s
+    (obj,) = cluster.list_managed_deployments([NAMESPACE])
+    assert obj["status"]["readyReplicas"] == 2 and obj["spec"]["replicas"] == 5
+    sim.run_until(71_000.0)
+    assert sim.state(SERVER).ready == 5
+    cluster.patch_deployment(NAMESPACE, deployment_name(SERVER), replicas_patch(1))
+    assert sim.replica_count(SERVER) == 1
+    assert [(c.replicas_before, c.replicas_after) for c in cluster.changes] == [(2, 5), (5, 1)]
+    # a patch that changes nothing is not a change
+    cluster.patch_deployment(NAMESPACE, deployment_name(SERVER), replicas_patch(1))
+    assert len(cluster.changes) == 2
+
+
+def test_a_new_accelerator_is_a_rolling_update(system: System) -> None:
+    sim, cluster = make(system)
+    sim.run_until(30_000.0)
+    patch = [
+        {"op": "replace", "path": "/spec/replicas", "value": 1},
+        {"op": "add", "path": "/metadata/labels/" + L.ALLOC_ACCELERATOR, "value": "2xMI300X"},
+        {"op": "add", "path": "/metadata/labels/" + L.ALLOC_MAX_BATCH, "value": "38"},
+    ]
+    cluster.patch_deployment(NAMESPACE, deployment_name(SERVER), patch)
+    assert cluster.config(SERVER).accelerator == "2xMI300X" and cluster.batch(SERVER) == 38
+    assert cluster.config_at(SERVER, 10_000.0).accelerator == "MI300X"
+    new = [r for r in sim.replicas(SERVER) if r.created_at == 30_000.0]
+    assert len(new) == 1 and new[0].batch_size == 38
+    assert new[0].profile == profile_of(system, "llama3_8b", "2xMI300X")
+    sim.run_until(95_000.0)
+    old = [r for r in sim.replicas(SERVER) if r.created_at == 0.0]
+    assert all(r.state in (ReplicaState.DRAINING, ReplicaState.GONE) for r in old)
+    assert cluster.gpus_per_replica("llama3_8b", "2xMI300X") == 2
+    assert cluster.changes[-1].config_changed
+
+
+def test_bad_patches_are_cluster_errors(system: System) -> None:
+    _, cluster = make(system)
+    with pytest.raises(ClusterError) as info:
+        cluster.patch_deployment(NAMESPACE, "nope", replicas_patch(1))
+    assert info.value.status == 404
+    bad_acc = [{"op": "add", "path": "/metadata/labels/" + L.ALLOC_ACCELERATOR, "value": "TPU"}]
+    with pytest.raises(ClusterError, match="no profile"):
+        cluster.patch_deployment(NAMESPACE, deployment_name(SERVER), bad_acc)
+    with pytest.raises(ClusterError, match="invalid patch"):
+        cluster.patch_deployment(
+            NAMESPACE, deployment_name(SERVER), [{"op": "remove", "path": "/no/such"}]
+        )
+    assert cluster.replicas(SERVER) == 2 and cluster.changes == []
+
+
+def test_the_control_cycle_runs_against_it(system: System) -> None:
+    """collect → optimize → actuate, the cluster's own code, scales the emulated server."""
+    sim, cluster = make(system, replicas=1)
+    sim.run_until(30_000.0)
+    docs = {
+        name: json.loads((SAMPLE / name).read_text())
+        for name in ("accelerator-data.json", "model-data.json", "serviceclass-data.json")
+    }
+    found = collect(cluster, [NAMESPACE], loads={SERVER: Load(1200.0, 0.0, 1024.0)})
+    assert found.servers[0]["currentAlloc"]["load"]["arrivalRate"] == 1200.0
+    result = optimize(docs, found.servers, found.service_classes)
+    (decision,) = result.decisions
+    report = actuate(cluster, found.deployments, result.decisions)
+    assert report.ok
+    assert cluster.replicas(SERVER) == decision.replicas > 1
+    assert sim.replica_count(SERVER) == decision.replicas
+    assert cluster.config(SERVER).accelerator == decision.accelerator

@@ -1,0 +1,30 @@
+"""The bundled demo (``make demo``): Inferno meets its SLOs for at least 99% of the requests and
+uses fewer GPU-hours than the static deployment sized for the peak."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from inferno.simulate import build_report, load_scenario, run_scenario
+
+from . import DEMO
+
+
+@pytest.mark.slow
+def test_demo_inferno_meets_slos_with_fewer_gpu_hours_than_static() -> None:
+    scenario = load_scenario(DEMO)
+    started = time.perf_counter()
+    report = build_report(run_scenario(scenario))
+    wall = time.perf_counter() - started
+    inferno = report.policy("inferno")
+    static = report.policy("static")
+    assert inferno.attainment >= 0.99, inferno
+    assert inferno.gpu_hours < static.gpu_hours, (inferno.gpu_hours, static.gpu_hours)
+    assert inferno.rejected == 0
+    # the table states the difference against every baseline
+    vs = {c.baseline: c for c in report.comparisons if c.policy == "inferno"}
+    assert set(vs) == {"static", "hpa", "queue"}
+    assert vs["static"].gpu_hours < 0
+    assert wall < 60.0
