@@ -7,12 +7,13 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from ..errors import InputError
-from . import analyze, explain, optimize, serve, simulate
+from ..errors import InfernoError, InputError
+from . import analyze, explain, load, optimize, profile, serve, simulate
 
 __all__ = ["main"]
 
 EXIT_INPUT_ERROR = 2
+EXIT_FAILURE = 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_parser(sub)
     serve.add_parsers(sub)
     simulate.add_parser(sub)
+    load.add_parser(sub)
+    profile.add_parser(sub)
     return parser
 
 
@@ -42,6 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as err:
         print(f"inferno: error: {err}", file=sys.stderr)
         return EXIT_INPUT_ERROR
+    except InfernoError as err:  # a server we talk to failed (Triton, Prometheus...)
+        print(f"inferno: error: {err}", file=sys.stderr)
+        return EXIT_FAILURE
     except BrokenPipeError:
         return 0
     return code

@@ -124,6 +124,7 @@ __all__ = [
     "Scenario",
     "StaticOptions",
     "load_scenario",
+    "load_traces",
     "parse_scenario",
 ]
 
@@ -287,30 +288,57 @@ def with_quantile(static_docs: Mapping[str, Any], q: float) -> dict[str, Any]:
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate the scenario file at ``path`` (InputError naming the field)."""
     file = Path(path)
+    return parse_scenario(_read_document(file), source=str(file), base=file.parent)
+
+
+def load_traces(path: str | Path, names: Sequence[str], base: float = 0.0) -> dict[str, Trace]:
+    """The traces of ``names`` in a traces file (YAML or JSON): ``{traces: {<name>: <trace>,
+    default: <trace>}}`` with the trace kinds of a scenario's ``traces`` (rates in req/min;
+    ``relative`` rates are multiples of ``base``). A name without an entry takes ``default``;
+    without either it is an InputError naming the file."""
+    file = Path(path)
+    source = str(file)
+    parser = _Parser(source, file.parent)
+    top = parser.mapping(_read_document(file), "$")
+    parser.only(top, "$", ("traces",))
+    given = parser.mapping(top.get("traces"), "$.traces")
+    replays: dict[Path, dict[str, Replay]] = {}
+    out: dict[str, Trace] = {}
+    for name in names:
+        if name in given:
+            spec, where = given[name], _key_path("$.traces", name)
+        elif "default" in given:
+            spec, where = given["default"], "$.traces.default"
+        else:
+            known = ", ".join(sorted(given)) or "none"
+            raise parser.error("$.traces", f"no trace for {name!r} and no default (has: {known})")
+        out[name] = parser.trace(spec, where, name, base, replays)
+    return out
+
+
+def _read_document(file: Path) -> object:
     source = str(file)
     try:
         text = file.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise InputError("scenario file not found", source=source) from None
+        raise InputError("file not found", source=source) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the scenario file: {exc}", source=source) from None
+        raise InputError(f"cannot read the file: {exc}", source=source) from None
     if file.suffix.lower() == ".json":
         try:
-            doc: object = json.loads(text)
+            return json.loads(text)
         except json.JSONDecodeError as exc:
             raise InputError(
                 f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
                 source=source,
             ) from None
-    else:
-        try:
-            doc = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            problem = getattr(exc, "problem", None) or str(exc)
-            raise InputError(f"malformed YAML{where}: {problem}", source=source) from None
-    return parse_scenario(doc, source=source, base=file.parent)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InputError(f"malformed YAML{where}: {problem}", source=source) from None
 
 
 def parse_scenario(doc: object, *, source: str, base: Path) -> Scenario:
@@ -546,12 +574,18 @@ class _Parser:
                 spec, path = default, "$.traces.default"
             else:
                 spec, path = {"kind": "poisson"}, "$.traces.default"
-            traces[srv.name] = self.trace(spec, path, srv, replays)
+            traces[srv.name] = self.trace(spec, path, srv.name, srv.load.arrival_rate, replays)
         return traces
 
     def trace(
-        self, value: object, path: str, srv: Server, replays: dict[Path, dict[str, Replay]]
+        self,
+        value: object,
+        path: str,
+        name: str,
+        base: float,
+        replays: dict[Path, dict[str, Replay]],
     ) -> Trace:
+        """The trace ``value`` describes for server ``name`` (base rate ``base`` req/min)."""
         obj = self.mapping(value, path)
         kind = obj.get("kind")
         if kind is None:
@@ -563,10 +597,9 @@ class _Parser:
                 f"{path}.kind",
                 f"unknown trace kind {_show(kind)}; expected one of {', '.join(TRACE_KINDS)}",
             )
-        base = srv.load.arrival_rate
         if kind == "replay":
             self.only(obj, path, ("kind", "file", "server"))
-            return self.replay(obj, path, srv, replays)
+            return self.replay(obj, path, name, replays)
         relative = self.boolean(obj, "relative", path, False)
         scale = base if relative else 1.0
         unit = "× base" if relative else "req/min"
@@ -638,13 +671,13 @@ class _Parser:
         self,
         obj: Mapping[str, object],
         path: str,
-        srv: Server,
+        server: str,
         replays: dict[Path, dict[str, Replay]],
     ) -> Trace:
         file = obj.get("file")
         if not isinstance(file, str) or not file:
             raise self.error(f"{path}.file", f"expected a CSV file name, got {_show(file)}")
-        name = obj.get("server", srv.name)
+        name = obj.get("server", server)
         if not isinstance(name, str):
             raise self.error(f"{path}.server", f"expected a server name, got {_show(name)}")
         full = (self.base / file).resolve()

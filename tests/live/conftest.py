@@ -1,0 +1,163 @@
+"""The live suite: a real Triton (pytriton, CPU) and a real Prometheus, started by the tests.
+
+Needs ``prometheus`` (Debian package) on PATH or in ``INFERNO_PROMETHEUS``, and a Python with
+``nvidia-pytriton`` in ``INFERNO_TRITON_PYTHON`` (default ``.venv-triton/bin/python``);
+``make live-deps`` installs both. Without them the suite is skipped — unless
+``INFERNO_REQUIRE_LIVE=1`` (set by ``make test``), where a missing piece fails it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sysconfig
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ._procs import Child, free_port, http_ok, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+
+#: the sleep model's true parameters (ms): a batch of b takes ALPHA + BETA·b
+ALPHA = 50.0
+BETA = 5.0
+MAX_BATCH = 16
+TOKEN = "inferno-live-test-token"
+#: the labels Kubernetes service discovery would put on the series of a Deployment's pod
+NAMESPACE = "live"
+DEPLOYMENT = "sleep-server"
+POD = "sleep-server-5d8f7c9b4-x7k2p"
+
+
+def _missing(what: str) -> None:
+    message = f"{what} (run `make live-deps`)"
+    if os.environ.get("INFERNO_REQUIRE_LIVE") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def prometheus_bin() -> str:
+    found = os.environ.get("INFERNO_PROMETHEUS") or shutil.which("prometheus")
+    if not found:
+        _missing("no prometheus binary")
+    assert found is not None
+    return found
+
+
+@pytest.fixture(scope="session")
+def triton_python() -> str:
+    python = os.environ.get("INFERNO_TRITON_PYTHON") or str(ROOT / ".venv-triton/bin/python")
+    if not Path(python).is_file():
+        _missing(f"no Python with nvidia-pytriton at {python}")
+    return python
+
+
+@dataclass(frozen=True)
+class Stack:
+    triton_http: str  # http://127.0.0.1:<port>
+    triton_grpc: str  # grpc://127.0.0.1:<port>
+    prometheus: str  # http://127.0.0.1:<port>
+    triton: Child
+    prom: Child
+
+
+def _triton_env(python: str) -> dict[str, str]:
+    """LD_LIBRARY_PATH with that Python's LIBDIR, so the backend stub loads its libpython."""
+    import subprocess
+
+    libdir = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_config_var('LIBDIR'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip() or str(sysconfig.get_config_var("LIBDIR"))
+    env = dict(os.environ)
+    env["LD_LIBRARY_PATH"] = ":".join(p for p in (libdir, env.get("LD_LIBRARY_PATH")) if p)
+    return env
+
+
+def _prometheus_config(path: Path, metrics_port: int) -> None:
+    path.write_text(
+        "global:\n"
+        "  scrape_interval: 1s\n"
+        "  evaluation_interval: 1s\n"
+        "scrape_configs:\n"
+        "  - job_name: triton\n"
+        "    scrape_interval: 1s\n"
+        "    scrape_timeout: 1s\n"
+        "    static_configs:\n"
+        f"      - targets: ['127.0.0.1:{metrics_port}']\n"
+        "        labels:\n"
+        f"          namespace: {NAMESPACE}\n"
+        f"          pod: {POD}\n",
+        encoding="utf-8",
+    )
+
+
+@pytest.fixture(scope="module")
+def stack(
+    prometheus_bin: str, triton_python: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """Triton serving ``sleep`` and Prometheus scraping it every second, until the module ends."""
+    tmp = tmp_path_factory.mktemp("live")
+    http, grpc, metrics, prom = (free_port() for _ in range(4))
+    children: list[Child] = []
+    try:
+        triton = Child(
+            "triton",
+            [
+                triton_python,
+                str(HERE / "sleep_server.py"),
+                f"--http-port={http}",
+                f"--grpc-port={grpc}",
+                f"--metrics-port={metrics}",
+                f"--alpha-ms={ALPHA}",
+                f"--beta-ms={BETA}",
+                f"--max-batch={MAX_BATCH}",
+                f"--token={TOKEN}",
+                f"--workspace={tmp / 'workspace'}",
+            ],
+            tmp / "triton.log",
+            env=_triton_env(triton_python),
+        )
+        children.append(triton)
+        config = tmp / "prometheus.yml"
+        _prometheus_config(config, metrics)
+        prometheus = Child(
+            "prometheus",
+            [
+                prometheus_bin,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={tmp / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{prom}",
+            ],
+            tmp / "prometheus.log",
+        )
+        children.append(prometheus)
+        base = f"http://127.0.0.1:{prom}"
+        wait_until("Prometheus ready", lambda: http_ok(f"{base}/-/ready"), 30, prometheus)
+        wait_until(
+            "model sleep ready",
+            lambda: http_ok(f"http://127.0.0.1:{http}/v2/models/sleep/ready"),
+            90,
+            triton,
+        )
+
+        def scraped() -> bool:
+            r = httpx.get(f"{base}/api/v1/query", params={"query": 'up{job="triton"}'}, timeout=2)
+            result = r.json()["data"]["result"]
+            return bool(result) and result[0]["value"][1] == "1"
+
+        wait_until("Triton scraped by Prometheus", scraped, 30, prometheus)
+        yield Stack(
+            f"http://127.0.0.1:{http}", f"grpc://127.0.0.1:{grpc}", base, triton, prometheus
+        )
+    finally:
+        for child in reversed(children):
+            child.stop()
