@@ -97,6 +97,7 @@ class ModelInfo:
     backend: str = ""
     decoupled: bool = False
     dynamic_batching: bool = False
+    queue_delay_us: int = 0  # dynamic_batching.max_queue_delay_microseconds
 
 
 def parse_url(url: str) -> tuple[Protocol, str, bool]:
@@ -323,6 +324,8 @@ def model_info_from_json(
         inputs = tuple(TensorSpec(t.name, t.datatype, t.shape[1:]) for t in inputs)
         outputs = tuple(TensorSpec(t.name, t.datatype, t.shape[1:]) for t in outputs)
     policy = config.get("model_transaction_policy") or config.get("modelTransactionPolicy") or {}
+    batching = config.get("dynamic_batching") or config.get("dynamicBatching") or {}
+    delay = batching.get("max_queue_delay_microseconds", batching.get("maxQueueDelayMicroseconds"))
     return ModelInfo(
         name=name,
         versions=tuple(str(v) for v in meta.get("versions") or ()),
@@ -333,4 +336,5 @@ def model_info_from_json(
         backend=str(config.get("backend", "")),
         decoupled=bool(policy.get("decoupled", False)),
         dynamic_batching="dynamic_batching" in config or "dynamicBatching" in config,
+        queue_delay_us=int(delay or 0),
     )

@@ -1,0 +1,272 @@
+"""``inferno profile``: measure a Triton model and fit its batch-kind profile, or fit an LLM's
+G2 profile from ITL/TTFT observations; print the fit and the model-data row."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import InputError
+from ._table import render
+from .load import parse_header
+
+if TYPE_CHECKING:
+    from ..profiling import LlmPoint, Measurement, ProfileFit
+
+__all__ = ["add_parser", "read_observations", "run"]
+
+LLM_COLUMNS = ("batch", "in_tokens", "out_tokens", "itl_ms", "ttft_ms")
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "profile",
+        help="measure a Triton model (batch kind) or fit LLM observations (G2); "
+        "print a model-data row",
+        description=(
+            "With URL: send batches of each size to MODEL (like perf_analyzer), read Triton's "
+            "per-batch-size statistics and fit τ(b) = α + β·b. With --observations: fit an LLM "
+            "server's G2 α, β, γ from a CSV of ITL/TTFT measurements "
+            f"(columns {', '.join(LLM_COLUMNS)}; one of the last two may be empty)."
+        ),
+    )
+    p.add_argument("url", nargs="?", help="Triton endpoint (host:port, http://, grpc://)")
+    p.add_argument("--model", "-m", help="the Triton model to measure")
+    p.add_argument("--observations", metavar="CSV", help="LLM ITL/TTFT observations to fit (G2)")
+    p.add_argument("--name", help="the model's name in model-data.json (default: --model)")
+    p.add_argument("--accelerator", "--acc", default="CPU", help="the row's acc (default CPU)")
+    p.add_argument("--acc-count", type=int, default=1, help="accelerators per replica")
+    p.add_argument(
+        "--batch-sizes", default="1,2,4,8,16", help="comma-separated (default 1,2,4,8,16)"
+    )
+    p.add_argument(
+        "--concurrency",
+        default="1",
+        help="comma-separated client concurrencies (default 1; >1 lets Triton form batches)",
+    )
+    p.add_argument("--requests", type=int, default=20, help="requests per worker and level")
+    p.add_argument("--warmup", type=int, default=2, help="uncounted requests per level")
+    p.add_argument(
+        "--source",
+        choices=["auto", "server", "client"],
+        default="auto",
+        help="timing from Triton's statistics (server) or the client; auto: server if allowed",
+    )
+    p.add_argument("--header", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    p.add_argument("--max-batch", type=int, default=None, help="maxBatchSize of the row")
+    p.add_argument("--at-tokens", type=float, default=None, help="atTokens of a G2 row")
+    p.add_argument("--out", metavar="FILE", help="write the row (JSON) to FILE")
+    p.add_argument(
+        "--merge",
+        metavar="MODEL_DATA",
+        help="put the row into this model-data.json (replacing the same model and acc)",
+    )
+    p.add_argument("--json", action="store_true", help="print the whole result as JSON")
+    p.set_defaults(func=run)
+
+
+def _ints(text: str, flag: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise InputError(f"{flag} {text!r}: expected comma-separated whole numbers") from None
+    if not values or any(v < 1 for v in values):
+        raise InputError(f"{flag} {text!r}: expected whole numbers ≥ 1")
+    return values
+
+
+def read_observations(path: str) -> list[LlmPoint]:
+    """LLM observations from a CSV with a header naming :data:`LLM_COLUMNS` (``weight``
+    optional). Errors name the file, line and column."""
+    from ..profiling import LlmPoint
+
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc}", source=path) from None
+    reader = csv.DictReader(text.splitlines())
+    header = reader.fieldnames or []
+    missing = [c for c in LLM_COLUMNS if c not in header]
+    if missing:
+        raise InputError(f"missing column(s) {', '.join(missing)} (header: {header})", source=path)
+    points = []
+    for line, row in enumerate(reader, start=2):
+
+        def number(col: str, optional: bool = False, row: dict[str, str] = row) -> float | None:
+            raw = (row.get(col) or "").strip()
+            if not raw and optional:
+                return None
+            try:
+                value = float(raw)
+            except ValueError:
+                raise InputError(
+                    f"line {line}, column {col}: expected a number, got {raw!r}", source=path
+                ) from None
+            if not math.isfinite(value) or value < 0:
+                raise InputError(
+                    f"line {line}, column {col}: expected a finite number ≥ 0, got {raw!r}",
+                    source=path,
+                )
+            return value
+
+        batch = number("batch")
+        assert batch is not None
+        if batch < 1:
+            raise InputError(f"line {line}, column batch: must be ≥ 1", source=path)
+        itl, ttft = number("itl_ms", True), number("ttft_ms", True)
+        if itl is None and ttft is None:
+            raise InputError(f"line {line}: neither itl_ms nor ttft_ms", source=path)
+        points.append(
+            LlmPoint(
+                batch,
+                number("in_tokens") or 0.0,
+                number("out_tokens") or 0.0,
+                itl,
+                ttft,
+                (number("weight", True) or 1.0) if "weight" in header else 1.0,
+            )
+        )
+    if not points:
+        raise InputError("no observations", source=path)
+    return points
+
+
+def _fit_lines(fit: ProfileFit) -> list[str]:
+    f = fit.fit
+    rows = [
+        [name, value, err, (100.0 * err / abs(value)) if value else None]
+        for name, value, err in zip(f.names, f.params, f.stderr, strict=True)
+    ]
+    out = [
+        render(["parameter", "value (ms)", "std. error", "rel. %"], rows, right={1, 2, 3}),
+        f"R² {f.r2:.5f}   RMSE {f.rmse:.3g} ms   {f.n} points",
+    ]
+    if not fit.ok:
+        out.append("WARNING: unusable fit: " + "; ".join(fit.problems))
+    return out
+
+
+def _level_lines(m: Measurement) -> list[str]:
+    headers = ["batch", "concurrency", "requests", "client mean ms", "client p95 ms", "items/s"]
+    headers.append("executions (size×count: mean ms)")
+    rows = [
+        [
+            lv.batch,
+            lv.concurrency,
+            lv.requests,
+            lv.client_mean_ms,
+            lv.client_p95_ms,
+            lv.throughput,
+            ", ".join(f"{b}×{c}: {ms:.2f}" for b, (c, ms) in lv.executions.items()) or "-",
+        ]
+        for lv in m.levels
+    ]
+    return [render(headers, rows, right={0, 1, 2, 3, 4, 5})]
+
+
+async def _measure(args: argparse.Namespace) -> Measurement:
+    from ..profiling import MeasureOptions, measure_batch
+    from ..triton import TritonClient
+
+    options = MeasureOptions(
+        batch_sizes=_ints(args.batch_sizes, "--batch-sizes"),
+        concurrency=_ints(args.concurrency, "--concurrency"),
+        requests=args.requests,
+        warmup=args.warmup,
+        source=args.source,
+    )
+    headers = dict(parse_header(h) for h in args.header)
+    async with TritonClient(args.url, headers=headers, timeout=args.timeout) as client:
+        return await measure_batch(client, args.model, options)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..profiling import (
+        FitError,
+        batch_entry,
+        fit_batch,
+        fit_g2,
+        g2_entry,
+        merge_entry,
+    )
+
+    if args.requests < 1:
+        raise InputError(f"--requests must be ≥ 1, got {args.requests}")
+    result: dict[str, Any] = {}
+    lines: list[str] = []
+    if args.observations:
+        if args.url:
+            raise InputError("give a Triton URL or --observations, not both")
+        if not args.name:
+            raise InputError("--observations needs --name (the model's name in model-data)")
+        points = read_observations(args.observations)
+        try:
+            fit = fit_g2(points)
+        except FitError as exc:
+            raise InputError(str(exc), source=args.observations) from None
+        max_batch = args.max_batch or int(max(p.batch for p in points))
+        row = g2_entry(
+            args.name,
+            args.accelerator,
+            fit,
+            max_batch_size=max_batch,
+            at_tokens=args.at_tokens,
+            acc_count=args.acc_count,
+        )
+        lines += [f"G2 fit of {len(points)} observation(s) from {args.observations}", ""]
+    else:
+        if not args.url or not args.model:
+            raise InputError("give a Triton URL and --model, or --observations FILE")
+        measurement = asyncio.run(_measure(args))
+        try:
+            fit = fit_batch(measurement.points)
+        except FitError as exc:
+            raise InputError(f"model {args.model!r}: {exc}") from None
+        info = measurement.model
+        row = batch_entry(
+            args.name or args.model,
+            args.accelerator,
+            fit,
+            max_batch_size=args.max_batch or info.max_batch_size,
+            queue_delay_ms=info.queue_delay_us / 1000.0,
+            acc_count=args.acc_count,
+        )
+        lines += [
+            f"model {info.name} at {args.url}: max_batch_size {info.max_batch_size}, "
+            f"timing from the {measurement.source}",
+            "",
+            *_level_lines(measurement),
+            "",
+        ]
+        lines += [f"note: {n}" for n in measurement.notes]
+        result["levels"] = [lv.to_json() for lv in measurement.levels]
+        result["points"] = [
+            {"batch": p.batch, "ms": p.ms, "executions": p.weight} for p in measurement.points
+        ]
+        result["source"] = measurement.source
+    result["fit"] = fit.to_json()
+    result["row"] = row
+    lines += _fit_lines(fit)
+    lines += ["", "model-data row:", json.dumps(row, indent=2)]
+    if args.out:
+        Path(args.out).write_text(json.dumps(row, indent=2) + "\n", encoding="utf-8")
+    if args.merge:
+        target = Path(args.merge)
+        try:
+            doc = json.loads(target.read_text(encoding="utf-8-sig")) if target.exists() else {}
+        except ValueError as exc:
+            raise InputError(f"malformed JSON: {exc}", source=str(target)) from None
+        if not isinstance(doc, dict):
+            raise InputError("expected a JSON object with 'models'", source=str(target))
+        merged, replaced = merge_entry(doc, row)
+        target.write_text(json.dumps(merged, indent=2) + "\n", encoding="utf-8")
+        lines.append(f"{'replaced' if replaced else 'added'} the row in {target}")
+    print(json.dumps(result, indent=2) if args.json else "\n".join(lines))
+    return 0 if fit.ok else 1

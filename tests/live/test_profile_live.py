@@ -1,0 +1,132 @@
+"""``inferno profile`` against a real Triton whose batch of b takes α + β·b, and the model's
+latency prediction at a measured load against the measured latency."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from inferno.cli import main
+from inferno.model.analyzer import analyze_rate
+from inferno.model.bulk import bulk_metrics
+from inferno.model.profiles import BatchProfile, Tokens
+from inferno.prom import PrometheusClient, PrometheusLoadSource
+
+from .conftest import ALPHA, BETA, MAX_BATCH, TOKEN, Stack
+from .test_collector_live import _deployment
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def fitted(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> dict[str, float]:
+    """α and β from ``inferno profile`` (Triton's statistics, concurrency 1 and 4)."""
+    tmp = tmp_path_factory.mktemp("profile")
+    row_file = tmp / "row.json"
+    merged = tmp / "model-data.json"
+    merged.write_text(json.dumps({"models": [{"name": "other", "acc": "CPU"}]}))
+    code = main(
+        [
+            "profile",
+            stack.triton_http,
+            "--model",
+            "sleep",
+            "--header",
+            f"triton-access-token={TOKEN}",
+            "--concurrency",
+            "1,4",
+            "--requests",
+            "8",
+            "--out",
+            str(row_file),
+            "--merge",
+            str(merged),
+        ]
+    )
+    assert code == 0
+    row = json.loads(row_file.read_text())
+    assert row["kind"] == "batch" and row["maxBatchSize"] == MAX_BATCH
+    doc = json.loads(merged.read_text())
+    assert [m["name"] for m in doc["models"]] == ["other", "sleep"]
+    print(f"\nprofile: α = {row['alpha']} ms (true {ALPHA}), β = {row['beta']} ms (true {BETA})")
+    return {"alpha": float(row["alpha"]), "beta": float(row["beta"])}
+
+
+def test_profile_recovers_alpha_and_beta(fitted: dict[str, float]) -> None:
+    assert fitted["alpha"] == pytest.approx(ALPHA, rel=0.20)
+    assert fitted["beta"] == pytest.approx(BETA, rel=0.20)
+
+
+def test_profile_without_statistics_falls_back_to_client_timing(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # no access token: Triton refuses its statistics; the client's timing is used, and said so
+    code = main(
+        [
+            "profile",
+            stack.triton_http,
+            "--model",
+            "sleep",
+            "--batch-sizes",
+            "1,8",
+            "--requests",
+            "4",
+            "--json",
+        ]
+    )
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert result["source"] == "client"
+    params = result["fit"]["params"]
+    # the client sees the server's overheads on top: α larger, β about the same
+    assert params["alpha"] > ALPHA * 0.9
+    assert params["beta"] == pytest.approx(BETA, rel=0.5)
+
+
+def test_load_over_grpc(stack: Stack, tmp_path: Path) -> None:
+    out = tmp_path / "grpc.json"
+    code = main(
+        ["load", stack.triton_grpc, "-m", "sleep=10", "-d", "3", "--quiet", "--json", str(out)]
+    )
+    summary = json.loads(out.read_text())["models"][0]
+    assert code == 0 and summary["errors"] == 0 and summary["ok"] == summary["sent"] > 10
+
+
+@pytest.mark.parametrize("rps", [25.0, 60.0])
+def test_model_predicts_mean_latency_at_measured_load(
+    stack: Stack, fitted: dict[str, float], rps: float, tmp_path: Path
+) -> None:
+    out = tmp_path / "load.json"
+    duration = 20.0
+    code = main(
+        ["load", stack.triton_http, "-m", f"sleep={rps}", "-d", str(duration), "--quiet",
+         "--seed", "7", "--json", str(out)]
+    )
+    end = time.time()
+    assert code == 0
+    measured = json.loads(out.read_text())["models"][0]
+    time.sleep(2.5)
+    with PrometheusClient(stack.prometheus, timeout=5.0, clock=lambda: end - 0.5) as client:
+        obs = PrometheusLoadSource(client, window=15.0).measure([_deployment()]).observations[0]
+    assert obs.load is not None
+    rate = obs.load.arrival_rate / 60.0  # the load the collector measured, req/s
+    k = 10 * MAX_BATCH
+    bulk = bulk_metrics(fitted["alpha"], fitted["beta"], MAX_BATCH, k, rate / 1000.0)
+    chain = analyze_rate(
+        BatchProfile(fitted["alpha"], fitted["beta"], MAX_BATCH), Tokens(), rate, max_queue=k
+    )
+    mean = float(measured["meanMs"])
+    print(
+        f"\n{rps:g} rps (collector {rate:.2f}/s): measured mean {mean:.1f} ms, "
+        f"p95 {measured['percentilesMs']['p95']:.1f} ms; Triton queue+compute "
+        f"{(obs.queue_ms or 0) + (obs.compute_ms or 0):.1f} ms; "
+        f"bulk model {bulk.response:.1f} ms ({100 * (bulk.response / mean - 1):+.0f}%), "
+        f"avg batch {bulk.avg_batch:.2f} (Triton {obs.avg_batch:.2f}); "
+        f"chain model {chain.avg_resp_time:.1f} ms ({100 * (chain.avg_resp_time / mean - 1):+.0f}%)"
+    )
+    assert bulk.response == pytest.approx(mean, rel=0.25)
+    assert obs.avg_batch is not None
+    assert bulk.avg_batch == pytest.approx(obs.avg_batch, rel=0.25)
