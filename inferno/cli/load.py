@@ -164,7 +164,9 @@ class Bar:
         self._bar.close()
 
 
-async def _run_load(client: TritonClient, loads: list[ModelLoad], args: argparse.Namespace) -> LoadRun:
+async def _run_load(
+    client: TritonClient, loads: list[ModelLoad], args: argparse.Namespace
+) -> LoadRun:
     from ..loadgen import drive, schedule
     from ..triton import make_inputs
 

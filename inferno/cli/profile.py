@@ -99,7 +99,9 @@ def read_observations(path: str) -> list[LlmPoint]:
     points = []
     for line, row in enumerate(reader, start=2):
 
-        def number(col: str, optional: bool = False, row: dict[str, str] = row) -> float | None:
+        def number(
+            col: str, optional: bool = False, row: dict[str, str] = row, line: int = line
+        ) -> float | None:
             raw = (row.get(col) or "").strip()
             if not raw and optional:
                 return None

@@ -67,9 +67,7 @@ def summarize(run: LoadRun) -> list[ModelSummary]:
         lag = (run.sent[mask] - run.scheduled[mask])[sent_mask] * 1000.0
         errs = Counter(e for e, m in zip(run.errors, mask, strict=True) if m and e)
         if model == "*":
-            target = sum(
-                load.trace.mean_rate(0.0, run.duration * 1000.0) for load in run.loads
-            )
+            target = sum(load.trace.mean_rate(0.0, run.duration * 1000.0) for load in run.loads)
         else:
             target = run.loads[index].trace.mean_rate(0.0, run.duration * 1000.0)
         out.append(

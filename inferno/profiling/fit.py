@@ -100,7 +100,12 @@ class ProfileFit:
     problems: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, **self.fit.to_json(), "ok": self.ok, "problems": list(self.problems)}
+        return {
+            "kind": self.kind,
+            **self.fit.to_json(),
+            "ok": self.ok,
+            "problems": list(self.problems),
+        }
 
 
 def _finite(x: float) -> float | None:
@@ -200,7 +205,5 @@ def fit_g2(points: Sequence[LlmPoint]) -> ProfileFit:
             ws.append(p.weight)
     if not xs:
         raise FitError("no ITL or TTFT measurements")
-    fit = fit_linear(
-        np.vstack(xs), np.array(ys), np.array(ws), ("alpha", "beta", "gamma")
-    )
+    fit = fit_linear(np.vstack(xs), np.array(ys), np.array(ws), ("alpha", "beta", "gamma"))
     return _judge("G2", fit, ("alpha",), ("beta", "gamma"))

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -33,7 +32,7 @@ from ..triton import (
 )
 from .fit import BatchPoint
 
-__all__ = ["Level", "Measurement", "MeasureOptions", "measure_batch"]
+__all__ = ["Level", "MeasureOptions", "Measurement", "measure_batch"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +75,9 @@ class Level:
             "clientMeanMs": self.client_mean_ms,
             "clientP95Ms": self.client_p95_ms,
             "itemsPerSecond": self.throughput,
-            "executions": {str(b): {"count": c, "meanMs": m} for b, (c, m) in self.executions.items()},
+            "executions": {
+                str(b): {"count": c, "meanMs": m} for b, (c, m) in self.executions.items()
+            },
         }
 
 
@@ -186,10 +187,15 @@ async def measure_batch(
                     per_size[size] = (count + stat.count, total + stat.compute_ns / 1e6)
             else:
                 count, total = per_size.get(b, (0, 0.0))
-                per_size[b] = (count + level.requests, total + level.client_mean_ms * level.requests)
+                per_size[b] = (
+                    count + level.requests,
+                    total + level.client_mean_ms * level.requests,
+                )
     points = tuple(
         BatchPoint(float(b), total / count, float(count))
         for b, (count, total) in sorted(per_size.items())
         if count > 0
     )
-    return Measurement(info, "server" if use_stats else "client", tuple(levels), points, tuple(notes))
+    return Measurement(
+        info, "server" if use_stats else "client", tuple(levels), points, tuple(notes)
+    )

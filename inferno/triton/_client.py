@@ -134,7 +134,9 @@ class TritonClient:
         connections: int = 1024,
     ) -> None:
         self.protocol, self.address, tls = parse_url(url)
-        self.url = f"{'grpc' if self.protocol == 'grpc' else 'http'}{'s' if tls else ''}://{self.address}"
+        self.url = (
+            f"{'grpc' if self.protocol == 'grpc' else 'http'}{'s' if tls else ''}://{self.address}"
+        )
         self.headers = dict(headers or {})
         self.timeout = timeout
         self._grpc: grpcclient.InferenceServerClient | None = None
@@ -206,8 +208,12 @@ class TritonClient:
         """The model's metadata and batching configuration (TritonModelError if unknown)."""
         try:
             if self._grpc is not None:
-                meta = await self._grpc.get_model_metadata(model, headers=self.headers, as_json=True)
-                config = await self._grpc.get_model_config(model, headers=self.headers, as_json=True)
+                meta = await self._grpc.get_model_metadata(
+                    model, headers=self.headers, as_json=True
+                )
+                config = await self._grpc.get_model_config(
+                    model, headers=self.headers, as_json=True
+                )
                 config = config.get("config", config)
             else:
                 assert self._http is not None

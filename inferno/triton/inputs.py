@@ -44,8 +44,7 @@ def make_inputs(
         )
     if info.max_batch_size and batch > info.max_batch_size:
         raise TritonModelError(
-            f"model {info.name!r}: batch {batch} exceeds its max_batch_size "
-            f"{info.max_batch_size}",
+            f"model {info.name!r}: batch {batch} exceeds its max_batch_size {info.max_batch_size}",
             model=info.name,
         )
     rng = np.random.default_rng(seed)

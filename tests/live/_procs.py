@@ -3,6 +3,7 @@ process group (SIGTERM, then SIGKILL), wait for an HTTP endpoint."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -68,10 +69,8 @@ class Child:
                     os.killpg(self.proc.pid, signal.SIGKILL)
                     self.proc.wait(10)
             # children left in the group (the backend stub) go too
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         finally:
             self._out.close()
 

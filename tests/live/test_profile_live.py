@@ -102,8 +102,19 @@ def test_model_predicts_mean_latency_at_measured_load(
     out = tmp_path / "load.json"
     duration = 20.0
     code = main(
-        ["load", stack.triton_http, "-m", f"sleep={rps}", "-d", str(duration), "--quiet",
-         "--seed", "7", "--json", str(out)]
+        [
+            "load",
+            stack.triton_http,
+            "-m",
+            f"sleep={rps}",
+            "-d",
+            str(duration),
+            "--quiet",
+            "--seed",
+            "7",
+            "--json",
+            str(out),
+        ]
     )
     end = time.time()
     assert code == 0

@@ -1,0 +1,73 @@
+"""The bulk-service model of Triton dynamic batching: exact cases, and the discrete-event
+emulator (which serves batches exactly as Triton does) inside its confidence interval."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from inferno.emulator import Poisson, ServerSpec, Simulation
+from inferno.model.bulk import bulk_metrics
+from inferno.model.profiles import BatchProfile
+
+from . import assert_in_ci, batch_means
+
+
+@pytest.mark.parametrize("rho", [0.2, 0.5, 0.9])
+def test_n1_is_md1(rho: float) -> None:
+    s = 10.0
+    m = bulk_metrics(0.0, s, 1, 2000, rho / s)
+    # Pollaczek–Khinchine for deterministic service: W = ρ S / (2 (1 − ρ))
+    assert m.wait == pytest.approx(rho * s / (2 * (1 - rho)), rel=1e-6)
+    assert m.response == pytest.approx(m.wait + s, rel=1e-6)
+    assert m.utilization == pytest.approx(rho, rel=1e-6)
+    assert m.avg_batch == pytest.approx(1.0) and m.blocking < 1e-9
+
+
+def test_k1_is_the_erlang_loss_system() -> None:
+    s, lam = 10.0, 0.08  # offered λS = 0.8
+    m = bulk_metrics(0.0, s, 1, 1, lam)
+    assert m.blocking == pytest.approx(0.8 / 1.8, rel=1e-9)
+    assert m.response == pytest.approx(s) and m.wait == pytest.approx(0.0, abs=1e-9)
+
+
+def test_batches_grow_with_load_and_capacity_is_n_over_tau_n() -> None:
+    alpha, beta, n = 20.0, 2.0, 8
+    cap = n / (alpha + beta * n)
+    low = bulk_metrics(alpha, beta, n, 10 * n, 0.1 * cap)
+    high = bulk_metrics(alpha, beta, n, 10 * n, 0.95 * cap)
+    assert 1.0 <= low.avg_batch < 1.5 < high.avg_batch <= n
+    assert low.response < high.response
+    assert high.throughput == pytest.approx(0.95 * cap, rel=1e-3)
+    over = bulk_metrics(alpha, beta, n, 4 * n, 1.5 * cap)
+    assert over.throughput == pytest.approx(cap, rel=0.02) and over.blocking > 0.3
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [(0.0, 0.0, 1, 1, 1.0), (1.0, 1.0, 0, 1, 1.0), (1.0, 1.0, 4, 2, 1.0), (1.0, 1.0, 1, 1, 0.0)],
+)
+def test_bad_arguments(bad: tuple[float, float, int, int, float]) -> None:
+    with pytest.raises(ValueError):
+        bulk_metrics(*bad)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("load", [0.3, 0.7])
+def test_matches_the_emulator(load: float) -> None:
+    alpha, beta, n = 20.0, 2.0, 8
+    cap = n / (alpha + beta * n)
+    lam = load * cap
+    spec = ServerSpec(
+        BatchProfile(alpha, beta, n),
+        Poisson(lam * 60_000.0),
+        max_queue=10 * n,
+        service="deterministic",
+    )
+    sim = Simulation({"s": spec}, seed=11)
+    sim.run_until(60_000 / lam)
+    r = sim.records("s")
+    latency = r.latency[r.completed][2000:]
+    model = bulk_metrics(alpha, beta, n, 11 * n, lam)
+    assert_in_ci(model.response, batch_means(latency), "Triton batching mean response")
+    assert np.isfinite(model.wait)
