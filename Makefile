@@ -10,7 +10,7 @@ TRITON_STAMP := $(TRITON_VENV)/.installed
 PYTRITON     ?= nvidia-pytriton==0.7.0
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint typecheck unit live-deps prometheus bench clean
+.PHONY: demo test lint typecheck unit live live-deps prometheus bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ unit: $(STAMP) live-deps
 	INFERNO_REQUIRE_LIVE=1 $(BIN)/pytest -q
 
 test: lint typecheck unit
+
+# the live suite alone, printing what it measured (the numbers in docs/triton.md)
+live: $(STAMP) live-deps
+	INFERNO_REQUIRE_LIVE=1 $(BIN)/pytest -q -s tests/live
 
 bench: $(STAMP)
 	$(BIN)/python bench/solver.py

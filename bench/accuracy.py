@@ -15,12 +15,14 @@ Two service modes (``--service``):
 
 - ``exponential``: the model's own assumption, as near as the emulator gets. Batch kind:
   exponential batch times. LLM kinds: exponential iteration times *and* geometric output lengths
-  (mean = the model's output tokens), so a request's service requirement is memoryless. The
+  (mean = the model's output tokens), so a request's service requirement is memoryless; the
+  batch kind is modelled with ``batching="chain"``. The
   emulator then reproduces the model's chain exactly for the batch kind and G0 at N = 1 (M/M/1/K,
   any K), marked † in the tables; everywhere else it differs by its mechanics (see
   ``bench/README.md`` and ``docs/accuracy.md``).
 - ``deterministic``: what servers do. Fixed batch/iteration times from the profile's formulas and
-  fixed token lengths (every request the model's average shape).
+  fixed token lengths (every request the model's average shape). The batch kind is modelled as
+  Triton batches (``batching="triton"``, the bulk model's means; percentiles stay the chain's).
 
 ``--lengths`` overrides the length distribution (``fixed`` or ``geometric``) of either mode:
 ``--service deterministic --lengths geometric`` separates the iteration times from the lengths.
@@ -45,7 +47,7 @@ import os
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import pairwise
 from multiprocessing import Pool
 from typing import NamedTuple
@@ -228,10 +230,17 @@ class Row:
     wall: float
 
 
-def model_values(case: Case, rho: float) -> tuple[dict[str, float], float, int]:
-    """The model's metrics at ρ, the arrival rate (/ms) and K."""
+def model_values(
+    case: Case, rho: float, service: str = "deterministic"
+) -> tuple[dict[str, float], float, int]:
+    """The model's metrics at ρ, the arrival rate (/ms) and K. The batch kind is modelled as
+    the server it is compared with: Triton's batching (the bulk model) for deterministic batch
+    times, the chain for exponential ones (which the emulator reproduces at N = 1)."""
     tokens = Tokens(float(case.in_tokens), float(case.out_tokens))
-    pts = OperatingPoints.of([case.profile], [tokens], batch=[case.n], max_queue=[case.queue])
+    profile = case.profile
+    if isinstance(profile, BatchProfile):
+        profile = replace(profile, batching="chain" if service == "exponential" else "triton")
+    pts = OperatingPoints.of([profile], [tokens], batch=[case.n], max_queue=[case.queue])
     lam = rho * float(pts.mu_n[0])
     rate = np.array([lam])
     m = pts.metrics(rate)
@@ -335,7 +344,7 @@ def simulate(
 
 def run_point(point: Point) -> Row:
     t0 = time.perf_counter()
-    model, lam, k = model_values(point.case, point.rho)
+    model, lam, k = model_values(point.case, point.rho, point.service)
     sim, measured = simulate(point, lam, k, model["lat"])
     return Row(point, k, lam, model, sim, measured, time.perf_counter() - t0)
 

@@ -8,6 +8,7 @@ Environment names follow the Go original's where it had one (``INFERNO_CONTROL_P
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -66,6 +67,23 @@ class Settings:
     tokens_requests_metric: str = field(
         default="nv_inference_request_success", metadata={"env": "INFERNO_TOKENS_REQUESTS_METRIC"}
     )
+    # online tuning of the profiles from the observations (docs/tuning.md); the optimizer reads them
+    tuning_enabled: bool = field(default=True, metadata={"env": "INFERNO_TUNING_ENABLED"})
+    tuning_bounds: float = field(default=4.0, metadata={"env": "INFERNO_TUNING_BOUNDS"})
+    tuning_gate: float = field(default=0.999, metadata={"env": "INFERNO_TUNING_GATE"})
+    tuning_process_noise: float = field(
+        default=0.01, metadata={"env": "INFERNO_TUNING_PROCESS_NOISE"}
+    )
+    tuning_measurement_noise: float = field(
+        default=0.05, metadata={"env": "INFERNO_TUNING_MEASUREMENT_NOISE"}
+    )
+    tuning_initial_uncertainty: float = field(
+        default=0.5, metadata={"env": "INFERNO_TUNING_INITIAL_UNCERTAINTY"}
+    )
+    tuning_min_requests: float = field(
+        default=20.0, metadata={"env": "INFERNO_TUNING_MIN_REQUESTS"}
+    )
+    tuning_reset_after: int = field(default=3, metadata={"env": "INFERNO_TUNING_RESET_AFTER"})
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -121,6 +139,41 @@ class Settings:
             ("INFERNO_TOKENS_REQUESTS_METRIC", self.tokens_requests_metric),
         ):
             _require(_METRIC.fullmatch(name) is not None, env, name, "a Prometheus metric name")
+        for env, value, ok, expected in (
+            ("INFERNO_TUNING_BOUNDS", self.tuning_bounds, self.tuning_bounds > 1, "a factor > 1"),
+            ("INFERNO_TUNING_GATE", self.tuning_gate, 0 < self.tuning_gate < 1, "in (0, 1)"),
+            (
+                "INFERNO_TUNING_PROCESS_NOISE",
+                self.tuning_process_noise,
+                self.tuning_process_noise >= 0,
+                ">= 0",
+            ),
+            (
+                "INFERNO_TUNING_MEASUREMENT_NOISE",
+                self.tuning_measurement_noise,
+                self.tuning_measurement_noise > 0,
+                "> 0",
+            ),
+            (
+                "INFERNO_TUNING_INITIAL_UNCERTAINTY",
+                self.tuning_initial_uncertainty,
+                self.tuning_initial_uncertainty > 0,
+                "> 0",
+            ),
+            (
+                "INFERNO_TUNING_MIN_REQUESTS",
+                self.tuning_min_requests,
+                self.tuning_min_requests >= 0,
+                ">= 0",
+            ),
+            (
+                "INFERNO_TUNING_RESET_AFTER",
+                self.tuning_reset_after,
+                self.tuning_reset_after >= 1,
+                ">= 1",
+            ),
+        ):
+            _require(ok and math.isfinite(value), env, value, f"a finite number {expected}")
 
     def url(self, service: str) -> str:
         """Base URL of a sibling service: controller, collector, optimizer or actuator."""
@@ -153,6 +206,19 @@ def _text(env: str, raw: str) -> str:
     return raw
 
 
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off")
+
+
+def _boolean(env: str, raw: str) -> bool:
+    text = raw.casefold()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise SettingsError(f"{env}={raw!r}: expected true or false")
+
+
 def _names(env: str, raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
@@ -163,6 +229,8 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
         if f.type == "int"
         else _number(float)
         if f.type == "float"
+        else _boolean
+        if f.type == "bool"
         else _names
         if f.name == "watch_namespaces"
         else _text

@@ -1,4 +1,7 @@
-"""The chain solver against direct computations; percentiles against a simulation of the chain."""
+"""The chain solver against direct computations; percentiles against a simulation of the chain.
+
+The batch-kind profiles here use ``batching="chain"``: they exercise the chain itself (the default
+batch-kind means come from the bulk model, tests/emulator/test_bulk_model.py)."""
 
 from __future__ import annotations
 
@@ -48,7 +51,9 @@ def direct(lam: float, tau: np.ndarray, k: int) -> dict[str, float]:
 def test_closed_form_tail_matches_direct_sum(
     alpha: float, beta: float, n: int, queue: int, load: float
 ) -> None:
-    pts = OperatingPoints.of([BatchProfile(alpha, beta, n)], [Tokens()], max_queue=[queue])
+    pts = OperatingPoints.of(
+        [BatchProfile(alpha, beta, n, batching="chain")], [Tokens()], max_queue=[queue]
+    )
     lam = load * float(pts.mu_n[0])  # below, at and above capacity
     m = pts.metrics(np.array([lam]))
     ref = direct(lam, pts.tau_of(0), n + queue)
@@ -60,7 +65,9 @@ def test_closed_form_tail_matches_direct_sum(
 
 
 def test_ratio_exactly_one_and_near_one() -> None:
-    pts = OperatingPoints.of([BatchProfile(4.0, 1.0, 8)], [Tokens()], max_queue=[80])
+    pts = OperatingPoints.of(
+        [BatchProfile(4.0, 1.0, 8, batching="chain")], [Tokens()], max_queue=[80]
+    )
     mu_n = float(pts.mu_n[0])
     for lam in (mu_n, mu_n * (1 + 1e-13), mu_n * (1 - 1e-9), mu_n * (1 + 1e-6)):
         m = pts.metrics(np.array([lam]))
@@ -79,7 +86,9 @@ def test_ratio_exactly_one_and_near_one() -> None:
 def test_probabilities_sum_to_one_and_littles_law(
     alpha: float, beta: float, n: int, queue: int, load: float
 ) -> None:
-    pts = OperatingPoints.of([BatchProfile(alpha, beta, n)], [Tokens()], max_queue=[queue])
+    pts = OperatingPoints.of(
+        [BatchProfile(alpha, beta, n, batching="chain")], [Tokens()], max_queue=[queue]
+    )
     lam = load * float(pts.mu_n[0])
     p = pts.distribution(0, lam)
     assert p.sum() == pytest.approx(1.0, abs=1e-12)
@@ -142,8 +151,8 @@ def simulate(
 @pytest.mark.parametrize(
     ("profile", "tokens", "queue", "load"),
     [
-        (BatchProfile(5.0, 1.0, 4), Tokens(), 12, 0.9),
-        (BatchProfile(2.0, 0.5, 8), Tokens(), 40, 0.7),
+        (BatchProfile(5.0, 1.0, 4, batching="chain"), Tokens(), 12, 0.9),
+        (BatchProfile(2.0, 0.5, 8, batching="chain"), Tokens(), 40, 0.7),
         (G2Profile(12, 0.05, 0.0005, 6), Tokens(16, 8), 30, 0.95),
     ],
 )

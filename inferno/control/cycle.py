@@ -13,6 +13,8 @@ Rules:
   server absent from the solution (or unallocated) at its current allocation, never at zero.
 - After the actuator answered, each ServiceClass's ``status`` is written (if a cluster API is
   given); a failure there is logged and reported but does not fail the cycle.
+- The collector's ``measurement`` (Prometheus mode) goes to the optimizer as ``observations``,
+  from which it tunes the profiles online; its ``tuning`` section is copied into the report.
 """
 
 from __future__ import annotations
@@ -165,10 +167,17 @@ class Phases:
         return await self._call("collect", "GET", "/collect")
 
     async def optimize(
-        self, servers: Sequence[Mapping[str, Any]], service_classes: Sequence[Mapping[str, Any]]
+        self,
+        servers: Sequence[Mapping[str, Any]],
+        service_classes: Sequence[Mapping[str, Any]],
+        observations: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """``POST /optimize`` on the optimizer: ``OptimizeResult.to_json()``."""
-        body = {"servers": list(servers), "serviceClasses": list(service_classes)}
+        """``POST /optimize`` on the optimizer: ``OptimizeResult.to_json()``. ``observations``
+        (the collector's ``measurement``) is sent when given: the optimizer then tunes the
+        profiles from it."""
+        body: dict[str, Any] = {"servers": list(servers), "serviceClasses": list(service_classes)}
+        if observations is not None:
+            body["observations"] = dict(observations)
         return await self._call("optimize", "POST", "/optimize", body)
 
     async def update(
@@ -212,6 +221,7 @@ class CycleReport:
     notes: list[str] = field(default_factory=list)
     solution_status: str | None = None
     status_errors: list[str] = field(default_factory=list)  # ServiceClass status writes
+    tuning: dict[str, Any] | None = None  # the optimizer's tuning section (docs/tuning.md)
 
     @property
     def ok(self) -> bool:
@@ -243,6 +253,7 @@ class CycleReport:
             "notes": self.notes,
             "solutionStatus": self.solution_status,
             "statusErrors": self.status_errors,
+            "tuning": self.tuning,
         }
 
 
@@ -326,10 +337,14 @@ async def run_cycle(
             report["notes"] = ["no managed Deployments: nothing to optimize"]
             return finish("ok")
 
+        measurement = collection.get("measurement")
+        if measurement is not None and not isinstance(measurement, dict):
+            raise PhaseError(phase, "malformed answer: 'measurement' is not an object")
+
         phase = "optimize"
         t0 = clock()
         try:
-            optimized = await phases.optimize(servers, classes)
+            optimized = await phases.optimize(servers, classes, measurement)
         finally:
             seconds["optimize"] = clock() - t0
         decisions = _list_of_dicts(phase, optimized, "decisions")
@@ -339,6 +354,9 @@ async def run_cycle(
         report["decisions"] = decisions
         report["notes"] = [str(n) for n in optimized.get("notes") or []]
         report["solution_status"] = str(solution.get("status", ""))
+        tuning = optimized.get("tuning")
+        if isinstance(tuning, dict):
+            report["tuning"] = tuning
 
         phase = "update"
         t0 = clock()

@@ -16,9 +16,19 @@ from ..cluster.plan import Decision
 from ..data import SYSTEM_FILES, system_from_documents
 from ..data.solution_json import solution_to_json
 from ..errors import InputError
-from ..solver import solve
+from ..solver import Solution, solve
+from ..system import System
+from ..tuning import PairKey, Theta, with_tuned_profiles
 
-__all__ = ["STATIC_FILES", "OptimizeResult", "optimize", "read_static_data"]
+__all__ = [
+    "STATIC_FILES",
+    "OptimizeResult",
+    "Prepared",
+    "optimize",
+    "prepare",
+    "read_static_data",
+    "solve_prepared",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -50,30 +60,43 @@ class OptimizeResult:
     solution: dict[str, Any]  # Inferno's solution JSON (+ status, unallocated)
     decisions: list[Decision]
     notes: list[str] = field(default_factory=list)
+    #: the tuned (α, β) the solve used, by (model, accelerator)
+    applied: dict[PairKey, Theta] = field(default_factory=dict)
+    #: tuned pairs the feasibility guard put back to their base profile, and why
+    fallbacks: dict[PairKey, str] = field(default_factory=dict)
+    tuning: dict[str, Any] | None = None  # the optimizer service's tuning section
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "solution": self.solution,
             "decisions": [decision_to_json(d) for d in self.decisions],
             "notes": self.notes,
         }
+        if self.tuning is not None:
+            body["tuning"] = self.tuning
+        return body
 
 
-def optimize(
+@dataclass(frozen=True)
+class Prepared:
+    """The system to solve (static data + the servers and classes given), the servers left out
+    before solving (unknown class) and the notes so far."""
+
+    system: System
+    left_out: list[Decision]
+    notes: list[str]
+
+
+def prepare(
     static: Mapping[str, Any],
     servers: list[dict[str, Any]],
     service_classes: list[dict[str, Any]],
     *,
-    gpu_node_label: str = "nvidia.com/gpu.product",
     origin: str = "static data",
     request: str = "request",
-) -> OptimizeResult:
-    """Solve. Service classes from the cluster replace ``serviceclass-data.json`` when there are
-    any. A server of an unknown class, or whose current accelerator is unknown, is not an error
-    for the others: it gets a decision "not allocated" with the reason (and keeps what it has).
-
-    Errors in the static documents name ``origin/<file>``; errors in the servers or classes given
-    name ``request`` and the server's index in the list given."""
+) -> Prepared:
+    """Validate and build the system :func:`optimize` solves (see there); InputError if the
+    documents or the request are unusable."""
     docs = dict(static)
     if service_classes:
         docs["serviceclass-data.json"] = {"serviceClasses": service_classes}
@@ -120,14 +143,105 @@ def optimize(
             # name the server by its index in the request, not in the filtered list
             exc.path = _SERVER_INDEX.sub(lambda m: f"$.servers[{positions[int(m[1])]}]", exc.path)
         raise
-    solution = solve(system)
-    decisions = decisions_from_solution(solution, system, gpu_node_label) + left_out
+    return Prepared(system, left_out, notes)
+
+
+def _guarded_solve(
+    system: System, tuned: Mapping[PairKey, Theta]
+) -> tuple[Solution, System, dict[PairKey, Theta], dict[PairKey, str], list[str]]:
+    """Solve with the tuned profiles, under the feasibility guard: a server the base profiles
+    allocate but the tuned ones leave unallocated gets its model's base profiles back (every
+    tuned pair of that model), and the system is solved again; if that still leaves such a
+    server, the base profiles are used for everything. Returns the solution, the system it
+    solved, the tuned pairs applied, the pairs put back (with why) and notes."""
+    applied = dict(tuned)
+    solution = solve(with_tuned_profiles(system, applied))
+    if not solution.unallocated:
+        return solution, with_tuned_profiles(system, applied), applied, {}, []
+    base = solve(system)
+    lost = sorted(s for s in solution.unallocated if s in base.allocations)
+    if not lost:
+        return solution, with_tuned_profiles(system, applied), applied, {}, []
+    model_of = {srv.name: srv.model for srv in system.servers}
+    fallbacks: dict[PairKey, str] = {}
+    notes: list[str] = []
+    for server in lost:
+        pairs = sorted(k for k in applied if k[0] == model_of[server])
+        why = (
+            f"with the tuned profile(s) server {server} is not allocated "
+            f"({solution.unallocated[server].reason}); the base profile allocates it"
+        )
+        for key in pairs:
+            fallbacks.setdefault(key, why)
+            applied.pop(key, None)
+        notes.append(
+            f"tuning: {why}: base profile used for {model_of[server]} on "
+            + (", ".join(k[1] for k in pairs) or "no tuned accelerator")
+        )
+    solution = solve(with_tuned_profiles(system, applied))
+    still = sorted(s for s in solution.unallocated if s in base.allocations)
+    if still:
+        why = f"servers {', '.join(still)} still unallocated with the remaining tuned profiles"
+        for key in applied:
+            fallbacks.setdefault(key, why)
+        notes.append(f"tuning: {why}: the base profiles are used for every model")
+        applied = {}
+        solution = base
+    for note in notes:
+        logger.warning("%s", note)
+    return solution, with_tuned_profiles(system, applied), applied, fallbacks, notes
+
+
+def solve_prepared(
+    prepared: Prepared,
+    *,
+    gpu_node_label: str = "nvidia.com/gpu.product",
+    tuned: Mapping[PairKey, Theta] | None = None,
+) -> OptimizeResult:
+    """Solve a prepared system, with the tuned (α, β) of ``tuned`` replacing the base profiles'
+    (under the feasibility guard of :func:`_guarded_solve`)."""
+    system = prepared.system
+    notes = list(prepared.notes)
+    applied: dict[PairKey, Theta] = {}
+    fallbacks: dict[PairKey, str] = {}
+    known = {(p.model, p.accelerator) for p in system.profiles}
+    usable = {k: v for k, v in (tuned or {}).items() if k in known}
+    if usable:
+        solution, system, applied, fallbacks, guard_notes = _guarded_solve(system, usable)
+        notes.extend(guard_notes)
+    else:
+        solution = solve(system)
+    decisions = decisions_from_solution(solution, system, gpu_node_label) + prepared.left_out
     body = solution_to_json(solution, system)
-    for d in left_out:
+    for d in prepared.left_out:
         body["unallocated"][d.server] = d.reason
-    if left_out and body["status"] in ("optimal", "feasible"):
+    if prepared.left_out and body["status"] in ("optimal", "feasible"):
         body["status"] = "partially-allocated"
-    return OptimizeResult(body, decisions, notes)
+    return OptimizeResult(body, decisions, notes, applied=applied, fallbacks=fallbacks)
+
+
+def optimize(
+    static: Mapping[str, Any],
+    servers: list[dict[str, Any]],
+    service_classes: list[dict[str, Any]],
+    *,
+    gpu_node_label: str = "nvidia.com/gpu.product",
+    origin: str = "static data",
+    request: str = "request",
+    tuned: Mapping[PairKey, Theta] | None = None,
+) -> OptimizeResult:
+    """Solve. Service classes from the cluster replace ``serviceclass-data.json`` when there are
+    any. A server of an unknown class, or whose current accelerator is unknown, is not an error
+    for the others: it gets a decision "not allocated" with the reason (and keeps what it has).
+
+    ``tuned`` (model, accelerator) → (α, β) replaces those profiles' parameters (online tuning,
+    :mod:`inferno.tuning`); a tuned profile that leaves a server unallocated which the base
+    profiles allocate is put back to its base (``fallbacks``, and a note).
+
+    Errors in the static documents name ``origin/<file>``; errors in the servers or classes given
+    name ``request`` and the server's index in the list given."""
+    prepared = prepare(static, servers, service_classes, origin=origin, request=request)
+    return solve_prepared(prepared, gpu_node_label=gpu_node_label, tuned=tuned)
 
 
 _SERVER_INDEX = re.compile(r"^\$\.servers\[(\d+)\]")

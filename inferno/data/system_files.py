@@ -21,6 +21,7 @@ from typing import TypeVar
 
 from ..errors import DataError, InputError
 from ..model.profiles import (
+    BATCHING,
     DEFAULT_MAX_NUM_TOKENS,
     BatchProfile,
     G0Profile,
@@ -263,7 +264,12 @@ def _profile(row: Node, kind: Kind) -> Profile:
         parms = row.obj("batchParms") or row
         alpha, beta = _alpha_beta(parms)
         delay = row.number("queueDelayMs", 0.0, minimum=0)
-        return BatchProfile(alpha, beta, max_batch, queue_delay_ms=delay)
+        batching = row.string("batching", "triton")
+        if batching not in BATCHING:
+            raise row.member("batching").error(
+                f"unknown batching {batching!r}; expected one of {', '.join(BATCHING)}"
+            )
+        return BatchProfile(alpha, beta, max_batch, queue_delay_ms=delay, batching=batching)
     parms = _parms(row, "perfParms")
     alpha, beta = _alpha_beta(parms)
     gamma = _param(parms, "gamma")

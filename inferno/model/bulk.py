@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import stats
+from scipy import special
 
 __all__ = ["BulkMetrics", "bulk_metrics"]
 
@@ -52,6 +52,20 @@ class BulkMetrics:
     in_system: float  # time-average number in the system
 
 
+def _poisson_pmf(width: int, mean: F) -> F:
+    """P(A = j) for j < ``width``, one row per mean (log-space, no overflow)."""
+    j = np.arange(width, dtype=np.float64)
+    m = np.maximum(mean, 1e-300)[:, None]
+    out: F = np.exp(j[None, :] * np.log(m) - m - special.gammaln(j + 1.0)[None, :])
+    return out
+
+
+def _poisson_sf(width: int, mean: F) -> F:
+    """P(A > j) for j < ``width``, one row per mean."""
+    out: F = np.clip(1.0 - np.cumsum(_poisson_pmf(width, mean), axis=1), 0.0, 1.0)
+    return out
+
+
 def _areas(start: F, tau: F, rate: float, cap: int) -> F:
     """∫₀^τ E[min(x + A(t), K)] dt for A(t) ~ Poisson(λt), elementwise over (start, τ).
 
@@ -63,8 +77,8 @@ def _areas(start: F, tau: F, rate: float, cap: int) -> F:
     out: F = start * tau
     if width == 0:
         return out
+    sf = _poisson_sf(width, rate * tau)
     i = np.arange(width, dtype=np.float64)
-    sf = stats.poisson.sf(i[None, :], (rate * tau)[:, None])
     terms = tau[:, None] - np.cumsum(sf, axis=1) / rate
     terms = np.where(i[None, :] < room[:, None], np.maximum(terms, 0.0), 0.0)
     total: F = out + terms.sum(axis=1)
@@ -73,13 +87,29 @@ def _areas(start: F, tau: F, rate: float, cap: int) -> F:
 
 def bulk_metrics(alpha: float, beta: float, n: int, k: int, rate: float) -> BulkMetrics:
     """Metrics of Triton dynamic batching: batches of up to ``n`` taking ``alpha + beta·b`` ms,
-    at most ``k`` ≥ ``n`` requests in the system, Poisson arrivals at ``rate`` per ms."""
+    at most ``k`` ≥ ``n`` requests in the system, Poisson arrivals at ``rate`` per ms.
+
+    The chain has K states; a large K (the default queue is 10 N) is solved on fewer first:
+    when the system with a smaller limit loses no more than 1e-12 of its arrivals, the states
+    above it carry no probability worth counting, and the answer is the same."""
     if not (alpha >= 0 and beta >= 0 and alpha + beta > 0):
         raise ValueError(f"need α, β ≥ 0 and α + β > 0, got α={alpha}, β={beta}")
     if n < 1 or k < n:
         raise ValueError(f"need 1 ≤ N ≤ K, got N={n}, K={k}")
     if not (rate > 0 and math.isfinite(rate)):
         raise ValueError(f"the arrival rate must be > 0, got {rate}")
+    size = min(k, n + max(32, n // 2))
+    while True:
+        m = _solve(alpha, beta, n, size, rate)
+        if size == k or m.blocking < _NEGLIGIBLE_LOSS:
+            return m
+        size = min(k, 2 * size)
+
+
+_NEGLIGIBLE_LOSS = 1e-12
+
+
+def _solve(alpha: float, beta: float, n: int, k: int, rate: float) -> BulkMetrics:
     states = np.arange(k, dtype=np.float64)  # X after a batch ends: 0..K−1
     batch = np.where(states == 0, 1.0, np.minimum(states, n))
     tau = alpha + beta * batch
@@ -88,14 +118,16 @@ def bulk_metrics(alpha: float, beta: float, n: int, k: int, rate: float) -> Bulk
     # transition matrix: X' = min(start + A, K) − b
     nxt = np.arange(k + 1, dtype=np.float64)  # candidate min(start + A, K)
     a = nxt[None, :] - start[:, None]  # arrivals needed to reach it
-    pmf = np.where(a >= 0, stats.poisson.pmf(np.maximum(a, 0), mean_arrivals[:, None]), 0.0)
-    at_cap = stats.poisson.sf(k - start - 1.0, mean_arrivals)  # P(start + A ≥ K)
-    pmf[:, k] = at_cap
+    table = _poisson_pmf(k + 1, mean_arrivals)  # P(A = j), j = 0..K
+    pmf = np.take_along_axis(table, np.clip(a, 0, k).astype(np.intp), axis=1)
+    pmf = np.where(a >= 0, pmf, 0.0)
+    # P(start + A ≥ K): what is not below it
+    pmf[:, k] = np.clip(1.0 - (pmf[:, :k]).sum(axis=1), 0.0, 1.0)
     trans = np.zeros((k, k))
     target = (nxt[None, :] - batch[:, None]).astype(np.intp)  # X' for each candidate
     rows = np.broadcast_to(np.arange(k)[:, None], target.shape)
     ok = (target >= 0) & (target < k)
-    np.add.at(trans, (rows[ok], target[ok]), pmf[ok])
+    trans[rows[ok], target[ok]] = pmf[ok]  # distinct targets within a row
     # stationary distribution: π (P − I) = 0 with one equation replaced by Σ π = 1
     system = (trans - np.eye(k)).T
     system[-1, :] = 1.0
@@ -119,7 +151,7 @@ def bulk_metrics(alpha: float, beta: float, n: int, k: int, rate: float) -> Bulk
         response=response,
         service=service,
         wait=max(response - service, 0.0),
-        avg_batch=served / float(pi.sum()),
+        avg_batch=served,
         utilization=float(pi @ tau) / cycle,
         blocking=max(0.0, 1.0 - throughput / rate),
         in_system=in_system,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from . import _chain, _kinds, percentiles
+from . import _chain, _kinds, bulk, percentiles
 from ._kinds import KindArrays
 from .profiles import (
     BatchProfile,
@@ -93,11 +93,12 @@ class ProfileArrays:
     max_batch_size: F
     at_tokens: F  # NaN: use max_batch_size as the batch limit as is
     max_num_tokens: F
+    bulk: F  # 1: Triton's batching (batch kind, batching="triton"), solved by the bulk model
 
     @classmethod
     def of(cls, profiles: Sequence[Profile]) -> ProfileArrays:
         rows = [_row(p) for p in profiles]
-        cols = list(zip(*rows, strict=True)) if rows else [()] * 8
+        cols = list(zip(*rows, strict=True)) if rows else [()] * 9
         return cls(
             np.asarray(cols[0], dtype=np.int8),
             *(np.asarray(c, dtype=np.float64) for c in cols[1:]),
@@ -111,17 +112,18 @@ def _row(p: Profile) -> tuple[float, ...]:
     nan = float("nan")
     k = float(_KINDS.index(p.kind))
     if isinstance(p, G0Profile):
-        return (k, p.alpha, p.beta, 0.0, 0.0, p.max_batch_size, p.at_tokens, 0.0)
+        return (k, p.alpha, p.beta, 0.0, 0.0, p.max_batch_size, p.at_tokens, 0.0, 0.0)
     if isinstance(p, G1Profile):
-        return (k, p.alpha, p.beta, p.gamma, p.delta, p.max_batch_size, p.at_tokens, 0.0)
+        return (k, p.alpha, p.beta, p.gamma, p.delta, p.max_batch_size, p.at_tokens, 0.0, 0.0)
     if isinstance(p, G2Profile):
         at = nan if p.at_tokens is None else p.at_tokens
-        return (k, p.alpha, p.beta, p.gamma, 0.0, p.max_batch_size, at, 0.0)
+        return (k, p.alpha, p.beta, p.gamma, 0.0, p.max_batch_size, at, 0.0, 0.0)
     if isinstance(p, G3Profile):
         at = nan if p.at_tokens is None else p.at_tokens
-        return (k, p.alpha, p.beta, p.gamma, 0.0, p.max_batch_size, at, p.max_num_tokens)
+        return (k, p.alpha, p.beta, p.gamma, 0.0, p.max_batch_size, at, p.max_num_tokens, 0.0)
     if isinstance(p, BatchProfile):
-        return (k, p.alpha, p.beta, 0.0, 0.0, p.max_batch_size, nan, 0.0)
+        bulk_flag = 1.0 if p.batching == "triton" else 0.0
+        return (k, p.alpha, p.beta, 0.0, 0.0, p.max_batch_size, nan, 0.0, bulk_flag)
     raise TypeError(f"not a profile: {p!r}")
 
 
@@ -144,6 +146,7 @@ class _Block:
     n_tail: F
     log_mu_n: F
     mu_1: F
+    bulk: NDArray[np.bool_]  # rows whose means come from the bulk model
 
 
 class OperatingPoints:
@@ -274,6 +277,7 @@ class OperatingPoints:
                     n_tail=b.n_tail[keep],
                     log_mu_n=b.log_mu_n[keep],
                     mu_1=b.mu_1[keep],
+                    bulk=b.bulk[keep],
                 )
             )
         return OperatingPoints(
@@ -301,7 +305,7 @@ class OperatingPoints:
         service = st.in_service / x
         wait = np.maximum(response - service, 0.0)
         itl, ttft = _kinds.report(b.params, b.n_batch, service, wait, st.in_service)
-        return {
+        out = {
             "rate": lam,
             "throughput": x,
             "response": response,
@@ -315,6 +319,9 @@ class OperatingPoints:
             "ttft": ttft,
             "wait_sf": wait_sf,
         }
+        if b.bulk.any():
+            _bulk_means(out, b, lam)
+        return out
 
     def distribution(self, i: int, rate: float) -> F:
         """p(0..K) of point ``i`` at arrival rate ``rate``."""
@@ -343,6 +350,38 @@ class OperatingPoints:
             if hit.size:
                 return b, int(hit[0])
         raise IndexError(i)
+
+
+#: the bulk model's state space is at most this many batches beyond N (see _bulk_means)
+BULK_QUEUE_BATCHES = 4
+BULK_QUEUE_MIN = 64
+
+
+def _bulk_means(out: dict[str, F], b: _Block, lam: F) -> None:
+    """Replace the chain's means by those of Triton's dynamic batching (:mod:`.bulk`).
+
+    The batch kind's server never lets a request join a running batch; the chain does, and is
+    optimistic by about 30 % (docs/accuracy.md). Percentiles (``wait_sf``, response-time
+    quantiles) stay the chain's. The bulk chain is solved with at most
+    K' = min(K, N + max(4N, 64)) requests in the system: exact wherever the queue rarely holds
+    more than four batches, i.e. everywhere but the last percent before saturation, where
+    every latency target is long missed.
+    """
+    p = b.params
+    for i in np.flatnonzero(b.bulk):
+        if not lam[i] > 0:
+            continue
+        n = int(b.n_batch[i])
+        k = int(min(b.n_batch[i] + b.n_tail[i], n + max(BULK_QUEUE_BATCHES * n, BULK_QUEUE_MIN)))
+        m = bulk.bulk_metrics(float(p.alpha[i]), float(p.beta[i]), n, k, float(lam[i]))
+        out["throughput"][i] = m.throughput
+        out["response"][i] = m.response
+        out["service"][i] = m.service
+        out["wait"][i] = m.wait
+        out["held"][i] = m.in_system
+        out["in_service"][i] = m.throughput * m.service
+        out["utilization"][i] = m.utilization
+        out["blocking"][i] = m.blocking
 
 
 def _make_block(
@@ -376,4 +415,5 @@ def _make_block(
         n_tail=queue,
         log_mu_n=log_mu_n,
         mu_1=np.exp(log_mu[:, 0]),
+        bulk=prof.bulk > 0,
     )

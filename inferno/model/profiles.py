@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal
 
 __all__ = [
+    "BATCHING",
     "DEFAULT_MAX_NUM_TOKENS",
     "BatchProfile",
+    "Batching",
     "G0Profile",
     "G1Profile",
     "G2Profile",
@@ -24,6 +27,9 @@ __all__ = [
 ]
 
 DEFAULT_MAX_NUM_TOKENS = 8192
+
+Batching = Literal["triton", "chain"]
+BATCHING: tuple[Batching, ...] = ("triton", "chain")
 
 
 class Kind(StrEnum):
@@ -119,12 +125,20 @@ class BatchProfile:
 
     ``queue_delay_ms`` is Triton's ``max_queue_delay_microseconds`` (in ms); the analytic model does
     not use it (it assumes work-conserving batching), the emulator does.
+
+    ``batching`` is how the queue is modelled: ``"triton"`` (default) as Triton runs it — a batch
+    runs to completion and requests arriving meanwhile wait for the next one — solved as a
+    bulk-service queue (:mod:`inferno.model.bulk`) for the means; ``"chain"`` as the LLM kinds'
+    birth-death chain, where a request joins a running batch (optimistic by about 30 % for
+    Triton: docs/accuracy.md; kept for comparison and for servers that do join, such as
+    sequence batchers).
     """
 
     alpha: float
     beta: float
     max_batch_size: int
     queue_delay_ms: float = 0.0
+    batching: Batching = "triton"
 
     @property
     def kind(self) -> Kind:

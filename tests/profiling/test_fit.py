@@ -204,3 +204,8 @@ def test_load_trace_file_errors_name_the_field(
     traces.write_text("traces:\n  m: {kind: steps, steps: [[0, -1]]}\n")
     assert main(["load", "127.0.0.1:1", "-m", "m", "--trace", str(traces)]) == 2
     assert "$.traces.m.steps[0][1]" in capsys.readouterr().err
+
+
+def test_the_locust_example_compiles() -> None:
+    path = Path(__file__).resolve().parents[2] / "examples" / "locustfile.py"
+    compile(path.read_text(), str(path), "exec")
