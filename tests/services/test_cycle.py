@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
+from prometheus_client import CollectorRegistry
 
-from inferno.cluster.inventory import deployment_to_json, parse_deployment
+from inferno.cluster.inventory import ManagedDeployment, deployment_to_json, parse_deployment
 from inferno.cluster.serviceclass import class_row, class_status
 from inferno.control.cycle import Phases, run_cycle
+from inferno.prom import LoadMeasurement, ServerObservation
+from inferno.services import collector
+from inferno.system import Load
 
-from . import make_deployment, service_class, settings
+from . import FakeCluster, Stack, client, make_deployment, service_class, settings
 
 NOW = dt.datetime(2025, 3, 1, 8, 30, tzinfo=dt.UTC)
 
@@ -135,3 +141,126 @@ def test_class_status() -> None:
     assert by["d"]["meetsTarget"] is False
     assert "fewer replicas" in by["d"]["reason"]
     assert "mean itl 45 ms > target 40 ms" in by["d"]["reason"]
+
+
+# --- observations to the optimizer, tuning back into the report ----------------------------------
+
+MEASUREMENT = {
+    "window": 60.0,
+    "servers": [{"server": "a", "computeMs": 12.5, "avgBatch": 4.0, "completionsRpm": 600.0}],
+    "problems": [],
+}
+TUNING = {"enabled": True, "observations": [], "profiles": [{"model": "m"}], "notes": []}
+
+
+def recording_phases(
+    collection: dict[str, Any], optimized: dict[str, Any]
+) -> tuple[Phases, list[dict[str, Any]]]:
+    bodies: list[dict[str, Any]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/collect":
+            return httpx.Response(200, json=collection)
+        if request.url.path == "/optimize":
+            bodies.append(json.loads(request.content))
+            return httpx.Response(200, json=optimized)
+        return httpx.Response(200, json={"ok": True, "outcomes": []})
+
+    def c() -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url="http://x")
+
+    return Phases(settings(), collector=c(), optimizer=c(), actuator=c()), bodies
+
+
+async def test_the_measurement_goes_to_the_optimizer_and_tuning_into_the_report() -> None:
+    phases, bodies = recording_phases(
+        {**COLLECTION, "measurement": MEASUREMENT},
+        {"solution": {"status": "optimal"}, "decisions": [], "tuning": TUNING},
+    )
+    report = await run_cycle(phases)
+    assert report.ok, report.errors
+    assert bodies == [
+        {"servers": [{"name": "a"}], "serviceClasses": [], "observations": MEASUREMENT}
+    ]
+    assert report.tuning == TUNING
+    assert report.to_json()["tuning"] == TUNING
+
+
+async def test_without_a_measurement_nothing_is_sent_and_nothing_reported() -> None:
+    phases, bodies = recording_phases(
+        COLLECTION, {"solution": {"status": "optimal"}, "decisions": []}
+    )
+    report = await run_cycle(phases)
+    assert report.ok
+    assert bodies == [{"servers": [{"name": "a"}], "serviceClasses": []}]
+    assert report.tuning is None and report.to_json()["tuning"] is None
+
+
+async def test_a_malformed_measurement_fails_the_collect_phase() -> None:
+    phases, bodies = recording_phases({**COLLECTION, "measurement": [1]}, {})
+    report = await run_cycle(phases)
+    assert (report.status, report.failed_phase) == ("failed", "collect")
+    assert "'measurement' is not an object" in report.errors[0]
+    assert bodies == []
+
+
+class SlowerThanProfiled:
+    """A load source measuring llama_7b on G2 running 30% slower than its sample profile, at a
+    different occupancy each cycle."""
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.occupancies = [4.0, 16.0, 8.0, 24.0]
+        self.calls = 0
+
+    def measure(self, deployments: Sequence[ManagedDeployment]) -> LoadMeasurement:
+        b = self.occupancies[self.calls % len(self.occupancies)]
+        self.calls += 1
+        observations = []
+        loads = {}
+        for d in deployments:
+            z = 1024 * 1.3 * (9.74 + 0.53 * b)
+            rpm = b * d.replicas * 60_000 / z
+            load = Load(rpm, 0.0, 1024.0)
+            loads[d.server] = load
+            observations.append(
+                ServerObservation(
+                    d.server,
+                    d.namespace,
+                    d.name,
+                    d.model,
+                    load=load,
+                    completions_rpm=rpm,
+                    avg_batch=1.0,
+                    compute_ms=z,
+                )
+            )
+        return LoadMeasurement(600.0, loads, observations)
+
+
+async def test_tuned_parameters_reach_the_cycle_report_through_the_services() -> None:
+    cluster = FakeCluster(
+        [make_deployment("llama-7b", model="llama_7b", accelerator="G2", replicas=2)]
+    )
+    cfg = settings()
+    registry = CollectorRegistry()
+    collector_app = collector.create_app(
+        cfg, api=cluster, registry=registry, load_source=SlowerThanProfiled()
+    )
+    stack = Stack(cluster, cfg, collector_client=client(collector_app))
+    alphas = []
+    try:
+        for _ in range(3):
+            report = await run_cycle(stack.phases)
+            assert report.ok, report.errors
+            assert report.tuning is not None
+            (pair,) = report.tuning["profiles"]
+            assert (pair["model"], pair["accelerator"], pair["applied"]) == ("llama_7b", "G2", True)
+            alphas.append(pair["tuned"]["alpha"])
+            assert report.to_json()["tuning"]["observations"][0]["server"] == "llama-7b"
+    finally:
+        await stack.aclose()
+    assert alphas[0] > 9.74 and len(set(alphas)) == 3
+    text = (await client(stack.optimizer).get("/metrics")).text
+    assert 'inferno_optimizer_tuned_alpha{accelerator="G2",model="llama_7b"}' in text

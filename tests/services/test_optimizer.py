@@ -149,3 +149,144 @@ def test_a_bad_server_is_named_by_its_index_in_the_request() -> None:
         optimize(static, [unknown, good, bad], [], origin="static")
     assert err.value.source == "request"
     assert err.value.path is not None and err.value.path.startswith("$.servers[2]")
+
+
+# --- online tuning -----------------------------------------------------------------------------
+
+TUNED_SERVER = "Premium-llama_7b"
+BASE_G2 = (9.74, 0.53)  # llama_7b on G2 in samples/large (G0: τ(b) = 1024·(α + β·b))
+TRUE_G2 = (1.3 * BASE_G2[0], 1.3 * BASE_G2[1])
+
+
+def tuning_request(occupancy: float) -> dict[str, Any]:
+    """Two sample servers running on G2 and what the collector measured on them: llama_7b
+    runs 30% slower than its profile says; llama_13b has too few requests to be used."""
+    servers = [s for s in sample_servers() if s["name"] in (TUNED_SERVER, "Premium-llama_13b")]
+    for s in servers:
+        s["currentAlloc"].update({"accelerator": "G2", "numReplicas": 2})
+    z = 1024 * (TRUE_G2[0] + TRUE_G2[1] * occupancy)  # ms per request
+    rpm = occupancy * 2 * 60_000 / z  # Little's law over two replicas
+    measured = [
+        {
+            "server": TUNED_SERVER,
+            "computeMs": z,
+            "avgBatch": 1.0,  # what Triton shows for a continuous-batching backend
+            "completionsRpm": rpm,
+            "load": {"arrivalRate": rpm, "avgInTokens": 0.0, "avgOutTokens": 1024.0},
+        },
+        {
+            "server": "Premium-llama_13b",
+            "computeMs": 20_000.0,
+            "avgBatch": 1.0,
+            "completionsRpm": 1.0,
+            "load": {"arrivalRate": 1.0, "avgInTokens": 0.0, "avgOutTokens": 1024.0},
+        },
+    ]
+    return {
+        "servers": servers,
+        "observations": {"window": 600, "servers": measured, "problems": []},
+    }
+
+
+def pair_of(body: dict[str, Any], model: str, acc: str) -> dict[str, Any]:
+    found = [
+        p for p in body["tuning"]["profiles"] if (p["model"], p["accelerator"]) == (model, acc)
+    ]
+    assert len(found) == 1, body["tuning"]
+    return found[0]
+
+
+async def test_observations_tune_the_profile_over_cycles() -> None:
+    registry = CollectorRegistry()
+    app = optimizer.create_app(settings(), registry=registry)
+    alphas: list[float] = []
+    async with client(app) as http:
+        for occupancy in (4.0, 16.0, 8.0, 24.0, 12.0, 20.0, 6.0, 18.0):
+            r = await http.post("/optimize", json=tuning_request(occupancy))
+            assert r.status_code == 200
+            body = r.json()
+            pair = pair_of(body, "llama_7b", "G2")
+            assert (pair["kind"], pair["applied"], pair["fallback"]) == ("G0", True, None)
+            assert pair["base"] == {"alpha": BASE_G2[0], "beta": BASE_G2[1]}
+            alphas.append(pair["tuned"]["alpha"])
+            by_server = {o["server"]: o for o in body["tuning"]["observations"]}
+            assert by_server[TUNED_SERVER]["outcome"] == "accepted"
+            assert by_server[TUNED_SERVER]["batchSource"] == "occupancy"
+            assert by_server[TUNED_SERVER]["batch"] == pytest.approx(occupancy)
+            assert by_server["Premium-llama_13b"]["reasonClass"] == "few-requests"
+        text = (await http.get("/metrics")).text
+    assert len(set(alphas)) == len(alphas)  # it moves every cycle
+    assert abs(alphas[-1] - TRUE_G2[0]) < 0.25 * abs(BASE_G2[0] - TRUE_G2[0])
+    assert pair["tuned"]["beta"] == pytest.approx(TRUE_G2[1], rel=0.1)
+    assert pair["updates"] == 8
+    # the solve used the tuned profile: slower than the base, so it costs more than the
+    # base answer for the same servers
+    base = solve(load_system(SAMPLE))
+    assert (
+        body["solution"]["allocations"][TUNED_SERVER]["cost"] >= base.allocations[TUNED_SERVER].cost
+    )
+    labels = 'accelerator="G2",model="llama_7b"'
+    assert registry.get_sample_value(
+        "inferno_optimizer_tuned_alpha", {"model": "llama_7b", "accelerator": "G2"}
+    ) == pytest.approx(alphas[-1])
+    assert f"inferno_optimizer_tuned_beta{{{labels}}}" in text
+    assert f"inferno_optimizer_tuning_applied{{{labels}}} 1.0" in text
+    assert (
+        registry.get_sample_value(
+            "inferno_optimizer_tuning_updates_total", {"outcome": "accepted", "reason": "none"}
+        )
+        == 8
+    )
+    assert (
+        registry.get_sample_value(
+            "inferno_optimizer_tuning_updates_total",
+            {"outcome": "skipped", "reason": "few-requests"},
+        )
+        == 8
+    )
+
+
+async def test_the_state_is_per_app_and_without_observations_nothing_is_tuned() -> None:
+    first = optimizer.create_app(settings(), registry=CollectorRegistry())
+    second = optimizer.create_app(settings(), registry=CollectorRegistry())
+    async with client(first) as a, client(second) as b:
+        for occupancy in (4.0, 16.0):
+            await a.post("/optimize", json=tuning_request(occupancy))
+        tuned = (await a.post("/optimize", json=tuning_request(8.0))).json()
+        fresh = (await b.post("/optimize", json=tuning_request(8.0))).json()
+        plain = await a.post("/optimize", json={"servers": tuning_request(8.0)["servers"]})
+    assert pair_of(tuned, "llama_7b", "G2")["updates"] == 3
+    assert pair_of(fresh, "llama_7b", "G2")["updates"] == 1
+    assert "tuning" not in plain.json()  # no observations: the base profiles, as before
+
+
+async def test_tuning_can_be_disabled() -> None:
+    registry = CollectorRegistry()
+    app = optimizer.create_app(settings(tuning_enabled=False), registry=registry)
+    async with client(app) as http:
+        body = (await http.post("/optimize", json=tuning_request(8.0))).json()
+        text = (await http.get("/metrics")).text
+    assert body["tuning"]["enabled"] is False
+    assert body["tuning"]["profiles"] == []
+    assert "INFERNO_TUNING_ENABLED" in body["tuning"]["notes"][0]
+    assert "inferno_optimizer_tuned_alpha{" not in text
+
+
+async def test_a_tuning_failure_never_fails_the_solve(monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(optimizer, "update", boom)
+    app = optimizer.create_app(settings(), registry=CollectorRegistry())
+    async with client(app) as http:
+        r = await http.post("/optimize", json=tuning_request(8.0))
+    assert r.status_code == 200
+    assert TUNED_SERVER in r.json()["solution"]["allocations"]
+    assert "tuning failed (RuntimeError: bug)" in r.json()["tuning"]["notes"][0]
+
+
+async def test_malformed_observations_are_a_422() -> None:
+    app = optimizer.create_app(settings(), registry=CollectorRegistry())
+    async with client(app) as http:
+        r = await http.post("/optimize", json={"servers": [], "observations": [1, 2]})
+    assert r.status_code == 422
