@@ -33,9 +33,17 @@ KEY = ("m", "A")
 TRUE = (10.0, 2.0)
 
 
-def obs(z: float | None, batch: float | None = 8.0, **kw: object) -> Observation:
-    values: dict[str, object] = {"requests": 500.0, **kw}
-    return Observation("s", "m", "A", z, batch, **values)  # type: ignore[arg-type]
+def obs(
+    z: float | None,
+    batch: float | None = 8.0,
+    *,
+    requests: float | None = 500.0,
+    occupancy: float | None = None,
+    tokens: Tokens | None = None,
+) -> Observation:
+    return Observation(
+        "s", "m", "A", z, batch, tokens or Tokens(), requests=requests, occupancy=occupancy
+    )
 
 
 def step(
