@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+from threadpoolctl import threadpool_limits
 
 from . import _chain, _kinds, bulk, percentiles
 from ._kinds import KindArrays
@@ -368,6 +369,12 @@ def _bulk_means(out: dict[str, F], b: _Block, lam: F) -> None:
     every latency target is long missed.
     """
     p = b.params
+    # small dense solves: BLAS threads only contend (seconds lost on 2 busy cores)
+    with threadpool_limits(limits=1, user_api="blas"):
+        _bulk_rows(out, b, p, lam)
+
+
+def _bulk_rows(out: dict[str, F], b: _Block, p: KindArrays, lam: F) -> None:
     for i in np.flatnonzero(b.bulk):
         if not lam[i] > 0:
             continue

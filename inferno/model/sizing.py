@@ -94,6 +94,17 @@ class Sizing:
     high: F
     detail: dict[str, F] = field(default_factory=dict)  # target -> its own λ* (NaN: no target)
 
+    def take(self, idx: NDArray[np.intp]) -> Sizing:
+        """The sizing of the points at ``idx`` (repeats allowed)."""
+        return Sizing(
+            rate=self.rate[idx],
+            feasible=self.feasible[idx],
+            bound=self.bound[idx],
+            low=self.low[idx],
+            high=self.high[idx],
+            detail={k: v[idx] for k, v in self.detail.items()},
+        )
+
 
 def _ratios(points: OperatingPoints, lam: F, slo: SloArrays) -> dict[str, F]:
     """metric / target for every target kind (NaN where a point has no such target)."""

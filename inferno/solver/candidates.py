@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 
 from ..model.batching import knee_batches
 from ..model.points import Metrics, OperatingPoints, ProfileArrays, batch_limit
-from ..model.sizing import SloArrays, size
+from ..model.sizing import Sizing, SloArrays, size
 from ..system import BatchPolicy, Server, System, Target
 
 F = NDArray[np.float64]
@@ -130,6 +130,53 @@ def _column(values: list[float | int | None], default: float = math.nan) -> F:
     return np.array([default if v is None else v for v in values], dtype=np.float64)
 
 
+def _sized_points(
+    prof: ProfileArrays,
+    in_tok: F,
+    out_tok: F,
+    batch: F,
+    max_queue: F,
+    queue_factor: float | None,
+    slo: SloArrays,
+    slo_rows: F,
+) -> tuple[OperatingPoints, Sizing]:
+    """The candidates' operating points and their sizing. Candidates that are the same point
+    under the same targets (servers of one model and class whose request shapes agree — every
+    batch-kind server of a class) are sized once: λ* does not depend on the server's load."""
+    rows = prof.kind.size
+    first = np.arange(rows)
+    inverse = first
+    if rows:
+        key = np.column_stack(
+            [
+                *(getattr(prof, f).astype(np.float64) for f in ProfileArrays.__dataclass_fields__),
+                in_tok,
+                out_tok,
+                batch,
+                max_queue,
+                slo_rows.reshape(rows, -1),
+            ]
+        )
+        key = np.where(np.isnan(key), -np.inf, key)  # NaN ≠ NaN; −inf equals itself
+        _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    if first.size == rows:
+        points = OperatingPoints.build(
+            prof, in_tok, out_tok, batch=batch, max_queue=max_queue, queue_factor=queue_factor
+        )
+        return points, size(points, slo)
+    unique = OperatingPoints.build(
+        prof.take(first),
+        in_tok[first],
+        out_tok[first],
+        batch=batch[first],
+        max_queue=max_queue[first],
+        queue_factor=queue_factor,
+    )
+    sized = size(unique, slo.take(first))
+    back = inverse.reshape(-1)
+    return unique.subset(back), sized.take(back)
+
+
 def build_candidates(system: System) -> CandidateTable:
     servers = system.servers
     spec = system.optimizer
@@ -181,10 +228,9 @@ def build_candidates(system: System) -> CandidateTable:
                 queue_factor=spec.queue_factor,
             )
             batch[sel] = np.where(np.isfinite(chosen), chosen, n_memory[sel])
-    points = OperatingPoints.build(
-        prof, in_tok, out_tok, batch=batch, max_queue=max_queue, queue_factor=spec.queue_factor
+    points, sizing = _sized_points(
+        prof, in_tok, out_tok, batch, max_queue, spec.queue_factor, slo, slo_matrix[server_idx]
     )
-    sizing = size(points, slo)
 
     names = np.array([a.name for a in acc_table], dtype=object)[acc_i]
     multiplicity = np.array([a.multiplicity for a in acc_table], dtype=np.float64)[acc_i]
