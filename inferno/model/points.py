@@ -321,7 +321,7 @@ class OperatingPoints:
             "wait_sf": wait_sf,
         }
         if b.bulk.any():
-            _bulk_means(out, b, lam)
+            _bulk_means(out, b, lam, beyond)
         return out
 
     def distribution(self, i: int, rate: float) -> F:
@@ -331,8 +331,13 @@ class OperatingPoints:
             rate, b.logmu_cum[j], int(b.n_batch[j]), int(b.n_tail[j]), float(b.log_mu_n[j])
         )
 
-    def response_time(self, i: int, rate: float) -> percentiles.ResponseTime:
+    def response_time(
+        self, i: int, rate: float
+    ) -> percentiles.ResponseTime | bulk.BulkResponseTime:
         """The response-time distribution of point ``i`` at arrival rate ``rate``."""
+        b, j = self._locate(i)
+        if b.bulk[j]:
+            return _bulk_response(b, j, rate)
         return percentiles.ResponseTime(
             rate, self.tau_of(i), int(self.n_max[i]), self.distribution(i, rate)
         )
@@ -358,12 +363,13 @@ BULK_QUEUE_BATCHES = 4
 BULK_QUEUE_MIN = 64
 
 
-def _bulk_means(out: dict[str, F], b: _Block, lam: F) -> None:
+def _bulk_means(out: dict[str, F], b: _Block, lam: F, beyond: F | None = None) -> None:
     """Replace the chain's means by those of Triton's dynamic batching (:mod:`.bulk`).
 
     The batch kind's server never lets a request join a running batch; the chain does, and is
-    optimistic by about 30 % (docs/accuracy.md). Percentiles (``wait_sf``, response-time
-    quantiles) stay the chain's. The bulk chain is solved with at most
+    optimistic by about 30 % (docs/accuracy.md). The wait's survival (``wait_sf``) and the
+    response-time distribution (:meth:`OperatingPoints.response_time`) are the bulk model's too
+    (:class:`~inferno.model.bulk.BulkResponseTime`). The bulk chain is solved with at most
     K' = min(K, N + max(4N, 64)) requests in the system: exact wherever the queue rarely holds
     more than four batches, i.e. everywhere but the last percent before saturation, where
     every latency target is long missed.
@@ -371,16 +377,37 @@ def _bulk_means(out: dict[str, F], b: _Block, lam: F) -> None:
     p = b.params
     # small dense solves: BLAS threads only contend (seconds lost on 2 busy cores)
     with threadpool_limits(limits=1, user_api="blas"):
-        _bulk_rows(out, b, p, lam)
+        _bulk_rows(out, b, p, lam, beyond)
 
 
-def _bulk_rows(out: dict[str, F], b: _Block, p: KindArrays, lam: F) -> None:
+def _bulk_limits(b: _Block, i: int) -> tuple[int, int]:
+    """N and the capped K' of row ``i`` of a block (see :func:`_bulk_means`)."""
+    n = int(b.n_batch[i])
+    k = int(min(b.n_batch[i] + b.n_tail[i], n + max(BULK_QUEUE_BATCHES * n, BULK_QUEUE_MIN)))
+    return n, k
+
+
+def _bulk_response(b: _Block, i: int, rate: float) -> bulk.BulkResponseTime:
+    n, k = _bulk_limits(b, i)
+    with threadpool_limits(limits=1, user_api="blas"):
+        return bulk.BulkResponseTime(float(b.params.alpha[i]), float(b.params.beta[i]), n, k, rate)
+
+
+def _bulk_rows(
+    out: dict[str, F], b: _Block, p: KindArrays, lam: F, beyond: F | None = None
+) -> None:
     for i in np.flatnonzero(b.bulk):
         if not lam[i] > 0:
             continue
-        n = int(b.n_batch[i])
-        k = int(min(b.n_batch[i] + b.n_tail[i], n + max(BULK_QUEUE_BATCHES * n, BULK_QUEUE_MIN)))
-        m = bulk.bulk_metrics(float(p.alpha[i]), float(p.beta[i]), n, k, float(lam[i]))
+        n, k = _bulk_limits(b, int(i))
+        if beyond is not None and np.isfinite(beyond[i]):
+            rt = bulk.BulkResponseTime(float(p.alpha[i]), float(p.beta[i]), n, k, float(lam[i]))
+            m = rt.metrics
+            out["wait_sf"][i] = float(rt.wait_survival([max(float(beyond[i]), 0.0)])[0])
+            if beyond[i] < 0:
+                out["wait_sf"][i] = 1.0
+        else:
+            m = bulk.bulk_metrics(float(p.alpha[i]), float(p.beta[i]), n, k, float(lam[i]))
         out["throughput"][i] = m.throughput
         out["response"][i] = m.response
         out["service"][i] = m.service

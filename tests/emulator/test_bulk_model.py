@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 from inferno.emulator import Poisson, ServerSpec, Simulation
-from inferno.model.bulk import bulk_metrics
-from inferno.model.profiles import BatchProfile
+from inferno.model.bulk import BulkResponseTime, bulk_metrics
+from inferno.model.percentiles import quantile
+from inferno.model.points import OperatingPoints
+from inferno.model.profiles import BatchProfile, Tokens
 
 from . import assert_in_ci, batch_means
 
@@ -71,3 +73,53 @@ def test_matches_the_emulator(load: float) -> None:
     model = bulk_metrics(alpha, beta, n, 11 * n, lam)
     assert_in_ci(model.response, batch_means(latency), "Triton batching mean response")
     assert np.isfinite(model.wait)
+
+
+@pytest.mark.parametrize(
+    ("alpha", "beta", "n", "load"),
+    [(0.0, 10.0, 1, 0.5), (20.0, 2.0, 8, 0.3), (54.0, 5.0, 16, 0.85)],
+)
+def test_distribution_integrates_to_the_means(
+    alpha: float, beta: float, n: int, load: float
+) -> None:
+    lam = load * n / (alpha + beta * n)
+    rt = BulkResponseTime(alpha, beta, n, 11 * n, lam)
+    hi = 20 * rt.metrics.response
+    t = np.linspace(0.0, hi, 1501)
+    # E[R] = ∫ P(R > t) dt; the survival jumps (fixed batch times): the trapezoid's error
+    assert np.trapezoid(rt.survival(t), t) == pytest.approx(rt.metrics.response, rel=5e-3)
+    assert np.trapezoid(rt.wait_survival(t), t) == pytest.approx(
+        rt.metrics.wait, rel=5e-3, abs=1e-3
+    )
+    assert rt.survival([hi])[0] < 1e-6
+    assert np.all(np.diff(rt.survival(t)) <= 1e-12)
+
+
+def test_md1_wait_is_positive_with_probability_rho() -> None:
+    rho, s = 0.6, 10.0
+    rt = BulkResponseTime(0.0, s, 1, 2000, rho / s)
+    assert rt.wait_survival([0.0])[0] == pytest.approx(rho, rel=1e-6)
+    assert rt.survival([s - 1e-9])[0] == pytest.approx(1.0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("load", [0.3, 0.8])
+def test_p95_matches_the_emulator(load: float) -> None:
+    alpha, beta, n = 20.0, 2.0, 8
+    lam = load * n / (alpha + beta * n)
+    spec = ServerSpec(
+        BatchProfile(alpha, beta, n),
+        Poisson(lam * 60_000.0),
+        max_queue=10 * n,
+        service="deterministic",
+    )
+    sim = Simulation({"s": spec}, seed=5)
+    sim.run_until(400_000 / lam)
+    r = sim.records("s")
+    latency = r.latency[r.completed][2000:]
+    rt = BulkResponseTime(alpha, beta, n, 11 * n, lam)
+    model_p95 = quantile(rt.survival, 0.95, rt.metrics.response)
+    assert model_p95 == pytest.approx(float(np.quantile(latency, 0.95)), rel=0.02)
+    # through the operating points: what sizing and the percentile reports use
+    pts = OperatingPoints.of([BatchProfile(alpha, beta, n)], [Tokens()], max_queue=[10 * n])
+    assert quantile(pts.response_time(0, lam).survival, 0.95, 50.0) == pytest.approx(model_p95)
