@@ -198,8 +198,8 @@ class BulkResponseTime:
     since. The Q = X − b_X + A(u) requests ahead of it fill ⌊Q/N⌋ full batches before its own, so
     its batch starts after W = τ(b_X) − u + ⌊Q/N⌋·τ(N), with (Q mod N) requests ahead of it and
     B ~ Poisson(λW) behind: R = W + τ(min(N, Q mod N + 1 + B)). ``u`` is integrated by Gauss–
-    Legendre, A and B summed exactly. Arrivals lost at K are ignored (the chain is solved on as
-    many states as make them negligible, as for the means).
+    Legendre, A and B summed exactly. Arrivals that find K requests in the system are lost; the
+    distribution is that of the accepted requests.
     """
 
     def __init__(self, alpha: float, beta: float, n: int, k: int, rate: float) -> None:
@@ -208,6 +208,7 @@ class BulkResponseTime:
         self.alpha, self.beta, self.n = alpha, beta, n
         self.rate = rate
         pi, batch, tau, start = chain.pi, chain.batch, chain.tau, chain.start
+        limit = float(pi.size)  # the K the chain was solved with
         cycle = float(pi @ tau + pi[0] / rate)
         self.idle = float(pi[0] / rate / cycle)
         busy = pi * tau / cycle  # time in a batch started from each X
@@ -224,6 +225,11 @@ class BulkResponseTime:
             - special.gammaln(a + 1.0)[None, None, :]
         )  # (X, S, A)
         weight = wu[:, :, None] * pa
+        # an arrival that finds K in the system is lost: the distribution is of those accepted
+        weight = np.where(start[:, None, None] + a[None, None, :] < limit, weight, 0.0)
+        accepted = self.idle + float(weight.sum())
+        self.idle /= accepted
+        weight = weight / accepted
         ahead = (start - batch)[:, None, None] + a[None, None, :]
         full, r = np.divmod(ahead, float(n))
         wait = (tau[:, None] - u)[:, :, None] + full * (alpha + beta * n)
