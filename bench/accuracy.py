@@ -22,7 +22,7 @@ Two service modes (``--service``):
   ``bench/README.md`` and ``docs/accuracy.md``).
 - ``deterministic``: what servers do. Fixed batch/iteration times from the profile's formulas and
   fixed token lengths (every request the model's average shape). The batch kind is modelled as
-  Triton batches (``batching="triton"``, the bulk model's means; percentiles stay the chain's).
+  Triton batches (``batching="triton"``: the bulk model, means and percentiles).
 
 ``--lengths`` overrides the length distribution (``fixed`` or ``geometric``) of either mode:
 ``--service deterministic --lengths geometric`` separates the iteration times from the lengths.

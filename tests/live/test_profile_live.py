@@ -12,6 +12,8 @@ import pytest
 from inferno.cli import main
 from inferno.model.analyzer import analyze_rate
 from inferno.model.bulk import bulk_metrics
+from inferno.model.percentiles import quantile
+from inferno.model.points import OperatingPoints
 from inferno.model.profiles import BatchProfile, Tokens
 from inferno.prom import PrometheusClient, PrometheusLoadSource
 
@@ -132,9 +134,14 @@ def test_model_predicts_mean_latency_at_measured_load(
         BatchProfile(fitted["alpha"], fitted["beta"], MAX_BATCH, batching="chain"), Tokens(), rate
     )
     mean = float(measured["meanMs"])
+    p95 = float(measured["percentilesMs"]["p95"])
+    points = OperatingPoints.of(
+        [BatchProfile(fitted["alpha"], fitted["beta"], MAX_BATCH)], [Tokens()]
+    )
+    model_p95 = quantile(points.response_time(0, rate / 1000.0).survival, 0.95, mean)
 
-    def err(x: float) -> str:
-        return f"{100 * (x / mean - 1):+.0f}%"
+    def err(x: float, of: float = mean) -> str:
+        return f"{100 * (x / of - 1):+.0f}%"
 
     print(
         f"\n{rps:g} rps (collector {rate:.2f}/s): measured mean {mean:.1f} ms, "
@@ -142,9 +149,11 @@ def test_model_predicts_mean_latency_at_measured_load(
         f"{(obs.queue_ms or 0) + (obs.compute_ms or 0):.1f} ms; "
         f"model {inferno.avg_resp_time:.1f} ms ({err(inferno.avg_resp_time)}), "
         f"avg batch {bulk.avg_batch:.2f} (Triton {obs.avg_batch:.2f}); "
-        f"chain {chain.avg_resp_time:.1f} ms ({err(chain.avg_resp_time)})"
+        f"chain {chain.avg_resp_time:.1f} ms ({err(chain.avg_resp_time)}); "
+        f"model p95 {model_p95:.1f} ms ({err(model_p95, p95)})"
     )
     assert inferno.avg_resp_time == pytest.approx(bulk.response, rel=0.02)
     assert inferno.avg_resp_time == pytest.approx(mean, rel=0.25)
+    assert model_p95 == pytest.approx(p95, rel=0.25)
     assert obs.avg_batch is not None
     assert bulk.avg_batch == pytest.approx(obs.avg_batch, rel=0.25)
