@@ -233,12 +233,9 @@ class BulkResponseTime:
         ahead = (start - batch)[:, None, None] + a[None, None, :]
         full, r = np.divmod(ahead, float(n))
         wait = (tau[:, None] - u)[:, :, None] + full * (alpha + beta * n)
-        # drop the smallest terms while their total stays ≤ 1e-9: survival errors ≤ 1e-9
+        # drop terms below 1e-9 / their count: survival errors stay ≤ 1e-9
         flat = weight.ravel()
-        order = np.argsort(flat)
-        dropped = order[np.cumsum(flat[order]) <= _DROPPED_MASS]
-        big = np.ones(flat.size, dtype=bool)
-        big[dropped] = False
+        big = flat >= _DROPPED_MASS / max(flat.size, 1)
         self._w = flat[big]
         self._wait = wait.ravel()[big]
         self._r = np.broadcast_to(r, weight.shape).ravel()[big]

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from . import _chain, _kinds, bulk, percentiles
 from ._kinds import KindArrays
@@ -358,6 +359,16 @@ class OperatingPoints:
         raise IndexError(i)
 
 
+_THREADPOOLS: list[ThreadpoolController] = []
+
+
+def _one_blas_thread() -> Any:
+    """BLAS held to one thread (the controller scans the loaded libraries once, not per call)."""
+    if not _THREADPOOLS:
+        _THREADPOOLS.append(ThreadpoolController())
+    return _THREADPOOLS[0].limit(limits=1, user_api="blas")
+
+
 #: the bulk model's state space is at most this many batches beyond N (see _bulk_means)
 BULK_QUEUE_BATCHES = 4
 BULK_QUEUE_MIN = 64
@@ -376,7 +387,7 @@ def _bulk_means(out: dict[str, F], b: _Block, lam: F, beyond: F | None = None) -
     """
     p = b.params
     # small dense solves: BLAS threads only contend (seconds lost on 2 busy cores)
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _one_blas_thread():
         _bulk_rows(out, b, p, lam, beyond)
 
 
@@ -389,7 +400,7 @@ def _bulk_limits(b: _Block, i: int) -> tuple[int, int]:
 
 def _bulk_response(b: _Block, i: int, rate: float) -> bulk.BulkResponseTime:
     n, k = _bulk_limits(b, i)
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _one_blas_thread():
         return bulk.BulkResponseTime(float(b.params.alpha[i]), float(b.params.beta[i]), n, k, rate)
 
 
