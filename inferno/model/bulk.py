@@ -219,11 +219,7 @@ class BulkResponseTime:
         mean = rate * u
         a_max = int(np.max(mean) + 10.0 * math.sqrt(float(np.max(mean)) + 1.0) + 2 * n + 10)
         a = np.arange(a_max, dtype=np.float64)
-        pa = np.exp(
-            a[None, None, :] * np.log(np.maximum(mean, 1e-300))[:, :, None]
-            - mean[:, :, None]
-            - special.gammaln(a + 1.0)[None, None, :]
-        )  # (X, S, A)
+        pa = _poisson_pmf(a_max, mean.ravel()).reshape(*mean.shape, a_max)  # (X, S, A)
         weight = wu[:, :, None] * pa
         # an arrival that finds K in the system is lost: the distribution is of those accepted
         weight = np.where(start[:, None, None] + a[None, None, :] < limit, weight, 0.0)
