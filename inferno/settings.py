@@ -51,6 +51,8 @@ class Settings:
     )
     gpu_resource: str = field(default="nvidia.com/gpu", metadata={"env": "INFERNO_GPU_RESOURCE"})
     hpa_headroom: float = field(default=0.25, metadata={"env": "INFERNO_HPA_HEADROOM"})
+    # keep the running batch size when a decision moves it by at most this fraction (same GPU)
+    batch_tolerance: float = field(default=0.25, metadata={"env": "INFERNO_BATCH_TOLERANCE"})
     batch_env: str = field(default="INFERNO_MAX_BATCH_SIZE", metadata={"env": "INFERNO_BATCH_ENV"})
     # the load from Prometheus (docs/metrics.md); no URL: the load labels are used
     prometheus_url: str = field(default="", metadata={"env": "PROMETHEUS_URL"})
@@ -108,6 +110,12 @@ class Settings:
         )
         _require(self.http_timeout > 0, "INFERNO_HTTP_TIMEOUT", self.http_timeout, "> 0 seconds")
         _require(self.hpa_headroom >= 0, "INFERNO_HPA_HEADROOM", self.hpa_headroom, ">= 0")
+        _require(
+            0 <= self.batch_tolerance < 1,
+            "INFERNO_BATCH_TOLERANCE",
+            self.batch_tolerance,
+            "a fraction in [0, 1)",
+        )
         _require(
             self.default_mode in ("auto", "recommend"),
             "INFERNO_DEFAULT_MODE",

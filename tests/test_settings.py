@@ -49,6 +49,8 @@ def test_overrides_win_and_are_checked() -> None:
         ("INFERNO_HTTP_TIMEOUT", "0", "> 0"),
         ("INFERNO_DEFAULT_MODE", "yolo", "recommend"),
         ("INFERNO_HPA_HEADROOM", "-0.5", ">= 0"),
+        ("INFERNO_BATCH_TOLERANCE", "1.5", "[0, 1)"),
+        ("INFERNO_BATCH_TOLERANCE", "-0.1", "[0, 1)"),
     ],
 )
 def test_bad_values_name_the_variable(env: str, value: str, expected: str) -> None:

@@ -22,13 +22,13 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import labels as L
 from .inventory import ManagedDeployment
 
-__all__ = ["Action", "Decision", "Event", "PlanSettings", "plan"]
+__all__ = ["Action", "Decision", "Event", "PlanSettings", "plan", "steady_batch"]
 
 Patch = tuple[dict[str, Any], ...]
 
@@ -77,6 +77,21 @@ class PlanSettings:
     gpu_resource: str = "nvidia.com/gpu"
     batch_env: str = "INFERNO_MAX_BATCH_SIZE"
     hpa_headroom: float = 0.25
+    batch_tolerance: float = 0.0  # see steady_batch
+
+
+def steady_batch(accelerator: str, batch: int, dec: Decision, tolerance: float) -> Decision:
+    """``dec`` with the running batch size kept when it keeps the accelerator and moves the batch
+    by at most ``tolerance`` (relative to the running one): a new batch size is a rolling restart
+    of every replica, not worth a few percent of capacity. ``accelerator``/``batch`` are what the
+    server runs now (batch 0: unknown, never kept)."""
+    if not dec.allocated or tolerance <= 0 or batch <= 0:
+        return dec
+    if dec.accelerator != accelerator or dec.max_batch == batch:
+        return dec
+    if abs(dec.max_batch - batch) <= tolerance * batch:
+        return replace(dec, max_batch=batch)
+    return dec
 
 
 def _escape(key: str) -> str:
@@ -196,6 +211,7 @@ def plan_one(d: ManagedDeployment, dec: Decision | None, cfg: PlanSettings) -> A
             before=before,
             after=before,
         )
+    dec = steady_batch(d.accelerator, d.max_batch, dec, cfg.batch_tolerance)
     replicas = _replicas(d, dec.replicas)
     after = {"replicas": replicas, "accelerator": dec.accelerator, "maxBatch": dec.max_batch}
     summary = _summary(d, dec, replicas)

@@ -44,6 +44,7 @@ def plan_settings(settings: Settings) -> PlanSettings:
         gpu_resource=settings.gpu_resource,
         batch_env=settings.batch_env,
         hpa_headroom=settings.hpa_headroom,
+        batch_tolerance=settings.batch_tolerance,
     )
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..cluster.plan import Decision
+from ..cluster.plan import Decision, steady_batch
 from ..control import actuate, collect, optimize
 from ..emulator import Bursts, Diurnal, Poisson, Replay, Steps, Trace
 from ..system import Load, Server
@@ -277,14 +277,10 @@ class InfernoPolicy(Policy):
     def _steady(self, d: Decision) -> Decision:
         """Keep the running batch size when the decision keeps the accelerator and moves the
         batch by at most ``batch_tolerance`` (relative): a new batch size is a rolling restart."""
-        if not d.allocated or d.server not in self.cluster.configs:
+        if d.server not in self.cluster.configs:
             return d
         now = self.cluster.config(d.server)
-        if d.accelerator != now.accelerator or d.max_batch == now.batch or now.batch <= 0:
-            return d
-        if abs(d.max_batch - now.batch) <= self.batch_tolerance * now.batch:
-            return replace(d, max_batch=now.batch)
-        return d
+        return steady_batch(now.accelerator, now.batch, d, self.batch_tolerance)
 
     def _stabilise(self, t_s: float, d: Decision) -> Decision:
         """Scale-down stabilisation: the replicas are at least every decision of the last

@@ -15,6 +15,7 @@ import pytest
 
 from inferno.cluster import labels as L
 from inferno.cluster.inventory import ManagedDeployment
+from inferno.cluster.plan import steady_batch
 
 from .conftest import Controller, Cycle, Installed, Kubectl
 
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.skipif(
 GPU = "nvidia.com/gpu"
 BATCH_ENV = "INFERNO_MAX_BATCH_SIZE"
 HEADROOM = 0.25  # INFERNO_HPA_HEADROOM's default
+BATCH_TOLERANCE = 0.25  # INFERNO_BATCH_TOLERANCE's default
 #: the solution's "bound" -> the ServiceClass field of that target
 TARGET_OF_BOUND = {"itl": "itlMs", "ttft": "ttftMs", "ttw": "ttwMs", "latency": "latencyMs"}
 
@@ -44,6 +46,8 @@ def check_cycle(kubectl: Kubectl, installed: Installed, cycle: Cycle) -> dict[st
     for d in cycle.collection.deployments:
         dec = cycle.decisions[d.server]
         assert dec.allocated, f"{d.server}: {dec.reason}"
+        # the actuator keeps the running batch when the decision barely moves it
+        dec = steady_batch(d.accelerator, d.max_batch, dec, BATCH_TOLERANCE)
         live = kubectl.json("get", "deployment", d.name, "-n", d.namespace)
         live_all[d.name] = live
         where = f"{d.namespace}/{d.name}"

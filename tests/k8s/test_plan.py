@@ -513,3 +513,32 @@ def test_batch_env_from_a_value_from_is_replaced_by_a_value() -> None:
     env[index] = {"name": BATCH_ENV, "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}}
     out = applied(obj, one(obj, decision("llama", max_batch=64)))
     assert triton(out)["env"][index] == {"name": BATCH_ENV, "value": "64"}
+
+
+# -- batch-size hysteresis --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("accelerator", "new_batch", "tolerance", "kept"),
+    [
+        ("H100", 36, 0.25, True),  # +12.5%: a rolling restart is not worth it
+        ("H100", 24, 0.25, True),  # −25%: at the edge, kept
+        ("H100", 40, 0.25, True),  # +25%: at the edge, kept
+        ("H100", 41, 0.25, False),  # beyond
+        ("H100", 48, 0.25, False),  # +50%
+        ("A100", 36, 0.25, False),  # another accelerator: the batch follows the decision
+        ("H100", 36, 0.0, False),  # no tolerance: every change applies
+    ],
+)
+def test_batch_size_kept_within_the_tolerance(
+    accelerator: str, new_batch: int, tolerance: float, kept: bool
+) -> None:
+    obj = settled(replicas=3)  # runs batch 32 on H100
+    d = parse_deployment(obj)
+    dec = decision("llama", accelerator=accelerator, replicas=4, max_batch=new_batch)
+    [action] = plan([d], [dec], PlanSettings(batch_tolerance=tolerance))
+    out = applied(obj, action)
+    env = {e["name"]: e.get("value") for e in triton(out).get("env", [])}
+    assert env[BATCH_ENV] == ("32" if kept else str(new_batch))
+    assert action.after["maxBatch"] == (32 if kept else new_batch)
+    assert out["spec"]["replicas"] == 4  # the replicas follow the decision either way
