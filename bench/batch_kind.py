@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _tables import print_table  # bench/, first on sys.path when run as a script
 
 from inferno.data import system_from_documents
 from inferno.solver import solve
@@ -129,16 +130,7 @@ def main() -> int:
                     changed,
                 ]
             )
-    if args.markdown:
-        print("| " + " | ".join(header) + " |")
-        print("|" + "---|" * len(header))
-        for r in rows:
-            print("| " + " | ".join(r) + " |")
-    else:
-        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-        print("  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True)))
-        for r in rows:
-            print("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)))
+    print_table(header, rows, args.markdown)
     return 0
 
 

@@ -22,6 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from _tables import print_table  # bench/, first on sys.path when run as a script
 
 from inferno.data import load_system
 from inferno.solver import solve
@@ -149,16 +150,7 @@ def main() -> int:
         for r in rows
     ]
     cli = cli_seconds(args.repeat)
-    if args.markdown:
-        print("| " + " | ".join(headers) + " |")
-        print("|" + "---|" * len(headers))
-        for c in cells:
-            print("| " + " | ".join(c) + " |")
-    else:
-        widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
-        print("  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True)))
-        for c in cells:
-            print("  ".join(v.rjust(w) for v, w in zip(c, widths, strict=True)))
+    print_table(headers, cells, args.markdown)
     print(f"\nlarge sample end to end from the CLI (process start included): {cli:.3f} s")
     return 0
 

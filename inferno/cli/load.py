@@ -141,8 +141,7 @@ def build_loads(args: argparse.Namespace) -> list[ModelLoad]:
         elif rps is None:
             raise InputError(f"--model {name}: give a rate (NAME=RPS) or a --trace file")
         else:
-            loads.append(ModelLoad.poisson(name, rps, args.batch))
-            loads[-1].shapes.update(shapes)
+            loads.append(ModelLoad.poisson(name, rps, args.batch, shapes))
     return loads
 
 

@@ -27,10 +27,17 @@ class ModelLoad:
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     @classmethod
-    def poisson(cls, model: str, rps: float, batch: int = 1) -> ModelLoad:
+    def poisson(
+        cls,
+        model: str,
+        rps: float,
+        batch: int = 1,
+        shapes: dict[str, tuple[int, ...]] | None = None,
+    ) -> ModelLoad:
+        """Poisson arrivals at ``rps`` requests per second."""
         if not rps >= 0:
             raise ValueError(f"model {model!r}: a rate must be ≥ 0 requests/s, got {rps!r}")
-        return cls(model, Poisson(rps * 60.0), batch)
+        return cls(model, Poisson(rps * 60.0), batch, dict(shapes or {}))
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import numpy as np
 import tritonclient.grpc.aio as grpcclient
 import tritonclient.http.aio as httpclient
 from numpy.typing import NDArray
-from tritonclient.utils import InferenceServerException
+from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 from ..errors import InfernoError
 from .stats import ModelStatistics, parse_statistics
@@ -289,8 +289,6 @@ def numpy_type(datatype: str) -> Any:
 
 
 def _tensor(factory: Any, name: str, array: NDArray[Any]) -> Any:
-    from tritonclient.utils import np_to_triton_dtype
-
     tensor = factory(name, list(array.shape), np_to_triton_dtype(array.dtype))
     tensor.set_data_from_numpy(array)
     return tensor

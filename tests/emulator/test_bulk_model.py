@@ -54,22 +54,30 @@ def test_bad_arguments(bad: tuple[float, float, int, int, float]) -> None:
         bulk_metrics(*bad)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("load", [0.3, 0.7])
-def test_matches_the_emulator(load: float) -> None:
-    alpha, beta, n = 20.0, 2.0, 8
-    cap = n / (alpha + beta * n)
-    lam = load * cap
+def _emulated_latency(
+    alpha: float, beta: float, n: int, lam: float, *, requests: int, seed: int
+) -> np.ndarray:
+    """Latencies of ~``requests`` requests on the emulator's Triton batching (K = 11 N, fixed
+    batch times), the first 2,000 dropped as warm-up."""
     spec = ServerSpec(
         BatchProfile(alpha, beta, n),
         Poisson(lam * 60_000.0),
         max_queue=10 * n,
         service="deterministic",
     )
-    sim = Simulation({"s": spec}, seed=11)
-    sim.run_until(60_000 / lam)
+    sim = Simulation({"s": spec}, seed=seed)
+    sim.run_until(requests / lam)
     r = sim.records("s")
-    latency = r.latency[r.completed][2000:]
+    out: np.ndarray = r.latency[r.completed][2000:]
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("load", [0.3, 0.7])
+def test_matches_the_emulator(load: float) -> None:
+    alpha, beta, n = 20.0, 2.0, 8
+    lam = load * n / (alpha + beta * n)
+    latency = _emulated_latency(alpha, beta, n, lam, requests=60_000, seed=11)
     model = bulk_metrics(alpha, beta, n, 11 * n, lam)
     assert_in_ci(model.response, batch_means(latency), "Triton batching mean response")
     assert np.isfinite(model.wait)
@@ -107,16 +115,7 @@ def test_md1_wait_is_positive_with_probability_rho() -> None:
 def test_p95_matches_the_emulator(load: float) -> None:
     alpha, beta, n = 20.0, 2.0, 8
     lam = load * n / (alpha + beta * n)
-    spec = ServerSpec(
-        BatchProfile(alpha, beta, n),
-        Poisson(lam * 60_000.0),
-        max_queue=10 * n,
-        service="deterministic",
-    )
-    sim = Simulation({"s": spec}, seed=5)
-    sim.run_until(400_000 / lam)
-    r = sim.records("s")
-    latency = r.latency[r.completed][2000:]
+    latency = _emulated_latency(alpha, beta, n, lam, requests=400_000, seed=5)
     rt = BulkResponseTime(alpha, beta, n, 11 * n, lam)
     model_p95 = quantile(rt.survival, 0.95, rt.metrics.response)
     assert model_p95 == pytest.approx(float(np.quantile(latency, 0.95)), rel=0.02)
