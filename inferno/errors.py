@@ -3,6 +3,26 @@
 Every error a user can cause derives from :class:`InfernoError`; catching that one class is enough
 for a caller that only wants to report and stop. Infeasible or unallocatable servers are *not*
 errors: they are result statuses (see :mod:`inferno.solver`).
+
+The whole tree, with what raises each class (``tests/test_errors.py`` checks it against the
+classes in the package: a new exception is documented here or that test fails)::
+
+    InfernoError               the base; the CLI exits 1 on it (2 on an InputError)
+    ├── InputError             inferno.data, simulate, emulator.traces, cli: bad file or argument
+    │   └── DataError          inferno.data: well-formed input that is inconsistent
+    ├── SettingsError          inferno.settings, prom.load: an environment variable's bad value
+    ├── InventoryError         inferno.cluster.inventory: unusable Deployment labels/annotations
+    ├── ClusterError           inferno.k8s, simulate.cluster: a Kubernetes API call failed
+    ├── PrometheusError        inferno.prom: Prometheus could not answer a query
+    │   ├── PrometheusUnavailable  no connection, a timeout or an HTTP 5xx
+    │   ├── PrometheusQueryError   HTTP 4xx, an error status or an answer that is not its JSON
+    │   └── NoData                 the query returned no series (or only stale ones)
+    ├── TritonError            inferno.triton: Triton could not do what was asked
+    │   ├── TritonUnavailable      no connection, a timeout or an unavailable server
+    │   ├── TritonModelError       an unknown or unready model, or unusable metadata
+    │   └── TritonRequestError     the server refused a request (profiling.measure too)
+    ├── StatisticsError        inferno.triton.stats: a statistics answer off the protocol
+    └── FitError               inferno.profiling.fit: measurements that cannot fit a profile
 """
 
 from __future__ import annotations

@@ -34,16 +34,40 @@ class Settings:
     watch_namespaces: tuple[str, ...] = field(default=(), metadata={"env": "WATCH_NAMESPACE"})
     control_period: float = field(default=60.0, metadata={"env": "INFERNO_CONTROL_PERIOD"})
     data_path: str = field(default="/etc/inferno/data", metadata={"env": "INFERNO_DATA_PATH"})
-    bind_host: str = field(default="0.0.0.0", metadata={"env": "INFERNO_BIND_HOST"})
-    controller_host: str = field(default="localhost", metadata={"env": "CONTROLLER_HOST"})
+    # the collector, optimizer and actuator listen on the pod's loopback only: their callers are
+    # their sibling containers; the controller listens on every interface (the Service's port)
+    bind_host: str = field(default="127.0.0.1", metadata={"env": "INFERNO_BIND_HOST"})
+    controller_bind_host: str = field(default="0.0.0.0", metadata={"env": "CONTROLLER_BIND_HOST"})
+    # a sibling's metrics-only port on every interface (GET /metrics and nothing else; 0: none)
+    metrics_port: int = field(default=0, metadata={"env": "INFERNO_METRICS_PORT"})
+    controller_host: str = field(default="127.0.0.1", metadata={"env": "CONTROLLER_HOST"})
     controller_port: int = field(default=3300, metadata={"env": "CONTROLLER_PORT"})
-    collector_host: str = field(default="localhost", metadata={"env": "COLLECTOR_HOST"})
+    collector_host: str = field(default="127.0.0.1", metadata={"env": "COLLECTOR_HOST"})
     collector_port: int = field(default=3301, metadata={"env": "COLLECTOR_PORT"})
-    optimizer_host: str = field(default="localhost", metadata={"env": "INFERNO_HOST"})
+    optimizer_host: str = field(default="127.0.0.1", metadata={"env": "INFERNO_HOST"})
     optimizer_port: int = field(default=3302, metadata={"env": "INFERNO_PORT"})
-    actuator_host: str = field(default="localhost", metadata={"env": "ACTUATOR_HOST"})
+    actuator_host: str = field(default="127.0.0.1", metadata={"env": "ACTUATOR_HOST"})
     actuator_port: int = field(default=3303, metadata={"env": "ACTUATOR_PORT"})
-    invoke_token: str = field(default="", metadata={"env": "INFERNO_INVOKE_TOKEN"})
+    invoke_token: str = field(default="", repr=False, metadata={"env": "INFERNO_INVOKE_TOKEN"})
+    # a file holding the invoke token, re-read when it changes (a mounted Secret: rotation
+    # needs no restart); takes the place of INFERNO_INVOKE_TOKEN
+    invoke_token_file: str = field(default="", metadata={"env": "INFERNO_INVOKE_TOKEN_FILE"})
+    # the pod's internal token, shared by the four containers through an emptyDir: created by
+    # whichever container starts first; "" in one process (all-in-one): made in memory
+    internal_token_file: str = field(default="", metadata={"env": "INFERNO_INTERNAL_TOKEN_FILE"})
+    # no authentication at all (no invoke token, no internal token): local development only
+    insecure: bool = field(default=False, metadata={"env": "INFERNO_INSECURE"})
+    max_body_bytes: int = field(default=4 * 1024 * 1024, metadata={"env": "INFERNO_MAX_BODY_BYTES"})
+    # seconds from a cycle's start after which the actuator applies nothing more
+    cycle_deadline: float = field(default=30.0, metadata={"env": "INFERNO_CYCLE_DEADLINE"})
+    # the most replicas one server may be given (a decision above is refused by the actuator)
+    max_replicas: int = field(default=1000, metadata={"env": "INFERNO_MAX_REPLICAS"})
+    # only the holder of a coordination.k8s.io Lease in INFERNO_NAMESPACE runs cycles
+    leader_election: bool = field(default=True, metadata={"env": "INFERNO_LEADER_ELECTION"})
+    lease_name: str = field(default="inferno-leader", metadata={"env": "INFERNO_LEASE_NAME"})
+    lease_duration: float = field(default=15.0, metadata={"env": "INFERNO_LEASE_DURATION"})
+    # who this instance is in the Lease (default: the host name and the process id)
+    identity: str = field(default="", metadata={"env": "INFERNO_IDENTITY"})
     http_timeout: float = field(default=30.0, metadata={"env": "INFERNO_HTTP_TIMEOUT"})
     default_mode: str = field(default="auto", metadata={"env": "INFERNO_DEFAULT_MODE"})
     gpu_node_label: str = field(
@@ -109,7 +133,52 @@ class Settings:
             self.control_period >= 0, "INFERNO_CONTROL_PERIOD", self.control_period, ">= 0 seconds"
         )
         _require(self.http_timeout > 0, "INFERNO_HTTP_TIMEOUT", self.http_timeout, "> 0 seconds")
-        _require(self.hpa_headroom >= 0, "INFERNO_HPA_HEADROOM", self.hpa_headroom, ">= 0")
+        _require(
+            self.hpa_headroom >= 0 and math.isfinite(self.hpa_headroom),
+            "INFERNO_HPA_HEADROOM",
+            self.hpa_headroom,
+            "a finite number >= 0",
+        )
+        _require(
+            1024 <= self.max_body_bytes <= 1 << 30,
+            "INFERNO_MAX_BODY_BYTES",
+            self.max_body_bytes,
+            "a size in bytes between 1024 and 1073741824",
+        )
+        _require(
+            0 < self.cycle_deadline <= 3600 and math.isfinite(self.cycle_deadline),
+            "INFERNO_CYCLE_DEADLINE",
+            self.cycle_deadline,
+            "seconds in (0, 3600]",
+        )
+        _require(
+            1 <= self.max_replicas <= 1_000_000,
+            "INFERNO_MAX_REPLICAS",
+            self.max_replicas,
+            "an integer in 1..1000000",
+        )
+        _require(
+            1 <= self.lease_duration <= 600,
+            "INFERNO_LEASE_DURATION",
+            self.lease_duration,
+            "seconds in [1, 600]",
+        )
+        _require(
+            _DNS.fullmatch(self.lease_name) is not None,
+            "INFERNO_LEASE_NAME",
+            self.lease_name,
+            "a DNS label",
+        )
+        if self.invoke_token and self.invoke_token_file:
+            raise SettingsError(
+                "INFERNO_INVOKE_TOKEN and INFERNO_INVOKE_TOKEN_FILE are both set: expected one"
+            )
+        _require(
+            self.control_period == 0 or self.control_period >= 1,
+            "INFERNO_CONTROL_PERIOD",
+            self.control_period,
+            "0 (only on POST /invoke) or at least 1 second",
+        )
         _require(
             0 <= self.batch_tolerance < 1,
             "INFERNO_BATCH_TOLERANCE",
@@ -127,6 +196,7 @@ class Settings:
             ("COLLECTOR_PORT", self.collector_port),
             ("INFERNO_PORT", self.optimizer_port),
             ("ACTUATOR_PORT", self.actuator_port),
+            ("INFERNO_METRICS_PORT", self.metrics_port),
         ):
             _require(0 <= port <= 65535, env, port, "a port number 0-65535")
         _require(self.load_window > 0, "INFERNO_LOAD_WINDOW", self.load_window, "> 0 seconds")
@@ -190,6 +260,7 @@ class Settings:
         return f"http://{host}:{port}"
 
 
+_DNS = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _URL = re.compile(r"https?://[^\s/?#]+(/\S*)?")
 _METRIC = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 

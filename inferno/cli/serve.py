@@ -21,7 +21,9 @@ from ..settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+    from prometheus_client import CollectorRegistry
 
+    from ..control.leader import LeaderElector
     from ..k8s import KubeCluster
 
 __all__ = ["add_parsers"]
@@ -59,7 +61,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="controller, collector, optimizer, actuator and the ServiceClass operator",
     )
     run.add_argument("--kubeconfig", default=None, help="kubeconfig file (default: KUBECONFIG)")
-    run.add_argument("--host", default=None, help="address to bind (default: INFERNO_BIND_HOST)")
+    run.add_argument(
+        "--host", default=None, help="address to bind (default: INFERNO_BIND_HOST, 127.0.0.1)"
+    )
     run.add_argument("--port", type=int, default=None, help="controller port (CONTROLLER_PORT)")
     run.add_argument("--data-path", default=None, help="static data directory (INFERNO_DATA_PATH)")
     run.add_argument(
@@ -81,11 +85,12 @@ def _start(args: argparse.Namespace, build: Callable[[Settings], int]) -> int:
         settings = Settings.from_env()
     except SettingsError as exc:
         return _fail(str(exc))
+    from ..errors import InputError
     from ..k8s import ClusterError
 
     try:
         return build(settings)
-    except (SettingsError, ClusterError) as exc:
+    except (SettingsError, ClusterError, InputError) as exc:
         return _fail(str(exc))
 
 
@@ -119,14 +124,30 @@ def _serve(
     return 0
 
 
+def _metrics_port(settings: Settings, registry: CollectorRegistry) -> None:
+    """A sibling's metrics-only port (INFERNO_METRICS_PORT) on every interface, in a thread."""
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics_port, addr="0.0.0.0", registry=registry)
+
+
 def serve_collector(args: argparse.Namespace) -> int:
     from ..prom import source_from_settings
     from ..services import collector
+    from ..services._auth import internal_token
+    from ..services._common import new_registry
 
     def build(settings: Settings) -> int:
+        registry = new_registry()
         app = collector.create_app(
-            settings, api=_cluster(args), load_source=source_from_settings(settings)
+            settings,
+            api=_cluster(args),
+            token=internal_token(settings),
+            registry=registry,
+            load_source=source_from_settings(settings),
         )
+        _metrics_port(settings, registry)
         return _serve(app, settings.bind_host, settings.collector_port)
 
     return _start(args, build)
@@ -134,55 +155,91 @@ def serve_collector(args: argparse.Namespace) -> int:
 
 def serve_optimizer(args: argparse.Namespace) -> int:
     from ..services import optimizer
+    from ..services._auth import internal_token
+    from ..services._common import new_registry
 
     def build(settings: Settings) -> int:
-        return _serve(optimizer.create_app(settings), settings.bind_host, settings.optimizer_port)
+        registry = new_registry()
+        app = optimizer.create_app(settings, token=internal_token(settings), registry=registry)
+        _metrics_port(settings, registry)
+        return _serve(app, settings.bind_host, settings.optimizer_port)
 
     return _start(args, build)
 
 
 def serve_actuator(args: argparse.Namespace) -> int:
     from ..services import actuator
+    from ..services._auth import internal_token
+    from ..services._common import new_registry
 
     def build(settings: Settings) -> int:
-        app = actuator.create_app(settings, api=_cluster(args))
+        registry = new_registry()
+        app = actuator.create_app(
+            settings, api=_cluster(args), token=internal_token(settings), registry=registry
+        )
+        _metrics_port(settings, registry)
         return _serve(app, settings.bind_host, settings.actuator_port)
 
     return _start(args, build)
 
 
+def _elector(settings: Settings, api: KubeCluster) -> LeaderElector | None:
+    from ..control.leader import LeaderElector, default_identity
+
+    if not settings.leader_election:
+        return None
+    return LeaderElector(
+        api,
+        settings.namespace,
+        settings.lease_name,
+        settings.identity or default_identity(),
+        duration=settings.lease_duration,
+    )
+
+
 def _with_operator(
     settings: Settings,
     args: argparse.Namespace,
-    serve: Callable[[Callable[[], object] | None], int],
+    serve: Callable[[Callable[[], list[str]], Callable[[], object] | None], int],
     enabled: bool = True,
 ) -> int:
-    """Run ``serve(on_shutdown)`` with the ServiceClass operator thread alongside."""
-    from ..control.operator import OperatorThread, start_operator_thread
+    """Run ``serve(live, on_shutdown)`` with the ServiceClass operator thread alongside;
+    ``live()`` says whether that thread still runs (the liveness probe)."""
+    from ..k8s.operator import OperatorThread, start_operator_thread
 
     operator: OperatorThread | None = None
     if enabled:
         operator = start_operator_thread(settings, kubeconfig=getattr(args, "kubeconfig", None))
+
+    def live() -> list[str]:
+        if operator is None or operator.alive:
+            return []
+        why = f": {type(operator.error).__name__}: {operator.error}" if operator.error else ""
+        return [f"the ServiceClass operator thread has stopped{why}"]
+
     try:
-        return serve(None if operator is None else operator.stop)
+        return serve(live, None if operator is None else operator.stop)
     finally:
         if operator is not None:
             operator.stop()  # again, if the server stopped some other way (idempotent)
 
 
 def serve_controller(args: argparse.Namespace) -> int:
-    from ..control.cycle import Phases
     from ..services import controller
+    from ..services._auth import internal_token
+    from ..services.phases import Phases
 
     def build(settings: Settings) -> int:
         api = _cluster(args)
-        app = controller.create_app(settings, phases=Phases(settings), api=api)
-        return _with_operator(
-            settings,
-            args,
-            lambda stop: _serve(app, settings.bind_host, settings.controller_port, stop),
-            enabled=not args.no_operator,
-        )
+        phases = Phases(settings, token=internal_token(settings))
+
+        def serve(live: Callable[[], list[str]], stop: Callable[[], object] | None) -> int:
+            app = controller.create_app(
+                settings, phases=phases, api=api, elector=_elector(settings, api), live=live
+            )
+            return _serve(app, settings.controller_bind_host, settings.controller_port, stop)
+
+        return _with_operator(settings, args, serve, enabled=not args.no_operator)
 
     return _start(args, build)
 
@@ -191,11 +248,12 @@ def run_all_in_one(args: argparse.Namespace) -> int:
     """One process: the controller on ``--port``, whose phases call in-process collector,
     optimizer and actuator apps over :class:`httpx.ASGITransport` (the pod's code path), plus
     the ServiceClass operator thread."""
-    from ..control.cycle import Phases
     from ..control.optimize import read_static_data
     from ..prom import source_from_settings
     from ..services import actuator, collector, controller, optimizer
+    from ..services._auth import internal_token
     from ..services._common import new_registry
+    from ..services.phases import Phases
 
     def build(settings: Settings) -> int:
         overrides: dict[str, Any] = {}
@@ -205,27 +263,39 @@ def run_all_in_one(args: argparse.Namespace) -> int:
             overrides["data_path"] = args.data_path
         if args.period is not None:
             overrides["control_period"] = args.period
-        if args.host is not None:
-            overrides["bind_host"] = args.host
+        host = args.host if args.host is not None else settings.bind_host
         settings = replace(settings, **overrides)
         settings.check()
         read_static_data(settings.data_path)  # a wrong --data-path fails now (InputError: exit 2)
         api = _cluster(args)
+        token = internal_token(settings, in_process=True)
         registry = new_registry()  # one registry: the controller's /metrics shows all four
         phases = Phases.in_process(
             settings,
+            token=token,
             collector=collector.create_app(
-                settings, api=api, registry=registry, load_source=source_from_settings(settings)
+                settings,
+                api=api,
+                token=token,
+                registry=registry,
+                load_source=source_from_settings(settings),
             ),
-            optimizer=optimizer.create_app(settings, registry=registry),
-            actuator=actuator.create_app(settings, api=api, registry=registry),
+            optimizer=optimizer.create_app(settings, token=token, registry=registry),
+            actuator=actuator.create_app(settings, api=api, token=token, registry=registry),
         )
-        app = controller.create_app(settings, phases=phases, api=api, registry=registry)
-        return _with_operator(
-            settings,
-            args,
-            lambda stop: _serve(app, settings.bind_host, settings.controller_port, stop),
-        )
+
+        def serve(live: Callable[[], list[str]], stop: Callable[[], object] | None) -> int:
+            app = controller.create_app(
+                settings,
+                phases=phases,
+                api=api,
+                registry=registry,
+                elector=_elector(settings, api),
+                live=live,
+            )
+            return _serve(app, host, settings.controller_port, stop)
+
+        return _with_operator(settings, args, serve)
 
     return _start(args, build)
 

@@ -65,6 +65,8 @@ class ManagedDeployment:
     load: Load | None = None  # from labels, when they are present
     hpa: HpaRef | None = None
     triton_model: str = ""  # the model's name in the server's metrics ("": same as ``model``)
+    cycle: str = ""  # the cycle annotation: the last plan that patched it ("": none)
+    has_annotations: bool = False  # metadata.annotations exists (a JSON patch must know)
 
     @property
     def key(self) -> str:
@@ -169,6 +171,8 @@ def parse_deployment(obj: Mapping[str, Any], default_mode: str = "auto") -> Mana
         mode=mode,
         load=_load(labels, where),
         triton_model=annotations.get(L.TRITON_MODEL) or model,
+        cycle=str(annotations.get(L.CYCLE) or ""),
+        has_annotations=isinstance(meta.get("annotations"), Mapping),
     )
 
 

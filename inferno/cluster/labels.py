@@ -29,3 +29,12 @@ DEFAULT_CLASS = "Free"
 # the model's name in the server's metrics (Triton's ``model`` label), when it differs from the
 # inferno.server.model label (default: that label's value)
 TRITON_MODEL = "inferno.server/triton-model"
+
+# written by the actuator on every Deployment it patches: "<sequence>.<cycle id>" of the cycle
+# whose plan the patch enacted (the sequence orders plans: an older plan is refused)
+CYCLE = "inferno.server/cycle"
+
+# the ServiceClass custom resource (manifests/10-crd-serviceclass.yaml)
+SERVICE_CLASS_GROUP = "inferno.ai"
+SERVICE_CLASS_VERSION = "v1alpha1"
+SERVICE_CLASS_PLURAL = "serviceclasses"

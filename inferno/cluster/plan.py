@@ -28,7 +28,7 @@ from typing import Any
 from . import labels as L
 from .inventory import ManagedDeployment
 
-__all__ = ["Action", "Decision", "Event", "PlanSettings", "plan", "steady_batch"]
+__all__ = ["Action", "Decision", "Event", "PlanSettings", "plan", "plan_one", "steady_batch"]
 
 Patch = tuple[dict[str, Any], ...]
 
@@ -74,10 +74,21 @@ class Action:
 
 @dataclass(frozen=True, slots=True)
 class PlanSettings:
+    """How decisions become patches (the ``plan`` group of :class:`inferno.settings.Settings`,
+    which documents each field and its variable)."""
+
     gpu_resource: str = "nvidia.com/gpu"
     batch_env: str = "INFERNO_MAX_BATCH_SIZE"
     hpa_headroom: float = 0.25
-    batch_tolerance: float = 0.0  # see steady_batch
+    batch_tolerance: float = 0.25  # see steady_batch
+
+    def __post_init__(self) -> None:
+        if not (self.hpa_headroom >= 0 and math.isfinite(self.hpa_headroom)):
+            raise ValueError(f"hpa_headroom={self.hpa_headroom!r}: expected a finite number >= 0")
+        if not 0 <= self.batch_tolerance < 1:
+            raise ValueError(
+                f"batch_tolerance={self.batch_tolerance!r}: expected a fraction in [0, 1)"
+            )
 
 
 def steady_batch(accelerator: str, batch: int, dec: Decision, tolerance: float) -> Decision:

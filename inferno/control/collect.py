@@ -11,8 +11,6 @@ from ..cluster.inventory import (
     HpaRef,
     InventoryError,
     ManagedDeployment,
-    deployment_from_json,
-    deployment_to_json,
     parse_deployment,
     server_row,
 )
@@ -34,25 +32,8 @@ class Collection:
     service_classes: list[dict[str, Any]]  # serviceclass-data.json rows (from the CRs)
     problems: list[str] = field(default_factory=list)
     load_source: str = "labels"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "deployments": [deployment_to_json(d) for d in self.deployments],
-            "servers": self.servers,
-            "serviceClasses": self.service_classes,
-            "problems": self.problems,
-            "loadSource": self.load_source,
-        }
-
-    @classmethod
-    def from_json(cls, obj: Mapping[str, Any]) -> Collection:
-        return cls(
-            deployments=[deployment_from_json(d) for d in obj.get("deployments") or []],
-            servers=list(obj.get("servers") or []),
-            service_classes=list(obj.get("serviceClasses") or []),
-            problems=list(obj.get("problems") or []),
-            load_source=str(obj.get("loadSource", "labels")),
-        )
+    #: what the load source measured (Prometheus mode): the optimizer tunes profiles from it
+    measurement: dict[str, Any] | None = None
 
 
 def _hpa_for(hpas: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], HpaRef]:

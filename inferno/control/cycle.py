@@ -1,20 +1,23 @@
-"""One control cycle over HTTP: collect, optimize, update — the Go original's controller loop.
+"""One control cycle: collect, optimize, update — the Go original's controller loop.
 
-:class:`Phases` makes the three calls to the sibling services (``/collect``, ``/optimize``,
-``/update``) over :class:`httpx.AsyncClient` s; :func:`run_cycle` runs them in order and returns a
+:func:`run_cycle` runs the three phases of a :class:`CyclePhases` (the HTTP calls to the sibling
+containers, :mod:`inferno.services.phases`, or anything else that answers them) and returns a
 :class:`CycleReport`.
 
 Rules:
 
-- If collect or optimize fails (no connection, a timeout, a non-2xx answer, a malformed body),
-  nothing is sent to the actuator; the report names the phase and why.
-- The actuator's per-Deployment failures are reported, never hidden: the cycle then fails.
-- Decisions go to the actuator as the optimizer wrote them; the actuator's plan is what keeps a
-  server absent from the solution (or unallocated) at its current allocation, never at zero.
-- After the actuator answered, each ServiceClass's ``status`` is written (if a cluster API is
-  given); a failure there is logged and reported but does not fail the cycle.
-- The collector's ``measurement`` (Prometheus mode) goes to the optimizer as ``observations``,
-  from which it tunes the profiles online; its ``tuning`` section is copied into the report.
+- If collect or optimize fails, nothing is sent to the actuator; the report names the phase.
+- Each cycle has an id, a sequence number (the start time in ns: later cycles have larger ones)
+  and a deadline; the actuator applies nothing after the deadline and refuses plans older than
+  one it has applied.
+- The actuator's per-Deployment failures and refusals are reported, never hidden: the cycle
+  then fails. When its answer is lost (a timeout, a crash), the outcome is *unknown*: the cycle
+  collects again and reports exactly which Deployments carry this cycle's annotation (a patch of
+  this cycle landed there) and which do not.
+- Decisions go to the actuator as the optimizer wrote them, with the Deployments to apply them
+  to *by reference*: the actuator re-reads each one from the API.
+- After the update, each ServiceClass's ``status`` is written (when a cluster API is given); a
+  failure there is reported but does not fail the cycle.
 """
 
 from __future__ import annotations
@@ -23,189 +26,73 @@ import asyncio
 import datetime as dt
 import logging
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
-import httpx
-from fastapi import FastAPI
-
-from ..cluster.inventory import ManagedDeployment, deployment_from_json
+from ..cluster.inventory import ManagedDeployment
+from ..cluster.plan import Decision
 from ..cluster.serviceclass import class_status
+from ..errors import InfernoError
 from ..k8s import ClusterAPI, ClusterError
-from ..settings import Settings
+from .actuate import ActuationReport, CycleStamp, Target, parse_cycle_annotation
+from .collect import Collection
+from .optimize import OptimizeResult
 
-__all__ = ["PHASES", "CycleReport", "PhaseError", "Phases", "run_cycle"]
+__all__ = [
+    "PHASES",
+    "CyclePhases",
+    "CycleReport",
+    "PhaseError",
+    "new_stamp",
+    "run_cycle",
+]
 
 logger = logging.getLogger(__name__)
 
 PHASES = ("collect", "optimize", "update")
-_SERVICE = {"collect": "collector", "optimize": "optimizer", "update": "actuator"}
 
 
-class PhaseError(Exception):
-    """A phase's call failed: ``phase`` is collect, optimize or update."""
+class PhaseError(InfernoError):
+    """A phase's call failed: ``phase`` is collect, optimize or update. ``unknown`` is True when
+    the call may have taken effect (the actuator's answer was lost)."""
 
-    def __init__(self, phase: str, message: str) -> None:
+    def __init__(self, phase: str, message: str, *, unknown: bool = False) -> None:
         self.phase = phase
+        self.unknown = unknown
         super().__init__(message)
 
 
-def _detail(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, Mapping) and body.get("error"):
-        return str(body["error"])
-    if isinstance(body, Mapping) and body.get("detail"):  # FastAPI's validation errors
-        return str(body["detail"])
-    return response.text[:500] or response.reason_phrase
+class CyclePhases(Protocol):
+    """The three calls of a cycle (raising :class:`PhaseError`), and the services' readiness."""
 
+    async def collect(self) -> Collection: ...
 
-class Phases:
-    """The three calls, each to its service's base URL (``settings.url(...)``).
-
-    Pass clients to inject them (tests, the all-in-one mode with :class:`httpx.ASGITransport`);
-    :meth:`aclose` closes only the clients this object created.
-    """
-
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        collector: httpx.AsyncClient | None = None,
-        optimizer: httpx.AsyncClient | None = None,
-        actuator: httpx.AsyncClient | None = None,
-    ) -> None:
-        self._owned: list[httpx.AsyncClient] = []
-        timeout = httpx.Timeout(settings.http_timeout)
-
-        def client(given: httpx.AsyncClient | None, service: str) -> httpx.AsyncClient:
-            if given is not None:
-                return given
-            made = httpx.AsyncClient(base_url=settings.url(service), timeout=timeout)
-            self._owned.append(made)
-            return made
-
-        self.clients: dict[str, httpx.AsyncClient] = {
-            "collect": client(collector, "collector"),
-            "optimize": client(optimizer, "optimizer"),
-            "update": client(actuator, "actuator"),
-        }
-        self._probe_timeout = min(settings.http_timeout, 5.0)
-
-    @classmethod
-    def in_process(
-        cls,
-        settings: Settings,
-        *,
-        collector: FastAPI,
-        optimizer: FastAPI,
-        actuator: FastAPI,
-    ) -> Phases:
-        """Phases that call the given apps in this process (the all-in-one mode): the same HTTP
-        code path as the four-container pod, without sockets. An exception in an app comes back
-        as a 500, as it would over the network."""
-        timeout = httpx.Timeout(settings.http_timeout)
-
-        def client(app: FastAPI, service: str) -> httpx.AsyncClient:
-            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-            return httpx.AsyncClient(
-                transport=transport, base_url=f"http://{service}", timeout=timeout
-            )
-
-        phases = cls(
-            settings,
-            collector=client(collector, "collector"),
-            optimizer=client(optimizer, "optimizer"),
-            actuator=client(actuator, "actuator"),
-        )
-        phases._owned = list(phases.clients.values())
-        return phases
-
-    async def aclose(self) -> None:
-        owned, self._owned = self._owned, []
-        for c in owned:
-            await c.aclose()
-
-    async def __aenter__(self) -> Phases:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def _call(
-        self, phase: str, method: str, path: str, body: Mapping[str, Any] | None = None
-    ) -> dict[str, Any]:
-        c = self.clients[phase]
-        where = f"{_SERVICE[phase]} {method} {c.base_url.join(path)}"
-        try:
-            response = await c.request(method, path, json=body)
-        except httpx.TimeoutException as exc:
-            raise PhaseError(phase, f"{where}: timed out ({type(exc).__name__})") from None
-        except httpx.HTTPError as exc:
-            raise PhaseError(phase, f"{where}: {type(exc).__name__}: {exc}") from None
-        if not response.is_success:
-            raise PhaseError(phase, f"{where}: HTTP {response.status_code}: {_detail(response)}")
-        try:
-            answer = response.json()
-        except ValueError:
-            raise PhaseError(phase, f"{where}: the answer is not JSON") from None
-        if not isinstance(answer, dict):
-            raise PhaseError(phase, f"{where}: the answer is not a JSON object")
-        return answer
-
-    async def collect(self) -> dict[str, Any]:
-        """``GET /collect`` on the collector: ``Collection.to_json()``."""
-        return await self._call("collect", "GET", "/collect")
-
-    async def optimize(
-        self,
-        servers: Sequence[Mapping[str, Any]],
-        service_classes: Sequence[Mapping[str, Any]],
-        observations: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """``POST /optimize`` on the optimizer: ``OptimizeResult.to_json()``. ``observations``
-        (the collector's ``measurement``) is sent when given: the optimizer then tunes the
-        profiles from it."""
-        body: dict[str, Any] = {"servers": list(servers), "serviceClasses": list(service_classes)}
-        if observations is not None:
-            body["observations"] = dict(observations)
-        return await self._call("optimize", "POST", "/optimize", body)
+    async def optimize(self, collection: Collection) -> OptimizeResult: ...
 
     async def update(
-        self, deployments: Sequence[Mapping[str, Any]], decisions: Sequence[Mapping[str, Any]]
-    ) -> dict[str, Any]:
-        """``POST /update`` on the actuator: ``ActuationReport.to_json()``."""
-        body = {"deployments": list(deployments), "decisions": list(decisions)}
-        return await self._call("update", "POST", "/update", body)
+        self, stamp: CycleStamp, targets: Sequence[Target], decisions: Sequence[Decision]
+    ) -> ActuationReport: ...
 
-    async def ready(self) -> dict[str, str | None]:
-        """Each service's ``/readyz``: None when ready, else why not."""
+    async def ready(self) -> dict[str, str | None]: ...
 
-        async def probe(phase: str) -> str | None:
-            c = self.clients[phase]
-            try:
-                r = await c.get("/readyz", timeout=self._probe_timeout)
-            except httpx.HTTPError as exc:
-                return f"{type(exc).__name__}: {exc}"
-            return None if r.is_success else f"HTTP {r.status_code}: {_detail(r)}"
+    async def aclose(self) -> None: ...
 
-        found = await asyncio.gather(*(probe(p) for p in PHASES))
-        return {_SERVICE[p]: why for p, why in zip(PHASES, found, strict=True)}
+
+def new_stamp(deadline_seconds: float, now: Callable[[], float] = time.time) -> CycleStamp:
+    """A fresh cycle: a random id, the start time (ns) as sequence, the deadline."""
+    start = now()
+    return CycleStamp(uuid.uuid4().hex[:16], int(start * 1e9), start + deadline_seconds)
 
 
 @dataclass(frozen=True)
 class CycleReport:
     """What one cycle did; ``status`` is ``ok`` only if every phase succeeded and no Deployment
-    failed (a Deployment in recommend mode, or kept, is not a failure)."""
+    failed or was refused (a Deployment in recommend mode, or kept, is not a failure).
+    ``patched`` lists the Deployments (namespace/name) a patch of this cycle landed on;
+    ``unpatched`` those it was meant for that it did not reach, when the outcome had to be
+    reconstructed."""
 
     started: str  # ISO 8601, UTC
     finished: str
@@ -214,9 +101,13 @@ class CycleReport:
     failed_phase: str | None
     seconds: dict[str, float]  # phase -> duration, for the phases that ran
     errors: list[str]
-    decisions: list[dict[str, Any]] = field(default_factory=list)
+    cycle: str = ""
+    sequence: int = 0
+    decisions: list[Decision] = field(default_factory=list)
     outcomes: list[dict[str, Any]] = field(default_factory=list)
     failed_deployments: list[str] = field(default_factory=list)  # namespace/name
+    patched: list[str] = field(default_factory=list)
+    unpatched: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # objects the collector left out
     notes: list[str] = field(default_factory=list)
     solution_status: str | None = None
@@ -227,45 +118,22 @@ class CycleReport:
     def ok(self) -> bool:
         return self.status == "ok"
 
-    def to_json(self) -> dict[str, Any]:
+    def phase_results(self) -> dict[str, dict[str, Any]]:
         return {
-            "status": self.status,
-            "trigger": self.trigger,
-            "started": self.started,
-            "finished": self.finished,
-            "failedPhase": self.failed_phase,
-            "phases": {
-                p: {
-                    "result": "failed"
-                    if p == self.failed_phase
-                    else "ok"
-                    if p in self.seconds
-                    else "skipped",
-                    "seconds": self.seconds.get(p),
-                }
-                for p in PHASES
-            },
-            "errors": self.errors,
-            "failedDeployments": self.failed_deployments,
-            "decisions": self.decisions,
-            "outcomes": self.outcomes,
-            "problems": self.problems,
-            "notes": self.notes,
-            "solutionStatus": self.solution_status,
-            "statusErrors": self.status_errors,
-            "tuning": self.tuning,
+            p: {
+                "result": "failed"
+                if p == self.failed_phase
+                else "ok"
+                if p in self.seconds
+                else "skipped",
+                "seconds": self.seconds.get(p),
+            }
+            for p in PHASES
         }
 
 
 def _iso(t: dt.datetime) -> str:
     return t.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _list_of_dicts(phase: str, answer: Mapping[str, Any], key: str) -> list[dict[str, Any]]:
-    value = answer.get(key, [])
-    if not isinstance(value, list) or not all(isinstance(x, dict) for x in value):
-        raise PhaseError(phase, f"malformed answer: {key!r} is not a list of objects")
-    return value
 
 
 def write_class_statuses(
@@ -288,17 +156,30 @@ def write_class_statuses(
     return failures
 
 
+def landed(collection: Collection, stamp: CycleStamp) -> set[str]:
+    """The Deployments (namespace/name) whose cycle annotation is ``stamp``'s."""
+    out = set()
+    for d in collection.deployments:
+        found = parse_cycle_annotation(d.cycle)
+        if found is not None and found == (stamp.sequence, stamp.id):
+            out.add(d.key)
+    return out
+
+
 async def run_cycle(
-    phases: Phases,
+    phases: CyclePhases,
     *,
     api: ClusterAPI | None = None,
     trigger: str = "invoke",
+    deadline: float = 30.0,
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     clock: Callable[[], float] = time.perf_counter,
+    stamp: CycleStamp | None = None,
 ) -> CycleReport:
     """Collect, optimize, update; then write the ServiceClass statuses. Never raises for a
     failed phase: the report says what failed (and the cycle's status is ``failed``)."""
     started = now()
+    stamp = stamp or new_stamp(deadline, lambda: started.timestamp())
     seconds: dict[str, float] = {}
     errors: list[str] = []
     report: dict[str, Any] = {}
@@ -312,81 +193,101 @@ async def run_cycle(
             failed_phase=failed_phase,
             seconds=seconds,
             errors=errors,
+            cycle=stamp.id,
+            sequence=stamp.sequence,
             **report,
         )
         log = logger.info if status == "ok" else logger.warning
-        log("cycle (%s) %s%s", trigger, status, f": {'; '.join(errors)}" if errors else "")
+        log(
+            "cycle %s (%s) %s%s",
+            stamp.id,
+            trigger,
+            status,
+            f": {'; '.join(errors)}" if errors else "",
+        )
         return result
 
-    phase = "collect"
-    try:
+    async def timed(phase: str, call: Any) -> Any:
         t0 = clock()
         try:
-            collection = await phases.collect()
+            return await call
         finally:
-            seconds["collect"] = clock() - t0
-        servers = _list_of_dicts(phase, collection, "servers")
-        classes = _list_of_dicts(phase, collection, "serviceClasses")
-        deployments_json = _list_of_dicts(phase, collection, "deployments")
-        try:
-            deployments = [deployment_from_json(d) for d in deployments_json]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise PhaseError(phase, f"malformed answer: deployments: {exc}") from None
-        report["problems"] = [str(p) for p in collection.get("problems") or []]
-        if not deployments:
+            seconds[phase] = clock() - t0
+
+    phase = "collect"
+    targets: list[Target] = []
+    try:
+        collection: Collection = await timed(phase, phases.collect())
+        report["problems"] = list(collection.problems)
+        if not collection.deployments:
             report["notes"] = ["no managed Deployments: nothing to optimize"]
             return finish("ok")
-
-        measurement = collection.get("measurement")
-        if measurement is not None and not isinstance(measurement, dict):
-            raise PhaseError(phase, "malformed answer: 'measurement' is not an object")
-
         phase = "optimize"
-        t0 = clock()
-        try:
-            optimized = await phases.optimize(servers, classes, measurement)
-        finally:
-            seconds["optimize"] = clock() - t0
-        decisions = _list_of_dicts(phase, optimized, "decisions")
-        solution = optimized.get("solution")
-        if not isinstance(solution, dict):
-            raise PhaseError(phase, "malformed answer: 'solution' is not an object")
-        report["decisions"] = decisions
-        report["notes"] = [str(n) for n in optimized.get("notes") or []]
-        report["solution_status"] = str(solution.get("status", ""))
-        tuning = optimized.get("tuning")
-        if isinstance(tuning, dict):
-            report["tuning"] = tuning
-
+        optimized: OptimizeResult = await timed(phase, phases.optimize(collection))
+        report["decisions"] = list(optimized.decisions)
+        report["notes"] = list(optimized.notes)
+        report["solution_status"] = str(optimized.solution.get("status", ""))
+        report["tuning"] = optimized.tuning
         phase = "update"
-        t0 = clock()
-        try:
-            actuated = await phases.update(deployments_json, decisions)
-        finally:
-            seconds["update"] = clock() - t0
-        outcomes = _list_of_dicts(phase, actuated, "outcomes")
+        targets = [Target(d.namespace, d.name, d.server) for d in collection.deployments]
+        actuated: ActuationReport = await timed(
+            phase, phases.update(stamp, targets, optimized.decisions)
+        )
     except PhaseError as exc:
         errors.append(f"{exc.phase}: {exc}")
+        if exc.unknown and targets:
+            await _reconcile(phases, stamp, targets, report, errors)
         return finish("failed", exc.phase)
     except Exception as exc:  # a bug must not kill the loop: report it as the phase's failure
         logger.exception("cycle: %s phase raised", phase)
         errors.append(f"{phase}: {type(exc).__name__}: {exc}")
         return finish("failed", phase)
 
-    report["outcomes"] = outcomes
-    failed = [o for o in outcomes if o.get("error")]
-    report["failed_deployments"] = [f"{o.get('namespace')}/{o.get('deployment')}" for o in failed]
+    report["outcomes"] = [o.to_json() for o in actuated.outcomes]
+    report["patched"] = [f"{o.namespace}/{o.deployment}" for o in actuated.outcomes if o.patched]
+    failed = [o for o in actuated.outcomes if o.error]
+    report["failed_deployments"] = [f"{o.namespace}/{o.deployment}" for o in failed]
     for o in failed:
-        errors.append(f"update {o.get('namespace')}/{o.get('deployment')}: {o.get('error')}")
-    if actuated.get("ok") is False and not failed:
-        errors.append("update: the actuator reported a failure without naming a Deployment")
+        errors.append(f"update {o.namespace}/{o.deployment}: {o.error}")
 
-    if api is not None and classes:
+    if api is not None and collection.service_classes:
         try:
             report["status_errors"] = await asyncio.to_thread(
-                write_class_statuses, api, classes, deployments, solution, now()
+                write_class_statuses,
+                api,
+                collection.service_classes,
+                collection.deployments,
+                optimized.solution,
+                now(),
             )
         except Exception as exc:  # never fails the cycle
             logger.exception("writing ServiceClass statuses failed")
             report["status_errors"] = [f"{type(exc).__name__}: {exc}"]
     return finish("failed" if errors else "ok")
+
+
+async def _reconcile(
+    phases: CyclePhases,
+    stamp: CycleStamp,
+    targets: Sequence[Target],
+    report: dict[str, Any],
+    errors: list[str],
+) -> None:
+    """The actuator's answer was lost: wait for the deadline (it applies nothing after it),
+    collect again and report which targets carry this cycle's annotation."""
+    wait = stamp.deadline - time.time()
+    if wait > 0:
+        await asyncio.sleep(min(wait, 60.0))
+    try:
+        again = await phases.collect()
+    except PhaseError as exc:
+        errors.append(f"update: the outcome is unknown: collecting again failed: {exc}")
+        return
+    done = landed(again, stamp)
+    keys = [t.key for t in targets]
+    report["patched"] = [k for k in keys if k in done]
+    report["unpatched"] = [k for k in keys if k not in done]
+    errors.append(
+        f"update: the actuator's answer was lost; reconstructed from the Deployments: "
+        f"{len(report['patched'])} patched by this cycle, {len(report['unpatched'])} not"
+    )

@@ -7,7 +7,7 @@ import json
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +111,10 @@ def prepare(
     left_out: list[Decision] = []
     notes: list[str] = []
     canonical = {name.casefold(): name for name in known_classes}
-    for position, row in enumerate(servers):
+    for position, raw in enumerate(servers):
+        if not isinstance(raw, Mapping):
+            raise InputError("expected an object", source=request, path=f"$.servers[{position}]")
+        row = dict(raw)
         cls = str(row.get("class") or "Free")
         # class labels match ServiceClass names case-insensitively (resource names are lowercase)
         if cls.casefold() in canonical:
@@ -122,7 +125,8 @@ def prepare(
             reason = f"unknown service class {cls!r} (known: {known})"
             left_out.append(Decision(server=str(row.get("name")), allocated=False, reason=reason))
             continue
-        current = dict(row.get("currentAlloc") or {})
+        current_raw = row.get("currentAlloc") or {}
+        current = dict(current_raw) if isinstance(current_raw, Mapping) else {}
         acc = current.get("accelerator")
         if acc and acc not in known_accs:
             notes.append(
@@ -132,17 +136,33 @@ def prepare(
             row = {**row, "currentAlloc": current}
         usable.append(row)
         positions.append(position)
-    docs["server-data.json"] = {"servers": usable}
     sources = {"server-data.json": request}
     if service_classes:
         sources["serviceclass-data.json"] = request
-    try:
-        system = system_from_documents(docs, origin, sources)
-    except InputError as exc:
-        if exc.source == request and exc.path:
-            # name the server by its index in the request, not in the filtered list
-            exc.path = _SERVER_INDEX.sub(lambda m: f"$.servers[{positions[int(m[1])]}]", exc.path)
-        raise
+    # a server whose row is unusable is left out with the reason, and the rest are decided:
+    # one bad label must not stop every server (up to MAX_LEFT_OUT of them)
+    while True:
+        docs["server-data.json"] = {"servers": usable}
+        try:
+            system = system_from_documents(docs, origin, sources)
+            break
+        except InputError as exc:
+            match = _SERVER_INDEX.match(exc.path or "") if exc.source == request else None
+            if match is None or int(match[1]) >= len(usable) or len(left_out) >= MAX_LEFT_OUT:
+                if exc.source == request and exc.path:
+                    # name the server by its index in the request, not in the filtered list
+                    exc.path = _SERVER_INDEX.sub(
+                        lambda m: f"$.servers[{positions[int(m[1])]}]", exc.path
+                    )
+                raise
+            i = int(match[1])
+            where = _SERVER_INDEX.sub(f"$.servers[{positions[i]}]", exc.path or "")
+            name = usable[i].get("name")
+            reason = f"unusable server data: {where}: {exc.problem}"
+            left_out.append(Decision(server=str(name)[:253], allocated=False, reason=reason))
+            logger.warning("optimize: server %r left out: %s", name, reason)
+            del usable[i]
+            del positions[i]
     return Prepared(system, left_out, notes)
 
 
@@ -192,6 +212,33 @@ def _guarded_solve(
     return solution, with_tuned_profiles(system, applied), applied, fallbacks, notes
 
 
+#: what a model evaluation can raise on values that passed validation but still break the maths
+_NUMERIC = (ArithmeticError, ValueError, MemoryError, RecursionError)
+
+
+def _isolating_solve(system: System) -> tuple[Solution, System, list[Decision]]:
+    """Solve; if the model fails on some server's values, find the servers it fails on (each
+    solved alone), leave them out with the error as their reason, and solve the rest."""
+    try:
+        return solve(system), system, []
+    except _NUMERIC as first:
+        logger.warning(
+            "optimize: the solve failed (%s: %s); isolating", type(first).__name__, first
+        )
+    culprits: list[Decision] = []
+    keep = []
+    for srv in system.servers:
+        try:
+            solve(replace(system, servers=(srv,)))
+        except _NUMERIC as exc:
+            why = f"the model cannot evaluate this server: {type(exc).__name__}: {exc}"
+            culprits.append(Decision(server=srv.name, allocated=False, reason=why[:4096]))
+        else:
+            keep.append(srv)
+    rest = replace(system, servers=tuple(keep))
+    return solve(rest), rest, culprits
+
+
 def solve_prepared(
     prepared: Prepared,
     *,
@@ -206,16 +253,18 @@ def solve_prepared(
     fallbacks: dict[PairKey, str] = {}
     known = {(p.model, p.accelerator) for p in system.profiles}
     usable = {k: v for k, v in (tuned or {}).items() if k in known}
+    left_out = list(prepared.left_out)
     if usable:
         solution, system, applied, fallbacks, guard_notes = _guarded_solve(system, usable)
         notes.extend(guard_notes)
     else:
-        solution = solve(system)
-    decisions = decisions_from_solution(solution, system, gpu_node_label) + prepared.left_out
+        solution, system, culprits = _isolating_solve(system)
+        left_out.extend(culprits)
+    decisions = decisions_from_solution(solution, system, gpu_node_label) + left_out
     body = solution_to_json(solution, system)
-    for d in prepared.left_out:
+    for d in left_out:
         body["unallocated"][d.server] = d.reason
-    if prepared.left_out and body["status"] in ("optimal", "feasible"):
+    if left_out and body["status"] in ("optimal", "feasible"):
         body["status"] = "partially-allocated"
     return OptimizeResult(body, decisions, notes, applied=applied, fallbacks=fallbacks)
 
@@ -243,6 +292,9 @@ def optimize(
     prepared = prepare(static, servers, service_classes, origin=origin, request=request)
     return solve_prepared(prepared, gpu_node_label=gpu_node_label, tuned=tuned)
 
+
+#: unusable server rows left out of one request before the request itself is refused
+MAX_LEFT_OUT = 64
 
 _SERVER_INDEX = re.compile(r"^\$\.servers\[(\d+)\]")
 

@@ -5,14 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from ..cluster.labels import SERVICE_CLASS_GROUP, SERVICE_CLASS_PLURAL, SERVICE_CLASS_VERSION
 from ..cluster.plan import Event
 from ..errors import InfernoError
 
-__all__ = ["ClusterAPI", "ClusterError", "Event"]
-
-SERVICE_CLASS_GROUP = "inferno.ai"
-SERVICE_CLASS_VERSION = "v1alpha1"
-SERVICE_CLASS_PLURAL = "serviceclasses"
+__all__ = [
+    "SERVICE_CLASS_GROUP",
+    "SERVICE_CLASS_PLURAL",
+    "SERVICE_CLASS_VERSION",
+    "ClusterAPI",
+    "ClusterError",
+    "Event",
+]
 
 
 class ClusterError(InfernoError):
@@ -30,6 +34,10 @@ class ClusterAPI(Protocol):
         """Deployments labelled ``inferno.server.managed=true`` (all namespaces if none given)."""
         ...
 
+    def get_deployment(self, namespace: str, name: str) -> dict[str, Any]:
+        """One Deployment as the API server has it now (ClusterError 404 if there is none)."""
+        ...
+
     def list_hpas(self, namespaces: Sequence[str]) -> list[dict[str, Any]]: ...
 
     def list_service_classes(self) -> list[dict[str, Any]]: ...
@@ -43,3 +51,15 @@ class ClusterAPI(Protocol):
     def create_event(self, namespace: str, deployment: str, event: Event) -> None: ...
 
     def patch_service_class_status(self, name: str, status: Mapping[str, Any]) -> None: ...
+
+    def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A ``coordination.k8s.io/v1`` Lease, None if it does not exist."""
+        ...
+
+    def create_lease(self, namespace: str, body: Mapping[str, Any]) -> None:
+        """Create a Lease (ClusterError 409 if another instance created it first)."""
+        ...
+
+    def patch_lease(self, namespace: str, name: str, patch: Sequence[Mapping[str, Any]]) -> None:
+        """JSON-patch a Lease; a failed ``test`` op (another holder won) raises ClusterError."""
+        ...

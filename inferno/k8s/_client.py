@@ -38,7 +38,8 @@ def connect(kubeconfig: str | None = None, context: str | None = None) -> KubeCl
                 config_file=kubeconfig, context=context, client_configuration=config
             )
         except (kubernetes.config.ConfigException, OSError) as exc:
-            raise ClusterError(f"no cluster credentials: {exc}") from None
+            where = f" in kubeconfig {kubeconfig}" if kubeconfig else ""
+            raise ClusterError(f"no cluster credentials{where}: {exc}") from None
     return KubeCluster(kubernetes.client.ApiClient(config))
 
 
@@ -51,6 +52,7 @@ class KubeCluster:
         self._autoscaling: Any = kubernetes.client.AutoscalingV2Api(api_client)
         self._core: Any = kubernetes.client.CoreV1Api(api_client)
         self._custom: Any = kubernetes.client.CustomObjectsApi(api_client)
+        self._coordination: Any = kubernetes.client.CoordinationV1Api(api_client)
         self._timeout = timeout
 
     @classmethod
@@ -100,6 +102,20 @@ class KubeCluster:
             for d in found
             if ((d.get("metadata") or {}).get("labels") or {}).get(MANAGED) == "true"
         ]
+
+    def get_deployment(self, namespace: str, name: str) -> dict[str, Any]:
+        result = self._call(
+            f"get deployment {namespace}/{name}",
+            lambda: self._apps.read_namespaced_deployment(
+                name, namespace, _request_timeout=self._timeout
+            ),
+        )
+        found: dict[str, Any] = (
+            dict(result)
+            if isinstance(result, dict)
+            else self._client.sanitize_for_serialization(result)
+        )
+        return found
 
     def list_hpas(self, namespaces: Sequence[str]) -> list[dict[str, Any]]:
         api, t = self._autoscaling, self._timeout
@@ -189,6 +205,41 @@ class KubeCluster:
                 name,
                 {"status": dict(status)},
                 _request_timeout=self._timeout,
+            ),
+        )
+
+    def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            result = self._call(
+                f"get lease {namespace}/{name}",
+                lambda: self._coordination.read_namespaced_lease(
+                    name, namespace, _request_timeout=self._timeout
+                ),
+            )
+        except ClusterError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        found: dict[str, Any] = (
+            dict(result)
+            if isinstance(result, dict)
+            else self._client.sanitize_for_serialization(result)
+        )
+        return found
+
+    def create_lease(self, namespace: str, body: Mapping[str, Any]) -> None:
+        self._call(
+            f"create lease {namespace}/{(body.get('metadata') or {}).get('name')}",
+            lambda: self._coordination.create_namespaced_lease(
+                namespace, cast(Any, dict(body)), _request_timeout=self._timeout
+            ),
+        )
+
+    def patch_lease(self, namespace: str, name: str, patch: Sequence[Mapping[str, Any]]) -> None:
+        self._call(
+            f"patch lease {namespace}/{name}",
+            lambda: self._coordination.patch_namespaced_lease(
+                name, namespace, [dict(op) for op in patch], _request_timeout=self._timeout
             ),
         )
 

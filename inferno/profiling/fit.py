@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ..errors import InfernoError
+
 __all__ = [
     "BatchPoint",
     "FitError",
@@ -40,8 +42,10 @@ __all__ = [
 F = NDArray[np.float64]
 
 
-class FitError(ValueError):
-    """The measurements cannot determine the parameters (too few, or all at one batch size)."""
+class FitError(InfernoError, ValueError):
+    """The measurements cannot determine the parameters (too few, or all at one batch size).
+
+    Also a :class:`ValueError`, as it was before it joined the tree."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,9 +4,11 @@ collector (3301: ``GET /collect``), the optimizer (3302: ``POST /optimize``) and
 (3303: ``POST /update``). Each also serves ``/healthz``, ``/readyz`` and ``/metrics`` from the
 :class:`prometheus_client.CollectorRegistry` it is given.
 
-Each factory takes the :class:`~inferno.settings.Settings` and its dependencies (a
-:class:`~inferno.k8s.ClusterAPI`, the :class:`~inferno.control.cycle.Phases`), so tests and the
-all-in-one mode build them in-process.
+Routes are thin: the work is in :mod:`inferno.control` (``ControlLoop``, ``Optimizer``,
+``actuate``, ``collect``); the wire format is :mod:`inferno.services.messages`; the metrics are
+:mod:`inferno.services.metrics`; who may call what is :mod:`inferno.services._auth`
+(docs/security.md). The collector, optimizer and actuator listen on the pod's loopback and
+require the pod's internal token; the controller requires the invoke token.
 """
 
 from __future__ import annotations

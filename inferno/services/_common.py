@@ -17,7 +17,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-__all__ = ["ReadyCheck", "add_probes", "error", "new_registry"]
+__all__ = ["ReadyCheck", "add_probes", "error", "metrics_app", "new_registry"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,11 +38,20 @@ def error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
 
 
-def add_probes(app: FastAPI, registry: CollectorRegistry, ready: ReadyCheck) -> None:
-    """``GET /healthz`` (alive), ``GET /readyz`` (``ready()`` says so) and ``GET /metrics``."""
+def add_probes(
+    app: FastAPI,
+    registry: CollectorRegistry,
+    ready: ReadyCheck,
+    live: Callable[[], list[str]] | None = None,
+) -> None:
+    """``GET /healthz`` (alive: ``live()`` finds nothing wrong), ``GET /readyz`` (``ready()``
+    says so) and ``GET /metrics``. None of them needs a token: they reveal no data."""
 
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
+    @app.get("/healthz", response_model=None)
+    async def healthz() -> JSONResponse | dict[str, str]:
+        wrong = live() if live is not None else []
+        if wrong:
+            return error(503, "; ".join(wrong))
         return {"status": "ok"}
 
     @app.get("/readyz", response_model=None)
@@ -59,3 +68,17 @@ def add_probes(app: FastAPI, registry: CollectorRegistry, ready: ReadyCheck) -> 
     @app.get("/metrics")
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def metrics_app(registry: CollectorRegistry) -> FastAPI:
+    """An app that serves ``GET /metrics`` and nothing else: a sibling's metrics port, open to
+    the cluster while the sibling's own port listens on the pod's loopback only."""
+    app = FastAPI(
+        title="inferno metrics", version="1", docs_url=None, redoc_url=None, openapi_url=None
+    )
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,42 +1,39 @@
-"""The actuator service: ``POST /update`` plans and applies the decisions to the managed
-Deployments (:func:`inferno.control.actuate`), reporting every Deployment's outcome."""
+"""The actuator service: ``POST /update`` re-reads, checks and patches the managed Deployments
+named by the plan (:func:`inferno.control.actuate.actuate`), reporting every one's outcome.
+
+Only the pod's own containers may call it (the internal token), and even then it trusts nothing
+it is sent: every target is read from the API server and refused unless it is a managed
+Deployment of the named server in a watched namespace; every decision is checked against the
+static data. A plan older than one already applied is refused (409), and nothing is applied
+after the cycle's deadline.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from prometheus_client import CollectorRegistry, Counter
-from pydantic import BaseModel
+from prometheus_client import CollectorRegistry
 
-from ..cluster.decisions import decision_from_json
-from ..cluster.inventory import deployment_from_json
 from ..cluster.plan import PlanSettings
-from ..control.actuate import ActuationReport, Outcome, actuate
+from ..cluster.validate import Guards
+from ..control.actuate import ActuationReport, ActuatorConfig, actuate
+from ..control.static_data import StaticData
+from ..errors import InputError
 from ..k8s import ClusterAPI, ClusterError
 from ..settings import Settings
+from ._auth import authorized, unauthorized
+from ._body import read_body
 from ._common import add_probes, error, new_registry
+from .messages import UpdateAnswer, UpdateRequest
+from .metrics import ActuatorMetrics
 
-__all__ = ["UpdateRequest", "create_app", "outcome_label", "plan_settings"]
+__all__ = ["create_app", "plan_settings"]
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
-
-
-class UpdateRequest(BaseModel):
-    """``{"deployments": [collector deployment JSON], "decisions": [decision JSON]}``."""
-
-    deployments: list[dict[str, Any]]
-    decisions: list[dict[str, Any]]
-
-
-class _BadItem(ValueError):
-    pass
 
 
 def plan_settings(settings: Settings) -> PlanSettings:
@@ -48,76 +45,87 @@ def plan_settings(settings: Settings) -> PlanSettings:
     )
 
 
-def outcome_label(o: Outcome) -> str:
-    """applied, failed, recommend, keep or unchanged."""
-    if o.error:
-        return "failed"
-    if o.kind == "update":
-        return "applied" if o.applied else "failed"
-    return o.kind
-
-
-def _convert(what: str, items: Sequence[dict[str, Any]], fn: Callable[[Any], T]) -> list[T]:
-    out = []
-    for i, item in enumerate(items):
-        try:
-            out.append(fn(item))
-        except (KeyError, TypeError, ValueError) as exc:
-            detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
-            raise _BadItem(f"{what}[{i}]: {detail}") from None
-    return out
-
-
 def create_app(
-    settings: Settings, *, api: ClusterAPI, registry: CollectorRegistry | None = None
+    settings: Settings,
+    *,
+    api: ClusterAPI,
+    token: str | None,
+    registry: CollectorRegistry | None = None,
+    static: StaticData | None = None,
+    clock: Callable[[], float] | None = None,
 ) -> FastAPI:
-    """The actuator over ``api``; the plan's knobs come from ``settings``."""
-    registry = new_registry() if registry is None else registry
-    cfg = plan_settings(settings)
-    patches = Counter(
-        "inferno_actuator_patches",
-        "Deployment outcomes (applied, failed, recommend, keep, unchanged)",
-        ["outcome"],
-        registry=registry,
-    )
-    requests = Counter(
-        "inferno_actuator_updates",
-        "Update requests by result (ok: every Deployment fine, partial, rejected)",
-        ["result"],
-        registry=registry,
-    )
-    for name in ("applied", "failed", "recommend", "keep", "unchanged"):
-        patches.labels(name)  # every series exists from the start, at 0
+    """The actuator over ``api``; the decisions are checked against the static data in
+    ``settings.data_path`` (or ``static``). ``token``: the internal token callers must present
+    (None: no authentication). ``clock``: Unix seconds, for the deadline (tests)."""
+    metrics = ActuatorMetrics(new_registry() if registry is None else registry)
+    data = StaticData(settings.data_path) if static is None else static
+    plan = plan_settings(settings)
+    guards = Guards(gpu_node_label=settings.gpu_node_label, max_replicas=settings.max_replicas)
     lock = asyncio.Lock()  # one plan applied at a time
+    newest = [-1]  # the sequence of the newest plan applied
 
     async def ready() -> str | None:
         try:
             await asyncio.to_thread(api.list_managed_deployments, settings.watch_namespaces)
         except ClusterError as exc:
             return f"cluster not reachable: {exc}"
+        try:
+            await asyncio.to_thread(data.limits)
+        except InputError as exc:
+            return f"static data: {exc}"
         return None
 
     app = FastAPI(title="inferno actuator", version="1")
-    add_probes(app, registry, ready)
+    add_probes(app, metrics.registry, ready)
 
     @app.post("/update")
-    async def update_route(request: UpdateRequest) -> JSONResponse:
+    async def update_route(request: Request) -> JSONResponse:
+        if token is not None and not authorized(request.headers.get("authorization"), token):
+            metrics.security.rejected.labels("unauthorized").inc()
+            return unauthorized("/update")
+        body = await read_body(request, UpdateRequest, settings.max_body_bytes)
+        if isinstance(body, JSONResponse):
+            reason = "too_large" if body.status_code == 413 else "bad_request"
+            metrics.security.rejected.labels(reason).inc()
+            return body
         try:
-            deployments = _convert("deployments", request.deployments, deployment_from_json)
-            decisions = _convert("decisions", request.decisions, decision_from_json)
-        except _BadItem as exc:
-            requests.labels("rejected").inc()
-            return error(400, str(exc))
+            limits = await asyncio.to_thread(data.limits)
+        except InputError as exc:
+            logger.error("static data unusable: %s", exc)
+            return error(503, f"static data: {exc}: nothing applied")
+        cfg = ActuatorConfig(
+            plan=plan,
+            limits=limits,
+            guards=guards,
+            namespaces=settings.watch_namespaces,
+            default_mode=settings.default_mode,
+        )
+        stamp = body.cycle.domain()
         async with lock:
+            if stamp.sequence <= newest[0]:
+                metrics.updates.labels("stale").inc()
+                return error(
+                    409,
+                    f"cycle {stamp.id} (sequence {stamp.sequence}) is older than a plan "
+                    f"already applied (sequence {newest[0]}): nothing applied",
+                )
+            newest[0] = stamp.sequence
+            kwargs = {} if clock is None else {"clock": clock}
             report: ActuationReport = await asyncio.to_thread(
-                actuate, api, deployments, decisions, cfg
+                actuate,
+                api,
+                [t.domain() for t in body.targets],
+                [d.domain() for d in body.decisions],
+                cfg,
+                stamp,
+                **kwargs,
             )
-        for o in report.outcomes:
-            patches.labels(outcome_label(o)).inc()
-        requests.labels("ok" if report.ok else "partial").inc()
+        metrics.record(report)
         if not report.ok:
             failed = [f"{o.namespace}/{o.deployment}" for o in report.outcomes if o.error]
-            logger.warning("update: %d Deployment(s) failed: %s", len(failed), ", ".join(failed))
-        return JSONResponse(report.to_json())
+            logger.warning(
+                "update: %d Deployment(s) not updated: %s", len(failed), ", ".join(failed)
+            )
+        return JSONResponse(UpdateAnswer.of(report).wire())
 
     return app

@@ -1,6 +1,10 @@
 """The collector service: ``GET /collect`` lists the managed Deployments, their HPAs and load, and
 the ServiceClasses (:func:`inferno.control.collect`).
 
+Only the pod's own containers may call it (the internal token): it answers what the optimizer
+needs — each server's identity, current allocation and load — and never a container's
+environment or resources (:class:`~inferno.services.messages.DeploymentMessage`).
+
 With a ``load_source`` (Prometheus, :mod:`inferno.prom`), the servers' loads are measured rather
 than read from the load labels: a server the source could not measure is left out of
 ``servers`` (its Deployment stays listed, so the actuator keeps its current allocation) and named
@@ -14,16 +18,19 @@ import logging
 import time
 from dataclasses import replace
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 
 from ..cluster.inventory import server_row
 from ..control.collect import Collection, collect
 from ..k8s import ClusterAPI, ClusterError
 from ..prom import LoadMeasurement, LoadSource, PrometheusError
 from ..settings import Settings
+from ._auth import authorized, unauthorized
 from ._common import add_probes, error, new_registry
+from .messages import CollectAnswer
+from .metrics import CollectorMetrics
 
 __all__ = ["create_app"]
 
@@ -34,29 +41,14 @@ def create_app(
     settings: Settings,
     *,
     api: ClusterAPI,
+    token: str | None,
     registry: CollectorRegistry | None = None,
     load_source: LoadSource | None = None,
 ) -> FastAPI:
     """The collector over ``api``, for ``settings.watch_namespaces`` (none: every namespace);
-    loads from ``load_source`` when given, else from the load labels."""
-    registry = new_registry() if registry is None else registry
-    collections = Counter(
-        "inferno_collector_collections",
-        "Collections by outcome (ok, error)",
-        ["outcome"],
-        registry=registry,
-    )
-    managed = Gauge(
-        "inferno_collector_managed_deployments",
-        "Managed Deployments found by the last successful collection",
-        registry=registry,
-    )
-    problems = Gauge(
-        "inferno_collector_problems",
-        "Objects the last successful collection had to leave out (bad labels, invalid classes)",
-        registry=registry,
-    )
-    duration = Histogram("inferno_collector_collect_seconds", "Time to collect", registry=registry)
+    loads from ``load_source`` when given, else from the load labels. ``token``: the internal
+    token callers must present (None: no authentication)."""
+    metrics = CollectorMetrics(new_registry() if registry is None else registry)
 
     async def ready() -> str | None:
         # the API server answers (a missing ServiceClass CRD, 404, is not fatal: collect then
@@ -70,37 +62,37 @@ def create_app(
         return None
 
     app = FastAPI(title="inferno collector", version="1")
-    add_probes(app, registry, ready)
+    add_probes(app, metrics.registry, ready)
 
-    def run() -> tuple[Collection, LoadMeasurement | None]:
+    def run() -> Collection:
         found = collect(api, settings.watch_namespaces, default_mode=settings.default_mode)
         if load_source is None:
-            return found, None
+            return found
         measured = load_source.measure(found.deployments)
-        return _with_loads(found, measured, load_source.name), measured
+        return _with_loads(found, measured, load_source.name)
 
     @app.get("/collect")
-    async def collect_route() -> JSONResponse:
+    async def collect_route(request: Request) -> JSONResponse:
+        if token is not None and not authorized(request.headers.get("authorization"), token):
+            metrics.security.rejected.labels("unauthorized").inc()
+            return unauthorized("/collect")
         start = time.perf_counter()
         try:
-            found, measured = await asyncio.to_thread(run)
+            found = await asyncio.to_thread(run)
         except ClusterError as exc:
-            collections.labels("error").inc()
+            metrics.collections.labels("error").inc()
             logger.warning("collect failed: %s", exc)
             return error(503, str(exc))
         except PrometheusError as exc:
-            collections.labels("error").inc()
+            metrics.collections.labels("error").inc()
             logger.warning("collect failed: no load: %s", exc)
             return error(503, f"load: {exc}", kind=type(exc).__name__)
         finally:
-            duration.observe(time.perf_counter() - start)
-        collections.labels("ok").inc()
-        managed.set(len(found.deployments))
-        problems.set(len(found.problems))
-        body = found.to_json()
-        if measured is not None:
-            body["measurement"] = measured.to_json()
-        return JSONResponse(body)
+            metrics.duration.observe(time.perf_counter() - start)
+        metrics.collections.labels("ok").inc()
+        metrics.managed.set(len(found.deployments))
+        metrics.problems.set(len(found.problems))
+        return JSONResponse(CollectAnswer.of(found).wire())
 
     return app
 
@@ -117,4 +109,5 @@ def _with_loads(found: Collection, measured: LoadMeasurement, source: str) -> Co
         servers=servers,
         problems=[*found.problems, *measured.problems],
         load_source=source,
+        measurement=measured.to_json(),
     )

@@ -221,6 +221,11 @@ class EmulatedCluster:
             out.append(copy.deepcopy(obj))
         return out
 
+    def get_deployment(self, namespace: str, name: str) -> dict[str, Any]:
+        if namespace != self.namespace or name not in self.deployments:
+            raise ClusterError(f"deployments.apps {name!r} not found in {namespace!r}", 404)
+        return copy.deepcopy(self.deployments[name])
+
     def list_hpas(self, namespaces: Sequence[str]) -> list[dict[str, Any]]:
         return []
 
@@ -279,3 +284,13 @@ class EmulatedCluster:
 
     def patch_service_class_status(self, name: str, status: Mapping[str, Any]) -> None:
         raise ClusterError(f"serviceclasses {name!r} not found", 404)
+
+    # one simulated controller: no leader election
+    def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return None
+
+    def create_lease(self, namespace: str, body: Mapping[str, Any]) -> None:
+        raise ClusterError("leases are not emulated", 404)
+
+    def patch_lease(self, namespace: str, name: str, patch: Sequence[Mapping[str, Any]]) -> None:
+        raise ClusterError("leases are not emulated", 404)

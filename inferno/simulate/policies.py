@@ -26,11 +26,19 @@ from typing import Any
 
 import numpy as np
 
-from ..cluster.plan import Decision, steady_batch
+from ..cluster.plan import Decision, PlanSettings, steady_batch
+from ..cluster.validate import Guards, StaticLimits
 from ..control import actuate, collect, optimize
+from ..control.actuate import ActuatorConfig, CycleStamp, Target
 from ..emulator import Bursts, Diurnal, Poisson, Replay, Steps, Trace
 from ..system import Load, Server
-from .cluster import NAMESPACE, EmulatedCluster, deployment_name, replicas_patch
+from .cluster import (
+    GPU_NODE_LABEL,
+    NAMESPACE,
+    EmulatedCluster,
+    deployment_name,
+    replicas_patch,
+)
 from .metrics import MetricsSource
 from .scenario import HpaOptions, InfernoOptions, PolicySpec, QueueOptions
 
@@ -251,6 +259,14 @@ class InfernoPolicy(Policy):
         self.metrics = metrics
         self.static_docs = dict(static_docs)
         self.failures = 0
+        self.sequence = 0
+        # the actuator's own checks, as in the cluster (the plan keeps the policy's tolerance)
+        self.actuator = ActuatorConfig(
+            plan=PlanSettings(batch_tolerance=self.batch_tolerance),
+            limits=StaticLimits.from_system(cluster.system),
+            guards=Guards(gpu_node_label=GPU_NODE_LABEL),
+            namespaces=(NAMESPACE,),
+        )
 
     def step(self, t_ms: float) -> None:
         loads: dict[str, Load] = {}
@@ -266,7 +282,10 @@ class InfernoPolicy(Policy):
                 self.notes.append(note)
             logger.info("%s", note)
         decisions = [self._stabilise(t_ms / 1000.0, self._steady(d)) for d in result.decisions]
-        report = actuate(self.cluster, found.deployments, decisions)
+        targets = [Target(d.namespace, d.name, d.server) for d in found.deployments]
+        self.sequence += 1
+        stamp = CycleStamp(f"sim-{self.sequence}", self.sequence, math.inf)
+        report = actuate(self.cluster, targets, decisions, self.actuator, stamp)
         for o in report.outcomes:
             if o.error:
                 self.failures += 1

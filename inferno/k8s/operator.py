@@ -24,6 +24,7 @@ from typing import Any
 
 import kopf
 
+from ..cluster.labels import SERVICE_CLASS_GROUP, SERVICE_CLASS_PLURAL, SERVICE_CLASS_VERSION
 from ..cluster.serviceclass import problems
 from ..settings import Settings
 
@@ -41,9 +42,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-GROUP = "inferno.ai"
-VERSION = "v1alpha1"
-PLURAL = "serviceclasses"
+GROUP = SERVICE_CLASS_GROUP
+VERSION = SERVICE_CLASS_VERSION
+PLURAL = SERVICE_CLASS_PLURAL
 
 LoginFn = Callable[..., kopf.ConnectionInfo | None]
 

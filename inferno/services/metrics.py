@@ -1,0 +1,319 @@
+"""The metrics of each service, one class each, registered on the registry it is given.
+
+Every metric is declared here and nowhere else; ``python -m inferno.services.metrics`` prints
+the table of docs/service-metrics.md (a test checks that file matches it).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
+
+from ..control.actuate import ActuationReport, Outcome
+from ..control.cycle import PHASES, CycleReport
+
+__all__ = [
+    "ActuatorMetrics",
+    "CollectorMetrics",
+    "ControllerMetrics",
+    "OptimizerMetrics",
+    "SecurityMetrics",
+    "markdown_table",
+]
+
+_SERVER = ["server", "accelerator"]
+_PAIR = ["model", "accelerator"]
+_OUTCOMES = ("applied", "failed", "refused", "skipped", "recommend", "keep", "unchanged")
+
+
+class _Metrics:
+    """A group of metrics on one registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def all(self) -> Iterator[MetricWrapperBase]:
+        for value in vars(self).values():
+            if isinstance(value, MetricWrapperBase):
+                yield value
+            elif isinstance(value, Mapping):
+                yield from (v for v in value.values() if isinstance(v, MetricWrapperBase))
+
+
+class SecurityMetrics(_Metrics):
+    """Requests refused before any work (every service)."""
+
+    def __init__(self, registry: CollectorRegistry, service: str) -> None:
+        super().__init__(registry)
+        self.rejected = Counter(
+            f"inferno_{service}_requests_rejected",
+            "Requests refused before any work: unauthorized, too_large (413), bad_request (400)",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in ("unauthorized", "too_large", "bad_request"):
+            self.rejected.labels(reason)
+
+
+class CollectorMetrics(_Metrics):
+    def __init__(self, registry: CollectorRegistry) -> None:
+        super().__init__(registry)
+        self.security = SecurityMetrics(registry, "collector")
+        self.collections = Counter(
+            "inferno_collector_collections",
+            "Collections by outcome (ok, error)",
+            ["outcome"],
+            registry=registry,
+        )
+        self.managed = Gauge(
+            "inferno_collector_managed_deployments",
+            "Managed Deployments found by the last successful collection",
+            registry=registry,
+        )
+        self.problems = Gauge(
+            "inferno_collector_problems",
+            "Objects the last successful collection had to leave out (bad labels, invalid classes)",
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "inferno_collector_collect_seconds", "Time to collect", registry=registry
+        )
+
+
+class OptimizerMetrics(_Metrics):
+    def __init__(self, registry: CollectorRegistry) -> None:
+        super().__init__(registry)
+        self.security = SecurityMetrics(registry, "optimizer")
+        self.per_server = {
+            "replicas": Gauge(
+                "inferno_optimizer_replicas",
+                "Replicas decided per server",
+                _SERVER,
+                registry=registry,
+            ),
+            "cost": Gauge(
+                "inferno_optimizer_cost",
+                "Cost of the decided allocation per server (accelerator-data.json units)",
+                _SERVER,
+                registry=registry,
+            ),
+            "itlAverage": Gauge(
+                "inferno_optimizer_predicted_itl_ms",
+                "Predicted mean inter-token latency at the decided allocation",
+                _SERVER,
+                registry=registry,
+            ),
+            "ttftAverage": Gauge(
+                "inferno_optimizer_predicted_ttft_ms",
+                "Predicted mean time to first token at the decided allocation",
+                _SERVER,
+                registry=registry,
+            ),
+            "waitAverage": Gauge(
+                "inferno_optimizer_predicted_wait_ms",
+                "Predicted mean queueing wait at the decided allocation",
+                _SERVER,
+                registry=registry,
+            ),
+        }
+        self.unallocated = Gauge(
+            "inferno_optimizer_unallocated_servers",
+            "Servers the last solve left unallocated (bad data included)",
+            registry=registry,
+        )
+        self.solves = Counter(
+            "inferno_optimizer_solves",
+            "Solves by status (optimal, feasible, partially-allocated, infeasible, error)",
+            ["status"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "inferno_optimizer_solve_seconds",
+            "Time to solve (including reading the static data)",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=registry,
+        )
+        self.static_loads = Counter(
+            "inferno_optimizer_static_data_loads",
+            "Times the static data was (re-)read",
+            registry=registry,
+        )
+        self.tuned_alpha = Gauge(
+            "inferno_optimizer_tuned_alpha",
+            "Tuned alpha of a (model, accelerator) profile (ms; the filter's estimate)",
+            _PAIR,
+            registry=registry,
+        )
+        self.tuned_beta = Gauge(
+            "inferno_optimizer_tuned_beta",
+            "Tuned beta of a (model, accelerator) profile (ms; the filter's estimate)",
+            _PAIR,
+            registry=registry,
+        )
+        self.tuning_applied = Gauge(
+            "inferno_optimizer_tuning_applied",
+            "1 if the last solve used the tuned profile, 0 if not (no accepted update yet, or "
+            "the feasibility guard put the base profile back)",
+            _PAIR,
+            registry=registry,
+        )
+        self.tuning_updates = Counter(
+            "inferno_optimizer_tuning_updates",
+            "Observations by outcome (accepted, reset, rejected, skipped) and reason class",
+            ["outcome", "reason"],
+            registry=registry,
+        )
+        self.tuning_fallbacks = Counter(
+            "inferno_optimizer_tuning_fallbacks",
+            "Tuned (model, accelerator) profiles the feasibility guard replaced by the base",
+            registry=registry,
+        )
+
+    def record_solution(self, solution: Mapping[str, Any]) -> None:
+        allocations: Mapping[str, Any] = solution.get("allocations") or {}
+        for gauge in self.per_server.values():
+            gauge.clear()  # servers gone or moved to another accelerator leave no series
+        for server, a in allocations.items():
+            acc = str(a.get("accelerator", ""))
+            for key, gauge in self.per_server.items():
+                value = _finite(a.get("numReplicas" if key == "replicas" else key))
+                if value is not None:
+                    gauge.labels(server, acc).set(value)
+        self.unallocated.set(len(solution.get("unallocated") or {}))
+        self.solves.labels(str(solution.get("status", "unknown"))).inc()
+
+
+class ActuatorMetrics(_Metrics):
+    def __init__(self, registry: CollectorRegistry) -> None:
+        super().__init__(registry)
+        self.security = SecurityMetrics(registry, "actuator")
+        self.patches = Counter(
+            "inferno_actuator_patches",
+            "Deployment outcomes (" + ", ".join(_OUTCOMES) + ")",
+            ["outcome"],
+            registry=registry,
+        )
+        self.updates = Counter(
+            "inferno_actuator_updates",
+            "Update requests by result (ok: every Deployment fine, partial, stale: an older "
+            "plan than one already applied)",
+            ["result"],
+            registry=registry,
+        )
+        for name in _OUTCOMES:
+            self.patches.labels(name)  # every series exists from the start, at 0
+
+    def record(self, report: ActuationReport) -> None:
+        for o in report.outcomes:
+            self.patches.labels(outcome_label(o)).inc()
+        self.updates.labels("ok" if report.ok else "partial").inc()
+
+
+def outcome_label(o: Outcome) -> str:
+    """applied, failed, refused, skipped, recommend, keep or unchanged."""
+    if o.kind in ("refused", "skipped"):
+        return o.kind
+    if o.error:
+        return "failed"
+    if o.kind == "update":
+        return "applied" if o.applied else "failed"
+    return o.kind
+
+
+class ControllerMetrics(_Metrics):
+    def __init__(self, registry: CollectorRegistry) -> None:
+        super().__init__(registry)
+        self.security = SecurityMetrics(registry, "controller")
+        self.cycles = Counter(
+            "inferno_controller_cycles",
+            "Cycles by trigger (invoke, periodic) and status (ok, failed)",
+            ["trigger", "status"],
+            registry=registry,
+        )
+        self.phase_seconds = Histogram(
+            "inferno_controller_phase_seconds",
+            "Duration of each phase of a cycle",
+            ["phase"],
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=registry,
+        )
+        self.phase_failures = Counter(
+            "inferno_controller_phase_failures",
+            "Cycles stopped by a failed phase",
+            ["phase"],
+            registry=registry,
+        )
+        self.deployment_failures = Counter(
+            "inferno_controller_deployment_failures",
+            "Deployments the actuator failed to update or refused",
+            registry=registry,
+        )
+        self.rejected = Counter(
+            "inferno_controller_invocations_rejected",
+            "Invocations refused (busy: a cycle was running; not_leader)",
+            ["reason"],
+            registry=registry,
+        )
+        self.last_time = Gauge(
+            "inferno_controller_last_cycle_timestamp_seconds",
+            "When the last cycle finished (Unix time)",
+            registry=registry,
+        )
+        self.last_ok = Gauge(
+            "inferno_controller_last_cycle_ok",
+            "1 if the last cycle was ok, else 0",
+            registry=registry,
+        )
+        self.leader = Gauge(
+            "inferno_controller_leader",
+            "1 while this instance holds the leader Lease (or runs without election), else 0",
+            registry=registry,
+        )
+        for p in PHASES:
+            self.phase_failures.labels(p)
+
+    def record(self, report: CycleReport, finished: float) -> None:
+        self.cycles.labels(report.trigger, report.status).inc()
+        for p, s in report.seconds.items():
+            self.phase_seconds.labels(p).observe(s)
+        if report.failed_phase:
+            self.phase_failures.labels(report.failed_phase).inc()
+        self.deployment_failures.inc(len(report.failed_deployments))
+        self.last_time.set(finished)
+        self.last_ok.set(1 if report.ok else 0)
+
+
+def _finite(x: object) -> float | None:
+    if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
+        return None
+    return float(x)
+
+
+def markdown_table() -> str:
+    """Every service metric as a Markdown table (what docs/service-metrics.md holds)."""
+    rows = ["| service | metric | type | labels | meaning |", "|---|---|---|---|---|"]
+    for service, cls in (
+        ("controller", ControllerMetrics),
+        ("collector", CollectorMetrics),
+        ("optimizer", OptimizerMetrics),
+        ("actuator", ActuatorMetrics),
+    ):
+        group = cls(CollectorRegistry())
+        metrics = list(group.all()) + list(group.security.all())
+        for m in metrics:
+            kind = m._type
+            name = m._name + ("_total" if kind == "counter" else "")
+            labels = ", ".join(f"`{x}`" for x in m._labelnames) or "—"
+            text = m._documentation.replace("|", "\\|")
+            rows.append(f"| {service} | `{name}` | {kind} | {labels} | {text} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover - the docs' generator
+    import sys
+
+    sys.stdout.write(markdown_table())
