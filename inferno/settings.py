@@ -174,10 +174,10 @@ class Settings:
                 "INFERNO_INVOKE_TOKEN and INFERNO_INVOKE_TOKEN_FILE are both set: expected one"
             )
         _require(
-            self.control_period == 0 or self.control_period >= 1,
+            self.control_period == 0 or 0.01 <= self.control_period <= 86400,
             "INFERNO_CONTROL_PERIOD",
             self.control_period,
-            "0 (only on POST /invoke) or at least 1 second",
+            "0 (only on POST /invoke) or 0.01 to 86400 seconds",
         )
         _require(
             0 <= self.batch_tolerance < 1,

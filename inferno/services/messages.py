@@ -199,10 +199,18 @@ class DecisionMessage(Message):
 
 
 class OptimizeAnswer(Message):
+    """``POST /optimize``; ``tuning`` only when the request carried observations."""
+
     solution: Row
     decisions: list[DecisionMessage] = Field(max_length=MAX_ITEMS)
     notes: list[Text] = Field(default_factory=list, max_length=MAX_ITEMS)
     tuning: Row | None = None
+
+    def wire(self) -> dict[str, Any]:
+        body = super().wire()
+        if body.get("tuning") is None:
+            body.pop("tuning", None)
+        return body
 
     @classmethod
     def of(cls, r: OptimizeResult) -> OptimizeAnswer:

@@ -66,6 +66,13 @@ def create_app(
         gpu_node_label=settings.gpu_node_label,
     )
     lock = threading.Lock()  # metrics of one solve at a time
+    counted = [0]  # static data loads already counted
+
+    def count_loads() -> None:
+        with lock:
+            if data.loads != counted[0]:
+                metrics.static_loads.inc(data.loads - counted[0])
+                counted[0] = data.loads
 
     def record_tuning(optimized: Optimized, report: TuningReport) -> None:
         result = optimized.result
@@ -84,7 +91,6 @@ def create_app(
 
     def solve(request: OptimizeRequest) -> Optimized | JSONResponse:
         start = time.perf_counter()
-        before = data.loads
         try:
             optimized = optimizer.run(
                 request.servers, request.service_classes, request.observations
@@ -99,8 +105,7 @@ def create_app(
             return error(400, str(exc))
         finally:
             metrics.duration.observe(time.perf_counter() - start)
-            if data.loads != before:
-                metrics.static_loads.inc(data.loads - before)
+            count_loads()
         with lock:
             if optimized.report is not None:
                 record_tuning(optimized, optimized.report)
@@ -112,6 +117,8 @@ def create_app(
             docs = await asyncio.to_thread(optimizer.docs)
         except StaticDataError as exc:
             return str(exc)
+        finally:
+            count_loads()
         missing = [f for f in ("accelerator-data.json", "model-data.json") if f not in docs]
         if missing:
             return f"static data in {data.path}: missing {', '.join(missing)}"

@@ -157,7 +157,9 @@ class Phases:
             response = await c.request(
                 method,
                 path,
-                json=None if body is None else body.model_dump(mode="json", by_alias=True),
+                json=None
+                if body is None
+                else body.model_dump(mode="json", by_alias=True, exclude_none=True),
                 headers=self._headers,
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )

@@ -21,9 +21,9 @@ from prometheus_client import CollectorRegistry
 
 from inferno.cluster import labels as L
 from inferno.cluster.plan import Event
-from inferno.control.cycle import Phases
 from inferno.k8s import ClusterError
 from inferno.services import actuator, collector, controller, optimizer
+from inferno.services.phases import Phases
 from inferno.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -51,6 +51,7 @@ class FakeCluster:
         self.events: list[tuple[str, str, Event]] = []
         self.statuses: dict[str, list[dict[str, Any]]] = {}
         self.fail: dict[tuple[str, ...], ClusterError] = {}
+        self.leases: dict[tuple[str, str], dict[str, Any]] = {}
         self.calls: list[str] = []
 
     def _call(self, *key: str) -> None:
@@ -75,6 +76,12 @@ class FakeCluster:
             if (not namespaces or ns in namespaces)
             and d["metadata"].get("labels", {}).get(L.MANAGED) == "true"
         ]
+
+    def get_deployment(self, namespace: str, name: str) -> dict[str, Any]:
+        self._call("get_deployment", namespace, name)
+        if (namespace, name) not in self.deployments:
+            raise ClusterError(f"deployments.apps {name!r} not found", 404)
+        return copy.deepcopy(self.deployments[(namespace, name)])
 
     def list_hpas(self, namespaces: Sequence[str]) -> list[dict[str, Any]]:
         self._call("list_hpas")
@@ -110,6 +117,28 @@ class FakeCluster:
     def patch_service_class_status(self, name: str, status: Mapping[str, Any]) -> None:
         self._call("patch_service_class_status", name)
         self.statuses.setdefault(name, []).append(json.loads(json.dumps(status)))
+
+    def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self._call("get_lease", namespace, name)
+        found = self.leases.get((namespace, name))
+        return None if found is None else copy.deepcopy(found)
+
+    def create_lease(self, namespace: str, body: Mapping[str, Any]) -> None:
+        name = str(body["metadata"]["name"])
+        self._call("create_lease", namespace, name)
+        if (namespace, name) in self.leases:
+            raise ClusterError(f"leases {name!r} already exists", 409)
+        self.leases[(namespace, name)] = copy.deepcopy(dict(body))
+
+    def patch_lease(self, namespace: str, name: str, patch: Sequence[Mapping[str, Any]]) -> None:
+        self._call("patch_lease", namespace, name)
+        key = (namespace, name)
+        if key not in self.leases:
+            raise ClusterError(f"leases {name!r} not found", 404)
+        try:
+            self.leases[key] = jsonpatch.apply_patch(self.leases[key], [dict(op) for op in patch])
+        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
+            raise ClusterError(f"the patch of lease {name} failed: {exc}", 422) from None
 
 
 def make_deployment(
@@ -193,15 +222,29 @@ def service_class(name: str, priority: int, **models: Mapping[str, Any]) -> dict
     }
 
 
+#: the invoke token of the tests' controllers, and the internal token of their pods
+INVOKE = "test-invoke-token-0123456789"
+INTERNAL = "test-internal-token-0123456789"
+AUTH = {"Authorization": f"Bearer {INVOKE}"}
+
+
 def settings(**overrides: Any) -> Settings:
-    """Settings for tests: the large sample's static data, no periodic cycle."""
-    values: dict[str, Any] = {"data_path": str(SAMPLE), "control_period": 0.0}
+    """Settings for tests: the large sample's static data, no periodic cycle, the test token."""
+    values: dict[str, Any] = {
+        "data_path": str(SAMPLE),
+        "control_period": 0.0,
+        "invoke_token": INVOKE,
+    }
     values.update(overrides)
     return Settings.from_env({}, **values)
 
 
-def client(app: FastAPI) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+def client(app: FastAPI, token: str | None = None) -> httpx.AsyncClient:
+    """A client of ``app``, presenting ``token`` when given."""
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test", headers=headers
+    )
 
 
 def closed_port() -> int:
@@ -231,11 +274,15 @@ class Stack:
         self.cluster = cluster
         self.settings = cfg or settings()
         self.registry = CollectorRegistry()
-        self.collector = collector.create_app(self.settings, api=cluster, registry=self.registry)
-        self.optimizer = optimizer_app or optimizer.create_app(
-            self.settings, registry=self.registry
+        self.collector = collector.create_app(
+            self.settings, api=cluster, token=INTERNAL, registry=self.registry
         )
-        self.actuator = actuator.create_app(self.settings, api=cluster, registry=self.registry)
+        self.optimizer = optimizer_app or optimizer.create_app(
+            self.settings, token=INTERNAL, registry=self.registry
+        )
+        self.actuator = actuator.create_app(
+            self.settings, api=cluster, token=INTERNAL, registry=self.registry
+        )
 
         def asgi(app: FastAPI, name: str) -> httpx.AsyncClient:
             transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
@@ -243,6 +290,7 @@ class Stack:
 
         self.phases = phases_cls(
             self.settings,
+            token=INTERNAL,
             collector=collector_client or asgi(self.collector, "collector"),
             optimizer=optimizer_client or asgi(self.optimizer, "optimizer"),
             actuator=asgi(self.actuator, "actuator"),
@@ -256,7 +304,8 @@ class Stack:
         )
 
     def client(self) -> httpx.AsyncClient:
-        return client(self.controller)
+        """A client of the controller with the invoke token."""
+        return client(self.controller, INVOKE)
 
     async def aclose(self) -> None:
         for c in self.phases.clients.values():

@@ -7,11 +7,24 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from inferno.cluster import labels as L
-from inferno.cluster.inventory import deployment_to_json, parse_deployment
 from inferno.k8s import ClusterError
 from inferno.services import actuator
 
-from . import NS, FakeCluster, client, make_deployment, settings
+from . import INTERNAL, NS, FakeCluster, client, make_deployment, settings
+
+#: a far deadline (Unix seconds): nothing is skipped
+FAR = 4.0e9
+
+
+def body_for(
+    targets: list[tuple[str, str, str]], decisions: list[dict[str, Any]], sequence: int = 1
+) -> dict[str, Any]:
+    """An /update body: (namespace, name, server) targets, decisions, cycle ``sequence``."""
+    return {
+        "cycle": {"id": f"c{sequence}", "sequence": sequence, "deadline": FAR},
+        "targets": [{"namespace": ns, "name": n, "server": srv} for ns, n, srv in targets],
+        "decisions": decisions,
+    }
 
 
 def cluster_and_body() -> tuple[FakeCluster, dict[str, Any]]:
@@ -23,9 +36,6 @@ def cluster_and_body() -> tuple[FakeCluster, dict[str, Any]]:
             make_deployment("d", model="llama_7b", replicas=2),
         ]
     )
-    deployments = [
-        deployment_to_json(parse_deployment(d)) for d in cluster.list_managed_deployments(())
-    ]
     decision = {
         "accelerator": "H100",
         "replicas": 4,
@@ -39,13 +49,16 @@ def cluster_and_body() -> tuple[FakeCluster, dict[str, Any]]:
         {"server": "c", **decision},
         # d: absent from the solution -> kept as is, never scaled to zero
     ]
-    return cluster, {"deployments": deployments, "decisions": decisions}
+    targets = [(NS, name, name) for name in "abcd"]
+    return cluster, body_for(targets, decisions)
 
 
 async def test_probes_and_metrics() -> None:
     cluster, body = cluster_and_body()
     registry = CollectorRegistry()
-    async with client(actuator.create_app(settings(), api=cluster, registry=registry)) as http:
+    async with client(
+        actuator.create_app(settings(), token=None, api=cluster, registry=registry)
+    ) as http:
         assert (await http.get("/healthz")).status_code == 200
         assert (await http.get("/readyz")).status_code == 200
         assert (await http.post("/update", json=body)).status_code == 200
@@ -58,7 +71,7 @@ async def test_probes_and_metrics() -> None:
 
     cluster.fail[("list_managed_deployments",)] = ClusterError("forbidden", 403)
     async with client(
-        actuator.create_app(settings(), api=cluster, registry=CollectorRegistry())
+        actuator.create_app(settings(), token=None, api=cluster, registry=CollectorRegistry())
     ) as http:
         r = await http.get("/readyz")
     assert r.status_code == 503
@@ -67,7 +80,7 @@ async def test_probes_and_metrics() -> None:
 
 async def test_update_applies_and_reports_every_deployment() -> None:
     cluster, body = cluster_and_body()
-    app = actuator.create_app(settings(), api=cluster, registry=CollectorRegistry())
+    app = actuator.create_app(settings(), token=None, api=cluster, registry=CollectorRegistry())
     async with client(app) as http:
         r = await http.post("/update", json=body)
     assert r.status_code == 200
@@ -103,7 +116,9 @@ async def test_one_conflict_does_not_stop_the_others() -> None:
         f"patch deployment {NS}/a: HTTP 409 the object has been modified", 409
     )
     registry = CollectorRegistry()
-    async with client(actuator.create_app(settings(), api=cluster, registry=registry)) as http:
+    async with client(
+        actuator.create_app(settings(), token=None, api=cluster, registry=registry)
+    ) as http:
         r = await http.post("/update", json=body)
     assert r.status_code == 200
     report = r.json()
@@ -120,30 +135,168 @@ async def test_one_conflict_does_not_stop_the_others() -> None:
     assert registry.get_sample_value("inferno_actuator_patches_total", {"outcome": "applied"}) == 1
 
 
-async def test_malformed_requests() -> None:
+async def test_malformed_requests_are_400_naming_the_field() -> None:
     cluster, body = cluster_and_body()
-    app = actuator.create_app(settings(), api=cluster, registry=CollectorRegistry())
+    app = actuator.create_app(settings(), token=None, api=cluster, registry=CollectorRegistry())
     async with client(app) as http:
-        missing = await http.post("/update", json={"deployments": body["deployments"]})
-        bad_deployment = await http.post(
-            "/update", json={"deployments": [{"name": "x"}], "decisions": []}
-        )
-        bad_decision = await http.post(
-            "/update",
-            json={"deployments": body["deployments"], "decisions": [{"replicas": 2}]},
-        )
+        missing = await http.post("/update", json={"targets": body["targets"]})
+        bad_target = await http.post("/update", json={**body, "targets": [{"name": "x"}]})
+        bad_decision = await http.post("/update", json={**body, "decisions": [{"replicas": 2}]})
         bad_number = await http.post(
-            "/update",
-            json={
-                "deployments": body["deployments"],
-                "decisions": [{"server": "a", "replicas": "many"}],
-            },
+            "/update", json={**body, "decisions": [{"server": "a", "replicas": "many"}]}
         )
-    assert missing.status_code == 422
-    assert bad_deployment.status_code == 400
-    assert bad_deployment.json()["error"].startswith("deployments[0]: ")
-    assert bad_decision.status_code == 400
-    assert bad_decision.json()["error"] == "decisions[0]: missing 'server'"
-    assert bad_number.status_code == 400
-    assert "decisions[0]" in bad_number.json()["error"]
+        huge = await http.post(
+            "/update", json={**body, "decisions": [{"server": "a", "replicas": 10**9}]}
+        )
+    for r in (missing, bad_target, bad_decision, bad_number, huge):
+        assert r.status_code == 400, r.text
+    assert "cycle" in missing.json()["error"]
+    assert "targets[0].namespace" in bad_target.json()["error"]
+    assert "decisions[0].server" in bad_decision.json()["error"]
+    assert "decisions[0].replicas" in bad_number.json()["error"]
+    assert "decisions[0].replicas" in huge.json()["error"]
     assert cluster.patches == []
+
+
+async def test_a_foreign_deployment_is_refused_and_untouched() -> None:
+    """An unlabelled Deployment named as a target (with a decision scaling it to 0) is re-read,
+    found not managed and refused; the managed ones in the same plan are applied."""
+    cluster, body = cluster_and_body()
+    cluster.deployments[("victim", "web")] = make_deployment(
+        "web", model="llama_7b", namespace="victim", replicas=3, managed=False
+    )
+    body["targets"].append({"namespace": "victim", "name": "web", "server": "web"})
+    body["decisions"].append(
+        {
+            "server": "web",
+            "accelerator": "H100",
+            "replicas": 0,
+            "maxBatch": 16,
+            "gpusPerReplica": 1,
+            "nodeSelector": {"nvidia.com/gpu.product": "H100"},
+        }
+    )
+    registry = CollectorRegistry()
+    app = actuator.create_app(settings(), token=None, api=cluster, registry=registry)
+    async with client(app) as http:
+        r = await http.post("/update", json=body)
+    outcome = next(o for o in r.json()["outcomes"] if o["deployment"] == "web")
+    assert outcome["kind"] == "refused" and outcome["applied"] is False
+    assert "not labelled inferno.server.managed=true" in outcome["error"]
+    assert cluster.replicas("web", "victim") == 3
+    assert all(ns != "victim" for _, ns, _, _ in cluster.patches)
+    assert all(ns != "victim" for ns, _, _ in cluster.events)  # no Event on foreign objects
+    assert cluster.replicas("a") == 4  # the managed ones are applied all the same
+    assert registry.get_sample_value("inferno_actuator_patches_total", {"outcome": "refused"}) == 1
+
+
+async def test_the_request_body_is_never_used_as_the_deployment() -> None:
+    """Whatever the request says, the patch is computed from the object read from the API."""
+    cluster, body = cluster_and_body()
+    body["deployments"] = [{"namespace": NS, "name": "a", "env": [["X", "1"]], "replicas": 99}]
+    app = actuator.create_app(settings(), token=None, api=cluster, registry=CollectorRegistry())
+    async with client(app) as http:
+        r = await http.post("/update", json=body)
+    assert r.status_code == 200
+    a = next(o for o in r.json()["outcomes"] if o["deployment"] == "a")
+    assert a["before"]["replicas"] == 1  # the live object's, not 99
+    env = cluster.deployments[(NS, "a")]["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "X", "value": "1"} not in env
+
+
+async def test_names_and_namespaces_are_checked_before_any_call() -> None:
+    cluster, body = cluster_and_body()
+    body["targets"] = [
+        {"namespace": "Bad_NS", "name": "a", "server": "a"},
+        {"namespace": NS, "name": "../../x", "server": "x"},
+        {"namespace": "kube-system", "name": "coredns", "server": "coredns"},
+    ]
+    cfg = settings(watch_namespaces=(NS,))
+    app = actuator.create_app(cfg, token=None, api=cluster, registry=CollectorRegistry())
+    async with client(app) as http:
+        r = await http.post("/update", json=body)
+    errors = [o["error"] for o in r.json()["outcomes"]]
+    assert any("not a DNS label" in e for e in errors)
+    assert any("not a DNS subdomain" in e for e in errors)
+    assert any("'kube-system' is not watched" in e for e in errors)
+    assert "get_deployment" not in cluster.calls
+
+
+async def test_the_internal_token_is_required() -> None:
+    cluster, body = cluster_and_body()
+    app = actuator.create_app(settings(), token=INTERNAL, api=cluster, registry=CollectorRegistry())
+    async with client(app) as anonymous, client(app, "wrong-token") as wrong:
+        none = await anonymous.post("/update", json=body)
+        bad = await wrong.post("/update", json=body)
+        probe = await anonymous.get("/readyz")
+        metrics = await anonymous.get("/metrics")
+    assert none.status_code == bad.status_code == 401
+    assert probe.status_code == 200 and metrics.status_code == 200
+    assert cluster.patches == [] and "get_deployment" not in cluster.calls
+
+
+async def test_an_older_plan_is_refused_after_a_newer_one() -> None:
+    cluster, body = cluster_and_body()
+    app = actuator.create_app(settings(), token=None, api=cluster, registry=CollectorRegistry())
+    newer = {**body, "cycle": {"id": "new", "sequence": 10, "deadline": FAR}}
+    older = {**body, "cycle": {"id": "old", "sequence": 5, "deadline": FAR}}
+    async with client(app) as http:
+        first = await http.post("/update", json=newer)
+        stale = await http.post("/update", json=older)
+        again = await http.post("/update", json=newer)
+    assert first.status_code == 200
+    assert stale.status_code == again.status_code == 409
+    assert "older than a plan already applied" in stale.json()["error"]
+    annotations = cluster.deployments[(NS, "a")]["metadata"]["annotations"]
+    assert annotations[L.CYCLE] == "10.new"
+
+
+async def test_nothing_is_applied_after_the_deadline() -> None:
+    cluster, body = cluster_and_body()
+    times = iter([100.0, 100.0, 200.0, 200.0, 200.0, 200.0, 200.0, 200.0, 200.0, 200.0])
+    app = actuator.create_app(
+        settings(),
+        token=None,
+        api=cluster,
+        registry=CollectorRegistry(),
+        clock=lambda: next(times, 200.0),
+    )
+    body["cycle"]["deadline"] = 150.0
+    async with client(app) as http:
+        r = await http.post("/update", json=body)
+    kinds = [o["kind"] for o in r.json()["outcomes"]]
+    assert "skipped" in kinds
+    skipped = [o["deployment"] for o in r.json()["outcomes"] if o["kind"] == "skipped"]
+    assert all(name not in {n for _, _, n, _ in cluster.patches} for name in skipped)
+    assert r.json()["ok"] is False
+
+
+async def test_a_decision_the_static_data_does_not_allow_is_refused() -> None:
+    cluster, body = cluster_and_body()
+    wrong = {
+        "a": {"accelerator": "NoSuchGPU"},
+        "b": {"gpusPerReplica": 8},
+        "c": {"nodeSelector": {"kubernetes.io/hostname": "node-1"}},
+    }
+    for d in body["decisions"]:
+        d.update(wrong.get(d["server"], {}))
+    body["decisions"].append(
+        {
+            "server": "d",
+            "accelerator": "H100",
+            "replicas": 2000,
+            "maxBatch": 16,
+            "gpusPerReplica": 1,
+            "nodeSelector": {"nvidia.com/gpu.product": "H100"},
+        }
+    )
+    app = actuator.create_app(settings(), token=None, api=cluster, registry=CollectorRegistry())
+    async with client(app) as http:
+        r = await http.post("/update", json=body)
+    errors = {o["deployment"]: o["error"] for o in r.json()["outcomes"]}
+    assert "not in the static data" in errors["a"]
+    assert "gpusPerReplica 8" in errors["b"]
+    assert "kubernetes.io/hostname" in errors["c"]
+    assert "replicas 2000 outside 0..1000" in errors["d"]
+    assert cluster.patches == []
+    assert {e.reason for _, _, e in cluster.events} == {"InfernoRefused"}

@@ -12,9 +12,9 @@ import pytest
 from fastapi import FastAPI
 
 from inferno.cli import main, serve
-from inferno.control import operator
+from inferno.k8s import operator
 
-from . import SAMPLE, sample_cluster
+from . import AUTH, INVOKE, SAMPLE, sample_cluster
 
 
 @pytest.fixture(autouse=True)
@@ -61,6 +61,8 @@ def test_run_requires_all_in_one(capsys: pytest.CaptureFixture[str]) -> None:
 
 class StubOperator:
     stopped = 0
+    alive = True
+    error = None
 
     def stop(self, timeout: float = 15.0) -> bool:
         self.stopped += 1
@@ -81,7 +83,9 @@ def test_all_in_one_serves_the_controller_over_in_process_services(
             transport = httpx.ASGITransport(app=app)
             async with (
                 app.router.lifespan_context(app),
-                httpx.AsyncClient(transport=transport, base_url="http://test") as http,
+                httpx.AsyncClient(
+                    transport=transport, base_url="http://test", headers=AUTH
+                ) as http,
             ):
                 served["metrics"] = (await http.get("/metrics")).text
                 return await http.post("/invoke")
@@ -91,6 +95,8 @@ def test_all_in_one_serves_the_controller_over_in_process_services(
         on_shutdown()  # what the server does once the app has shut down
         return 0
 
+    monkeypatch.setenv("INFERNO_INVOKE_TOKEN", INVOKE)
+    monkeypatch.setenv("INFERNO_LEADER_ELECTION", "false")
     monkeypatch.setattr(serve, "_serve", fake_serve)
     monkeypatch.setattr(serve, "_cluster", lambda args: cluster)
     monkeypatch.setattr(operator, "start_operator_thread", lambda *a, **kw: stub)

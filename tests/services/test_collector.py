@@ -12,7 +12,7 @@ from . import FakeCluster, client, make_deployment, sample_cluster, service_clas
 
 async def test_probes_and_metrics() -> None:
     registry = CollectorRegistry()
-    app = collector.create_app(settings(), api=sample_cluster(), registry=registry)
+    app = collector.create_app(settings(), token=None, api=sample_cluster(), registry=registry)
     async with client(app) as http:
         assert (await http.get("/healthz")).status_code == 200
         assert (await http.get("/readyz")).status_code == 200
@@ -31,7 +31,7 @@ async def test_readyz_503_when_the_cluster_fails() -> None:
     cluster = sample_cluster()
     cluster.fail[("list_service_classes",)] = ClusterError("list service classes: HTTP 403", 403)
     async with client(
-        collector.create_app(settings(), api=cluster, registry=CollectorRegistry())
+        collector.create_app(settings(), token=None, api=cluster, registry=CollectorRegistry())
     ) as http:
         r = await http.get("/readyz")
         assert (await http.get("/healthz")).status_code == 200  # alive all the same
@@ -42,7 +42,7 @@ async def test_readyz_503_when_the_cluster_fails() -> None:
 async def test_readyz_tolerates_a_missing_crd() -> None:
     cluster = sample_cluster()
     cluster.fail[("list_service_classes",)] = ClusterError("HTTP 404 not found", 404)
-    app = collector.create_app(settings(), api=cluster, registry=CollectorRegistry())
+    app = collector.create_app(settings(), token=None, api=cluster, registry=CollectorRegistry())
     async with client(app) as http:
         r = await http.get("/readyz")
         c = await http.get("/collect")
@@ -57,7 +57,7 @@ async def test_collect_returns_the_managed_servers() -> None:
     cluster.service_classes["premium"] = service_class("premium", 1, llama_7b={"itlMs": 40})
     cluster.service_classes["bad"] = service_class("bad", 0, llama_7b={})
     registry = CollectorRegistry()
-    app = collector.create_app(settings(), api=cluster, registry=registry)
+    app = collector.create_app(settings(), token=None, api=cluster, registry=registry)
     async with client(app) as http:
         r = await http.get("/collect")
     assert r.status_code == 200
@@ -86,7 +86,10 @@ async def test_collect_watches_only_the_configured_namespaces() -> None:
         ]
     )
     app = collector.create_app(
-        settings(watch_namespaces=("team-b",)), api=cluster, registry=CollectorRegistry()
+        settings(watch_namespaces=("team-b",)),
+        api=cluster,
+        token=None,
+        registry=CollectorRegistry(),
     )
     async with client(app) as http:
         body = (await http.get("/collect")).json()
@@ -99,7 +102,9 @@ async def test_collect_503_on_cluster_error() -> None:
         "list deployments: the API server did not answer"
     )
     registry = CollectorRegistry()
-    async with client(collector.create_app(settings(), api=cluster, registry=registry)) as http:
+    async with client(
+        collector.create_app(settings(), token=None, api=cluster, registry=registry)
+    ) as http:
         r = await http.get("/collect")
         text = (await http.get("/metrics")).text
     assert r.status_code == 503

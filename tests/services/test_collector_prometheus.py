@@ -29,7 +29,9 @@ def prometheus(cluster: FakeCluster, rates: dict[str, Any]) -> FakePrometheus:
 
 def app_with(cluster: FakeCluster, fake: FakePrometheus, registry: CollectorRegistry) -> Any:
     source = PrometheusLoadSource(fake.client(), 60)
-    return collector.create_app(settings(), api=cluster, registry=registry, load_source=source)
+    return collector.create_app(
+        settings(), token=None, api=cluster, registry=registry, load_source=source
+    )
 
 
 async def test_the_loads_come_from_prometheus_not_the_labels() -> None:

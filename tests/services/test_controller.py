@@ -11,9 +11,10 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from inferno.cluster import labels as L
-from inferno.control.cycle import Phases
 from inferno.k8s import ClusterError
 from inferno.services import controller
+from inferno.services._auth import authorized
+from inferno.services.phases import Phases
 
 from . import (
     NS,
@@ -33,7 +34,9 @@ async def test_probes_and_metrics() -> None:
     async with stack.client() as http:
         assert (await http.get("/healthz")).status_code == 200
         ready = await http.get("/readyz")
-        assert (await http.get("/invoke")).status_code == 200
+        assert (await http.get("/invoke")).status_code == 404  # a GET runs nothing
+        assert (await http.post("/invoke")).status_code == 200
+        assert (await http.get("/invoke")).status_code == 200  # the last report
         text = (await http.get("/metrics")).text
     await stack.aclose()
     assert ready.status_code == 200, ready.text
@@ -100,7 +103,7 @@ async def test_a_second_invoke_while_one_runs_gets_409() -> None:
     entered = asyncio.Event()
 
     class BlockingPhases(Phases):
-        async def collect(self) -> dict[str, Any]:
+        async def collect(self) -> Any:
             entered.set()
             await release.wait()
             return await super().collect()
@@ -110,7 +113,7 @@ async def test_a_second_invoke_while_one_runs_gets_409() -> None:
         first = asyncio.create_task(http.post("/invoke"))
         await asyncio.wait_for(entered.wait(), 5)
         second = await asyncio.wait_for(http.post("/invoke"), 1)  # answered at once
-        also = await asyncio.wait_for(http.get("/invoke"), 1)
+        also = await asyncio.wait_for(http.post("/invoke"), 1)
         release.set()
         done = await asyncio.wait_for(first, 10)
         third = await http.post("/invoke")  # the lock is free again
@@ -125,12 +128,16 @@ async def test_a_second_invoke_while_one_runs_gets_409() -> None:
 
 
 async def test_bearer_token_is_required_when_set() -> None:
-    stack = Stack(sample_cluster(), settings(invoke_token="s3cret"))
+    stack = Stack(sample_cluster(), settings(invoke_token="s3cret-0123456789abcdef"))
     async with stack.client() as http:
         none = await http.post("/invoke")
         wrong = await http.post("/invoke", headers={"Authorization": "Bearer nope"})
-        basic = await http.post("/invoke", headers={"Authorization": "Basic s3cret"})
-        right = await http.post("/invoke", headers={"Authorization": "Bearer s3cret"})
+        basic = await http.post(
+            "/invoke", headers={"Authorization": "Basic s3cret-0123456789abcdef"}
+        )
+        right = await http.post(
+            "/invoke", headers={"Authorization": "Bearer s3cret-0123456789abcdef"}
+        )
         health = await http.get("/healthz")
     await stack.aclose()
     assert none.status_code == 401
@@ -207,7 +214,7 @@ async def test_collector_unreachable() -> None:
     cluster = sample_cluster()
     stack = Stack(cluster, collector_client=down)
     async with stack.client() as http:
-        r = await http.get("/invoke")
+        r = await http.post("/invoke")
     await stack.aclose()
     assert r.status_code == 503
     assert r.json()["failedPhase"] == "collect"
@@ -336,7 +343,10 @@ async def test_the_periodic_loop_runs_and_stops_on_shutdown() -> None:
                 break
             await asyncio.sleep(0.02)
         async with client(app) as http:
+            anonymous = await http.get("/report")
+        async with stack.client() as http:
             report = (await http.get("/report")).json()
+    assert anonymous.status_code == 401  # the report needs the token
     ran = stack.registry.get_sample_value(
         "inferno_controller_cycles_total", {"trigger": "periodic", "status": "ok"}
     )
@@ -354,7 +364,7 @@ async def test_shutdown_cancels_a_cycle_that_overruns_the_grace() -> None:
     entered = asyncio.Event()
 
     class HangingPhases(Phases):
-        async def collect(self) -> dict[str, Any]:
+        async def collect(self) -> Any:
             entered.set()
             await asyncio.sleep(3600)
             raise AssertionError("unreachable")
@@ -380,15 +390,16 @@ async def test_a_zero_period_starts_no_loop() -> None:
 
 
 def test_authorized() -> None:
-    assert controller.authorized("Bearer abc", "abc")
-    assert controller.authorized("bearer  abc ", "abc")
-    assert not controller.authorized("Bearer abcd", "abc")
-    assert not controller.authorized(None, "abc")
-    assert not controller.authorized("abc", "abc")
+    assert authorized("Bearer abc", "abc")
+    assert authorized("bearer  abc ", "abc")
+    assert not authorized("Bearer abcd", "abc")
+    assert not authorized(None, "abc")
+    assert not authorized("abc", "abc")
+    assert not authorized("Bearer ", "")  # an empty token never matches
 
 
 async def test_the_app_owns_phases_it_is_given_but_not_injected_clients() -> None:
-    own = Phases(settings())
+    own = Phases(settings(), token=None)
     app = controller.create_app(settings(), phases=own, registry=CollectorRegistry())
     async with app.router.lifespan_context(app):
         pass

@@ -10,14 +10,16 @@ from typing import Any
 import httpx
 from prometheus_client import CollectorRegistry
 
-from inferno.cluster.inventory import ManagedDeployment, deployment_to_json, parse_deployment
+from inferno.cluster.inventory import ManagedDeployment, parse_deployment
 from inferno.cluster.serviceclass import class_row, class_status
-from inferno.control.cycle import Phases, run_cycle
+from inferno.control.cycle import run_cycle
 from inferno.prom import LoadMeasurement, ServerObservation
 from inferno.services import collector
+from inferno.services.messages import DeploymentMessage, report_json
+from inferno.services.phases import Phases
 from inferno.system import Load
 
-from . import FakeCluster, Stack, client, make_deployment, service_class, settings
+from . import INTERNAL, FakeCluster, Stack, client, make_deployment, service_class, settings
 
 NOW = dt.datetime(2025, 3, 1, 8, 30, tzinfo=dt.UTC)
 
@@ -36,11 +38,11 @@ def phases_answering(routes: dict[str, httpx.Response]) -> tuple[Phases, list[st
     def c() -> httpx.AsyncClient:
         return httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url="http://x")
 
-    return Phases(settings(), collector=c(), optimizer=c(), actuator=c()), seen
+    return Phases(settings(), token=None, collector=c(), optimizer=c(), actuator=c()), seen
 
 
 COLLECTION = {
-    "deployments": [deployment_to_json(deployment("a", model="llama_7b"))],
+    "deployments": [DeploymentMessage.of(deployment("a", model="llama_7b")).wire()],
     "servers": [{"name": "a"}],
     "serviceClasses": [],
 }
@@ -56,7 +58,7 @@ async def test_a_non_json_answer_fails_the_phase() -> None:
     report = await run_cycle(phases)
     assert report.status == "failed"
     assert report.failed_phase == "optimize"
-    assert "not JSON" in report.errors[0]
+    assert "malformed answer" in report.errors[0]
     assert seen == ["/collect", "/optimize"]
 
 
@@ -66,7 +68,7 @@ async def test_a_malformed_collection_fails_the_collect_phase() -> None:
     )
     report = await run_cycle(phases)
     assert (report.status, report.failed_phase) == ("failed", "collect")
-    assert "'servers' is not a list" in report.errors[0]
+    assert "malformed answer: servers: Input should be a valid list" in report.errors[0]
     assert seen == ["/collect"]
 
 
@@ -83,7 +85,7 @@ async def test_an_actuator_error_answer_fails_the_update_phase() -> None:
     assert report.errors == [
         "update: actuator POST http://x/update: HTTP 400: decisions[0]: missing 'server'"
     ]
-    body = report.to_json()
+    body = report_json(report)
     assert body["trigger"] == "test"
     assert body["started"] == "2025-03-01T08:30:00.000Z"
     assert [body["phases"][p]["result"] for p in ("collect", "optimize", "update")] == [
@@ -169,7 +171,7 @@ def recording_phases(
     def c() -> httpx.AsyncClient:
         return httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url="http://x")
 
-    return Phases(settings(), collector=c(), optimizer=c(), actuator=c()), bodies
+    return Phases(settings(), token=None, collector=c(), optimizer=c(), actuator=c()), bodies
 
 
 async def test_the_measurement_goes_to_the_optimizer_and_tuning_into_the_report() -> None:
@@ -183,7 +185,7 @@ async def test_the_measurement_goes_to_the_optimizer_and_tuning_into_the_report(
         {"servers": [{"name": "a"}], "serviceClasses": [], "observations": MEASUREMENT}
     ]
     assert report.tuning == TUNING
-    assert report.to_json()["tuning"] == TUNING
+    assert report_json(report)["tuning"] == TUNING
 
 
 async def test_without_a_measurement_nothing_is_sent_and_nothing_reported() -> None:
@@ -193,14 +195,14 @@ async def test_without_a_measurement_nothing_is_sent_and_nothing_reported() -> N
     report = await run_cycle(phases)
     assert report.ok
     assert bodies == [{"servers": [{"name": "a"}], "serviceClasses": []}]
-    assert report.tuning is None and report.to_json()["tuning"] is None
+    assert report.tuning is None and report_json(report)["tuning"] is None
 
 
 async def test_a_malformed_measurement_fails_the_collect_phase() -> None:
     phases, bodies = recording_phases({**COLLECTION, "measurement": [1]}, {})
     report = await run_cycle(phases)
     assert (report.status, report.failed_phase) == ("failed", "collect")
-    assert "'measurement' is not an object" in report.errors[0]
+    assert "measurement: Input should be a valid dictionary" in report.errors[0]
     assert bodies == []
 
 
@@ -246,7 +248,7 @@ async def test_tuned_parameters_reach_the_cycle_report_through_the_services() ->
     cfg = settings()
     registry = CollectorRegistry()
     collector_app = collector.create_app(
-        cfg, api=cluster, registry=registry, load_source=SlowerThanProfiled()
+        cfg, api=cluster, token=INTERNAL, registry=registry, load_source=SlowerThanProfiled()
     )
     stack = Stack(cluster, cfg, collector_client=client(collector_app))
     alphas = []
@@ -258,7 +260,7 @@ async def test_tuned_parameters_reach_the_cycle_report_through_the_services() ->
             (pair,) = report.tuning["profiles"]
             assert (pair["model"], pair["accelerator"], pair["applied"]) == ("llama_7b", "G2", True)
             alphas.append(pair["tuned"]["alpha"])
-            assert report.to_json()["tuning"]["observations"][0]["server"] == "llama-7b"
+            assert report_json(report)["tuning"]["observations"][0]["server"] == "llama-7b"
     finally:
         await stack.aclose()
     assert alphas[0] > 9.74 and len(set(alphas)) == 3

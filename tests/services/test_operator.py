@@ -13,8 +13,8 @@ import kmock as kmock_lib
 import kopf
 import pytest
 
-from inferno.control import operator
-from inferno.control.operator import (
+from inferno.k8s import operator
+from inferno.k8s.operator import (
     on_service_class,
     start_operator_thread,
     valid_condition,

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from inferno.control import tuner as tuner_module
 from inferno.data import load_system
 from inferno.services import optimizer
 from inferno.solver import solve
@@ -25,7 +26,7 @@ def sample_servers() -> list[dict[str, Any]]:
 
 async def test_probes_and_metrics() -> None:
     registry = CollectorRegistry()
-    app = optimizer.create_app(settings(), registry=registry)
+    app = optimizer.create_app(settings(), token=None, registry=registry)
     async with client(app) as http:
         assert (await http.get("/healthz")).status_code == 200
         assert (await http.get("/readyz")).status_code == 200
@@ -49,7 +50,7 @@ async def test_probes_and_metrics() -> None:
 
 async def test_readyz_503_without_static_data(tmp_path: Path) -> None:
     app = optimizer.create_app(
-        settings(data_path=str(tmp_path / "absent")), registry=CollectorRegistry()
+        settings(data_path=str(tmp_path / "absent")), token=None, registry=CollectorRegistry()
     )
     async with client(app) as http:
         r = await http.get("/readyz")
@@ -61,7 +62,7 @@ async def test_readyz_503_without_static_data(tmp_path: Path) -> None:
 
 
 async def test_optimize_matches_the_solver_on_the_sample() -> None:
-    app = optimizer.create_app(settings(), registry=CollectorRegistry())
+    app = optimizer.create_app(settings(), token=None, registry=CollectorRegistry())
     async with client(app) as http:
         r = await http.post("/optimize", json={"servers": sample_servers(), "serviceClasses": []})
     assert r.status_code == 200
@@ -77,26 +78,32 @@ async def test_optimize_matches_the_solver_on_the_sample() -> None:
     assert set(body["solution"]["allocations"]) == set(expected.allocations)
 
 
-async def test_negative_arrival_rate_is_a_400_naming_the_field() -> None:
+async def test_a_negative_arrival_rate_leaves_that_server_unallocated_naming_the_field() -> None:
     servers = sample_servers()[:3]
     servers[1]["currentAlloc"]["load"]["arrivalRate"] = -5
-    app = optimizer.create_app(settings(), registry=CollectorRegistry())
+    app = optimizer.create_app(settings(), token=None, registry=CollectorRegistry())
     async with client(app) as http:
         r = await http.post("/optimize", json={"servers": servers})
         text = (await http.get("/metrics")).text
-    assert r.status_code == 400
-    message = r.json()["error"]
+    assert r.status_code == 200
+    body = r.json()
+    message = body["solution"]["unallocated"][servers[1]["name"]]
     assert "servers[1].currentAlloc.load.arrivalRate" in message
     assert ">= 0" in message
-    assert 'inferno_optimizer_solves_total{status="error"} 1.0' in text
+    assert set(body["solution"]["allocations"]) == {servers[0]["name"], servers[2]["name"]}
+    assert body["solution"]["status"] == "partially-allocated"
+    assert "inferno_optimizer_unallocated_servers 1.0" in text
 
 
-async def test_malformed_body_is_a_422() -> None:
-    app = optimizer.create_app(settings(), registry=CollectorRegistry())
+async def test_malformed_body_is_a_400_naming_the_field() -> None:
+    app = optimizer.create_app(settings(), token=None, registry=CollectorRegistry())
     async with client(app) as http:
-        assert (await http.post("/optimize", json={"serviceClasses": []})).status_code == 422
-        assert (await http.post("/optimize", json={"servers": "all"})).status_code == 422
-        assert (await http.post("/optimize", content=b"{not json")).status_code == 422
+        missing = await http.post("/optimize", json={"serviceClasses": []})
+        wrong = await http.post("/optimize", json={"servers": "all"})
+        broken = await http.post("/optimize", content=b"{not json")
+    assert missing.status_code == wrong.status_code == broken.status_code == 400
+    assert "servers" in missing.json()["error"] and "servers" in wrong.json()["error"]
+    assert "malformed JSON" in broken.json()["error"]
 
 
 async def test_static_data_is_reread_when_a_file_changes(tmp_path: Path) -> None:
@@ -106,7 +113,7 @@ async def test_static_data_is_reread_when_a_file_changes(tmp_path: Path) -> None
     servers = sample_servers()[:1]
     name = servers[0]["name"]
     registry = CollectorRegistry()
-    app = optimizer.create_app(settings(data_path=str(data)), registry=registry)
+    app = optimizer.create_app(settings(data_path=str(data)), token=None, registry=registry)
     async with client(app) as http:
         first = (await http.post("/optimize", json={"servers": servers})).json()
         again = (await http.post("/optimize", json={"servers": servers})).json()
@@ -145,10 +152,15 @@ def test_a_bad_server_is_named_by_its_index_in_the_request() -> None:
     }
     unknown = {**good, "name": "stray", "class": "NoSuchClass"}
     bad = {**good, "name": "bad", "currentAlloc": {"load": {"arrivalRate": -1, "avgLength": 1024}}}
+    result = optimize(static, [unknown, good, bad], [], origin="static")
+    unallocated = result.solution["unallocated"]
+    assert unallocated["bad"].startswith("unusable server data: $.servers[2]"), unallocated
+    assert "unknown service class" in unallocated["stray"]
+    assert "ok" in result.solution["allocations"]  # the others are decided
+    # a malformed request as a whole (not one server) is still an error
     with pytest.raises(InputError) as err:
-        optimize(static, [unknown, good, bad], [], origin="static")
-    assert err.value.source == "request"
-    assert err.value.path is not None and err.value.path.startswith("$.servers[2]")
+        optimize(static, [good, "not an object"], [], origin="static")  # type: ignore[list-item]
+    assert err.value.source == "request" and err.value.path == "$.servers[1]"
 
 
 # --- online tuning -----------------------------------------------------------------------------
@@ -198,7 +210,7 @@ def pair_of(body: dict[str, Any], model: str, acc: str) -> dict[str, Any]:
 
 async def test_observations_tune_the_profile_over_cycles() -> None:
     registry = CollectorRegistry()
-    app = optimizer.create_app(settings(), registry=registry)
+    app = optimizer.create_app(settings(), token=None, registry=registry)
     alphas: list[float] = []
     async with client(app) as http:
         for occupancy in (4.0, 16.0, 8.0, 24.0, 12.0, 20.0, 6.0, 18.0):
@@ -247,8 +259,8 @@ async def test_observations_tune_the_profile_over_cycles() -> None:
 
 
 async def test_the_state_is_per_app_and_without_observations_nothing_is_tuned() -> None:
-    first = optimizer.create_app(settings(), registry=CollectorRegistry())
-    second = optimizer.create_app(settings(), registry=CollectorRegistry())
+    first = optimizer.create_app(settings(), token=None, registry=CollectorRegistry())
+    second = optimizer.create_app(settings(), token=None, registry=CollectorRegistry())
     async with client(first) as a, client(second) as b:
         for occupancy in (4.0, 16.0):
             await a.post("/optimize", json=tuning_request(occupancy))
@@ -262,7 +274,7 @@ async def test_the_state_is_per_app_and_without_observations_nothing_is_tuned() 
 
 async def test_tuning_can_be_disabled() -> None:
     registry = CollectorRegistry()
-    app = optimizer.create_app(settings(tuning_enabled=False), registry=registry)
+    app = optimizer.create_app(settings(tuning_enabled=False), token=None, registry=registry)
     async with client(app) as http:
         body = (await http.post("/optimize", json=tuning_request(8.0))).json()
         text = (await http.get("/metrics")).text
@@ -276,8 +288,8 @@ async def test_a_tuning_failure_never_fails_the_solve(monkeypatch: pytest.Monkey
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(optimizer, "update", boom)
-    app = optimizer.create_app(settings(), registry=CollectorRegistry())
+    monkeypatch.setattr(tuner_module, "update", boom)
+    app = optimizer.create_app(settings(), token=None, registry=CollectorRegistry())
     async with client(app) as http:
         r = await http.post("/optimize", json=tuning_request(8.0))
     assert r.status_code == 200
@@ -285,8 +297,9 @@ async def test_a_tuning_failure_never_fails_the_solve(monkeypatch: pytest.Monkey
     assert "tuning failed (RuntimeError: bug)" in r.json()["tuning"]["notes"][0]
 
 
-async def test_malformed_observations_are_a_422() -> None:
-    app = optimizer.create_app(settings(), registry=CollectorRegistry())
+async def test_malformed_observations_are_a_400() -> None:
+    app = optimizer.create_app(settings(), token=None, registry=CollectorRegistry())
     async with client(app) as http:
         r = await http.post("/optimize", json={"servers": [], "observations": [1, 2]})
-    assert r.status_code == 422
+    assert r.status_code == 400
+    assert "observations" in r.json()["error"]
