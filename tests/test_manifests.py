@@ -179,6 +179,8 @@ def test_namespaces_and_apply_order() -> None:
         "ClusterRole",
         "ClusterRoleBinding",
         "ServiceClass",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     }
     for docs, namespace in ((manifest_docs(), "inferno"), (service_docs(), "inferno-servers")):
         for item in docs:
@@ -382,11 +384,21 @@ def test_inferno_deployment_has_the_four_services() -> None:
         name = c["name"]
         assert c["args"] == [name]
         assert "command" not in c, "the image's entrypoint is `inferno`"
-        (port,) = c["ports"]
+        port = c["ports"][0]
         assert port["name"] == name and len(name) <= 15
         assert port["containerPort"] == getattr(defaults, f"{name}_port")
-        for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
-            assert c[probe]["httpGet"] == {"path": path, "port": name}
+        if name == "controller":
+            assert len(c["ports"]) == 1
+            for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+                assert c[probe]["httpGet"] == {"path": path, "port": name}
+        else:
+            # its own port listens on 127.0.0.1: the kubelet probes its metrics-only port
+            (metrics,) = c["ports"][1:]
+            assert metrics["name"] == f"metrics-{name[:4]}"
+            env = {e["name"]: e.get("value") for e in c["env"]}
+            assert str(metrics["containerPort"]) == env["INFERNO_METRICS_PORT"]
+            for probe in ("livenessProbe", "readinessProbe"):
+                assert c[probe]["httpGet"] == {"path": "/metrics", "port": metrics["name"]}
         requests, limits = c["resources"]["requests"], c["resources"]["limits"]
         assert set(requests) == set(limits) == {"cpu", "memory"}
 
@@ -409,10 +421,17 @@ def test_inferno_env_is_what_settings_reads() -> None:
         assert env["INFERNO_NAMESPACE"]["valueFrom"] == {
             "fieldRef": {"fieldPath": "metadata.namespace"}
         }
-        assert env["INFERNO_INVOKE_TOKEN"]["valueFrom"] == {
-            "secretKeyRef": {"name": "inferno-invoke-token", "key": "token", "optional": True}
-        }
-    assert all(e == envs[0] for e in envs), "every container gets the same environment"
+        assert "INFERNO_INVOKE_TOKEN" not in env  # a mounted file: rotation without restart
+        assert env["INFERNO_INTERNAL_TOKEN_FILE"]["value"].startswith("/var/run/inferno/internal/")
+        assert settings.bind_host == "127.0.0.1"
+        if c["name"] == "controller":
+            assert env["INFERNO_INVOKE_TOKEN_FILE"]["value"] == "/etc/inferno/invoke/token"
+    own = {"INFERNO_INVOKE_TOKEN_FILE", "INFERNO_METRICS_PORT"}
+
+    def shared(env: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in env.items() if k not in own}
+
+    assert all(shared(e) == shared(envs[0]) for e in envs), "the same shared environment"
 
 
 def test_static_data_is_mounted_read_only_where_it_is_read() -> None:
@@ -423,7 +442,7 @@ def test_static_data_is_mounted_read_only_where_it_is_read() -> None:
     assert [volumes[n]["configMap"]["name"] for n in data_volumes] == [cm["metadata"]["name"]]
     for c in pod["containers"]:
         mounts = [m for m in c.get("volumeMounts", []) if m["name"] in data_volumes]
-        if c["name"] in ("controller", "optimizer"):
+        if c["name"] in ("controller", "optimizer", "actuator"):
             assert mounts == [
                 {"name": data_volumes[0], "mountPath": "/etc/inferno/data", "readOnly": True}
             ]
@@ -455,8 +474,14 @@ def test_prometheus_annotations_and_service_ports() -> None:
     assert svc["spec"]["selector"] == dep["spec"]["selector"]["matchLabels"]
     ports = {p["name"]: p for p in svc["spec"]["ports"]}
     assert (ports["http"]["port"], ports["http"]["targetPort"]) == (80, "controller")
-    for name in CONTAINERS:
-        assert ports[f"metrics-{name}"]["targetPort"] == name
+    assert ports["metrics-controller"]["targetPort"] == "controller"
+    for name in CONTAINERS[1:]:
+        assert ports[f"metrics-{name}"]["targetPort"] == f"metrics-{name[:4]}"
+    assert svc["spec"]["publishNotReadyAddresses"] is True
+    policy = one(manifest_docs(), "NetworkPolicy", "inferno")
+    admitted = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
+    sibling_ports = {getattr(Settings(), f"{n}_port") for n in CONTAINERS[1:]}
+    assert Settings().controller_port in admitted and not admitted & sibling_ports
 
 
 # -- RBAC ---------------------------------------------------------------------------------------
