@@ -239,6 +239,18 @@ def _isolating_solve(system: System) -> tuple[Solution, System, list[Decision]]:
     return solve(rest), rest, culprits
 
 
+#: the most replicas any decision may carry (a larger one is a data error, not a plan)
+MAX_DECISION_REPLICAS = 1_000_000
+_TOO_MANY = "needs more replicas than any decision may carry"
+
+
+def _bounded(d: Decision) -> Decision:
+    if d.allocated and d.replicas > MAX_DECISION_REPLICAS:
+        why = f"{_TOO_MANY} ({d.replicas:.3g} > {MAX_DECISION_REPLICAS}): check its load"
+        return Decision(server=d.server, allocated=False, reason=why)
+    return d
+
+
 def solve_prepared(
     prepared: Prepared,
     *,
@@ -260,9 +272,13 @@ def solve_prepared(
     else:
         solution, system, culprits = _isolating_solve(system)
         left_out.extend(culprits)
-    decisions = decisions_from_solution(solution, system, gpu_node_label) + left_out
+    decisions = [_bounded(d) for d in decisions_from_solution(solution, system, gpu_node_label)]
+    too_many = [d for d in decisions if not d.allocated and d.reason.startswith(_TOO_MANY)]
+    decisions += left_out
+    left_out += too_many
     body = solution_to_json(solution, system)
     for d in left_out:
+        body["allocations"].pop(d.server, None)
         body["unallocated"][d.server] = d.reason
     if left_out and body["status"] in ("optimal", "feasible"):
         body["status"] = "partially-allocated"

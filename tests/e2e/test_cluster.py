@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -16,8 +17,12 @@ import pytest
 from inferno.cluster import labels as L
 from inferno.cluster.inventory import ManagedDeployment
 from inferno.cluster.plan import steady_batch
+from inferno.control import actuate
+from inferno.control.actuate import Target
+from inferno.control.cycle import new_stamp
+from inferno.k8s import connect
 
-from .conftest import Controller, Cycle, Installed, Kubectl
+from .conftest import SERVERS_NS, Controller, Cycle, Installed, Kubectl, actuator_config
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("KUBECONFIG"),
@@ -149,3 +154,91 @@ def test_control_cycle_sizes_the_samples_and_follows_a_class_change(
     assert labels[L.ALLOC_ACCELERATOR] == after.accelerator
     if premium.hpa is None and rose:
         assert live[premium.name]["spec"]["replicas"] > (before_replicas or 0)
+
+
+def _victim(kubectl: Kubectl) -> None:
+    """An unmanaged Deployment in the servers' namespace (3 replicas)."""
+    body = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "victim", "namespace": SERVERS_NS, "labels": {"app": "victim"}},
+        "spec": {
+            "replicas": 3,
+            "selector": {"matchLabels": {"app": "victim"}},
+            "template": {
+                "metadata": {"labels": {"app": "victim"}},
+                "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]},
+            },
+        },
+    }
+    kubectl.run("apply", "-f", "-", stdin=json.dumps(body))
+
+
+def test_a_foreign_deployment_is_refused_with_the_service_account(
+    kubectl: Kubectl, installed: Installed, controller: Controller
+) -> None:
+    """The actuator, acting as the manifests' ServiceAccount, refuses an unmanaged Deployment
+    named as a target (and the API server's admission policy refuses a direct patch)."""
+    if controller.kubeconfig is None:
+        pytest.skip("no ServiceAccount kubeconfig")
+    _victim(kubectl)
+    try:
+        api = connect(kubeconfig=str(controller.kubeconfig))
+        decision = next(iter(controller.run_cycle().decisions.values()))
+        scale_to_zero = replace(decision, server="victim", replicas=0)
+        report = actuate(
+            api,
+            [Target(SERVERS_NS, "victim", "victim")],
+            [scale_to_zero],
+            actuator_config(),
+            new_stamp(60),
+        )
+        (outcome,) = report.outcomes
+        assert outcome.kind == "refused", outcome
+        assert "inferno.server.managed=true" in outcome.error
+        live = kubectl.json("get", "deployment", "victim", "-n", SERVERS_NS)
+        assert live["spec"]["replicas"] == 3
+        direct = kubectl.run(
+            "--kubeconfig",
+            str(controller.kubeconfig),
+            "-n",
+            SERVERS_NS,
+            "scale",
+            "deployment/victim",
+            "--replicas=0",
+            check=False,
+        )
+        assert direct.returncode != 0, "the ServiceAccount scaled an unmanaged Deployment"
+        assert (
+            kubectl.json("get", "deployment", "victim", "-n", SERVERS_NS)["spec"]["replicas"] == 3
+        )
+    finally:
+        kubectl.run(
+            "delete", "deployment", "victim", "-n", SERVERS_NS, "--ignore-not-found", check=False
+        )
+
+
+def test_a_poisoned_label_leaves_the_other_servers_decided(
+    kubectl: Kubectl, installed: Installed, controller: Controller
+) -> None:
+    name = next(iter(installed.deployments))
+    kubectl.run(
+        "label",
+        "deployment",
+        name,
+        "-n",
+        SERVERS_NS,
+        "--overwrite",
+        f"{L.LOAD_OUT_TOKENS}=1e308",
+    )
+    try:
+        cycle = controller.run_cycle_allowing_failures()
+        decisions = cycle.decisions
+        poisoned = [d for d in decisions.values() if not d.allocated]
+        assert poisoned, "the poisoned server was decided"
+        others = [d for d in decisions.values() if d.allocated]
+        assert others, "no other server was decided"
+    finally:
+        original = installed.deployments[name]["metadata"]["labels"].get(L.LOAD_OUT_TOKENS)
+        value = f"{L.LOAD_OUT_TOKENS}={original}" if original else f"{L.LOAD_OUT_TOKENS}-"
+        kubectl.run("label", "deployment", name, "-n", SERVERS_NS, "--overwrite", value)

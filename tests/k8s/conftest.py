@@ -1,20 +1,29 @@
 """Fixtures for the Kubernetes-facing tests: realistic managed Deployments and a kmock emulator.
 
 The kmock server runs on the test's event loop, so every test that talks to it is ``async def`` and
-calls the (sync) client through ``await asyncio.to_thread(...)`` (see /work/notes/kmock.md).
+calls the (sync) client through ``await asyncio.to_thread(...)`` (see docs/dev/kmock.md).
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+import functools
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import kmock as kmock_lib
 import pytest
 
 from inferno.cluster import labels as L
+from inferno.cluster.inventory import ManagedDeployment
+from inferno.cluster.validate import Guards, StaticLimits
+from inferno.control.actuate import ActuatorConfig, CycleStamp, Target
+from inferno.data import load_system
 from inferno.k8s import KubeCluster
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = ROOT / "samples" / "large"
 
 # kmock resource keys: group/version/plural ("v1/<plural>" for the core group)
 DEPLOY = "apps/v1/deployments"
@@ -26,6 +35,36 @@ TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:24.08-trtllm-python-py3"
 SIDECAR_IMAGE = "quay.io/prometheus/statsd-exporter:v0.27.1"
 BATCH_ENV = "INFERNO_MAX_BATCH_SIZE"
 GPU = "nvidia.com/gpu"
+PRODUCT = "nvidia.com/gpu.product"
+FAR_FUTURE = 4.0e9  # 2096: a deadline no test reaches
+
+
+@functools.cache
+def sample_limits() -> StaticLimits:
+    """What the static data of samples/large allows a decision to say."""
+    return StaticLimits.from_system(load_system(SAMPLES))
+
+
+def actuator_config(
+    namespaces: Iterable[str] = (), *, max_replicas: int = 1000, **kw: Any
+) -> ActuatorConfig:
+    """The actuator's configuration with the sample's static limits."""
+    return ActuatorConfig(
+        limits=sample_limits(),
+        guards=Guards(gpu_node_label=PRODUCT, max_replicas=max_replicas),
+        namespaces=tuple(namespaces),
+        **kw,
+    )
+
+
+def stamp(sequence: int = 1, cycle: str | None = None, deadline: float = FAR_FUTURE) -> CycleStamp:
+    """A cycle stamp (id ``c<sequence>`` unless given) whose deadline is far away."""
+    return CycleStamp(cycle or f"c{sequence}", sequence, deadline=deadline)
+
+
+def targets_of(deployments: Iterable[ManagedDeployment]) -> list[Target]:
+    """The actuator's targets for collected Deployments (references only)."""
+    return [Target(d.namespace, d.name, d.server) for d in deployments]
 
 
 def triton_deployment(
@@ -158,7 +197,9 @@ def triton_deployment(
     }
 
 
-def hpa(name: str, namespace: str, target: str, *, min_replicas: int, max_replicas: int) -> dict:
+def hpa(
+    name: str, namespace: str, target: str, *, min_replicas: int, max_replicas: int
+) -> dict[str, Any]:
     """An autoscaling/v2 HPA that scales Deployment ``target``."""
     return {
         "apiVersion": "autoscaling/v2",

@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import math
-from collections.abc import Iterable
-from pathlib import Path
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import kmock as kmock_lib
@@ -23,6 +22,7 @@ from inferno.control import (
     optimize,
     read_static_data,
 )
+from inferno.control.actuate import ActuatorConfig, CycleStamp
 from inferno.k8s import KubeCluster
 
 from .conftest import (
@@ -31,18 +31,23 @@ from .conftest import (
     EVENTS,
     GPU,
     HPA,
+    PRODUCT,
+    SAMPLES,
     SIDECAR_IMAGE,
     TRITON_IMAGE,
+    actuator_config,
     hpa,
     seed,
     service_class,
+    stamp,
     stored,
+    targets_of,
     triton_deployment,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
-PRODUCT = "nvidia.com/gpu.product"
 NAMESPACES = ("llm", "team-b")
+DEPLOY_KEY = kmock_lib.resource(DEPLOY)
+HPA_KEY = kmock_lib.resource(HPA)
 
 CLASSES = [
     service_class(
@@ -115,14 +120,29 @@ async def run_collect(cluster: KubeCluster) -> Collection:
     return await asyncio.to_thread(collect, cluster, NAMESPACES)
 
 
+STAMP = stamp(1)  # "1.c1" on every Deployment the first cycle patches
+CYCLE_OP = {"op": "add", "path": "/metadata/annotations/inferno.server~1cycle", "value": "1.c1"}
+
+
 async def run_actuate(
-    cluster: KubeCluster, c: Collection, decisions: Iterable[Decision]
+    cluster: KubeCluster,
+    c: Collection,
+    decisions: Iterable[Decision],
+    *,
+    cfg: ActuatorConfig | None = None,
+    cycle: CycleStamp = STAMP,
+    clock: Callable[[], float] | None = None,
 ) -> ActuationReport:
-    return await asyncio.to_thread(actuate, cluster, c.deployments, list(decisions))
+    """``actuate`` on the collected Deployments (as references), in a thread."""
+    cfg = cfg or actuator_config(NAMESPACES)
+    extra: dict[str, Any] = {} if clock is None else {"clock": clock}
+    return await asyncio.to_thread(
+        actuate, cluster, targets_of(c.deployments), list(decisions), cfg, cycle, **extra
+    )
 
 
 def static_docs() -> dict[str, Any]:
-    docs = read_static_data(ROOT / "samples" / "large")
+    docs = read_static_data(SAMPLES)
     docs.pop("serviceclass-data.json")
     return docs
 
@@ -139,9 +159,12 @@ def expected_after(
     container: int,
     replicas: int | None,
     env_index: int | None,
+    cycle: str = "1.c1",
 ) -> dict[str, Any]:
-    """The Deployment as it must look once ``dec`` is applied (derived independently)."""
+    """The Deployment as it must look once ``dec`` is applied by cycle ``cycle`` (derived
+    independently)."""
     out = copy.deepcopy(original)
+    out["metadata"]["annotations"][L.CYCLE] = cycle
     if replicas is not None:
         out["spec"]["replicas"] = replicas
     out["metadata"]["labels"][L.ALLOC_ACCELERATOR] = dec.accelerator
@@ -160,8 +183,10 @@ def expected_after(
     return out
 
 
-def posted_events(emulator: kmock_lib.KubernetesEmulator) -> dict[tuple[str, str], list[dict]]:
-    out: dict[tuple[str, str], list[dict]] = {}
+def posted_events(
+    emulator: kmock_lib.KubernetesEmulator,
+) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in emulator["post", emulator.resource(EVENTS)]:
         obj = r.data["involvedObject"]
         assert obj["kind"] == "Deployment" and obj["apiVersion"] == "apps/v1"
@@ -170,7 +195,9 @@ def posted_events(emulator: kmock_lib.KubernetesEmulator) -> dict[tuple[str, str
     return out
 
 
-def patches_of(emulator: kmock_lib.KubernetesEmulator, resource: str, ns: str, name: str) -> list:
+def patches_of(
+    emulator: kmock_lib.KubernetesEmulator, resource: str, ns: str, name: str
+) -> list[Any]:
     return list(
         emulator["patch", emulator.resource(resource), emulator.namespace(ns), emulator.name(name)]
     )
@@ -224,9 +251,11 @@ async def test_collect_optimize_actuate(
     sidecar = got["spec"]["template"]["spec"]["containers"][0]
     assert sidecar == originals["llm", "llama"]["spec"]["template"]["spec"]["containers"][0]
     assert sidecar["image"] == SIDECAR_IMAGE
-    # one JSON patch request, not a merge patch
+    # one JSON patch request, not a merge patch, stamped with the cycle last
     [req] = patches_of(world, DEPLOY, "llm", "llama")
     assert req.headers["Content-Type"] == "application/json-patch+json"
+    assert req.data[-1] == CYCLE_OP
+    assert [op["path"] for op in req.data].count(CYCLE_OP["path"]) == 1
 
     # mistral: replicas within the annotations, env created
     dec = decisions["mistral"]
@@ -249,6 +278,14 @@ async def test_collect_optimize_actuate(
     assert got["spec"]["replicas"] == 2
     [req] = patches_of(world, DEPLOY, "llm", "granite")
     assert "/spec/replicas" not in [op["path"] for op in req.data]
+    assert req.data[-1] == CYCLE_OP
+    # the HPA first, the Deployment (which carries the cycle annotation) last
+    granite_requests = [
+        r
+        for r in world["patch"]
+        if (r.resource, r.name) in ((HPA_KEY, "granite-hpa"), (DEPLOY_KEY, "granite"))
+    ]
+    assert [r.name for r in granite_requests] == ["granite-hpa", "granite"]
     got_hpa = stored(world, HPA, "llm", "granite-hpa")
     want_hpa = copy.deepcopy(GRANITE_HPA)
     want_hpa["spec"]["minReplicas"] = dec.replicas
@@ -286,6 +323,13 @@ async def test_second_cycle_changes_nothing(
     n_events = len(world["post", world.resource(EVENTS)])
 
     c2 = await run_collect(cluster)
+    # the first cycle's stamp is read back from every Deployment it patched
+    assert {d.name: d.cycle for d in c2.deployments} == {
+        "llama": "1.c1",
+        "granite": "1.c1",
+        "mistral": "1.c1",
+        "advisory": "",
+    }
     # the labels written by the first cycle are read back as the current allocation
     current = {s["name"]: s["currentAlloc"] for s in c2.servers}
     for d in result.decisions:
@@ -294,7 +338,7 @@ async def test_second_cycle_changes_nothing(
         assert current[d.server]["accelerator"] == d.accelerator
         assert current[d.server]["maxBatch"] == d.max_batch
     result2 = optimize(static_docs(), c2.servers, c2.service_classes)
-    report = await run_actuate(cluster, c2, result2.decisions)
+    report = await run_actuate(cluster, c2, result2.decisions, cycle=stamp(2))
     kinds = {o.deployment: o.kind for o in report.outcomes}
     assert kinds == {
         "llama": "unchanged",
@@ -348,6 +392,9 @@ async def test_fixed_decisions_applied_exactly(
     )
     triton = got["spec"]["template"]["spec"]["containers"][1]
     assert triton["resources"]["limits"][GPU] == "2" == triton["resources"]["requests"][GPU]
+    assert got["metadata"]["annotations"][L.CYCLE] == "1.c1"
+    [req] = patches_of(world, DEPLOY, "llm", "llama")
+    assert req.data[-1] == CYCLE_OP
     # mistral: 3 -> 5 replicas, 2 GPUs, env created
     got = stored(world, DEPLOY, "team-b", "mistral")
     assert got == expected_after(
@@ -410,6 +457,7 @@ async def test_api_errors_are_reported_per_deployment(
         assert len(world.objects[DEPLOY, ns, name].history) == 1
     # the other one was patched anyway, and its HPA too
     granite = stored(world, DEPLOY, "llm", "granite")
+    assert granite["metadata"]["annotations"][L.CYCLE] == "1.c1"
     assert granite["metadata"]["labels"][L.ALLOC_ACCELERATOR] == "A100"
     assert granite["metadata"]["labels"][L.ALLOC_MAX_BATCH] == "24"
     assert granite["spec"]["template"]["spec"]["nodeSelector"][PRODUCT] == "A100"
@@ -442,6 +490,10 @@ async def test_a_failed_hpa_patch_is_reported(
     assert "HTTP 500" in outcomes["granite"].error
     assert outcomes["granite"].applied is False
     assert outcomes["llama"].error == "" and outcomes["mistral"].error == ""
+    # the HPA is patched first: when it fails, the Deployment is not patched (nor stamped)
+    assert patches_of(world, DEPLOY, "llm", "granite") == []
+    assert stored(world, DEPLOY, "llm", "granite") == deployments()["llm", "granite"]
+    assert stored(world, DEPLOY, "llm", "llama")["metadata"]["annotations"][L.CYCLE] == "1.c1"
 
 
 async def test_event_failure_does_not_fail_the_actuation(

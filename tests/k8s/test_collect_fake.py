@@ -19,6 +19,9 @@ class NoCrd:
     def list_managed_deployments(self, namespaces: Sequence[str]) -> list[dict[str, Any]]:
         return []
 
+    def get_deployment(self, namespace: str, name: str) -> dict[str, Any]:
+        raise AssertionError
+
     def list_hpas(self, namespaces: Sequence[str]) -> list[dict[str, Any]]:
         return []
 
@@ -37,6 +40,15 @@ class NoCrd:
         raise AssertionError
 
     def patch_service_class_status(self, name: str, status: Mapping[str, Any]) -> None:
+        raise AssertionError
+
+    def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        raise AssertionError
+
+    def create_lease(self, namespace: str, body: Mapping[str, Any]) -> None:
+        raise AssertionError
+
+    def patch_lease(self, namespace: str, name: str, patch: Sequence[Mapping[str, Any]]) -> None:
         raise AssertionError
 
 

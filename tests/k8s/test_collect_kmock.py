@@ -13,13 +13,22 @@ import pytest
 from inferno.cli import main as inferno_main
 from inferno.cluster import labels as L
 from inferno.cluster.inventory import HpaRef
+from inferno.cluster.inventory import ManagedDeployment
 from inferno.control import Collection, collect, optimize, read_static_data
 from inferno.k8s import KubeCluster
+from inferno.services.messages import CollectAnswer
 
-from .conftest import DEPLOY, SC, hpa, seed, service_class, triton_deployment
-
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLES = ROOT / "samples" / "large"
+from .conftest import (
+    BATCH_ENV,
+    DEPLOY,
+    SAMPLES,
+    SC,
+    TRITON_IMAGE,
+    hpa,
+    seed,
+    service_class,
+    triton_deployment,
+)
 
 PREMIUM = service_class(
     "premium",
@@ -241,17 +250,90 @@ async def test_collect_all_namespaces(
     assert lst.namespace is None  # one cluster-wide LIST, not one per namespace
 
 
-async def test_collect_empty_cluster(emulator: kmock_lib.KubernetesEmulator, cluster: KubeCluster):
+async def test_collect_empty_cluster(
+    emulator: kmock_lib.KubernetesEmulator, cluster: KubeCluster
+) -> None:
     c = await run_collect(cluster, ("llm",))
     assert (c.deployments, c.servers, c.service_classes, c.problems) == ([], [], [], [])
 
 
-async def test_collection_json_round_trip(
+SECRET = "secret-value"
+
+
+def summary(d: ManagedDeployment) -> tuple[Any, ...]:
+    """What the collector tells the controller about a Deployment (the wire's fields)."""
+    return (
+        d.namespace,
+        d.name,
+        d.server,
+        d.model,
+        d.service_class,
+        d.mode,
+        d.replicas,
+        d.ready_replicas,
+        d.accelerator,
+        d.max_batch,
+        d.min_replicas,
+        d.max_replicas,
+        None if d.hpa is None else (d.hpa.namespace, d.hpa.name),
+        d.cycle,
+    )
+
+
+def keys_of(node: Any) -> set[str]:
+    """Every object key anywhere in a JSON document."""
+    if isinstance(node, dict):
+        return set(node).union(*(keys_of(v) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(keys_of(v) for v in node))
+    return set()
+
+
+async def test_collection_wire_round_trip_without_container_details(
     seeded: kmock_lib.KubernetesEmulator, cluster: KubeCluster
 ) -> None:
+    # a Deployment whose serving container holds a secret in plain text, last patched by cycle 7
+    leaky = triton_deployment(
+        "leaky",
+        "llm",
+        model="mistral_7b",
+        server="leaky-mistral",
+        annotations={L.CYCLE: "7.c7"},
+        load=("30", "0", "256"),
+    )
+    leaky["spec"]["template"]["spec"]["containers"][0]["env"].append(
+        {"name": "HF_TOKEN", "value": SECRET}
+    )
+    seed(seeded, leaky)
     c = await run_collect(cluster, ("llm", "team-b"))
-    back = Collection.from_json(json.loads(json.dumps(c.to_json())))
-    assert back == c
+    by_key = {d.key: d for d in c.deployments}
+    # the collector itself saw the container (the actuator needs it; the wire does not)
+    assert ("HF_TOKEN", SECRET) in by_key["llm/leaky"].env
+    assert by_key["llm/leaky"].cycle == "7.c7"
+
+    text = json.dumps(CollectAnswer.of(c).wire())
+    wire = json.loads(text)
+    # no environment, resources, node selector or image of any container goes on the wire
+    assert SECRET not in text
+    for leaked in ("HF_TOKEN", BATCH_ENV, "MODEL_NAME", TRITON_IMAGE, "32Gi", "nvidia.com/gpu"):
+        assert leaked not in text, leaked
+    assert not keys_of(wire) & {"env", "resources", "nodeSelector", "containers", "image"}
+    [leaky_wire] = [d for d in wire["deployments"] if d["name"] == "leaky"]
+    assert leaky_wire["cycle"] == "7.c7"
+    assert leaky_wire["server"] == "leaky-mistral"
+
+    back = CollectAnswer.model_validate(json.loads(text)).domain()
+    assert [summary(d) for d in back.deployments] == [summary(d) for d in c.deployments]
+    assert (back.servers, back.service_classes, back.problems) == (
+        c.servers,
+        c.service_classes,
+        c.problems,
+    )
+    assert (back.load_source, back.measurement) == (c.load_source, c.measurement)
+    for d in back.deployments:
+        assert (d.env, dict(d.resources), dict(d.node_selector)) == ((), {}, {})
+    # the wire format is a fixed point: a second trip changes nothing
+    assert CollectAnswer.of(back).wire() == wire
 
 
 # -- optimize on what was collected ---------------------------------------------------------------

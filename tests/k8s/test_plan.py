@@ -14,7 +14,7 @@ import pytest
 
 from inferno.cluster import labels as L
 from inferno.cluster.inventory import HpaRef, ManagedDeployment, parse_deployment
-from inferno.cluster.plan import Action, Decision, PlanSettings, _escape, plan
+from inferno.cluster.plan import Action, Decision, PlanSettings, _escape, plan, plan_one
 
 from .conftest import BATCH_ENV, GPU, SIDECAR_IMAGE, TRITON_IMAGE, hpa, triton_deployment
 
@@ -68,7 +68,7 @@ def one(obj: dict[str, Any], dec: Decision | None, *, hpa_ref: HpaRef | None = N
 
 def applied(obj: dict[str, Any], action: Action) -> dict[str, Any]:
     original = copy.deepcopy(obj)
-    out = jsonpatch.apply_patch(obj, [dict(op) for op in action.patch])
+    out: dict[str, Any] = jsonpatch.apply_patch(obj, [dict(op) for op in action.patch])
     assert obj == original, "the patch must not be applied in place"
     return out
 
@@ -542,3 +542,29 @@ def test_batch_size_kept_within_the_tolerance(
     assert env[BATCH_ENV] == ("32" if kept else str(new_batch))
     assert action.after["maxBatch"] == (32 if kept else new_batch)
     assert out["spec"]["replicas"] == 4  # the replicas follow the decision either way
+
+
+def test_default_batch_tolerance_is_a_quarter() -> None:
+    assert PlanSettings().batch_tolerance == 0.25
+    obj = settled(replicas=3)  # batch 32 on H100
+    [kept] = plan([parse_deployment(obj)], [decision("llama", replicas=3, max_batch=40)])
+    assert kept.kind == "unchanged" and kept.after["maxBatch"] == 32
+    [moved] = plan([parse_deployment(obj)], [decision("llama", replicas=3, max_batch=41)])
+    assert moved.kind == "update"
+    assert triton(applied(obj, moved))["env"][2] == {"name": BATCH_ENV, "value": "41"}
+
+
+@pytest.mark.parametrize(
+    "dec",
+    [
+        None,
+        Decision(server="llama", allocated=False, reason="no capacity"),
+        decision("llama"),
+        decision("llama", accelerator="2xA100", replicas=5, max_batch=16, gpus=2),
+    ],
+)
+def test_plan_one_is_plan_for_a_single_deployment(dec: Decision | None) -> None:
+    obj = settled(replicas=2, accelerator="A100", max_batch=16)
+    d = parse_deployment(obj)
+    cfg = PlanSettings()
+    assert plan_one(d, dec, cfg) == one(obj, dec)
