@@ -18,8 +18,10 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from _tables import print_table  # bench/, first on sys.path when run as a script
@@ -128,7 +130,7 @@ def main() -> int:
         "MILP cost",
         "MILP served",
     ]
-    fmt = [
+    fmt: list[Callable[[Any], str]] = [
         str,
         str,
         "{:.3f}".format,

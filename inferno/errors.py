@@ -13,6 +13,10 @@ classes in the package: a new exception is documented here or that test fails)::
     ├── SettingsError          inferno.settings, prom.load: an environment variable's bad value
     ├── InventoryError         inferno.cluster.inventory: unusable Deployment labels/annotations
     ├── ClusterError           inferno.k8s, simulate.cluster: a Kubernetes API call failed
+    ├── PhaseError             inferno.services.phases, control.cycle: a cycle's phase call failed
+    ├── StaticDataError        inferno.control.optimizer: the static data (ConfigMap) is unusable
+    ├── Busy                   inferno.control.loop: a cycle is already running
+    ├── NotLeader              inferno.control.loop: another instance holds the leader Lease
     ├── PrometheusError        inferno.prom: Prometheus could not answer a query
     │   ├── PrometheusUnavailable  no connection, a timeout or an HTTP 5xx
     │   ├── PrometheusQueryError   HTTP 4xx, an error status or an answer that is not its JSON

@@ -15,7 +15,7 @@ def test_defaults_match_the_original_ports() -> None:
         3302,
         3303,
     )
-    assert s.url("optimizer") == "http://localhost:3302"
+    assert s.url("optimizer") == "http://127.0.0.1:3302"
 
 
 def test_values_are_parsed_from_the_environment() -> None:

@@ -251,7 +251,9 @@ def _alpha_beta(node: Node) -> tuple[float, float]:
 
 def _profile(row: Node, kind: Kind) -> Profile:
     """The profile of a model row of the given kind."""
-    max_batch = row.integer("maxBatchSize", minimum=1)
+    max_batch = int(
+        _bounded(row, "maxBatchSize", row.integer("maxBatchSize", minimum=1), MAX_BATCH)
+    )
     if kind is Kind.G0:
         alpha, beta = _alpha_beta(row)
         return G0Profile(alpha, beta, max_batch, row.number("atTokens", above=0))
@@ -406,10 +408,24 @@ def _classes(file: Node) -> dict[str, ServiceClass]:
 # -- servers ------------------------------------------------------------------------------------
 
 
+#: the largest load values accepted (docs/data-format.md): beyond them a server is not a server
+MAX_RATE = 1e9  # requests per minute
+MAX_TOKENS = 1e7  # tokens per request
+MAX_BATCH = 4096  # a batch size (maxBatchSize): the model's work grows with it
+
+
+def _bounded(node: Node, key: str, value: float, bound: float) -> float:
+    if value > bound:
+        raise Node(value, node.source, node.child_path(key)).error(
+            f"expected a number <= {bound:g}, got {value!r}"
+        )
+    return value
+
+
 def _load(node: Node | None) -> Load:
     if node is None:
         return Load(arrival_rate=0.0)
-    rate = node.number("arrivalRate", minimum=0)
+    rate = _bounded(node, "arrivalRate", node.number("arrivalRate", minimum=0), MAX_RATE)
     cov = {
         "arrival_cov": node.number("arrivalCOV", None, minimum=0),
         "service_cov": node.number("serviceCOV", None, minimum=0),
@@ -417,12 +433,16 @@ def _load(node: Node | None) -> Load:
     if node.has("avgLength"):
         if node.has("avgInTokens") or node.has("avgOutTokens"):
             raise node.error("give either avgLength or avgInTokens and avgOutTokens, not both")
-        length = node.number("avgLength", minimum=0)
+        length = _bounded(node, "avgLength", node.number("avgLength", minimum=0), MAX_TOKENS)
         return Load(arrival_rate=rate, in_tokens=0.0, out_tokens=length, **cov)
     return Load(
         arrival_rate=rate,
-        in_tokens=node.number("avgInTokens", 0.0, minimum=0),
-        out_tokens=node.number("avgOutTokens", 0.0, minimum=0),
+        in_tokens=_bounded(
+            node, "avgInTokens", node.number("avgInTokens", 0.0, minimum=0), MAX_TOKENS
+        ),
+        out_tokens=_bounded(
+            node, "avgOutTokens", node.number("avgOutTokens", 0.0, minimum=0), MAX_TOKENS
+        ),
         **cov,
     )
 
@@ -468,7 +488,10 @@ def _server(
         current=_current(current, accelerators),
         min_replicas=min_replicas,
         max_replicas=max_replicas,
-        max_batch_size=row.integer("maxBatchSize", None, minimum=0) or None,  # 0: not set
+        max_batch_size=int(
+            _bounded(row, "maxBatchSize", row.integer("maxBatchSize", 0, minimum=0), MAX_BATCH)
+        )
+        or None,  # 0: not set
         max_queue_size=row.integer("maxQueueSize", None, minimum=0),
         keep_accelerator=row.boolean("keepAccelerator"),
     )

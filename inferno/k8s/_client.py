@@ -209,22 +209,20 @@ class KubeCluster:
         )
 
     def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        # the raw JSON: the client's model would rewrite MicroTime values, and the elector's
+        # JSON-patch tests must compare them exactly as the server stores them
         try:
-            result = self._call(
+            response = self._call(
                 f"get lease {namespace}/{name}",
                 lambda: self._coordination.read_namespaced_lease(
-                    name, namespace, _request_timeout=self._timeout
+                    name, namespace, _request_timeout=self._timeout, _preload_content=False
                 ),
             )
         except ClusterError as exc:
             if exc.status == 404:
                 return None
             raise
-        found: dict[str, Any] = (
-            dict(result)
-            if isinstance(result, dict)
-            else self._client.sanitize_for_serialization(result)
-        )
+        found: dict[str, Any] = json.loads(response.data)
         return found
 
     def create_lease(self, namespace: str, body: Mapping[str, Any]) -> None:

@@ -12,7 +12,7 @@ from inferno.model.percentiles import quantile
 from inferno.model.points import OperatingPoints
 from inferno.model.profiles import BatchProfile, Tokens
 
-from . import assert_in_ci, batch_means
+from .helpers import assert_in_ci, batch_means
 
 
 @pytest.mark.parametrize("rho", [0.2, 0.5, 0.9])

@@ -22,7 +22,7 @@ from inferno.emulator import (
 )
 from inferno.model.profiles import BatchProfile, G0Profile, G1Profile, G2Profile, G3Profile, Profile
 
-from . import sample_ci
+from .helpers import sample_ci
 
 BATCH = BatchProfile(5.0, 1.0, 8)
 G0 = G0Profile(10.0, 0.5, 32, 512)

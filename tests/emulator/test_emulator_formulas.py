@@ -20,17 +20,9 @@ from inferno.emulator.replica import (
     g3_request_delta,
 )
 from inferno.model import _kinds
-from inferno.model.profiles import G0Profile, G1Profile, G2Profile, G3Profile, Kind, Profile
+from inferno.model.profiles import G0Profile, G1Profile, G2Profile, G3Profile, Kind
 
-
-def arrays(p: Profile, n_in: int, n_out: int) -> _kinds.KindArrays:
-    return _kinds.KindArrays(
-        p.kind,
-        *(np.array([float(getattr(p, f, 0.0))]) for f in ("alpha", "beta", "gamma", "delta")),
-        np.array([float(getattr(p, "max_num_tokens", 0))]),
-        np.array([float(n_in)]),
-        np.array([float(n_out)]),
-    )
+from .helpers import kind_arrays
 
 
 @pytest.mark.parametrize("b", [1, 2, 7, 32])
@@ -39,16 +31,16 @@ def test_g0_g1_g2_match_model(b: int) -> None:
     bb = np.array([[float(b)]])
     g0 = G0Profile(12.0, 0.3, 64, 512)
     assert n_out * g0_iteration_ms(g0, b) == pytest.approx(
-        float(_kinds.tau(arrays(g0, n_in, n_out), bb)[0, 0])
+        float(_kinds.tau(kind_arrays(g0, n_in, n_out), bb)[0, 0])
     )
     g1 = G1Profile(12.0, 0.3, 40.0, 0.01, 64, 512)
     tau1 = g1_prefill_ms(g1, b * n_in) + (n_out - 1) * g1_decode_ms(g1, b)
-    assert tau1 == pytest.approx(float(_kinds.tau(arrays(g1, n_in, n_out), bb)[0, 0]))
+    assert tau1 == pytest.approx(float(_kinds.tau(kind_arrays(g1, n_in, n_out), bb)[0, 0]))
     g2 = G2Profile(6.0, 0.004, 0.0003, 64)
     w, m = g2_request_terms(g2, n_in, n_out)
     prefill = g2_prefill_ms(g2, b * w, n_in)
     decode = g2_decode_ms(g2, b, b * w, b * m)
-    ka = arrays(g2, n_in, n_out)
+    ka = kind_arrays(g2, n_in, n_out)
     assert decode == pytest.approx(float(_kinds._g2_decode(ka, np.array([float(b)]))[0]))
     assert prefill == pytest.approx(float(_kinds._g2_prefill(ka, np.array([float(b)]))[0]))
     assert prefill + n_out * decode == pytest.approx(float(_kinds.tau(ka, bb)[0, 0]))
@@ -63,7 +55,7 @@ def test_g0_g1_g2_match_model(b: int) -> None:
 )
 def test_g3_chunks_and_iteration_match_model(n_in: int, n_out: int, budget: int, b: int) -> None:
     p = G3Profile(6.0, 0.004, 0.0003, 256, max_num_tokens=budget)
-    ka = arrays(p, n_in, n_out)
+    ka = kind_arrays(p, n_in, n_out)
     assert ka.kind is Kind.G3
     nc_model = float(_kinds.g3_chunks(ka, np.array([float(b)]))[0])
     nc = g3_chunks(n_in, n_out, budget, b)

@@ -26,7 +26,7 @@ from inferno.model.profiles import (
     Profile,
 )
 
-from . import assert_in_ci, batch_means, sample_ci
+from .helpers import assert_in_ci, batch_means, kind_arrays, sample_ci
 
 MU = 1.0  # service rate, per ms (mean service 1 ms)
 WARMUP = 2_000  # requests dropped at the start
@@ -44,14 +44,7 @@ def run_single(spec: ServerSpec, until_ms: float, seed: int = 7) -> Simulation:
 
 def model_tau1(p: Profile, n_in: int, n_out: int) -> float:
     """τ(1) from the analytic model's own formulas."""
-    ka = _kinds.KindArrays(
-        p.kind,
-        *(np.array([float(getattr(p, f, 0.0))]) for f in ("alpha", "beta", "gamma", "delta")),
-        np.array([float(getattr(p, "max_num_tokens", 0))]),
-        np.array([float(n_in)]),
-        np.array([float(n_out)]),
-    )
-    return float(_kinds.tau(ka, np.array([[1.0]]))[0, 0])
+    return float(_kinds.tau(kind_arrays(p, n_in, n_out), np.array([[1.0]]))[0, 0])
 
 
 @pytest.mark.parametrize("rho", [0.5, 0.8])

@@ -22,7 +22,7 @@ from inferno.emulator import (
 from inferno.emulator.traces import MS_PER_MIN
 from inferno.errors import InputError
 
-from . import assert_in_ci, batch_means, sample_ci
+from .helpers import assert_in_ci, batch_means, sample_ci
 
 MIN = MS_PER_MIN
 
@@ -209,6 +209,6 @@ def test_token_lengths() -> None:
     with pytest.raises(ValueError):
         Empirical([])
     with pytest.raises(ValueError):
-        Empirical([1.5])
+        Empirical([1.5])  # type: ignore[list-item]  # what is checked: a float length
     with pytest.raises(ValueError):
         Fixed(-1)

@@ -252,9 +252,6 @@ async def test_names_that_are_not_dns_names_are_refused_before_any_request(
 async def test_missing_deployment_is_refused(
     emulator: kmock_lib.KubernetesEmulator, cluster: KubeCluster
 ) -> None:
-    emulator.resources[DEPLOY] = kmock_lib.ResourceInfo(
-        kind="Deployment", singular="deployment", namespaced=True, verbs={"get", "patch"}
-    )
     report = await act(cluster, [Target(NS, "ghost", "ghost")], [valid("ghost")])
     [o] = report.outcomes
     assert_refused(o, "does not exist")
@@ -544,4 +541,3 @@ async def test_the_actuator_reads_the_deployment_not_the_plan(
     )
     assert report.outcomes[0].kind == "recommend"
     assert len(emulator["patch"]) == n
-

@@ -12,8 +12,7 @@ import pytest
 
 from inferno.cli import main as inferno_main
 from inferno.cluster import labels as L
-from inferno.cluster.inventory import HpaRef
-from inferno.cluster.inventory import ManagedDeployment
+from inferno.cluster.inventory import HpaRef, ManagedDeployment
 from inferno.control import Collection, collect, optimize, read_static_data
 from inferno.k8s import KubeCluster
 from inferno.services.messages import CollectAnswer

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,11 @@ pytestmark = pytest.mark.slow
 WINDOW_S = 5.0
 
 
+def _at(t: float) -> Callable[[], float]:
+    """A clock stopped at ``t``."""
+    return lambda: t
+
+
 def _phase(stack: Stack, rps: float, tmp: Path) -> list[dict[str, object]]:
     """Load at ``rps`` for 16 s; three 5 s measurements inside the phase."""
     out = tmp / f"load-{rps:g}.json"
@@ -33,7 +39,7 @@ def _phase(stack: Stack, rps: float, tmp: Path) -> list[dict[str, object]]:
     time.sleep(2.5)
     found = []
     for back in (0.5, 5.5, 10.5):
-        with PrometheusClient(stack.prometheus, timeout=5.0, clock=lambda b=back: end - b) as c:
+        with PrometheusClient(stack.prometheus, timeout=5.0, clock=_at(end - back)) as c:
             found.append(
                 PrometheusLoadSource(c, window=WINDOW_S).measure([_deployment()]).to_json()
             )

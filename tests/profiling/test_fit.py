@@ -67,7 +67,7 @@ def test_g2_design_rows_match_the_model_formulas() -> None:
     theta = np.array([7.0, 0.02, 0.0004])
     for b, i, o in [(1, 128, 64), (8, 512, 256), (32, 2048, 16)]:
         itl, ttft = g2_design(np.array([b], float), np.array([i], float), np.array([o], float))
-        p = _g2_arrays(*theta, i, o)
+        p = _g2_arrays(theta[0], theta[1], theta[2], i, o)
         bb = np.array([float(b)])
         assert itl[0] @ theta == pytest.approx(float(_g2_decode(p, bb)[0]))
         assert ttft[0] @ theta == pytest.approx(float(_g2_prefill(p, bb)[0]))

@@ -19,7 +19,7 @@ from inferno.prom import (
     PrometheusUnavailable,
 )
 
-from . import NOW, URL, FakePrometheus
+from .fakes import NOW, URL, FakePrometheus
 
 Q = 'sum by (namespace, model) (rate(nv_inference_request_success{model="m"}[60s]))'
 

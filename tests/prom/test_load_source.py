@@ -27,7 +27,7 @@ from inferno.prom import (
 from inferno.settings import Settings, SettingsError
 from inferno.system import Load
 
-from . import NOW, FakePrometheus
+from .fakes import NOW, FakePrometheus
 
 
 def deployment(

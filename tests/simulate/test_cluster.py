@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import math
+from typing import Any
 
 import pytest
 
 from inferno.cluster import labels as L
 from inferno.cluster.inventory import parse_deployment
+from inferno.cluster.validate import StaticLimits
 from inferno.control import actuate, collect, optimize
+from inferno.control.actuate import ActuatorConfig, CycleStamp, Target
 from inferno.data import load_system
 from inferno.emulator import Fixed, Poisson, ReplicaState, ServerSpec, Simulation
 from inferno.k8s import ClusterError
@@ -17,7 +21,7 @@ from inferno.simulate import EmulatedCluster
 from inferno.simulate.cluster import NAMESPACE, deployment_name, replicas_patch
 from inferno.system import Load, System
 
-from . import SAMPLE
+from .scenarios import SAMPLE
 
 SERVER = "Premium-llama3_8b"
 
@@ -85,7 +89,7 @@ def test_replica_patches_reach_the_simulation(system: System) -> None:
 def test_a_new_accelerator_is_a_rolling_update(system: System) -> None:
     sim, cluster = make(system)
     sim.run_until(30_000.0)
-    patch = [
+    patch: list[dict[str, Any]] = [
         {"op": "replace", "path": "/spec/replicas", "value": 1},
         {"op": "add", "path": "/metadata/labels/" + L.ALLOC_ACCELERATOR, "value": "2xMI300X"},
         {"op": "add", "path": "/metadata/labels/" + L.ALLOC_MAX_BATCH, "value": "38"},
@@ -130,7 +134,9 @@ def test_the_control_cycle_runs_against_it(system: System) -> None:
     assert found.servers[0]["currentAlloc"]["load"]["arrivalRate"] == 1200.0
     result = optimize(docs, found.servers, found.service_classes)
     (decision,) = result.decisions
-    report = actuate(cluster, found.deployments, result.decisions)
+    targets = [Target(d.namespace, d.name, d.server) for d in found.deployments]
+    cfg = ActuatorConfig(limits=StaticLimits.from_system(cluster.system))
+    report = actuate(cluster, targets, result.decisions, cfg, CycleStamp("c1", 1, math.inf))
     assert report.ok
     assert cluster.replicas(SERVER) == decision.replicas > 1
     assert sim.replica_count(SERVER) == decision.replicas

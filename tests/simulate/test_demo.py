@@ -9,7 +9,7 @@ import pytest
 
 from inferno.simulate import build_report, load_scenario, run_scenario
 
-from . import DEMO
+from .scenarios import DEMO
 
 
 @pytest.mark.slow

@@ -23,7 +23,7 @@ from inferno.simulate import (
 from inferno.simulate.report import judge
 from inferno.system import Target
 
-from . import SMALL_SERVERS, small_scenario, write_scenario
+from .scenarios import SMALL_SERVERS, small_scenario, write_scenario
 
 
 @pytest.fixture(scope="module")

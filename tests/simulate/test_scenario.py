@@ -12,7 +12,7 @@ from inferno.errors import InputError
 from inferno.simulate import load_scenario
 from inferno.simulate.scenario import HpaOptions, InfernoOptions, QueueOptions
 
-from . import DEMO, SAMPLE, small_scenario, write_scenario
+from .scenarios import DEMO, SAMPLE, small_scenario, write_scenario
 
 
 def error_of(tmp_path: Path, doc: object, name: str = "scenario.yaml") -> InputError:
