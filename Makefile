@@ -1,4 +1,4 @@
-# One-command entry points. Both create .venv on first use.
+# One-command entry points. Each creates .venv on first use.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -9,8 +9,12 @@ TRITON_VENV  := .venv-triton
 TRITON_STAMP := $(TRITON_VENV)/.installed
 PYTRITON     ?= nvidia-pytriton==0.7.0
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# `make test` fails below this line coverage of inferno: the measured total minus about 2 points
+# (measured 94.3% with the live suite, 93.2% without). Raise it when coverage rises; never lower
+# it to make a change pass.
+COV_MIN ?= 92
 
-.PHONY: demo test lint typecheck unit live live-deps prometheus bench clean
+.PHONY: demo test quick lint typecheck contracts unit live live-deps prometheus bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +29,15 @@ lint: $(STAMP)
 	$(BIN)/ruff check inferno tests bench
 	$(BIN)/ruff format --check inferno tests bench
 
+# bench/'s scripts are top-level modules named like tests/' packages (emulator, simulate): one
+# mypy run each
 typecheck: $(STAMP)
-	$(BIN)/mypy inferno
+	$(BIN)/mypy inferno tests
+	$(BIN)/mypy bench
+
+# the import contracts in pyproject.toml ([tool.importlinter]): layers and who imports what
+contracts: $(STAMP)
+	$(BIN)/lint-imports --no-cache --no-logo
 
 $(TRITON_STAMP):
 	$(PYTHON) -m venv $(TRITON_VENV)
@@ -44,9 +55,14 @@ live-deps: $(TRITON_STAMP) prometheus
 
 # INFERNO_REQUIRE_LIVE=1: a missing Triton or Prometheus fails the live suite instead of skipping it
 unit: $(STAMP) live-deps
-	INFERNO_REQUIRE_LIVE=1 $(BIN)/pytest -q
+	INFERNO_REQUIRE_LIVE=1 $(BIN)/pytest -q \
+	  --cov=inferno --cov-report=term:skip-covered --cov-fail-under=$(COV_MIN)
 
-test: lint typecheck unit
+test: lint typecheck contracts unit
+
+# the inner loop: ruff, mypy and the fast tests (no live servers, nothing marked slow)
+quick: lint typecheck
+	$(BIN)/pytest -q -m "not slow" --ignore=tests/live
 
 # the live suite alone, printing what it measured (the numbers in docs/triton.md)
 live: $(STAMP) live-deps

@@ -68,6 +68,7 @@ from inferno.model.profiles import (
     Tokens,
 )
 from inferno.model.quantiles import latency_quantiles, ttft_quantiles, wait_quantiles
+from inferno.units import MS_PER_MIN
 
 F = NDArray[np.float64]
 
@@ -304,7 +305,7 @@ def simulate(
         extra = {}
     spec = ServerSpec(
         case.profile,
-        Poisson(lam * 60_000.0),
+        Poisson(lam * MS_PER_MIN),
         batch_size=case.n,
         max_queue=k - case.n,
         service=point.service,  # type: ignore[arg-type]

@@ -27,6 +27,7 @@ from inferno.data import load_system
 from inferno.emulator import Exponential, Fixed, Poisson, ServerSpec, Simulation
 from inferno.model.profiles import BatchProfile, G0Profile, Profile
 from inferno.solver import solve
+from inferno.units import MS_PER_MIN
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "samples" / "large"
@@ -56,7 +57,7 @@ def batch_case(requests: int, service: str) -> tuple[dict[str, ServerSpec], floa
     p = BatchProfile(5.0, 1.0, 8)
     capacity = 4 * 8 / (p.alpha + p.beta * 8)  # req/ms with 4 full replicas
     rate = 0.8 * capacity
-    spec = ServerSpec(p, Poisson(rate * 60_000.0), replicas=4, service=service)  # type: ignore[arg-type]
+    spec = ServerSpec(p, Poisson(rate * MS_PER_MIN), replicas=4, service=service)  # type: ignore[arg-type]
     return {"batch": spec}, requests / rate
 
 
@@ -67,7 +68,7 @@ def llm_case(requests: int, service: str) -> tuple[dict[str, ServerSpec], float]
     rate = 0.8 * capacity
     spec = ServerSpec(
         p,
-        Poisson(rate * 60_000.0),
+        Poisson(rate * MS_PER_MIN),
         replicas=replicas,
         batch_size=n,
         output_tokens=Exponential(out),

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from inferno.emulator import Steps
 from inferno.simulate import build_report, load_scenario, run_scenario
+from inferno.units import S_PER_HOUR
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "samples" / "scenarios" / "demo.yaml"
@@ -44,7 +45,7 @@ def main() -> None:
             f"{p.name:>10}  {p.requests:>9}  {100 * p.attainment:>7.2f}%  "
             f"{p.gpu_hours:>9.1f}  {p.wall_s:>7.2f}"
         )
-    print(f"{len(sc.servers)} servers, {d / 3600:.2f} h simulated: {wall:.1f} s wall in all")
+    print(f"{len(sc.servers)} servers, {d / S_PER_HOUR:.2f} h simulated: {wall:.1f} s wall in all")
 
 
 if __name__ == "__main__":

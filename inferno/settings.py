@@ -1,9 +1,18 @@
-"""One settings object, read once from the environment (and command-line overrides).
+"""One settings object, read once from the environment (and command-line overrides): a tree of
+option groups.
 
-Every value is checked when it is read; a bad one raises :class:`SettingsError` naming the
-variable, the value and what was expected, so a misconfigured pod fails at start-up, loudly.
+``Settings`` has one field per group — :class:`ServiceOptions` (``service``),
+:class:`Endpoints` (``ports``), :class:`SecurityOptions` (``security``),
+:class:`LeaderOptions` (``leader``), :class:`PrometheusOptions` (``prometheus``),
+:class:`TuningOptions` (``tuning``) and :class:`PlanOptions` (``plan``). Every field of a group
+names its environment variable and says what it means (``metadata``: ``env`` and ``doc``); the
+group checks its own values when it is made, so a group given in code is checked exactly like one
+read from the environment, and a bad value raises :class:`SettingsError` naming the variable, the
+value and what was expected: a misconfigured pod fails at start-up, loudly.
+
 Environment names follow the Go original's where it had one (``INFERNO_CONTROL_PERIOD``,
-``COLLECTOR_PORT``, ``INFERNO_PORT`` for the optimizer...).
+``COLLECTOR_PORT``, ``INFERNO_PORT`` for the optimizer...). The tuning and plan groups are the
+very objects the tuner (:mod:`inferno.tuning`) and the planner (:mod:`inferno.cluster.plan`) take.
 """
 
 from __future__ import annotations
@@ -12,252 +21,57 @@ import math
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
-from typing import Any, TypeVar
+from dataclasses import Field, dataclass, field, fields, replace
+from statistics import NormalDist
+from typing import Any, ClassVar
 
 from .errors import InfernoError
 
-__all__ = ["Settings", "SettingsError"]
+__all__ = [
+    "Endpoints",
+    "LeaderOptions",
+    "PlanOptions",
+    "PrometheusOptions",
+    "SecurityOptions",
+    "ServiceOptions",
+    "Settings",
+    "SettingsError",
+    "TuningOptions",
+    "variables",
+]
 
-T = TypeVar("T")
 
-
-class SettingsError(InfernoError):
+class SettingsError(InfernoError, ValueError):
     """A setting with a bad value."""
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """Everything the services read from their environment."""
+def _opt(default: Any, env: str, doc: str, *, flat: str = "", secret: bool = False) -> Any:
+    """A field of an option group: its default, variable and meaning (``flat``: its name among
+    :meth:`Settings.from_env`'s keyword overrides, when not the field's own)."""
+    meta = {"env": env, "doc": doc, "flat": flat}
+    return field(default=default, repr=not secret, metadata=meta)
 
-    namespace: str = field(default="inferno", metadata={"env": "INFERNO_NAMESPACE"})
-    watch_namespaces: tuple[str, ...] = field(default=(), metadata={"env": "WATCH_NAMESPACE"})
-    control_period: float = field(default=60.0, metadata={"env": "INFERNO_CONTROL_PERIOD"})
-    data_path: str = field(default="/etc/inferno/data", metadata={"env": "INFERNO_DATA_PATH"})
-    # the collector, optimizer and actuator listen on the pod's loopback only: their callers are
-    # their sibling containers; the controller listens on every interface (the Service's port)
-    bind_host: str = field(default="127.0.0.1", metadata={"env": "INFERNO_BIND_HOST"})
-    controller_bind_host: str = field(default="0.0.0.0", metadata={"env": "CONTROLLER_BIND_HOST"})
-    # a sibling's metrics-only port on every interface (GET /metrics and nothing else; 0: none)
-    metrics_port: int = field(default=0, metadata={"env": "INFERNO_METRICS_PORT"})
-    controller_host: str = field(default="127.0.0.1", metadata={"env": "CONTROLLER_HOST"})
-    controller_port: int = field(default=3300, metadata={"env": "CONTROLLER_PORT"})
-    collector_host: str = field(default="127.0.0.1", metadata={"env": "COLLECTOR_HOST"})
-    collector_port: int = field(default=3301, metadata={"env": "COLLECTOR_PORT"})
-    optimizer_host: str = field(default="127.0.0.1", metadata={"env": "INFERNO_HOST"})
-    optimizer_port: int = field(default=3302, metadata={"env": "INFERNO_PORT"})
-    actuator_host: str = field(default="127.0.0.1", metadata={"env": "ACTUATOR_HOST"})
-    actuator_port: int = field(default=3303, metadata={"env": "ACTUATOR_PORT"})
-    invoke_token: str = field(default="", repr=False, metadata={"env": "INFERNO_INVOKE_TOKEN"})
-    # a file holding the invoke token, re-read when it changes (a mounted Secret: rotation
-    # needs no restart); takes the place of INFERNO_INVOKE_TOKEN
-    invoke_token_file: str = field(default="", metadata={"env": "INFERNO_INVOKE_TOKEN_FILE"})
-    # the pod's internal token, shared by the four containers through an emptyDir: created by
-    # whichever container starts first; "" in one process (all-in-one): made in memory
-    internal_token_file: str = field(default="", metadata={"env": "INFERNO_INTERNAL_TOKEN_FILE"})
-    # no authentication at all (no invoke token, no internal token): local development only
-    insecure: bool = field(default=False, metadata={"env": "INFERNO_INSECURE"})
-    max_body_bytes: int = field(default=4 * 1024 * 1024, metadata={"env": "INFERNO_MAX_BODY_BYTES"})
-    # seconds from a cycle's start after which the actuator applies nothing more
-    cycle_deadline: float = field(default=30.0, metadata={"env": "INFERNO_CYCLE_DEADLINE"})
-    # the most replicas one server may be given (a decision above is refused by the actuator)
-    max_replicas: int = field(default=1000, metadata={"env": "INFERNO_MAX_REPLICAS"})
-    # only the holder of a coordination.k8s.io Lease in INFERNO_NAMESPACE runs cycles
-    leader_election: bool = field(default=True, metadata={"env": "INFERNO_LEADER_ELECTION"})
-    lease_name: str = field(default="inferno-leader", metadata={"env": "INFERNO_LEASE_NAME"})
-    lease_duration: float = field(default=15.0, metadata={"env": "INFERNO_LEASE_DURATION"})
-    # who this instance is in the Lease (default: the host name and the process id)
-    identity: str = field(default="", metadata={"env": "INFERNO_IDENTITY"})
-    http_timeout: float = field(default=30.0, metadata={"env": "INFERNO_HTTP_TIMEOUT"})
-    default_mode: str = field(default="auto", metadata={"env": "INFERNO_DEFAULT_MODE"})
-    gpu_node_label: str = field(
-        default="nvidia.com/gpu.product", metadata={"env": "INFERNO_GPU_NODE_LABEL"}
-    )
-    gpu_resource: str = field(default="nvidia.com/gpu", metadata={"env": "INFERNO_GPU_RESOURCE"})
-    hpa_headroom: float = field(default=0.25, metadata={"env": "INFERNO_HPA_HEADROOM"})
-    # keep the running batch size when a decision moves it by at most this fraction (same GPU)
-    batch_tolerance: float = field(default=0.25, metadata={"env": "INFERNO_BATCH_TOLERANCE"})
-    batch_env: str = field(default="INFERNO_MAX_BATCH_SIZE", metadata={"env": "INFERNO_BATCH_ENV"})
-    # the load from Prometheus (docs/metrics.md); no URL: the load labels are used
-    prometheus_url: str = field(default="", metadata={"env": "PROMETHEUS_URL"})
-    prometheus_token: str = field(default="", repr=False, metadata={"env": "PROMETHEUS_TOKEN"})
-    prometheus_token_file: str = field(default="", metadata={"env": "PROMETHEUS_TOKEN_FILE"})
-    prometheus_ca_file: str = field(default="", metadata={"env": "PROMETHEUS_CA_FILE"})
-    load_window: float = field(default=60.0, metadata={"env": "INFERNO_LOAD_WINDOW"})
-    tokens_in_metric: str = field(
-        default="vllm:prompt_tokens_total", metadata={"env": "INFERNO_TOKENS_IN_METRIC"}
-    )
-    tokens_out_metric: str = field(
-        default="vllm:generation_tokens_total", metadata={"env": "INFERNO_TOKENS_OUT_METRIC"}
-    )
-    tokens_requests_metric: str = field(
-        default="nv_inference_request_success", metadata={"env": "INFERNO_TOKENS_REQUESTS_METRIC"}
-    )
-    # online tuning of the profiles from the observations (docs/tuning.md); the optimizer reads them
-    tuning_enabled: bool = field(default=True, metadata={"env": "INFERNO_TUNING_ENABLED"})
-    tuning_bounds: float = field(default=4.0, metadata={"env": "INFERNO_TUNING_BOUNDS"})
-    tuning_gate: float = field(default=0.999, metadata={"env": "INFERNO_TUNING_GATE"})
-    tuning_process_noise: float = field(
-        default=0.01, metadata={"env": "INFERNO_TUNING_PROCESS_NOISE"}
-    )
-    tuning_measurement_noise: float = field(
-        default=0.05, metadata={"env": "INFERNO_TUNING_MEASUREMENT_NOISE"}
-    )
-    tuning_initial_uncertainty: float = field(
-        default=0.5, metadata={"env": "INFERNO_TUNING_INITIAL_UNCERTAINTY"}
-    )
-    tuning_min_requests: float = field(
-        default=20.0, metadata={"env": "INFERNO_TUNING_MIN_REQUESTS"}
-    )
-    tuning_reset_after: int = field(default=3, metadata={"env": "INFERNO_TUNING_RESET_AFTER"})
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Read every setting from ``env`` (default: ``os.environ``); ``overrides`` win."""
-        source = os.environ if env is None else env
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            name = f.metadata["env"]
-            raw = source.get(name)
-            if raw is None or raw.strip() == "":
-                continue
-            values[f.name] = _PARSERS[f.name](name, raw.strip())
-        settings = cls(**values)
-        settings = replace(settings, **overrides) if overrides else settings
-        settings.check()
-        return settings
+class _Group:
+    """Checks of an option group, run when it is made."""
+
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
+
+    def __post_init__(self) -> None:
+        self.check()
 
     def check(self) -> None:
-        """Cross-field and range checks (also for values given in code)."""
-        _require(
-            self.control_period >= 0, "INFERNO_CONTROL_PERIOD", self.control_period, ">= 0 seconds"
-        )
-        _require(self.http_timeout > 0, "INFERNO_HTTP_TIMEOUT", self.http_timeout, "> 0 seconds")
-        _require(
-            self.hpa_headroom >= 0 and math.isfinite(self.hpa_headroom),
-            "INFERNO_HPA_HEADROOM",
-            self.hpa_headroom,
-            "a finite number >= 0",
-        )
-        _require(
-            1024 <= self.max_body_bytes <= 1 << 30,
-            "INFERNO_MAX_BODY_BYTES",
-            self.max_body_bytes,
-            "a size in bytes between 1024 and 1073741824",
-        )
-        _require(
-            0 < self.cycle_deadline <= 3600 and math.isfinite(self.cycle_deadline),
-            "INFERNO_CYCLE_DEADLINE",
-            self.cycle_deadline,
-            "seconds in (0, 3600]",
-        )
-        _require(
-            1 <= self.max_replicas <= 1_000_000,
-            "INFERNO_MAX_REPLICAS",
-            self.max_replicas,
-            "an integer in 1..1000000",
-        )
-        _require(
-            1 <= self.lease_duration <= 600,
-            "INFERNO_LEASE_DURATION",
-            self.lease_duration,
-            "seconds in [1, 600]",
-        )
-        _require(
-            _DNS.fullmatch(self.lease_name) is not None,
-            "INFERNO_LEASE_NAME",
-            self.lease_name,
-            "a DNS label",
-        )
-        if self.invoke_token and self.invoke_token_file:
-            raise SettingsError(
-                "INFERNO_INVOKE_TOKEN and INFERNO_INVOKE_TOKEN_FILE are both set: expected one"
-            )
-        _require(
-            self.control_period == 0 or 0.01 <= self.control_period <= 86400,
-            "INFERNO_CONTROL_PERIOD",
-            self.control_period,
-            "0 (only on POST /invoke) or 0.01 to 86400 seconds",
-        )
-        _require(
-            0 <= self.batch_tolerance < 1,
-            "INFERNO_BATCH_TOLERANCE",
-            self.batch_tolerance,
-            "a fraction in [0, 1)",
-        )
-        _require(
-            self.default_mode in ("auto", "recommend"),
-            "INFERNO_DEFAULT_MODE",
-            self.default_mode,
-            "'auto' or 'recommend'",
-        )
-        for env, port in (
-            ("CONTROLLER_PORT", self.controller_port),
-            ("COLLECTOR_PORT", self.collector_port),
-            ("INFERNO_PORT", self.optimizer_port),
-            ("ACTUATOR_PORT", self.actuator_port),
-            ("INFERNO_METRICS_PORT", self.metrics_port),
-        ):
-            _require(0 <= port <= 65535, env, port, "a port number 0-65535")
-        _require(self.load_window > 0, "INFERNO_LOAD_WINDOW", self.load_window, "> 0 seconds")
-        if self.prometheus_url:
-            _require(
-                _URL.fullmatch(self.prometheus_url) is not None,
-                "PROMETHEUS_URL",
-                self.prometheus_url,
-                "an http:// or https:// URL",
-            )
-        if self.prometheus_token and self.prometheus_token_file:
-            raise SettingsError(
-                "PROMETHEUS_TOKEN and PROMETHEUS_TOKEN_FILE are both set: expected one of them"
-            )
-        for env, name in (
-            ("INFERNO_TOKENS_IN_METRIC", self.tokens_in_metric),
-            ("INFERNO_TOKENS_OUT_METRIC", self.tokens_out_metric),
-            ("INFERNO_TOKENS_REQUESTS_METRIC", self.tokens_requests_metric),
-        ):
-            _require(_METRIC.fullmatch(name) is not None, env, name, "a Prometheus metric name")
-        for env, value, ok, expected in (
-            ("INFERNO_TUNING_BOUNDS", self.tuning_bounds, self.tuning_bounds > 1, "a factor > 1"),
-            ("INFERNO_TUNING_GATE", self.tuning_gate, 0 < self.tuning_gate < 1, "in (0, 1)"),
-            (
-                "INFERNO_TUNING_PROCESS_NOISE",
-                self.tuning_process_noise,
-                self.tuning_process_noise >= 0,
-                ">= 0",
-            ),
-            (
-                "INFERNO_TUNING_MEASUREMENT_NOISE",
-                self.tuning_measurement_noise,
-                self.tuning_measurement_noise > 0,
-                "> 0",
-            ),
-            (
-                "INFERNO_TUNING_INITIAL_UNCERTAINTY",
-                self.tuning_initial_uncertainty,
-                self.tuning_initial_uncertainty > 0,
-                "> 0",
-            ),
-            (
-                "INFERNO_TUNING_MIN_REQUESTS",
-                self.tuning_min_requests,
-                self.tuning_min_requests >= 0,
-                ">= 0",
-            ),
-            (
-                "INFERNO_TUNING_RESET_AFTER",
-                self.tuning_reset_after,
-                self.tuning_reset_after >= 1,
-                ">= 1",
-            ),
-        ):
-            _require(ok and math.isfinite(value), env, value, f"a finite number {expected}")
+        """Raise SettingsError for a bad value (subclasses)."""
 
-    def url(self, service: str) -> str:
-        """Base URL of a sibling service: controller, collector, optimizer or actuator."""
-        host = getattr(self, f"{service}_host")
-        port = getattr(self, f"{service}_port")
-        return f"http://{host}:{port}"
+    def _require(self, name: str, ok: bool, expected: str) -> None:
+        if not ok:
+            f = self.__dataclass_fields__[name]
+            value = getattr(self, name)
+            raise SettingsError(f"{f.metadata['env']}={value!r}: expected {expected}")
+
+
+def _finite(x: float) -> bool:
+    return isinstance(x, int | float) and math.isfinite(x)
 
 
 _DNS = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
@@ -265,54 +79,419 @@ _URL = re.compile(r"https?://[^\s/?#]+(/\S*)?")
 _METRIC = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 
 
-def _require(ok: bool, env: str, value: object, expected: str) -> None:
-    if not ok:
-        raise SettingsError(f"{env}={value!r}: expected {expected}")
+@dataclass(frozen=True, slots=True)
+class ServiceOptions(_Group):
+    """What Inferno manages and how often."""
+
+    namespace: str = _opt("inferno", "INFERNO_NAMESPACE", "Inferno's own namespace")
+    watch_namespaces: tuple[str, ...] = _opt(
+        (), "WATCH_NAMESPACE", "namespaces to manage, comma-separated (none: all)"
+    )
+    control_period: float = _opt(
+        60.0, "INFERNO_CONTROL_PERIOD", "seconds between cycles; 0: only on POST /invoke"
+    )
+    cycle_deadline: float = _opt(
+        30.0,
+        "INFERNO_CYCLE_DEADLINE",
+        "seconds from a cycle's start after which the actuator applies nothing more",
+    )
+    data_path: str = _opt("/etc/inferno/data", "INFERNO_DATA_PATH", "the static data directory")
+    default_mode: str = _opt(
+        "auto", "INFERNO_DEFAULT_MODE", "auto or recommend, for servers without the annotation"
+    )
+    gpu_node_label: str = _opt(
+        "nvidia.com/gpu.product", "INFERNO_GPU_NODE_LABEL", "the node label of the GPU type"
+    )
+    max_replicas: int = _opt(
+        1000, "INFERNO_MAX_REPLICAS", "the most replicas one server may be given"
+    )
+    http_timeout: float = _opt(
+        30.0, "INFERNO_HTTP_TIMEOUT", "seconds, for the calls between the services"
+    )
+
+    def check(self) -> None:
+        self._require(
+            "control_period",
+            self.control_period == 0 or 0.01 <= self.control_period <= 86400,
+            "0 (only on POST /invoke) or 0.01 to 86400 seconds (>= 0)",
+        )
+        self._require(
+            "cycle_deadline",
+            _finite(self.cycle_deadline) and 0 < self.cycle_deadline <= 3600,
+            "seconds in (0, 3600]",
+        )
+        self._require(
+            "default_mode", self.default_mode in ("auto", "recommend"), "'auto' or 'recommend'"
+        )
+        self._require(
+            "max_replicas", 1 <= self.max_replicas <= 1_000_000, "an integer in 1..1000000"
+        )
+        self._require(
+            "http_timeout",
+            _finite(self.http_timeout) and self.http_timeout > 0,
+            "> 0 seconds",
+        )
 
 
-def _number(kind: Callable[[str], T]) -> Callable[[str, str], T]:
-    def parse(env: str, raw: str) -> T:
-        try:
-            return kind(raw)
-        except ValueError:
-            noun = "an integer" if kind is int else "a number"
-            raise SettingsError(f"{env}={raw!r}: expected {noun}") from None
-
-    return parse
+_SERVICES = ("controller", "collector", "optimizer", "actuator")
 
 
-def _text(env: str, raw: str) -> str:
-    return raw
+@dataclass(frozen=True, slots=True)
+class Endpoints(_Group):
+    """Where each service listens and where its siblings are."""
 
+    # the collector, optimizer and actuator listen on the pod's loopback only: their callers are
+    # their sibling containers; the controller listens on every interface (the Service's port)
+    bind_host: str = _opt(
+        "127.0.0.1",
+        "INFERNO_BIND_HOST",
+        "the address the collector, optimizer and actuator (and the all-in-one controller) bind",
+    )
+    controller_bind_host: str = _opt(
+        "0.0.0.0", "CONTROLLER_BIND_HOST", "the address the controller binds"
+    )
+    metrics_port: int = _opt(
+        0, "INFERNO_METRICS_PORT", "a sibling's metrics-only port on every interface (0: none)"
+    )
+    controller_host: str = _opt("127.0.0.1", "CONTROLLER_HOST", "where the controller is")
+    controller_port: int = _opt(3300, "CONTROLLER_PORT", "the controller's port")
+    collector_host: str = _opt("127.0.0.1", "COLLECTOR_HOST", "where the collector is")
+    collector_port: int = _opt(3301, "COLLECTOR_PORT", "the collector's port")
+    optimizer_host: str = _opt("127.0.0.1", "INFERNO_HOST", "where the optimizer is")
+    optimizer_port: int = _opt(3302, "INFERNO_PORT", "the optimizer's port")
+    actuator_host: str = _opt("127.0.0.1", "ACTUATOR_HOST", "where the actuator is")
+    actuator_port: int = _opt(3303, "ACTUATOR_PORT", "the actuator's port")
+
+    def check(self) -> None:
+        for name in (*(f"{s}_port" for s in _SERVICES), "metrics_port"):
+            self._require(name, 0 <= getattr(self, name) <= 65535, "a port number 0-65535")
+
+    def url(self, service: str) -> str:
+        """Base URL of a sibling service: controller, collector, optimizer or actuator."""
+        if service not in _SERVICES:
+            raise ValueError(f"unknown service {service!r}")
+        return f"http://{getattr(self, f'{service}_host')}:{getattr(self, f'{service}_port')}"
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityOptions(_Group):
+    """Who may call what (docs/security.md)."""
+
+    invoke_token: str = _opt(
+        "",
+        "INFERNO_INVOKE_TOKEN",
+        "the token /invoke and /report require (at least 16 characters)",
+        secret=True,
+    )
+    invoke_token_file: str = _opt(
+        "", "INFERNO_INVOKE_TOKEN_FILE", "a file holding the invoke token, re-read when it changes"
+    )
+    internal_token_file: str = _opt(
+        "",
+        "INFERNO_INTERNAL_TOKEN_FILE",
+        "the pod's internal token, created by the first container to start",
+    )
+    insecure: bool = _opt(False, "INFERNO_INSECURE", "no tokens at all: development only")
+    max_body_bytes: int = _opt(
+        4 * 1024 * 1024, "INFERNO_MAX_BODY_BYTES", "the largest request body a service reads"
+    )
+
+    def check(self) -> None:
+        self._require(
+            "max_body_bytes",
+            1024 <= self.max_body_bytes <= 1 << 30,
+            "a size in bytes between 1024 and 1073741824",
+        )
+        if self.invoke_token and self.invoke_token_file:
+            raise SettingsError(
+                "INFERNO_INVOKE_TOKEN and INFERNO_INVOKE_TOKEN_FILE are both set: expected one"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderOptions(_Group):
+    """Leader election: only the holder of a Lease in ``INFERNO_NAMESPACE`` runs cycles."""
+
+    leader_election: bool = _opt(
+        True, "INFERNO_LEADER_ELECTION", "only the holder of the Lease runs cycles"
+    )
+    lease_name: str = _opt("inferno-leader", "INFERNO_LEASE_NAME", "the Lease")
+    lease_duration: float = _opt(
+        15.0, "INFERNO_LEASE_DURATION", "seconds a silent holder keeps the Lease"
+    )
+    identity: str = _opt("", "INFERNO_IDENTITY", "this instance in the Lease (default: host, pid)")
+
+    def check(self) -> None:
+        self._require(
+            "lease_duration",
+            _finite(self.lease_duration) and 1 <= self.lease_duration <= 600,
+            "seconds in [1, 600]",
+        )
+        self._require("lease_name", _DNS.fullmatch(self.lease_name) is not None, "a DNS label")
+
+
+@dataclass(frozen=True, slots=True)
+class PrometheusOptions(_Group):
+    """Where the collector measures the load (docs/metrics.md); no URL: the load labels."""
+
+    prometheus_url: str = _opt("", "PROMETHEUS_URL", "the Prometheus to read the load from")
+    prometheus_token: str = _opt(
+        "", "PROMETHEUS_TOKEN", "a bearer token for Prometheus", secret=True
+    )
+    prometheus_token_file: str = _opt(
+        "", "PROMETHEUS_TOKEN_FILE", "a file holding that bearer token"
+    )
+    prometheus_ca_file: str = _opt("", "PROMETHEUS_CA_FILE", "a CA bundle for Prometheus")
+    load_window: float = _opt(
+        60.0, "INFERNO_LOAD_WINDOW", "seconds of history behind each measured rate"
+    )
+    tokens_in_metric: str = _opt(
+        "vllm:prompt_tokens_total", "INFERNO_TOKENS_IN_METRIC", "the input-token counter"
+    )
+    tokens_out_metric: str = _opt(
+        "vllm:generation_tokens_total", "INFERNO_TOKENS_OUT_METRIC", "the output-token counter"
+    )
+    tokens_requests_metric: str = _opt(
+        "nv_inference_request_success",
+        "INFERNO_TOKENS_REQUESTS_METRIC",
+        "the request counter of the token means",
+    )
+
+    def check(self) -> None:
+        self._require(
+            "load_window", _finite(self.load_window) and self.load_window > 0, "> 0 seconds"
+        )
+        if self.prometheus_url:
+            self._require(
+                "prometheus_url",
+                _URL.fullmatch(self.prometheus_url) is not None,
+                "an http:// or https:// URL",
+            )
+        if self.prometheus_token and self.prometheus_token_file:
+            raise SettingsError(
+                "PROMETHEUS_TOKEN and PROMETHEUS_TOKEN_FILE are both set: expected one of them"
+            )
+        for name in ("tokens_in_metric", "tokens_out_metric", "tokens_requests_metric"):
+            self._require(
+                name, _METRIC.fullmatch(getattr(self, name)) is not None, "a Prometheus metric name"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class TuningOptions(_Group):
+    """How the online tuning's filters behave (docs/tuning.md). Fractions are of the base
+    parameter (or of the predicted time)."""
+
+    enabled: bool = _opt(
+        True,
+        "INFERNO_TUNING_ENABLED",
+        "tune the profiles from the observations",
+        flat="tuning_enabled",
+    )
+    bounds: float = _opt(
+        4.0,
+        "INFERNO_TUNING_BOUNDS",
+        "a tuned θ stays within [base / bounds, base · bounds]",
+        flat="tuning_bounds",
+    )
+    gate: float = _opt(
+        0.999, "INFERNO_TUNING_GATE", "χ²(1) probability of the innovation gate", flat="tuning_gate"
+    )
+    process_noise: float = _opt(
+        0.01,
+        "INFERNO_TUNING_PROCESS_NOISE",
+        "random-walk std per observed cycle, fraction of base",
+        flat="tuning_process_noise",
+    )
+    measurement_noise: float = _opt(
+        0.05,
+        "INFERNO_TUNING_MEASUREMENT_NOISE",
+        "observation std, fraction of the predicted time",
+        flat="tuning_measurement_noise",
+    )
+    initial_uncertainty: float = _opt(
+        0.5,
+        "INFERNO_TUNING_INITIAL_UNCERTAINTY",
+        "prior std (and after a reset), fraction of θ",
+        flat="tuning_initial_uncertainty",
+    )
+    min_requests: float = _opt(
+        20.0,
+        "INFERNO_TUNING_MIN_REQUESTS",
+        "requests in the window below which an observation is skipped",
+        flat="tuning_min_requests",
+    )
+    reset_after: int = _opt(
+        3,
+        "INFERNO_TUNING_RESET_AFTER",
+        "consecutive same-direction gate rejections before re-initialising",
+        flat="tuning_reset_after",
+    )
+
+    def check(self) -> None:
+        f = _finite
+        self._require("bounds", f(self.bounds) and self.bounds > 1, "a finite number > 1 (bounds)")
+        self._require("gate", f(self.gate) and 0 < self.gate < 1, "a number in (0, 1) (gate)")
+        self._require(
+            "process_noise",
+            f(self.process_noise) and self.process_noise >= 0,
+            "a finite number >= 0",
+        )
+        self._require(
+            "measurement_noise",
+            f(self.measurement_noise) and self.measurement_noise > 0,
+            "a finite number > 0",
+        )
+        self._require(
+            "initial_uncertainty",
+            f(self.initial_uncertainty) and self.initial_uncertainty > 0,
+            "a finite number > 0",
+        )
+        self._require(
+            "min_requests", f(self.min_requests) and self.min_requests >= 0, "a finite number >= 0"
+        )
+        self._require("reset_after", self.reset_after >= 1, "an integer >= 1")
+
+    @property
+    def gate_threshold(self) -> float:
+        """The χ²(1) quantile of ``gate``: (Φ⁻¹((1 + gate)/2))²."""
+        return float(NormalDist().inv_cdf((1.0 + self.gate) / 2.0) ** 2)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanOptions(_Group):
+    """How decisions become patches (:mod:`inferno.cluster.plan`)."""
+
+    gpu_resource: str = _opt(
+        "nvidia.com/gpu", "INFERNO_GPU_RESOURCE", "the extended resource whose limit is set"
+    )
+    batch_env: str = _opt(
+        "INFERNO_MAX_BATCH_SIZE", "INFERNO_BATCH_ENV", "the container variable of the batch size"
+    )
+    hpa_headroom: float = _opt(
+        0.25, "INFERNO_HPA_HEADROOM", "HPA maxReplicas headroom above the decision"
+    )
+    batch_tolerance: float = _opt(
+        0.25,
+        "INFERNO_BATCH_TOLERANCE",
+        "keep the running batch when a decision on the same GPU moves it by at most this",
+    )
+
+    def check(self) -> None:
+        self._require(
+            "hpa_headroom",
+            _finite(self.hpa_headroom) and self.hpa_headroom >= 0,
+            "a finite number >= 0",
+        )
+        self._require("batch_tolerance", 0 <= self.batch_tolerance < 1, "a fraction in [0, 1)")
+
+
+_GROUPS: dict[str, type[_Group]] = {
+    "service": ServiceOptions,
+    "ports": Endpoints,
+    "security": SecurityOptions,
+    "leader": LeaderOptions,
+    "prometheus": PrometheusOptions,
+    "tuning": TuningOptions,
+    "plan": PlanOptions,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the services read from their environment, by group."""
+
+    service: ServiceOptions = field(default_factory=ServiceOptions)
+    ports: Endpoints = field(default_factory=Endpoints)
+    security: SecurityOptions = field(default_factory=SecurityOptions)
+    leader: LeaderOptions = field(default_factory=LeaderOptions)
+    prometheus: PrometheusOptions = field(default_factory=PrometheusOptions)
+    tuning: TuningOptions = field(default_factory=TuningOptions)
+    plan: PlanOptions = field(default_factory=PlanOptions)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read every setting from ``env`` (default: ``os.environ``); ``overrides`` (by a field's
+        flat name, e.g. ``control_period=0`` or ``tuning_enabled=False``) win."""
+        source = os.environ if env is None else env
+        unknown = sorted(set(overrides) - set(_FLAT))
+        if unknown:
+            raise TypeError(f"unknown settings {unknown}")
+        groups: dict[str, Any] = {}
+        for group, kind in _GROUPS.items():
+            values: dict[str, Any] = {}
+            for f in fields(kind):
+                raw = source.get(f.metadata["env"])
+                if raw is not None and raw.strip() != "":
+                    values[f.name] = _parse(f, raw.strip())
+            for flat, (g, name) in _FLAT.items():
+                if g == group and flat in overrides:
+                    values[name] = overrides[flat]
+            groups[group] = kind(**values)
+        return cls(**groups)
+
+    def url(self, service: str) -> str:
+        """Base URL of a sibling service: controller, collector, optimizer or actuator."""
+        return self.ports.url(service)
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """These settings with some fields (by flat name) replaced, and checked again."""
+        by_group: dict[str, dict[str, Any]] = {}
+        for flat, value in overrides.items():
+            if flat not in _FLAT:
+                raise TypeError(f"unknown setting {flat!r}")
+            group, name = _FLAT[flat]
+            by_group.setdefault(group, {})[name] = value
+        return replace(self, **{g: replace(getattr(self, g), **v) for g, v in by_group.items()})
+
+
+def variables() -> list[tuple[str, str, str, Any, str]]:
+    """Every variable: (group, field, variable, default, meaning)."""
+    out = []
+    for group, kind in _GROUPS.items():
+        for f in fields(kind):
+            out.append((group, f.name, f.metadata["env"], f.default, f.metadata["doc"]))
+    return out
+
+
+def _flat_names() -> dict[str, tuple[str, str]]:
+    names: dict[str, tuple[str, str]] = {}
+    for group, kind in _GROUPS.items():
+        for f in fields(kind):
+            flat = f.metadata["flat"] or f.name
+            if flat in names:
+                raise AssertionError(f"two settings are called {flat!r}")
+            names[flat] = (group, f.name)
+    return names
+
+
+_FLAT = _flat_names()
 
 _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
 
 
-def _boolean(env: str, raw: str) -> bool:
-    text = raw.casefold()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise SettingsError(f"{env}={raw!r}: expected true or false")
+def _number(kind: Callable[[str], Any], env: str, raw: str) -> Any:
+    try:
+        return kind(raw)
+    except ValueError:
+        noun = "an integer" if kind is int else "a number"
+        raise SettingsError(f"{env}={raw!r}: expected {noun}") from None
 
 
-def _names(env: str, raw: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in raw.split(",") if part.strip())
-
-
-_PARSERS: dict[str, Callable[[str, str], Any]] = {
-    f.name: (
-        _number(int)
-        if f.type == "int"
-        else _number(float)
-        if f.type == "float"
-        else _boolean
-        if f.type == "bool"
-        else _names
-        if f.name == "watch_namespaces"
-        else _text
-    )
-    for f in fields(Settings)
-}
+def _parse(f: Field[Any], raw: str) -> Any:
+    env = f.metadata["env"]
+    if f.type == "int":
+        return _number(int, env, raw)
+    if f.type == "float":
+        return _number(float, env, raw)
+    if f.type == "bool":
+        text = raw.casefold()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise SettingsError(f"{env}={raw!r}: expected true or false")
+    if f.type == "tuple[str, ...]":
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    return raw

@@ -33,6 +33,7 @@ from inferno.system import (
     System,
     Target,
 )
+from inferno.units import MS_PER_MIN
 
 __all__ = [
     "ACCELERATORS",
@@ -63,7 +64,7 @@ PROFILES: tuple[ModelProfile, ...] = (
 
 def top_rate_per_min(alpha: float) -> float:
     """λ* (req/min) of ``BatchProfile(alpha, 0, 1)`` with no binding target: 0.999 / α per ms."""
-    return 0.999 / alpha * 60_000.0
+    return 0.999 / alpha * MS_PER_MIN
 
 
 #: λ* in req/min of each default (model, accelerator) pair, by hand (see the module docstring).

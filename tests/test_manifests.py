@@ -19,7 +19,6 @@ import stat
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import fields
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from inferno.cluster import labels as L
 from inferno.cluster.inventory import parse_deployment
 from inferno.cluster.plan import Decision, PlanSettings, plan_one
 from inferno.data.system_files import system_from_documents
-from inferno.settings import Settings
+from inferno.settings import Settings, variables
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = ROOT / "manifests"
@@ -364,7 +363,7 @@ def test_sample_serviceclasses_carry_the_samples_targets() -> None:
 
 
 def _env_names() -> set[str]:
-    return {f.metadata["env"] for f in fields(Settings)}
+    return {env for _, _, env, _, _ in variables()}
 
 
 def test_inferno_deployment_has_the_four_services() -> None:
@@ -386,7 +385,7 @@ def test_inferno_deployment_has_the_four_services() -> None:
         assert "command" not in c, "the image's entrypoint is `inferno`"
         port = c["ports"][0]
         assert port["name"] == name and len(name) <= 15
-        assert port["containerPort"] == getattr(defaults, f"{name}_port")
+        assert port["containerPort"] == getattr(defaults.ports, f"{name}_port")
         if name == "controller":
             assert len(c["ports"]) == 1
             for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
@@ -415,15 +414,16 @@ def test_inferno_env_is_what_settings_reads() -> None:
         settings = Settings.from_env(literal)
         defaults = Settings()
         for service in CONTAINERS:
-            assert getattr(settings, f"{service}_port") == getattr(defaults, f"{service}_port")
-        assert settings.control_period == 60
-        assert settings.data_path == "/etc/inferno/data"
+            port = f"{service}_port"
+            assert getattr(settings.ports, port) == getattr(defaults.ports, port)
+        assert settings.service.control_period == 60
+        assert settings.service.data_path == "/etc/inferno/data"
         assert env["INFERNO_NAMESPACE"]["valueFrom"] == {
             "fieldRef": {"fieldPath": "metadata.namespace"}
         }
         assert "INFERNO_INVOKE_TOKEN" not in env  # a mounted file: rotation without restart
         assert env["INFERNO_INTERNAL_TOKEN_FILE"]["value"].startswith("/var/run/inferno/internal/")
-        assert settings.bind_host == "127.0.0.1"
+        assert settings.ports.bind_host == "127.0.0.1"
         if c["name"] == "controller":
             assert env["INFERNO_INVOKE_TOKEN_FILE"]["value"] == "/etc/inferno/invoke/token"
     own = {"INFERNO_INVOKE_TOKEN_FILE", "INFERNO_METRICS_PORT"}
@@ -469,7 +469,7 @@ def test_prometheus_annotations_and_service_ports() -> None:
     dep = inferno_deployment()
     annotations = dep["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true"
-    assert annotations["prometheus.io/port"] == str(Settings().controller_port)
+    assert annotations["prometheus.io/port"] == str(Settings().ports.controller_port)
     svc = one(manifest_docs(), "Service", "inferno")
     assert svc["spec"]["selector"] == dep["spec"]["selector"]["matchLabels"]
     ports = {p["name"]: p for p in svc["spec"]["ports"]}
@@ -480,8 +480,8 @@ def test_prometheus_annotations_and_service_ports() -> None:
     assert svc["spec"]["publishNotReadyAddresses"] is True
     policy = one(manifest_docs(), "NetworkPolicy", "inferno")
     admitted = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
-    sibling_ports = {getattr(Settings(), f"{n}_port") for n in CONTAINERS[1:]}
-    assert Settings().controller_port in admitted and not admitted & sibling_ports
+    sibling_ports = {getattr(Settings().ports, f"{n}_port") for n in CONTAINERS[1:]}
+    assert Settings().ports.controller_port in admitted and not admitted & sibling_ports
 
 
 # -- RBAC ---------------------------------------------------------------------------------------
@@ -639,10 +639,10 @@ def test_served_deployments_parse_as_inferno_reads_them() -> None:
         assert d.container_name == "triton"
         assert d.mode == "auto"
         # the GPU, the node selector and the batch-size variable are where the plan patches them
-        assert d.resources["limits"][settings.gpu_resource] == "1"
-        assert d.resources["requests"][settings.gpu_resource] == "1"
-        assert d.node_selector == {settings.gpu_node_label: d.accelerator}
-        assert dict(d.env)[settings.batch_env] == str(d.max_batch)
+        assert d.resources["limits"][settings.plan.gpu_resource] == "1"
+        assert d.resources["requests"][settings.plan.gpu_resource] == "1"
+        assert d.node_selector == {settings.service.gpu_node_label: d.accelerator}
+        assert dict(d.env)[settings.plan.batch_env] == str(d.max_batch)
         assert d.max_replicas == (
             8 if L.MAX_REPLICAS in dep["metadata"].get("annotations", {}) else None
         )
@@ -827,7 +827,7 @@ def test_dockerfile_builds_wheels_and_runs_unprivileged() -> None:
     assert 'ENTRYPOINT ["inferno"]' in lines and 'CMD ["controller"]' in lines
     defaults = Settings()
     exposed = next(line for line in lines if line.startswith("EXPOSE "))
-    assert exposed.split()[1:] == [str(getattr(defaults, f"{s}_port")) for s in CONTAINERS]
+    assert exposed.split()[1:] == [str(getattr(defaults.ports, f"{s}_port")) for s in CONTAINERS]
     ignored = [
         line.strip()
         for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()

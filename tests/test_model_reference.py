@@ -13,6 +13,7 @@ from inferno.model.analyzer import analyze_rate, analyze_targets
 from inferno.model.points import OperatingPoints
 from inferno.model.profiles import G0Profile, G2Profile, G3Profile, Kind, Tokens
 from inferno.model.sizing import SloArrays, size
+from inferno.units import MS_PER_MIN
 
 RTOL = 1e-3
 
@@ -122,8 +123,8 @@ def test_worked_example_granite_13b_on_mi300x() -> None:
     slo = SloArrays.empty(1)
     slo.itl[0], slo.ttw[0], slo.ttw_quantile[0] = 40.0, 500.0, 0.95
     sizing = size(pts, slo)
-    assert sizing.rate[0] * 60_000 == pytest.approx(134.25, rel=1e-4)
+    assert sizing.rate[0] * MS_PER_MIN == pytest.approx(134.25, rel=1e-4)
     assert sizing.bound[0] == "ttw"
-    m = pts.metrics(np.array([120 / 60_000]))
+    m = pts.metrics(np.array([120 / MS_PER_MIN]))
     assert m.itl[0] == pytest.approx(11.42869, rel=RTOL)
     assert m.wait[0] == pytest.approx(19.45996, rel=RTOL)

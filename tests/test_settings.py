@@ -9,7 +9,12 @@ from inferno.settings import Settings, SettingsError
 
 def test_defaults_match_the_original_ports() -> None:
     s = Settings.from_env({})
-    assert (s.controller_port, s.collector_port, s.optimizer_port, s.actuator_port) == (
+    assert (
+        s.ports.controller_port,
+        s.ports.collector_port,
+        s.ports.optimizer_port,
+        s.ports.actuator_port,
+    ) == (
         3300,
         3301,
         3302,
@@ -27,14 +32,14 @@ def test_values_are_parsed_from_the_environment() -> None:
             "INFERNO_DEFAULT_MODE": "recommend",
         }
     )
-    assert s.control_period == 30.0
-    assert s.watch_namespaces == ("a", "b")
-    assert s.optimizer_port == 9302
-    assert s.default_mode == "recommend"
+    assert s.service.control_period == 30.0
+    assert s.service.watch_namespaces == ("a", "b")
+    assert s.ports.optimizer_port == 9302
+    assert s.service.default_mode == "recommend"
 
 
 def test_overrides_win_and_are_checked() -> None:
-    assert Settings.from_env({"INFERNO_PORT": "1"}, optimizer_port=2).optimizer_port == 2
+    assert Settings.from_env({"INFERNO_PORT": "1"}, optimizer_port=2).ports.optimizer_port == 2
     with pytest.raises(SettingsError, match="INFERNO_CONTROL_PERIOD"):
         Settings.from_env({}, control_period=-5.0)
 

@@ -39,6 +39,7 @@ from inferno.system import (
     System,
     Target,
 )
+from inferno.units import MS_PER_MIN
 
 PE = SaturationPolicy.PRIORITY_EXHAUSTIVE
 RR = SaturationPolicy.ROUND_ROBIN
@@ -51,7 +52,7 @@ PROFILE_OF: dict[str, Profile] = {mp.accelerator: mp.profile for mp in PROFILES 
 def _independent_metrics(profile: Profile, rate_per_min: float) -> dict[str, float]:
     """Metrics of one replica of ``profile`` offered ``rate_per_min``, straight from the model."""
     pts = OperatingPoints.of([profile], [Tokens()])
-    return pts.metrics(np.array([rate_per_min / 60_000.0])).take(0)
+    return pts.metrics(np.array([rate_per_min / MS_PER_MIN])).take(0)
 
 
 def _check_consistent(system: System, sol: Solution) -> None:
@@ -291,7 +292,7 @@ def test_saturation_policy_grants(instance: str, policy: SaturationPolicy, delay
         assert part.rate_per_replica == pytest.approx(demand / a.replicas)
         # metrics at the granted count, computed independently of the solver
         ref = _independent_metrics(profile, demand / a.replicas)
-        assert a.metrics["rate"] == pytest.approx(demand / 60_000.0 / a.replicas, rel=1e-12)
+        assert a.metrics["rate"] == pytest.approx(demand / MS_PER_MIN / a.replicas, rel=1e-12)
         for key in ("response", "wait", "throughput", "utilization", "blocking"):
             assert a.metrics[key] == pytest.approx(ref[key], rel=1e-9), key
         if a.replicas < a.required_replicas:
@@ -619,7 +620,7 @@ def test_knee_batch_is_within_one_percent_of_the_best(target: Target) -> None:
     slo = SloArrays.of_columns(
         [np.full(n_memory, math.nan if v is None else float(v)) for v in col]
     )
-    rates = size(pts, slo).rate * 60_000.0
+    rates = size(pts, slo).rate * MS_PER_MIN
     best = float(np.nanmax(rates))
     assert a.max_rate_per_replica >= 0.99 * best
     assert a.max_rate_per_replica == pytest.approx(rates[a.max_batch - 1], rel=1e-9)
@@ -693,7 +694,7 @@ def test_wait_target_with_no_wait_at_the_bottom_of_the_range() -> None:
     for _ in range(200):
         mid = 0.5 * (a + b)
         a, b = (mid, b) if meets(mid) else (a, mid)
-    lam_star = a * 60_000.0  # req/min
+    lam_star = a * MS_PER_MIN  # req/min
     system = one_model_system(
         "g",
         {"G": profile},

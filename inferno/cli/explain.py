@@ -25,8 +25,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     system = load_system(args.directory)
-    table = build_candidates(system)
-    solution = solve_table(table, args.solver)
+    try:
+        table = build_candidates(system)
+        solution = solve_table(table, args.solver)
+    except InputError as err:  # a model limit (inferno.model): the data is the system's
+        err.source = err.source or args.directory
+        raise
     try:
         ex = explain(table, solution, args.server)
     except KeyError:

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..data import load_system
+from ..data.limits import MAX_QUEUE_FACTOR
 from ..data.solution_json import solution_to_json
 from ..errors import InputError
 from ..solver import Solution, build_candidates, solve_table
@@ -74,14 +75,20 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_policy:
         spec = replace(spec, batch_policy=BatchPolicy(args.batch_policy))
     if args.queue_factor is not None:
-        if not args.queue_factor >= 0:
-            raise InputError(f"--queue-factor must be >= 0, got {args.queue_factor}")
+        if not 0 <= args.queue_factor <= MAX_QUEUE_FACTOR:
+            raise InputError(
+                f"--queue-factor must be in [0, {MAX_QUEUE_FACTOR:g}], got {args.queue_factor}"
+            )
         spec = replace(spec, queue_factor=args.queue_factor)
     system = replace(system, optimizer=spec)
-    table = build_candidates(system)
-    solution = solve_table(table, args.solver)
-    if args.percentiles:
-        solution = add_percentiles(table, solution)
+    try:
+        table = build_candidates(system)
+        solution = solve_table(table, args.solver)
+        if args.percentiles:
+            solution = add_percentiles(table, solution)
+    except InputError as err:  # a model limit (inferno.model): the data is the system's
+        err.source = err.source or args.directory
+        raise
     if args.format == "json":
         print(json.dumps(solution_to_json(solution, system), indent=2))
     else:

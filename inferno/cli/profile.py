@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..data.documents import parse_json, read_text
 from ..errors import InputError
 from ._table import render
 from .load import parse_header
@@ -86,11 +87,7 @@ def read_observations(path: str) -> list[LlmPoint]:
     optional). Errors name the file, line and column."""
     from ..profiling import LlmPoint
 
-    file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc}", source=path) from None
+    text = read_text(Path(path), path)
     reader = csv.DictReader(text.splitlines())
     header = reader.fieldnames or []
     missing = [c for c in LLM_COLUMNS if c not in header]
@@ -261,10 +258,8 @@ def run(args: argparse.Namespace) -> int:
         Path(args.out).write_text(json.dumps(row, indent=2) + "\n", encoding="utf-8")
     if args.merge:
         target = Path(args.merge)
-        try:
-            doc = json.loads(target.read_text(encoding="utf-8-sig")) if target.exists() else {}
-        except ValueError as exc:
-            raise InputError(f"malformed JSON: {exc}", source=str(target)) from None
+        source = str(target)
+        doc = parse_json(read_text(target, source), source) if target.exists() else {}
         if not isinstance(doc, dict):
             raise InputError("expected a JSON object with 'models'", source=str(target))
         merged, replaced = merge_entry(doc, row)

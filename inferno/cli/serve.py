@@ -14,13 +14,11 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..settings import Settings, SettingsError
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI
     from prometheus_client import CollectorRegistry
 
     from ..control.leader import LeaderElector
@@ -104,9 +102,7 @@ def _cluster(args: argparse.Namespace) -> KubeCluster:
     return connect(kubeconfig)
 
 
-def _serve(
-    app: FastAPI, host: str, port: int, on_shutdown: Callable[[], object] | None = None
-) -> int:
+def _serve(app: Any, host: str, port: int, on_shutdown: Callable[[], object] | None = None) -> int:
     """Serve until SIGINT/SIGTERM. ``on_shutdown`` runs once the app has shut down, before
     uvicorn re-raises the signal that stopped it (after which no ``finally`` would run)."""
     import asyncio
@@ -126,10 +122,10 @@ def _serve(
 
 def _metrics_port(settings: Settings, registry: CollectorRegistry) -> None:
     """A sibling's metrics-only port (INFERNO_METRICS_PORT) on every interface, in a thread."""
-    if settings.metrics_port:
+    if settings.ports.metrics_port:
         from prometheus_client import start_http_server
 
-        start_http_server(settings.metrics_port, addr="0.0.0.0", registry=registry)
+        start_http_server(settings.ports.metrics_port, addr="0.0.0.0", registry=registry)
 
 
 def serve_collector(args: argparse.Namespace) -> int:
@@ -148,7 +144,7 @@ def serve_collector(args: argparse.Namespace) -> int:
             load_source=source_from_settings(settings),
         )
         _metrics_port(settings, registry)
-        return _serve(app, settings.bind_host, settings.collector_port)
+        return _serve(app, settings.ports.bind_host, settings.ports.collector_port)
 
     return _start(args, build)
 
@@ -162,7 +158,7 @@ def serve_optimizer(args: argparse.Namespace) -> int:
         registry = new_registry()
         app = optimizer.create_app(settings, token=internal_token(settings), registry=registry)
         _metrics_port(settings, registry)
-        return _serve(app, settings.bind_host, settings.optimizer_port)
+        return _serve(app, settings.ports.bind_host, settings.ports.optimizer_port)
 
     return _start(args, build)
 
@@ -178,7 +174,7 @@ def serve_actuator(args: argparse.Namespace) -> int:
             settings, api=_cluster(args), token=internal_token(settings), registry=registry
         )
         _metrics_port(settings, registry)
-        return _serve(app, settings.bind_host, settings.actuator_port)
+        return _serve(app, settings.ports.bind_host, settings.ports.actuator_port)
 
     return _start(args, build)
 
@@ -186,14 +182,14 @@ def serve_actuator(args: argparse.Namespace) -> int:
 def _elector(settings: Settings, api: KubeCluster) -> LeaderElector | None:
     from ..control.leader import LeaderElector, default_identity
 
-    if not settings.leader_election:
+    if not settings.leader.leader_election:
         return None
     return LeaderElector(
         api,
-        settings.namespace,
-        settings.lease_name,
-        settings.identity or default_identity(),
-        duration=settings.lease_duration,
+        settings.service.namespace,
+        settings.leader.lease_name,
+        settings.leader.identity or default_identity(),
+        duration=settings.leader.lease_duration,
     )
 
 
@@ -237,7 +233,9 @@ def serve_controller(args: argparse.Namespace) -> int:
             app = controller.create_app(
                 settings, phases=phases, api=api, elector=_elector(settings, api), live=live
             )
-            return _serve(app, settings.controller_bind_host, settings.controller_port, stop)
+            return _serve(
+                app, settings.ports.controller_bind_host, settings.ports.controller_port, stop
+            )
 
         return _with_operator(settings, args, serve, enabled=not args.no_operator)
 
@@ -263,10 +261,11 @@ def run_all_in_one(args: argparse.Namespace) -> int:
             overrides["data_path"] = args.data_path
         if args.period is not None:
             overrides["control_period"] = args.period
-        host = args.host if args.host is not None else settings.bind_host
-        settings = replace(settings, **overrides)
-        settings.check()
-        read_static_data(settings.data_path)  # a wrong --data-path fails now (InputError: exit 2)
+        host = args.host if args.host is not None else settings.ports.bind_host
+        settings = settings.with_overrides(**overrides)
+        read_static_data(
+            settings.service.data_path
+        )  # a wrong --data-path fails now (InputError: exit 2)
         api = _cluster(args)
         token = internal_token(settings, in_process=True)
         registry = new_registry()  # one registry: the controller's /metrics shows all four
@@ -293,7 +292,7 @@ def run_all_in_one(args: argparse.Namespace) -> int:
                 elector=_elector(settings, api),
                 live=live,
             )
-            return _serve(app, host, settings.controller_port, stop)
+            return _serve(app, host, settings.ports.controller_port, stop)
 
         return _with_operator(settings, args, serve)
 

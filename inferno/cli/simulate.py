@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from pathlib import Path
@@ -15,6 +16,8 @@ if TYPE_CHECKING:
     from ..simulate.report import Report
 
 __all__ = ["ProgressBar", "add_parser", "format_report", "run"]
+
+logger = logging.getLogger(__name__)
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,6 +33,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--no-plots", action="store_true", help="write the CSV files only")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="run even when the run is estimated above the limit of events (docs/simulate.md)",
+    )
     p.set_defaults(func=run)
 
 
@@ -96,8 +104,13 @@ def format_report(report: Report) -> str:
 def run(args: argparse.Namespace) -> int:
     # imported here: the Kubernetes client behind the control code takes half a second to load
     from ..simulate import build_report, load_scenario, run_scenario, write_csv, write_plots
+    from ..simulate.limits import check_run_size, estimate_run
 
     scenario = load_scenario(args.scenario)
+    if args.force:
+        logger.info("run of %s (not checked: --force)", estimate_run(scenario).describe())
+    else:
+        logger.info("run of %s", check_run_size(scenario).describe())
     out_dir = Path(args.out) if args.out else Path("out") / Path(args.scenario).stem
     bar = None if args.quiet else ProgressBar(sys.stderr)
     result = run_scenario(scenario, bar)

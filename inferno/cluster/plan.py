@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..settings import PlanOptions
 from . import labels as L
 from .inventory import ManagedDeployment
 
@@ -72,23 +73,8 @@ class Action:
     after: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class PlanSettings:
-    """How decisions become patches (the ``plan`` group of :class:`inferno.settings.Settings`,
-    which documents each field and its variable)."""
-
-    gpu_resource: str = "nvidia.com/gpu"
-    batch_env: str = "INFERNO_MAX_BATCH_SIZE"
-    hpa_headroom: float = 0.25
-    batch_tolerance: float = 0.25  # see steady_batch
-
-    def __post_init__(self) -> None:
-        if not (self.hpa_headroom >= 0 and math.isfinite(self.hpa_headroom)):
-            raise ValueError(f"hpa_headroom={self.hpa_headroom!r}: expected a finite number >= 0")
-        if not 0 <= self.batch_tolerance < 1:
-            raise ValueError(
-                f"batch_tolerance={self.batch_tolerance!r}: expected a fraction in [0, 1)"
-            )
+#: how decisions become patches: the ``plan`` group of the settings (one definition, one check)
+PlanSettings = PlanOptions
 
 
 def steady_batch(accelerator: str, batch: int, dec: Decision, tolerance: float) -> Decision:

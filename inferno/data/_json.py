@@ -5,6 +5,8 @@ case-insensitively (an exact match wins) and unknown keys are ignored. :class:`N
 rules. ``null`` counts as absent, as it leaves a Go field at its zero value. Every getter checks the
 type and the range of the value and raises :class:`~inferno.errors.InputError` with the file name,
 the JSON path (``$.servers[3].currentAlloc.load.arrivalRate``), what was expected and what was seen.
+Numbers are always finite and bounded: the number and integer getters require a ``maximum`` (the
+bounds are in :mod:`inferno.data.limits`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import NoReturn, overload
 
 from ..errors import DataError, InputError
+from .documents import parse_json, read_text
 
 __all__ = ["Node", "describe", "read_json"]
 
@@ -33,20 +36,7 @@ _REQUIRED = _Required()
 
 def read_json(path: Path, source: str) -> Node:
     """Parse the JSON file at ``path``; ``source`` is the name errors give it."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InputError("file not found", source=source) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the file: {exc}", source=source) from None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        problem = f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
-        raise InputError(problem, source=source) from None
-    except RecursionError:
-        raise InputError("malformed JSON: nested too deeply", source=source) from None
-    return Node(value, source, "$")
+    return Node(parse_json(read_text(path, source), source), source, "$")
 
 
 def describe(value: object) -> str:
@@ -169,8 +159,16 @@ class Node:
             self._wrong_type("a boolean (true or false)")
         return self.value
 
-    def as_number(self, *, minimum: float | None = None, above: float | None = None) -> float:
-        """This finite number, checked to be ``>= minimum`` and ``> above`` when given."""
+    def as_number(
+        self,
+        *,
+        maximum: float,
+        minimum: float | None = None,
+        above: float | None = None,
+        least_positive: float | None = None,
+    ) -> float:
+        """This finite number, checked to be ``<= maximum``, and ``>= minimum`` and ``> above``
+        when given; with ``least_positive`` a positive value must be at least that much."""
         value = self.value
         if isinstance(value, bool) or not isinstance(value, int | float):
             self._wrong_type("a number")
@@ -180,10 +178,16 @@ class Node:
             raise self.error(f"expected a number >= {minimum:g}, got {value!r}")
         if above is not None and value <= above:
             raise self.error(f"expected a number > {above:g}, got {value!r}")
+        if value > maximum:
+            raise self.error(f"expected a number <= {maximum:g}, got {value!r}")
+        if least_positive is not None and 0 < value < least_positive:
+            zero = " (or 0)" if above is None else ""
+            raise self.error(f"expected a number >= {least_positive:g}{zero}, got {value!r}")
         return float(value)
 
-    def as_integer(self, *, minimum: int | None = None) -> int:
-        """This integer value (an integral number such as ``2.0`` is accepted)."""
+    def as_integer(self, *, maximum: int, minimum: int | None = None) -> int:
+        """This integer value (an integral number such as ``2.0`` is accepted), checked to be
+        ``<= maximum`` and ``>= minimum`` when given."""
         value = self.value
         if isinstance(value, bool) or not isinstance(value, int | float):
             self._wrong_type("an integer")
@@ -194,52 +198,87 @@ class Node:
         number = int(value)
         if minimum is not None and number < minimum:
             raise self.error(f"expected an integer >= {minimum}, got {value!r}")
+        if number > maximum:
+            raise self.error(f"expected an integer <= {maximum}, got {value!r}")
         return number
 
     # -- typed getters of members ---------------------------------------------------------------
 
     @overload
     def number(
-        self, key: str, *, minimum: float | None = ..., above: float | None = ...
+        self,
+        key: str,
+        *,
+        maximum: float,
+        minimum: float | None = ...,
+        above: float | None = ...,
+        least_positive: float | None = ...,
     ) -> float: ...
     @overload
     def number(
-        self, key: str, default: float, *, minimum: float | None = ..., above: float | None = ...
+        self,
+        key: str,
+        default: float,
+        *,
+        maximum: float,
+        minimum: float | None = ...,
+        above: float | None = ...,
+        least_positive: float | None = ...,
     ) -> float: ...
     @overload
     def number(
-        self, key: str, default: None, *, minimum: float | None = ..., above: float | None = ...
+        self,
+        key: str,
+        default: None,
+        *,
+        maximum: float,
+        minimum: float | None = ...,
+        above: float | None = ...,
+        least_positive: float | None = ...,
     ) -> float | None: ...
     def number(
         self,
         key: str,
         default: float | _Required | None = _REQUIRED,
         *,
+        maximum: float,
         minimum: float | None = None,
         above: float | None = None,
+        least_positive: float | None = None,
     ) -> float | None:
-        """The number at ``key``; required unless a default is given."""
+        """The number at ``key`` (at most ``maximum``); required unless a default is given."""
         node = self.member(key) if isinstance(default, _Required) else self.find(key)
         if node is None:
             assert not isinstance(default, _Required)
             return default
-        return node.as_number(minimum=minimum, above=above)
+        return node.as_number(
+            maximum=maximum, minimum=minimum, above=above, least_positive=least_positive
+        )
 
     @overload
-    def integer(self, key: str, *, minimum: int | None = ...) -> int: ...
+    def integer(self, key: str, *, maximum: int, minimum: int | None = ...) -> int: ...
     @overload
-    def integer(self, key: str, default: int, *, minimum: int | None = ...) -> int: ...
-    @overload
-    def integer(self, key: str, default: None, *, minimum: int | None = ...) -> int | None: ...
     def integer(
-        self, key: str, default: int | _Required | None = _REQUIRED, *, minimum: int | None = None
+        self, key: str, default: int, *, maximum: int, minimum: int | None = ...
+    ) -> int: ...
+    @overload
+    def integer(
+        self, key: str, default: None, *, maximum: int, minimum: int | None = ...
+    ) -> int | None: ...
+    def integer(
+        self,
+        key: str,
+        default: int | _Required | None = _REQUIRED,
+        *,
+        maximum: int,
+        minimum: int | None = None,
     ) -> int | None:
-        """The integer at ``key``; required unless a default is given."""
+        """The integer at ``key`` (at most ``maximum``); required unless a default is given."""
         node = self.member(key) if isinstance(default, _Required) else self.find(key)
         if node is None:
             assert not isinstance(default, _Required)
             return default
-        return node.as_integer(minimum=minimum)
+        return node.as_integer(maximum=maximum, minimum=minimum)
 
     @overload
     def string(self, key: str, *, nonempty: bool = ...) -> str: ...

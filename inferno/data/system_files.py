@@ -6,7 +6,9 @@ prefill/decode, perfParms and chunked-prefill versions) plus this project's addi
 match case-insensitively and unknown keys are ignored, as with Go's ``encoding/json``. Any bad
 value raises :class:`~inferno.errors.InputError` naming the file and the JSON path; a broken
 cross-reference (an unknown accelerator or service class, a duplicate name) raises
-:class:`~inferno.errors.DataError`.
+:class:`~inferno.errors.DataError`. Every number is finite and within the bounds of
+:mod:`inferno.data.limits`; an error in a server row has a path below ``$.servers[i]`` (the
+optimizer service leaves just that server out).
 """
 
 from __future__ import annotations
@@ -45,6 +47,23 @@ from ..system import (
     Target,
 )
 from ._json import Node, read_json
+from .limits import (
+    MAX_ARRIVAL_RATE,
+    MAX_BATCH_SIZE,
+    MAX_COST,
+    MAX_COUNT,
+    MAX_MILP_TIME_LIMIT,
+    MAX_PROFILE_PARAMETER,
+    MAX_QUANTITY,
+    MAX_QUEUE_FACTOR,
+    MAX_QUEUE_SIZE,
+    MAX_TIME_MS,
+    MAX_TOKENS,
+    MAX_TPS,
+    MAX_TRITON_BATCH_SIZE,
+    MIN_TIME_MS,
+    MIN_TOKENS,
+)
 
 __all__ = ["SYSTEM_FILES", "load_system", "parse_kind", "system_from_documents"]
 
@@ -139,7 +158,7 @@ def _system(nodes: Mapping[str, Node], source: Callable[[str], str]) -> System:
     capacity = _frozen({} if capacity_node is None else _capacity(capacity_node))
     profiles = _profiles(required(MODEL_FILE), accelerators)
     classes = _classes(required(SERVICE_CLASS_FILE))
-    servers = _servers(required(SERVER_FILE), classes, accelerators)
+    servers = _servers(required(SERVER_FILE), classes, accelerators, _triton_models(profiles))
     return System(
         accelerators=_frozen(accelerators),
         profiles=profiles,
@@ -176,10 +195,10 @@ def _accelerators(file: Node) -> dict[str, Accelerator]:
         accelerators[name] = Accelerator(
             name=name,
             type=row.string("type", "") or name,
-            multiplicity=row.integer("multiplicity", 1, minimum=1),
-            cost=row.number("cost", 0.0, minimum=0),
-            mem_size=row.number("memSize", None, minimum=0),
-            mem_bw=row.number("memBW", None, minimum=0),
+            multiplicity=row.integer("multiplicity", 1, minimum=1, maximum=MAX_COUNT),
+            cost=row.number("cost", 0.0, minimum=0, maximum=MAX_COST),
+            mem_size=row.number("memSize", None, minimum=0, maximum=MAX_QUANTITY),
+            mem_bw=row.number("memBW", None, minimum=0, maximum=MAX_QUANTITY),
             node_selector=_node_selector(row.obj("nodeSelector")),
         )
     return accelerators
@@ -197,7 +216,7 @@ def _capacity(file: Node) -> dict[str, int]:
         kind = row.string("type", nonempty=True)
         if kind in capacity:
             raise row.member("type").data_error(f"duplicate capacity for accelerator type {kind!r}")
-        capacity[kind] = row.integer("count", minimum=0)
+        capacity[kind] = row.integer("count", minimum=0, maximum=MAX_COUNT)
     return capacity
 
 
@@ -239,7 +258,7 @@ def _parms(row: Node, key: str) -> Node:
 
 
 def _param(node: Node, key: str) -> float:
-    return node.number(key, minimum=0)
+    return node.number(key, minimum=0, maximum=MAX_PROFILE_PARAMETER)
 
 
 def _alpha_beta(node: Node) -> tuple[float, float]:
@@ -249,36 +268,46 @@ def _alpha_beta(node: Node) -> tuple[float, float]:
     return alpha, beta
 
 
+def _at_tokens(row: Node) -> float:
+    return row.number("atTokens", above=0, maximum=MAX_TOKENS, least_positive=MIN_TOKENS)
+
+
 def _profile(row: Node, kind: Kind) -> Profile:
     """The profile of a model row of the given kind."""
-    max_batch = int(
-        _bounded(row, "maxBatchSize", row.integer("maxBatchSize", minimum=1), MAX_BATCH)
-    )
+    max_batch = row.integer("maxBatchSize", minimum=1, maximum=MAX_BATCH_SIZE)
     if kind is Kind.G0:
         alpha, beta = _alpha_beta(row)
-        return G0Profile(alpha, beta, max_batch, row.number("atTokens", above=0))
+        return G0Profile(alpha, beta, max_batch, _at_tokens(row))
     if kind is Kind.G1:
         alpha, beta = _alpha_beta(_parms(row, "decodeParms"))
         prefill = _parms(row, "prefillParms")
         gamma, delta = _param(prefill, "gamma"), _param(prefill, "delta")
-        return G1Profile(alpha, beta, gamma, delta, max_batch, row.number("atTokens", above=0))
+        return G1Profile(alpha, beta, gamma, delta, max_batch, _at_tokens(row))
     if kind is Kind.BATCH:
         parms = row.obj("batchParms") or row
         alpha, beta = _alpha_beta(parms)
-        delay = row.number("queueDelayMs", 0.0, minimum=0)
+        delay = row.number("queueDelayMs", 0.0, minimum=0, maximum=MAX_TIME_MS)
         batching = row.string("batching", "triton")
         if batching not in BATCHING:
             raise row.member("batching").error(
                 f"unknown batching {batching!r}; expected one of {', '.join(BATCHING)}"
             )
+        if batching == "triton" and max_batch > MAX_TRITON_BATCH_SIZE:
+            raise row.member("maxBatchSize").error(
+                f"expected an integer <= {MAX_TRITON_BATCH_SIZE} with Triton's batching (the "
+                f'model\'s cost grows as N³; batching: "chain" allows {MAX_BATCH_SIZE}), '
+                f"got {max_batch}"
+            )
         return BatchProfile(alpha, beta, max_batch, queue_delay_ms=delay, batching=batching)
     parms = _parms(row, "perfParms")
     alpha, beta = _alpha_beta(parms)
     gamma = _param(parms, "gamma")
-    at_tokens = row.number("atTokens", None, minimum=0) or None  # 0 means "not given"
+    at_tokens = _tokens(row, "atTokens", 0.0) or None  # 0 (or absent): not given
     if kind is Kind.G2:
         return G2Profile(alpha, beta, gamma, max_batch, at_tokens)
-    max_tokens = row.integer("maxNumTokens", DEFAULT_MAX_NUM_TOKENS, minimum=1)
+    max_tokens = row.integer(
+        "maxNumTokens", DEFAULT_MAX_NUM_TOKENS, minimum=1, maximum=int(MAX_TOKENS)
+    )
     return G3Profile(alpha, beta, gamma, max_batch, at_tokens, max_tokens)
 
 
@@ -295,7 +324,7 @@ def _profiles(file: Node, accelerators: Mapping[str, Accelerator]) -> tuple[Mode
         if (model, acc) in seen:
             raise row.data_error(f"duplicate profile of model {model!r} on accelerator {acc!r}")
         seen.add((model, acc))
-        acc_count = row.integer("accCount", 1, minimum=1)
+        acc_count = row.integer("accCount", 1, minimum=1, maximum=MAX_COUNT)
         profiles.append(ModelProfile(model, acc, acc_count, _profile(row, _row_kind(row))))
     return tuple(profiles)
 
@@ -317,7 +346,7 @@ def _quantile(node: Node, *, allow_mean: bool = True) -> float | None:
         if match is None or not 0 < float(match.group(1)) < 100:
             raise node.error(f"{expected}; got {node.value!r}")
         return float(match.group(1)) / 100
-    value = node.as_number()
+    value = node.as_number(maximum=1.0)
     if not 0 < value < 1:
         raise node.error(f"{expected}; got {value!r}")
     return value
@@ -325,7 +354,11 @@ def _quantile(node: Node, *, allow_mean: bool = True) -> float | None:
 
 def _slo(node: Node, key: str) -> float | None:
     """An SLO value; 0 (or absent) means no target, as in Go."""
-    return node.number(key, None, minimum=0) or None
+    if key == "slo-tps":
+        return node.number(key, None, minimum=0, maximum=MAX_TPS) or None
+    return (
+        node.number(key, None, minimum=0, maximum=MAX_TIME_MS, least_positive=MIN_TIME_MS) or None
+    )
 
 
 def _optional_quantile(node: Node, key: str) -> float | None:
@@ -384,7 +417,7 @@ def _classes(file: Node) -> dict[str, ServiceClass]:
     for row in _rows(file, "serviceClasses"):
         name = row.string("name", nonempty=True)
         draft = drafts.setdefault(name, _ClassDraft())
-        priority = row.integer("priority", None, minimum=1)
+        priority = row.integer("priority", None, minimum=1, maximum=MAX_COUNT)
         if priority is not None:
             if draft.priority is not None and draft.priority != priority:
                 raise row.member("priority").data_error(
@@ -408,41 +441,28 @@ def _classes(file: Node) -> dict[str, ServiceClass]:
 # -- servers ------------------------------------------------------------------------------------
 
 
-#: the largest load values accepted (docs/data-format.md): beyond them a server is not a server
-MAX_RATE = 1e9  # requests per minute
-MAX_TOKENS = 1e7  # tokens per request
-MAX_BATCH = 4096  # a batch size (maxBatchSize): the model's work grows with it
-
-
-def _bounded(node: Node, key: str, value: float, bound: float) -> float:
-    if value > bound:
-        raise Node(value, node.source, node.child_path(key)).error(
-            f"expected a number <= {bound:g}, got {value!r}"
-        )
-    return value
+def _tokens(node: Node, key: str, default: float) -> float:
+    """A token count: 0, or in [MIN_TOKENS, MAX_TOKENS]."""
+    return node.number(key, default, minimum=0, maximum=MAX_TOKENS, least_positive=MIN_TOKENS)
 
 
 def _load(node: Node | None) -> Load:
     if node is None:
         return Load(arrival_rate=0.0)
-    rate = _bounded(node, "arrivalRate", node.number("arrivalRate", minimum=0), MAX_RATE)
+    rate = node.number("arrivalRate", minimum=0, maximum=MAX_ARRIVAL_RATE)
     cov = {
-        "arrival_cov": node.number("arrivalCOV", None, minimum=0),
-        "service_cov": node.number("serviceCOV", None, minimum=0),
+        "arrival_cov": node.number("arrivalCOV", None, minimum=0, maximum=MAX_QUANTITY),
+        "service_cov": node.number("serviceCOV", None, minimum=0, maximum=MAX_QUANTITY),
     }
     if node.has("avgLength"):
         if node.has("avgInTokens") or node.has("avgOutTokens"):
             raise node.error("give either avgLength or avgInTokens and avgOutTokens, not both")
-        length = _bounded(node, "avgLength", node.number("avgLength", minimum=0), MAX_TOKENS)
+        length = node.number("avgLength", minimum=0, maximum=MAX_TOKENS, least_positive=MIN_TOKENS)
         return Load(arrival_rate=rate, in_tokens=0.0, out_tokens=length, **cov)
     return Load(
         arrival_rate=rate,
-        in_tokens=_bounded(
-            node, "avgInTokens", node.number("avgInTokens", 0.0, minimum=0), MAX_TOKENS
-        ),
-        out_tokens=_bounded(
-            node, "avgOutTokens", node.number("avgOutTokens", 0.0, minimum=0), MAX_TOKENS
-        ),
+        in_tokens=_tokens(node, "avgInTokens", 0.0),
+        out_tokens=_tokens(node, "avgOutTokens", 0.0),
         **cov,
     )
 
@@ -457,14 +477,37 @@ def _current(node: Node | None, accelerators: Mapping[str, Accelerator]) -> Curr
         )
     return CurrentAllocation(
         accelerator=acc,
-        replicas=node.integer("numReplicas", 0, minimum=0),
-        max_batch=node.integer("maxBatch", 0, minimum=0),
-        cost=node.number("cost", None, minimum=0),
+        replicas=node.integer("numReplicas", 0, minimum=0, maximum=MAX_COUNT),
+        max_batch=node.integer("maxBatch", 0, minimum=0, maximum=MAX_BATCH_SIZE),
+        cost=node.number("cost", None, minimum=0, maximum=MAX_COST),
     )
 
 
+def _triton_models(profiles: Iterable[ModelProfile]) -> dict[str, str]:
+    """The models with a batch-kind profile under Triton's batching (model -> an accelerator)."""
+    out: dict[str, str] = {}
+    for mp in profiles:
+        if isinstance(mp.profile, BatchProfile) and mp.profile.batching == "triton":
+            out.setdefault(mp.model, mp.accelerator)
+    return out
+
+
+def _server_batch(row: Node, model: str, triton_models: Mapping[str, str]) -> int | None:
+    """A server's ``maxBatchSize`` (None: not set, or 0), bounded as its model's profiles are."""
+    size = row.integer("maxBatchSize", 0, minimum=0, maximum=MAX_BATCH_SIZE)
+    if size > MAX_TRITON_BATCH_SIZE and model in triton_models:
+        raise row.member("maxBatchSize").error(
+            f"expected an integer <= {MAX_TRITON_BATCH_SIZE} for model {model!r} (its profile on "
+            f"{triton_models[model]} has Triton's batching), got {size}"
+        )
+    return size or None
+
+
 def _server(
-    row: Node, classes: Mapping[str, ServiceClass], accelerators: Mapping[str, Accelerator]
+    row: Node,
+    classes: Mapping[str, ServiceClass],
+    accelerators: Mapping[str, Accelerator],
+    triton_models: Mapping[str, str],
 ) -> Server:
     name = row.string("name", nonempty=True)
     class_node = row.find("class")
@@ -478,8 +521,8 @@ def _server(
     model = row.string("model", nonempty=True)
     current = row.obj("currentAlloc")
     load_node = row.obj("load") or (current.obj("load") if current is not None else None)
-    min_replicas = row.integer("minNumReplicas", 1, minimum=0)
-    max_replicas = row.integer("maxNumReplicas", None, minimum=min_replicas)
+    min_replicas = row.integer("minNumReplicas", 1, minimum=0, maximum=MAX_COUNT)
+    max_replicas = row.integer("maxNumReplicas", None, minimum=min_replicas, maximum=MAX_COUNT)
     return Server(
         name=name,
         service_class=service_class,
@@ -488,21 +531,21 @@ def _server(
         current=_current(current, accelerators),
         min_replicas=min_replicas,
         max_replicas=max_replicas,
-        max_batch_size=int(
-            _bounded(row, "maxBatchSize", row.integer("maxBatchSize", 0, minimum=0), MAX_BATCH)
-        )
-        or None,  # 0: not set
-        max_queue_size=row.integer("maxQueueSize", None, minimum=0),
+        max_batch_size=_server_batch(row, model, triton_models),
+        max_queue_size=row.integer("maxQueueSize", None, minimum=0, maximum=MAX_QUEUE_SIZE),
         keep_accelerator=row.boolean("keepAccelerator"),
     )
 
 
 def _servers(
-    file: Node, classes: Mapping[str, ServiceClass], accelerators: Mapping[str, Accelerator]
+    file: Node,
+    classes: Mapping[str, ServiceClass],
+    accelerators: Mapping[str, Accelerator],
+    triton_models: Mapping[str, str],
 ) -> tuple[Server, ...]:
     servers: dict[str, Server] = {}
     for row in _rows(file, "servers"):
-        server = _server(row, classes, accelerators)
+        server = _server(row, classes, accelerators, triton_models)
         if server.name in servers:
             raise row.member("name").data_error(f"duplicate server name {server.name!r}")
         servers[server.name] = server
@@ -540,6 +583,10 @@ def _optimizer(file: Node, unlimited: bool) -> OptimizerSpec:
         delayed_best_effort=node.boolean("delayedBestEffort", defaults.delayed_best_effort),
         batch_policy=_choice(node, "batchPolicy", BatchPolicy, defaults.batch_policy),
         exact_wait_quantile=node.boolean("exactWaitQuantile", defaults.exact_wait_quantile),
-        queue_factor=node.number("queueFactor", defaults.queue_factor, minimum=0),
-        milp_time_limit=node.number("milpTimeLimit", defaults.milp_time_limit, above=0),
+        queue_factor=node.number(
+            "queueFactor", defaults.queue_factor, minimum=0, maximum=MAX_QUEUE_FACTOR
+        ),
+        milp_time_limit=node.number(
+            "milpTimeLimit", defaults.milp_time_limit, above=0, maximum=MAX_MILP_TIME_LIMIT
+        ),
     )

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from heapq import heappop
 
 from ..model.profiles import Profile
+from ..units import MS_PER_MIN
 from .records import RequestRecords, Totals, Window, summarize
 from .replica import EventQueue
 from .server import ReplicaInfo, ServerRuntime, ServerSpec, ServerState
@@ -158,4 +159,4 @@ class Simulation:
     def offered_rate(self, server: str, t0_ms: float, t1_ms: float) -> float:
         """The trace's claimed mean rate over [t0, t1), requests per minute."""
         rate = self._server(server).spec.trace.mean_rate(t0_ms, t1_ms)
-        return rate * 60_000.0 if math.isfinite(rate) else rate
+        return rate * MS_PER_MIN if math.isfinite(rate) else rate

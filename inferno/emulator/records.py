@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from ..units import MS_PER_MIN
+
 __all__ = [
     "REJECT_NO_REPLICA",
     "REJECT_QUEUE_FULL",
@@ -249,11 +251,11 @@ class Window:
 
     @property
     def arrival_rate_per_min(self) -> float:
-        return self.arrivals / (self.t1 - self.t0) * 60_000.0
+        return self.arrivals / (self.t1 - self.t0) * MS_PER_MIN
 
     @property
     def throughput_per_min(self) -> float:
-        return self.completions / (self.t1 - self.t0) * 60_000.0
+        return self.completions / (self.t1 - self.t0) * MS_PER_MIN
 
 
 def _mean(x: F) -> float:

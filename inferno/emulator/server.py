@@ -38,6 +38,7 @@ from typing import Literal
 import numpy as np
 
 from ..model.profiles import BatchProfile, G3Profile, Profile
+from ..units import MS_PER_MIN, MS_PER_S
 from .records import REJECT_NO_REPLICA, REJECT_QUEUE_FULL, RecordStore
 from .replica import EventQueue, Replica, ReplicaConfig, ReplicaState, Service, make_replica
 from .tokens import Fixed, Lengths
@@ -51,7 +52,7 @@ Router = Literal["random", "round-robin", "least-loaded"]
 ROUTERS: tuple[Router, ...] = ("random", "round-robin", "least-loaded")
 
 #: arrivals are drawn from the trace this many ms at a time
-CHUNK_MS = 60_000.0
+CHUNK_MS = MS_PER_MIN
 _UNIFORM_BLOCK = 4096
 
 _NO_TOKENS = Fixed(0)
@@ -79,7 +80,7 @@ class ServerSpec:
     input_tokens: Lengths = _NO_TOKENS
     output_tokens: Lengths = _ONE_TOKEN
     router: Router = "random"
-    startup_delay_ms: float = 60_000.0
+    startup_delay_ms: float = 60.0 * MS_PER_S
     service: Service = "deterministic"
 
     def __post_init__(self) -> None:

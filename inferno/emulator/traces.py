@@ -33,6 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import InputError
+from ..units import MS_PER_MIN, MS_PER_S
 
 __all__ = [
     "REPLAY_COLUMNS",
@@ -52,8 +53,6 @@ logger = logging.getLogger(__name__)
 F = NDArray[np.float64]
 Ints = NDArray[np.int64]
 
-MS_PER_MIN = 60_000.0
-MS_PER_S = 1_000.0
 #: The columns a replay CSV must have (a header row naming them, in any order).
 REPLAY_COLUMNS = ("timestamp", "server", "input_tokens", "output_tokens")
 

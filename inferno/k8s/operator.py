@@ -210,5 +210,7 @@ def start_operator_thread(
         default_operator_settings() if operator_settings is None else operator_settings,
     )
     thread.start()
-    logger.info("ServiceClass operator started (namespace of Inferno: %s)", settings.namespace)
+    logger.info(
+        "ServiceClass operator started (namespace of Inferno: %s)", settings.service.namespace
+    )
     return thread

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from ..units import MS_PER_S
 from .schedule import ModelLoad, Schedule
 
 __all__ = ["DROPPED", "TIMEOUT", "Infer", "LoadRun", "Progress", "drive"]
@@ -102,7 +103,7 @@ async def drive(
             errors[k] = _error_kind(exc)
             state.errors += 1
         else:
-            latency[k] = (clock() - t0) * 1000.0
+            latency[k] = (clock() - t0) * MS_PER_S
             state.ok += 1
         finally:
             state.inflight -= 1

@@ -10,10 +10,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..emulator.traces import Poisson, Trace
+from ..units import MS_PER_S, S_PER_MIN
 
 __all__ = ["ModelLoad", "Schedule", "schedule"]
-
-MS_PER_S = 1000.0
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,7 @@ class ModelLoad:
         """Poisson arrivals at ``rps`` requests per second."""
         if not rps >= 0:
             raise ValueError(f"model {model!r}: a rate must be ≥ 0 requests/s, got {rps!r}")
-        return cls(model, Poisson(rps * 60.0), batch, dict(shapes or {}))
+        return cls(model, Poisson(rps * S_PER_MIN), batch, dict(shapes or {}))
 
 
 @dataclass(frozen=True)

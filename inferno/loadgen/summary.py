@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ..units import MS_PER_MIN, MS_PER_S, S_PER_MIN
 from .driver import LoadRun
 
 __all__ = ["PERCENTILES", "ModelSummary", "summarize"]
@@ -59,21 +60,20 @@ def summarize(run: LoadRun) -> list[ModelSummary]:
     if len(run.loads) > 1:
         groups.append(("*", np.ones(run.which.size, dtype=bool)))
     out = []
-    ms_per_min = 60_000.0
     for index, (model, mask) in enumerate(groups):
         lat = run.latency_ms[mask]
         good = lat[np.isfinite(lat)]
         sent_mask = np.isfinite(run.sent[mask])
-        lag = (run.sent[mask] - run.scheduled[mask])[sent_mask] * 1000.0
+        lag = (run.sent[mask] - run.scheduled[mask])[sent_mask] * MS_PER_S
         errs = Counter(e for e, m in zip(run.errors, mask, strict=True) if m and e)
         if model == "*":
-            target = sum(load.trace.mean_rate(0.0, run.duration * 1000.0) for load in run.loads)
+            target = sum(load.trace.mean_rate(0.0, run.duration * MS_PER_S) for load in run.loads)
         else:
-            target = run.loads[index].trace.mean_rate(0.0, run.duration * 1000.0)
+            target = run.loads[index].trace.mean_rate(0.0, run.duration * MS_PER_S)
         out.append(
             ModelSummary(
                 model=model,
-                target_rps=target * ms_per_min / 60.0,
+                target_rps=target * MS_PER_MIN / S_PER_MIN,
                 scheduled=int(mask.sum()),
                 sent=int(sent_mask.sum()),
                 ok=int(good.size),

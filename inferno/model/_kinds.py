@@ -72,27 +72,64 @@ def _g2_decode(p: KindArrays, b: F) -> F:
     return _g2_iteration(p, b) + (_col(extra) if b.ndim == 2 else extra)
 
 
+#: the most prefill chunks counted: a token budget too small for the input needs this many
+_G3_MAX_CHUNKS = 1_000_000
+_G3_BLOCK = 1024  # chunk counts j evaluated at once
+
+
 def g3_chunks(p: KindArrays, b: F) -> F:
     """nc(B): the fewest prefill chunks j with B_j ≥ B, B_j = ⌊(j+m)(M − L/j)/(L+m)⌋.
 
-    ``b`` is (C, B) or (C,); the result has its shape (float, ≥ 1).
+    ``b`` is (C, B) or (C,); the result has its shape (float, ≥ 1): 1 + the number of j ≥ 1 with
+    B_j < B, over j = 1, 2, ... until every row has reached its largest B (at most
+    :data:`_G3_MAX_CHUNKS`). The j are taken a block at a time and counted by sorting, so the
+    cost is O(C·(j + B)) and not O(C·j·B): a large batch and a small budget take seconds, not
+    hours.
     """
-    big_l, m, big_m = p.in_tokens, p.out_tokens, p.max_num_tokens
-    bmax = b.max(axis=1) if b.ndim == 2 else b
-    count = np.ones_like(b, dtype=np.float64)
-    j = 1.0
-    need = np.ones(big_l.shape, dtype=bool)
-    while need.any():
-        with np.errstate(divide="ignore", invalid="ignore"):
+    rows = b if b.ndim == 2 else b[:, None]
+    below = np.zeros(rows.shape)  # Σ_j [B_j < B]
+    if rows.size == 0:
+        return np.ones_like(b, dtype=np.float64)
+    big_l, m, big_m = _col(p.in_tokens), _col(p.out_tokens), _col(p.max_num_tokens)
+    bmax = rows.max(axis=1)
+    need = np.ones(bmax.shape, dtype=bool)
+    start = 1
+    while need.any() and start <= _G3_MAX_CHUNKS:
+        j = np.arange(start, min(start + _G3_BLOCK, _G3_MAX_CHUNKS + 1), dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             bj = np.floor((j + m) * (big_m - big_l / j) / (big_l + m))
         bj = np.where(np.isfinite(bj), bj, np.inf)
-        below = (_col(bj) < b) if b.ndim == 2 else (bj < b)
-        count = count + below
-        need = need & (bj < bmax)
-        j += 1.0
-        if j > 1e6:  # a budget too small for the input: every B needs this many chunks
-            break
-    return count
+        hit = bj >= bmax[:, None]
+        reached = hit.any(axis=1)
+        if not (need & ~reached).any():  # every row is done within this block: stop there
+            stop = int(hit[need].argmax(axis=1).max()) + 1
+            bj = bj[:, :stop]
+        below += _count_below(bj, rows)
+        need &= ~reached
+        start += j.size
+    out: F = (1.0 + below).reshape(b.shape)
+    return out
+
+
+def _count_below(values: F, keys: F) -> F:
+    """Per row, how many of ``values`` (C, J) are below each of ``keys`` (C, B), exactly."""
+    lo, hi = values.min(axis=1)[:, None], values.max(axis=1)[:, None]
+    out: F = np.where(keys > hi, float(values.shape[1]), 0.0)  # above every value: all of them
+    inside = (keys > lo) & (keys <= hi)
+    if not inside.any():
+        return out
+    # the rows whose keys fall among their values: sort each row, shift row i by i·width so that
+    # the rows follow each other, and find every key in the one sorted array
+    r, c = np.nonzero(inside)
+    rows, at = np.unique(r, return_inverse=True)
+    k_lo, k_hi = float(keys[r, c].min()), float(keys[r, c].max())
+    width = k_hi - k_lo + 3.0
+    # clipping to [k_lo − 1, k_hi + 1] keeps every comparison with a key (and makes inf finite)
+    ordered = np.sort(np.clip(values[rows], k_lo - 1.0, k_hi + 1.0), axis=1)
+    ordered += (np.arange(rows.size) * width)[:, None]
+    found = np.searchsorted(ordered.ravel(), keys[r, c] + at * width, side="left")
+    out[r, c] = found - at * values.shape[1]
+    return out
 
 
 def _g3_parts(p: KindArrays, b: F, nc: F) -> tuple[F, F, F]:

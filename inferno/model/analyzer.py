@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..units import MS_PER_S
 from .points import OperatingPoints
 from .profiles import Profile, Tokens
 from .sizing import SloArrays, size
@@ -67,13 +68,13 @@ def _at(
 ) -> Analysis:
     m = points.metrics(np.array([rate_per_ms])).take(0)
     return Analysis(
-        throughput=m["throughput"] * 1000.0,
+        throughput=m["throughput"] * MS_PER_S,
         avg_resp_time=m["response"],
         avg_wait_time=m["wait"],
         avg_num_in_serv=m["in_service"],
         avg_ttft=m["ttft"],
         avg_itl=m["itl"],
-        max_rps=float(0.999 * points.mu_n[0]) * 1000.0,
+        max_rps=float(0.999 * points.mu_n[0]) * MS_PER_S,
         rps_target_ttft=rps_ttft,
         rps_target_itl=rps_itl,
         utilization=m["utilization"],
@@ -88,7 +89,7 @@ def analyze_rate(
     """Metrics at ``rps`` requests per second (queue-analysis ``/solve``)."""
     if not rps > 0:
         raise ValueError("RPS must be > 0")
-    return _at(_point(profile, tokens, max_queue), rps / 1000.0, 0.0, 0.0)
+    return _at(_point(profile, tokens, max_queue), rps / MS_PER_S, 0.0, 0.0)
 
 
 def analyze_targets(
@@ -109,13 +110,13 @@ def analyze_targets(
     if itl is not None:
         slo.itl[0] = itl
     sizing = size(points, slo)
-    top = float(sizing.high[0]) * 1000.0
+    top = float(sizing.high[0]) * MS_PER_S
 
     def per(name: str, given: float | None) -> float:
         if given is None:
             return top
         r = float(sizing.detail[name][0])
-        return 0.0 if math.isnan(r) else r * 1000.0
+        return 0.0 if math.isnan(r) else r * MS_PER_S
 
     rps_ttft, rps_itl = per("ttft", ttft), per("itl", itl)
     if not bool(sizing.feasible[0]):

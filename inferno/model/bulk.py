@@ -261,7 +261,10 @@ class BulkResponseTime:
         out = np.where(t < alone, self.idle, 0.0)
         rest = t[:, None] - self._wait[None, :] - self.alpha  # time left for β·b
         if self.beta > 0:
-            c = rest / self.beta  # R > t ⟺ min(N, r + 1 + B) > c
+            # R > t ⟺ min(N, r + 1 + B) > c. A β so small (subnormal) that rest/β overflows
+            # gives c = ±inf, the exact limit: R > t decided by the sign of rest alone.
+            with np.errstate(over="ignore"):
+                c = rest / self.beta
             need = np.floor(c - self._r[None, :] - 1.0)  # B > need
             p_more = np.where(
                 need < 0, 1.0, 1.0 - special.pdtr(np.maximum(need, 0.0), self.rate * self._wait)

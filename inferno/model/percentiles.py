@@ -27,7 +27,9 @@ matter because they grow the batch and slow every member. The survival function
 P(R > t) = π₀ᵀ exp(Qt) 1 is computed by uniformisation (Poisson-weighted powers of the uniformised
 transition matrix, a sparse matrix-vector product per step, truncated when the remaining Poisson
 mass is below 1e-12). It has (K − N)(K − N + 1)/2 + K transient states, so it is meant for reports
-and for batch-kind servers, not for sizing thousands of LLM servers.
+and for batch-kind servers, not for sizing thousands of LLM servers; a chain of more than
+:data:`MAX_RESPONSE_STATES` states is refused (an :class:`~inferno.errors.InputError` saying how to
+shorten the queue) rather than built.
 
 The tests check all three against a direct Monte-Carlo simulation of the chain.
 """
@@ -41,9 +43,32 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 from scipy.special import gammaln
 
+from ..errors import InputError
+
 F = NDArray[np.float64]
 
-__all__ = ["ResponseTime", "quantile", "wait_survival"]
+__all__ = [
+    "MAX_RESPONSE_STATES",
+    "MAX_RESPONSE_WORK",
+    "ResponseTime",
+    "quantile",
+    "response_states",
+    "wait_survival",
+]
+
+#: the largest tagged-request chain built (measured: about 330 bytes per state while it is built;
+#: the large sample's largest chain has 235,030 states)
+MAX_RESPONSE_STATES = 500_000
+#: the most work (uniformisation steps × non-zeros of the step matrix) one distribution may take:
+#: the steps grow with (λ + μ)·t, so rates and batch times far apart would take hours (the large
+#: sample's largest is 6.6e8, about a second)
+MAX_RESPONSE_WORK = 2e9
+
+
+def response_states(n_batch: int, n_max: int) -> int:
+    """The transient states of the tagged-request chain of batch N = ``n_batch``, K = ``n_max``."""
+    m = max(n_max - n_batch, 0)
+    return m * (m + 1) // 2 + n_max
 
 
 def wait_survival(t: F, p_batch: F, blocking: F, log_r: F, mu_n: F, n_tail: F) -> F:
@@ -139,6 +164,14 @@ class ResponseTime:
     """
 
     def __init__(self, lam: float, tau: F, n_max: int, p: F) -> None:
+        states = response_states(tau.size, n_max)
+        if states > MAX_RESPONSE_STATES:
+            raise InputError(
+                f"the exact response-time distribution of a batch of {tau.size} with a queue of "
+                f"{n_max - tau.size} (K − N) needs {states:,} states, more than "
+                f"{MAX_RESPONSE_STATES:,}: give the server a smaller maxQueueSize (or the "
+                "optimizer a smaller queueFactor)"
+            )
         q, _, start = _generator(lam, tau, n_max)
         size = q.shape[0]
         pi0 = np.zeros(size)
@@ -158,7 +191,15 @@ class ResponseTime:
         """P(R > t) at each t."""
         t = np.asarray(times, dtype=np.float64)
         mean_events = self._rate * float(t.max()) if t.size else 0.0
-        self._extend(int(mean_events + 10.0 * np.sqrt(mean_events + 1.0) + 20))
+        steps = mean_events + 10.0 * np.sqrt(mean_events + 1.0) + 20
+        if not steps * self._step.nnz <= MAX_RESPONSE_WORK:
+            raise InputError(
+                f"the exact response-time distribution needs {steps:,.0f} steps over "
+                f"{self._step.shape[0]:,} states here, more than the limit of "
+                f"{MAX_RESPONSE_WORK:,.0f} steps × non-zeros: the arrival and service rates are "
+                "too far apart for it (drop the latency percentile or its quantile target)"
+            )
+        self._extend(int(steps))
         s_k = np.asarray(self._s)
         k = np.arange(s_k.size, dtype=np.float64)
         bt = np.maximum(self._rate * t, 1e-300)[:, None]

@@ -31,7 +31,15 @@ from .profiles import (
 F = NDArray[np.float64]
 Idx = NDArray[np.intp]
 
-__all__ = ["DEFAULT_QUEUE_FACTOR", "Metrics", "OperatingPoints", "ProfileArrays"]
+__all__ = [
+    "DEFAULT_QUEUE_FACTOR",
+    "MAX_BATCH",
+    "MAX_QUEUE",
+    "MIN_SERVICE_MS",
+    "Metrics",
+    "OperatingPoints",
+    "ProfileArrays",
+]
 
 #: K = N + factor·N unless a queue length is given: Inferno's samples use K = 10N for G0 and
 #: K = 11N (a queue of 10N) for the other kinds.
@@ -42,6 +50,17 @@ DEFAULT_QUEUE_FACTOR: dict[Kind, float] = {
     Kind.G3: 10.0,
     Kind.BATCH: 10.0,
 }
+
+#: the largest batch limit N the model works with: ⌊maxBatchSize·atTokens/tokens⌋ (which a short
+#: request shape can make arbitrarily large) and every override are capped here, which bounds the
+#: O(C·N) arrays of a block (inferno.data.limits checks the inputs against the same value)
+MAX_BATCH = 100_000
+#: the shortest time τ(b) a batch takes (ms): a profile and a request shape that give less (a G0
+#: avgLength of 0, a subnormal α) would make μ(b) = b/τ(b) overflow; nothing real is that fast
+MIN_SERVICE_MS = 1e-9
+#: the largest queue K − N: the default factor·N and every override are capped here (the wait's
+#: survival function sums over the queue's states)
+MAX_QUEUE = 1_000_000
 
 _KINDS = list(Kind)
 _BLOCK = 4096  # points per block at most
@@ -130,13 +149,15 @@ def _row(p: Profile) -> tuple[float, ...]:
 
 
 def batch_limit(prof: ProfileArrays, out_tokens: F) -> F:
-    """Inferno's memory-scaled batch limit N = max(⌊maxBatchSize·atTokens/out⌋, 1)."""
+    """Inferno's memory-scaled batch limit N = max(⌊maxBatchSize·atTokens/out⌋, 1), at most
+    :data:`MAX_BATCH`."""
     scaled = np.isfinite(prof.at_tokens) & (out_tokens > 0)
     safe_out = np.where(scaled, out_tokens, 1.0)
-    n = np.where(
-        scaled, np.floor(prof.max_batch_size * prof.at_tokens / safe_out), prof.max_batch_size
-    )
-    return np.maximum(n, 1.0)
+    with np.errstate(over="ignore"):
+        n = np.where(
+            scaled, np.floor(prof.max_batch_size * prof.at_tokens / safe_out), prof.max_batch_size
+        )
+    return np.clip(n, 1.0, MAX_BATCH)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,14 +229,14 @@ class OperatingPoints:
         c = prof.kind.shape[0]
         n = batch_limit(prof, out_tokens)
         if batch is not None:
-            n = np.where(np.isfinite(batch), np.maximum(batch, 1.0), n)
+            n = np.where(np.isfinite(batch), np.clip(batch, 1.0, MAX_BATCH), n)
         factor = np.array([DEFAULT_QUEUE_FACTOR[k] for k in _KINDS])[prof.kind]
         if queue_factor is not None:
             factor = np.full(c, float(queue_factor))
         queue = factor * n
         if max_queue is not None:
             queue = np.where(np.isfinite(max_queue), np.maximum(max_queue, 0.0), queue)
-        queue = np.floor(queue)
+        queue = np.floor(np.minimum(queue, MAX_QUEUE))
         blocks: list[_Block] = []
         mu_1 = np.empty(c)
         mu_n = np.empty(c)
@@ -445,7 +466,7 @@ def _make_block(
     nmax = int(n.max())
     b = np.broadcast_to(np.arange(1, nmax + 1, dtype=np.float64), (n.size, nmax))
     with np.errstate(divide="ignore", invalid="ignore"):
-        t = _kinds.tau(params, b)
+        t = np.maximum(_kinds.tau(params, b), MIN_SERVICE_MS)  # NaN stays NaN
         log_mu = np.log(b) - np.log(t)
     log_mu = np.where(b <= n[:, None], log_mu, np.inf)
     # Σ_{i≤n} log μ(i) with −log μ past N made +inf by the cumulative sum of +inf terms

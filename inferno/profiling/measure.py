@@ -30,6 +30,7 @@ from ..triton import (
     TritonRequestError,
     make_inputs,
 )
+from ..units import MS_PER_S, NS_PER_MS
 from .fit import BatchPoint
 
 __all__ = ["Level", "MeasureOptions", "Measurement", "measure_batch"]
@@ -108,7 +109,7 @@ async def _level(
         for _ in range(options.requests):
             t0 = time.perf_counter()
             await client.infer(info.name, body)
-            latencies.append((time.perf_counter() - t0) * 1000.0)
+            latencies.append((time.perf_counter() - t0) * MS_PER_S)
 
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -184,7 +185,7 @@ async def measure_batch(
             if delta is not None:
                 for size, stat in delta.batches.items():
                     count, total = per_size.get(size, (0, 0.0))
-                    per_size[size] = (count + stat.count, total + stat.compute_ns / 1e6)
+                    per_size[size] = (count + stat.count, total + stat.compute_ns / NS_PER_MS)
             else:
                 count, total = per_size.get(b, (0, 0.0))
                 per_size[b] = (

@@ -249,37 +249,42 @@ def source_from_settings(settings: Settings) -> PrometheusLoadSource | None:
     """The Prometheus load source ``settings`` describe; None when ``PROMETHEUS_URL`` is empty
     (the load labels are used). A token file or CA file that cannot be read is a
     :class:`~inferno.settings.SettingsError` naming the variable."""
-    if not settings.prometheus_url:
+    if not settings.prometheus.prometheus_url:
         return None
-    if settings.prometheus_token_file:
+    if settings.prometheus.prometheus_token_file:
         try:
-            Path(settings.prometheus_token_file).read_text(encoding="utf-8")
+            Path(settings.prometheus.prometheus_token_file).read_text(encoding="utf-8")
         except OSError as exc:
             raise SettingsError(
-                f"PROMETHEUS_TOKEN_FILE={settings.prometheus_token_file!r}: cannot read it: {exc}"
+                f"PROMETHEUS_TOKEN_FILE={settings.prometheus.prometheus_token_file!r}: "
+                f"cannot read it: {exc}"
             ) from None
     try:
         client = PrometheusClient(
-            settings.prometheus_url,
-            token=settings.prometheus_token or None,
-            token_file=settings.prometheus_token_file or None,
-            ca_file=settings.prometheus_ca_file or None,
-            timeout=settings.http_timeout,
+            settings.prometheus.prometheus_url,
+            token=settings.prometheus.prometheus_token or None,
+            token_file=settings.prometheus.prometheus_token_file or None,
+            ca_file=settings.prometheus.prometheus_ca_file or None,
+            timeout=settings.service.http_timeout,
         )
     except PrometheusError as exc:
-        raise SettingsError(f"PROMETHEUS_CA_FILE={settings.prometheus_ca_file!r}: {exc}") from None
+        raise SettingsError(
+            f"PROMETHEUS_CA_FILE={settings.prometheus.prometheus_ca_file!r}: {exc}"
+        ) from None
     tokens = TokenMetrics(
-        settings.tokens_in_metric, settings.tokens_out_metric, settings.tokens_requests_metric
+        settings.prometheus.tokens_in_metric,
+        settings.prometheus.tokens_out_metric,
+        settings.prometheus.tokens_requests_metric,
     )
     logger.info(
         "loads from Prometheus at %s over %s windows (auth: %s, CA: %s)",
-        settings.prometheus_url,
-        duration(settings.load_window),
+        settings.prometheus.prometheus_url,
+        duration(settings.prometheus.load_window),
         "token file"
-        if settings.prometheus_token_file
+        if settings.prometheus.prometheus_token_file
         else "token"
-        if settings.prometheus_token
+        if settings.prometheus.prometheus_token
         else "none",
-        settings.prometheus_ca_file or "system",
+        settings.prometheus.prometheus_ca_file or "system",
     )
-    return PrometheusLoadSource(client, settings.load_window, tokens)
+    return PrometheusLoadSource(client, settings.prometheus.load_window, tokens)

@@ -29,6 +29,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
+from ..units import S_PER_MIN
+
 __all__ = [
     "COMPUTE_DURATION",
     "EXEC_COUNT",
@@ -154,7 +156,7 @@ def offered_rpm(completions_rpm: float, pending_delta: float, window: float) -> 
     """Offered load, requests per minute: what completed (successes and failures) plus what
     arrived and is still waiting. A pending count that shrank (a backlog being worked off) is
     not subtracted: the offered load is never taken below the completions."""
-    return completions_rpm + 60.0 * max(0.0, pending_delta) / window
+    return completions_rpm + S_PER_MIN * max(0.0, pending_delta) / window
 
 
 def _string(value: str) -> str:

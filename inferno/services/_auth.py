@@ -80,10 +80,10 @@ def load_or_create_token(path: str | Path) -> str:
 def internal_token(settings: Settings, *, in_process: bool = False) -> str | None:
     """The pod's internal token; None when authentication is off (``INFERNO_INSECURE``). In one
     process (``in_process``, the all-in-one mode) without a file, a token made in memory."""
-    if settings.insecure:
+    if settings.security.insecure:
         return None
-    if settings.internal_token_file:
-        return load_or_create_token(settings.internal_token_file)
+    if settings.security.internal_token_file:
+        return load_or_create_token(settings.security.internal_token_file)
     if in_process:
         return secrets.token_urlsafe(32)
     raise SettingsError(
@@ -97,9 +97,13 @@ class InvokeToken:
     ``INFERNO_INVOKE_TOKEN_FILE`` (re-read when its modification time changes)."""
 
     def __init__(self, settings: Settings) -> None:
-        self.insecure = settings.insecure
-        self._value = settings.invoke_token
-        self._path = Path(settings.invoke_token_file) if settings.invoke_token_file else None
+        self.insecure = settings.security.insecure
+        self._value = settings.security.invoke_token
+        self._path = (
+            Path(settings.security.invoke_token_file)
+            if settings.security.invoke_token_file
+            else None
+        )
         self._stamp: tuple[int, int] | None = None
         self._lock = threading.Lock()
 

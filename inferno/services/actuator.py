@@ -18,7 +18,6 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 
-from ..cluster.plan import PlanSettings
 from ..cluster.validate import Guards
 from ..control.actuate import ActuationReport, ActuatorConfig, actuate
 from ..control.static_data import StaticData
@@ -31,18 +30,9 @@ from ._common import add_probes, error, new_registry
 from .messages import UpdateAnswer, UpdateRequest
 from .metrics import ActuatorMetrics
 
-__all__ = ["create_app", "plan_settings"]
+__all__ = ["create_app"]
 
 logger = logging.getLogger(__name__)
-
-
-def plan_settings(settings: Settings) -> PlanSettings:
-    return PlanSettings(
-        gpu_resource=settings.gpu_resource,
-        batch_env=settings.batch_env,
-        hpa_headroom=settings.hpa_headroom,
-        batch_tolerance=settings.batch_tolerance,
-    )
 
 
 def create_app(
@@ -55,18 +45,20 @@ def create_app(
     clock: Callable[[], float] | None = None,
 ) -> FastAPI:
     """The actuator over ``api``; the decisions are checked against the static data in
-    ``settings.data_path`` (or ``static``). ``token``: the internal token callers must present
-    (None: no authentication). ``clock``: Unix seconds, for the deadline (tests)."""
+    ``settings.service.data_path`` (or ``static``). ``token``: the internal token callers must
+    present (None: no authentication). ``clock``: Unix seconds, for the deadline (tests)."""
     metrics = ActuatorMetrics(new_registry() if registry is None else registry)
-    data = StaticData(settings.data_path) if static is None else static
-    plan = plan_settings(settings)
-    guards = Guards(gpu_node_label=settings.gpu_node_label, max_replicas=settings.max_replicas)
+    data = StaticData(settings.service.data_path) if static is None else static
+    plan = settings.plan
+    guards = Guards(
+        gpu_node_label=settings.service.gpu_node_label, max_replicas=settings.service.max_replicas
+    )
     lock = asyncio.Lock()  # one plan applied at a time
     newest = [-1]  # the sequence of the newest plan applied
 
     async def ready() -> str | None:
         try:
-            await asyncio.to_thread(api.list_managed_deployments, settings.watch_namespaces)
+            await asyncio.to_thread(api.list_managed_deployments, settings.service.watch_namespaces)
         except ClusterError as exc:
             return f"cluster not reachable: {exc}"
         try:
@@ -83,7 +75,7 @@ def create_app(
         if token is not None and not authorized(request.headers.get("authorization"), token):
             metrics.security.rejected.labels("unauthorized").inc()
             return unauthorized("/update")
-        body = await read_body(request, UpdateRequest, settings.max_body_bytes)
+        body = await read_body(request, UpdateRequest, settings.security.max_body_bytes)
         if isinstance(body, JSONResponse):
             reason = "too_large" if body.status_code == 413 else "bad_request"
             metrics.security.rejected.labels(reason).inc()
@@ -97,8 +89,8 @@ def create_app(
             plan=plan,
             limits=limits,
             guards=guards,
-            namespaces=settings.watch_namespaces,
-            default_mode=settings.default_mode,
+            namespaces=settings.service.watch_namespaces,
+            default_mode=settings.service.default_mode,
         )
         stamp = body.cycle.domain()
         async with lock:

@@ -45,7 +45,7 @@ def create_app(
     registry: CollectorRegistry | None = None,
     load_source: LoadSource | None = None,
 ) -> FastAPI:
-    """The collector over ``api``, for ``settings.watch_namespaces`` (none: every namespace);
+    """The collector over ``api``, for ``settings.service.watch_namespaces`` (none: all);
     loads from ``load_source`` when given, else from the load labels. ``token``: the internal
     token callers must present (None: no authentication)."""
     metrics = CollectorMetrics(new_registry() if registry is None else registry)
@@ -65,7 +65,9 @@ def create_app(
     add_probes(app, metrics.registry, ready)
 
     def run() -> Collection:
-        found = collect(api, settings.watch_namespaces, default_mode=settings.default_mode)
+        found = collect(
+            api, settings.service.watch_namespaces, default_mode=settings.service.default_mode
+        )
         if load_source is None:
             return found
         measured = load_source.measure(found.deployments)

@@ -1,5 +1,5 @@
 """The controller service: runs the control cycle (:class:`inferno.control.loop.ControlLoop`)
-on ``POST /invoke`` and every ``settings.control_period`` seconds, one cycle at a time.
+on ``POST /invoke`` and every ``settings.service.control_period`` seconds, one cycle at a time.
 
 - ``POST /invoke`` runs a cycle and answers its report: 200 when every phase succeeded and no
   Deployment failed, 503 otherwise; 409 at once while a cycle runs; 503 when another instance
@@ -60,8 +60,8 @@ def create_app(
     loop = ControlLoop(
         phases,
         api=api,
-        period=settings.control_period,
-        deadline=settings.cycle_deadline,
+        period=settings.service.control_period,
+        deadline=settings.service.cycle_deadline,
         elector=elector,
         on_report=on_report,
     )

@@ -23,29 +23,16 @@ from ..control.optimizer import Optimized, Optimizer, StaticDataError
 from ..control.static_data import StaticData
 from ..errors import InputError
 from ..settings import Settings
-from ..tuning import TuningOptions, TuningReport
+from ..tuning import TuningReport
 from ._auth import authorized, unauthorized
 from ._body import read_body
 from ._common import add_probes, error, new_registry
 from .messages import OptimizeAnswer, OptimizeRequest
 from .metrics import OptimizerMetrics
 
-__all__ = ["create_app", "tuning_options"]
+__all__ = ["create_app"]
 
 logger = logging.getLogger(__name__)
-
-
-def tuning_options(settings: Settings) -> TuningOptions:
-    """The filters' options from the ``INFERNO_TUNING_*`` settings."""
-    return TuningOptions(
-        bounds=settings.tuning_bounds,
-        gate=settings.tuning_gate,
-        process_noise=settings.tuning_process_noise,
-        measurement_noise=settings.tuning_measurement_noise,
-        initial_uncertainty=settings.tuning_initial_uncertainty,
-        min_requests=settings.tuning_min_requests,
-        reset_after=settings.tuning_reset_after,
-    )
 
 
 def create_app(
@@ -55,15 +42,15 @@ def create_app(
     registry: CollectorRegistry | None = None,
     static: StaticData | None = None,
 ) -> FastAPI:
-    """The optimizer over the static data in ``settings.data_path`` (or ``static``). ``token``:
-    the internal token callers must present (None: no authentication)."""
+    """The optimizer over the static data in ``settings.service.data_path`` (or ``static``).
+    ``token``: the internal token callers must present (None: no authentication)."""
     metrics = OptimizerMetrics(new_registry() if registry is None else registry)
-    data = StaticData(settings.data_path) if static is None else static
+    data = StaticData(settings.service.data_path) if static is None else static
     optimizer = Optimizer(
         data,
-        tuning_options(settings),
-        tuning_enabled=settings.tuning_enabled,
-        gpu_node_label=settings.gpu_node_label,
+        settings.tuning,
+        tuning_enabled=settings.tuning.enabled,
+        gpu_node_label=settings.service.gpu_node_label,
     )
     lock = threading.Lock()  # metrics of one solve at a time
     counted = [0]  # static data loads already counted
@@ -132,7 +119,7 @@ def create_app(
         if token is not None and not authorized(request.headers.get("authorization"), token):
             metrics.security.rejected.labels("unauthorized").inc()
             return unauthorized("/optimize")
-        body = await read_body(request, OptimizeRequest, settings.max_body_bytes)
+        body = await read_body(request, OptimizeRequest, settings.security.max_body_bytes)
         if isinstance(body, JSONResponse):
             reason = "too_large" if body.status_code == 413 else "bad_request"
             metrics.security.rejected.labels(reason).inc()

@@ -76,8 +76,8 @@ class Phases:
     ) -> None:
         self._owned: list[httpx.AsyncClient] = []
         self._headers = {} if token is None else {"Authorization": f"Bearer {token}"}
-        self._timeout = settings.http_timeout
-        timeout = httpx.Timeout(settings.http_timeout)
+        self._timeout = settings.service.http_timeout
+        timeout = httpx.Timeout(settings.service.http_timeout)
 
         def client(given: httpx.AsyncClient | None, service: str) -> httpx.AsyncClient:
             if given is not None:
@@ -91,7 +91,7 @@ class Phases:
             "optimize": client(optimizer, "optimizer"),
             "update": client(actuator, "actuator"),
         }
-        self._probe_timeout = min(settings.http_timeout, 5.0)
+        self._probe_timeout = min(settings.service.http_timeout, 5.0)
 
     @classmethod
     def in_process(
@@ -106,7 +106,7 @@ class Phases:
         """Phases that call the given apps in this process (the all-in-one mode): the same HTTP
         code path as the four-container pod, without sockets. An exception in an app comes back
         as a 500, as it would over the network."""
-        timeout = httpx.Timeout(settings.http_timeout)
+        timeout = httpx.Timeout(settings.service.http_timeout)
 
         def client(app: FastAPI, service: str) -> httpx.AsyncClient:
             transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)

@@ -33,6 +33,7 @@ from ..emulator import Simulation
 from ..k8s import ClusterError
 from ..model.profiles import Profile
 from ..system import Server, System
+from ..units import MS_PER_S
 
 __all__ = ["NAMESPACE", "Config", "EmulatedCluster", "deployment_name", "replicas_patch"]
 
@@ -271,7 +272,7 @@ class EmulatedCluster:
         if changed or replicas != had:
             self.changes.append(Change(now, server, had, replicas, changed))
             logger.debug(
-                "%.0f s: %s → %d × %s (batch %d)", now / 1000.0, server, replicas, acc, batch
+                "%.0f s: %s → %d × %s (batch %d)", now / MS_PER_S, server, replicas, acc, batch
             )
 
     def patch_hpa(self, namespace: str, name: str, patch: Sequence[Mapping[str, Any]]) -> None:

@@ -32,6 +32,7 @@ import numpy as np
 
 from ..emulator import Simulation, Window
 from ..system import Load
+from ..units import MS_PER_S
 
 __all__ = ["Measurement", "MetricsSource"]
 
@@ -87,7 +88,7 @@ class MetricsSource:
         if not 0 <= noise <= 1:
             raise ValueError(f"noise must be in [0, 1], got {noise}")
         self.sim = sim
-        self.window_ms = window_s * 1000.0
+        self.window_ms = window_s * MS_PER_S
         self.noise = noise
         self._batch_of = batch_of
         self._last_tokens = {name: tuple(v) for name, v in tokens.items()}

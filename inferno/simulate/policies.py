@@ -32,6 +32,7 @@ from ..control import actuate, collect, optimize
 from ..control.actuate import ActuatorConfig, CycleStamp, Target
 from ..emulator import Bursts, Diurnal, Poisson, Replay, Steps, Trace
 from ..system import Load, Server
+from ..units import MS_PER_MIN, MS_PER_S
 from .cluster import (
     GPU_NODE_LABEL,
     NAMESPACE,
@@ -117,7 +118,7 @@ def size_servers(
             replicas = float(a["numReplicas"])
             in_service = float(a["avgNumInServ"])
             wait = float(a.get("waitAverage") or 0.0)
-            rate = float(a["load"]["arrivalRate"]) / 60_000.0 / replicas  # per ms per replica
+            rate = float(a["load"]["arrivalRate"]) / MS_PER_MIN / replicas  # per ms per replica
         except (KeyError, TypeError, ValueError, ZeroDivisionError):
             continue
         if math.isfinite(in_service):
@@ -137,7 +138,7 @@ def peak_rate(trace: Trace, duration_ms: float) -> float:
     if isinstance(trace, Bursts):
         return max(trace.base_per_min, trace.burst_per_min)
     if isinstance(trace, Steps):
-        starts = [s * 1000.0 for s, _ in trace.steps]
+        starts = [s * MS_PER_S for s, _ in trace.steps]
         ends = [*starts[1:], math.inf]
         live = [
             r
@@ -146,16 +147,16 @@ def peak_rate(trace: Trace, duration_ms: float) -> float:
         ]
         return max(live, default=0.0)
     if isinstance(trace, Replay):
-        minutes = np.floor(trace.times_ms[trace.times_ms < duration_ms] / 60_000.0)
+        minutes = np.floor(trace.times_ms[trace.times_ms < duration_ms] / MS_PER_MIN)
         if minutes.size == 0:
             return 0.0
         return float(np.bincount(minutes.astype(np.int64)).max())
     grid = np.linspace(0.0, duration_ms, 10_001)
     if isinstance(trace, Diurnal):
-        omega = 2.0 * math.pi / (trace.period_s * 1000.0)
-        wave = np.sin(omega * (grid - trace.phase_s * 1000.0))
+        omega = 2.0 * math.pi / (trace.period_s * MS_PER_S)
+        wave = np.sin(omega * (grid - trace.phase_s * MS_PER_S))
         return float((trace.mean_per_min * (1.0 + trace.amplitude * wave)).max())
-    return max(trace.rate_at(float(t)) for t in grid) * 60_000.0
+    return max(trace.rate_at(float(t)) for t in grid) * MS_PER_MIN
 
 
 # --- the HPA algorithm -------------------------------------------------------------------------
@@ -277,11 +278,11 @@ class InfernoPolicy(Policy):
         found = collect(self.cluster, [NAMESPACE], loads=loads)
         result = optimize(self.static_docs, found.servers, found.service_classes)
         for name, reason in (result.solution.get("unallocated") or {}).items():
-            note = f"{t_ms / 1000.0:.0f} s: {name} not allocated ({reason}); kept as is"
+            note = f"{t_ms / MS_PER_S:.0f} s: {name} not allocated ({reason}); kept as is"
             if len(self.notes) < 20:
                 self.notes.append(note)
             logger.info("%s", note)
-        decisions = [self._stabilise(t_ms / 1000.0, self._steady(d)) for d in result.decisions]
+        decisions = [self._stabilise(t_ms / MS_PER_S, self._steady(d)) for d in result.decisions]
         targets = [Target(d.namespace, d.name, d.server) for d in found.deployments]
         self.sequence += 1
         stamp = CycleStamp(f"sim-{self.sequence}", self.sequence, math.inf)
@@ -338,7 +339,7 @@ class _ScalerPolicy(Policy):
             value, rate = self.metric(server, t_ms)
             self.measured[server] = rate
             current = self.cluster.replicas(server)
-            desired = algo.recommend(t_ms / 1000.0, current, value)
+            desired = algo.recommend(t_ms / MS_PER_S, current, value)
             if desired != current:
                 self.cluster.patch_deployment(
                     NAMESPACE, deployment_name(server), replicas_patch(desired)

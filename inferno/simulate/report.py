@@ -41,6 +41,7 @@ from numpy.typing import NDArray
 
 from ..emulator import RequestRecords
 from ..system import Target
+from ..units import MS_PER_S, S_PER_HOUR, S_PER_MIN
 from .run import PolicyRun, RunResult
 
 if TYPE_CHECKING:
@@ -385,8 +386,8 @@ def _series(
         row: dict[str, object] = {
             "policy": run.spec.name,
             "period": k,
-            "t_start_s": edges[k] / 1000.0,
-            "t_end_s": edges[k + 1] / 1000.0,
+            "t_start_s": edges[k] / MS_PER_S,
+            "t_end_s": edges[k + 1] / MS_PER_S,
             "offered_rpm": sum(r.offered_rpm for r in rows),
             "arrived_rpm": sum(r.window.arrival_rate_per_min for r in rows),
             "measured_rpm": sum(measured) if all(math.isfinite(m) for m in measured) else "",
@@ -427,8 +428,8 @@ def _server_rows(
             {
                 "policy": run.spec.name,
                 "period": r.period,
-                "t_start_s": r.t0_ms / 1000.0,
-                "t_end_s": r.t1_ms / 1000.0,
+                "t_start_s": r.t0_ms / MS_PER_S,
+                "t_end_s": r.t1_ms / MS_PER_S,
                 "server": r.server,
                 "model": scenario_servers[r.server],
                 "accelerator": r.accelerator,
@@ -577,7 +578,7 @@ def write_plots(report: Report, out_dir: str | Path) -> list[Path]:
 
     def edges(rows: list[dict[str, object]]) -> F:
         """Period boundaries in minutes (one more than the periods)."""
-        return np.append(col(rows, "t_start_s"), col(rows, "t_end_s")[-1]) / 60.0
+        return np.append(col(rows, "t_start_s"), col(rows, "t_end_s")[-1]) / S_PER_MIN
 
     def steps(rows: list[dict[str, object]], key: str) -> F:
         v = col(rows, key)
@@ -595,7 +596,7 @@ def write_plots(report: Report, out_dir: str | Path) -> list[Path]:
         rows = series[measuring[0]]
         window = report.result.scenario.metrics
         ax.plot(
-            col(rows, "t_end_s") / 60.0,
+            col(rows, "t_end_s") / S_PER_MIN,
             col(rows, "measured_rpm"),
             ls="--",
             marker=".",
@@ -656,7 +657,7 @@ def write_plots(report: Report, out_dir: str | Path) -> list[Path]:
         rows = series[n]
         kw = {"color": colors[n], "ls": styles[n], "lw": 1.5}
         ax1.step(edges(rows), steps(rows, "cost_per_hour"), where="post", label=n, **kw)
-        span_h = (col(rows, "t_end_s") - col(rows, "t_start_s")) / 3600.0
+        span_h = (col(rows, "t_end_s") - col(rows, "t_start_s")) / S_PER_HOUR
         gpu_h = np.concatenate([[0.0], np.cumsum(col(rows, "gpus") * span_h)])
         ax2.plot(edges(rows), gpu_h, label=n, **kw)
     ax1.set_ylabel("cost per hour")

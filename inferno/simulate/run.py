@@ -25,6 +25,7 @@ from ..cluster.plan import Decision
 from ..emulator import ServerSpec, Simulation, Window
 from ..errors import InputError
 from ..system import Load
+from ..units import MS_PER_MIN, MS_PER_S
 from .cluster import EmulatedCluster
 from .metrics import MetricsSource
 from .policies import build_policy, peak_rate, size_servers
@@ -115,7 +116,7 @@ def _specs(scenario: Scenario, alloc: dict[str, Decision]) -> dict[str, ServerSp
             input_tokens=scenario.input_tokens[name],
             output_tokens=scenario.output_tokens[name],
             router=scenario.router,
-            startup_delay_ms=scenario.startup_delay_s * 1000.0,
+            startup_delay_ms=scenario.startup_delay_s * MS_PER_S,
             service=scenario.service,
         )
     return specs
@@ -130,11 +131,11 @@ def run_scenario(
 ) -> RunResult:
     """Run every policy of ``scenario`` (see the module docstring)."""
     started = time.perf_counter()
-    period_ms = scenario.control_period_s * 1000.0
+    period_ms = scenario.control_period_s * MS_PER_S
     servers = {s.name: s for s in scenario.system.servers}
     docs = scenario.static_docs
     first = {
-        n: scenario.traces[n].mean_rate(0.0, min(period_ms, scenario.duration_ms)) * 60_000.0
+        n: scenario.traces[n].mean_rate(0.0, min(period_ms, scenario.duration_ms)) * MS_PER_MIN
         for n in scenario.servers
     }
     peaks = {n: peak_rate(scenario.traces[n], scenario.duration_ms) for n in scenario.servers}

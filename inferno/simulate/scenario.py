@@ -3,7 +3,8 @@
 A scenario is a YAML or JSON mapping (``.json`` files are read as JSON, anything else as YAML).
 Times are seconds, rates requests per minute (as in ``server-data.json``). Every key is checked:
 an unknown key, a wrong type or a value out of range raises :class:`~inferno.errors.InputError`
-naming the scenario file and the field (``$.policies[1].hpa.target``). Only ``system`` and
+naming the scenario file and the field (``$.policies[1].hpa.target``); every number is finite
+and bounded (:mod:`inferno.simulate.limits`, :mod:`inferno.data.limits`). Only ``system`` and
 ``duration`` are required::
 
     system: ../large            # the system data directory, relative to the scenario file
@@ -90,10 +91,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from ..control.optimize import read_static_data
 from ..data import load_system
+from ..data.documents import read_document
+from ..data.limits import MAX_ARRIVAL_RATE, MAX_COUNT, MAX_TOKENS
 from ..emulator import (
     ROUTERS,
     Bursts,
@@ -113,6 +114,13 @@ from ..emulator import (
 from ..errors import InputError
 from ..model.profiles import BatchProfile
 from ..system import Server, System
+from .limits import (
+    MAX_DURATION_S,
+    MAX_FACTOR,
+    MAX_SEED,
+    MAX_TIME_S,
+    MIN_CONTROL_PERIOD_S,
+)
 
 __all__ = [
     "POLICY_KINDS",
@@ -317,28 +325,7 @@ def load_traces(path: str | Path, names: Sequence[str], base: float = 0.0) -> di
 
 
 def _read_document(file: Path) -> object:
-    source = str(file)
-    try:
-        text = file.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InputError("file not found", source=source) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the file: {exc}", source=source) from None
-    if file.suffix.lower() == ".json":
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(
-                f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
-                source=source,
-            ) from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise InputError(f"malformed YAML{where}: {problem}", source=source) from None
+    return read_document(file, str(file))
 
 
 def parse_scenario(doc: object, *, source: str, base: Path) -> Scenario:
@@ -361,7 +348,20 @@ def _show(value: object) -> str:
         return f"a list of {len(value)}"
     if isinstance(value, dict):
         return "a mapping"
-    return repr(value)
+    if isinstance(value, int) and abs(value) > 10**18:
+        return f"an integer of {len(str(abs(value)))} digits"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+_YAML_EXPONENT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+
+
+def _yaml_hint(value: object) -> str:
+    """Why a number such as ``1e9`` is a string: YAML 1.1 wants a dot and a signed exponent."""
+    if isinstance(value, str) and _YAML_EXPONENT.match(value.strip()):
+        return " (YAML reads this as text: write it as 1.0e+9, with a dot and a sign)"
+    return ""
 
 
 class _Parser:
@@ -396,9 +396,9 @@ class _Parser:
         path: str,
         default: float | None = None,
         *,
+        maximum: float,
         minimum: float | None = None,
         above: float | None = None,
-        maximum: float | None = None,
         required: bool = False,
     ) -> float:
         where = _key_path(path, key)
@@ -407,18 +407,30 @@ class _Parser:
             if required or default is None:
                 raise self.error(where, "required field is missing")
             return default
+        return self.bounded(value, where, maximum=maximum, minimum=minimum, above=above)
+
+    def bounded(
+        self,
+        value: object,
+        where: str,
+        *,
+        maximum: float,
+        minimum: float | None = None,
+        above: float | None = None,
+    ) -> float:
+        """``value``, checked to be a finite number within the bounds."""
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.error(where, f"expected a number, got {_show(value)}")
-        x = float(value)
-        if not math.isfinite(x):
+            raise self.error(where, f"expected a number, got {_show(value)}{_yaml_hint(value)}")
+        if isinstance(value, float) and not math.isfinite(value):
             raise self.error(where, f"expected a finite number, got {value!r}")
-        if minimum is not None and x < minimum:
-            raise self.error(where, f"must be ≥ {minimum:g}, got {value!r}")
-        if above is not None and x <= above:
-            raise self.error(where, f"must be > {above:g}, got {value!r}")
-        if maximum is not None and x > maximum:
-            raise self.error(where, f"must be ≤ {maximum:g}, got {value!r}")
-        return x
+        # an int compares exactly with the bounds, however large (float() could overflow)
+        if above is not None and value <= above:
+            raise self.error(where, f"must be > {above:g}, got {_show(value)}")
+        if minimum is not None and value < minimum:
+            raise self.error(where, f"must be ≥ {minimum:g}, got {_show(value)}")
+        if value > maximum:
+            raise self.error(where, f"must be ≤ {maximum:g}, got {_show(value)}")
+        return float(value)
 
     def integer(
         self,
@@ -427,6 +439,7 @@ class _Parser:
         path: str,
         default: int | None = None,
         *,
+        maximum: int,
         minimum: int | None = None,
     ) -> int | None:
         where = _key_path(path, key)
@@ -439,7 +452,9 @@ class _Parser:
             else:
                 raise self.error(where, f"expected an integer, got {_show(value)}")
         if minimum is not None and value < minimum:
-            raise self.error(where, f"must be ≥ {minimum}, got {value}")
+            raise self.error(where, f"must be ≥ {minimum}, got {_show(value)}")
+        if value > maximum:
+            raise self.error(where, f"must be ≤ {maximum}, got {_show(value)}")
         return value
 
     def boolean(self, obj: Mapping[str, object], key: str, path: str, default: bool) -> bool:
@@ -468,14 +483,24 @@ class _Parser:
         top = self.mapping(doc, "$")
         self.only(top, "$", _TOP_KEYS)
         system_dir, system = self.system(top)
-        duration = self.number(top, "duration", "$", above=0.0, required=True)
-        seed = self.integer(top, "seed", "$", 0, minimum=0)
+        duration = self.number(
+            top, "duration", "$", above=0.0, maximum=MAX_DURATION_S, required=True
+        )
+        seed = self.integer(top, "seed", "$", 0, minimum=0, maximum=MAX_SEED)
         assert seed is not None
-        period = self.number(top, "control_period", "$", 30.0, above=0.0)
-        startup = self.number(top, "startup_delay", "$", 60.0, minimum=0.0)
+        period = self.number(
+            top,
+            "control_period",
+            "$",
+            30.0,
+            above=0.0,
+            minimum=MIN_CONTROL_PERIOD_S,
+            maximum=MAX_DURATION_S,
+        )
+        startup = self.number(top, "startup_delay", "$", 60.0, minimum=0.0, maximum=MAX_TIME_S)
         router = self.choice(top, "router", "$", ROUTERS, "random")
         service = self.choice(top, "service", "$", SERVICES, "deterministic")
-        max_queue = self.integer(top, "max_queue", "$", None, minimum=0)
+        max_queue = self.integer(top, "max_queue", "$", None, minimum=0, maximum=MAX_COUNT)
         initial = self.choice(top, "initial", "$", INITIAL, "inferno")
         names = self.servers(top.get("servers"), system)
         system = replace(system, servers=tuple(s for s in system.servers if s.name in names))
@@ -606,7 +631,8 @@ class _Parser:
 
         def rate(key: str, default: float | None) -> float:
             d = None if default is None else (1.0 if relative else default)
-            return self.number(obj, key, path, d, minimum=0.0) * scale
+            r = self.number(obj, key, path, d, minimum=0.0, maximum=MAX_ARRIVAL_RATE) * scale
+            return self.rate_bound(r, _key_path(path, key))
 
         try:
             if kind == "poisson":
@@ -621,16 +647,18 @@ class _Parser:
                 self.only(obj, path, ("kind", "relative", "mean", "amplitude", "period", "phase"))
                 mean = rate("mean", base)
                 amp = self.number(obj, "amplitude", path, 0.5, minimum=0.0, maximum=1.0)
-                per = self.number(obj, "period", path, above=0.0, required=True)
-                phase = self.number(obj, "phase", path, 0.0)
+                per = self.number(obj, "period", path, above=0.0, maximum=MAX_TIME_S, required=True)
+                phase = self.number(
+                    obj, "phase", path, 0.0, minimum=-MAX_TIME_S, maximum=MAX_TIME_S
+                )
                 return Diurnal(mean, amp, per, phase)
             self.only(obj, path, ("kind", "relative", "base", "burst", "base_mean", "burst_mean"))
             lo = rate("base", base)
             if obj.get("burst") is None:
                 raise self.error(f"{path}.burst", f"required field is missing ({unit})")
             hi = rate("burst", None)
-            base_mean = self.number(obj, "base_mean", path, 300.0, above=0.0)
-            burst_mean = self.number(obj, "burst_mean", path, 60.0, above=0.0)
+            base_mean = self.number(obj, "base_mean", path, 300.0, above=0.0, maximum=MAX_TIME_S)
+            burst_mean = self.number(obj, "burst_mean", path, 60.0, above=0.0, maximum=MAX_TIME_S)
             return Bursts(lo, hi, base_mean, burst_mean)
         except ValueError as exc:  # a check of the emulator's own
             raise self.error(path, str(exc)) from None
@@ -645,27 +673,24 @@ class _Parser:
             where = f"{path}[{i}]"
             if not isinstance(item, list | tuple) or len(item) != 2:
                 raise self.error(where, f"expected [start_s, rate], got {_show(item)}")
-            start, r = (
-                self.pair_number(item[0], f"{where}[0]"),
-                self.pair_number(item[1], f"{where}[1]"),
-            )
-            if r < 0:
-                raise self.error(f"{where}[1]", f"a rate must be ≥ 0, got {item[1]!r}")
+            start = self.bounded(item[0], f"{where}[0]", minimum=-MAX_TIME_S, maximum=MAX_TIME_S)
+            if isinstance(item[1], int | float) and not isinstance(item[1], bool) and item[1] < 0:
+                raise self.error(f"{where}[1]", f"a rate must be ≥ 0, got {_show(item[1])}")
+            r = self.bounded(item[1], f"{where}[1]", minimum=0.0, maximum=MAX_ARRIVAL_RATE)
             if out and start <= out[-1][0]:
                 raise self.error(
                     f"{where}[0]", f"starts must increase ({start:g} after {out[-1][0]:g})"
                 )
-            out.append((start, r * scale))
+            out.append((start, self.rate_bound(r * scale, f"{where}[1]")))
         return out
 
-    def pair_number(self, value: object, path: str) -> float:
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-        ):
-            raise self.error(path, f"expected a finite number, got {_show(value)}")
-        return float(value)
+    def rate_bound(self, rate: float, where: str) -> float:
+        """A rate (req/min) after a relative one is scaled by the server's arrivalRate."""
+        if rate > MAX_ARRIVAL_RATE:
+            raise self.error(
+                where, f"the rate is {rate:g} req/min, more than the limit of {MAX_ARRIVAL_RATE:g}"
+            )
+        return rate
 
     def replay(
         self,
@@ -722,9 +747,10 @@ class _Parser:
         if value is None:
             return Fixed(int(round(mean)))
         if isinstance(value, int | float) and not isinstance(value, bool):
-            if not float(value).is_integer() or value < 0:
+            count = self.bounded(value, path, minimum=0.0, maximum=MAX_TOKENS)
+            if not count.is_integer():
                 raise self.error(path, f"expected a whole number of tokens ≥ 0, got {value!r}")
-            return Fixed(int(value))
+            return Fixed(int(count))
         obj = self.mapping(value, path)
         kind = self.choice(obj, "kind", path, LENGTH_KINDS, "")
         if not kind:
@@ -733,20 +759,25 @@ class _Parser:
             )
         if kind == "fixed":
             self.only(obj, path, ("kind", "n"))
-            n = self.integer(obj, "n", path, int(round(mean)), minimum=0)
+            n = self.integer(obj, "n", path, int(round(mean)), minimum=0, maximum=int(MAX_TOKENS))
             assert n is not None
             return Fixed(n)
         if kind == "exponential":
             self.only(obj, path, ("kind", "mean"))
-            m = self.number(obj, "mean", path, mean if mean > 0 else None, above=0.0)
+            m = self.number(
+                obj, "mean", path, mean if mean > 0 else None, above=0.0, maximum=MAX_TOKENS
+            )
             return Exponential(m)
         self.only(obj, path, ("kind", "values"))
         values = obj.get("values")
         if not isinstance(values, list) or not values:
             raise self.error(f"{path}.values", f"expected a non-empty list, got {_show(values)}")
         for i, v in enumerate(values):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise self.error(f"{path}.values[{i}]", f"expected an integer ≥ 0, got {_show(v)}")
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_TOKENS:
+                raise self.error(
+                    f"{path}.values[{i}]",
+                    f"expected an integer in [0, {MAX_TOKENS:g}], got {_show(v)}",
+                )
         return Empirical(values)
 
     # metrics and policies -----------------------------------------------------------------------
@@ -758,7 +789,7 @@ class _Parser:
         self.only(obj, "$.sizing", ("quantile",))
         if obj.get("quantile") is None:
             return None
-        q = self.number(obj, "quantile", "$.sizing", above=0.0)
+        q = self.number(obj, "quantile", "$.sizing", above=0.0, maximum=math.inf)  # < 1 below
         if not q < 1.0:
             raise self.error("$.sizing.quantile", f"must be < 1, got {q!r}")
         return q
@@ -766,7 +797,7 @@ class _Parser:
     def metrics(self, value: object, period: float) -> MetricsSpec:
         obj = {} if value is None else self.mapping(value, "$.metrics")
         self.only(obj, "$.metrics", ("window", "noise"))
-        window = self.number(obj, "window", "$.metrics", period, above=0.0)
+        window = self.number(obj, "window", "$.metrics", period, above=0.0, maximum=MAX_TIME_S)
         noise = self.number(obj, "noise", "$.metrics", 0.05, minimum=0.0, maximum=1.0)
         return MetricsSpec(window, noise)
 
@@ -813,28 +844,34 @@ class _Parser:
         if kind == "inferno":
             self.only(obj, path, ("label", "headroom", "batch_tolerance", "stabilization_window"))
             options = InfernoOptions(
-                headroom=self.number(obj, "headroom", path, 0.0, minimum=0.0),
+                headroom=self.number(obj, "headroom", path, 0.0, minimum=0.0, maximum=MAX_FACTOR),
                 stabilization_window=self.number(
-                    obj, "stabilization_window", path, 0.0, minimum=0.0
+                    obj, "stabilization_window", path, 0.0, minimum=0.0, maximum=MAX_TIME_S
                 ),
-                batch_tolerance=self.number(obj, "batch_tolerance", path, 0.25, minimum=0.0),
+                batch_tolerance=self.number(
+                    obj, "batch_tolerance", path, 0.25, minimum=0.0, maximum=MAX_FACTOR
+                ),
             )
         elif kind == "static":
             self.only(obj, path, ("label", "headroom"))
-            options = StaticOptions(headroom=self.number(obj, "headroom", path, 0.0, minimum=0.0))
+            options = StaticOptions(
+                headroom=self.number(obj, "headroom", path, 0.0, minimum=0.0, maximum=MAX_FACTOR)
+            )
         else:
             common = ("label", "tolerance", "stabilization_window", "min_replicas", "max_replicas")
             extra = ("target", "metric") if kind == "hpa" else ("target_per_replica",)
             self.only(obj, path, common + extra)
-            tolerance = self.number(obj, "tolerance", path, 0.1, minimum=0.0)
-            window = self.number(obj, "stabilization_window", path, 300.0, minimum=0.0)
-            lo = self.integer(obj, "min_replicas", path, None, minimum=1)
-            hi = self.integer(obj, "max_replicas", path, None, minimum=1)
+            tolerance = self.number(obj, "tolerance", path, 0.1, minimum=0.0, maximum=MAX_FACTOR)
+            window = self.number(
+                obj, "stabilization_window", path, 300.0, minimum=0.0, maximum=MAX_TIME_S
+            )
+            lo = self.integer(obj, "min_replicas", path, None, minimum=1, maximum=MAX_COUNT)
+            hi = self.integer(obj, "max_replicas", path, None, minimum=1, maximum=MAX_COUNT)
             if lo is not None and hi is not None and hi < lo:
                 raise self.error(f"{path}.max_replicas", f"must be ≥ min_replicas ({lo}), got {hi}")
             if kind == "hpa":
                 options = HpaOptions(
-                    target=self.number(obj, "target", path, 0.7, above=0.0),
+                    target=self.number(obj, "target", path, 0.7, above=0.0, maximum=MAX_FACTOR),
                     tolerance=tolerance,
                     stabilization_window=window,
                     min_replicas=lo,
@@ -846,7 +883,7 @@ class _Parser:
                 options = QueueOptions(
                     target_per_replica=None
                     if target is None
-                    else self.number(obj, "target_per_replica", path, above=0.0),
+                    else self.number(obj, "target_per_replica", path, above=0.0, maximum=MAX_COUNT),
                     tolerance=tolerance,
                     stabilization_window=window,
                     min_replicas=lo,

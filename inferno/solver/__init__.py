@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from ..system import System
+from ..units import MS_PER_MIN
 from .candidates import CandidateTable, build_candidates
 from .greedy import Grants, solve_greedy, solve_unlimited
 from .milp import solve_milp
@@ -121,7 +122,7 @@ def _assemble(
                     p.replicas,
                     p.max_batch,
                     p.cost,
-                    demand * float(table.rate[pc]) / capacity_sum * 60_000.0,
+                    demand * float(table.rate[pc]) / capacity_sum * MS_PER_MIN,
                 )
                 for p, (pc, _) in zip(parts, parts_in, strict=True)
             ]
@@ -131,7 +132,7 @@ def _assemble(
         else:
             metrics = table.metrics_at(c, granted) if granted != required else table.metrics.take(c)
             status = ServerStatus.PARTIAL if granted < required else ServerStatus.ALLOCATED
-            per = demand / granted * 60_000.0 if granted else 0.0
+            per = demand / granted * MS_PER_MIN if granted else 0.0
             parts = [Part(p.accelerator, p.replicas, p.max_batch, p.cost, per) for p in parts]
         any_partial |= status is ServerStatus.PARTIAL
         allocations[srv.name] = Allocation(
@@ -141,8 +142,8 @@ def _assemble(
             max_batch=int(table.points.n_batch[c]),
             cost=total_cost,
             status=status,
-            demand=demand * 60_000.0,
-            max_rate_per_replica=float(table.rate[c]) * 60_000.0,
+            demand=demand * MS_PER_MIN,
+            max_rate_per_replica=float(table.rate[c]) * MS_PER_MIN,
             bound=str(table.bound[c]),
             required_replicas=required,
             metrics=MappingProxyType(metrics),

@@ -17,13 +17,13 @@ from ..model.batching import knee_batches
 from ..model.points import Metrics, OperatingPoints, ProfileArrays, batch_limit
 from ..model.sizing import Sizing, SloArrays, size
 from ..system import BatchPolicy, Server, System, Target
+from ..units import MS_PER_MIN, MS_PER_S
 
 F = NDArray[np.float64]
 Idx = NDArray[np.intp]
 
 __all__ = ["CandidateTable", "build_candidates", "server_demand"]
 
-MS_PER_MIN = 60_000.0
 IDLE_RATE_FRACTION = 1e-9  # metrics of an idle server are taken at this fraction of μ(1)
 
 
@@ -84,7 +84,7 @@ class CandidateTable:
 def server_demand(server: Server, tps: float | None) -> float:
     """Offered load in requests per ms: TPS / tokens for a throughput class, else arrivalRate."""
     if tps is not None and server.load.out_tokens > 0:
-        return tps / server.load.out_tokens / 1000.0
+        return tps / server.load.out_tokens / MS_PER_S
     return server.load.arrival_rate / MS_PER_MIN
 
 

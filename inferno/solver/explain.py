@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..units import MS_PER_MIN
 from .candidates import CandidateTable
 from .result import Solution
 
@@ -73,7 +74,7 @@ def explain(table: CandidateTable, solution: Solution, server: str) -> Explanati
                 acc_count=int(table.acc_count[c]),
                 max_batch=int(table.points.n_batch[c]),
                 max_batch_memory=int(table.n_memory[c]),
-                max_rate=float(table.rate[c]) * 60_000.0,
+                max_rate=float(table.rate[c]) * MS_PER_MIN,
                 bound=str(table.bound[c]),
                 replicas=int(table.replicas[c]),
                 cost=float(table.cost[c]),
@@ -84,7 +85,7 @@ def explain(table: CandidateTable, solution: Solution, server: str) -> Explanati
             )
         )
     rows.sort(key=lambda r: (not r.feasible, r.value, r.cost, r.accelerator))
-    demand = float(table.demand[s]) * 60_000.0
+    demand = float(table.demand[s]) * MS_PER_MIN
     if alloc is None:
         verdict = f"not allocated: {solution.unallocated[server].reason}"
     else:

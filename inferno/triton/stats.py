@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InfernoError
+from ..units import NS_PER_MS
 
 __all__ = ["BatchStat", "ModelStatistics", "StatisticsError", "parse_statistics"]
 
@@ -44,7 +45,7 @@ class BatchStat:
 
     def mean_ms(self) -> float:
         """Mean time of one execution of this size, ms (input + infer + output)."""
-        return self.compute_ns / self.count / 1e6 if self.count else float("nan")
+        return self.compute_ns / self.count / NS_PER_MS if self.count else float("nan")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,12 +97,12 @@ class ModelStatistics:
     @property
     def queue_ms(self) -> float:
         """Mean queueing time per successful request, ms."""
-        return self.queue_ns / self.success / 1e6 if self.success else float("nan")
+        return self.queue_ns / self.success / NS_PER_MS if self.success else float("nan")
 
     @property
     def compute_ms(self) -> float:
         """Mean compute time per successful request, ms (a batch's time, request-weighted)."""
-        return self.compute_ns / self.success / 1e6 if self.success else float("nan")
+        return self.compute_ns / self.success / NS_PER_MS if self.success else float("nan")
 
 
 def _int(obj: Mapping[str, Any], *keys: str) -> int:

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..model.profiles import Tokens
+from ..units import MS_PER_MIN, S_PER_MIN
 from .tuner import Observation
 
 __all__ = ["observations_from"]
@@ -65,11 +66,11 @@ def observations_from(
         current = _mapping(row.get("currentAlloc"))
         rpm = _number(item.get("completionsRpm"))
         compute = _number(item.get("computeMs"))
-        requests = None if rpm is None or window is None else rpm * window / 60.0
+        requests = None if rpm is None or window is None else rpm * window / S_PER_MIN
         replicas = _number(current.get("numReplicas"))
         occupancy = None
         if rpm is not None and compute is not None and replicas is not None and replicas > 0:
-            occupancy = rpm / 60_000.0 * compute / replicas  # Little's law, per replica
+            occupancy = rpm / MS_PER_MIN * compute / replicas  # Little's law, per replica
         found.append(
             Observation(
                 server=name,

@@ -47,13 +47,14 @@ import logging
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from statistics import NormalDist, median
+from statistics import median
 from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
 from ..model.profiles import Kind, Profile, Tokens
+from ..settings import TuningOptions
 from . import ekf
 from .measure import Theta, base_theta, evaluate, scale_to
 
@@ -78,39 +79,6 @@ ACCEPTED = "accepted"
 RESET = "reset"
 REJECTED = "rejected"
 SKIPPED = "skipped"
-
-
-@dataclass(frozen=True, slots=True)
-class TuningOptions:
-    """How the filters behave. Fractions are of the base parameter (or of the predicted time)."""
-
-    bounds: float = 4.0  # θ stays within [base / bounds, base · bounds]
-    gate: float = 0.999  # χ²(1) probability of the innovation gate
-    process_noise: float = 0.01  # random-walk std per observed cycle, fraction of base
-    measurement_noise: float = 0.05  # observation std, fraction of the predicted time
-    initial_uncertainty: float = 0.5  # prior std (and after a reset), fraction of θ
-    min_requests: float = 20.0  # requests in the window below which an observation is skipped
-    reset_after: int = 3  # consecutive same-direction gate rejections before re-initialising
-
-    def __post_init__(self) -> None:
-        checks = (
-            (self.bounds > 1 and math.isfinite(self.bounds), "bounds", "> 1"),
-            (0 < self.gate < 1, "gate", "in (0, 1)"),
-            (0 <= self.process_noise < math.inf, "process_noise", ">= 0"),
-            (0 < self.measurement_noise < math.inf, "measurement_noise", "> 0"),
-            (0 < self.initial_uncertainty < math.inf, "initial_uncertainty", "> 0"),
-            (0 <= self.min_requests < math.inf, "min_requests", ">= 0"),
-            (self.reset_after >= 1, "reset_after", ">= 1"),
-        )
-        for ok, name, expected in checks:
-            if not ok:
-                value = getattr(self, name)
-                raise ValueError(f"TuningOptions.{name}={value!r}: expected {expected}")
-
-    @property
-    def gate_threshold(self) -> float:
-        """The χ²(1) quantile of ``gate``: (Φ⁻¹((1 + gate)/2))²."""
-        return float(NormalDist().inv_cdf((1.0 + self.gate) / 2.0) ** 2)
 
 
 @dataclass(frozen=True, slots=True)

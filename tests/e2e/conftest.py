@@ -212,16 +212,15 @@ def service_account_kubeconfig(kubectl: Kubectl, directory: Path) -> Path:
 
 
 def actuator_config() -> ActuatorConfig:
-    from inferno.services.actuator import plan_settings
     from inferno.settings import Settings
 
     s = Settings.from_env({})
     from inferno.cluster.validate import Guards
 
     return ActuatorConfig(
-        plan=plan_settings(s),
+        plan=s.plan,
         limits=StaticData(SAMPLES).limits(),
-        guards=Guards(gpu_node_label=s.gpu_node_label, max_replicas=s.max_replicas),
+        guards=Guards(gpu_node_label=s.service.gpu_node_label, max_replicas=s.service.max_replicas),
         namespaces=(SERVERS_NS,),
     )
 

@@ -43,7 +43,7 @@ def wanted_replicas(d: ManagedDeployment, decided: int) -> int:
     return r if d.max_replicas is None else min(r, d.max_replicas)
 
 
-def check_cycle(kubectl: Kubectl, installed: Installed, cycle: Cycle) -> dict[str, dict]:
+def check_cycle(kubectl: Kubectl, installed: Installed, cycle: Cycle) -> dict[str, dict[str, Any]]:
     """Every managed sample Deployment carries its decision; returns the live objects."""
     assert cycle.collection.deployments, "the cycle found no managed Deployment"
     assert cycle.collection.problems == [], cycle.collection.problems

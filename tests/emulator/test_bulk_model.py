@@ -11,6 +11,7 @@ from inferno.model.bulk import BulkResponseTime, bulk_metrics
 from inferno.model.percentiles import quantile
 from inferno.model.points import OperatingPoints
 from inferno.model.profiles import BatchProfile, Tokens
+from inferno.units import MS_PER_MIN
 
 from .helpers import assert_in_ci, batch_means
 
@@ -61,7 +62,7 @@ def _emulated_latency(
     batch times), the first 2,000 dropped as warm-up."""
     spec = ServerSpec(
         BatchProfile(alpha, beta, n),
-        Poisson(lam * 60_000.0),
+        Poisson(lam * MS_PER_MIN),
         max_queue=10 * n,
         service="deterministic",
     )
@@ -85,7 +86,11 @@ def test_matches_the_emulator(load: float) -> None:
 
 @pytest.mark.parametrize(
     ("alpha", "beta", "n", "load"),
-    [(0.0, 10.0, 1, 0.5), (20.0, 2.0, 8, 0.3), (54.0, 5.0, 16, 0.85)],
+    [
+        (0.0, 10.0, 1, 0.5),
+        (20.0, 2.0, 8, 0.3),
+        pytest.param(54.0, 5.0, 16, 0.85, marks=pytest.mark.slow),  # about 25 s
+    ],
 )
 def test_distribution_integrates_to_the_means(
     alpha: float, beta: float, n: int, load: float
@@ -108,6 +113,15 @@ def test_md1_wait_is_positive_with_probability_rho() -> None:
     rt = BulkResponseTime(0.0, s, 1, 2000, rho / s)
     assert rt.wait_survival([0.0])[0] == pytest.approx(rho, rel=1e-6)
     assert rt.survival([s - 1e-9])[0] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("beta", [5e-324, 1e-310])
+def test_a_subnormal_beta_is_the_limit_of_a_small_one(beta: float) -> None:
+    """rest/β overflows to ±inf, which is the right answer, silently (warnings are errors)."""
+    t = np.linspace(0.0, 200.0, 401)
+    tiny = BulkResponseTime(10.0, beta, 4, 44, 0.2)
+    small = BulkResponseTime(10.0, 1e-300, 4, 44, 0.2)
+    np.testing.assert_array_equal(tiny.survival(t), small.survival(t))
 
 
 @pytest.mark.slow

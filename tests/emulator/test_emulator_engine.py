@@ -21,6 +21,7 @@ from inferno.emulator import (
     Steps,
 )
 from inferno.model.profiles import BatchProfile, G0Profile, G1Profile, G2Profile, G3Profile, Profile
+from inferno.units import MS_PER_MIN
 
 from .helpers import sample_ci
 
@@ -337,7 +338,7 @@ def test_window_counts_and_rates() -> None:
     assert w.arrival_rate_per_min == pytest.approx(inside.sum())
     assert sim.offered_rate("s", 0.0, 60_000.0) == pytest.approx(1200.0)
     # Little's law over the window, up to edge effects
-    assert w.in_flight == pytest.approx(w.throughput_per_min / 60_000.0 * w.latency_mean, rel=0.1)
+    assert w.in_flight == pytest.approx(w.throughput_per_min / MS_PER_MIN * w.latency_mean, rel=0.1)
     assert 0.0 < w.busy <= 3.0 and w.replicas == pytest.approx(3.0)
     n_out = r.output_tokens[finished]
     itl = np.sum((r.completion - r.first_token)[finished & (r.output_tokens > 1)]) / np.sum(

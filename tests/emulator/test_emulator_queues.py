@@ -25,6 +25,7 @@ from inferno.model.profiles import (
     G3Profile,
     Profile,
 )
+from inferno.units import MS_PER_MIN
 
 from .helpers import assert_in_ci, batch_means, kind_arrays, sample_ci
 
@@ -33,7 +34,7 @@ WARMUP = 2_000  # requests dropped at the start
 
 
 def per_min(rate_per_ms: float) -> float:
-    return rate_per_ms * 60_000.0
+    return rate_per_ms * MS_PER_MIN
 
 
 def run_single(spec: ServerSpec, until_ms: float, seed: int = 7) -> Simulation:

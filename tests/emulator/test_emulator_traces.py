@@ -19,8 +19,8 @@ from inferno.emulator import (
     Steps,
     read_replay,
 )
-from inferno.emulator.traces import MS_PER_MIN
 from inferno.errors import InputError
+from inferno.units import MS_PER_MIN
 
 from .helpers import assert_in_ci, batch_means, sample_ci
 

@@ -274,10 +274,12 @@ def test_a_source_from_settings(tmp_path: Path) -> None:
 
 def test_settings_defaults() -> None:
     s = Settings.from_env({})
-    assert (s.prometheus_url, s.load_window) == ("", 60.0)
-    assert TokenMetrics(s.tokens_in_metric, s.tokens_out_metric, s.tokens_requests_metric) == (
-        TokenMetrics()
-    )
+    assert (s.prometheus.prometheus_url, s.prometheus.load_window) == ("", 60.0)
+    assert TokenMetrics(
+        s.prometheus.tokens_in_metric,
+        s.prometheus.tokens_out_metric,
+        s.prometheus.tokens_requests_metric,
+    ) == (TokenMetrics())
 
 
 def test_the_token_is_not_in_the_settings_repr() -> None:

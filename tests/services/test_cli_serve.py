@@ -31,7 +31,10 @@ def test_a_bad_setting_stops_with_exit_2(
     monkeypatch.setenv("INFERNO_CONTROL_PERIOD", "-1")
     assert main(["optimizer"]) == 2
     err = capsys.readouterr().err
-    assert err == "inferno: error: INFERNO_CONTROL_PERIOD=-1.0: expected >= 0 seconds\n"
+    assert err == (
+        "inferno: error: INFERNO_CONTROL_PERIOD=-1.0: expected 0 (only on POST /invoke) "
+        "or 0.01 to 86400 seconds (>= 0)\n"
+    )
 
 
 @pytest.mark.parametrize("command", ["collector", "actuator", "controller"])

@@ -95,7 +95,9 @@ def test_the_registry_holds_only_serviceclass_handlers() -> None:
         ("create", None),
         ("update", None),
     }
-    assert {(h.selector.group, h.selector.version, h.selector.any_name) for h in changing} == {
+    selectors = [h.selector for h in changing]
+    assert all(sel is not None for sel in selectors)
+    assert {(sel.group, sel.version, sel.any_name) for sel in selectors if sel is not None} == {
         ("inferno.ai", "v1alpha1", "serviceclasses")
     }
     assert not registry._spawning.get_all_handlers()

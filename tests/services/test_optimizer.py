@@ -205,7 +205,8 @@ def pair_of(body: dict[str, Any], model: str, acc: str) -> dict[str, Any]:
         p for p in body["tuning"]["profiles"] if (p["model"], p["accelerator"]) == (model, acc)
     ]
     assert len(found) == 1, body["tuning"]
-    return found[0]
+    pair: dict[str, Any] = found[0]
+    return pair
 
 
 async def test_observations_tune_the_profile_over_cycles() -> None:

@@ -13,6 +13,7 @@ from inferno.control.optimize import optimize, prepare, read_static_data
 from inferno.model.profiles import BatchProfile, G0Profile, Tokens
 from inferno.settings import Settings, SettingsError
 from inferno.tuning import observations_from, with_tuned_profiles
+from inferno.units import MS_PER_MIN
 
 SAMPLE = Path(__file__).resolve().parent.parent.parent / "samples" / "large"
 
@@ -55,7 +56,7 @@ def test_observations_join_the_measurement_and_the_rows_by_server_name() -> None
     assert (a.server, a.model, a.accelerator) == ("a", "m", "A100")
     assert (a.compute_ms, a.avg_batch) == (40.0, 6.0)
     assert a.requests == pytest.approx(1200.0)  # 600/min over 120 s
-    assert a.occupancy == pytest.approx(600 / 60_000 * 40 / 2)  # Little's law per replica
+    assert a.occupancy == pytest.approx(600 / MS_PER_MIN * 40 / 2)  # Little's law per replica
     assert a.tokens == Tokens(100.0, 50.0)
     assert (b.accelerator, b.compute_ms, b.requests, b.occupancy) == ("", None, None, None)
     assert b.tokens == Tokens(0.0, 512.0)  # G0's avgLength, from the row
@@ -137,7 +138,7 @@ def test_without_tuning_the_answer_has_no_tuning_section() -> None:
 
 def test_tuning_settings() -> None:
     s = Settings.from_env({})
-    assert (s.tuning_enabled, s.tuning_bounds, s.tuning_gate, s.tuning_reset_after) == (
+    assert (s.tuning.enabled, s.tuning.bounds, s.tuning.gate, s.tuning.reset_after) == (
         True,
         4.0,
         0.999,
@@ -155,11 +156,11 @@ def test_tuning_settings() -> None:
             "INFERNO_TUNING_RESET_AFTER": "5",
         }
     )
-    assert not s.tuning_enabled
-    assert (s.tuning_bounds, s.tuning_gate, s.tuning_process_noise) == (2.0, 0.99, 0.0)
-    assert (s.tuning_measurement_noise, s.tuning_initial_uncertainty) == (0.1, 0.25)
-    assert (s.tuning_min_requests, s.tuning_reset_after) == (100.0, 5)
-    assert Settings.from_env({"INFERNO_TUNING_ENABLED": "ON"}).tuning_enabled
+    assert not s.tuning.enabled
+    assert (s.tuning.bounds, s.tuning.gate, s.tuning.process_noise) == (2.0, 0.99, 0.0)
+    assert (s.tuning.measurement_noise, s.tuning.initial_uncertainty) == (0.1, 0.25)
+    assert (s.tuning.min_requests, s.tuning.reset_after) == (100.0, 5)
+    assert Settings.from_env({"INFERNO_TUNING_ENABLED": "ON"}).tuning.enabled
 
 
 @pytest.mark.parametrize(
