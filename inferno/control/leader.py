@@ -134,7 +134,10 @@ class LeaderElector:
         now = self._monotonic()
         if self._seen is None or (self._seen.holder, self._seen.renew) != (holder, renew):
             self._seen = _Seen(holder, renew, now)
-        if holder and now - self._seen.since < self.duration:
+        # the holder's own promise counts when it is the longer one
+        held = spec.get("leaseDurationSeconds")
+        patience = max(self.duration, float(held) if isinstance(held, int | float) else 0.0)
+        if holder and now - self._seen.since < patience:
             return  # a live holder
         transitions = int(spec.get("leaseTransitions") or 0)
         stamp = _micro(self._wall())

@@ -71,14 +71,32 @@ def response_states(n_batch: int, n_max: int) -> int:
     return m * (m + 1) // 2 + n_max
 
 
+#: the most (point × queue state) terms :func:`wait_survival` holds at once (32 MB an array)
+_WAIT_CELLS = 1 << 22
+
+
 def wait_survival(t: F, p_batch: F, blocking: F, log_r: F, mu_n: F, n_tail: F) -> F:
     """P(W > t) for C chains at once (arrays of shape (C,)).
 
     ``p_batch`` = p(N), ``blocking`` = p(K), ``log_r`` = log λ/μ(N), ``n_tail`` = M = K − N.
+    The points are taken a few at a time, so that memory stays bounded whatever C and M are.
     """
     mmax = int(n_tail.max()) if n_tail.size else 0
     if mmax == 0:
         return np.zeros_like(t)
+    step = max(1, _WAIT_CELLS // mmax)
+    parts = [
+        _wait_survival(
+            mmax, *(a[i : i + step] for a in (t, p_batch, blocking, log_r, mu_n, n_tail))
+        )
+        for i in range(0, t.size, step)
+    ]
+    out: F = np.concatenate(parts)
+    return out
+
+
+def _wait_survival(mmax: int, t: F, p_batch: F, blocking: F, log_r: F, mu_n: F, n_tail: F) -> F:
+    """:func:`wait_survival` of a few points, summed over ``mmax`` terms (the same for all)."""
     i = np.arange(mmax, dtype=np.float64)
     x = np.maximum(mu_n * t, 1e-300)[:, None]
     log_pois = -x + i * np.log(x) - gammaln(i + 1.0)

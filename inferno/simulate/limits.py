@@ -106,8 +106,10 @@ def estimate_run(scenario: Scenario) -> RunEstimate:
     )
 
 
-def check_run_size(scenario: Scenario, limit: float = MAX_EVENTS) -> RunEstimate:
-    """The run's estimate; an InputError naming the scenario when it is above ``limit``."""
+def check_run_size(scenario: Scenario, limit: float | None = None) -> RunEstimate:
+    """The run's estimate; an InputError naming the scenario when it is above ``limit``
+    (default :data:`MAX_EVENTS`)."""
+    limit = MAX_EVENTS if limit is None else limit
     estimate = estimate_run(scenario)
     if not estimate.events <= limit:
         raise InputError(

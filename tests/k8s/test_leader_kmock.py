@@ -294,3 +294,24 @@ async def test_a_leader_that_cannot_renew_steps_down_by_its_own_clock(
     assert not a.leads()
     assert lease_spec(server)["holderIdentity"] == "inferno-a"
     server.errors.clear()
+
+
+def test_the_holders_longer_duration_is_honoured() -> None:
+    """An instance configured with a shorter duration waits for the holder's own."""
+    from inferno.control.leader import LeaderElector
+    from services import FakeCluster
+
+    cluster = FakeCluster()
+    clock_a, clock_b = Clock(), Clock()
+    a = LeaderElector(
+        cluster, "inferno", "lease", "a", duration=60, monotonic=clock_a, wall=lambda: WALL0
+    )
+    b = LeaderElector(
+        cluster, "inferno", "lease", "b", duration=10, monotonic=clock_b, wall=lambda: WALL0
+    )
+    assert a.tick() is True
+    assert b.tick() is False
+    clock_b.advance(30)  # past b's 10 s, within a's 60 s
+    assert b.tick() is False
+    clock_b.advance(31)
+    assert b.tick() is True
