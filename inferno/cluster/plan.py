@@ -147,6 +147,9 @@ def _deployment_patch(
             if d.env[j][1] != value:
                 # the whole entry: it may hold a valueFrom, which cannot sit beside a value
                 entry = {"name": cfg.batch_env, "value": value}
+                # the entry is still the batch variable (an edit since the read cannot make the
+                # index point at another one: the patch then fails whole)
+                ops.append({"op": "test", "path": f"{base}/env/{j}/name", "value": cfg.batch_env})
                 ops.append({"op": "replace", "path": f"{base}/env/{j}", "value": entry})
         elif d.env:
             ops.append(
@@ -164,6 +167,12 @@ def _deployment_patch(
                     "value": [{"name": cfg.batch_env, "value": value}],
                 }
             )
+    if any(op["path"].startswith(f"{base}/") for op in ops) and d.container_name:
+        # the container at that index is still the serving one
+        ops.insert(
+            next(i for i, op in enumerate(ops) if op["path"].startswith(f"{base}/")),
+            {"op": "test", "path": f"{base}/name", "value": d.container_name},
+        )
     return ops
 
 

@@ -208,7 +208,10 @@ def test_gpu_limit_goes_to_the_annotated_container_and_requests_follow() -> None
     obj = settled(sidecar_first=True)  # the sidecar is containers[0], Triton containers[1]
     assert obj["metadata"]["annotations"][L.CONTAINER] == "triton"
     action = one(obj, decision("llama", gpus=2))
-    assert paths(action) == ["/spec/template/spec/containers/1/resources"]
+    assert paths(action) == [
+        "/spec/template/spec/containers/1/name",  # a test: still the serving container
+        "/spec/template/spec/containers/1/resources",
+    ]
     out = applied(obj, action)
     expected = copy.deepcopy(obj)
     res = expected["spec"]["template"]["spec"]["containers"][1]["resources"]
@@ -263,6 +266,17 @@ def test_batch_env_replaced_in_place() -> None:
         "path": f"/spec/template/spec/containers/0/env/{index}",
         "value": {"name": BATCH_ENV, "value": "64"},
     } in action.patch
+    # the index is guarded: an env reordered since the read fails the patch whole
+    assert {
+        "op": "test",
+        "path": f"/spec/template/spec/containers/0/env/{index}/name",
+        "value": BATCH_ENV,
+    } in action.patch
+    moved = copy.deepcopy(obj)
+    env_moved = triton(moved)["env"]
+    env_moved.insert(0, env_moved.pop(index))
+    with pytest.raises(jsonpatch.JsonPatchTestFailed):
+        jsonpatch.apply_patch(moved, list(action.patch))
     out = applied(obj, action)
     env = triton(out)["env"]
     expected_env = copy.deepcopy(env_before)
