@@ -22,10 +22,10 @@ import yaml
 
 from inferno.cli import main
 from inferno.simulate import limits as sim_limits
-from tests.simulate.scenarios import SAMPLE, small_scenario
 
 Files = dict[str, Any]
-HUGE_INT = int("9" * 5000)  # beyond Python's 4300-digit limit on int-from-text conversion
+SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "large"
+HUGE_INT = "9" * 5000  # an integer literal beyond Python's 4300-digit limit on text to int
 
 
 def base_files() -> Files:
@@ -37,7 +37,9 @@ def base_files() -> Files:
                 {"name": "H100", "cost": 75},
             ]
         },
-        "capacity-data.json": {"count": [{"type": "A100", "count": 64}, {"type": "H100", "count": 8}]},
+        "capacity-data.json": {
+            "count": [{"type": "A100", "count": 64}, {"type": "H100", "count": 8}]
+        },
         "model-data.json": {
             "models": [
                 {"name": "m", "acc": "A100", "alpha": 20, "beta": 0.4, "maxBatchSize": 32,
@@ -121,7 +123,7 @@ class Case:
 
 def system_case(
     id: str,
-    change: Callable[[Files], None],
+    change: Callable[[Files], object],
     *expect: str,
     command: str = "optimize",
     flags: tuple[str, ...] = (),
@@ -158,7 +160,15 @@ def replace_text(old: str, new: str) -> Callable[[str], str]:
     return edit
 
 
+RATE0 = "servers.0.currentAlloc.load.arrivalRate"
 S0 = "$.servers[0]"
+
+
+def _limited_without_capacity(files: Files) -> None:
+    files.pop("capacity-data.json")
+    _set(files["optimizer-data.json"], "optimizer.unlimited", False)
+
+
 LOAD0 = f"{S0}.currentAlloc.load"
 LOAD1 = "$.servers[1].currentAlloc.load"
 
@@ -326,9 +336,7 @@ CASES += [
                 "$.servers[1].name", "duplicate server name"),
     system_case("missing-model-file", lambda f: f.pop("model-data.json"),
                 "model-data.json", "required file is missing"),
-    system_case("capacity-missing-when-limited",
-                lambda f: (f.pop("capacity-data.json"),
-                           _set(f["optimizer-data.json"], "optimizer.unlimited", False)),
+    system_case("capacity-missing-when-limited", lambda f: _limited_without_capacity(f),
                 "capacity-data.json", "required file is missing"),
 ]  # fmt: skip
 
@@ -337,10 +345,6 @@ CASES += [
               name, "malformed JSON at line 1")
     for name in base_files()
 ]  # fmt: skip
-
-
-def _directory_as_file(files: Files) -> None:
-    files.pop("server-data.json")
 
 
 def _server_data_is_a_directory(tmp: Path) -> list[str]:
@@ -363,8 +367,10 @@ CASES += [
     Case("server-data-is-a-directory", _server_data_is_a_directory,
          ("server-data.json", "required file is missing")),
     # command-line values
-    system_case("queue-factor-flag-nan", lambda f: None, "--queue-factor", flags=("--queue-factor", "nan")),
-    system_case("queue-factor-flag-inf", lambda f: None, "--queue-factor", flags=("--queue-factor", "inf")),
+    system_case("queue-factor-flag-nan", lambda f: None, "--queue-factor",
+                flags=("--queue-factor", "nan")),
+    system_case("queue-factor-flag-inf", lambda f: None, "--queue-factor",
+                flags=("--queue-factor", "inf")),
     system_case("queue-factor-flag-negative", lambda f: None, "--queue-factor",
                 flags=("--queue-factor", "-1")),
     system_case("queue-factor-flag-huge", lambda f: None, "--queue-factor", "[0, 1000]",
@@ -376,10 +382,11 @@ CASES += [
                 lambda f: _set(f["server-data.json"], "servers.0.maxQueueSize", 2000),
                 "system", "states", "maxQueueSize", flags=("--percentiles",)),
     # explain
-    system_case("explain-unknown-server", lambda f: _set(f["server-data.json"], "servers.0.name", "x"),
+    system_case("explain-unknown-server",
+                lambda f: _set(f["server-data.json"], "servers.0.name", "x"),
                 "no server named 'sm'", command="explain"),
     system_case("explain-rate-1e308",
-                lambda f: _set(f["server-data.json"], "servers.0.currentAlloc.load.arrivalRate", 1e308),
+                lambda f: _set(f["server-data.json"], f"{RATE0}", 1e308),
                 f"{LOAD0}.arrivalRate", "<= 1e+09", command="explain"),
     system_case("explain-deep", lambda f: f.update({"model-data.json": nested(10_000)}),
                 "model-data.json", "nesting deeper than 64 levels", command="explain"),
@@ -444,7 +451,8 @@ CASES += [
     analyze_case("analyze-rps-string", with_(RPS="5"), "$.RPS", 'the string "5"'),
     Case("analyze-missing-file", lambda tmp: ["analyze", str(tmp / "none.json")],
          ("none.json", "file not found")),
-    Case("analyze-directory", lambda tmp: ["analyze", str(tmp)], ("is a directory, expected a file",)),
+    Case("analyze-directory", lambda tmp: ["analyze", str(tmp)],
+         ("is a directory, expected a file",)),
 ]  # fmt: skip
 
 
@@ -470,8 +478,22 @@ def scenario_case(
     return Case(id, build, (name, *expect))
 
 
+def small_scenario(**overrides: Any) -> dict[str, Any]:
+    """Three minutes of two servers of the large sample, every policy, changed by ``overrides``."""
+    doc: dict[str, Any] = {
+        "system": str(SAMPLE),
+        "duration": 180,
+        "seed": 7,
+        "control_period": 30,
+        "servers": ["Premium-llama3_8b", "Bronze-mistral_7b"],
+        "traces": {"default": {"kind": "steps", "relative": True, "steps": [[0, 1.0], [60, 1.5]]}},
+        "policies": ["inferno", "static", {"hpa": {"target": 0.7}}, "queue"],
+    }
+    return {**doc, **overrides}
+
+
 def one_policy(**overrides: Any) -> dict[str, Any]:
-    """A small scenario (two servers, three minutes, static only) changed by ``overrides``."""
+    """A small scenario, static only, changed by ``overrides``."""
     return small_scenario(**{"policies": ["static"], **overrides})
 
 
@@ -517,7 +539,8 @@ CASES += [
                   "$.traces.default.steps[0][0]", "≤ 1e+07"),
     scenario_case("sim-step-rate-negative", default_trace(kind="steps", steps=[[0, -1]]),
                   "$.traces.default.steps[0][1]", "≥ 0"),
-    scenario_case("sim-step-rate-nan", SYSTEM_LINE + "duration: 60\ntraces: {default: {kind: steps, "
+    scenario_case("sim-step-rate-nan",
+                  SYSTEM_LINE + "duration: 60\ntraces: {default: {kind: steps, "
                   "steps: [[0, .nan]]}}\n", "$.traces.default.steps[0][1]", "finite"),
     scenario_case("sim-diurnal-period-1e308",
                   default_trace(kind="diurnal", period=1e308), "$.traces.default.period",
@@ -698,7 +721,7 @@ def _with_rate(rate: float) -> Files:
     return files
 
 
-def _with_text_rate(rate: int) -> Files:
+def _with_text_rate(rate: str) -> Files:
     files = base_files()
     files["server-data.json"] = json.dumps(files["server-data.json"]).replace(
         NUMBER_60, f'"arrivalRate": {rate}', 1

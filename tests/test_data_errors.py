@@ -7,10 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
-from inferno.data import load_analyzer_problem, load_system
+from inferno.data import documents, limits, load_analyzer_problem, load_system
 from inferno.errors import DataError, InputError
+from inferno.model.profiles import G0Profile, Tokens
 
 Files = dict[str, Any]
 
@@ -476,3 +478,191 @@ def test_no_raw_exception_escapes(tmp_path: Path) -> None:
                     assert str(err).startswith(str(tmp_path))
                     reported += 1
     assert reported > 100
+
+
+# --- bounds (inferno.data.limits) ----------------------------------------------------------------
+
+BOUNDED = [
+    # (file, position in the document, the largest accepted value, a value just above, path)
+    (SRV, ("servers", 3, "currentAlloc", "load", "arrivalRate"), limits.MAX_ARRIVAL_RATE,
+     limits.MAX_ARRIVAL_RATE * 1.000001, RATE3),
+    (SRV, ("servers", 3, "currentAlloc", "load", "avgLength"), limits.MAX_TOKENS,
+     limits.MAX_TOKENS + 1, "$.servers[3].currentAlloc.load.avgLength"),
+    (SRV, ("servers", 2, "maxBatchSize"), limits.MAX_BATCH_SIZE, limits.MAX_BATCH_SIZE + 1,
+     "$.servers[2].maxBatchSize"),
+    (SRV, ("servers", 2, "maxQueueSize"), limits.MAX_QUEUE_SIZE, limits.MAX_QUEUE_SIZE + 1,
+     "$.servers[2].maxQueueSize"),
+    (SRV, ("servers", 2, "maxNumReplicas"), limits.MAX_COUNT, limits.MAX_COUNT + 1,
+     "$.servers[2].maxNumReplicas"),
+    (MDL, ("models", 1, "maxBatchSize"), limits.MAX_BATCH_SIZE, limits.MAX_BATCH_SIZE + 1, BATCH1),
+    (MDL, ("models", 1, "alpha"), limits.MAX_PROFILE_PARAMETER,
+     limits.MAX_PROFILE_PARAMETER * 1.000001, "$.models[1].alpha"),
+    (MDL, ("models", 1, "atTokens"), limits.MAX_TOKENS, limits.MAX_TOKENS + 1,
+     "$.models[1].atTokens"),
+    (ACC, ("accelerators", 0, "cost"), limits.MAX_COST, limits.MAX_COST * 1.000001,
+     "$.accelerators[0].cost"),
+    (CAP, ("count", 0, "count"), limits.MAX_COUNT, limits.MAX_COUNT + 1, "$.count[0].count"),
+    (CLS, ("serviceClasses", 0, "slo-ttw"), limits.MAX_TIME_MS, limits.MAX_TIME_MS * 1.000001,
+     "$.serviceClasses[0].slo-ttw"),
+    (CLS, ("serviceClasses", 0, "priority"), limits.MAX_COUNT, limits.MAX_COUNT + 1,
+     "$.serviceClasses[0].priority"),
+    (OPT, ("optimizer", "queueFactor"), limits.MAX_QUEUE_FACTOR, limits.MAX_QUEUE_FACTOR + 1,
+     "$.optimizer.queueFactor"),
+    (OPT, ("optimizer", "milpTimeLimit"), limits.MAX_MILP_TIME_LIMIT,
+     limits.MAX_MILP_TIME_LIMIT + 1, "$.optimizer.milpTimeLimit"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("file", "position", "largest", "above", "path"),
+    BOUNDED,
+    ids=[path for *_, path in BOUNDED],
+)
+def test_each_bound_accepts_its_value_and_refuses_more(
+    tmp_path: Path, file: str, position: tuple[Any, ...], largest: float, above: float, path: str
+) -> None:
+    load(tmp_path, lambda files: _replace(files[file], position, largest))
+    with pytest.raises(InputError) as info:
+        load(tmp_path, lambda files: _replace(files[file], position, above))
+    assert info.value.path == path
+    assert info.value.source == str(tmp_path / file)
+    assert "<=" in info.value.problem
+
+
+@pytest.mark.parametrize(
+    ("position", "value", "accepted"),
+    [
+        (("servers", 3, "currentAlloc", "load", "avgLength"), 0, True),
+        (("servers", 3, "currentAlloc", "load", "avgLength"), limits.MIN_TOKENS, True),
+        (("servers", 3, "currentAlloc", "load", "avgLength"), limits.MIN_TOKENS / 2, False),
+        (("servers", 3, "currentAlloc", "load", "avgLength"), 5e-324, False),
+    ],
+)
+def test_a_positive_token_count_has_a_floor(
+    tmp_path: Path, position: tuple[Any, ...], value: float, accepted: bool
+) -> None:
+    def change(files: Files) -> None:
+        _replace(files[SRV], position, value)
+
+    if accepted:
+        load(tmp_path, change)
+    else:
+        with pytest.raises(InputError, match=r"expected a number >= 0\.001 \(or 0\)"):
+            load(tmp_path, change)
+
+
+def test_a_triton_batch_is_bounded_lower_than_a_chain_batch(tmp_path: Path) -> None:
+    def batch_kind(size: int, batching: str) -> Callable[[Files], None]:
+        def change(files: Files) -> None:
+            row = files[MDL]["models"][1]
+            row.update({"kind": "batch", "batching": batching, "maxBatchSize": size})
+            row.pop("atTokens")
+
+        return change
+
+    load(tmp_path, batch_kind(limits.MAX_TRITON_BATCH_SIZE, "triton"))
+    load(tmp_path, batch_kind(limits.MAX_BATCH_SIZE, "chain"))
+    with pytest.raises(InputError, match='batching: "chain"') as info:
+        load(tmp_path, batch_kind(limits.MAX_TRITON_BATCH_SIZE + 1, "triton"))
+    assert info.value.path == BATCH1
+
+
+def test_every_server_row_error_is_under_its_row(tmp_path: Path) -> None:
+    """The optimizer service leaves out the server an error's path names ($.servers[i]...)."""
+    for key, value in [("maxBatchSize", 10**9), ("maxQueueSize", 10**9), ("minNumReplicas", -1)]:
+        with pytest.raises(InputError) as info:
+            load(tmp_path, set_server(key, value))
+        assert (info.value.path or "").startswith("$.servers[2]."), info.value
+
+
+# --- reading files: nesting and long integers (inferno.data.documents) ---------------------------
+
+
+def test_nesting_is_measured_in_levels() -> None:
+    def deep(levels: int) -> object:
+        value: object = 1
+        for _ in range(levels):
+            value = [value]
+        return value
+
+    assert not documents.nested_too_deeply(deep(limits.MAX_NESTING))
+    assert documents.nested_too_deeply(deep(limits.MAX_NESTING + 1))
+    assert not documents.nested_too_deeply({"a": {"b": [1, {"c": 2}]}}, 4)
+    assert documents.nested_too_deeply({"a": {"b": [1, {"c": []}]}}, 4)
+
+
+def test_shared_and_self_referencing_nodes_cost_their_text() -> None:
+    shared: list[object] = [1]
+    for _ in range(40):  # 2^40 paths, 40 distinct lists
+        shared = [shared, shared]
+    assert not documents.nested_too_deeply(shared)
+    loop: list[object] = []
+    loop.append(loop)
+    assert documents.nested_too_deeply(loop)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "nesting deeper than 64 levels"),
+        ("[" * 65 + "]" * 65, "nesting deeper than 64 levels"),
+        ("9" * 5000, "integer with more than 4300 digits"),
+        ('{"a": 1,}', "malformed JSON at line 1"),
+    ],
+)
+def test_json_text_errors_name_the_file(text: str, words: str) -> None:
+    with pytest.raises(InputError) as info:
+        documents.parse_json(text, "f.json")
+    assert info.value.source == "f.json" and words in info.value.problem
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("a: " + "[" * 100_000 + "]" * 100_000, "nesting deeper than 64 levels"),
+        ("a: &x [*x]", "nesting deeper than 64 levels"),
+        ("a: " + "9" * 5000, "integer with more than 4300 digits"),
+        ("a: [1", "malformed YAML"),
+        ("a: !!int zz", "malformed YAML"),
+    ],
+)
+def test_yaml_text_errors_name_the_file(text: str, words: str) -> None:
+    with pytest.raises(InputError) as info:
+        documents.parse_yaml(text, "f.yaml")
+    assert info.value.source == "f.yaml" and words in info.value.problem
+
+
+def test_a_directory_is_not_a_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="is a directory, expected a file"):
+        documents.read_text(tmp_path, "here")
+
+
+# --- the model's own caps ----------------------------------------------------------------------
+
+
+def test_the_memory_scaled_batch_is_capped() -> None:
+    from inferno.model.points import MAX_BATCH, OperatingPoints
+
+    # maxBatchSize·atTokens/tokens = 100000·1e7/0.001: 1e15 without the cap
+    profile, tokens = G0Profile(20.0, 0.4, 100_000, 1e7), Tokens(0.0, 0.001)
+    pts = OperatingPoints.of([profile], [tokens])
+    assert pts.n_batch[0] == MAX_BATCH == limits.MAX_BATCH_SIZE
+    assert pts.n_max[0] == 10 * MAX_BATCH  # G0's default queue, 9N
+    # a queue factor of 1000 asks for a queue of 1e8: the queue is capped too
+    pts = OperatingPoints.of([profile], [tokens], queue_factor=1000.0)
+    assert pts.n_max[0] == MAX_BATCH + limits.MAX_QUEUE_SIZE
+
+
+def test_a_zero_service_time_stays_finite() -> None:
+    from inferno.model.points import OperatingPoints
+
+    pts = OperatingPoints.of([G0Profile(5e-324, 0.0, 32, 512)], [Tokens(0.0, 1024.0)])
+    assert np.isfinite(pts.mu_1).all() and np.isfinite(pts.mu_n).all()
+
+
+def test_the_response_time_chain_is_bounded() -> None:
+    from inferno.model import percentiles
+
+    assert percentiles.response_states(16, 16 + 900) <= percentiles.MAX_RESPONSE_STATES
+    with pytest.raises(InputError, match="maxQueueSize"):
+        percentiles.ResponseTime(0.01, np.ones(16), 16 + 2000, np.ones(16 + 2001))

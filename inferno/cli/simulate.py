@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from ..errors import InputError
 from ._table import render
 
 if TYPE_CHECKING:
@@ -113,7 +114,11 @@ def run(args: argparse.Namespace) -> int:
         logger.info("run of %s", check_run_size(scenario).describe())
     out_dir = Path(args.out) if args.out else Path("out") / Path(args.scenario).stem
     bar = None if args.quiet else ProgressBar(sys.stderr)
-    result = run_scenario(scenario, bar)
+    try:
+        result = run_scenario(scenario, bar)
+    except InputError as err:  # a model limit met while sizing (inferno.model)
+        err.source = err.source or args.scenario
+        raise
     report = build_report(result)
     print(format_report(report))
     csv_files = write_csv(report, out_dir)

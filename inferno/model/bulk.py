@@ -214,6 +214,10 @@ class BulkResponseTime:
         busy = pi * tau / cycle  # time in a batch started from each X
         keep = busy > 1e-14
         busy, batch, tau, start = busy[keep], batch[keep], tau[keep], start[keep]
+        if busy.size == 0:  # batches (almost) never run: every request runs alone at once
+            self.idle = 1.0
+            self._w = self._wait = self._r = np.zeros(0)
+            return
         u = tau[:, None] * (_U_NODES[None, :] + 1.0) / 2.0  # (X, S)
         wu = busy[:, None] * _U_WEIGHTS[None, :] / 2.0  # uniform u: density 1/τ, dt = τ/2·w
         mean = rate * u

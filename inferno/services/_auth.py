@@ -16,13 +16,26 @@ import os
 import secrets
 import threading
 from pathlib import Path
+from typing import TypeVar
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
+from prometheus_client import Counter
+from pydantic import BaseModel
 
 from ..settings import Settings, SettingsError
+from ._body import read_body
 
-__all__ = ["InvokeToken", "authorized", "internal_token", "load_or_create_token", "unauthorized"]
+__all__ = [
+    "InternalGate",
+    "InvokeToken",
+    "authorized",
+    "internal_token",
+    "load_or_create_token",
+    "unauthorized",
+]
+
+M = TypeVar("M", bound=BaseModel)
 
 logger = logging.getLogger(__name__)
 
@@ -140,3 +153,30 @@ class InvokeToken:
 
     def allows(self, request: Request) -> bool:
         return self.insecure or authorized(request.headers.get("authorization"), self.current())
+
+
+class InternalGate:
+    """What every internal route does first: the pod's token (401), then, for a body, its size,
+    JSON and shape (413, 400); each refusal counted in ``rejected`` by reason."""
+
+    def __init__(self, token: str | None, rejected: Counter, limit: int) -> None:
+        self.token = token
+        self.rejected = rejected
+        self.limit = limit
+
+    def refuse(self, request: Request, what: str) -> JSONResponse | None:
+        """401 unless the request presents the token (None: no authentication)."""
+        if self.token is None or authorized(request.headers.get("authorization"), self.token):
+            return None
+        self.rejected.labels("unauthorized").inc()
+        return unauthorized(what)
+
+    async def read(self, request: Request, model: type[M], what: str) -> M | JSONResponse:
+        """The request's body as ``model``, or the answer that refuses the request."""
+        refused = self.refuse(request, what)
+        if refused is not None:
+            return refused
+        body = await read_body(request, model, self.limit)
+        if isinstance(body, JSONResponse):
+            self.rejected.labels("too_large" if body.status_code == 413 else "bad_request").inc()
+        return body

@@ -24,8 +24,7 @@ from ..control.static_data import StaticData
 from ..errors import InputError
 from ..k8s import ClusterAPI, ClusterError
 from ..settings import Settings
-from ._auth import authorized, unauthorized
-from ._body import read_body
+from ._auth import InternalGate
 from ._common import add_probes, error, new_registry
 from .messages import UpdateAnswer, UpdateRequest
 from .metrics import ActuatorMetrics
@@ -67,18 +66,14 @@ def create_app(
             return f"static data: {exc}"
         return None
 
+    gate = InternalGate(token, metrics.security.rejected, settings.security.max_body_bytes)
     app = FastAPI(title="inferno actuator", version="1")
     add_probes(app, metrics.registry, ready)
 
     @app.post("/update")
     async def update_route(request: Request) -> JSONResponse:
-        if token is not None and not authorized(request.headers.get("authorization"), token):
-            metrics.security.rejected.labels("unauthorized").inc()
-            return unauthorized("/update")
-        body = await read_body(request, UpdateRequest, settings.security.max_body_bytes)
+        body = await gate.read(request, UpdateRequest, "/update")
         if isinstance(body, JSONResponse):
-            reason = "too_large" if body.status_code == 413 else "bad_request"
-            metrics.security.rejected.labels(reason).inc()
             return body
         try:
             limits = await asyncio.to_thread(data.limits)

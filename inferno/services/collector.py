@@ -27,7 +27,7 @@ from ..control.collect import Collection, collect
 from ..k8s import ClusterAPI, ClusterError
 from ..prom import LoadMeasurement, LoadSource, PrometheusError
 from ..settings import Settings
-from ._auth import authorized, unauthorized
+from ._auth import InternalGate
 from ._common import add_probes, error, new_registry
 from .messages import CollectAnswer
 from .metrics import CollectorMetrics
@@ -61,6 +61,7 @@ def create_app(
             return f"cluster not reachable: {exc}"
         return None
 
+    gate = InternalGate(token, metrics.security.rejected, settings.security.max_body_bytes)
     app = FastAPI(title="inferno collector", version="1")
     add_probes(app, metrics.registry, ready)
 
@@ -75,9 +76,9 @@ def create_app(
 
     @app.get("/collect")
     async def collect_route(request: Request) -> JSONResponse:
-        if token is not None and not authorized(request.headers.get("authorization"), token):
-            metrics.security.rejected.labels("unauthorized").inc()
-            return unauthorized("/collect")
+        refused = gate.refuse(request, "/collect")
+        if refused is not None:
+            return refused
         start = time.perf_counter()
         try:
             found = await asyncio.to_thread(run)

@@ -24,8 +24,7 @@ from ..control.static_data import StaticData
 from ..errors import InputError
 from ..settings import Settings
 from ..tuning import TuningReport
-from ._auth import authorized, unauthorized
-from ._body import read_body
+from ._auth import InternalGate
 from ._common import add_probes, error, new_registry
 from .messages import OptimizeAnswer, OptimizeRequest
 from .metrics import OptimizerMetrics
@@ -111,18 +110,14 @@ def create_app(
             return f"static data in {data.path}: missing {', '.join(missing)}"
         return None
 
+    gate = InternalGate(token, metrics.security.rejected, settings.security.max_body_bytes)
     app = FastAPI(title="inferno optimizer", version="1")
     add_probes(app, metrics.registry, ready)
 
     @app.post("/optimize")
     async def optimize_route(request: Request) -> JSONResponse:
-        if token is not None and not authorized(request.headers.get("authorization"), token):
-            metrics.security.rejected.labels("unauthorized").inc()
-            return unauthorized("/optimize")
-        body = await read_body(request, OptimizeRequest, settings.security.max_body_bytes)
+        body = await gate.read(request, OptimizeRequest, "/optimize")
         if isinstance(body, JSONResponse):
-            reason = "too_large" if body.status_code == 413 else "bad_request"
-            metrics.security.rejected.labels(reason).inc()
             return body
         result = await asyncio.to_thread(solve, body)
         if isinstance(result, JSONResponse):

@@ -136,3 +136,12 @@ def test_p95_matches_the_emulator(load: float) -> None:
     # through the operating points: what sizing and the percentile reports use
     pts = OperatingPoints.of([BatchProfile(alpha, beta, n)], [Tokens()], max_queue=[10 * n])
     assert quantile(pts.response_time(0, lam).survival, 0.95, 50.0) == pytest.approx(model_p95)
+
+
+def test_a_server_that_almost_never_batches_has_the_idle_distribution() -> None:
+    """Arrivals so rare that no batch state carries weight: every request runs alone."""
+    from inferno.model.bulk import BulkResponseTime
+
+    d = BulkResponseTime(alpha=10.0, beta=1.0, n=4, k=8, rate=1e-15)
+    assert d.survival([5.0, 10.5, 12.0]).tolist() == pytest.approx([1.0, 1.0, 0.0], abs=1e-12)
+    assert d.wait_survival([0.0]).tolist() == [0.0]
