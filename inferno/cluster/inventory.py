@@ -9,7 +9,7 @@ the label or annotation at fault.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InfernoError
@@ -20,8 +20,6 @@ __all__ = [
     "HpaRef",
     "InventoryError",
     "ManagedDeployment",
-    "deployment_from_json",
-    "deployment_to_json",
     "parse_deployment",
     "server_row",
 ]
@@ -174,26 +172,6 @@ def parse_deployment(obj: Mapping[str, Any], default_mode: str = "auto") -> Mana
         cycle=str(annotations.get(L.CYCLE) or ""),
         has_annotations=isinstance(meta.get("annotations"), Mapping),
     )
-
-
-def deployment_to_json(d: ManagedDeployment) -> dict[str, Any]:
-    """JSON for the collector's ``/collect`` answer (inverse: :func:`deployment_from_json`)."""
-    out = asdict(d)
-    out["node_selector"] = dict(d.node_selector)
-    out["env"] = [list(e) for e in d.env]
-    return out
-
-
-def deployment_from_json(obj: Mapping[str, Any]) -> ManagedDeployment:
-    data = dict(obj)
-    data["env"] = tuple((str(n), str(v)) for n, v in data.get("env") or [])
-    data["node_selector"] = dict(data.get("node_selector") or {})
-    data["resources"] = dict(data.get("resources") or {})
-    load = data.get("load")
-    data["load"] = None if load is None else Load(**load)
-    hpa = data.get("hpa")
-    data["hpa"] = None if hpa is None else HpaRef(**hpa)
-    return ManagedDeployment(**data)
 
 
 def server_row(d: ManagedDeployment, load: Load | None) -> dict[str, Any]:
