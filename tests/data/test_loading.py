@@ -19,7 +19,7 @@ from inferno.model.profiles import (
 )
 from inferno.system import BatchPolicy, Load, SaturationPolicy, System, Target
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "large"
+SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "large"
 
 
 def base_files() -> dict[str, Any]:

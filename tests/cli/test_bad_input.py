@@ -24,7 +24,7 @@ from inferno.cli import main
 from inferno.simulate import limits as sim_limits
 
 Files = dict[str, Any]
-SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "large"
+SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "large"
 HUGE_INT = "9" * 5000  # an integer literal beyond Python's 4300-digit limit on text to int
 
 

@@ -20,7 +20,7 @@ import pytest
 
 from inferno.cli import main
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "samples" / "large"
 
 # Inferno's published solution has an equal-cost tie for this server (MI300X x 2 replicas vs

@@ -11,12 +11,11 @@ from typing import Any
 
 import jsonpatch
 import pytest
+from k8s.conftest import BATCH_ENV, GPU, SIDECAR_IMAGE, TRITON_IMAGE, hpa, triton_deployment
 
 from inferno.cluster import labels as L
 from inferno.cluster.inventory import HpaRef, ManagedDeployment, parse_deployment
 from inferno.cluster.plan import Action, Decision, PlanSettings, _escape, plan, plan_one
-
-from .conftest import BATCH_ENV, GPU, SIDECAR_IMAGE, TRITON_IMAGE, hpa, triton_deployment
 
 NS = "llm"
 PRODUCT = "nvidia.com/gpu.product"
