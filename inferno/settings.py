@@ -4,7 +4,8 @@ option groups.
 ``Settings`` has one field per group — :class:`ServiceOptions` (``service``),
 :class:`Endpoints` (``ports``), :class:`SecurityOptions` (``security``),
 :class:`LeaderOptions` (``leader``), :class:`PrometheusOptions` (``prometheus``),
-:class:`TuningOptions` (``tuning``) and :class:`PlanOptions` (``plan``). Every field of a group
+:class:`TuningOptions` (``tuning``), :class:`PlanOptions` (``plan``) and
+:class:`PolicyOptions` (``policy``). Every field of a group
 names its environment variable and says what it means (``metadata``: ``env`` and ``doc``); the
 group checks its own values when it is made, so a group given in code is checked exactly like one
 read from the environment, and a bad value raises :class:`SettingsError` naming the variable, the
@@ -31,6 +32,7 @@ __all__ = [
     "Endpoints",
     "LeaderOptions",
     "PlanOptions",
+    "PolicyOptions",
     "PrometheusOptions",
     "SecurityOptions",
     "ServiceOptions",
@@ -386,6 +388,51 @@ class PlanOptions(_Group):
         self._require("batch_tolerance", 0 <= self.batch_tolerance < 1, "a fraction in [0, 1)")
 
 
+@dataclass(frozen=True, slots=True)
+class PolicyOptions(_Group):
+    """The control policy around the optimizer (:mod:`inferno.control.policy`), the same in the
+    cluster and in ``inferno simulate`` (a scenario's ``inferno`` policy sets these names)."""
+
+    headroom: float = _opt(
+        0.0, "INFERNO_POLICY_HEADROOM", "size each server for its measured load × (1 + headroom)"
+    )
+    stabilization_window: float = _opt(
+        0.0,
+        "INFERNO_SCALE_DOWN_WINDOW",
+        "seconds: a server keeps the most replicas decided in this window (same GPU and batch)",
+    )
+    max_scale_up_pods: int = _opt(
+        0, "INFERNO_MAX_SCALE_UP_PODS", "replicas one server may gain per cycle (0: no limit)"
+    )
+    max_scale_up_percent: float = _opt(
+        0.0, "INFERNO_MAX_SCALE_UP_PERCENT", "… or this % of its replicas, the larger (0: none)"
+    )
+    max_scale_down_pods: int = _opt(
+        0, "INFERNO_MAX_SCALE_DOWN_PODS", "replicas one server may lose per cycle (0: no limit)"
+    )
+    max_scale_down_percent: float = _opt(
+        0.0, "INFERNO_MAX_SCALE_DOWN_PERCENT", "… or this % of its replicas, the larger (0: none)"
+    )
+    max_total_gpus: int = _opt(
+        0, "INFERNO_MAX_TOTAL_GPUS", "GPUs all managed servers may hold together (0: no ceiling)"
+    )
+
+    def check(self) -> None:
+        self._require(
+            "headroom", _finite(self.headroom) and 0 <= self.headroom <= 10, "a number in [0, 10]"
+        )
+        self._require(
+            "stabilization_window",
+            _finite(self.stabilization_window) and 0 <= self.stabilization_window <= 86400,
+            "seconds in [0, 86400]",
+        )
+        for name in ("max_scale_up_pods", "max_scale_down_pods", "max_total_gpus"):
+            self._require(name, 0 <= getattr(self, name) <= 1_000_000, "an integer in 0..1000000")
+        for name in ("max_scale_up_percent", "max_scale_down_percent"):
+            value = getattr(self, name)
+            self._require(name, _finite(value) and 0 <= value <= 10_000, "a percentage >= 0")
+
+
 _GROUPS: dict[str, type[_Group]] = {
     "service": ServiceOptions,
     "ports": Endpoints,
@@ -394,6 +441,7 @@ _GROUPS: dict[str, type[_Group]] = {
     "prometheus": PrometheusOptions,
     "tuning": TuningOptions,
     "plan": PlanOptions,
+    "policy": PolicyOptions,
 }
 
 
@@ -408,6 +456,7 @@ class Settings:
     prometheus: PrometheusOptions = field(default_factory=PrometheusOptions)
     tuning: TuningOptions = field(default_factory=TuningOptions)
     plan: PlanOptions = field(default_factory=PlanOptions)
+    policy: PolicyOptions = field(default_factory=PolicyOptions)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

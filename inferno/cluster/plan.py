@@ -244,7 +244,7 @@ def plan_one(d: ManagedDeployment, dec: Decision | None, cfg: PlanSettings) -> A
         patch=tuple(patch),
         hpa_patch=tuple(hpa),
         hpa=d.hpa.name if d.hpa is not None else "",
-        event=Event("InfernoScaled", f"{summary}{note}"),
+        event=Event("InfernoScaled", f"{summary}{note}{f' [{dec.reason}]' if dec.reason else ''}"),
         before=before,
         after=after,
     )

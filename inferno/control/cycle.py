@@ -14,8 +14,9 @@ Rules:
   then fails. When its answer is lost (a timeout, a crash), the outcome is *unknown*: the cycle
   collects again and reports exactly which Deployments carry this cycle's annotation (a patch of
   this cycle landed there) and which do not.
-- Decisions go to the actuator as the optimizer wrote them, with the Deployments to apply them
-  to *by reference*: the actuator re-reads each one from the API.
+- With a :class:`~inferno.control.policy.Policy`, the loads get its headroom before the solve
+  and the decisions its guards after it (the clamps are in the report). Decisions go to the
+  actuator with the Deployments to apply them to *by reference*: it re-reads each one.
 - After the update, each ServiceClass's ``status`` is written (when a cluster API is given); a
   failure there is reported but does not fail the cycle.
 """
@@ -28,7 +29,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from ..cluster.inventory import ManagedDeployment
@@ -39,6 +40,7 @@ from ..k8s import ClusterAPI, ClusterError
 from .actuate import ActuationReport, CycleStamp, Target, parse_cycle_annotation
 from .collect import Collection
 from .optimize import OptimizeResult
+from .policy import Clamp, Policy
 
 __all__ = [
     "PHASES",
@@ -113,6 +115,7 @@ class CycleReport:
     solution_status: str | None = None
     status_errors: list[str] = field(default_factory=list)  # ServiceClass status writes
     tuning: dict[str, Any] | None = None  # the optimizer's tuning section (docs/tuning.md)
+    clamps: list[Clamp] = field(default_factory=list)  # the policy's bounds that changed decisions
 
     @property
     def ok(self) -> bool:
@@ -175,6 +178,7 @@ async def run_cycle(
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     clock: Callable[[], float] = time.perf_counter,
     stamp: CycleStamp | None = None,
+    policy: Policy | None = None,
 ) -> CycleReport:
     """Collect, optimize, update; then write the ServiceClass statuses. Never raises for a
     failed phase: the report says what failed (and the cycle's status is ``failed``)."""
@@ -219,20 +223,25 @@ async def run_cycle(
     try:
         collection: Collection = await timed(phase, phases.collect())
         report["problems"] = list(collection.problems)
+        if policy is not None:
+            collection = replace(collection, servers=policy.loads(collection.servers))
         if not collection.deployments:
             report["notes"] = ["no managed Deployments: nothing to optimize"]
             return finish("ok")
         phase = "optimize"
         optimized: OptimizeResult = await timed(phase, phases.optimize(collection))
-        report["decisions"] = list(optimized.decisions)
+        decisions = list(optimized.decisions)
+        if policy is not None:
+            guarded = policy.guard(decisions, collection.deployments)
+            decisions = guarded.decisions
+            report["clamps"] = guarded.clamps
+        report["decisions"] = decisions
         report["notes"] = list(optimized.notes)
         report["solution_status"] = str(optimized.solution.get("status", ""))
         report["tuning"] = optimized.tuning
         phase = "update"
         targets = [Target(d.namespace, d.name, d.server) for d in collection.deployments]
-        actuated: ActuationReport = await timed(
-            phase, phases.update(stamp, targets, optimized.decisions)
-        )
+        actuated: ActuationReport = await timed(phase, phases.update(stamp, targets, decisions))
     except PhaseError as exc:
         errors.append(f"{exc.phase}: {exc}")
         if exc.unknown and targets:

@@ -20,6 +20,7 @@ from ..errors import InfernoError
 from ..k8s import ClusterAPI
 from .cycle import CyclePhases, CycleReport, run_cycle
 from .leader import LeaderElector
+from .policy import Policy
 
 __all__ = ["Busy", "ControlLoop", "NotLeader"]
 
@@ -49,6 +50,7 @@ class ControlLoop:
         deadline: float = 30.0,
         elector: LeaderElector | None = None,
         on_report: Callable[[CycleReport], None] | None = None,
+        policy: Policy | None = None,
     ) -> None:
         self.phases = phases
         self.api = api
@@ -56,6 +58,7 @@ class ControlLoop:
         self.deadline = deadline
         self.elector = elector
         self.on_report = on_report
+        self.policy = policy
         self._lock = asyncio.Lock()
         self._reports: OrderedDict[str, CycleReport] = OrderedDict()
         self._stop = asyncio.Event()
@@ -107,7 +110,11 @@ class ControlLoop:
     async def _locked(self, trigger: str) -> CycleReport:
         try:
             report = await run_cycle(
-                self.phases, api=self.api, trigger=trigger, deadline=self.deadline
+                self.phases,
+                api=self.api,
+                trigger=trigger,
+                deadline=self.deadline,
+                policy=self.policy,
             )
         finally:
             self._lock.release()

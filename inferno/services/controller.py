@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry
 from ..control.cycle import CyclePhases, CycleReport
 from ..control.leader import LeaderElector
 from ..control.loop import Busy, ControlLoop, NotLeader
+from ..control.policy import Policy
 from ..k8s import ClusterAPI
 from ..settings import Settings
 from ._auth import InvokeToken, unauthorized
@@ -64,6 +65,7 @@ def create_app(
         deadline=settings.service.cycle_deadline,
         elector=elector,
         on_report=on_report,
+        policy=Policy(settings.policy, time.time, batch_tolerance=settings.plan.batch_tolerance),
     )
 
     @asynccontextmanager

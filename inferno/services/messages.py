@@ -344,4 +344,5 @@ def report_json(r: CycleReport) -> dict[str, Any]:
         "solutionStatus": r.solution_status,
         "statusErrors": r.status_errors,
         "tuning": r.tuning,
+        "clamps": [c.to_json() for c in r.clamps],
     }

@@ -273,6 +273,13 @@ class ControllerMetrics(_Metrics):
             "1 while this instance holds the leader Lease (or runs without election), else 0",
             registry=registry,
         )
+        self.clamps = Counter(
+            "inferno_controller_clamps",
+            "Decisions the control policy bounded, by rule (scale-down-window, max-scale-up, "
+            "max-scale-down, max-total-gpus)",
+            ["rule"],
+            registry=registry,
+        )
         for p in PHASES:
             self.phase_failures.labels(p)
 
@@ -285,6 +292,8 @@ class ControllerMetrics(_Metrics):
         self.deployment_failures.inc(len(report.failed_deployments))
         self.last_time.set(finished)
         self.last_ok.set(1 if report.ok else 0)
+        for c in report.clamps:
+            self.clamps.labels(c.rule).inc()
 
 
 def _finite(x: object) -> float | None:

@@ -26,11 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from ..cluster.plan import Decision, PlanSettings, steady_batch
+from ..cluster.plan import Decision, PlanSettings
 from ..cluster.validate import Guards, StaticLimits
 from ..control import actuate, collect, optimize
 from ..control.actuate import ActuatorConfig, CycleStamp, Target
+from ..control.policy import Policy as ControlPolicy
 from ..emulator import Bursts, Diurnal, Poisson, Replay, Steps, Trace
+from ..settings import Settings
 from ..system import Load, Server
 from ..units import MS_PER_MIN, MS_PER_S
 from .cluster import (
@@ -253,10 +255,19 @@ class InfernoPolicy(Policy):
         super().__init__(spec, cluster)
         opts = spec.options
         assert isinstance(opts, InfernoOptions)
-        self.headroom = opts.headroom
         self.batch_tolerance = opts.batch_tolerance
-        self.window_s = opts.stabilization_window
-        self.history: dict[str, deque[tuple[float, str, int, int]]] = {}
+        self.now_s = 0.0
+        self.clamps = 0
+        # the deployed policy, with the scenario's values for the deployed settings it names
+        self.policy = ControlPolicy(
+            replace(
+                Settings.from_env({}).policy,
+                headroom=opts.headroom,
+                stabilization_window=opts.stabilization_window,
+            ),
+            lambda: self.now_s,
+            batch_tolerance=self.batch_tolerance,
+        )
         self.metrics = metrics
         self.static_docs = dict(static_docs)
         self.failures = 0
@@ -274,46 +285,28 @@ class InfernoPolicy(Policy):
         for server in self.cluster.server_names():
             m = self.metrics.measure(server, t_ms)
             self.measured[server] = m.arrival_rate
-            loads[server] = Load(m.arrival_rate * (1.0 + self.headroom), m.in_tokens, m.out_tokens)
+            loads[server] = Load(m.arrival_rate, m.in_tokens, m.out_tokens)
         found = collect(self.cluster, [NAMESPACE], loads=loads)
-        result = optimize(self.static_docs, found.servers, found.service_classes)
+        servers = self.policy.loads(found.servers)
+        result = optimize(self.static_docs, servers, found.service_classes)
         for name, reason in (result.solution.get("unallocated") or {}).items():
-            note = f"{t_ms / MS_PER_S:.0f} s: {name} not allocated ({reason}); kept as is"
+            note = f"{t_ms / 1000.0:.0f} s: {name} not allocated ({reason}); kept as is"
             if len(self.notes) < 20:
                 self.notes.append(note)
             logger.info("%s", note)
-        decisions = [self._stabilise(t_ms / MS_PER_S, self._steady(d)) for d in result.decisions]
+        self.now_s = t_ms / 1000.0
+        guarded = self.policy.guard(result.decisions, found.deployments)
+        self.clamps += len(guarded.clamps)
         targets = [Target(d.namespace, d.name, d.server) for d in found.deployments]
         self.sequence += 1
         stamp = CycleStamp(f"sim-{self.sequence}", self.sequence, math.inf)
-        report = actuate(self.cluster, targets, decisions, self.actuator, stamp)
+        report = actuate(self.cluster, targets, guarded.decisions, self.actuator, stamp)
         for o in report.outcomes:
             if o.error:
                 self.failures += 1
                 logger.warning(
                     "%s: %s/%s not applied: %s", self.name, o.namespace, o.deployment, o.error
                 )
-
-    def _steady(self, d: Decision) -> Decision:
-        """Keep the running batch size when the decision keeps the accelerator and moves the
-        batch by at most ``batch_tolerance`` (relative): a new batch size is a rolling restart."""
-        if d.server not in self.cluster.configs:
-            return d
-        now = self.cluster.config(d.server)
-        return steady_batch(now.accelerator, now.batch, d, self.batch_tolerance)
-
-    def _stabilise(self, t_s: float, d: Decision) -> Decision:
-        """Scale-down stabilisation: the replicas are at least every decision of the last
-        ``stabilization_window`` seconds made for the same accelerator and batch."""
-        if not d.allocated or self.window_s <= 0:
-            return d
-        past = self.history.setdefault(d.server, deque())
-        while past and past[0][0] <= t_s - self.window_s:
-            past.popleft()
-        same = [r for _, acc, batch, r in past if acc == d.accelerator and batch == d.max_batch]
-        past.append((t_s, d.accelerator, d.max_batch, d.replicas))
-        top = max([d.replicas, *same])
-        return d if top == d.replicas else replace(d, replicas=top)
 
 
 class _ScalerPolicy(Policy):

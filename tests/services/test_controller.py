@@ -404,3 +404,45 @@ async def test_the_app_owns_phases_it_is_given_but_not_injected_clients() -> Non
     async with app.router.lifespan_context(app):
         pass
     assert all(c.is_closed for c in own.clients.values())
+
+
+async def test_the_policy_clamps_a_step_and_says_so() -> None:
+    """A decision beyond INFERNO_MAX_SCALE_DOWN_PODS is clamped: the Deployment gets the bounded
+    replicas, the report lists the clamp, /metrics counts it and the Event names it."""
+    unbounded = Stack(sample_cluster())
+    async with unbounded.client() as http:
+        free = (await http.post("/invoke")).json()
+    await unbounded.aclose()
+    decided = {d["server"]: d for d in free["decisions"]}
+    # the same servers, running 10 replicas each on the accelerator and batch they get
+    base = sample_cluster()
+    cluster = FakeCluster(
+        [
+            make_deployment(
+                name,
+                model=obj["metadata"]["labels"][L.MODEL],
+                service_class=obj["metadata"]["labels"][L.SERVICE_CLASS],
+                rpm=float(obj["metadata"]["labels"][L.LOAD_RPM]),
+                replicas=10,
+                accelerator=decided[name]["accelerator"],
+                max_batch=decided[name]["maxBatch"],
+            )
+            for (_, name), obj in base.deployments.items()
+            if name in decided
+        ]
+    )
+    stack = Stack(cluster, settings(max_scale_down_pods=1))
+    async with stack.client() as http:
+        r = await http.post("/invoke")
+        text = (await http.get("/metrics")).text
+    await stack.aclose()
+    report = r.json()
+    clamps = {c["server"]: c for c in report["clamps"]}
+    assert set(clamps) == set(decided)
+    for server, d in decided.items():
+        assert clamps[server]["rule"] == "max-scale-down"
+        assert (clamps[server]["wanted"], clamps[server]["got"]) == (d["replicas"], 9)
+        assert cluster.replicas(server) == 9  # one step down, not to the decision
+    assert 'inferno_controller_clamps_total{rule="max-scale-down"} 3.0' in text
+    messages = [e.message for _, _, e in cluster.events if e.reason == "InfernoScaled"]
+    assert len(messages) == 3 and all("max-scale-down" in m for m in messages)

@@ -1,0 +1,204 @@
+"""The control policy around the optimizer: the same code in the cluster's cycle and in
+``inferno simulate``'s ``inferno`` policy, configured by :class:`inferno.settings.PolicyOptions`.
+
+Before the solve, :func:`with_headroom` sizes every server for its measured load × (1 +
+``headroom``). After it, :func:`guard` bounds the decisions, as trusted autoscalers do (the
+Kubernetes HPA's ``behavior``):
+
+1. **scale-down stabilisation** — a server keeps the most replicas decided for it in the last
+   ``stabilization_window`` seconds on the same accelerator and batch; scaling up is immediate;
+2. **step limits** — a server on the same accelerator gains at most ``max(max_scale_up_pods,
+   replicas × max_scale_up_percent / 100)`` replicas per cycle, and loses at most the like;
+3. **a ceiling** — all servers together hold at most ``max_total_gpus`` GPUs: increases are cut,
+   in server-name order, to what is left.
+
+Every bound that changes a decision is a :class:`Clamp` (reported by the cycle, counted in
+``/metrics``, and written into the decision's note, which the actuator's Event carries). Pure:
+:class:`Policy` only holds the history the window needs, and its clock is given.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..cluster.inventory import ManagedDeployment
+from ..cluster.plan import Decision, steady_batch
+from ..settings import PolicyOptions
+
+__all__ = ["Clamp", "Guarded", "Policy", "guard", "with_headroom"]
+
+#: (time in s, accelerator, batch, replicas decided)
+Entry = tuple[float, str, int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Clamp:
+    """A bound that changed a decision: ``rule`` is scale-down-window, max-scale-up,
+    max-scale-down or max-total-gpus."""
+
+    server: str
+    rule: str
+    wanted: int
+    got: int
+
+    @property
+    def message(self) -> str:
+        return f"{self.rule}: {self.wanted} → {self.got} replicas"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"server": self.server, "rule": self.rule, "wanted": self.wanted, "got": self.got}
+
+
+@dataclass(frozen=True)
+class Guarded:
+    decisions: list[Decision]
+    history: Mapping[str, tuple[Entry, ...]]
+    clamps: list[Clamp] = field(default_factory=list)
+
+
+def with_headroom(rows: Sequence[Mapping[str, Any]], headroom: float) -> list[dict[str, Any]]:
+    """Server rows whose arrival rate is × (1 + ``headroom``)."""
+    if headroom <= 0:
+        return [dict(r) for r in rows]
+    out = []
+    for row in rows:
+        current = row.get("currentAlloc")
+        load = current.get("load") if isinstance(current, Mapping) else None
+        rate = load.get("arrivalRate") if isinstance(load, Mapping) else None
+        if isinstance(rate, int | float) and not isinstance(rate, bool):
+            load = {**load, "arrivalRate": rate * (1.0 + headroom)}  # type: ignore[dict-item]
+            row = {**row, "currentAlloc": {**current, "load": load}}  # type: ignore[dict-item]
+        out.append(dict(row))
+    return out
+
+
+def _step(now: int, limit_pods: int, limit_percent: float) -> int | None:
+    """The largest change allowed from ``now`` replicas (None: no limit)."""
+    if limit_pods <= 0 and limit_percent <= 0:
+        return None
+    return max(limit_pods, math.ceil(now * limit_percent / 100.0))
+
+
+def guard(
+    decisions: Iterable[Decision],
+    current: Mapping[str, ManagedDeployment],
+    history: Mapping[str, tuple[Entry, ...]],
+    now_s: float,
+    opts: PolicyOptions,
+    batch_tolerance: float = 0.0,
+) -> Guarded:
+    """Bound ``decisions`` (see the module's docstring); ``current`` is each server's Deployment
+    as collected, ``history`` what :class:`Guarded` returned last time. The running batch is
+    kept first (:func:`~inferno.cluster.plan.steady_batch`, ``batch_tolerance``), so the window
+    compares the batches that will run."""
+    kept: dict[str, tuple[Entry, ...]] = {}
+    clamps: list[Clamp] = []
+    out: list[Decision] = []
+    for d in decisions:
+        dep = current.get(d.server)
+        if dep is not None:
+            d = steady_batch(dep.accelerator, dep.max_batch, d, batch_tolerance)
+        if not d.allocated:
+            out.append(d)
+            if d.server in history:
+                kept[d.server] = history[d.server]
+            continue
+        wanted = d.replicas
+        past = [e for e in history.get(d.server, ()) if e[0] > now_s - opts.stabilization_window]
+        kept[d.server] = (*past, (now_s, d.accelerator, d.max_batch, wanted))
+        got = wanted
+        if opts.stabilization_window > 0:
+            same = [r for _, acc, b, r in past if (acc, b) == (d.accelerator, d.max_batch)]
+            got = max([got, *same])
+            if got != wanted:
+                clamps.append(Clamp(d.server, "scale-down-window", wanted, got))
+        if dep is not None and dep.accelerator == d.accelerator:
+            up = _step(dep.replicas, opts.max_scale_up_pods, opts.max_scale_up_percent)
+            down = _step(dep.replicas, opts.max_scale_down_pods, opts.max_scale_down_percent)
+            if up is not None and got > dep.replicas + up:
+                clamps.append(Clamp(d.server, "max-scale-up", got, dep.replicas + up))
+                got = dep.replicas + up
+            if down is not None and got < dep.replicas - down:
+                clamps.append(Clamp(d.server, "max-scale-down", got, dep.replicas - down))
+                got = dep.replicas - down
+        out.append(d if got == d.replicas else replace(d, replicas=got))
+    if opts.max_total_gpus > 0:
+        out = _ceiling(out, current, opts.max_total_gpus, clamps)
+    by_server: dict[str, list[str]] = {}
+    for c in clamps:
+        by_server.setdefault(c.server, []).append(c.message)
+    noted = [
+        replace(d, reason="; ".join(filter(None, [d.reason, *by_server[d.server]])))
+        if d.server in by_server and d.allocated
+        else d
+        for d in out
+    ]
+    return Guarded(noted, kept, clamps)
+
+
+def _ceiling(
+    decisions: list[Decision],
+    current: Mapping[str, ManagedDeployment],
+    ceiling: int,
+    clamps: list[Clamp],
+) -> list[Decision]:
+    """Cut the increases (in server-name order) so that the GPUs held stay within ``ceiling``;
+    decisions that do not add GPUs are never cut."""
+
+    def held(d: Decision) -> int:
+        return d.replicas * max(d.gpus_per_replica, 1) if d.allocated else 0
+
+    def before(d: Decision) -> int:
+        dep = current.get(d.server)
+        if dep is None or not d.allocated or dep.accelerator != d.accelerator:
+            return 0
+        return dep.replicas * max(d.gpus_per_replica, 1)
+
+    total = sum(held(d) for d in decisions)
+    if total <= ceiling:
+        return decisions
+    out = list(decisions)
+    for i in sorted(range(len(out)), key=lambda j: out[j].server):
+        if total <= ceiling:
+            break
+        d = out[i]
+        extra = held(d) - before(d)
+        if extra <= 0:
+            continue
+        per = max(d.gpus_per_replica, 1)
+        cut = min(extra, total - ceiling)
+        replicas = d.replicas - math.ceil(cut / per)
+        replicas = max(replicas, before(d) // per)
+        total -= (d.replicas - replicas) * per
+        clamps.append(Clamp(d.server, "max-total-gpus", d.replicas, replicas))
+        out[i] = replace(d, replicas=replicas)
+    return out
+
+
+class Policy:
+    """The policy of one controller (or one simulated one): its options and the window's
+    history, across cycles. ``clock`` gives seconds."""
+
+    def __init__(
+        self, opts: PolicyOptions, clock: Callable[[], float], batch_tolerance: float = 0.0
+    ) -> None:
+        self.opts = opts
+        self.clock = clock
+        self.batch_tolerance = batch_tolerance
+        self.history: Mapping[str, tuple[Entry, ...]] = {}
+
+    def loads(self, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        return with_headroom(rows, self.opts.headroom)
+
+    def guard(
+        self, decisions: Iterable[Decision], deployments: Iterable[ManagedDeployment]
+    ) -> Guarded:
+        current = {d.server: d for d in deployments}
+        result = guard(
+            decisions, current, self.history, self.clock(), self.opts, self.batch_tolerance
+        )
+        self.history = result.history
+        return result

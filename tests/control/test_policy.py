@@ -1,0 +1,155 @@
+"""The control policy's guards, and that the cluster's cycle and `inferno simulate` run the same
+policy with the same deployed defaults."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from inferno.cluster.inventory import ManagedDeployment
+from inferno.cluster.plan import Decision
+from inferno.control.policy import Policy, guard, with_headroom
+from inferno.settings import PolicyOptions, Settings, SettingsError
+
+
+def dep(server: str, replicas: int, accelerator: str = "A100", batch: int = 8) -> ManagedDeployment:
+    return ManagedDeployment(
+        namespace="ns",
+        name=server,
+        server=server,
+        model="m",
+        service_class="Premium",
+        replicas=replicas,
+        ready_replicas=replicas,
+        accelerator=accelerator,
+        max_batch=batch,
+        container=0,
+        container_name="c",
+    )
+
+
+def dec(
+    server: str, replicas: int, accelerator: str = "A100", batch: int = 8, gpus: int = 1
+) -> Decision:
+    return Decision(
+        server=server,
+        accelerator=accelerator,
+        replicas=replicas,
+        max_batch=batch,
+        gpus_per_replica=gpus,
+    )
+
+
+def test_the_defaults_change_nothing() -> None:
+    opts = Settings.from_env({}).policy
+    decisions = [dec("a", 20), dec("b", 1), Decision(server="c", allocated=False, reason="x")]
+    out = guard(decisions, {"a": dep("a", 2), "b": dep("b", 9)}, {}, 0.0, opts)
+    assert out.decisions == decisions and out.clamps == []
+
+
+def test_scale_up_is_immediate_and_scale_down_waits_for_the_window() -> None:
+    opts = PolicyOptions(stabilization_window=60)
+    t = [0.0]
+    policy = Policy(opts, lambda: t[0])
+    current = [dep("a", 4)]
+    assert policy.guard([dec("a", 10)], current).decisions[0].replicas == 10  # up at once
+    t[0] = 30.0
+    held = policy.guard([dec("a", 5)], current)
+    assert held.decisions[0].replicas == 10  # the window remembers 10
+    assert [(c.rule, c.wanted, c.got) for c in held.clamps] == [("scale-down-window", 5, 10)]
+    assert "scale-down-window: 5 → 10 replicas" in held.decisions[0].reason
+    t[0] = 61.0
+    assert policy.guard([dec("a", 5)], current).decisions[0].replicas == 5  # 10 left the window
+    t[0] = 70.0
+    other = policy.guard([dec("a", 3, accelerator="H100")], current)
+    assert other.decisions[0].replicas == 3  # another accelerator: not the same configuration
+
+
+@pytest.mark.parametrize(
+    ("now", "wanted", "opts", "got", "rule"),
+    [
+        (4, 20, PolicyOptions(max_scale_up_pods=4), 8, "max-scale-up"),
+        (10, 40, PolicyOptions(max_scale_up_percent=100), 20, "max-scale-up"),
+        (10, 40, PolicyOptions(max_scale_up_pods=4, max_scale_up_percent=50), 15, "max-scale-up"),
+        (10, 1, PolicyOptions(max_scale_down_pods=2), 8, "max-scale-down"),
+        (10, 1, PolicyOptions(max_scale_down_percent=50), 5, "max-scale-down"),
+    ],
+)
+def test_a_decision_beyond_the_step_limit_is_clamped(
+    now: int, wanted: int, opts: PolicyOptions, got: int, rule: str
+) -> None:
+    out = guard([dec("a", wanted)], {"a": dep("a", now)}, {}, 0.0, opts)
+    assert out.decisions[0].replicas == got
+    assert [(c.server, c.rule, c.wanted, c.got) for c in out.clamps] == [("a", rule, wanted, got)]
+
+
+def test_within_the_step_nothing_is_clamped_and_a_new_gpu_type_is_not_stepped() -> None:
+    opts = PolicyOptions(max_scale_up_pods=4, max_scale_down_pods=1)
+    out = guard(
+        [dec("a", 8), dec("b", 30, accelerator="H100")],
+        {"a": dep("a", 4), "b": dep("b", 2)},
+        {},
+        0.0,
+        opts,
+    )
+    assert [d.replicas for d in out.decisions] == [8, 30] and out.clamps == []
+
+
+def test_the_gpu_ceiling_holds_and_cuts_only_increases() -> None:
+    opts = PolicyOptions(max_total_gpus=20)
+    decisions = [dec("a", 6, gpus=2), dec("b", 10), dec("c", 4)]
+    current = {"a": dep("a", 2), "b": dep("b", 10), "c": dep("c", 1)}
+    out = guard(decisions, current, {}, 0.0, opts)
+    held = sum(d.replicas * d.gpus_per_replica for d in out.decisions)
+    assert held <= 20
+    replicas = {d.server: d.replicas for d in out.decisions}
+    assert replicas["b"] == 10  # no increase: never cut
+    assert replicas["a"] >= 2 and replicas["c"] >= 1  # never below what runs
+    assert {c.rule for c in out.clamps} == {"max-total-gpus"}
+
+
+def test_headroom_scales_only_the_arrival_rate() -> None:
+    rows: list[dict[str, Any]] = [
+        {"name": "a", "currentAlloc": {"load": {"arrivalRate": 100, "avgLength": 10}}},
+        {"name": "b"},
+    ]
+    out = with_headroom(rows, 0.25)
+    assert out[0]["currentAlloc"]["load"] == {"arrivalRate": 125.0, "avgLength": 10}
+    assert out[1] == {"name": "b"}
+    assert rows[0]["currentAlloc"]["load"]["arrivalRate"] == 100  # not mutated
+
+
+@pytest.mark.parametrize(
+    ("env", "value"),
+    [
+        ("INFERNO_POLICY_HEADROOM", "-1"),
+        ("INFERNO_SCALE_DOWN_WINDOW", "1e9"),
+        ("INFERNO_MAX_SCALE_UP_PODS", "-3"),
+        ("INFERNO_MAX_SCALE_DOWN_PERCENT", "nan"),
+        ("INFERNO_MAX_TOTAL_GPUS", "many"),
+    ],
+)
+def test_bad_policy_settings_name_the_variable(env: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=env):
+        Settings.from_env({env: value})
+
+
+def test_simulate_runs_the_deployed_policy_with_the_deployed_defaults() -> None:
+    """Fails if `inferno simulate`'s inferno policy stops using inferno.control.policy, or its
+    options stop being the deployed ones (the scenario may only set deployed names)."""
+    from inferno.simulate import policies
+    from inferno.simulate.scenario import InfernoOptions
+
+    deployed = Settings.from_env({}).policy
+    defaults = InfernoOptions()
+    assert (defaults.headroom, defaults.stabilization_window) == (
+        deployed.headroom,
+        deployed.stabilization_window,
+    )
+    assert defaults.batch_tolerance == Settings.from_env({}).plan.batch_tolerance
+    assert vars(policies)["ControlPolicy"] is Policy
+    for name in ("headroom", "stabilization_window"):
+        assert name in PolicyOptions.__dataclass_fields__
+    assert replace(deployed, headroom=0.25).headroom == 0.25
