@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
-from ..data import AnalyzerProblem, load_analyzer_problem
 from ..errors import InputError
-from ..model.analyzer import Analysis, analyze_rate, analyze_targets
 from ..model.profiles import (
     BatchProfile,
     G0Profile,
@@ -19,6 +18,10 @@ from ..model.profiles import (
     Tokens,
 )
 from ._table import render
+
+if TYPE_CHECKING:
+    from ..data import AnalyzerProblem
+    from ..model.analyzer import Analysis
 
 __all__ = ["add_parser", "run"]
 
@@ -52,6 +55,8 @@ def problem_profile(pr: AnalyzerProblem) -> tuple[Profile, Tokens]:
 
 
 def analyze_problem(pr: AnalyzerProblem, mode: str = "auto") -> Analysis:
+    from ..model.analyzer import analyze_rate, analyze_targets
+
     profile, tokens = problem_profile(pr)
     has_targets = pr.target_ttft is not None or pr.target_itl is not None
     if mode == "target" or (mode == "auto" and has_targets):
@@ -66,6 +71,8 @@ def analyze_problem(pr: AnalyzerProblem, mode: str = "auto") -> Analysis:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..data import load_analyzer_problem
+
     try:
         result = analyze_problem(load_analyzer_problem(args.file), args.mode)
     except InputError as err:

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..data import load_system
 from ..errors import InputError
-from ..solver import build_candidates, solve_table
-from ..solver.explain import explain
 from ._table import render
 
 __all__ = ["add_parser", "run"]
@@ -24,6 +21,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..data import load_system
+    from ..solver import build_candidates, solve_table
+    from ..solver.explain import explain
+
     system = load_system(args.directory)
     try:
         table = build_candidates(system)

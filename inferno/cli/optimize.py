@@ -7,15 +7,14 @@ import json
 import math
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..data import load_system
-from ..data.limits import MAX_QUEUE_FACTOR
-from ..data.solution_json import solution_to_json
 from ..errors import InputError
-from ..solver import Solution, build_candidates, solve_table
-from ..solver.percentiles import add_percentiles
 from ..system import BatchPolicy, System
 from ._table import render
+
+if TYPE_CHECKING:
+    from ..solver import Solution
 
 __all__ = ["add_parser", "run"]
 
@@ -61,6 +60,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported here: `inferno --help` and the other commands need none of the model's machinery
+    from ..data import load_system
+    from ..data.limits import MAX_QUEUE_FACTOR
+    from ..data.solution_json import solution_to_json
+    from ..solver import build_candidates, solve_table
+    from ..solver.percentiles import add_percentiles
+
     system = load_system(args.directory)
     spec = system.optimizer
     if args.limited:

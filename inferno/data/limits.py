@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from typing import Final
 
-from ..model import points
+from ..model import bounds as points
 
 __all__ = [
     "MAX_ARRIVAL_RATE",

@@ -17,6 +17,7 @@ from threadpoolctl import ThreadpoolController
 
 from . import _chain, _kinds, bulk, percentiles
 from ._kinds import KindArrays
+from .bounds import MAX_BATCH, MAX_QUEUE, MIN_SERVICE_MS
 from .profiles import (
     BatchProfile,
     G0Profile,
@@ -50,17 +51,6 @@ DEFAULT_QUEUE_FACTOR: dict[Kind, float] = {
     Kind.G3: 10.0,
     Kind.BATCH: 10.0,
 }
-
-#: the largest batch limit N the model works with: ⌊maxBatchSize·atTokens/tokens⌋ (which a short
-#: request shape can make arbitrarily large) and every override are capped here, which bounds the
-#: O(C·N) arrays of a block (inferno.data.limits checks the inputs against the same value)
-MAX_BATCH = 100_000
-#: the shortest time τ(b) a batch takes (ms): a profile and a request shape that give less (a G0
-#: avgLength of 0, a subnormal α) would make μ(b) = b/τ(b) overflow; nothing real is that fast
-MIN_SERVICE_MS = 1e-9
-#: the largest queue K − N: the default factor·N and every override are capped here (the wait's
-#: survival function sums over the queue's states)
-MAX_QUEUE = 1_000_000
 
 _KINDS = list(Kind)
 _BLOCK = 4096  # points per block at most

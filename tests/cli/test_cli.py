@@ -484,3 +484,18 @@ def test_optimize_as_subprocess_prints_a_table() -> None:
     for name in server_names():
         assert sum(1 for line in lines if line.split()[:1] == [name]) == 1, name
     assert any(line.startswith("status: optimal") for line in lines)
+
+
+def test_the_parser_loads_no_numerical_or_web_stack() -> None:
+    """`inferno --help` (and any command until it runs) imports neither numpy nor scipy, nor the
+    web or cluster stacks: each command imports what it uses when it runs."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from inferno.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in ('numpy', 'scipy', 'fastapi', 'kubernetes', 'kopf', "
+        "'matplotlib') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
