@@ -121,58 +121,62 @@ def _generator(lam: float, tau: F, n_max: int) -> tuple[sp.csr_matrix, F, NDArra
     """Sub-generator Q of the tagged-request chain, its exit rates, and the entry states.
 
     Returns (Q, exit_rate, start) where ``start[n]`` is the state an arrival seeing n enters.
+    States: in service with n = 1..K in the system -> index n − 1; waiting (a, n), N ≤ a < n ≤ K,
+    a-major (:func:`_wait_index`). Built with array operations (no per-state Python loop).
     """
     n_b = tau.size
     mu_n = n_b / tau[-1]
-    # in-service states n = 1..K -> index n-1; waiting states (a, n), N <= a < n <= K
-    wait_index: dict[tuple[int, int], int] = {}
-    idx = n_max
-    for a in range(n_b, n_max):
-        for n in range(a + 1, n_max + 1):
-            wait_index[(a, n)] = idx
-            idx += 1
-    size = idx
-    rows: list[int] = []
-    cols: list[int] = []
-    vals: list[float] = []
-    exit_rate = np.zeros(size)
+    m = max(n_max - n_b, 0)
+    size = response_states(n_b, n_max)
+    # in service: n = 1..K, b = min(n, N)
+    n = np.arange(1, n_max + 1)
+    b = np.minimum(n, n_b)
+    own = 1.0 / tau[b - 1]
+    others = (b - 1) / tau[b - 1]
+    s = n - 1
+    has_others = others > 0
+    can_arrive = n < n_max
+    rows = [s[has_others], s[can_arrive]]
+    cols = [(n - 2)[has_others], n[can_arrive]]
+    vals = [others[has_others], np.full(int(can_arrive.sum()), lam)]
     out_rate = np.zeros(size)
-    for n in range(1, n_max + 1):
-        s = n - 1
-        b = min(n, n_b)
-        own = 1.0 / tau[b - 1]
-        others = (b - 1) / tau[b - 1]
-        exit_rate[s] = own
-        total = own
-        if others > 0:
-            rows.append(s)
-            cols.append(n - 2)
-            vals.append(others)
-            total += others
-        if n < n_max:
-            rows.append(s)
-            cols.append(n)
-            vals.append(lam)
-            total += lam
-        out_rate[s] = total
-    for (a, n), s in wait_index.items():
-        total = mu_n
-        target = wait_index.get((a - 1, n - 1)) if a - 1 >= n_b else n - 2
-        rows.append(s)
-        cols.append(target if target is not None else n - 2)
-        vals.append(mu_n)
-        if n < n_max:
-            rows.append(s)
-            cols.append(wait_index[(a, n + 1)])
-            vals.append(lam)
-            total += lam
-        out_rate[s] = total
-    q = sp.csr_matrix((vals, (rows, cols)), shape=(size, size))
+    out_rate[:n_max] = own + others + np.where(can_arrive, lam, 0.0)
+    exit_rate = np.zeros(size)
+    exit_rate[:n_max] = own
+    if m > 0:
+        # waiting: for a = N + i (i = 0..M−1), n = a + 1..K
+        i = np.repeat(np.arange(m), m - np.arange(m))
+        a = n_b + i
+        nn = a + 1 + (np.arange(i.size) - _offset(i, m, 0))
+        w = _wait_index(a, nn, n_b, n_max)
+        dep = np.where(a - 1 >= n_b, _wait_index(a - 1, nn - 1, n_b, n_max), nn - 2)
+        arrive = nn < n_max
+        rows += [w, w[arrive]]
+        cols += [dep, _wait_index(a[arrive], nn[arrive] + 1, n_b, n_max)]
+        vals += [np.full(w.size, mu_n), np.full(int(arrive.sum()), lam)]
+        out_rate[w] = mu_n + np.where(arrive, lam, 0.0)
+    q = sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(size, size)
+    )
     q = q - sp.diags(out_rate)
-    start = np.zeros(n_max, dtype=np.int64)
-    for n in range(n_max):
-        start[n] = n if n < n_b else wait_index[(n, n + 1)]
+    start = np.arange(n_max, dtype=np.int64)
+    queued = start >= n_b
+    start[queued] = _wait_index(start[queued], start[queued] + 1, n_b, n_max)
     return q.tocsr(), exit_rate, start
+
+
+def _offset(i: NDArray[np.int64], m: int, base: int) -> NDArray[np.int64]:
+    """``base`` + the waiting states before row i (rows of m, m − 1, ... states)."""
+    out: NDArray[np.int64] = base + i * m - i * (i - 1) // 2
+    return out
+
+
+def _wait_index(
+    a: NDArray[np.int64], n: NDArray[np.int64], n_b: int, n_max: int
+) -> NDArray[np.int64]:
+    """The index of waiting state (a, n): after the K in-service states, a-major."""
+    m = n_max - n_b
+    return _offset(a - n_b, m, n_max) + (n - a - 1)
 
 
 class ResponseTime:
