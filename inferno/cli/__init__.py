@@ -12,6 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from .. import __version__
 from ..errors import InfernoError, InputError
 from . import analyze, explain, load, optimize, profile, serve, simulate
 
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)"
     )
+    parser.add_argument("--version", action="version", version=f"inferno {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     optimize.add_parser(sub)
     analyze.add_parser(sub)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -90,6 +91,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         table = build_candidates(system)
         solution = solve_table(table, args.solver)
+        if args.solver == "greedy" and solution.solver == "unlimited":
+            print(
+                "note: --solver greedy applies under capacity limits; this system is unlimited "
+                "(add --limited to apply capacity-data.json)",
+                file=sys.stderr,
+            )
         if args.percentiles:
             solution = add_percentiles(table, solution)
     except InputError as err:  # a model limit (inferno.model): the data is the system's

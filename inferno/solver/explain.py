@@ -100,7 +100,7 @@ def explain(table: CandidateTable, solution: Solution, server: str) -> Explanati
             )
             + f"{len(feas)} feasible candidates; λ* {alloc.max_rate_per_replica:.2f} req/min "
             f"per replica, bound by {alloc.bound}; demand {demand:.2f} req/min needs "
-            f"{alloc.required_replicas} replicas"
+            f"{alloc.required_replicas} replica{'' if alloc.required_replicas == 1 else 's'}"
         )
         if alloc.note:
             verdict += f" ({alloc.note})"

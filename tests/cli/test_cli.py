@@ -499,3 +499,22 @@ def test_the_parser_loads_no_numerical_or_web_stack() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_version_greedy_note_and_singular_replica(capsys: pytest.CaptureFixture[str]) -> None:
+    from inferno import __version__
+    from inferno.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"inferno {__version__}"
+
+    assert main(["optimize", str(ROOT / "samples" / "large"), "--solver", "greedy"]) == 0
+    captured = capsys.readouterr()
+    assert "greedy applies under capacity limits" in captured.err
+    assert "greedy applies" not in captured.out  # stdout stays the solution alone
+
+    assert main(["explain", str(ROOT / "samples" / "large"), "Bronze-mistral_7b"]) == 0
+    out = capsys.readouterr().out
+    assert "needs 1 replica" in out and "1 replicas" not in out
