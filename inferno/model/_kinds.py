@@ -1,7 +1,7 @@
 """Per-kind formulas, vectorised: τ(b), the batch limit N, and the reported ITL/TTFT.
 
 Every function takes a :class:`KindArrays` (parameters of C points of one kind, shape (C,)) and
-returns arrays. Units: ms and tokens. See ``docs/performance-model.md`` §2 for the formulas.
+returns arrays. Units: ms and tokens. The formulas are in ``docs/model.md`` ("Profiles").
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Performance profiles: how fast one replica of a model runs on one accelerator.
 
-A profile is one of five kinds (see ``docs/performance-model.md``). Every kind defines, for a given
+A profile is one of five kinds (``docs/model.md``, "Profiles"). Every kind defines, for a given
 request shape (input and output tokens), the largest batch ``N`` that fits and the time ``τ(b)`` one
 request takes when ``b`` requests share the server. The kinds differ only in those two things and in
 how the reported latencies (ITL, TTFT) are derived from the queue's means.
@@ -33,7 +33,7 @@ BATCHING: tuple[Batching, ...] = ("triton", "chain")
 
 
 class Kind(StrEnum):
-    """The profile kinds of the maths doc."""
+    """The profile kinds (docs/model.md, "Profiles")."""
 
     G0 = "G0"  # token iterations, one length (Inferno's published samples)
     G1 = "G1"  # prefill/decode parameters

@@ -3,8 +3,8 @@
 - :func:`fit_batch`: the batch kind's τ(b) = α + β·b from executions of known batch sizes
   (Triton's per-batch-size statistics, or client timings at concurrency 1).
 - :func:`fit_g2`: an LLM server's G2 parameters (α, β, γ) from ITL and TTFT observations at
-  known batch sizes and request shapes. Both are linear in (α, β, γ) (docs/performance-model.md
-  §2, G2)::
+  known batch sizes and request shapes. Both are linear in (α, β, γ) (docs/model.md, "Profiles",
+  G2)::
 
       T(b)       = α + b·(β·t_c + γ·t_m),  t_c = (in + out)/(out + 1),  t_m = in + out/2
       ITL(b)     = T(b) + β + γ·(in + out/2)          (a decode iteration)
