@@ -524,10 +524,18 @@ def test_cluster_role_grants_what_inferno_needs_and_no_more() -> None:
 
 
 def test_configmaps_are_readable_in_the_inferno_namespace_only() -> None:
+    """Read in Inferno's namespace; written only there, and patched only as inferno-state."""
     role = one(manifest_docs(), "Role", "inferno")
     assert role["metadata"]["namespace"] == "inferno"
     assert role["rules"] == [
-        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]}
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": ["inferno-state"],
+            "verbs": ["patch"],
+        },
     ]
 
 

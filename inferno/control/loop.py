@@ -21,6 +21,7 @@ from ..k8s import ClusterAPI
 from .cycle import CyclePhases, CycleReport, run_cycle
 from .leader import LeaderElector
 from .policy import Policy
+from .state import StateStore
 
 __all__ = ["Busy", "ControlLoop", "NotLeader"]
 
@@ -51,6 +52,7 @@ class ControlLoop:
         elector: LeaderElector | None = None,
         on_report: Callable[[CycleReport], None] | None = None,
         policy: Policy | None = None,
+        store: StateStore | None = None,
     ) -> None:
         self.phases = phases
         self.api = api
@@ -59,6 +61,7 @@ class ControlLoop:
         self.elector = elector
         self.on_report = on_report
         self.policy = policy
+        self.store = store
         self._lock = asyncio.Lock()
         self._reports: OrderedDict[str, CycleReport] = OrderedDict()
         self._stop = asyncio.Event()
@@ -118,6 +121,8 @@ class ControlLoop:
             )
         finally:
             self._lock.release()
+        if self.store is not None and self.policy is not None:
+            await asyncio.to_thread(self.store.save, self.policy.history)
         self._reports[report.cycle] = report
         while len(self._reports) > KEPT:
             self._reports.popitem(last=False)
@@ -134,6 +139,8 @@ class ControlLoop:
 
     async def start(self) -> None:
         self._stop.clear()
+        if self.store is not None and self.policy is not None:
+            self.policy.history = await asyncio.to_thread(self.store.load)
         if self.elector is not None:
             # one election round before serving: a single instance leads from the start
             await asyncio.to_thread(self.elector.tick)

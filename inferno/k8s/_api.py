@@ -52,6 +52,14 @@ class ClusterAPI(Protocol):
 
     def patch_service_class_status(self, name: str, status: Mapping[str, Any]) -> None: ...
 
+    def get_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A ConfigMap, None if it does not exist."""
+        ...
+
+    def put_config_map(self, namespace: str, name: str, data: Mapping[str, str]) -> None:
+        """Create the ConfigMap, or merge-patch its ``data`` if it exists."""
+        ...
+
     def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
         """A ``coordination.k8s.io/v1`` Lease, None if it does not exist."""
         ...

@@ -208,6 +208,49 @@ class KubeCluster:
             ),
         )
 
+    def get_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            response = self._call(
+                f"get configmap {namespace}/{name}",
+                lambda: self._core.read_namespaced_config_map(
+                    name, namespace, _request_timeout=self._timeout, _preload_content=False
+                ),
+            )
+        except ClusterError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        found: dict[str, Any] = json.loads(response.data)
+        return found
+
+    def put_config_map(self, namespace: str, name: str, data: Mapping[str, str]) -> None:
+        body = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": {"app.kubernetes.io/part-of": "inferno"},
+            },
+            "data": dict(data),
+        }
+        try:
+            self._call(
+                f"create configmap {namespace}/{name}",
+                lambda: self._core.create_namespaced_config_map(
+                    namespace, cast(Any, body), _request_timeout=self._timeout
+                ),
+            )
+        except ClusterError as exc:
+            if exc.status != 409:
+                raise
+            self._call(
+                f"patch configmap {namespace}/{name}",
+                lambda: self._core.patch_namespaced_config_map(
+                    name, namespace, {"data": dict(data)}, _request_timeout=self._timeout
+                ),
+            )
+
     def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
         # the raw JSON: the client's model would rewrite MicroTime values, and the elector's
         # JSON-patch tests must compare them exactly as the server stores them

@@ -26,6 +26,7 @@ from ..control.cycle import CyclePhases, CycleReport
 from ..control.leader import LeaderElector
 from ..control.loop import Busy, ControlLoop, NotLeader
 from ..control.policy import Policy
+from ..control.state import StateStore
 from ..k8s import ClusterAPI
 from ..settings import Settings
 from ._auth import InvokeToken, unauthorized
@@ -66,6 +67,7 @@ def create_app(
         elector=elector,
         on_report=on_report,
         policy=Policy(settings.policy, time.time, batch_tolerance=settings.plan.batch_tolerance),
+        store=None if api is None else StateStore(api, settings.service.namespace),
     )
 
     @asynccontextmanager

@@ -286,7 +286,13 @@ class EmulatedCluster:
     def patch_service_class_status(self, name: str, status: Mapping[str, Any]) -> None:
         raise ClusterError(f"serviceclasses {name!r} not found", 404)
 
-    # one simulated controller: no leader election
+    # one simulated controller: no leader election, no state kept in the cluster
+    def get_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return None
+
+    def put_config_map(self, namespace: str, name: str, data: Mapping[str, str]) -> None:
+        raise ClusterError("configmaps are not emulated", 404)
+
     def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
         return None
 

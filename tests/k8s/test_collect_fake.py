@@ -42,6 +42,12 @@ class NoCrd:
     def patch_service_class_status(self, name: str, status: Mapping[str, Any]) -> None:
         raise AssertionError
 
+    def get_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
+        raise AssertionError
+
+    def put_config_map(self, namespace: str, name: str, data: Mapping[str, str]) -> None:
+        raise AssertionError
+
     def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
         raise AssertionError
 

@@ -52,6 +52,7 @@ class FakeCluster:
         self.statuses: dict[str, list[dict[str, Any]]] = {}
         self.fail: dict[tuple[str, ...], ClusterError] = {}
         self.leases: dict[tuple[str, str], dict[str, Any]] = {}
+        self.config_maps: dict[tuple[str, str], dict[str, Any]] = {}
         self.calls: list[str] = []
 
     def _call(self, *key: str) -> None:
@@ -117,6 +118,18 @@ class FakeCluster:
     def patch_service_class_status(self, name: str, status: Mapping[str, Any]) -> None:
         self._call("patch_service_class_status", name)
         self.statuses.setdefault(name, []).append(json.loads(json.dumps(status)))
+
+    def get_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self._call("get_config_map", namespace, name)
+        found = self.config_maps.get((namespace, name))
+        return None if found is None else copy.deepcopy(found)
+
+    def put_config_map(self, namespace: str, name: str, data: Mapping[str, str]) -> None:
+        self._call("put_config_map", namespace, name)
+        obj = self.config_maps.setdefault(
+            (namespace, name), {"metadata": {"name": name, "namespace": namespace}, "data": {}}
+        )
+        obj["data"].update(dict(data))
 
     def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
         self._call("get_lease", namespace, name)

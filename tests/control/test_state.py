@@ -1,0 +1,93 @@
+"""The control policy's state survives a restart of the controller (kept in a ConfigMap)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from services.fakes import Stack, settings
+
+from inferno.control.loop import ControlLoop
+from inferno.control.policy import Policy
+from inferno.control.state import StateStore, history_from_json, history_to_json
+from inferno.settings import PolicyOptions
+from services import FakeCluster, sample_cluster
+
+
+def test_round_trip_and_bad_state() -> None:
+    history = {"a": ((1.5, "A100", 8, 3), (2.0, "H100", 16, 1)), "b": ()}
+    assert history_from_json(history_to_json(history)) == history
+    for bad in (
+        "[]",
+        '{"version": 2}',
+        '{"version": 1, "history": {"a": [[1, 2]]}}',
+        '{"version": 1, "history": {"a": [["x", "A100", 1, 1]]}}',
+    ):
+        with pytest.raises(ValueError):
+            history_from_json(bad)
+
+
+def test_an_unusable_state_is_ignored() -> None:
+    cluster = FakeCluster()
+    cluster.config_maps[("inferno", "inferno-state")] = {"data": {"policy.json": "{oops"}}
+    assert StateStore(cluster, "inferno").load() == {}
+    from inferno.k8s import ClusterError
+
+    cluster.fail[("get_config_map",)] = ClusterError("forbidden", 403)
+    assert StateStore(cluster, "inferno").load() == {}
+
+
+async def test_the_window_survives_a_restart() -> None:
+    """A controller decides 10 replicas for a server, restarts, and a lower decision within the
+    window is still held at 10: the history came back from the ConfigMap."""
+    cluster = sample_cluster()
+    clock = [1000.0]
+    opts = PolicyOptions(stabilization_window=600)
+
+    async def one_cycle(loop: ControlLoop) -> Any:
+        await loop.start()
+        try:
+            return await loop.run_once("invoke")
+        finally:
+            await loop.stop()
+
+    first = Stack(cluster)
+    loop = ControlLoop(
+        first.phases,
+        policy=Policy(opts, lambda: clock[0]),
+        store=StateStore(cluster, "inferno"),
+    )
+    report = await one_cycle(loop)
+    await first.aclose()
+    assert report.ok, report.errors
+    saved = cluster.config_maps[("inferno", "inferno-state")]["data"]["policy.json"]
+    decided = {d.server: d for d in report.decisions if d.allocated}
+    assert set(history_from_json(saved)) >= set(decided)
+
+    # the restarted controller: a fresh Policy; the load (and so the decisions) falls
+    for obj in cluster.deployments.values():
+        labels = obj["metadata"]["labels"]
+        labels["inferno.server.load.rpm"] = str(float(labels["inferno.server.load.rpm"]) / 8)
+    clock[0] += 60
+    second = Stack(cluster, settings())
+    restarted = ControlLoop(
+        second.phases,
+        policy=Policy(opts, lambda: clock[0]),
+        store=StateStore(cluster, "inferno"),
+    )
+    again = await one_cycle(restarted)
+    await second.aclose()
+    held = {c.server for c in again.clamps if c.rule == "scale-down-window"}
+    # same GPU type and batch as before (the window's configuration) yet fewer replicas: none
+    lowered = {
+        d.server
+        for d in again.decisions
+        if d.allocated
+        and (d.accelerator, d.max_batch)
+        == (decided[d.server].accelerator, decided[d.server].max_batch)
+        and d.replicas < decided[d.server].replicas
+    }
+    assert held, "nothing was held by the restored window"
+    assert not lowered, lowered
+    await asyncio.sleep(0)
