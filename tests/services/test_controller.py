@@ -386,7 +386,7 @@ async def test_a_zero_period_starts_no_loop() -> None:
     async with app.router.lifespan_context(app):
         await asyncio.sleep(0.05)
         assert not [t for t in asyncio.all_tasks() if t.get_name() == "inferno-control-loop"]
-    assert stack.cluster.calls == []
+    assert stack.cluster.calls == ["get_config_map"]  # the policy's state, restored; no cycle
 
 
 def test_authorized() -> None:
