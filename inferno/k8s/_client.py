@@ -208,20 +208,25 @@ class KubeCluster:
             ),
         )
 
-    def get_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
+    def _read_raw(self, what: str, fn: Callable[[], Any]) -> dict[str, Any] | None:
+        """The object as the server stores it (raw JSON: the client's models would rewrite
+        values such as MicroTime), None if it does not exist."""
         try:
-            response = self._call(
-                f"get configmap {namespace}/{name}",
-                lambda: self._core.read_namespaced_config_map(
-                    name, namespace, _request_timeout=self._timeout, _preload_content=False
-                ),
-            )
+            response = self._call(what, fn)
         except ClusterError as exc:
             if exc.status == 404:
                 return None
             raise
         found: dict[str, Any] = json.loads(response.data)
         return found
+
+    def get_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._read_raw(
+            f"get configmap {namespace}/{name}",
+            lambda: self._core.read_namespaced_config_map(
+                name, namespace, _request_timeout=self._timeout, _preload_content=False
+            ),
+        )
 
     def put_config_map(self, namespace: str, name: str, data: Mapping[str, str]) -> None:
         body = {
@@ -252,21 +257,13 @@ class KubeCluster:
             )
 
     def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
-        # the raw JSON: the client's model would rewrite MicroTime values, and the elector's
-        # JSON-patch tests must compare them exactly as the server stores them
-        try:
-            response = self._call(
-                f"get lease {namespace}/{name}",
-                lambda: self._coordination.read_namespaced_lease(
-                    name, namespace, _request_timeout=self._timeout, _preload_content=False
-                ),
-            )
-        except ClusterError as exc:
-            if exc.status == 404:
-                return None
-            raise
-        found: dict[str, Any] = json.loads(response.data)
-        return found
+        # the elector's JSON-patch tests compare the times exactly as the server stores them
+        return self._read_raw(
+            f"get lease {namespace}/{name}",
+            lambda: self._coordination.read_namespaced_lease(
+                name, namespace, _request_timeout=self._timeout, _preload_content=False
+            ),
+        )
 
     def create_lease(self, namespace: str, body: Mapping[str, Any]) -> None:
         self._call(
