@@ -29,7 +29,17 @@ from ..settings import PlanOptions
 from . import labels as L
 from .inventory import ManagedDeployment
 
-__all__ = ["Action", "Decision", "Event", "PlanSettings", "plan", "plan_one", "steady_batch"]
+__all__ = [
+    "Action",
+    "Decision",
+    "Event",
+    "PlanSettings",
+    "current_state",
+    "keep_duplicate",
+    "plan",
+    "plan_one",
+    "steady_batch",
+]
 
 Patch = tuple[dict[str, Any], ...]
 
@@ -96,7 +106,8 @@ def _escape(key: str) -> str:
     return key.replace("~", "~0").replace("/", "~1")
 
 
-def _state(d: ManagedDeployment) -> dict[str, Any]:
+def current_state(d: ManagedDeployment) -> dict[str, Any]:
+    """What a Deployment runs now, as the reports show it."""
     return {"replicas": d.replicas, "accelerator": d.accelerator, "maxBatch": d.max_batch}
 
 
@@ -205,7 +216,7 @@ def _summary(d: ManagedDeployment, dec: Decision, replicas: int) -> str:
 
 
 def plan_one(d: ManagedDeployment, dec: Decision | None, cfg: PlanSettings) -> Action:
-    before = _state(d)
+    before = current_state(d)
     if dec is None or not dec.allocated:
         why = "not in the solution" if dec is None else dec.reason or "not allocated"
         return Action(
@@ -250,6 +261,25 @@ def plan_one(d: ManagedDeployment, dec: Decision | None, cfg: PlanSettings) -> A
     )
 
 
+def keep_duplicate(d: ManagedDeployment, count: int) -> Action:
+    """The action for a Deployment whose server ``count`` Deployments claim: keep it, warn."""
+    before = current_state(d)
+    return Action(
+        d.namespace,
+        d.name,
+        d.server,
+        "keep",
+        event=Event(
+            "InfernoKept",
+            f"{count} Deployments claim server {d.server!r}; "
+            f"give each a unique {L.SERVER_NAME} label",
+            "Warning",
+        ),
+        before=before,
+        after=before,
+    )
+
+
 def plan(
     deployments: Sequence[ManagedDeployment],
     decisions: Iterable[Decision],
@@ -264,23 +294,7 @@ def plan(
     actions = []
     for d in sorted(deployments, key=lambda x: (x.namespace, x.name)):
         if count[d.server] > 1:
-            before = _state(d)
-            actions.append(
-                Action(
-                    d.namespace,
-                    d.name,
-                    d.server,
-                    "keep",
-                    event=Event(
-                        "InfernoKept",
-                        f"{count[d.server]} Deployments claim server {d.server!r}; "
-                        f"give each a unique {L.SERVER_NAME} label",
-                        "Warning",
-                    ),
-                    before=before,
-                    after=before,
-                )
-            )
+            actions.append(keep_duplicate(d, count[d.server]))
             continue
         actions.append(plan_one(d, by_server.get(d.server), cfg))
     return actions

@@ -28,7 +28,15 @@ from typing import Any
 from ..cluster import labels as L
 from ..cluster.inventory import HpaRef, InventoryError, ManagedDeployment, parse_deployment
 from ..cluster.names import dns_label_problem, dns_subdomain_problem
-from ..cluster.plan import Action, Decision, Event, PlanSettings, plan_one
+from ..cluster.plan import (
+    Action,
+    Decision,
+    Event,
+    PlanSettings,
+    current_state,
+    keep_duplicate,
+    plan_one,
+)
 from ..cluster.validate import Guards, StaticLimits, decision_problem
 from ..k8s import ClusterAPI, ClusterError
 
@@ -147,13 +155,9 @@ class ActuationReport:
         }
 
 
-def _state(d: ManagedDeployment) -> dict[str, Any]:
-    return {"replicas": d.replicas, "accelerator": d.accelerator, "maxBatch": d.max_batch}
-
-
 def _refused(t: Target, why: str, d: ManagedDeployment | None = None) -> Outcome:
     logger.warning("actuate: %s refused: %s", t.key, why)
-    state = _state(d) if d is not None else {}
+    state = current_state(d) if d is not None else {}
     return Outcome(
         t.namespace, t.name, t.server, "refused", False, f"refused: {why}", "", state, state
     )
@@ -323,7 +327,7 @@ def actuate(
             )
             continue
         if claims[d.server] > 1:
-            outcomes[t.key] = _apply(api, _duplicate(d, claims[d.server]))
+            outcomes[t.key] = _apply(api, keep_duplicate(d, claims[d.server]))
             continue
         dec = by_server.get(d.server)
         problem = None if dec is None else decision_problem(dec, d.model, cfg.limits, cfg.guards)
@@ -339,22 +343,4 @@ def actuate(
 def _skipped(t: Target) -> Outcome:
     return Outcome(
         t.namespace, t.name, t.server, "skipped", False, "the cycle's deadline passed: not applied"
-    )
-
-
-def _duplicate(d: ManagedDeployment, count: int) -> Action:
-    state = _state(d)
-    return Action(
-        d.namespace,
-        d.name,
-        d.server,
-        "keep",
-        event=Event(
-            "InfernoKept",
-            f"{count} Deployments claim server {d.server!r}; "
-            f"give each a unique {L.SERVER_NAME} label",
-            "Warning",
-        ),
-        before=state,
-        after=state,
     )

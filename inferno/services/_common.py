@@ -17,7 +17,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-__all__ = ["ReadyCheck", "add_probes", "error", "metrics_app", "new_registry"]
+__all__ = ["ReadyCheck", "add_probes", "error", "new_registry"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,17 +68,3 @@ def add_probes(
     @app.get("/metrics")
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
-
-
-def metrics_app(registry: CollectorRegistry) -> FastAPI:
-    """An app that serves ``GET /metrics`` and nothing else: a sibling's metrics port, open to
-    the cluster while the sibling's own port listens on the pod's loopback only."""
-    app = FastAPI(
-        title="inferno metrics", version="1", docs_url=None, redoc_url=None, openapi_url=None
-    )
-
-    @app.get("/metrics")
-    async def metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
-
-    return app

@@ -91,7 +91,10 @@ BAD_ROWS: list[tuple[dict[str, Any], str]] = [
     ({**GOOD_SERVER, "name": "bad", "minNumReplicas": -3}, "minNumReplicas"),
     ({**GOOD_SERVER, "name": "bad", "minNumReplicas": "x"}, "minNumReplicas"),
     ({**GOOD_SERVER, "name": "bad", "maxNumReplicas": 0.5}, "maxNumReplicas"),
-    ({**GOOD_SERVER, "name": "bad", "currentAlloc": {"load": {}, "numReplicas": -1}}, ""),
+    (
+        {**GOOD_SERVER, "name": "bad", "currentAlloc": {"load": {}, "numReplicas": -1}},
+        "arrivalRate",
+    ),
 ]
 
 
@@ -124,11 +127,9 @@ async def test_a_poisoned_server_is_unallocated_and_the_others_decided(
     assert r.status_code == 200, r.text
     body = r.json()
     assert "ok" in body["solution"]["allocations"]
-    reason = body["solution"]["unallocated"].get("bad") or body["solution"]["unallocated"].get(
-        str(row.get("name"))
-    )
-    if "bad" not in body["solution"]["allocations"]:
-        assert reason is not None and field in reason, body["solution"]["unallocated"]
+    assert "bad" not in body["solution"]["allocations"]
+    reason = body["solution"]["unallocated"]["bad"]
+    assert reason.startswith("unusable server data: $.servers[1]") and field in reason, reason
     decided = {d["server"]: d for d in body["decisions"]}
     assert decided["ok"]["allocated"] is True
 
@@ -323,11 +324,13 @@ async def test_leader_election_only_the_holder_runs_cycles() -> None:
     ):
         ra = await ha.post("/invoke")
         rb = await hb.post("/invoke")
-        leader_metric = (await hb.get("/metrics")).text
+        leader_a = (await ha.get("/metrics")).text
+        leader_b = (await hb.get("/metrics")).text
     assert ra.status_code == 200
     assert rb.status_code == 503 and "not the leader" in rb.json()["error"]
     assert "'pod-a'" in rb.json()["error"]
-    assert "inferno_controller_leader 0.0" in leader_metric or "leader" in leader_metric
+    assert "inferno_controller_leader 1.0" in leader_a
+    assert "inferno_controller_leader 0.0" in leader_b
 
 
 async def test_liveness_reflects_the_operator_thread() -> None:
