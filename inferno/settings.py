@@ -396,6 +396,33 @@ class PolicyOptions(_Group):
     headroom: float = _opt(
         0.0, "INFERNO_POLICY_HEADROOM", "size each server for its measured load × (1 + headroom)"
     )
+    forecast: bool = _opt(
+        True,
+        "INFERNO_FORECAST",
+        "size for the rate forecast at the horizon plus a margin (false: the measured rate)",
+    )
+    startup_time: float = _opt(
+        60.0,
+        "INFERNO_STARTUP_TIME",
+        "seconds a new replica takes to become ready (part of the forecast horizon)",
+    )
+    margin_z: float = _opt(
+        1.0, "INFERNO_MARGIN_Z", "margin, in standard deviations of the forecast error"
+    )
+    max_margin: float = _opt(
+        1.0, "INFERNO_MAX_MARGIN", "the margin never exceeds this fraction of the rate"
+    )
+    forecast_alpha: float = _opt(0.5, "INFERNO_FORECAST_ALPHA", "level smoothing, in (0, 1]")
+    forecast_beta: float = _opt(0.3, "INFERNO_FORECAST_BETA", "trend smoothing, in [0, 1]")
+    forecast_damping: float = _opt(
+        0.8, "INFERNO_FORECAST_DAMPING", "trend damping per control period, in [0, 1]"
+    )
+    residual_halflife: float = _opt(
+        600.0, "INFERNO_RESIDUAL_HALFLIFE", "seconds: half-life of the forecast error's variance"
+    )
+    drain_time: float = _opt(
+        60.0, "INFERNO_DRAIN_TIME", "seconds within which a reported backlog is to be drained"
+    )
     stabilization_window: float = _opt(
         0.0,
         "INFERNO_SCALE_DOWN_WINDOW",
@@ -420,6 +447,28 @@ class PolicyOptions(_Group):
     def check(self) -> None:
         self._require(
             "headroom", _finite(self.headroom) and 0 <= self.headroom <= 10, "a number in [0, 10]"
+        )
+        for name, lo, hi in (
+            ("startup_time", 0.0, 86400.0),
+            ("margin_z", 0.0, 10.0),
+            ("max_margin", 0.0, 10.0),
+            ("forecast_beta", 0.0, 1.0),
+            ("forecast_damping", 0.0, 1.0),
+            ("residual_halflife", 0.0, 86400.0),
+        ):
+            value = getattr(self, name)
+            self._require(
+                name, _finite(value) and lo <= value <= hi, f"a number in [{lo:g}, {hi:g}]"
+            )
+        self._require(
+            "forecast_alpha",
+            _finite(self.forecast_alpha) and 0 < self.forecast_alpha <= 1,
+            "a number in (0, 1]",
+        )
+        self._require(
+            "drain_time",
+            _finite(self.drain_time) and 1 <= self.drain_time <= 86400,
+            "seconds in [1, 86400]",
         )
         self._require(
             "stabilization_window",

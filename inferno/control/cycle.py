@@ -169,6 +169,24 @@ def landed(collection: Collection, stamp: CycleStamp) -> set[str]:
     return out
 
 
+def backlog_of(measurement: Mapping[str, Any] | None) -> dict[str, float]:
+    """Requests waiting now, by server, from the load source's measurement (Triton's pending
+    requests; servers without the series are left out)."""
+    out: dict[str, float] = {}
+    servers = (measurement or {}).get("servers")
+    for o in servers if isinstance(servers, list) else []:
+        if not isinstance(o, Mapping):
+            continue
+        name, pending = o.get("server"), o.get("pending")
+        if (
+            isinstance(name, str)
+            and isinstance(pending, int | float)
+            and not isinstance(pending, bool)
+        ):
+            out[name] = float(pending)
+    return out
+
+
 async def run_cycle(
     phases: CyclePhases,
     *,
@@ -224,7 +242,8 @@ async def run_cycle(
         collection: Collection = await timed(phase, phases.collect())
         report["problems"] = list(collection.problems)
         if policy is not None:
-            collection = replace(collection, servers=policy.loads(collection.servers))
+            servers = policy.loads(collection.servers, backlog_of(collection.measurement))
+            collection = replace(collection, servers=servers)
         if not collection.deployments:
             report["notes"] = ["no managed Deployments: nothing to optimize"]
             return finish("ok")

@@ -122,7 +122,7 @@ class ControlLoop:
         finally:
             self._lock.release()
         if self.store is not None and self.policy is not None:
-            await asyncio.to_thread(self.store.save, self.policy.history)
+            await asyncio.to_thread(self.store.save, self.policy.state)
         self._reports[report.cycle] = report
         while len(self._reports) > KEPT:
             self._reports.popitem(last=False)
@@ -140,7 +140,7 @@ class ControlLoop:
     async def start(self) -> None:
         self._stop.clear()
         if self.store is not None and self.policy is not None:
-            self.policy.history = await asyncio.to_thread(self.store.load)
+            self.policy.state = await asyncio.to_thread(self.store.load)
         if self.elector is not None:
             # one election round before serving: a single instance leads from the start
             await asyncio.to_thread(self.elector.tick)

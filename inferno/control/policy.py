@@ -1,9 +1,12 @@
 """The control policy around the optimizer: the same code in the cluster's cycle and in
 ``inferno simulate``'s ``inferno`` policy, configured by :class:`inferno.settings.PolicyOptions`.
 
-Before the solve, :func:`with_headroom` sizes every server for its measured load × (1 +
-``headroom``). After it, :func:`guard` bounds the decisions, as trusted autoscalers do (the
-Kubernetes HPA's ``behavior``):
+Before the solve, :meth:`Policy.loads` sizes every server for the rate its forecaster
+(:mod:`inferno.control.forecast`) expects over the decision's horizon — the next period, the
+measurement's lag and a new replica's start-up — plus a margin from the forecast's tracked error
+and the count's Poisson noise, plus what drains a reported backlog (``forecast: false``: the
+measured rate; either way × (1 + ``headroom``)). After it, :func:`guard` bounds the decisions, as
+trusted autoscalers do (the Kubernetes HPA's ``behavior``):
 
 1. **scale-down stabilisation** — a server keeps the most replicas decided for it in the last
    ``stabilization_window`` seconds on the same accelerator and batch; scaling up is immediate;
@@ -14,7 +17,7 @@ Kubernetes HPA's ``behavior``):
 
 Every bound that changes a decision is a :class:`Clamp` (reported by the cycle, counted in
 ``/metrics``, and written into the decision's note, which the actuator's Event carries). Pure:
-:class:`Policy` only holds the history the window needs, and its clock is given.
+:class:`Policy` only holds its :class:`PolicyState` across cycles, and its clock is given.
 """
 
 from __future__ import annotations
@@ -26,9 +29,18 @@ from typing import Any
 
 from ..cluster.inventory import ManagedDeployment
 from ..cluster.plan import Decision, steady_batch
-from ..settings import PolicyOptions
+from ..settings import PolicyOptions, Settings
+from .forecast import Forecast, ForecastParams, Track, observe, plan_rate
 
-__all__ = ["Clamp", "Guarded", "Policy", "guard", "with_headroom"]
+__all__ = [
+    "Clamp",
+    "Guarded",
+    "Policy",
+    "PolicyState",
+    "forecast_params",
+    "guard",
+    "with_headroom",
+]
 
 #: (time in s, accelerator, batch, replicas decided)
 Entry = tuple[float, str, int, int]
@@ -59,20 +71,71 @@ class Guarded:
     clamps: list[Clamp] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class PolicyState:
+    """What the policy carries from cycle to cycle (and across a restart, in the ConfigMap
+    ``inferno-state``): the decisions of the scale-down window and each server's forecaster."""
+
+    history: Mapping[str, tuple[Entry, ...]] = field(default_factory=dict)
+    tracks: Mapping[str, Track] = field(default_factory=dict)
+
+
+def _rate_of(row: Mapping[str, Any]) -> float | None:
+    current = row.get("currentAlloc")
+    load = current.get("load") if isinstance(current, Mapping) else None
+    rate = load.get("arrivalRate") if isinstance(load, Mapping) else None
+    if isinstance(rate, int | float) and not isinstance(rate, bool) and math.isfinite(rate):
+        return float(rate)
+    return None
+
+
+def _with_rate(row: Mapping[str, Any], rate: float) -> dict[str, Any]:
+    current = row["currentAlloc"]
+    return {**row, "currentAlloc": {**current, "load": {**current["load"], "arrivalRate": rate}}}
+
+
 def with_headroom(rows: Sequence[Mapping[str, Any]], headroom: float) -> list[dict[str, Any]]:
     """Server rows whose arrival rate is × (1 + ``headroom``)."""
-    if headroom <= 0:
-        return [dict(r) for r in rows]
     out = []
     for row in rows:
-        current = row.get("currentAlloc")
-        load = current.get("load") if isinstance(current, Mapping) else None
-        rate = load.get("arrivalRate") if isinstance(load, Mapping) else None
-        if isinstance(rate, int | float) and not isinstance(rate, bool):
-            load = {**load, "arrivalRate": rate * (1.0 + headroom)}  # type: ignore[dict-item]
-            row = {**row, "currentAlloc": {**current, "load": load}}  # type: ignore[dict-item]
-        out.append(dict(row))
+        rate = _rate_of(row)
+        out.append(
+            dict(row) if rate is None or headroom <= 0 else _with_rate(row, rate * (1 + headroom))
+        )
     return out
+
+
+def _backlog_excess(row: Mapping[str, Any], backlog: float | None) -> float:
+    """Requests waiting beyond what the running replicas take in their next batches."""
+    if backlog is None or not math.isfinite(backlog) or backlog <= 0:
+        return 0.0
+    current = row.get("currentAlloc")
+    replicas = batch = 0
+    if isinstance(current, Mapping):
+        replicas = current.get("numReplicas") or 0
+        batch = current.get("maxBatch") or 0
+    if not isinstance(replicas, int) or not isinstance(batch, int):
+        return backlog
+    return max(backlog - max(replicas, 0) * max(batch, 1), 0.0)
+
+
+def forecast_params(settings: Settings) -> ForecastParams:
+    """The forecaster's constants from the deployed settings (the control period, the load
+    window and the policy group)."""
+    o = settings.policy
+    period = settings.service.control_period
+    return ForecastParams(
+        alpha=o.forecast_alpha,
+        beta=o.forecast_beta,
+        damping=o.forecast_damping,
+        period_s=period if period > 0 else 60.0,
+        window_s=settings.prometheus.load_window,
+        startup_s=o.startup_time,
+        margin_z=o.margin_z,
+        halflife_s=o.residual_halflife,
+        drain_s=o.drain_time,
+        max_margin=o.max_margin,
+    )
 
 
 def _step(now: int, limit_pods: int, limit_percent: float) -> int | None:
@@ -179,26 +242,66 @@ def _ceiling(
 
 
 class Policy:
-    """The policy of one controller (or one simulated one): its options and the window's
-    history, across cycles. ``clock`` gives seconds."""
+    """The policy of one controller (or one simulated one): its options, the forecaster's
+    constants and its :class:`PolicyState`, across cycles. ``clock`` gives seconds."""
 
     def __init__(
-        self, opts: PolicyOptions, clock: Callable[[], float], batch_tolerance: float = 0.0
+        self,
+        opts: PolicyOptions,
+        clock: Callable[[], float],
+        batch_tolerance: float = 0.0,
+        params: ForecastParams | None = None,
     ) -> None:
         self.opts = opts
         self.clock = clock
         self.batch_tolerance = batch_tolerance
-        self.history: Mapping[str, tuple[Entry, ...]] = {}
+        self.params = params if params is not None else ForecastParams()
+        self.state = PolicyState()
+        #: the last cycle's forecasts, by server (for the report)
+        self.forecasts: dict[str, Forecast] = {}
 
-    def loads(self, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        return with_headroom(rows, self.opts.headroom)
+    @classmethod
+    def from_settings(cls, settings: Settings, clock: Callable[[], float]) -> Policy:
+        return cls(settings.policy, clock, settings.plan.batch_tolerance, forecast_params(settings))
+
+    @property
+    def history(self) -> Mapping[str, tuple[Entry, ...]]:
+        return self.state.history
+
+    def loads(
+        self, rows: Sequence[Mapping[str, Any]], backlog: Mapping[str, float] | None = None
+    ) -> list[dict[str, Any]]:
+        """The server rows to solve: each rate replaced by the rate to size for (the forecast's
+        target, or the measured rate), × (1 + headroom). ``backlog``: requests waiting now, by
+        server (when the load source reports them). Updates the forecasters."""
+        if not self.opts.forecast:
+            self.forecasts = {}
+            return with_headroom(rows, self.opts.headroom)
+        now = self.clock()
+        backlog = backlog or {}
+        tracks: dict[str, Track] = {}
+        forecasts: dict[str, Forecast] = {}
+        out: list[dict[str, Any]] = []
+        for row in rows:
+            name, rate = row.get("name"), _rate_of(row)
+            if not isinstance(name, str) or rate is None or rate < 0:
+                out.append(dict(row))
+                continue
+            track = observe(self.state.tracks.get(name), rate, now, self.params)
+            tracks[name] = track
+            f = plan_rate(track, rate, self.params, _backlog_excess(row, backlog.get(name)))
+            forecasts[name] = f
+            out.append(_with_rate(row, f.target * (1.0 + self.opts.headroom)))
+        self.state = replace(self.state, tracks=tracks)
+        self.forecasts = forecasts
+        return out
 
     def guard(
         self, decisions: Iterable[Decision], deployments: Iterable[ManagedDeployment]
     ) -> Guarded:
         current = {d.server: d for d in deployments}
         result = guard(
-            decisions, current, self.history, self.clock(), self.opts, self.batch_tolerance
+            decisions, current, self.state.history, self.clock(), self.opts, self.batch_tolerance
         )
-        self.history = result.history
+        self.state = replace(self.state, history=result.history)
         return result

@@ -1,5 +1,6 @@
-"""What the controller remembers across restarts: the control policy's history (the decisions
-of the scale-down window), kept in the ConfigMap ``inferno-state`` of Inferno's namespace.
+"""What the controller remembers across restarts: the control policy's state (the decisions of
+the scale-down window and each server's load forecaster), kept in the ConfigMap
+``inferno-state`` of Inferno's namespace.
 
 Saved after every cycle, restored when the controller starts, so a restart neither forgets the
 recent decisions (and scales down early) nor needs a window to rebuild them. A state that cannot
@@ -15,33 +16,61 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..k8s import ClusterAPI, ClusterError
-from .policy import Entry
+from .forecast import Track
+from .policy import Entry, PolicyState
 
-__all__ = ["STATE_CONFIG_MAP", "StateStore", "history_from_json", "history_to_json"]
+__all__ = [
+    "STATE_CONFIG_MAP",
+    "StateStore",
+    "history_from_json",
+    "history_to_json",
+    "state_from_json",
+    "state_to_json",
+]
 
 logger = logging.getLogger(__name__)
 
 STATE_CONFIG_MAP = "inferno-state"
 _KEY = "policy.json"
-_VERSION = 1
+_VERSION = 2  # 1: the history alone (still read)
 #: entries kept per server and servers kept (a ConfigMap holds at most 1 MiB)
 _MAX_ENTRIES = 64
 _MAX_SERVERS = 5000
 
 
 def history_to_json(history: Mapping[str, tuple[Entry, ...]]) -> str:
-    servers = {
+    """A version-1 document: the window's history alone."""
+    return json.dumps({"version": 1, "history": _history_doc(history)}, separators=(",", ":"))
+
+
+def state_to_json(state: PolicyState) -> str:
+    tracks = {
+        server: [t.level, t.trend, t.t, t.variance, t.n, t.smooth]
+        for server, t in sorted(state.tracks.items())[:_MAX_SERVERS]
+    }
+    doc = {"version": _VERSION, "history": _history_doc(state.history), "tracks": tracks}
+    return json.dumps(doc, separators=(",", ":"))
+
+
+def _history_doc(history: Mapping[str, tuple[Entry, ...]]) -> dict[str, list[list[Any]]]:
+    return {
         server: [list(e) for e in entries[-_MAX_ENTRIES:]]
         for server, entries in sorted(history.items())[:_MAX_SERVERS]
     }
-    return json.dumps({"version": _VERSION, "history": servers}, separators=(",", ":"))
 
 
 def history_from_json(text: str) -> dict[str, tuple[Entry, ...]]:
-    """The history saved by :func:`history_to_json` (ValueError if it is not that)."""
+    """The history saved by :func:`history_to_json` or :func:`state_to_json` (ValueError if
+    it is neither)."""
+    return dict(state_from_json(text).history)
+
+
+def state_from_json(text: str) -> PolicyState:
+    """The state saved by :func:`state_to_json` (or a version-1 history); ValueError if it is
+    not that."""
     doc = json.loads(text)
-    if not isinstance(doc, dict) or doc.get("version") != _VERSION:
-        raise ValueError("not a version-1 policy state")
+    if not isinstance(doc, dict) or doc.get("version") not in (1, _VERSION):
+        raise ValueError("not a version-1 or version-2 policy state")
     raw = doc.get("history")
     if not isinstance(raw, dict):
         raise ValueError("history is not an object")
@@ -54,15 +83,35 @@ def history_from_json(text: str) -> dict[str, tuple[Entry, ...]]:
             if (
                 not isinstance(e, list)
                 or len(e) != 4
-                or not isinstance(e[0], int | float)
-                or not math.isfinite(e[0])
+                or not _finite(e[0])
                 or not isinstance(e[1], str)
                 or not all(isinstance(x, int) and not isinstance(x, bool) for x in e[2:])
             ):
                 raise ValueError(f"a malformed entry of {server!r}: {str(e)[:80]}")
             kept.append((float(e[0]), e[1], int(e[2]), int(e[3])))
         out[server] = tuple(kept)
-    return out
+    tracks: dict[str, Track] = {}
+    raw_tracks = doc.get("tracks", {})
+    if not isinstance(raw_tracks, dict):
+        raise ValueError("tracks is not an object")
+    for server, v in list(raw_tracks.items())[:_MAX_SERVERS]:
+        if (
+            not isinstance(v, list)
+            or len(v) != 6
+            or not all(_finite(x) for x in (*v[:4], v[5]))
+            or not isinstance(v[4], int)
+            or isinstance(v[4], bool)
+        ):
+            raise ValueError(f"a malformed forecaster state of {server!r}: {str(v)[:80]}")
+        track = Track(float(v[0]), float(v[1]), float(v[2]), float(v[3]), int(v[4]), float(v[5]))
+        if not track.is_valid():
+            raise ValueError(f"an impossible forecaster state of {server!r}: {str(v)[:80]}")
+        tracks[str(server)] = track
+    return PolicyState(out, tracks)
+
+
+def _finite(x: object) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 
 class StateStore:
@@ -73,21 +122,21 @@ class StateStore:
         self.namespace = namespace
         self.name = name
 
-    def load(self) -> dict[str, tuple[Entry, ...]]:
-        """The saved history ({} when there is none or it is unusable: logged)."""
+    def load(self) -> PolicyState:
+        """The saved state (empty when there is none or it is unusable: logged)."""
         try:
             found = self.api.get_config_map(self.namespace, self.name)
         except ClusterError as exc:
             logger.warning("policy state not read (starting empty): %s", exc)
-            return {}
+            return PolicyState()
         if found is None:
-            return {}
+            return PolicyState()
         data: Any = found.get("data") or {}
         text = data.get(_KEY) if isinstance(data, dict) else None
         if not isinstance(text, str):
-            return {}
+            return PolicyState()
         try:
-            history = history_from_json(text)
+            state = state_from_json(text)
         except (ValueError, RecursionError) as exc:
             logger.warning(
                 "policy state in %s/%s unusable (starting empty): %s",
@@ -95,14 +144,18 @@ class StateStore:
                 self.name,
                 exc,
             )
-            return {}
-        logger.info("policy state restored: %d servers", len(history))
-        return history
+            return PolicyState()
+        logger.info(
+            "policy state restored: %d servers' decisions, %d forecasters",
+            len(state.history),
+            len(state.tracks),
+        )
+        return state
 
-    def save(self, history: Mapping[str, tuple[Entry, ...]]) -> str:
+    def save(self, state: PolicyState) -> str:
         """Save; the error ("" when saved)."""
         try:
-            self.api.put_config_map(self.namespace, self.name, {_KEY: history_to_json(history)})
+            self.api.put_config_map(self.namespace, self.name, {_KEY: state_to_json(state)})
         except ClusterError as exc:
             logger.warning("policy state not saved: %s", exc)
             return str(exc)

@@ -63,6 +63,7 @@ class ServerObservation:
     load: Load | None = None
     completions_rpm: float | None = None
     pending_delta: float | None = None
+    pending: float | None = None  # requests waiting at the end of the window
     avg_batch: float | None = None
     queue_ms: float | None = None
     compute_ms: float | None = None
@@ -86,6 +87,7 @@ class ServerObservation:
             },
             "completionsRpm": self.completions_rpm,
             "pendingDelta": self.pending_delta,
+            "pending": self.pending,
             "avgBatch": self.avg_batch,
             "queueMs": self.queue_ms,
             "computeMs": self.compute_ms,
@@ -220,6 +222,7 @@ class PrometheusLoadSource:
             load=load,
             completions_rpm=completions,
             pending_delta=pending,
+            pending=_non_negative(self._value(q.pending, at)),
             avg_batch=self._value(q.avg_batch, at),
             queue_ms=self._value(q.queue_ms, at),
             compute_ms=self._value(q.compute_ms, at),

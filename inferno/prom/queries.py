@@ -104,6 +104,7 @@ class ServerQueries:
 
     completions_rpm: str  # requests completed (success + failure) per minute
     pending_delta: str  # growth of the pending count over the window (requests, may be < 0)
+    pending: str  # requests waiting now (the backlog the control policy drains)
     avg_batch: str  # inferences per model execution
     queue_ms: str  # mean queueing time per request, ms
     compute_ms: str  # mean compute (infer) time per request, ms
@@ -143,6 +144,7 @@ def server_queries(
             f"60 * ({summed('rate', REQUEST_SUCCESS)} + {summed('rate', REQUEST_FAILURE)})"
         ),
         pending_delta=summed("delta", PENDING),
+        pending=f"sum by ({GROUP}) ({PENDING}{{{sel}}})",
         avg_batch=per_request(INFERENCE_COUNT, EXEC_COUNT),
         queue_ms=f"{per_request(QUEUE_DURATION)} / 1000",
         compute_ms=f"{per_request(COMPUTE_DURATION)} / 1000",

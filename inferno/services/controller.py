@@ -66,7 +66,7 @@ def create_app(
         deadline=settings.service.cycle_deadline,
         elector=elector,
         on_report=on_report,
-        policy=Policy(settings.policy, time.time, batch_tolerance=settings.plan.batch_tolerance),
+        policy=Policy.from_settings(settings, time.time),
         store=None if api is None else StateStore(api, settings.service.namespace),
     )
 

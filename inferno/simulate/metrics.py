@@ -11,13 +11,15 @@ seconds (clipped at the start of the run), as a Prometheus ``rate(...[window])``
   least one request) — what a GPU-utilisation HPA sees;
 - ``batch_utilisation``: requests in service / (ready replicas × batch size);
 - ``held``: requests held (waiting + in service), a time average — what a queue-length scaler
-  (KEDA on the serving engine's running + waiting gauges) sees.
+  (KEDA on the serving engine's running + waiting gauges) sees;
+- ``backlog``: requests waiting (not yet started), a time average — Triton's pending-request
+  gauge, which the Inferno policy drains.
 
-The arrival rate, the two token means and ``held`` are each multiplied by their own log-normal
-factor exp(σZ − σ²/2) (mean one, relative standard deviation ≈ σ = ``noise``); the utilisations,
-ratios of replica time, are not. The factors come from a generator per server keyed
-by the seed and the server name, and each call draws the same number of them, so two policies
-that measure the same servers at the same periods see the same noise.
+The arrival rate, the two token means and ``held`` (``backlog`` shares ``held``'s) are each
+multiplied by their own log-normal factor exp(σZ − σ²/2) (mean one, relative standard deviation
+≈ σ = ``noise``); the utilisations, ratios of replica time, are not. The factors come from a
+generator per server keyed by the seed and the server name, and each call draws the same number
+of them, so two policies that measure the same servers at the same periods see the same noise.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class Measurement:
     utilisation: float  # busy / ready (NaN when no replica was ready)
     batch_utilisation: float  # in service / (ready × batch)
     held: float  # requests waiting + in service (time average)
+    backlog: float  # requests waiting (time average)
     ready: float  # ready replicas (time average; not noisy)
     window: Window  # the ground truth it was measured from
 
@@ -133,6 +136,7 @@ class MetricsSource:
             utilisation=util,
             batch_utilisation=batch_util,
             held=w.in_flight * f_held,
+            backlog=w.queue * f_held if math.isfinite(w.queue) else 0.0,
             ready=w.ready,
             window=w,
         )

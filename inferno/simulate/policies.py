@@ -21,7 +21,7 @@ import math
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -43,7 +43,7 @@ from .cluster import (
     replicas_patch,
 )
 from .metrics import MetricsSource
-from .scenario import HpaOptions, InfernoOptions, PolicySpec, QueueOptions
+from .scenario import HpaOptions, InfernoOptions, PolicySpec, QueueOptions, Scenario
 
 __all__ = [
     "HpaAlgorithm",
@@ -251,23 +251,20 @@ class InfernoPolicy(Policy):
         cluster: EmulatedCluster,
         metrics: MetricsSource,
         static_docs: Mapping[str, Any],
+        control_period_s: float,
     ) -> None:
         super().__init__(spec, cluster)
         opts = spec.options
         assert isinstance(opts, InfernoOptions)
-        self.batch_tolerance = opts.batch_tolerance
+        # the deployed settings, with the scenario's values for the deployed names it sets;
+        # the control period and the load window are the scenario's own
+        settings = Settings.from_env({}, **opts.overrides()).with_overrides(
+            control_period=control_period_s, load_window=metrics.window_ms / MS_PER_S
+        )
+        self.batch_tolerance = settings.plan.batch_tolerance
         self.now_s = 0.0
         self.clamps = 0
-        # the deployed policy, with the scenario's values for the deployed settings it names
-        self.policy = ControlPolicy(
-            replace(
-                Settings.from_env({}).policy,
-                headroom=opts.headroom,
-                stabilization_window=opts.stabilization_window,
-            ),
-            lambda: self.now_s,
-            batch_tolerance=self.batch_tolerance,
-        )
+        self.policy = ControlPolicy.from_settings(settings, lambda: self.now_s)
         self.metrics = metrics
         self.static_docs = dict(static_docs)
         self.failures = 0
@@ -282,19 +279,21 @@ class InfernoPolicy(Policy):
 
     def step(self, t_ms: float) -> None:
         loads: dict[str, Load] = {}
+        backlog: dict[str, float] = {}
         for server in self.cluster.server_names():
             m = self.metrics.measure(server, t_ms)
             self.measured[server] = m.arrival_rate
             loads[server] = Load(m.arrival_rate, m.in_tokens, m.out_tokens)
+            backlog[server] = m.backlog
+        self.now_s = t_ms / 1000.0
         found = collect(self.cluster, [NAMESPACE], loads=loads)
-        servers = self.policy.loads(found.servers)
+        servers = self.policy.loads(found.servers, backlog)
         result = optimize(self.static_docs, servers, found.service_classes)
         for name, reason in (result.solution.get("unallocated") or {}).items():
             note = f"{t_ms / 1000.0:.0f} s: {name} not allocated ({reason}); kept as is"
             if len(self.notes) < 20:
                 self.notes.append(note)
             logger.info("%s", note)
-        self.now_s = t_ms / 1000.0
         guarded = self.policy.guard(result.decisions, found.deployments)
         self.clamps += len(guarded.clamps)
         targets = [Target(d.namespace, d.name, d.server) for d in found.deployments]
@@ -376,12 +375,21 @@ def build_policy(
     initial: Mapping[str, Decision],
     peak: Mapping[str, Decision],
     held: Mapping[str, float] | None = None,
+    control_period_s: float = 60.0,
+    scenario: Scenario | None = None,
 ) -> Policy:
     """The policy of ``spec`` over ``cluster``. ``initial`` and ``peak`` are the optimizer's
     decisions at the first period's load and at the peak, ``held`` the model's requests held per
-    replica at the initial decision: the defaults of the scalers' bounds and targets."""
+    replica at the initial decision: the defaults of the scalers' bounds and targets. The oracle
+    (:mod:`.oracle`) reads the ``scenario`` (its traces, period and duration)."""
+    if spec.kind == "oracle":
+        from .oracle import OraclePolicy  # the oracle builds on this module's Policy
+
+        if scenario is None:
+            raise ValueError("the oracle policy needs the scenario")
+        return OraclePolicy(spec, cluster, scenario)
     if spec.kind == "inferno":
-        return InfernoPolicy(spec, cluster, metrics, static_docs)
+        return InfernoPolicy(spec, cluster, metrics, static_docs, control_period_s)
     if spec.kind == "static":
         return StaticPolicy(spec, cluster)
     opts = spec.options
@@ -400,11 +408,11 @@ def build_policy(
         if isinstance(opts, HpaOptions):
             target = opts.target
         elif opts.target_per_replica is not None:
-            target = opts.target_per_replica
+            target = opts.target_per_replica * opts.target_factor
         elif held is not None and name in held and held[name] > 0:
-            target = held[name]
+            target = held[name] * opts.target_factor
         else:
-            target = float(cluster.config(name).batch)
+            target = float(cluster.config(name).batch) * opts.target_factor
         scalers[name] = HpaAlgorithm(target, opts.tolerance, opts.stabilization_window, lo, hi)
     if isinstance(opts, HpaOptions):
         return HpaPolicy(spec, cluster, metrics, scalers)

@@ -203,6 +203,7 @@ def run_scenario(
             initial=initial,
             peak=peak,
             held=initial_sizing.held_per_replica,
+            control_period_s=scenario.control_period_s,
         )
         run = PolicyRun(spec, sim, cluster)
         t0 = 0.0

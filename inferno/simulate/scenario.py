@@ -113,6 +113,7 @@ from ..emulator import (
 )
 from ..errors import InputError
 from ..model.profiles import BatchProfile
+from ..settings import PolicyOptions, Settings, SettingsError
 from ..system import Server, System
 from .limits import (
     MAX_DURATION_S,
@@ -123,10 +124,14 @@ from .limits import (
 )
 
 __all__ = [
+    "DEFAULT_POLICIES",
+    "INFERNO_SETTINGS",
     "POLICY_KINDS",
+    "SWEEP_SEPARATOR",
     "HpaOptions",
     "InfernoOptions",
     "MetricsSpec",
+    "OracleOptions",
     "PolicySpec",
     "QueueOptions",
     "Scenario",
@@ -138,8 +143,23 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-PolicyKind = Literal["inferno", "static", "hpa", "queue"]
-POLICY_KINDS: tuple[PolicyKind, ...] = ("inferno", "static", "hpa", "queue")
+PolicyKind = Literal["inferno", "static", "hpa", "queue", "oracle"]
+POLICY_KINDS: tuple[PolicyKind, ...] = ("inferno", "static", "hpa", "queue", "oracle")
+#: the policies of a scenario without ``policies``
+DEFAULT_POLICIES: tuple[PolicyKind, ...] = ("inferno", "static", "hpa", "queue")
+#: a sweep's instances are named ``<label>@<value>``
+SWEEP_SEPARATOR = "@"
+#: per policy kind, its sweep keys: the key → (the option each value sets, the values' upper
+#: bound, the suffix of the instances' names)
+SWEEPS: dict[str, dict[str, tuple[str, float, str]]] = {
+    "hpa": {"targets": ("target", MAX_FACTOR, "")},
+    "queue": {
+        "targets_per_replica": ("target_per_replica", MAX_COUNT, ""),
+        "target_factors": ("target_factor", MAX_FACTOR, "x"),
+    },
+}
+#: the most values a sweep may have
+MAX_SWEEP = 100
 INITIAL = ("inferno", "peak")
 SERVICES: tuple[Service, ...] = ("deterministic", "exponential")
 TRACE_KINDS = ("poisson", "steps", "diurnal", "bursts", "replay")
@@ -162,6 +182,9 @@ _TOP_KEYS = (
     "policies",
     "sizing",
 )
+#: the deployed settings an ``inferno`` policy may set (the policy group, and the plan's batch
+#: tolerance); the control period and the measurement window come from the scenario itself
+INFERNO_SETTINGS: tuple[str, ...] = (*PolicyOptions.__dataclass_fields__, "batch_tolerance")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -170,9 +193,13 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 @dataclass(frozen=True, slots=True)
 class InfernoOptions:
-    headroom: float = 0.0
-    batch_tolerance: float = 0.25
-    stabilization_window: float = 0.0
+    """Deployed settings the scenario sets for its ``inferno`` policy, by their flat names
+    (:data:`INFERNO_SETTINGS`); every other setting keeps its deployed default."""
+
+    settings: tuple[tuple[str, Any], ...] = ()
+
+    def overrides(self) -> dict[str, Any]:
+        return dict(self.settings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,23 +219,34 @@ class HpaOptions:
 
 @dataclass(frozen=True, slots=True)
 class QueueOptions:
+    """``target_per_replica`` (None: the model's requests held per replica at the initial
+    allocation, per server) × ``target_factor``."""
+
     target_per_replica: float | None = None
     tolerance: float = 0.1
     stabilization_window: float = 300.0
     min_replicas: int | None = None
     max_replicas: int | None = None
+    target_factor: float = 1.0
 
 
-Options = InfernoOptions | StaticOptions | HpaOptions | QueueOptions
+@dataclass(frozen=True, slots=True)
+class OracleOptions:
+    """The oracle has no option (but ``label``)."""
+
+
+Options = InfernoOptions | StaticOptions | HpaOptions | QueueOptions | OracleOptions
 
 
 @dataclass(frozen=True, slots=True)
 class PolicySpec:
-    """One policy to run: its kind, the name it is reported under, its options."""
+    """One policy to run: its kind, the name it is reported under, its options, and the name of
+    the sweep it is an instance of (empty: not a sweep's)."""
 
     kind: PolicyKind
     name: str
     options: Options
+    sweep: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -803,7 +841,7 @@ class _Parser:
 
     def policies(self, value: object) -> tuple[PolicySpec, ...]:
         if value is None:
-            value = list(POLICY_KINDS)
+            value = list(DEFAULT_POLICIES)
         if not isinstance(value, list) or not value:
             raise self.error(
                 "$.policies", f"expected a non-empty list of policies, got {_show(value)}"
@@ -827,14 +865,73 @@ class _Parser:
                 raise self.error(
                     path, f"unknown policy {_show(kind)}; expected one of {', '.join(POLICY_KINDS)}"
                 )
-            spec = self.policy(kind, {} if opts is None else self.mapping(opts, opath), opath)
-            if spec.name in names:
-                raise self.error(
-                    path, f"policy name {spec.name!r} is used twice; give one a 'label'"
-                )
-            names.add(spec.name)
-            out.append(spec)
+            obj = {} if opts is None else self.mapping(opts, opath)
+            for spec in self.sweep(kind, obj, opath):
+                if spec.name in names:
+                    raise self.error(
+                        path, f"policy name {spec.name!r} is used twice; give one a 'label'"
+                    )
+                names.add(spec.name)
+                out.append(spec)
         return tuple(out)
+
+    def sweep(self, kind: PolicyKind, obj: Mapping[str, object], path: str) -> list[PolicySpec]:
+        """The policy of ``obj``, or one instance per value of its sweep key (:data:`SWEEPS`),
+        named ``<label>@<value>`` and tagged with the sweep's name (the label)."""
+        keys = [k for k in SWEEPS.get(kind, {}) if k in obj]
+        if not keys:
+            return [self.policy(kind, obj, path)]
+        if len(keys) > 1:
+            raise self.error(
+                _key_path(path, keys[1]), f"one sweep per policy: {keys[0]} is given already"
+            )
+        key = keys[0]
+        single, maximum, suffix = SWEEPS[kind][key]
+        where = _key_path(path, key)
+        if single in obj:
+            raise self.error(where, f"give {single} (one instance) or {key} (a sweep), not both")
+        values = obj[key]
+        if not isinstance(values, list) or not values:
+            raise self.error(where, f"expected a non-empty list of numbers, got {_show(values)}")
+        if len(values) > MAX_SWEEP:
+            raise self.error(where, f"at most {MAX_SWEEP} values, got {len(values)}")
+        label = obj.get("label", kind)
+        if not isinstance(label, str) or not label.strip():
+            raise self.error(f"{path}.label", f"expected a name, got {_show(label)}")
+        label = label.strip()
+        out: list[PolicySpec] = []
+        seen: dict[str, int] = {}
+        for i, item in enumerate(values):
+            value = self.bounded(item, f"{where}[{i}]", above=0.0, maximum=maximum)
+            text = f"{value:g}" if float(f"{value:g}") == value else repr(value)
+            if text in seen:
+                raise self.error(f"{where}[{i}]", f"{text} is already at [{seen[text]}]")
+            seen[text] = i
+            one = {k: v for k, v in obj.items() if k != key}
+            one[single] = value
+            one["label"] = f"{label}{SWEEP_SEPARATOR}{text}{suffix}"
+            spec = self.policy(kind, one, path)
+            out.append(replace(spec, sweep=label))
+        return out
+
+    def inferno_options(self, obj: Mapping[str, object], path: str) -> InfernoOptions:
+        """The deployed settings a scenario may set, checked as the services check them."""
+        self.only(obj, path, ("label", *INFERNO_SETTINGS))
+        values = {k: v for k, v in obj.items() if k != "label"}
+        flags = {k for k, f in PolicyOptions.__dataclass_fields__.items() if f.type == "bool"}
+        for key, value in values.items():
+            if key in flags:
+                if not isinstance(value, bool):
+                    raise self.error(
+                        _key_path(path, key), f"expected true or false, got {_show(value)}"
+                    )
+            elif isinstance(value, bool) or not isinstance(value, int | float):
+                raise self.error(_key_path(path, key), f"expected a number, got {_show(value)}")
+        try:
+            Settings.from_env({}, **values)
+        except SettingsError as exc:
+            raise self.error(path, str(exc)) from None
+        return InfernoOptions(tuple(sorted(values.items())))
 
     def policy(self, kind: PolicyKind, obj: Mapping[str, object], path: str) -> PolicySpec:
         label = obj.get("label", kind)
@@ -842,16 +939,10 @@ class _Parser:
             raise self.error(f"{path}.label", f"expected a name, got {_show(label)}")
         options: Options
         if kind == "inferno":
-            self.only(obj, path, ("label", "headroom", "batch_tolerance", "stabilization_window"))
-            options = InfernoOptions(
-                headroom=self.number(obj, "headroom", path, 0.0, minimum=0.0, maximum=MAX_FACTOR),
-                stabilization_window=self.number(
-                    obj, "stabilization_window", path, 0.0, minimum=0.0, maximum=MAX_TIME_S
-                ),
-                batch_tolerance=self.number(
-                    obj, "batch_tolerance", path, 0.25, minimum=0.0, maximum=MAX_FACTOR
-                ),
-            )
+            options = self.inferno_options(obj, path)
+        elif kind == "oracle":
+            self.only(obj, path, ("label",))
+            options = OracleOptions()
         elif kind == "static":
             self.only(obj, path, ("label", "headroom"))
             options = StaticOptions(
@@ -859,8 +950,12 @@ class _Parser:
             )
         else:
             common = ("label", "tolerance", "stabilization_window", "min_replicas", "max_replicas")
-            extra = ("target", "metric") if kind == "hpa" else ("target_per_replica",)
-            self.only(obj, path, common + extra)
+            extra = (
+                ("target", "metric")
+                if kind == "hpa"
+                else ("target_per_replica", "target_factor")
+            )
+            self.only(obj, path, common + extra + tuple(SWEEPS[kind]))
             tolerance = self.number(obj, "tolerance", path, 0.1, minimum=0.0, maximum=MAX_FACTOR)
             window = self.number(
                 obj, "stabilization_window", path, 300.0, minimum=0.0, maximum=MAX_TIME_S
@@ -888,5 +983,8 @@ class _Parser:
                     stabilization_window=window,
                     min_replicas=lo,
                     max_replicas=hi,
+                    target_factor=self.number(
+                        obj, "target_factor", path, 1.0, above=0.0, maximum=MAX_FACTOR
+                    ),
                 )
         return PolicySpec(kind, label.strip(), options)
