@@ -443,6 +443,21 @@ class PolicyOptions(_Group):
     max_total_gpus: int = _opt(
         0, "INFERNO_MAX_TOTAL_GPUS", "GPUs all managed servers may hold together (0: no ceiling)"
     )
+    switch_min_saving: float = _opt(
+        0.1,
+        "INFERNO_SWITCH_MIN_SAVING",
+        "a server changes GPU type only when that saves at least this fraction of its cost",
+    )
+    switch_delay: float = _opt(
+        60.0,
+        "INFERNO_SWITCH_DELAY",
+        "… and the optimizer has preferred the other type for this many seconds",
+    )
+    max_rollouts: int = _opt(
+        0,
+        "INFERNO_MAX_ROLLOUTS",
+        "servers whose GPU type or batch (a rollout of every pod) may change per cycle (0: all)",
+    )
 
     def check(self) -> None:
         self._require(
@@ -475,7 +490,17 @@ class PolicyOptions(_Group):
             _finite(self.stabilization_window) and 0 <= self.stabilization_window <= 86400,
             "seconds in [0, 86400]",
         )
-        for name in ("max_scale_up_pods", "max_scale_down_pods", "max_total_gpus"):
+        self._require(
+            "switch_min_saving",
+            _finite(self.switch_min_saving) and 0 <= self.switch_min_saving < 1,
+            "a fraction in [0, 1)",
+        )
+        self._require(
+            "switch_delay",
+            _finite(self.switch_delay) and 0 <= self.switch_delay <= 86400,
+            "seconds in [0, 86400]",
+        )
+        for name in ("max_scale_up_pods", "max_scale_down_pods", "max_total_gpus", "max_rollouts"):
             self._require(name, 0 <= getattr(self, name) <= 1_000_000, "an integer in 0..1000000")
         for name in ("max_scale_up_percent", "max_scale_down_percent"):
             value = getattr(self, name)

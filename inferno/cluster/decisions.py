@@ -58,6 +58,7 @@ def decision_to_json(d: Decision) -> dict[str, Any]:
         "reason": d.reason,
         "cost": d.cost,
         "bound": d.bound,
+        **({"stay": decision_to_json(d.stay)} if d.stay is not None else {}),
     }
 
 
@@ -74,4 +75,5 @@ def decision_from_json(obj: Mapping[str, Any]) -> Decision:
         reason=str(obj.get("reason", "")),
         cost=None if obj.get("cost") is None else float(obj["cost"]),
         bound=str(obj.get("bound", "")),
+        stay=None if obj.get("stay") is None else decision_from_json(obj["stay"]),
     )

@@ -58,6 +58,9 @@ class Decision:
     reason: str = ""  # why it is not allocated, or a note (e.g. a partial grant)
     cost: float | None = None
     bound: str = ""
+    #: when the decision moves the server off its current accelerator: the cheapest decision
+    #: that keeps it there (what the control policy falls back to while it defers a switch)
+    stay: Decision | None = None
 
 
 @dataclass(frozen=True, slots=True)

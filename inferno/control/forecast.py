@@ -5,7 +5,7 @@ Each cycle a server's measured rate ``y`` (requests per minute, a Prometheus ``r
 last ``window`` seconds) updates its :class:`Track`, ``dt`` seconds after the last one::
 
     prediction  p = L + T·dt                 (the level carried forward by the trend)
-    residual    e = (y − p) / max(p, floor)  (relative)
+    residual    e = (y − max(p, S)) / max(p, S, floor)  (relative, against what was sized for)
     smoothed    S ← α·y + (1 − α)·S          (no trend: what the rate has been)
     level       L ← α·y + (1 − α)·p
     trend       T ← β·(L_new − L_old)/dt + (1 − β)·φ·T
@@ -133,8 +133,10 @@ def observe(track: Track | None, rate: float, t: float, p: ForecastParams) -> Tr
         return Track(level=rate, trend=0.0, t=t, smooth=rate)
     dt = t - track.t
     predicted = max(track.level + track.trend * dt, 0.0)
-    residual = (rate - predicted) / max(predicted, _FLOOR_RPM)
-    residual = max(-_MAX_RESIDUAL, min(residual, _MAX_RESIDUAL))
+    # the error that matters is against what was sized for: the larger of the prediction and
+    # the smoothed rate (a trend overshooting below the rate after a fall is no under-forecast)
+    sized = max(predicted, track.smooth)
+    residual = min((rate - sized) / max(sized, _FLOOR_RPM), _MAX_RESIDUAL)
     level = p.alpha * rate + (1.0 - p.alpha) * predicted
     phi = p.damping ** (dt / p.period_s)
     trend = p.beta * (level - track.level) / dt + (1.0 - p.beta) * phi * track.trend

@@ -251,6 +251,33 @@ def _bounded(d: Decision) -> Decision:
     return d
 
 
+def _with_stays(decisions: list[Decision], system: System, gpu_node_label: str) -> list[Decision]:
+    """Each decision that moves a server off its current accelerator, with ``stay``: the
+    cheapest decision keeping it there (the server alone, ``keepAccelerator``), which the
+    control policy uses while it defers the switch."""
+    by_name = {srv.name: srv for srv in system.servers}
+    movers = [
+        replace(by_name[d.server], keep_accelerator=True)
+        for d in decisions
+        if d.allocated
+        and d.server in by_name
+        and by_name[d.server].current.accelerator
+        and by_name[d.server].current.accelerator != d.accelerator
+    ]
+    if not movers:
+        return decisions
+    try:
+        kept = solve(replace(system, servers=tuple(movers)))
+    except _NUMERIC as exc:  # the main solve passed: a failure here only loses the option
+        logger.warning("optimize: no stay decisions (%s: %s)", type(exc).__name__, exc)
+        return decisions
+    sub = replace(system, servers=tuple(movers))
+    stays = {d.server: d for d in decisions_from_solution(kept, sub, gpu_node_label)}
+    return [
+        replace(d, stay=_bounded(stays[d.server])) if d.server in stays else d for d in decisions
+    ]
+
+
 def solve_prepared(
     prepared: Prepared,
     *,
@@ -273,6 +300,7 @@ def solve_prepared(
         solution, system, culprits = _isolating_solve(system)
         left_out.extend(culprits)
     decisions = [_bounded(d) for d in decisions_from_solution(solution, system, gpu_node_label)]
+    decisions = _with_stays(decisions, system, gpu_node_label)
     too_many = [d for d in decisions if not d.allocated and d.reason.startswith(_TOO_MANY)]
     decisions += left_out
     left_out += too_many

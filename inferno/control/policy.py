@@ -8,6 +8,11 @@ and the count's Poisson noise, plus what drains a reported backlog (``forecast: 
 measured rate; either way × (1 + ``headroom``)). After it, :func:`guard` bounds the decisions, as
 trusted autoscalers do (the Kubernetes HPA's ``behavior``):
 
+0. **GPU-type hysteresis and a rollout budget** — a server moves to another accelerator only when
+   that saves at least ``switch_min_saving`` of its cost and the optimizer has preferred it for
+   ``switch_delay`` seconds (until then it gets the decision's ``stay``: the cheapest on its
+   running accelerator); at most ``max_rollouts`` servers change accelerator or batch size (which
+   replaces every pod) per cycle, the others keep their configuration for now;
 1. **scale-down stabilisation** — a server keeps the most replicas decided for it in the last
    ``stabilization_window`` seconds on the same accelerator and batch; scaling up is immediate;
 2. **step limits** — a server on the same accelerator gains at most ``max(max_scale_up_pods,
@@ -48,20 +53,33 @@ Entry = tuple[float, str, int, int]
 
 @dataclass(frozen=True, slots=True)
 class Clamp:
-    """A bound that changed a decision: ``rule`` is scale-down-window, max-scale-up,
-    max-scale-down or max-total-gpus."""
+    """A bound that changed a decision: ``rule`` is gpu-switch-saving, gpu-switch-delay,
+    max-rollouts, scale-down-window, max-scale-up, max-scale-down or max-total-gpus."""
 
     server: str
     rule: str
     wanted: int
     got: int
+    note: str = ""  # what was deferred, for the rules that keep a configuration
 
     @property
     def message(self) -> str:
-        return f"{self.rule}: {self.wanted} → {self.got} replicas"
+        return f"{self.rule}: {self.note or f'{self.wanted} → {self.got} replicas'}"
 
     def to_json(self) -> dict[str, Any]:
-        return {"server": self.server, "rule": self.rule, "wanted": self.wanted, "got": self.got}
+        body: dict[str, Any] = {
+            "server": self.server,
+            "rule": self.rule,
+            "wanted": self.wanted,
+            "got": self.got,
+        }
+        if self.note:
+            body["note"] = self.note
+        return body
+
+
+#: per server, the accelerator the optimizer prefers to the running one, and since when (s)
+Switches = Mapping[str, tuple[str, float]]
 
 
 @dataclass(frozen=True)
@@ -69,6 +87,7 @@ class Guarded:
     decisions: list[Decision]
     history: Mapping[str, tuple[Entry, ...]]
     clamps: list[Clamp] = field(default_factory=list)
+    switches: Switches = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -78,6 +97,7 @@ class PolicyState:
 
     history: Mapping[str, tuple[Entry, ...]] = field(default_factory=dict)
     tracks: Mapping[str, Track] = field(default_factory=dict)
+    switches: Switches = field(default_factory=dict)
 
 
 def _rate_of(row: Mapping[str, Any]) -> float | None:
@@ -110,7 +130,8 @@ def _backlog_excess(row: Mapping[str, Any], backlog: float | None) -> float:
     if backlog is None or not math.isfinite(backlog) or backlog <= 0:
         return 0.0
     current = row.get("currentAlloc")
-    replicas = batch = 0
+    replicas: object = 0
+    batch: object = 0
     if isinstance(current, Mapping):
         replicas = current.get("numReplicas") or 0
         batch = current.get("maxBatch") or 0
@@ -152,6 +173,7 @@ def guard(
     now_s: float,
     opts: PolicyOptions,
     batch_tolerance: float = 0.0,
+    switches: Switches | None = None,
 ) -> Guarded:
     """Bound ``decisions`` (see the module's docstring); ``current`` is each server's Deployment
     as collected, ``history`` what :class:`Guarded` returned last time. The running batch is
@@ -160,10 +182,18 @@ def guard(
     kept: dict[str, tuple[Entry, ...]] = {}
     clamps: list[Clamp] = []
     out: list[Decision] = []
-    for d in decisions:
+    pending: dict[str, tuple[str, float]] = {}
+    rollouts = 0
+    for d in sorted(decisions, key=lambda x: x.server):
         dep = current.get(d.server)
         if dep is not None:
+            d = _switch(d, dep, (switches or {}).get(d.server), now_s, opts, pending, clamps)
             d = steady_batch(dep.accelerator, dep.max_batch, d, batch_tolerance)
+            if d.allocated and _rolls(d, dep):
+                if 0 < opts.max_rollouts <= rollouts:
+                    d = _defer_rollout(d, dep, clamps)
+                else:
+                    rollouts += int(_rolls(d, dep))
         if not d.allocated:
             out.append(d)
             if d.server in history:
@@ -199,7 +229,75 @@ def guard(
         else d
         for d in out
     ]
-    return Guarded(noted, kept, clamps)
+    return Guarded(noted, kept, clamps, pending)
+
+
+def _rolls(d: Decision, dep: ManagedDeployment) -> bool:
+    """Whether applying ``d`` replaces every pod (a new accelerator or batch size)."""
+    return dep.replicas > 0 and (d.accelerator, d.max_batch) != (dep.accelerator, dep.max_batch)
+
+
+def _switch(
+    d: Decision,
+    dep: ManagedDeployment,
+    since: tuple[str, float] | None,
+    now_s: float,
+    opts: PolicyOptions,
+    pending: dict[str, tuple[str, float]],
+    clamps: list[Clamp],
+) -> Decision:
+    """The decision, or its ``stay`` (the same server kept on its running accelerator) while a
+    switch saves less than ``switch_min_saving`` or has not been preferred for
+    ``switch_delay`` seconds: a switch is a full rollout, not worth it for a passing gain."""
+    stay = d.stay
+    if (
+        not d.allocated
+        or stay is None
+        or not stay.allocated
+        or not dep.accelerator
+        or dep.replicas <= 0
+        or d.accelerator == dep.accelerator
+    ):
+        return d
+    stay = replace(stay, stay=None)
+    saving = 0.0
+    if d.cost is not None and stay.cost is not None and stay.cost > 0:
+        saving = 1.0 - d.cost / stay.cost
+    if saving < opts.switch_min_saving:
+        note = (
+            f"{dep.accelerator} kept, {d.accelerator} would save {saving:.0%} "
+            f"(< {opts.switch_min_saving:.0%})"
+        )
+        clamps.append(Clamp(d.server, "gpu-switch-saving", d.replicas, stay.replicas, note))
+        return stay
+    first = since[1] if since is not None and since[0] == d.accelerator else now_s
+    if now_s - first < opts.switch_delay:
+        pending[d.server] = (d.accelerator, first)
+        note = (
+            f"{dep.accelerator} kept, {d.accelerator} (saves {saving:.0%}) preferred for "
+            f"{now_s - first:.0f} s of {opts.switch_delay:.0f} s"
+        )
+        clamps.append(Clamp(d.server, "gpu-switch-delay", d.replicas, stay.replicas, note))
+        return stay
+    return replace(d, stay=None)
+
+
+def _defer_rollout(d: Decision, dep: ManagedDeployment, clamps: list[Clamp]) -> Decision:
+    """``d`` without its change of configuration (the rollout budget of the cycle is spent):
+    the running accelerator and batch, with the decision's replicas if it keeps the accelerator
+    (else its ``stay``'s)."""
+    if d.accelerator == dep.accelerator:
+        kept = replace(d, max_batch=dep.max_batch, stay=None)
+    elif d.stay is not None and d.stay.allocated:
+        kept = replace(d.stay, stay=None)
+    else:
+        return d
+    note = (
+        f"{dep.accelerator} batch {dep.max_batch} kept this cycle "
+        f"(wanted {d.accelerator} batch {d.max_batch})"
+    )
+    clamps.append(Clamp(d.server, "max-rollouts", d.replicas, kept.replicas, note))
+    return kept
 
 
 def _ceiling(
@@ -301,7 +399,13 @@ class Policy:
     ) -> Guarded:
         current = {d.server: d for d in deployments}
         result = guard(
-            decisions, current, self.state.history, self.clock(), self.opts, self.batch_tolerance
+            decisions,
+            current,
+            self.state.history,
+            self.clock(),
+            self.opts,
+            self.batch_tolerance,
+            self.state.switches,
         )
-        self.state = replace(self.state, history=result.history)
+        self.state = replace(self.state, history=result.history, switches=result.switches)
         return result

@@ -48,7 +48,16 @@ def state_to_json(state: PolicyState) -> str:
         server: [t.level, t.trend, t.t, t.variance, t.n, t.smooth]
         for server, t in sorted(state.tracks.items())[:_MAX_SERVERS]
     }
-    doc = {"version": _VERSION, "history": _history_doc(state.history), "tracks": tracks}
+    switches = {
+        server: [acc, since]
+        for server, (acc, since) in sorted(state.switches.items())[:_MAX_SERVERS]
+    }
+    doc = {
+        "version": _VERSION,
+        "history": _history_doc(state.history),
+        "tracks": tracks,
+        "switches": switches,
+    }
     return json.dumps(doc, separators=(",", ":"))
 
 
@@ -107,7 +116,15 @@ def state_from_json(text: str) -> PolicyState:
         if not track.is_valid():
             raise ValueError(f"an impossible forecaster state of {server!r}: {str(v)[:80]}")
         tracks[str(server)] = track
-    return PolicyState(out, tracks)
+    switches: dict[str, tuple[str, float]] = {}
+    raw_switches = doc.get("switches", {})
+    if not isinstance(raw_switches, dict):
+        raise ValueError("switches is not an object")
+    for server, v in list(raw_switches.items())[:_MAX_SERVERS]:
+        if not isinstance(v, list) or len(v) != 2 or not isinstance(v[0], str) or not _finite(v[1]):
+            raise ValueError(f"a malformed pending switch of {server!r}: {str(v)[:80]}")
+        switches[str(server)] = (v[0], float(v[1]))
+    return PolicyState(out, tracks, switches)
 
 
 def _finite(x: object) -> bool:

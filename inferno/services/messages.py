@@ -13,6 +13,7 @@ field, naming each bad field by its JSON path (``docs/data-format.md``).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -167,6 +168,7 @@ class DecisionMessage(Message):
     reason: Text = ""
     cost: float | None = None
     bound: Name = ""
+    stay: DecisionMessage | None = None  # the decision on the current accelerator (one level)
 
     @classmethod
     def of(cls, d: Decision) -> DecisionMessage:
@@ -181,6 +183,7 @@ class DecisionMessage(Message):
             reason=d.reason[:4096],
             cost=d.cost,
             bound=d.bound,
+            stay=None if d.stay is None else cls.of(replace(d.stay, stay=None)),
         )
 
     def domain(self) -> Decision:
@@ -195,6 +198,7 @@ class DecisionMessage(Message):
             reason=self.reason,
             cost=self.cost,
             bound=self.bound,
+            stay=None if self.stay is None else replace(self.stay.domain(), stay=None),
         )
 
 

@@ -3,14 +3,15 @@ policy with the same deployed defaults."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from inferno.cluster.inventory import ManagedDeployment
 from inferno.cluster.plan import Decision
-from inferno.control.policy import Policy, guard, with_headroom
-from inferno.settings import PolicyOptions, Settings, SettingsError
+from inferno.control.policy import Policy, forecast_params, guard, with_headroom
+from inferno.settings import PolicyOptions, Settings, SettingsError, variables
 
 
 def dep(server: str, replicas: int, accelerator: str = "A100", batch: int = 8) -> ManagedDeployment:
@@ -135,19 +136,37 @@ def test_bad_policy_settings_name_the_variable(env: str, value: str) -> None:
         Settings.from_env({env: value})
 
 
-def test_simulate_runs_the_deployed_policy_with_the_deployed_defaults() -> None:
-    """Fails if `inferno simulate`'s inferno policy stops using inferno.control.policy, or its
-    options stop being the deployed ones (the scenario may only set deployed names)."""
-    from inferno.simulate import policies
-    from inferno.simulate.scenario import InfernoOptions
+def test_simulate_runs_the_deployed_policy_with_the_deployed_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fails if `inferno simulate`'s inferno policy stops being inferno.control.policy.Policy
+    made from the deployed settings: its options, its forecaster's constants (from the
+    scenario's own control period and window) and its batch tolerance are the controller's."""
+    from simulate.scenarios import small_scenario, write_scenario
 
-    deployed = Settings.from_env({}).policy
-    defaults = InfernoOptions()
-    assert (defaults.headroom, defaults.stabilization_window) == (
-        deployed.headroom,
-        deployed.stabilization_window,
+    from inferno.simulate import load_scenario, run_scenario
+    from inferno.simulate.scenario import INFERNO_SETTINGS
+
+    made: list[Policy] = []
+    real = Policy.from_settings.__func__  # type: ignore[attr-defined]
+
+    def spy(cls: type[Policy], settings: Settings, clock: Any) -> Policy:
+        made.append(real(cls, settings, clock))
+        return made[-1]
+
+    monkeypatch.setattr(Policy, "from_settings", classmethod(spy))
+    doc = small_scenario(duration=60, policies=["inferno"])
+    sc = load_scenario(write_scenario(tmp_path, doc))
+    run_scenario(sc)
+    deployed = Settings.from_env({}).with_overrides(
+        control_period=sc.control_period_s, load_window=sc.metrics.window_s
     )
-    assert defaults.batch_tolerance == Settings.from_env({}).plan.batch_tolerance
-    assert vars(policies)["ControlPolicy"] is Policy
-    for name in ("headroom", "stabilization_window"):
-        assert name in PolicyOptions.__dataclass_fields__
+    (policy,) = made
+    assert type(policy) is Policy
+    assert policy.opts == deployed.policy
+    assert policy.params == forecast_params(deployed)
+    assert policy.batch_tolerance == deployed.plan.batch_tolerance
+    # and the controller builds its policy the same way
+    assert Policy.from_settings(deployed, lambda: 0.0).params == policy.params
+    # a scenario may set deployed settings only
+    assert set(INFERNO_SETTINGS) <= {name for _, name, *_ in variables()} | {"batch_tolerance"}

@@ -8,9 +8,16 @@ from typing import Any
 import pytest
 from services.fakes import Stack, settings
 
+from inferno.control.forecast import Track
 from inferno.control.loop import ControlLoop
-from inferno.control.policy import Policy
-from inferno.control.state import StateStore, history_from_json, history_to_json
+from inferno.control.policy import Policy, PolicyState
+from inferno.control.state import (
+    StateStore,
+    history_from_json,
+    history_to_json,
+    state_from_json,
+    state_to_json,
+)
 from inferno.settings import PolicyOptions
 from services import FakeCluster, sample_cluster
 
@@ -20,7 +27,7 @@ def test_round_trip_and_bad_state() -> None:
     assert history_from_json(history_to_json(history)) == history
     for bad in (
         "[]",
-        '{"version": 2}',
+        '{"version": 3}',
         '{"version": 1, "history": {"a": [[1, 2]]}}',
         '{"version": 1, "history": {"a": [["x", "A100", 1, 1]]}}',
     ):
@@ -28,14 +35,34 @@ def test_round_trip_and_bad_state() -> None:
             history_from_json(bad)
 
 
+def test_state_round_trip_with_forecasters() -> None:
+    state = PolicyState(
+        {"a": ((1.5, "A100", 8, 3),)},
+        {"a": Track(120.0, -0.25, 1.5, 0.01, 7, 118.0), "b": Track(0.0, 0.0, 2.0)},
+    )
+    assert state_from_json(state_to_json(state)) == state
+    # a version-1 document (the window alone) is still read, with no forecasters
+    old = state_from_json(history_to_json({"a": ((1.5, "A100", 8, 3),)}))
+    assert old == PolicyState({"a": ((1.5, "A100", 8, 3),)}, {})
+    for bad in (
+        '{"version": 2, "history": {}, "tracks": []}',
+        '{"version": 2, "history": {}, "tracks": {"a": [1, 0, 0, 0, 1]}}',
+        '{"version": 2, "history": {}, "tracks": {"a": [-5, 0, 0, 0, 1, 0]}}',
+        '{"version": 2, "history": {}, "tracks": {"a": [1, 0, 0, 0, true, 0]}}',
+        '{"version": 3, "history": {}}',
+    ):
+        with pytest.raises(ValueError):
+            state_from_json(bad)
+
+
 def test_an_unusable_state_is_ignored() -> None:
     cluster = FakeCluster()
     cluster.config_maps[("inferno", "inferno-state")] = {"data": {"policy.json": "{oops"}}
-    assert StateStore(cluster, "inferno").load() == {}
+    assert StateStore(cluster, "inferno").load() == PolicyState()
     from inferno.k8s import ClusterError
 
     cluster.fail[("get_config_map",)] = ClusterError("forbidden", 403)
-    assert StateStore(cluster, "inferno").load() == {}
+    assert StateStore(cluster, "inferno").load() == PolicyState()
 
 
 async def test_the_window_survives_a_restart() -> None:
@@ -43,7 +70,7 @@ async def test_the_window_survives_a_restart() -> None:
     window is still held at 10: the history came back from the ConfigMap."""
     cluster = sample_cluster()
     clock = [1000.0]
-    opts = PolicyOptions(stabilization_window=600)
+    opts = PolicyOptions(stabilization_window=600, forecast=False)
 
     async def one_cycle(loop: ControlLoop) -> Any:
         await loop.start()
@@ -91,3 +118,30 @@ async def test_the_window_survives_a_restart() -> None:
     assert held, "nothing was held by the restored window"
     assert not lowered, lowered
     await asyncio.sleep(0)
+
+
+async def test_the_forecasters_survive_a_restart() -> None:
+    """A restarted controller continues each server's forecaster where the last one stopped
+    (its second observation, not a first), so a restart does not reset the margin or trend."""
+    cluster = sample_cluster()
+    clock = [1000.0]
+
+    async def one_cycle(stack: Stack) -> Policy:
+        policy = Policy(PolicyOptions(), lambda: clock[0])
+        loop = ControlLoop(stack.phases, policy=policy, store=StateStore(cluster, "inferno"))
+        await loop.start()
+        try:
+            report = await loop.run_once("invoke")
+        finally:
+            await loop.stop()
+            await stack.aclose()
+        assert report.ok, report.errors
+        return policy
+
+    first = await one_cycle(Stack(cluster))
+    assert first.state.tracks and all(t.n == 1 for t in first.state.tracks.values())
+    clock[0] += 60
+    second = await one_cycle(Stack(cluster, settings()))
+    assert set(second.state.tracks) == set(first.state.tracks)
+    assert all(t.n == 2 and t.t == clock[0] for t in second.state.tracks.values())
+

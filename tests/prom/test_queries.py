@@ -117,13 +117,20 @@ def test_token_metric_names_are_configurable() -> None:
 
 def test_counters_are_only_read_through_a_window_summed_over_pods() -> None:
     """What keeps deleted pods from distorting the result: no instant value of a counter, no
-    per-pod answer (the grouping drops ``pod``), every range over the configured window."""
+    per-pod answer (the grouping drops ``pod``), every range over the configured window. The
+    gauges (the pending count, the summary's quantiles) are read as they are now."""
     q = server_queries(SAMPLE, 60)
     for name, promql in q.items():
         selectors = re.findall(r"[a-z_:]+\{[^}]*\}(\[[^\]]*\])?", promql)
         assert selectors, name
         if name == "latency_ms":  # a summary's quantiles: gauges, aggregated with max
             assert promql.startswith("max by (namespace, model, quantile) (")
+            continue
+        if name == "pending":  # a gauge: its value now, summed over the pods
+            assert promql.startswith(
+                "sum by (namespace, model) (nv_inference_pending_request_count{"
+            )
+            assert not promql.endswith("]))")
             continue
         assert all(window == "[60s]" for window in selectors), name
         calls = re.findall(r"sum by \(namespace, model\) \((rate|increase|delta)\(", promql)

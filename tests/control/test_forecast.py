@@ -1,0 +1,145 @@
+"""The control policy's forecaster: a trend is anticipated, a step up is caught and widens the
+margin, a fall is followed without overshooting below the rate, noise costs a bounded margin."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+from inferno.control.forecast import ForecastParams, Track, observe, plan_rate, rate_at
+from inferno.control.policy import Policy
+from inferno.settings import PolicyOptions
+
+P = ForecastParams(period_s=30.0, window_s=60.0, startup_s=60.0)
+
+
+def feed(rates: list[float], p: ForecastParams = P, t0: float = 0.0) -> Track:
+    track: Track | None = None
+    for k, r in enumerate(rates):
+        track = observe(track, r, t0 + k * p.period_s, p)
+    assert track is not None
+    return track
+
+
+def test_the_horizon_is_period_plus_lag_plus_startup() -> None:
+    assert P.horizon_s == 30.0 + 30.0 + 60.0
+
+
+def test_a_first_observation_gets_the_poisson_margin_only() -> None:
+    t = feed([300.0])
+    f = plan_rate(t, 300.0, P)
+    # 300 req/min over 60 s is 300 arrivals: relative standard deviation 1/√300
+    assert f.margin == pytest.approx(P.margin_z / math.sqrt(300.0))
+    assert f.target == pytest.approx(300.0 * (1 + f.margin))
+    assert f.drain == 0.0
+
+
+def test_a_rising_trend_is_anticipated_over_the_horizon() -> None:
+    slope = 0.5  # req/min per second: +15 per period
+    rates = [100.0 + slope * 30.0 * k for k in range(20)]
+    t = feed(rates)
+    assert t.trend == pytest.approx(slope, rel=0.05)
+    now = rates[-1]
+    # the damped forecast at the horizon is above the rate now, by most of slope × horizon
+    ahead = rate_at(t, P.horizon_s, P)
+    assert now + 0.4 * slope * P.horizon_s < ahead <= now + slope * P.horizon_s
+    f = plan_rate(t, now, P)
+    assert f.ahead == ahead and f.target > ahead
+
+
+def test_a_step_up_is_caught_and_widens_the_margin() -> None:
+    steady = feed([200.0] * 10)
+    quiet = plan_rate(steady, 200.0, P).margin
+    # a +30% step, seen through a 60 s window: half of it, then all of it
+    stepped = observe(steady, 230.0, 300.0, P)
+    stepped = observe(stepped, 260.0, 330.0, P)
+    f = plan_rate(stepped, 260.0, P)
+    assert f.target >= 260.0
+    assert f.margin > 2 * quiet  # the surprise is remembered as forecast error
+    assert stepped.variance > steady.variance
+
+
+def test_a_fall_is_followed_but_never_below_the_smoothed_rate() -> None:
+    t = feed([400.0] * 6 + [280.0, 160.0] + [160.0] * 6)
+    f = plan_rate(t, 160.0, P)
+    # the window's ramp made a steep negative trend: the forecast alone would overshoot low
+    assert rate_at(t, P.horizon_s, P) < 160.0
+    assert f.target >= 160.0
+    assert f.target < 1.25 * 160.0  # followed down (not held at 400)
+    # a fall is no under-forecast: it does not widen the margin
+    assert t.variance == pytest.approx(0.0, abs=1e-12)
+
+
+def test_noise_costs_a_bounded_margin_and_is_mostly_covered() -> None:
+    rng = np.random.default_rng(3)
+    true = 500.0
+    sigma = 0.05
+    rates = list(true * np.exp(sigma * rng.standard_normal(200) - sigma * sigma / 2))
+    track: Track | None = None
+    targets = []
+    for k, r in enumerate(rates):
+        track = observe(track, r, k * P.period_s, P)
+        targets.append(plan_rate(track, r, P).target)
+    late = np.array(targets[20:])
+    assert (late >= true).mean() > 0.85
+    assert late.mean() < 1.15 * true
+
+
+def test_a_backlog_is_sized_to_drain_within_the_drain_time() -> None:
+    t = feed([120.0] * 3)
+    base = plan_rate(t, 120.0, P)
+    drained = plan_rate(t, 120.0, P, backlog_excess=30.0)
+    assert drained.drain == pytest.approx(30.0 * 60.0 / P.drain_s)
+    assert drained.target == pytest.approx(base.target + drained.drain)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        Track(math.nan, 0.0, 0.0),
+        Track(10.0, math.inf, 0.0),
+        Track(-1.0, 0.0, 0.0),
+        Track(10.0, 0.0, 0.0, variance=-1.0),
+    ],
+)
+def test_an_unusable_or_future_state_starts_afresh(bad: Track) -> None:
+    t = observe(bad, 50.0, 100.0, P)
+    assert (t.level, t.trend, t.n, t.smooth) == (50.0, 0.0, 1, 50.0)
+    future = Track(10.0, 1.0, 500.0)
+    assert observe(future, 50.0, 100.0, P).n == 1  # time went backwards (a restored clock)
+
+
+def rows(**rates: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": name,
+            "currentAlloc": {"numReplicas": 2, "maxBatch": 4, "load": {"arrivalRate": rate}},
+        }
+        for name, rate in rates.items()
+    ]
+
+
+def test_the_policy_sizes_rows_for_the_forecast_and_keeps_one_track_per_server() -> None:
+    clock = [0.0]
+    policy = Policy(PolicyOptions(), lambda: clock[0], params=P)
+    out = policy.loads(rows(a=100.0, b=None))
+    assert out[0]["currentAlloc"]["load"]["arrivalRate"] == policy.forecasts["a"].target > 100.0
+    assert out[1]["currentAlloc"]["load"]["arrivalRate"] is None  # no rate: left as it is
+    assert set(policy.state.tracks) == {"a"}
+    clock[0] = 30.0
+    # a backlog of 20 beyond the 2 × 4 requests the replicas take next: drained in drain_time
+    out = policy.loads(rows(c=100.0, a=100.0), backlog={"a": 28.0})
+    assert set(policy.state.tracks) == {"a", "c"}  # servers gone are forgotten
+    assert policy.state.tracks["a"].n == 2
+    assert policy.forecasts["a"].drain == pytest.approx(20.0 * 60.0 / P.drain_s)
+    assert policy.forecasts["c"].drain == 0.0
+
+
+def test_without_the_forecast_the_measured_rate_and_headroom_are_used() -> None:
+    policy = Policy(PolicyOptions(forecast=False, headroom=0.5), lambda: 0.0, params=P)
+    out = policy.loads(rows(a=100.0))
+    assert out[0]["currentAlloc"]["load"]["arrivalRate"] == 150.0
+    assert not policy.state.tracks and not policy.forecasts
