@@ -58,8 +58,8 @@ class ForecastParams:
     """The forecaster's constants (from :class:`inferno.settings.PolicyOptions`)."""
 
     alpha: float = 0.5  # level smoothing
-    beta: float = 0.3  # trend smoothing
-    damping: float = 0.8  # φ, per control period
+    beta: float = 0.5  # trend smoothing
+    damping: float = 0.95  # φ, per control period
     period_s: float = 60.0  # the control period P
     window_s: float = 60.0  # the measurement window
     startup_s: float = 60.0  # a new replica's start-up time

@@ -41,36 +41,45 @@ def test_a_rising_trend_is_anticipated_over_the_horizon() -> None:
     slope = 0.5  # req/min per second: +15 per period
     rates = [100.0 + slope * 30.0 * k for k in range(20)]
     t = feed(rates)
-    assert t.trend == pytest.approx(slope, rel=0.05)
+    assert t.trend == pytest.approx(slope, rel=0.1)
     now = rates[-1]
     # the damped forecast at the horizon is above the rate now, by most of slope × horizon
     ahead = rate_at(t, P.horizon_s, P)
-    assert now + 0.4 * slope * P.horizon_s < ahead <= now + slope * P.horizon_s
+    assert now + 0.75 * slope * P.horizon_s < ahead <= now + slope * P.horizon_s
     f = plan_rate(t, now, P)
     assert f.ahead == ahead and f.target > ahead
 
 
-def test_a_step_up_is_caught_and_widens_the_margin() -> None:
+def test_a_step_up_is_caught_within_two_cycles() -> None:
     steady = feed([200.0] * 10)
-    quiet = plan_rate(steady, 200.0, P).margin
     # a +30% step, seen through a 60 s window: half of it, then all of it
     stepped = observe(steady, 230.0, 300.0, P)
     stepped = observe(stepped, 260.0, 330.0, P)
     f = plan_rate(stepped, 260.0, P)
-    assert f.target >= 260.0
-    assert f.margin > 2 * quiet  # the surprise is remembered as forecast error
-    assert stepped.variance > steady.variance
+    assert f.target >= 260.0 * 1.05
+    assert stepped.variance > steady.variance == 0.0
+
+
+def test_unpredictable_rises_widen_the_margin_beyond_the_poisson_noise() -> None:
+    quiet = plan_rate(feed([260.0] * 20), 260.0, P)
+    jumpy = feed([200.0] * 10 + [200.0, 260.0] * 10)
+    f = plan_rate(jumpy, 260.0, P)
+    assert quiet.margin == pytest.approx(P.margin_z / math.sqrt(260.0))  # the count's noise
+    assert f.margin > 1.8 * quiet.margin
+    assert f.target > 260.0 * (1 + quiet.margin)
 
 
 def test_a_fall_is_followed_but_never_below_the_smoothed_rate() -> None:
-    t = feed([400.0] * 6 + [280.0, 160.0] + [160.0] * 6)
-    f = plan_rate(t, 160.0, P)
+    falling = [400.0] * 6 + [280.0, 160.0, 160.0]
+    t = feed(falling)
     # the window's ramp made a steep negative trend: the forecast alone would overshoot low
     assert rate_at(t, P.horizon_s, P) < 160.0
-    assert f.target >= 160.0
-    assert f.target < 1.25 * 160.0  # followed down (not held at 400)
-    # a fall is no under-forecast: it does not widen the margin
-    assert t.variance == pytest.approx(0.0, abs=1e-12)
+    assert plan_rate(t, 160.0, P).target >= 160.0
+    settled = feed(falling + [160.0] * 5)
+    f = plan_rate(settled, 160.0, P)
+    assert 160.0 <= f.target < 1.25 * 160.0  # followed down (not held at 400)
+    # a fall is no under-forecast of what was sized for: it does not widen the margin
+    assert settled.variance == pytest.approx(0.0, abs=1e-12)
 
 
 def test_noise_costs_a_bounded_margin_and_is_mostly_covered() -> None:

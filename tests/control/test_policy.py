@@ -170,3 +170,91 @@ def test_simulate_runs_the_deployed_policy_with_the_deployed_defaults(
     assert Policy.from_settings(deployed, lambda: 0.0).params == policy.params
     # a scenario may set deployed settings only
     assert set(INFERNO_SETTINGS) <= {name for _, name, *_ in variables()} | {"batch_tolerance"}
+
+
+def moving(
+    server: str, replicas: int, cost: float, stay_replicas: int, stay_cost: float
+) -> Decision:
+    """A decision moving ``server`` from A100 to H100, with its stay on A100."""
+    stay = Decision(server, "A100", stay_replicas, 8, 1, cost=stay_cost)
+    return Decision(server, "H100", replicas, 16, 1, cost=cost, stay=stay)
+
+
+def test_a_gpu_switch_that_saves_little_is_not_made() -> None:
+    opts = PolicyOptions(switch_min_saving=0.1, switch_delay=0)
+    out = guard([moving("a", 2, 95.0, 3, 100.0)], {"a": dep("a", 3)}, {}, 0.0, opts)
+    (d,) = out.decisions
+    assert (d.accelerator, d.replicas, d.max_batch, d.stay) == ("A100", 3, 8, None)
+    (c,) = out.clamps
+    assert c.rule == "gpu-switch-saving" and "5%" in c.message and "A100 kept" in c.message
+    assert "gpu-switch-saving" in d.reason  # the Event carries it
+
+
+def test_a_gpu_switch_waits_until_it_was_preferred_for_the_delay() -> None:
+    opts = PolicyOptions(switch_min_saving=0.1, switch_delay=60)
+    t = [100.0]
+    policy = Policy(opts, lambda: t[0])
+    current = [dep("a", 3)]
+    first = policy.guard([moving("a", 2, 50.0, 3, 100.0)], current)
+    assert first.decisions[0].accelerator == "A100"
+    assert [c.rule for c in first.clamps] == ["gpu-switch-delay"]
+    assert policy.state.switches == {"a": ("H100", 100.0)}
+    t[0] = 130.0
+    assert (
+        policy.guard([moving("a", 2, 50.0, 3, 100.0)], current).decisions[0].accelerator == "A100"
+    )
+    t[0] = 160.0  # preferred since 100 s: 60 s now
+    done = policy.guard([moving("a", 2, 50.0, 3, 100.0)], current)
+    assert (done.decisions[0].accelerator, done.decisions[0].replicas) == ("H100", 2)
+    assert done.clamps == [] and policy.state.switches == {}
+    # a preference that lapses starts over
+    t[0] = 200.0
+    policy.guard([moving("a", 2, 50.0, 3, 100.0)], current)
+    t[0] = 230.0
+    policy.guard([dec("a", 3)], current)  # the optimizer keeps A100 this cycle
+    t[0] = 260.0
+    again = policy.guard([moving("a", 2, 50.0, 3, 100.0)], current)
+    assert again.decisions[0].accelerator == "A100" and policy.state.switches["a"][1] == 260.0
+
+
+def test_the_rollout_budget_defers_configuration_changes_beyond_it() -> None:
+    opts = PolicyOptions(max_rollouts=1, switch_min_saving=0, switch_delay=0)
+    current = {"a": dep("a", 3), "b": dep("b", 2), "c": dep("c", 2)}
+    decisions = [
+        moving("a", 2, 50.0, 3, 100.0),  # a GPU switch: a rollout (first by name: made)
+        dec("b", 4, batch=32),  # a new batch on the same GPU: a rollout, deferred
+        dec("c", 5),  # replicas only: no rollout, never deferred
+    ]
+    out = guard(decisions, current, {}, 0.0, opts)
+    by = {d.server: d for d in out.decisions}
+    assert (by["a"].accelerator, by["a"].max_batch) == ("H100", 16)
+    assert (by["b"].accelerator, by["b"].max_batch, by["b"].replicas) == ("A100", 8, 4)
+    assert by["c"].replicas == 5
+    assert [(c.server, c.rule) for c in out.clamps] == [("b", "max-rollouts")]
+
+
+def test_the_optimizer_attaches_the_stay_decision_to_a_gpu_switch() -> None:
+    """The large sample's server on MI300X at a load where G2 is cheaper: the decision moves it,
+    and its stay is the cheapest allocation on MI300X, costing more."""
+    from inferno.control.optimize import optimize, read_static_data
+
+    root = Path(__file__).resolve().parents[2] / "samples" / "large"
+    static = read_static_data(root)
+    row = {
+        "name": "Premium-llama_7b",
+        "class": "Premium",
+        "model": "llama_7b",
+        "currentAlloc": {
+            "accelerator": "MI300X",
+            "numReplicas": 1,
+            "maxBatch": 76,
+            "load": {"arrivalRate": 48.0, "avgInTokens": 0, "avgOutTokens": 1024},
+        },
+    }
+    (d,) = optimize(static, [row], []).decisions
+    assert d.accelerator != "MI300X"  # at this load another GPU type is cheaper
+    assert d.stay is not None and d.stay.accelerator == "MI300X" and d.stay.allocated
+    assert d.cost is not None and d.stay.cost is not None and d.stay.cost > d.cost
+    from inferno.cluster.decisions import decision_from_json, decision_to_json
+
+    assert decision_from_json(decision_to_json(d)) == d

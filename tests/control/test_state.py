@@ -144,4 +144,3 @@ async def test_the_forecasters_survive_a_restart() -> None:
     second = await one_cycle(Stack(cluster, settings()))
     assert set(second.state.tracks) == set(first.state.tracks)
     assert all(t.n == 2 and t.t == clock[0] for t in second.state.tracks.values())
-
