@@ -34,8 +34,11 @@ from inferno.cluster.plan import Decision
 from inferno.control import Collection, actuate, collect, optimize, read_static_data
 from inferno.control.actuate import ActuatorConfig, Target
 from inferno.control.cycle import new_stamp
+from inferno.control.policy import Policy
+from inferno.control.state import StateStore
 from inferno.control.static_data import StaticData
 from inferno.k8s import KubeCluster, connect
+from inferno.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"
@@ -265,6 +268,16 @@ class Controller:
         self.kubeconfig = kubeconfig  # the ServiceAccount's, when the suite could make one
         self.proc: subprocess.Popen[bytes] | None = None
         self.base = ""
+        #: settings the controller runs with besides the defaults (e.g. a policy's step limit)
+        self.extra_env: dict[str, str] = {}
+
+    def restart(self, extra_env: dict[str, str]) -> None:
+        """Stop, and start again with ``extra_env`` (only when running the real controller)."""
+        if self.proc is None:
+            return
+        self.stop()
+        self.extra_env = dict(extra_env)
+        self.start()
 
     def start(self) -> None:
         import httpx
@@ -274,6 +287,7 @@ class Controller:
             **os.environ,
             "WATCH_NAMESPACE": SERVERS_NS,  # never touch managed Deployments elsewhere
             "INFERNO_INVOKE_TOKEN": INVOKE_TOKEN,
+            **self.extra_env,
         }
         command = [
             sys.executable,
@@ -328,42 +342,54 @@ class Controller:
         return self.run_cycle(require_ok=False)
 
     def run_cycle(self, require_ok: bool = True) -> Cycle:
-        """Predict the decisions from the cluster as it is, then run one cycle."""
+        """Predict the decisions from the cluster as it is, then run one cycle.
+
+        The real controller runs its control policy (the deployed settings + ``extra_env``), so
+        the prediction runs it too, from the state the controller saved after its last cycle:
+        the same GPU type, batch and allocation, and replicas within one (the forecaster's
+        margin decays with the time between cycles, which differs by the prediction's lead).
+        The cycle's decisions are then the controller's own, as reported."""
         api = cluster_api()
         c = collect(api, (SERVERS_NS,))
-        expected = optimize(static_docs(), c.servers, c.service_classes)
-        decisions = {d.server: d for d in expected.decisions}
-        if self.proc is not None:
-            import httpx
-
-            answer = httpx.post(
-                f"{self.base}/invoke",
-                timeout=TIMEOUT,
-                headers={"Authorization": f"Bearer {INVOKE_TOKEN}"},
-            )
-            if require_ok:
-                assert answer.status_code == 200, answer.text
-            report: dict[str, Any] = answer.json()
-            # the controller decided as predicted, for the same servers
-            got = {d.server: d for d in map(decision_from_json, report.get("decisions") or [])}
-            assert sorted(got) == sorted(decisions), report
-            for name, d in decisions.items():
-                g = got[name]
-                assert (g.accelerator, g.replicas, g.max_batch, g.allocated) == (
-                    d.accelerator,
-                    d.replicas,
-                    d.max_batch,
-                    d.allocated,
-                ), name
-        else:
+        if self.proc is None:
+            expected = optimize(static_docs(), c.servers, c.service_classes)
+            decisions = {d.server: d for d in expected.decisions}
             targets = [Target(d.namespace, d.name, d.server) for d in c.deployments]
             result = actuate(
                 api, targets, expected.decisions, actuator_config(), new_stamp(TIMEOUT)
             )
-            report = result.to_json()
+            done = result.to_json()
             if require_ok:
-                assert report["ok"], report
-        return Cycle(c, decisions, report)
+                assert done["ok"], done
+            return Cycle(c, decisions, done)
+        import httpx
+
+        settings = Settings.from_env(self.extra_env)
+        policy = Policy.from_settings(settings, time.time)
+        policy.state = StateStore(api, settings.service.namespace).load()
+        servers = policy.loads(c.servers)
+        expected = optimize(static_docs(), servers, c.service_classes)
+        predicted = {d.server: d for d in policy.guard(expected.decisions, c.deployments).decisions}
+        answer = httpx.post(
+            f"{self.base}/invoke",
+            timeout=TIMEOUT,
+            headers={"Authorization": f"Bearer {INVOKE_TOKEN}"},
+        )
+        if require_ok:
+            assert answer.status_code == 200, answer.text
+        report: dict[str, Any] = answer.json()
+        # the controller decided as predicted, for the same servers
+        got = {d.server: d for d in map(decision_from_json, report.get("decisions") or [])}
+        assert sorted(got) == sorted(predicted), report
+        for name, d in predicted.items():
+            g = got[name]
+            assert (g.accelerator, g.max_batch, g.allocated) == (
+                d.accelerator,
+                d.max_batch,
+                d.allocated,
+            ), name
+            assert abs(g.replicas - d.replicas) <= 1, (name, g.replicas, d.replicas)
+        return Cycle(c, got, report)
 
 
 @pytest.fixture(scope="session")

@@ -242,3 +242,65 @@ def test_a_poisoned_label_leaves_the_other_servers_decided(
         original = installed.deployments[name]["metadata"]["labels"].get(L.LOAD_OUT_TOKENS)
         value = f"{L.LOAD_OUT_TOKENS}={original}" if original else f"{L.LOAD_OUT_TOKENS}-"
         kubectl.run("label", "deployment", name, "-n", SERVERS_NS, "--overwrite", value)
+
+
+def test_a_step_limit_clamps_a_surge_and_says_so(
+    kubectl: Kubectl, installed: Installed, controller: Controller
+) -> None:
+    """The controller, restarted with a step limit of one replica per cycle, meets a server
+    whose load label jumped ×8: the decision is clamped to one more replica, the report lists
+    the clamp, the Deployment gets exactly that, and its Event names the rule."""
+    if controller.proc is None:
+        pytest.skip("needs `inferno run --all-in-one` (the control policy runs in the controller)")
+    first = controller.run_cycle()
+    check_cycle(kubectl, installed, first)
+    target = next(
+        d for d in first.collection.deployments if d.hpa is None and d.max_replicas is None
+    )
+    live = kubectl.json("get", "deployment", target.name, "-n", SERVERS_NS)
+    before = int(live["spec"]["replicas"])
+    original = live["metadata"]["labels"][L.LOAD_RPM]
+    rpm = float(original)
+    limits = {"INFERNO_MAX_SCALE_UP_PODS": "1", "INFERNO_MAX_SCALE_UP_PERCENT": "0"}
+    try:
+        controller.restart(limits)
+        kubectl.run(
+            "label",
+            "deployment",
+            target.name,
+            "-n",
+            SERVERS_NS,
+            "--overwrite",
+            f"{L.LOAD_RPM}={rpm * 8:g}",
+        )
+        cycle = controller.run_cycle()
+        check_cycle(kubectl, installed, cycle)
+        clamps = [c for c in cycle.report.get("clamps") or [] if c["server"] == target.server]
+        decided = cycle.decisions[target.server]
+        if decided.accelerator == target.accelerator:
+            assert [c["rule"] for c in clamps] == ["max-scale-up"], cycle.report.get("clamps")
+            assert clamps[0]["got"] == before + 1 < clamps[0]["wanted"]
+            live = kubectl.json("get", "deployment", target.name, "-n", SERVERS_NS)
+            assert live["spec"]["replicas"] == before + 1
+            events = kubectl.json(
+                "get",
+                "events",
+                "-n",
+                SERVERS_NS,
+                "--field-selector",
+                f"involvedObject.name={target.name},reason=InfernoScaled",
+            )["items"]
+            assert any("max-scale-up" in e.get("message", "") for e in events), events
+        else:  # a new GPU type is not a step of the same replicas: no step limit applies
+            assert all(c["rule"] != "max-scale-up" for c in clamps), clamps
+    finally:
+        kubectl.run(
+            "label",
+            "deployment",
+            target.name,
+            "-n",
+            SERVERS_NS,
+            "--overwrite",
+            f"{L.LOAD_RPM}={original}",
+        )
+        controller.restart({})
