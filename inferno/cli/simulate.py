@@ -78,7 +78,7 @@ class ProgressBar:
 
 
 def format_report(report: Report) -> str:
-    from ..simulate.report import class_rows, comparison_lines, summary_rows
+    from ..simulate.tables import class_rows, comparison_lines, summary_rows, sweep_lines
 
     sc = report.result.scenario
     out = [
@@ -89,7 +89,7 @@ def format_report(report: Report) -> str:
     ]
     headers, rows = summary_rows(report)
     out.append(render(headers, rows, right=set(range(1, len(headers)))))
-    lines = comparison_lines(report)
+    lines = sweep_lines(report) + comparison_lines(report)
     if lines:
         out += ["", *lines]
     headers, rows = class_rows(report)
@@ -104,7 +104,14 @@ def format_report(report: Report) -> str:
 
 def run(args: argparse.Namespace) -> int:
     # imported here: the Kubernetes client behind the control code takes half a second to load
-    from ..simulate import build_report, load_scenario, run_scenario, write_csv, write_plots
+    from ..simulate import (
+        build_report,
+        load_scenario,
+        run_scenario,
+        write_csv,
+        write_plots,
+        write_summary,
+    )
     from ..simulate.limits import check_run_size, estimate_run
 
     scenario = load_scenario(args.scenario)
@@ -122,8 +129,10 @@ def run(args: argparse.Namespace) -> int:
     report = build_report(result)
     print(format_report(report))
     csv_files = write_csv(report, out_dir)
+    summary = write_summary(report, out_dir)
     print("")
     print("time series: " + ", ".join(str(f) for f in csv_files))
+    print(f"summary: {summary}")
     if not args.no_plots:
         pngs = write_plots(report, out_dir)
         print("plots: " + ", ".join(str(f) for f in pngs))

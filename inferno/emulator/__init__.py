@@ -11,7 +11,7 @@ per minute. See :mod:`inferno.emulator.replica` for the serving model and its co
 from .engine import Simulation
 from .records import REJECT_NO_REPLICA, REJECT_QUEUE_FULL, RequestRecords, Totals, Window
 from .replica import ReplicaConfig, ReplicaState, Service
-from .server import ROUTERS, ReplicaInfo, Router, ServerSpec, ServerState
+from .server import ROUTERS, ReplicaInfo, Router, ServerSpec, ServerState, rate_path
 from .tokens import Empirical, Exponential, Fixed, Lengths
 from .traces import (
     REPLAY_COLUMNS,
@@ -54,5 +54,6 @@ __all__ = [
     "Totals",
     "Trace",
     "Window",
+    "rate_path",
     "read_replay",
 ]

@@ -23,7 +23,8 @@ from ..model.profiles import Profile
 from ..units import MS_PER_MIN
 from .records import RequestRecords, Totals, Window, summarize
 from .replica import EventQueue
-from .server import ReplicaInfo, ServerRuntime, ServerSpec, ServerState
+from .server import ReplicaInfo, ServerRuntime, ServerSpec, ServerState, rate_path
+from .traces import Trace
 
 __all__ = ["Simulation"]
 
@@ -155,6 +156,13 @@ class Simulation:
     def replica_count(self, server: str) -> int:
         """Replicas of the current configuration, starting or ready (what was last asked)."""
         return len(self._server(server).active)
+
+    def rate_path(self, server: str, until_ms: float) -> Trace:
+        """The rate function ``server``'s arrivals follow over [0, ``until_ms``): for a bursts
+        trace the path its modulating chain takes in this simulation, else the trace itself
+        (:func:`~inferno.emulator.server.rate_path`). Drawn afresh: the simulation is not
+        touched."""
+        return rate_path(self._server(server).spec.trace, self._seed, server, until_ms)
 
     def offered_rate(self, server: str, t0_ms: float, t1_ms: float) -> float:
         """The trace's claimed mean rate over [t0, t1), requests per minute."""

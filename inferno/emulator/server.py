@@ -42,9 +42,17 @@ from ..units import MS_PER_MIN, MS_PER_S
 from .records import REJECT_NO_REPLICA, REJECT_QUEUE_FULL, RecordStore
 from .replica import EventQueue, Replica, ReplicaConfig, ReplicaState, Service, make_replica
 from .tokens import Fixed, Lengths
-from .traces import ArrivalStream, Trace
+from .traces import ArrivalStream, Bursts, Trace
 
-__all__ = ["ROUTERS", "ReplicaInfo", "Router", "ServerRuntime", "ServerSpec", "ServerState"]
+__all__ = [
+    "ROUTERS",
+    "ReplicaInfo",
+    "Router",
+    "ServerRuntime",
+    "ServerSpec",
+    "ServerState",
+    "rate_path",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -150,6 +158,20 @@ def server_rngs(seed: int, name: str) -> list[np.random.Generator]:
     so adding, removing or reordering other servers does not change this server's draws."""
     base = np.random.SeedSequence(seed, spawn_key=(_key(name),))
     return [np.random.default_rng(s) for s in base.spawn(4)]
+
+
+def rate_path(trace: Trace, seed: int, name: str, until_ms: float) -> Trace:
+    """The rate function server ``name``'s arrivals follow over [0, ``until_ms``) in a simulation
+    seeded ``seed``.
+
+    A :class:`~inferno.emulator.traces.Bursts` trace's rate at a given time is random: its
+    realised path, the :class:`~inferno.emulator.traces.Steps` of the modulating chain drawn
+    exactly as the simulation draws it (the server's arrival generator, one-minute windows), so
+    the simulated arrivals follow it. Any other trace's rate is not random: the trace itself.
+    """
+    if not isinstance(trace, Bursts):
+        return trace
+    return trace.realised(server_rngs(seed, name)[0], until_ms, CHUNK_MS)
 
 
 class ServerRuntime:

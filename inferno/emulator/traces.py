@@ -303,17 +303,42 @@ class Bursts(Trace):
     def stream(self, rng: np.random.Generator) -> ArrivalStream:
         return _BurstStream(self, rng)
 
+    def realised(self, rng: np.random.Generator, until_ms: float, window_ms: float) -> Steps:
+        """The rates a :meth:`stream` drawn from ``rng`` goes through over [0, ``until_ms``)
+        when it is read in consecutive windows of ``window_ms`` from 0 (as the emulator reads
+        it): the :class:`Steps` of its modulating chain's path. The arrivals are drawn too (they
+        share the generator), so the path is the one those arrivals follow."""
+        if not window_ms > 0:
+            raise ValueError(f"window_ms must be > 0, got {window_ms!r}")
+        stream = _BurstStream(self, rng)
+        t = 0.0
+        while t < until_ms or not stream.path:
+            stream.next(t, t + window_ms)
+            t += window_ms
+        steps: list[tuple[float, float]] = []
+        for start_ms, rate in stream.path:
+            start = start_ms / MS_PER_S
+            if steps and start <= steps[-1][0]:  # a sojourn too short for a float: keep the last
+                steps.pop()
+            steps.append((start, rate))
+        return Steps(steps)
+
 
 class _BurstStream(ArrivalStream):
-    """The modulating chain's state carried across windows."""
+    """The modulating chain's state carried across windows, and the path it took so far."""
 
-    __slots__ = ("_burst", "_rng", "_switch_at", "_trace")
+    __slots__ = ("_burst", "_rng", "_switch_at", "_trace", "path")
 
     def __init__(self, trace: Bursts, rng: np.random.Generator) -> None:
         self._trace = trace
         self._rng = rng
         self._burst: bool | None = None  # drawn at the first window's start
         self._switch_at = 0.0
+        #: (start ms, rate per min) of every state the chain entered, in order
+        self.path: list[tuple[float, float]] = []
+
+    def _rate_per_min(self) -> float:
+        return self._trace.burst_per_min if self._burst else self._trace.base_per_min
 
     def _sojourn(self) -> float:
         mean_s = self._trace.burst_mean_s if self._burst else self._trace.base_mean_s
@@ -323,16 +348,17 @@ class _BurstStream(ArrivalStream):
         tr = self._trace
         if self._burst is None:
             self._burst = bool(self._rng.random() < tr.burst_fraction)
+            self.path.append((t0, self._rate_per_min()))
             self._switch_at = t0 + self._sojourn()  # memoryless: the residual is exponential
         parts = []
         t = t0
         while t < t1:
             end = min(self._switch_at, t1)
-            rate = (tr.burst_per_min if self._burst else tr.base_per_min) / MS_PER_MIN
-            parts.append(_poisson(rate, t, end, self._rng))
+            parts.append(_poisson(self._rate_per_min() / MS_PER_MIN, t, end, self._rng))
             t = end
             if self._switch_at <= t1:
                 self._burst = not self._burst
+                self.path.append((self._switch_at, self._rate_per_min()))
                 self._switch_at += self._sojourn()
         return Arrivals(np.concatenate(parts) if parts else np.empty(0))
 

@@ -1,144 +1,61 @@
-"""What a simulation run shows: SLO attainment, rejections, GPU-hours, cost, changes; a CSV time
-series and PNG plots.
+"""What a simulation run shows: SLO attainment, rejections, GPU-hours, cost, changes, and the
+time series behind the files and plots (:mod:`.tables`, :mod:`.plots`).
 
-**SLO attainment** is per request, against the targets of the server's class for its model:
-
-- ``slo-ttw`` (G0 data): the request's wait (start of service − arrival) ≤ slo-ttw;
-- ``slo-itl``: the request's ITL, (last token − first token) / (output tokens − 1), ≤ slo-itl
-  (requests with one output token have no ITL);
-- ``slo-ttft``: first token − arrival ≤ slo-ttft; ``slo-latency``: completion − arrival ≤ it;
-- a throughput class (``slo-tps``) has no per-request target: a request meets it when served.
-
-A request meets its SLO when it meets every target its class has. Rejected requests are misses.
-A request still in flight at the end is a miss if it has already overrun a target (waited longer
-than slo-ttw, no first token after slo-ttft, in the system longer than slo-latency) and is not
-judged otherwise. Attainment = requests meeting their SLO / requests judged. The p95 columns are
+**SLO attainment** is per request, against the targets of the server's class for its model
+(:mod:`.slo`): attainment = requests meeting their SLO / requests judged. The p95 columns are
 the 95th percentile of value / target over the completed requests (≤ 1: the p95 meets the target).
 
 **GPU-hours** = Σ over replicas of the time it is provisioned (from its creation, start-up
 included, until it is gone after draining, within the run) × GPUs per replica (accelerators per
 replica × the accelerator's multiplicity). **Cost** = the same replica time × the accelerator's
 cost × accelerators per replica, in ``accelerator-data.json``'s units per hour. **Changes** counts
-the Deployment updates that changed a server's replicas or configuration.
+the Deployment updates that changed a server's replicas or configuration, **rollouts** those that
+changed its accelerator or batch size (every pod of the server is replaced).
 
-Files (:func:`write_csv`, :func:`write_plots`): ``timeseries.csv`` (one row per policy and
-control period, totals over servers, replicas per accelerator), ``servers.csv`` (one row per
-policy, period and server), ``load.png``, ``replicas.png``, ``latency.png``, ``cost.png``.
+**× oracle**: a policy's cost / the oracle's (:mod:`.oracle`), when the run has one. A **sweep**
+(``hpa: {targets: [...]}``) runs one instance per value; its **best** is the cheapest instance
+that meets the SLO of at least :data:`SWEEP_ATTAINMENT` of the requests judged or, when none
+does, the one with the highest attainment (:func:`best_of_sweep`).
 """
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ..emulator import RequestRecords
 from ..system import Target
-from ..units import MS_PER_S, S_PER_HOUR, S_PER_MIN
+from ..units import MS_PER_S
 from .run import PolicyRun, RunResult
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+from .slo import METRICS, Judged, judge
 
 __all__ = [
+    "SWEEP_ATTAINMENT",
     "ClassStat",
     "Comparison",
     "MetricStat",
     "PolicyStat",
     "Report",
+    "Sweep",
+    "best_of_sweep",
     "build_report",
-    "class_rows",
-    "comparison_lines",
-    "summary_rows",
-    "write_csv",
-    "write_plots",
+    "judge",
+    "times_oracle",
 ]
 
 logger = logging.getLogger(__name__)
 
 F = NDArray[np.float64]
-B = NDArray[np.bool_]
 
 MS_PER_HOUR = 3_600_000.0
-METRICS = ("wait", "ttft", "itl", "latency")
-_LABEL = {"wait": "wait", "ttft": "TTFT", "itl": "ITL", "latency": "latency"}
-BASELINES = ("static", "hpa", "queue")
-
-
-# --- per-request SLO judgement -----------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class Judged:
-    """Per request of one server: judged or not, met or not, value/target per metric, score."""
-
-    arrival: F
-    judged: B
-    met: B
-    rejected: B
-    ratios: dict[str, F]  # value / target, NaN where not applicable or not known
-    score: F  # max ratio over the metrics (inf: rejected or overran while in flight)
-
-
-def _targets(target: Target | None) -> dict[str, float]:
-    if target is None:
-        return {}
-    pairs = {
-        "wait": target.ttw,
-        "ttft": target.ttft,
-        "itl": target.itl,
-        "latency": target.latency,
-    }
-    return {k: float(v) for k, v in pairs.items() if v is not None and v > 0}
-
-
-def judge(rec: RequestRecords, target: Target | None, now_ms: float) -> Judged:
-    """The SLO judgement of every arrived request of one server (see the module docstring)."""
-    goals = _targets(target)
-    n = len(rec)
-    rejected = rec.rejected
-    done = rec.completed
-    in_flight = ~done & ~rejected
-    elapsed = now_ms - rec.arrival
-    overran = np.zeros(n, dtype=bool)
-    ratios: dict[str, F] = {}
-    ok = np.ones(n, dtype=bool)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        for name, goal in goals.items():
-            if name == "wait":
-                value = rec.wait
-                pending = np.isnan(rec.start)
-            elif name == "ttft":
-                value = rec.ttft
-                pending = np.isnan(rec.first_token)
-            elif name == "latency":
-                value = rec.latency
-                pending = ~done
-            else:
-                steps = rec.output_tokens.astype(np.float64) - 1.0
-                value = np.where(steps > 0, (rec.completion - rec.first_token) / steps, np.nan)
-                pending = np.zeros(n, dtype=bool)  # never decided before completion
-            ratio = value / goal
-            ratios[name] = np.where(done, ratio, np.nan)
-            known_bad = ratio > 1.0
-            ok &= ~known_bad
-            if name != "itl":
-                overran |= in_flight & ((known_bad & ~pending) | (pending & (elapsed > goal)))
-    judged = done | rejected | overran
-    met = done & ok
-    score = np.zeros(n)
-    for r in ratios.values():
-        score = np.fmax(score, np.where(np.isnan(r), 0.0, r))
-    score = np.where(rejected | overran, np.inf, score)
-    score = np.where(judged, score, np.nan)
-    return Judged(rec.arrival, judged, met, rejected, ratios, score)
+BASELINES = ("static", "hpa", "queue", "oracle")
+#: the share of requests a sweep's best instance must meet the SLO of (else: the best share)
+SWEEP_ATTAINMENT = 0.99
 
 
 # --- results -----------------------------------------------------------------------------------
@@ -181,10 +98,51 @@ class PolicyStat:
     mean_replicas: float
     wall_s: float
     classes: tuple[ClassStat, ...]
+    rollouts: int = 0  # changes of accelerator or batch size: every pod replaced
+    sweep: str = ""  # the sweep this policy is an instance of (empty: none)
 
     @property
     def attainment(self) -> float:
         return self.met / self.judged if self.judged else math.nan
+
+
+@dataclass(frozen=True, slots=True)
+class Sweep:
+    """The instances of one sweep and its best (:func:`best_of_sweep`); ``meets``: the best
+    meets the SLO of at least :data:`SWEEP_ATTAINMENT` of the requests."""
+
+    name: str
+    members: tuple[str, ...]
+    best: str
+    meets: bool
+
+    def describe(self) -> str:
+        n = len(self.members)
+        bar = f"{100 * SWEEP_ATTAINMENT:g}%"
+        if self.meets:
+            return f"best {self.name}: {self.best} (the cheapest of {n} meeting {bar})"
+        return (
+            f"best {self.name}: {self.best} (none of {n} meets {bar}: the highest SLO attainment)"
+        )
+
+
+def best_of_sweep(
+    stats: Sequence[PolicyStat], attainment: float = SWEEP_ATTAINMENT
+) -> tuple[PolicyStat, bool]:
+    """The best of a sweep's instances and whether it meets ``attainment``: the cheapest of those
+    whose SLO attainment is at least ``attainment`` (ties: the higher attainment), else the one
+    with the highest attainment (ties: the cheaper)."""
+    if not stats:
+        raise ValueError("a sweep has at least one instance")
+
+    def share(p: PolicyStat) -> float:
+        a = p.attainment
+        return a if math.isfinite(a) else -1.0
+
+    meeting = [p for p in stats if share(p) >= attainment]
+    if meeting:
+        return min(meeting, key=lambda p: (p.cost, -share(p))), True
+    return max(stats, key=lambda p: (share(p), -p.cost)), False
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,12 +166,25 @@ class Report:
     timeseries: list[dict[str, object]] = field(default_factory=list)
     server_rows: list[dict[str, object]] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+    sweeps: list[Sweep] = field(default_factory=list)
 
     def policy(self, name: str) -> PolicyStat:
         for p in self.policies:
             if p.name == name:
                 return p
         raise KeyError(name)
+
+    @property
+    def oracle(self) -> PolicyStat | None:
+        """The (first) oracle policy of the run, if any."""
+        return next((p for p in self.policies if p.kind == "oracle"), None)
+
+    def best(self, sweep: str) -> PolicyStat:
+        """The best instance of the sweep named ``sweep``."""
+        for s in self.sweeps:
+            if s.name == sweep:
+                return self.policy(s.best)
+        raise KeyError(sweep)
 
 
 def _relative(a: float, b: float) -> float:
@@ -327,16 +298,21 @@ def build_report(result: RunResult) -> Report:
                 mean_replicas=total_rt / scenario.duration_ms,
                 wall_s=run.wall_s,
                 classes=tuple(class_stats),
+                rollouts=sum(1 for c in cluster.changes if c.config_changed),
+                sweep=run.spec.sweep,
             )
         )
         timeseries.extend(_series(run, judged, rt, gpus, price, edges, period_len, accelerators))
         server_rows.extend(_server_rows(run, rt, price, targets, period_len))
+    sweeps = _sweeps(policies)
+    best = {s.best for s in sweeps}
     comparisons = []
     for p in policies:
         if p.kind != "inferno":
             continue
         for b in policies:
-            if b.kind in BASELINES:
+            # a sweep is compared through its best instance
+            if b.kind in BASELINES and (not b.sweep or b.name in best):
                 comparisons.append(
                     Comparison(
                         p.name,
@@ -347,7 +323,21 @@ def build_report(result: RunResult) -> Report:
                         b.attainment,
                     )
                 )
-    return Report(result, policies, comparisons, accelerators, timeseries, server_rows)
+    return Report(
+        result, policies, comparisons, accelerators, timeseries, server_rows, sweeps=sweeps
+    )
+
+
+def _sweeps(policies: Sequence[PolicyStat]) -> list[Sweep]:
+    groups: dict[str, list[PolicyStat]] = {}
+    for p in policies:
+        if p.sweep:
+            groups.setdefault(p.sweep, []).append(p)
+    out = []
+    for name, members in groups.items():
+        best, meets = best_of_sweep(members)
+        out.append(Sweep(name, tuple(m.name for m in members), best.name, meets))
+    return out
 
 
 def _series(
@@ -458,231 +448,9 @@ def _server_rows(
     return out
 
 
-# --- text --------------------------------------------------------------------------------------
-
-
-def _pct(x: float) -> str:
-    return "-" if not math.isfinite(x) else f"{100.0 * x:.2f}%"
-
-
-def _signed(x: float) -> str:
-    return "-" if not math.isfinite(x) else f"{100.0 * x:+.1f}%"
-
-
-def summary_rows(report: Report) -> tuple[list[str], list[list[object]]]:
-    """The comparison table: one row per policy."""
-    class_names = [c.service_class for c in report.policies[0].classes] if report.policies else []
-    headers = ["policy", "requests", "SLO met"]
-    headers += [f"{c} met" for c in class_names]
-    headers += ["rejected", "GPU-hours", "cost", "mean replicas", "changes", "wall s"]
-    rows: list[list[object]] = []
-    for p in report.policies:
-        by = {c.service_class: c for c in p.classes}
-        row: list[object] = [p.name, p.requests, _pct(p.attainment)]
-        row += [_pct(by[c].attainment) if c in by else "-" for c in class_names]
-        row += [p.rejected, p.gpu_hours, p.cost, p.mean_replicas, p.changes, p.wall_s]
-        rows.append(row)
-    return headers, rows
-
-
-def class_rows(report: Report) -> tuple[list[str], list[list[object]]]:
-    """Per policy and class: attainment and, per target, the share met and p95 / target."""
-    present = [
-        m
-        for m in METRICS
-        if any(s.name == m for p in report.policies for c in p.classes for s in c.metrics)
-    ]
-    headers = ["policy", "class", "requests", "SLO met", "rejected"]
-    for m in present:
-        headers += [f"{_LABEL[m]} ok", f"p95 {_LABEL[m]}/SLO"]
-    rows: list[list[object]] = []
-    for p in report.policies:
-        for c in p.classes:
-            stats = {s.name: s for s in c.metrics}
-            row: list[object] = [
-                p.name,
-                c.service_class,
-                c.requests,
-                _pct(c.attainment),
-                c.rejected,
-            ]
-            for m in present:
-                s = stats.get(m)
-                row += [_pct(s.share_ok), s.p95_ratio] if s is not None else ["-", None]
-            rows.append(row)
-    return headers, rows
-
-
-def comparison_lines(report: Report) -> list[str]:
-    lines = []
-    for c in report.comparisons:
-        p = report.policy(c.policy)
-        b = report.policy(c.baseline)
-        lines.append(
-            f"{c.policy} vs {c.baseline}: {_signed(c.gpu_hours)} GPU-hours "
-            f"({p.gpu_hours:.2f} vs {b.gpu_hours:.2f}), {_signed(c.cost)} cost, "
-            f"SLO met {_pct(c.attainment_policy)} vs {_pct(c.attainment_baseline)}"
-        )
-    return lines
-
-
-# --- files -------------------------------------------------------------------------------------
-
-
-def write_csv(report: Report, out_dir: str | Path) -> list[Path]:
-    """``timeseries.csv`` and ``servers.csv`` in ``out_dir`` (created)."""
-    root = Path(out_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    files = []
-    for name, rows in (("timeseries.csv", report.timeseries), ("servers.csv", report.server_rows)):
-        path = root / name
-        fields: list[str] = []
-        for r in rows:
-            for k in r:
-                if k not in fields:
-                    fields.append(k)
-        with open(path, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=fields, restval="")
-            writer.writeheader()
-            for r in rows:
-                writer.writerow({k: _fmt(v) for k, v in r.items()})
-        files.append(path)
-    report.files.extend(files)
-    return files
-
-
-def _fmt(v: object) -> object:
-    if isinstance(v, float):
-        return f"{v:.6g}" if math.isfinite(v) else ""
-    return v
-
-
-def write_plots(report: Report, out_dir: str | Path) -> list[Path]:
-    """``load.png``, ``replicas.png``, ``latency.png`` and ``cost.png`` in ``out_dir``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    root = Path(out_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    series: dict[str, list[dict[str, object]]] = {}
-    for row in report.timeseries:
-        series.setdefault(str(row["policy"]), []).append(row)
-    names = [p.name for p in report.policies]
-    colors = {n: f"C{i}" for i, n in enumerate(names)}
-    styles = {n: ("-", "--", "-.", ":")[i % 4] for i, n in enumerate(names)}
-
-    def col(rows: list[dict[str, object]], key: str) -> F:
-        return np.array([_float(r[key]) for r in rows])
-
-    def edges(rows: list[dict[str, object]]) -> F:
-        """Period boundaries in minutes (one more than the periods)."""
-        return np.append(col(rows, "t_start_s"), col(rows, "t_end_s")[-1]) / S_PER_MIN
-
-    def steps(rows: list[dict[str, object]], key: str) -> F:
-        v = col(rows, key)
-        return np.append(v, v[-1])  # for drawstyle steps-post over the edges
-
-    files: list[Path] = []
-    # load
-    fig, ax = plt.subplots(figsize=(9, 4))
-    first = series[names[0]]
-    x = edges(first)
-    ax.step(x, steps(first, "offered_rpm"), where="post", color="k", label="offered (trace)")
-    ax.step(x, steps(first, "arrived_rpm"), where="post", color="0.6", lw=1, label="arrived")
-    measuring = [n for n in names if np.isfinite(col(series[n], "measured_rpm")).any()]
-    if measuring:
-        rows = series[measuring[0]]
-        window = report.result.scenario.metrics
-        ax.plot(
-            col(rows, "t_end_s") / S_PER_MIN,
-            col(rows, "measured_rpm"),
-            ls="--",
-            marker=".",
-            color="C0",
-            label=f"measured ({window.window_s:g} s window, {window.noise:.0%} noise)",
-        )
-    ax.set_xlabel("time (min)")
-    ax.set_ylabel("requests / min (all servers)")
-    ax.set_title("Load")
-    ax.set_ylim(bottom=0)
-    ax.legend(fontsize="small")
-    ax.grid(alpha=0.3)
-    files.append(_save(fig, root / "load.png"))
-    # replicas per accelerator
-    fig, axes = plt.subplots(
-        len(names), 1, figsize=(9, 2.2 * len(names) + 0.8), sharex=True, squeeze=False
-    )
-    top = max(float(np.nanmax(col(series[n], "replicas"))) for n in names) * 1.1
-    for ax, n in zip(axes[:, 0], names, strict=True):
-        rows = series[n]
-        stacks = [steps(rows, f"replicas_{a}") for a in report.accelerators]
-        ax.stackplot(edges(rows), *stacks, labels=report.accelerators, step="post")
-        ax.set_ylim(0, top)
-        ax.set_ylabel("replicas")
-        ax.set_title(n, fontsize="medium", loc="left")
-        ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize="x-small", ncol=min(len(report.accelerators), 6), loc="upper right")
-    axes[-1, 0].set_xlabel("time (min)")
-    fig.suptitle("Replicas per accelerator (provisioned, start-up included; mean per period)")
-    files.append(_save(fig, root / "replicas.png"))
-    # latency against SLO
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
-    for n in names:
-        rows = series[n]
-        x = edges(rows)
-        ratio = np.minimum(steps(rows, "slo_p95_ratio"), 1e3)
-        kw = {"color": colors[n], "ls": styles[n], "lw": 1.5}
-        ax1.step(x, ratio, where="post", label=n, **kw)
-        met = 100 * steps(rows, "slo_attainment")
-        ax2.step(x, met, where="post", label=n, **kw)
-    ax1.axhline(1.0, color="k", ls=":", lw=1, label="SLO")
-    ax1.set_yscale("log")
-    ax1.set_ylabel("p95 of latency / SLO")
-    ax1.set_title(
-        "Latency against SLO, requests by arrival period (latency / SLO: the worst of wait, "
-        "TTFT, ITL, latency against its target)",
-        fontsize="small",
-    )
-    ax1.legend(fontsize="small")
-    ax1.grid(alpha=0.3, which="both")
-    ax2.set_ylabel("requests meeting SLO (%)")
-    ax2.set_xlabel("time (min)")
-    ax2.grid(alpha=0.3)
-    files.append(_save(fig, root / "latency.png"))
-    # cost
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
-    for n in names:
-        rows = series[n]
-        kw = {"color": colors[n], "ls": styles[n], "lw": 1.5}
-        ax1.step(edges(rows), steps(rows, "cost_per_hour"), where="post", label=n, **kw)
-        span_h = (col(rows, "t_end_s") - col(rows, "t_start_s")) / S_PER_HOUR
-        gpu_h = np.concatenate([[0.0], np.cumsum(col(rows, "gpus") * span_h)])
-        ax2.plot(edges(rows), gpu_h, label=n, **kw)
-    ax1.set_ylabel("cost per hour")
-    ax1.set_ylim(bottom=0)
-    ax1.set_title("Cost rate and cumulative GPU-hours")
-    ax1.legend(fontsize="small")
-    ax1.grid(alpha=0.3)
-    ax2.set_ylabel("GPU-hours (cumulative)")
-    ax2.set_xlabel("time (min)")
-    ax2.grid(alpha=0.3)
-    files.append(_save(fig, root / "cost.png"))
-    report.files.extend(files)
-    return files
-
-
-def _float(v: object) -> float:
-    if isinstance(v, int | float):
-        return float(v)
-    return math.nan
-
-
-def _save(fig: Figure, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+def times_oracle(report: Report, policy: PolicyStat) -> float:
+    """``policy``'s cost / the oracle's (NaN without an oracle or when it cost nothing)."""
+    oracle = report.oracle
+    if oracle is None or not oracle.cost > 0:
+        return math.nan
+    return policy.cost / oracle.cost

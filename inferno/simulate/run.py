@@ -5,7 +5,9 @@ the same server specs, so every policy sees exactly the same arrivals and token 
 emulator keys its random streams by seed and server name); only the replicas differ. The
 replicas start at the optimizer's allocation for the load the traces offer during the first
 control period (``initial: inferno``, the default) or at the peak allocation (``initial: peak``);
-the static policy always starts, and stays, at the peak allocation.
+the static policy always starts, and stays, at the peak allocation. The oracle
+(:mod:`.oracle`) starts at its allocation for the first period's true peak, and its simulation
+has no start-up delay (its new replicas are ready at once).
 
 The loop: ``run_until`` the end of the period, record what happened in it (the ground-truth
 :class:`~inferno.emulator.Window` of each server, the offered rate, the replicas asked and the
@@ -28,6 +30,7 @@ from ..system import Load
 from ..units import MS_PER_MIN, MS_PER_S
 from .cluster import EmulatedCluster
 from .metrics import MetricsSource
+from .oracle import Foresight
 from .policies import build_policy, peak_rate, size_servers
 from .scenario import PolicySpec, Scenario, StaticOptions
 
@@ -102,7 +105,9 @@ def _loads(scenario: Scenario, rates: dict[str, float]) -> dict[str, Load]:
     return out
 
 
-def _specs(scenario: Scenario, alloc: dict[str, Decision]) -> dict[str, ServerSpec]:
+def _specs(
+    scenario: Scenario, alloc: dict[str, Decision], startup_delay_s: float
+) -> dict[str, ServerSpec]:
     profiles = {(p.model, p.accelerator): p.profile for p in scenario.system.profiles}
     specs = {}
     for name, dec in alloc.items():
@@ -116,7 +121,7 @@ def _specs(scenario: Scenario, alloc: dict[str, Decision]) -> dict[str, ServerSp
             input_tokens=scenario.input_tokens[name],
             output_tokens=scenario.output_tokens[name],
             router=scenario.router,
-            startup_delay_ms=scenario.startup_delay_s * MS_PER_S,
+            startup_delay_ms=startup_delay_s * MS_PER_S,
             service=scenario.service,
         )
     return specs
@@ -176,11 +181,15 @@ def run_scenario(
                 alloc = {n: sized.get(n, peak[n]) for n in initial}
             else:
                 alloc = dict(peak)
+        elif spec.kind == "oracle":
+            alloc = Foresight(scenario).initial(initial)
         elif scenario.initial == "peak":
             alloc = dict(peak)
         else:
             alloc = dict(initial)
-        sim = Simulation(_specs(scenario, alloc), seed=scenario.seed)
+        # the oracle's replicas are ready at once (inferno.simulate.oracle)
+        startup_s = 0.0 if spec.kind == "oracle" else scenario.startup_delay_s
+        sim = Simulation(_specs(scenario, alloc, startup_s), seed=scenario.seed)
         cluster = EmulatedCluster(
             sim,
             scenario.system,
@@ -204,6 +213,7 @@ def run_scenario(
             peak=peak,
             held=initial_sizing.held_per_replica,
             control_period_s=scenario.control_period_s,
+            scenario=scenario,
         )
         run = PolicyRun(spec, sim, cluster)
         t0 = 0.0

@@ -63,7 +63,9 @@ def test_relative_paths_options_and_json(tmp_path: Path) -> None:
     assert sc.output_tokens["Premium-llama3_8b"] == Fixed(64)
     names = [p.name for p in sc.policies]
     assert names == ["inferno", "hpa", "hpa-90", "queue"]
-    assert sc.policies[0].options == InfernoOptions(headroom=0.2, stabilization_window=60.0)
+    assert sc.policies[0].options == InfernoOptions(
+        (("headroom", 0.2), ("stabilization_window", 60))
+    )
     assert sc.policies[1].options == HpaOptions(target=0.5, max_replicas=4, metric="batch")
     assert sc.policies[3].options == QueueOptions(target_per_replica=8.0)
     # sizing on the 99th percentile: the quantile keys and exactWaitQuantile in the static docs
@@ -82,6 +84,23 @@ def test_relative_paths_options_and_json(tmp_path: Path) -> None:
             "unknown",
         ),
         ({"policies": [{"hpa": {"target": -1}}]}, "$.policies[0].hpa.target", "> 0"),
+        # the inferno policy takes deployed settings only, checked as the services check them
+        ({"policies": [{"inferno": {"boost": 2}}]}, "$.policies[0].inferno.boost", "unknown"),
+        (
+            {"policies": [{"inferno": {"margin_z": -1}}]},
+            "$.policies[0].inferno.margin_z",
+            "INFERNO_MARGIN_Z",
+        ),
+        (
+            {"policies": [{"inferno": {"forecast": "yes"}}]},
+            "$.policies[0].inferno.forecast",
+            "true or false",
+        ),
+        (
+            {"policies": [{"inferno": {"startup_time": True}}]},
+            "$.policies[0].inferno.startup_time",
+            "number",
+        ),
         ({"policies": ["hpa", "hpa"]}, "$.policies[1]", "label"),
         ({"duration": -5}, "$.duration", "> 0"),
         ({"duration": "long"}, "$.duration", "number"),
@@ -158,7 +177,10 @@ def test_the_bundled_demo_is_valid() -> None:
     assert len(sc.servers) == 27
     assert sc.startup_delay_s == 60 and 30 <= sc.control_period_s <= 60
     assert 300 <= sc.duration_s <= 600
-    assert {p.kind for p in sc.policies} == {"inferno", "static", "hpa", "queue"}
+    assert {p.kind for p in sc.policies} == {"inferno", "oracle", "static", "hpa", "queue"}
+    # the Inferno policy runs the deployed defaults: no option at all
+    (inferno,) = [p for p in sc.policies if p.kind == "inferno"]
+    assert inferno.options.overrides() == {}  # type: ignore[union-attr]
 
 
 def test_replay_bursts_and_diurnal_traces(tmp_path: Path) -> None:
