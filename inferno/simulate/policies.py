@@ -68,9 +68,13 @@ SCALE_UP_MINIMUM = 4
 # --- sizing with the optimizer -----------------------------------------------------------------
 
 
-def server_rows(servers: Sequence[Server], loads: Mapping[str, Load]) -> list[dict[str, Any]]:
-    """``server-data.json`` rows of ``servers`` at the given loads (no current allocation)."""
+def server_rows(
+    servers: Sequence[Server], loads: Mapping[str, Load], keep: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """``server-data.json`` rows of ``servers`` at the given loads (no current allocation; with
+    ``keep``, the servers it names are kept on the accelerator it gives)."""
     rows: list[dict[str, Any]] = []
+    keep = keep or {}
     for s in servers:
         load = loads[s.name]
         row: dict[str, Any] = {
@@ -92,6 +96,9 @@ def server_rows(servers: Sequence[Server], loads: Mapping[str, Load]) -> list[di
             row["maxBatchSize"] = s.max_batch_size
         if s.max_queue_size is not None:
             row["maxQueueSize"] = s.max_queue_size
+        if s.name in keep:
+            row["currentAlloc"]["accelerator"] = keep[s.name]
+            row["keepAccelerator"] = True
         rows.append(row)
     return rows
 
@@ -111,9 +118,11 @@ def size_servers(
     loads: Mapping[str, Load],
     *,
     origin: str = "system data",
+    keep: Mapping[str, str] | None = None,
 ) -> Sizing:
-    """The optimizer's decision for each server at the given loads (the cycle's optimize step)."""
-    result = optimize(static_docs, server_rows(servers, loads), [], origin=origin)
+    """The optimizer's decision for each server at the given loads (the cycle's optimize step;
+    ``keep``: server → the accelerator it must stay on)."""
+    result = optimize(static_docs, server_rows(servers, loads, keep), [], origin=origin)
     held: dict[str, float] = {}
     for name, a in (result.solution.get("allocations") or {}).items():
         try:
@@ -377,11 +386,13 @@ def build_policy(
     held: Mapping[str, float] | None = None,
     control_period_s: float = 60.0,
     scenario: Scenario | None = None,
+    peak_kept: Mapping[str, Decision] | None = None,
 ) -> Policy:
     """The policy of ``spec`` over ``cluster``. ``initial`` and ``peak`` are the optimizer's
-    decisions at the first period's load and at the peak, ``held`` the model's requests held per
-    replica at the initial decision: the defaults of the scalers' bounds and targets. The oracle
-    (:mod:`.oracle`) reads the ``scenario`` (its traces, period and duration)."""
+    decisions at the first period's load and at the peak, ``peak_kept`` at the peak on each
+    server's initial accelerator, ``held`` the model's requests held per replica at the initial
+    decision: the defaults of the scalers' bounds and targets. The oracle (:mod:`.oracle`) reads
+    the ``scenario`` (its traces, period and duration)."""
     if spec.kind == "oracle":
         from .oracle import OraclePolicy  # the oracle builds on this module's Policy
 
@@ -401,7 +412,12 @@ def build_policy(
         if opts.max_replicas is not None:
             hi = opts.max_replicas
         else:
-            hi = max(peak[name].replicas if name in peak else 0, cluster.replicas(name), lo)
+            # as an operator would: what the peak needs on the scaler's own accelerator (the
+            # peak allocation may be on another, with far fewer replicas)
+            need = peak[name].replicas if name in peak else 0
+            if peak_kept is not None and name in peak_kept and peak_kept[name].allocated:
+                need = max(need, peak_kept[name].replicas)
+            hi = max(need, cluster.replicas(name), lo)
             if srv.max_replicas is not None:
                 hi = min(hi, srv.max_replicas)
         hi = max(hi, lo)

@@ -131,6 +131,16 @@ def _allocated(decisions: dict[str, Decision]) -> dict[str, Decision]:
     return {k: d for k, d in decisions.items() if d.allocated and d.accelerator}
 
 
+def _peak_kept(
+    scenario: Scenario, initial: dict[str, Decision], peaks: dict[str, float]
+) -> dict[str, Decision]:
+    """The optimizer's decisions at each server's peak rate on its initial accelerator (the
+    scalers keep it): what bounds their replicas."""
+    servers = [s for s in scenario.system.servers if s.name in initial]
+    keep = {n: d.accelerator for n, d in initial.items()}
+    return size_servers(scenario.static_docs, servers, _loads(scenario, peaks), keep=keep).decisions
+
+
 def run_scenario(
     scenario: Scenario, progress: Callable[[Progress], None] | None = None
 ) -> RunResult:
@@ -214,6 +224,9 @@ def run_scenario(
             held=initial_sizing.held_per_replica,
             control_period_s=scenario.control_period_s,
             scenario=scenario,
+            peak_kept=_peak_kept(scenario, initial, peaks)
+            if spec.kind in ("hpa", "queue")
+            else None,
         )
         run = PolicyRun(spec, sim, cluster)
         t0 = 0.0

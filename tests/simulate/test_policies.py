@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -76,3 +77,31 @@ def test_peak_rates() -> None:
     times = np.array([1_000.0, 2_000.0, 61_000.0, 62_000.0, 63_000.0])
     replay = Replay(times, np.zeros(5, dtype=np.int64), np.ones(5, dtype=np.int64))
     assert peak_rate(replay, hour) == 3.0
+
+
+def test_the_scalers_are_bounded_by_the_peak_on_their_own_accelerator(tmp_path: Path) -> None:
+    """Premium-llama_7b's peak allocation (1 MI300X replica at 120 req/min) is on another GPU
+    type than its allocation at 40% load (G2): an HPA kept on G2 must be allowed the G2
+    replicas the peak needs, not the one MI300X replica."""
+    from inferno.simulate import load_scenario
+    from inferno.simulate.policies import size_servers
+    from inferno.system import Load
+
+    from .scenarios import small_scenario, write_scenario
+
+    doc = small_scenario(
+        servers=["Premium-llama_7b"], policies=["hpa"], sizing={"quantile": 0.99}
+    )
+    sc = load_scenario(write_scenario(tmp_path, doc))
+    (srv,) = sc.system.servers
+    low = size_servers(sc.static_docs, [srv], {srv.name: Load(48.0, 0, 1024)}).decisions
+    peak = size_servers(sc.static_docs, [srv], {srv.name: Load(120.0, 0, 1024)}).decisions
+    kept = size_servers(
+        sc.static_docs,
+        [srv],
+        {srv.name: Load(120.0, 0, 1024)},
+        keep={srv.name: low[srv.name].accelerator},
+    ).decisions
+    assert low[srv.name].accelerator != peak[srv.name].accelerator
+    assert kept[srv.name].accelerator == low[srv.name].accelerator
+    assert kept[srv.name].replicas > peak[srv.name].replicas
