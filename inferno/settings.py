@@ -423,6 +423,11 @@ class PolicyOptions(_Group):
     drain_time: float = _opt(
         60.0, "INFERNO_DRAIN_TIME", "seconds within which a reported backlog is to be drained"
     )
+    token_halflife: float = _opt(
+        300.0,
+        "INFERNO_TOKEN_HALFLIFE",
+        "seconds: half-life of the smoothed tokens per request the batch size follows (0: none)",
+    )
     stabilization_window: float = _opt(
         0.0,
         "INFERNO_SCALE_DOWN_WINDOW",
@@ -470,6 +475,7 @@ class PolicyOptions(_Group):
             ("forecast_beta", 0.0, 1.0),
             ("forecast_damping", 0.0, 1.0),
             ("residual_halflife", 0.0, 86400.0),
+            ("token_halflife", 0.0, 86400.0),
         ):
             value = getattr(self, name)
             self._require(

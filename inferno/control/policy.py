@@ -1,7 +1,9 @@
 """The control policy around the optimizer: the same code in the cluster's cycle and in
 ``inferno simulate``'s ``inferno`` policy, configured by :class:`inferno.settings.PolicyOptions`.
 
-Before the solve, :meth:`Policy.loads` sizes every server for the rate its forecaster
+Before the solve, :meth:`Policy.loads` smooths each server's measured tokens per request
+(``token_halflife``: the memory-bound batch follows them, and a noisy window must not roll every
+pod) and sizes it for the rate its forecaster
 (:mod:`inferno.control.forecast`) expects over the decision's horizon — the next period, the
 measurement's lag and a new replica's start-up — plus a margin from the forecast's tracked error
 and the count's Poisson noise, plus what drains a reported backlog (``forecast: false``: the
@@ -98,6 +100,8 @@ class PolicyState:
     history: Mapping[str, tuple[Entry, ...]] = field(default_factory=dict)
     tracks: Mapping[str, Track] = field(default_factory=dict)
     switches: Switches = field(default_factory=dict)
+    #: per server, the smoothed (input, output) tokens per request and when last updated (s)
+    tokens: Mapping[str, tuple[float, float, float]] = field(default_factory=dict)
 
 
 def _rate_of(row: Mapping[str, Any]) -> float | None:
@@ -109,9 +113,38 @@ def _rate_of(row: Mapping[str, Any]) -> float | None:
     return None
 
 
-def _with_rate(row: Mapping[str, Any], rate: float) -> dict[str, Any]:
+def _with_rate(row: Mapping[str, Any], rate: float, **more: float) -> dict[str, Any]:
     current = row["currentAlloc"]
-    return {**row, "currentAlloc": {**current, "load": {**current["load"], "arrivalRate": rate}}}
+    load = {**current["load"], "arrivalRate": rate, **more}
+    return {**row, "currentAlloc": {**current, "load": load}}
+
+
+_TOKEN_KEYS = ("avgInTokens", "avgOutTokens")
+
+
+def _smooth_tokens(
+    row: Mapping[str, Any], prior: tuple[float, float, float] | None, now: float, halflife: float
+) -> tuple[float, float, float] | None:
+    """The row's measured tokens per request, smoothed with ``prior`` (an exponential average
+    with ``halflife`` seconds; None when the row has no usable token counts)."""
+    load = (row.get("currentAlloc") or {}).get("load")
+    if not isinstance(load, Mapping):
+        return None
+    values = [load.get(k) for k in _TOKEN_KEYS]
+    if not all(
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+        for v in values
+    ):
+        return None
+    measured = (float(values[0]), float(values[1]))  # type: ignore[arg-type]
+    if prior is None or halflife <= 0 or now <= prior[2]:
+        return (*measured, now)
+    w = 1.0 - 0.5 ** ((now - prior[2]) / halflife)
+    return (
+        w * measured[0] + (1.0 - w) * prior[0],
+        w * measured[1] + (1.0 - w) * prior[1],
+        now,
+    )
 
 
 def with_headroom(rows: Sequence[Mapping[str, Any]], headroom: float) -> list[dict[str, Any]]:
@@ -378,6 +411,7 @@ class Policy:
         now = self.clock()
         backlog = backlog or {}
         tracks: dict[str, Track] = {}
+        tokens: dict[str, tuple[float, float, float]] = {}
         forecasts: dict[str, Forecast] = {}
         out: list[dict[str, Any]] = []
         for row in rows:
@@ -389,8 +423,17 @@ class Policy:
             tracks[name] = track
             f = plan_rate(track, rate, self.params, _backlog_excess(row, backlog.get(name)))
             forecasts[name] = f
-            out.append(_with_rate(row, f.target * (1.0 + self.opts.headroom)))
-        self.state = replace(self.state, tracks=tracks)
+            target = f.target * (1.0 + self.opts.headroom)
+            smoothed = _smooth_tokens(
+                row, self.state.tokens.get(name), now, self.opts.token_halflife
+            )
+            if smoothed is None:
+                out.append(_with_rate(row, target))
+                continue
+            tokens[name] = smoothed
+            kept = dict(zip(_TOKEN_KEYS, smoothed[:2], strict=True))
+            out.append(_with_rate(row, target, **kept))
+        self.state = replace(self.state, tracks=tracks, tokens=tokens)
         self.forecasts = forecasts
         return out
 

@@ -52,11 +52,13 @@ def state_to_json(state: PolicyState) -> str:
         server: [acc, since]
         for server, (acc, since) in sorted(state.switches.items())[:_MAX_SERVERS]
     }
+    tokens = {server: list(v) for server, v in sorted(state.tokens.items())[:_MAX_SERVERS]}
     doc = {
         "version": _VERSION,
         "history": _history_doc(state.history),
         "tracks": tracks,
         "switches": switches,
+        "tokens": tokens,
     }
     return json.dumps(doc, separators=(",", ":"))
 
@@ -124,7 +126,20 @@ def state_from_json(text: str) -> PolicyState:
         if not isinstance(v, list) or len(v) != 2 or not isinstance(v[0], str) or not _finite(v[1]):
             raise ValueError(f"a malformed pending switch of {server!r}: {str(v)[:80]}")
         switches[str(server)] = (v[0], float(v[1]))
-    return PolicyState(out, tracks, switches)
+    tokens: dict[str, tuple[float, float, float]] = {}
+    raw_tokens = doc.get("tokens", {})
+    if not isinstance(raw_tokens, dict):
+        raise ValueError("tokens is not an object")
+    for server, v in list(raw_tokens.items())[:_MAX_SERVERS]:
+        if (
+            not isinstance(v, list)
+            or len(v) != 3
+            or not all(_finite(x) for x in v)
+            or min(v[0], v[1]) < 0
+        ):
+            raise ValueError(f"malformed smoothed tokens of {server!r}: {str(v)[:80]}")
+        tokens[str(server)] = (float(v[0]), float(v[1]), float(v[2]))
+    return PolicyState(out, tracks, switches, tokens)
 
 
 def _finite(x: object) -> bool:

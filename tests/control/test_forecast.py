@@ -121,14 +121,45 @@ def test_an_unusable_or_future_state_starts_afresh(bad: Track) -> None:
     assert observe(future, 50.0, 100.0, P).n == 1  # time went backwards (a restored clock)
 
 
-def rows(**rates: Any) -> list[dict[str, Any]]:
+def rows(out_tokens: float | None = None, **rates: Any) -> list[dict[str, Any]]:
+    load: dict[str, Any] = {}
+    if out_tokens is not None:
+        load = {"avgInTokens": 0, "avgOutTokens": out_tokens}
     return [
         {
             "name": name,
-            "currentAlloc": {"numReplicas": 2, "maxBatch": 4, "load": {"arrivalRate": rate}},
+            "currentAlloc": {
+                "numReplicas": 2,
+                "maxBatch": 4,
+                "load": {"arrivalRate": rate, **load},
+            },
         }
         for name, rate in rates.items()
     ]
+
+
+def test_the_tokens_per_request_are_smoothed_so_noise_does_not_move_the_batch() -> None:
+    """The memory-bound batch follows the tokens per request: a noisy window (here +40%) moves
+    the sized tokens by a few percent only, and a lasting change is followed within minutes."""
+    clock = [0.0]
+    policy = Policy(PolicyOptions(token_halflife=300), lambda: clock[0], params=P)
+    policy.loads(rows(out_tokens=1000.0, a=100.0))
+    clock[0] = 30.0
+    noisy = policy.loads(rows(out_tokens=1400.0, a=100.0))[0]["currentAlloc"]["load"]
+    assert 1000.0 < noisy["avgOutTokens"] < 1000.0 * 1.05
+    for k in range(2, 42):  # 20 minutes at the new length: followed
+        clock[0] = 30.0 * k
+        last = policy.loads(rows(out_tokens=1400.0, a=100.0))[0]["currentAlloc"]["load"]
+    assert last["avgOutTokens"] == pytest.approx(1400.0, rel=0.02)
+    assert policy.state.tokens["a"][2] == clock[0]
+    # without smoothing the measurement is used as it is
+    raw = Policy(PolicyOptions(token_halflife=0), lambda: clock[0], params=P)
+    raw.loads(rows(out_tokens=1000.0, a=100.0))
+    clock[0] += 30
+    assert (
+        raw.loads(rows(out_tokens=1400.0, a=100.0))[0]["currentAlloc"]["load"]["avgOutTokens"]
+        == 1400.0
+    )
 
 
 def test_the_policy_sizes_rows_for_the_forecast_and_keeps_one_track_per_server() -> None:
