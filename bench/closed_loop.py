@@ -6,9 +6,13 @@ a 60 s measurement window with 5% noise, sizing on the 99th percentile, random r
 - (a) ``demo-steps``: the bundled demo's steps (100% → 40% → 50% → 62.5%), 27 servers, 10 min;
 - (b) ``diurnal``: one hour as one day, from 25% of each server's ``arrivalRate`` up to 95%, back;
 - (c) ``steps-hour``: an hour of 5-minute steps, up by at most +26%, down by up to −37%;
-- (d) ``bursts``: an hour of a Markov-modulated Poisson process (50% with bursts to 100%);
+- (d) ``bursts``: an hour of a Markov-modulated Poisson process (60% with bursts to 80%, +33%:
+  the size of the steps' jumps);
 - (e) ``replay``: an hour replayed from ``replay.csv`` (``bench/make_replay.py``: diurnal with
-  noise and spikes).
+  noise and spikes);
+- (f) ``spikes``, a stress case: bursts from 50% to 100% (×2) lasting about 2 minutes, as long as
+  a new replica's start-up plus a period: no causal policy follows them, only capacity held all
+  the time (static) meets them.
 
 The hour-long ones simulate 9 of the 27 servers (3 models × 3 classes: llama3_8b, granite_13b,
 llama_70b in Premium, Bronze and Free), which keeps the full suite to minutes on 2 cores (all 27
@@ -59,6 +63,7 @@ SCENARIOS = (
     ("c", "steps-hour"),
     ("d", "bursts"),
     ("e", "replay"),
+    ("f", "spikes"),
 )
 VARIANTS = ("fixed", "exp")
 QUICK_DURATION_S = 900.0

@@ -71,7 +71,9 @@ class CyclePhases(Protocol):
 
     async def collect(self) -> Collection: ...
 
-    async def optimize(self, collection: Collection) -> OptimizeResult: ...
+    async def optimize(
+        self, collection: Collection, tuner_state: Mapping[str, Any] | None = None
+    ) -> OptimizeResult: ...
 
     async def update(
         self, stamp: CycleStamp, targets: Sequence[Target], decisions: Sequence[Decision]
@@ -248,7 +250,10 @@ async def run_cycle(
             report["notes"] = ["no managed Deployments: nothing to optimize"]
             return finish("ok")
         phase = "optimize"
-        optimized: OptimizeResult = await timed(phase, phases.optimize(collection))
+        kept_tuner = policy.state.tuner if policy is not None else None
+        optimized: OptimizeResult = await timed(phase, phases.optimize(collection, kept_tuner))
+        if policy is not None and optimized.tuner_state is not None:
+            policy.state = replace(policy.state, tuner=optimized.tuner_state)
         decisions = list(optimized.decisions)
         if policy is not None:
             guarded = policy.guard(decisions, collection.deployments)

@@ -20,14 +20,15 @@ horizon, plus a margin::
 
     base   = max(S, F(lag), F(lag + P + startup))     lag = window / 2 (a rate over a window
                                                         lags the true rate by half of it)
-    σ²     = max(V·(1 + (k − 1)·α²), 60 / (base·window))   k = horizon / P
+    σ²     = max(V·(1 + (k − 1)·α²), f · 60 / (base·window))   k = horizon / P
     target = base·(1 + z·σ) + backlog_excess · 60 / drain_time
 
 ``V`` is the semi-variance of the under-forecasts only: a margin guards against more load than
 expected, while a drop is followed at the next cycle (removing replicas needs no start-up) and
 must not inflate it. The first term of σ² is that one-step error grown to ``k`` steps (the
 local-level model's formula); the second is the Poisson noise of counting ``base·window/60``
-arrivals, which bounds the margin below when the history is short or quiet.
+arrivals, reduced by the smoothing (``f`` = α/(2 − α) × window/period, at most 1: the level
+averages several windows), which bounds the margin below when the history is short or quiet.
 ``backlog_excess`` is the requests waiting beyond what the running replicas take in their next
 batches; sizing for it drains the queue in ``drain_time`` seconds.
 
@@ -67,6 +68,13 @@ class ForecastParams:
     halflife_s: float = 600.0  # of the residual variance
     drain_s: float = 60.0  # a backlog is sized to drain within this
     max_margin: float = 1.0  # the margin never exceeds this fraction of the rate
+
+    @property
+    def smoothing(self) -> float:
+        """The variance of the smoothed level relative to one window's: α/(2 − α) for
+        independent windows, × window/period when consecutive windows overlap (at most 1)."""
+        overlap = max(1.0, self.window_s / self.period_s)
+        return min(1.0, self.alpha / (2.0 - self.alpha) * overlap)
 
     @property
     def lag_s(self) -> float:
@@ -143,8 +151,10 @@ def observe(track: Track | None, rate: float, t: float, p: ForecastParams) -> Tr
     gamma = 1.0 - 0.5 ** (dt / p.halflife_s) if p.halflife_s > 0 else 1.0
     # only under-forecasts count: a margin guards against more load than expected, and a drop
     # (which the next cycle follows at once, no start-up needed) must not inflate it
+    # an average from 0: one early surprise weighs γ, as any other (the Poisson floor covers a
+    # short history)
     under = max(residual, 0.0) ** 2
-    variance = under if track.n == 1 else (1.0 - gamma) * track.variance + gamma * under
+    variance = (1.0 - gamma) * track.variance + gamma * under
     smooth = p.alpha * rate + (1.0 - p.alpha) * track.smooth
     return Track(level, trend, t, variance, track.n + 1, smooth)
 
@@ -176,7 +186,7 @@ def plan_rate(
         return Forecast(measured, now, ahead, 0.0, drain, drain)
     steps = max(p.horizon_s / p.period_s, 1.0)
     grown = track.variance * (1.0 + (steps - 1.0) * p.alpha * p.alpha)
-    poisson = 60.0 / (base * p.window_s)
+    poisson = 60.0 / (base * p.window_s) * p.smoothing
     sigma = math.sqrt(max(grown, poisson))
     margin = min(p.margin_z * sigma, p.max_margin)
     drain = max(backlog_excess, 0.0) * 60.0 / p.drain_s if p.drain_s > 0 else 0.0

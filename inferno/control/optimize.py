@@ -65,6 +65,8 @@ class OptimizeResult:
     #: tuned pairs the feasibility guard put back to their base profile, and why
     fallbacks: dict[PairKey, str] = field(default_factory=dict)
     tuning: dict[str, Any] | None = None  # the optimizer service's tuning section
+    #: the tuner's filters after this solve (the controller keeps them across restarts)
+    tuner_state: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {

@@ -69,8 +69,16 @@ class Optimizer:
         servers: Sequence[Mapping[str, Any]],
         service_classes: Sequence[Mapping[str, Any]],
         observations: Mapping[str, Any] | None = None,
+        tuner_state: Mapping[str, Any] | None = None,
     ) -> Optimized:
+        """Decide; ``tuner_state``: the filters the controller kept, restored when this
+        optimizer's tuner has none (after a restart)."""
         docs = self.docs()
+        restore_note = ""
+        if tuner_state is not None and self.tuner.enabled:
+            restore_note = self.tuner.restore(tuner_state)
+            if restore_note:
+                logger.warning("%s", restore_note)
         try:
             prepared = prepare(
                 docs,
@@ -90,7 +98,11 @@ class Optimizer:
                 key = (p["model"], p["accelerator"])
                 p["applied"] = key in result.applied
                 p["fallback"] = result.fallbacks.get(key)
+            if restore_note:
+                section["notes"] = [restore_note, *section["notes"]]
             result = replace(result, tuning=section)
+        if self.tuner.enabled and self.tuner.state.filters:
+            result = replace(result, tuner_state=self.tuner.snapshot())
         return Optimized(result, report)
 
     def _tune(

@@ -102,6 +102,8 @@ class PolicyState:
     switches: Switches = field(default_factory=dict)
     #: per server, the smoothed (input, output) tokens per request and when last updated (s)
     tokens: Mapping[str, tuple[float, float, float]] = field(default_factory=dict)
+    #: the optimizer's tuner filters (inferno.tuning.persist), kept for its next start
+    tuner: Mapping[str, Any] | None = None
 
 
 def _rate_of(row: Mapping[str, Any]) -> float | None:

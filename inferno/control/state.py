@@ -59,6 +59,7 @@ def state_to_json(state: PolicyState) -> str:
         "tracks": tracks,
         "switches": switches,
         "tokens": tokens,
+        **({"tuner": dict(state.tuner)} if state.tuner is not None else {}),
     }
     return json.dumps(doc, separators=(",", ":"))
 
@@ -139,7 +140,11 @@ def state_from_json(text: str) -> PolicyState:
         ):
             raise ValueError(f"malformed smoothed tokens of {server!r}: {str(v)[:80]}")
         tokens[str(server)] = (float(v[0]), float(v[1]), float(v[2]))
-    return PolicyState(out, tracks, switches, tokens)
+    tuner = doc.get("tuner")
+    if tuner is not None and not isinstance(tuner, dict):
+        raise ValueError("tuner is not an object")
+    # the tuner's document is checked by the optimizer that restores it
+    return PolicyState(out, tracks, switches, tokens, tuner)
 
 
 def _finite(x: object) -> bool:

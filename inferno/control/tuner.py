@@ -17,6 +17,8 @@ from ..tuning import (
     TuningOptions,
     TuningReport,
     observations_from,
+    state_from_json,
+    state_to_json,
     tuned_parameters,
     update,
 )
@@ -35,6 +37,23 @@ class Tuner:
     def state(self) -> TunerState:
         with self._lock:
             return self._state
+
+    def snapshot(self) -> dict[str, Any]:
+        """The filters as JSON (what the controller keeps across restarts)."""
+        return state_to_json(self.state)
+
+    def restore(self, doc: Mapping[str, Any]) -> str:
+        """Take the filters of ``doc`` if this tuner has none yet (it just started); the
+        problem, "" when restored or not needed. A bad document is not an error: the tuner
+        starts empty and says why."""
+        with self._lock:
+            if self._state.filters:
+                return ""
+            try:
+                self._state = state_from_json(doc)
+            except (ValueError, TypeError) as exc:
+                return f"tuner state not restored: {exc}"
+        return ""
 
     def step(
         self,

@@ -155,6 +155,8 @@ class OptimizeRequest(Message):
     servers: list[Row] = Field(max_length=MAX_ITEMS)
     service_classes: list[Row] = Field(default_factory=list, max_length=MAX_ITEMS)
     observations: Row | None = None
+    #: the tuner's filters the controller kept: restored by an optimizer that has none
+    tuner_state: Row | None = None
 
 
 class DecisionMessage(Message):
@@ -209,11 +211,13 @@ class OptimizeAnswer(Message):
     decisions: list[DecisionMessage] = Field(max_length=MAX_ITEMS)
     notes: list[Text] = Field(default_factory=list, max_length=MAX_ITEMS)
     tuning: Row | None = None
+    tuner_state: Row | None = None  # the tuner's filters after the solve (when it has any)
 
     def wire(self) -> dict[str, Any]:
         body = super().wire()
-        if body.get("tuning") is None:
-            body.pop("tuning", None)
+        for key in ("tuning", "tunerState"):
+            if body.get(key) is None:
+                body.pop(key, None)
         return body
 
     @classmethod
@@ -223,6 +227,7 @@ class OptimizeAnswer(Message):
             decisions=[DecisionMessage.of(d) for d in r.decisions],
             notes=[n[:4096] for n in r.notes],
             tuning=r.tuning,
+            tuner_state=r.tuner_state,
         )
 
     def domain(self) -> OptimizeResult:
@@ -231,6 +236,7 @@ class OptimizeAnswer(Message):
             decisions=[d.domain() for d in self.decisions],
             notes=list(self.notes),
             tuning=self.tuning,
+            tuner_state=self.tuner_state,
         )
 
 

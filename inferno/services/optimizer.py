@@ -79,7 +79,10 @@ def create_app(
         start = time.perf_counter()
         try:
             optimized = optimizer.run(
-                request.servers, request.service_classes, request.observations
+                request.servers,
+                request.service_classes,
+                request.observations,
+                tuner_state=request.tuner_state,
             )
         except StaticDataError as exc:
             metrics.solves.labels("error").inc()

@@ -14,7 +14,7 @@ import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 from fastapi import FastAPI
@@ -186,11 +186,14 @@ class Phases:
         found = await self._call("collect", "GET", "/collect", CollectAnswer)
         return found.domain()
 
-    async def optimize(self, collection: Collection) -> OptimizeResult:
+    async def optimize(
+        self, collection: Collection, tuner_state: Mapping[str, Any] | None = None
+    ) -> OptimizeResult:
         request = OptimizeRequest(
             servers=collection.servers,
             service_classes=collection.service_classes,
             observations=collection.measurement,
+            tuner_state=None if tuner_state is None else dict(tuner_state),
         )
         answer = await self._call("optimize", "POST", "/optimize", OptimizeAnswer, request)
         return answer.domain()

@@ -12,6 +12,7 @@ from __future__ import annotations
 from .apply import with_tuned_profiles
 from .measure import Theta, base_theta, evaluate, scale_to, with_theta
 from .observe import observations_from
+from .persist import state_from_json, state_to_json
 from .tuner import (
     FilterState,
     Observation,
@@ -39,6 +40,8 @@ __all__ = [
     "evaluate",
     "observations_from",
     "scale_to",
+    "state_from_json",
+    "state_to_json",
     "tuned_parameters",
     "update",
     "with_theta",

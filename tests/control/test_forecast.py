@@ -31,8 +31,10 @@ def test_the_horizon_is_period_plus_lag_plus_startup() -> None:
 def test_a_first_observation_gets_the_poisson_margin_only() -> None:
     t = feed([300.0])
     f = plan_rate(t, 300.0, P)
-    # 300 req/min over 60 s is 300 arrivals: relative standard deviation 1/√300
-    assert f.margin == pytest.approx(P.margin_z / math.sqrt(300.0))
+    # 300 req/min over 60 s is 300 arrivals: relative standard deviation 1/√300, of which the
+    # smoothed level keeps √(α/(2 − α) × window/period) = √(2/3)
+    assert P.smoothing == pytest.approx(2 / 3)
+    assert f.margin == pytest.approx(P.margin_z * math.sqrt(2 / 3 / 300.0))
     assert f.target == pytest.approx(300.0 * (1 + f.margin))
     assert f.drain == 0.0
 
@@ -64,7 +66,8 @@ def test_unpredictable_rises_widen_the_margin_beyond_the_poisson_noise() -> None
     quiet = plan_rate(feed([260.0] * 20), 260.0, P)
     jumpy = feed([200.0] * 10 + [200.0, 260.0] * 10)
     f = plan_rate(jumpy, 260.0, P)
-    assert quiet.margin == pytest.approx(P.margin_z / math.sqrt(260.0))  # the count's noise
+    # the count's noise, as smoothed
+    assert quiet.margin == pytest.approx(P.margin_z * math.sqrt(P.smoothing / 260.0))
     assert f.margin > 1.8 * quiet.margin
     assert f.target > 260.0 * (1 + quiet.margin)
 

@@ -148,3 +148,43 @@ async def test_the_forecasters_survive_a_restart() -> None:
     second = await one_cycle(Stack(cluster, settings()))
     assert set(second.state.tracks) == set(first.state.tracks)
     assert all(t.n == 2 and t.t == clock[0] for t in second.state.tracks.values())
+
+
+async def test_the_tuner_state_goes_round_the_controller_and_survives_a_restart() -> None:
+    """The optimizer's answer carries its tuner's filters; the controller keeps them with the
+    policy state (the ConfigMap) and hands them back in every request, so an optimizer that
+    restarted with the controller gets them in its first request."""
+    from dataclasses import replace as dc_replace
+
+    from inferno.services.phases import Phases
+
+    cluster = sample_cluster()
+    handed: list[Any] = []
+    marker = {"version": 1, "filters": [], "note": "from the optimizer"}
+
+    class Recording(Phases):
+        async def optimize(self, collection: Any, tuner_state: Any = None) -> Any:
+            handed.append(tuner_state)
+            result = await super().optimize(collection, tuner_state)
+            return dc_replace(result, tuner_state=marker)
+
+    async def one_cycle() -> None:
+        stack = Stack(cluster, settings(), phases_cls=Recording)
+        loop = ControlLoop(
+            stack.phases,
+            policy=Policy(PolicyOptions(), lambda: 1000.0),
+            store=StateStore(cluster, "inferno"),
+        )
+        await loop.start()
+        try:
+            report = await loop.run_once("invoke")
+        finally:
+            await loop.stop()
+            await stack.aclose()
+        assert report.ok, report.errors
+
+    await one_cycle()
+    saved = cluster.config_maps[("inferno", "inferno-state")]["data"]["policy.json"]
+    assert state_from_json(saved).tuner == marker
+    await one_cycle()  # a restart: a fresh loop and policy, the state from the ConfigMap
+    assert handed == [None, marker]

@@ -304,3 +304,34 @@ async def test_malformed_observations_are_a_400() -> None:
         r = await http.post("/optimize", json={"servers": [], "observations": [1, 2]})
     assert r.status_code == 400
     assert "observations" in r.json()["error"]
+
+
+async def test_a_restarted_optimizer_continues_from_the_tuner_state_it_is_handed() -> None:
+    """The answer carries the tuner's filters; a new optimizer (a restart) handed them in the
+    request continues the filter (updates keep counting) instead of starting from the base
+    profile; an optimizer that has filters of its own ignores what it is handed; a bad state is
+    a note, never an error."""
+    first = optimizer.create_app(settings(), token=None, registry=CollectorRegistry())
+    async with client(first) as a:
+        for occupancy in (4.0, 16.0, 8.0):
+            body = (await a.post("/optimize", json=tuning_request(occupancy))).json()
+    kept = body["tunerState"]
+    assert pair_of(body, "llama_7b", "G2")["updates"] == 3
+    restarted = optimizer.create_app(settings(), token=None, registry=CollectorRegistry())
+    async with client(restarted) as b:
+        again = (
+            await b.post("/optimize", json={**tuning_request(24.0), "tunerState": kept})
+        ).json()
+        # now it has filters of its own: a stale state handed again is not taken
+        ignored = (
+            await b.post("/optimize", json={**tuning_request(12.0), "tunerState": kept})
+        ).json()
+    assert pair_of(again, "llama_7b", "G2")["updates"] == 4
+    assert pair_of(ignored, "llama_7b", "G2")["updates"] == 5
+    fresh = optimizer.create_app(settings(), token=None, registry=CollectorRegistry())
+    bad = {"version": 1, "filters": [{"model": "llama_7b", "accelerator": "G2", "kind": "G9"}]}
+    async with client(fresh) as c:
+        r = await c.post("/optimize", json={**tuning_request(8.0), "tunerState": bad})
+    assert r.status_code == 200
+    assert pair_of(r.json(), "llama_7b", "G2")["updates"] == 1  # started afresh
+    assert any("tuner state not restored" in n and "G9" in n for n in r.json()["tuning"]["notes"])

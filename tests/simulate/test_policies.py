@@ -89,9 +89,7 @@ def test_the_scalers_are_bounded_by_the_peak_on_their_own_accelerator(tmp_path: 
 
     from .scenarios import small_scenario, write_scenario
 
-    doc = small_scenario(
-        servers=["Premium-llama_7b"], policies=["hpa"], sizing={"quantile": 0.99}
-    )
+    doc = small_scenario(servers=["Premium-llama_7b"], policies=["hpa"], sizing={"quantile": 0.99})
     sc = load_scenario(write_scenario(tmp_path, doc))
     (srv,) = sc.system.servers
     low = size_servers(sc.static_docs, [srv], {srv.name: Load(48.0, 0, 1024)}).decisions
