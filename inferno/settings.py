@@ -413,9 +413,9 @@ class PolicyOptions(_Group):
         1.0, "INFERNO_MAX_MARGIN", "the margin never exceeds this fraction of the rate"
     )
     forecast_alpha: float = _opt(0.5, "INFERNO_FORECAST_ALPHA", "level smoothing, in (0, 1]")
-    forecast_beta: float = _opt(0.5, "INFERNO_FORECAST_BETA", "trend smoothing, in [0, 1]")
+    forecast_beta: float = _opt(0.2, "INFERNO_FORECAST_BETA", "trend smoothing, in [0, 1]")
     forecast_damping: float = _opt(
-        0.95, "INFERNO_FORECAST_DAMPING", "trend damping per control period, in [0, 1]"
+        0.9, "INFERNO_FORECAST_DAMPING", "trend damping per control period, in [0, 1]"
     )
     residual_halflife: float = _opt(
         600.0, "INFERNO_RESIDUAL_HALFLIFE", "seconds: half-life of the forecast error's variance"

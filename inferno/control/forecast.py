@@ -21,7 +21,7 @@ horizon, plus a margin::
     base   = max(S, F(lag), F(lag + P + startup))     lag = window / 2 (a rate over a window
                                                         lags the true rate by half of it)
     σ²     = max(V·(1 + (k − 1)·α²), f · 60 / (base·window))   k = horizon / P
-    target = base·(1 + z·σ) + backlog_excess · 60 / drain_time
+    target = base·(1 + max(z·σ, J)) + backlog_excess · 60 / drain_time
 
 ``V`` is the semi-variance of the under-forecasts only: a margin guards against more load than
 expected, while a drop is followed at the next cycle (removing replicas needs no start-up) and
@@ -29,6 +29,10 @@ must not inflate it. The first term of σ² is that one-step error grown to ``k`
 local-level model's formula); the second is the Poisson noise of counting ``base·window/60``
 arrivals, reduced by the smoothing (``f`` = α/(2 − α) × window/period, at most 1: the level
 averages several windows), which bounds the margin below when the history is short or quiet.
+``J`` holds the last *surprise* — an under-forecast beyond :data:`SURPRISE_SIGMAS` standard
+deviations of the noise (the tracked error, or the window's Poisson noise) — halving every
+horizon: a step seen through a window shows half of itself first, and the level needs a few
+periods to catch up, while replicas started now serve only after the start-up.
 ``backlog_excess`` is the requests waiting beyond what the running replicas take in their next
 batches; sizing for it drains the queue in ``drain_time`` seconds.
 
@@ -52,6 +56,8 @@ __all__ = ["Forecast", "ForecastParams", "Track", "observe", "plan_rate", "rate_
 _FLOOR_RPM = 1.0
 #: a single relative residual counts at most this much (one outlier cannot blow the margin up)
 _MAX_RESIDUAL = 3.0
+#: an under-forecast beyond this many standard deviations of the noise is a surprise (a jump)
+SURPRISE_SIGMAS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +65,8 @@ class ForecastParams:
     """The forecaster's constants (from :class:`inferno.settings.PolicyOptions`)."""
 
     alpha: float = 0.5  # level smoothing
-    beta: float = 0.5  # trend smoothing
-    damping: float = 0.95  # φ, per control period
+    beta: float = 0.2  # trend smoothing
+    damping: float = 0.9  # φ, per control period
     period_s: float = 60.0  # the control period P
     window_s: float = 60.0  # the measurement window
     startup_s: float = 60.0  # a new replica's start-up time
@@ -99,13 +105,15 @@ class Track:
     variance: float = 0.0
     n: int = 1
     smooth: float = 0.0
+    jump: float = 0.0  # the last surprise (relative), decaying with a half-life of the horizon
 
     def is_valid(self) -> bool:
-        values = (self.level, self.trend, self.t, self.variance, self.smooth)
+        values = (self.level, self.trend, self.t, self.variance, self.smooth, self.jump)
         return (
             all(math.isfinite(x) for x in values)
             and self.level >= 0.0
             and self.smooth >= 0.0
+            and self.jump >= 0.0
             and self.variance >= 0.0
             and self.n >= 1
         )
@@ -154,9 +162,16 @@ def observe(track: Track | None, rate: float, t: float, p: ForecastParams) -> Tr
     # an average from 0: one early surprise weighs γ, as any other (the Poisson floor covers a
     # short history)
     under = max(residual, 0.0) ** 2
+    # a surprise — an under-forecast beyond what the count's noise and the tracked error
+    # explain — is held as a margin while the level catches up (a step seen through a window
+    # shows half of itself first)
+    noise = math.sqrt(max(track.variance, 60.0 / (max(sized, _FLOOR_RPM) * p.window_s)))
+    jump = track.jump * 0.5 ** (dt / p.horizon_s)
+    if residual > SURPRISE_SIGMAS * noise:
+        jump = max(jump, residual)
     variance = (1.0 - gamma) * track.variance + gamma * under
     smooth = p.alpha * rate + (1.0 - p.alpha) * track.smooth
-    return Track(level, trend, t, variance, track.n + 1, smooth)
+    return Track(level, trend, t, variance, track.n + 1, smooth, jump)
 
 
 def rate_at(track: Track, ahead_s: float, p: ForecastParams) -> float:
@@ -188,6 +203,6 @@ def plan_rate(
     grown = track.variance * (1.0 + (steps - 1.0) * p.alpha * p.alpha)
     poisson = 60.0 / (base * p.window_s) * p.smoothing
     sigma = math.sqrt(max(grown, poisson))
-    margin = min(p.margin_z * sigma, p.max_margin)
+    margin = min(max(p.margin_z * sigma, track.jump), p.max_margin)
     drain = max(backlog_excess, 0.0) * 60.0 / p.drain_s if p.drain_s > 0 else 0.0
     return Forecast(measured, now, ahead, margin, drain, base * (1.0 + margin) + drain)

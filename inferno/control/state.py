@@ -45,7 +45,7 @@ def history_to_json(history: Mapping[str, tuple[Entry, ...]]) -> str:
 
 def state_to_json(state: PolicyState) -> str:
     tracks = {
-        server: [t.level, t.trend, t.t, t.variance, t.n, t.smooth]
+        server: [t.level, t.trend, t.t, t.variance, t.n, t.smooth, t.jump]
         for server, t in sorted(state.tracks.items())[:_MAX_SERVERS]
     }
     switches = {
@@ -109,13 +109,14 @@ def state_from_json(text: str) -> PolicyState:
     for server, v in list(raw_tracks.items())[:_MAX_SERVERS]:
         if (
             not isinstance(v, list)
-            or len(v) != 6
-            or not all(_finite(x) for x in (*v[:4], v[5]))
+            or len(v) != 7
+            or not all(_finite(x) for x in (*v[:4], *v[5:]))
             or not isinstance(v[4], int)
             or isinstance(v[4], bool)
         ):
             raise ValueError(f"a malformed forecaster state of {server!r}: {str(v)[:80]}")
-        track = Track(float(v[0]), float(v[1]), float(v[2]), float(v[3]), int(v[4]), float(v[5]))
+        level, trend, at, variance = (float(x) for x in v[:4])
+        track = Track(level, trend, at, variance, int(v[4]), float(v[5]), float(v[6]))
         if not track.is_valid():
             raise ValueError(f"an impossible forecaster state of {server!r}: {str(v)[:80]}")
         tracks[str(server)] = track

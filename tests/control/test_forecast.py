@@ -43,13 +43,15 @@ def test_a_rising_trend_is_anticipated_over_the_horizon() -> None:
     slope = 0.5  # req/min per second: +15 per period
     rates = [100.0 + slope * 30.0 * k for k in range(20)]
     t = feed(rates)
-    assert t.trend == pytest.approx(slope, rel=0.1)
+    # the damped trend under-reads a long ramp (that is the price of not chasing noise) ...
+    assert 0.6 * slope < t.trend <= slope
     now = rates[-1]
-    # the damped forecast at the horizon is above the rate now, by most of slope × horizon
     ahead = rate_at(t, P.horizon_s, P)
-    assert now + 0.75 * slope * P.horizon_s < ahead <= now + slope * P.horizon_s
+    assert now + 0.4 * slope * P.horizon_s < ahead <= now + slope * P.horizon_s
+    # ... and the margin covers most of the rest: the rate the ramp reaches at the horizon is
+    # sized for within 1%
     f = plan_rate(t, now, P)
-    assert f.ahead == ahead and f.target > ahead
+    assert f.ahead == ahead and f.target >= 0.99 * (now + slope * P.horizon_s)
 
 
 def test_a_step_up_is_caught_within_two_cycles() -> None:
@@ -186,3 +188,19 @@ def test_without_the_forecast_the_measured_rate_and_headroom_are_used() -> None:
     out = policy.loads(rows(a=100.0))
     assert out[0]["currentAlloc"]["load"]["arrivalRate"] == 150.0
     assert not policy.state.tracks and not policy.forecasts
+
+
+def test_a_surprise_is_held_as_a_margin_and_then_decays() -> None:
+    """A +12.5% window (half of a +25% step) on a steady 400 req/min — 2.5 standard deviations
+    of its count — is held as margin for the horizon's half-life; steady load lets it go."""
+    steady = feed([400.0] * 10)
+    assert steady.jump == 0.0
+    t = observe(steady, 450.0, 300.0, P)
+    assert t.jump == pytest.approx(0.125)
+    f = plan_rate(t, 450.0, P)
+    assert f.margin >= 0.125 and f.target >= 0.98 * 1.25 * 400.0  # the whole step, nearly
+    for k in range(1, 9):  # four horizons at the new rate
+        t = observe(t, 450.0, 300.0 + 30.0 * k, P)
+    assert t.jump == pytest.approx(0.125 / 4, rel=0.01)
+    # a rise within the count's noise is no surprise
+    assert observe(steady, 415.0, 300.0, P).jump == 0.0

@@ -38,7 +38,7 @@ def test_round_trip_and_bad_state() -> None:
 def test_state_round_trip_with_forecasters() -> None:
     state = PolicyState(
         {"a": ((1.5, "A100", 8, 3),)},
-        {"a": Track(120.0, -0.25, 1.5, 0.01, 7, 118.0), "b": Track(0.0, 0.0, 2.0)},
+        {"a": Track(120.0, -0.25, 1.5, 0.01, 7, 118.0, 0.2), "b": Track(0.0, 0.0, 2.0)},
         {"a": ("H100", 1.0)},
         {"a": (128.0, 900.5, 1.5)},
     )
@@ -48,9 +48,10 @@ def test_state_round_trip_with_forecasters() -> None:
     assert old == PolicyState({"a": ((1.5, "A100", 8, 3),)}, {})
     for bad in (
         '{"version": 2, "history": {}, "tracks": []}',
-        '{"version": 2, "history": {}, "tracks": {"a": [1, 0, 0, 0, 1]}}',
-        '{"version": 2, "history": {}, "tracks": {"a": [-5, 0, 0, 0, 1, 0]}}',
-        '{"version": 2, "history": {}, "tracks": {"a": [1, 0, 0, 0, true, 0]}}',
+        '{"version": 2, "history": {}, "tracks": {"a": [1, 0, 0, 0, 1, 0]}}',
+        '{"version": 2, "history": {}, "tracks": {"a": [-5, 0, 0, 0, 1, 0, 0]}}',
+        '{"version": 2, "history": {}, "tracks": {"a": [1, 0, 0, 0, true, 0, 0]}}',
+        '{"version": 2, "history": {}, "tracks": {"a": [1, 0, 0, 0, 1, 0, -1]}}',
         '{"version": 3, "history": {}}',
         '{"version": 2, "history": {}, "switches": {"a": ["H100"]}}',
         '{"version": 2, "history": {}, "tokens": {"a": [1, -2, 3]}}',
