@@ -325,7 +325,21 @@ MALFORMED = {
     "quantile 0 (exclusive minimum)": ("spec.models.0.ttwQuantile", 0),
     "no target at all": ("spec.models.0", {"model": "llama_7b", "ttwQuantile": 0.9}),
     "target not a number": ("spec.models.0.ttftMs", "fast"),
+    "policy: unknown field": ("spec.policy", {"boost": 2}),
+    "policy: negative margin": ("spec.policy", {"marginZ": -1}),
+    "policy: switch saving 1 (exclusive maximum)": ("spec.policy", {"switchMinSaving": 1}),
+    "policy: pods not an integer": ("spec.policy", {"maxScaleUpPods": 1.5}),
 }
+
+
+def test_a_class_may_override_the_control_policy() -> None:
+    policy = {"marginZ": 2, "scaleDownWindow": 300, "maxScaleUpPods": 4, "switchDelay": 600}
+    assert serviceclass_validator().is_valid(_set("spec.policy", policy))
+    from inferno.cluster.serviceclass import POLICY_KEYS
+
+    # the CRD lists exactly the fields the controller reads
+    props = crd_schema()["properties"]["spec"]["properties"]["policy"]["properties"]
+    assert set(props) == set(POLICY_KEYS)
 
 
 def test_the_base_serviceclass_of_the_malformed_cases_is_valid() -> None:

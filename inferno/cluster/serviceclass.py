@@ -12,9 +12,53 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..settings import PolicyOptions, SettingsError
 from .inventory import ManagedDeployment
 
-__all__ = ["TARGET_KEYS", "class_row", "class_status", "problems"]
+__all__ = ["POLICY_KEYS", "TARGET_KEYS", "class_policy", "class_row", "class_status", "problems"]
+
+#: CRD ``spec.policy`` field -> the control policy setting it overrides for the class's servers
+POLICY_KEYS = {
+    "headroom": "headroom",
+    "marginZ": "margin_z",
+    "startupTime": "startup_time",
+    "scaleDownWindow": "stabilization_window",
+    "maxScaleUpPods": "max_scale_up_pods",
+    "maxScaleUpPercent": "max_scale_up_percent",
+    "maxScaleDownPods": "max_scale_down_pods",
+    "maxScaleDownPercent": "max_scale_down_percent",
+    "switchMinSaving": "switch_min_saving",
+    "switchDelay": "switch_delay",
+}
+_INTEGER_POLICY = {"maxScaleUpPods", "maxScaleDownPods"}
+
+
+def class_policy(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The control policy settings ``spec.policy`` overrides, by setting name (ValueError naming
+    the field when one is unknown or out of range)."""
+    raw = spec.get("policy")
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ValueError("spec.policy must be an object")
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = POLICY_KEYS.get(str(key))
+        if name is None:
+            known = ", ".join(POLICY_KEYS)
+            raise ValueError(f"spec.policy.{key} is not a setting a class may override ({known})")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"spec.policy.{key} must be a number, got {value!r}")
+        if key in _INTEGER_POLICY and not isinstance(value, int):
+            raise ValueError(f"spec.policy.{key} must be an integer, got {value!r}")
+        checked: dict[str, Any] = {name: value}
+        try:
+            PolicyOptions(**checked)
+        except SettingsError as exc:
+            raise ValueError(f"spec.policy.{key}: {exc}") from None
+        out[name] = value
+    return out
+
 
 #: CRD field -> serviceclass-data key
 TARGET_KEYS = {
@@ -34,6 +78,10 @@ _QUANTILE_OF = {"ttftQuantile": "ttftMs", "latencyQuantile": "latencyMs", "ttwQu
 def problems(spec: Mapping[str, Any]) -> list[str]:
     """What is wrong with a ServiceClass spec beyond its schema (empty: nothing)."""
     out: list[str] = []
+    try:
+        class_policy(spec)
+    except ValueError as exc:
+        out.append(str(exc))
     priority = spec.get("priority")
     if not isinstance(priority, int) or isinstance(priority, bool) or not 1 <= priority <= 100:
         out.append(f"spec.priority must be an integer from 1 to 100, got {priority!r}")
@@ -91,7 +139,11 @@ def class_row(resource: Mapping[str, Any]) -> dict[str, Any]:
             if m.get(key) is not None:
                 row[data_key] = m[key]
         targets.append(row)
-    return {"name": name, "priority": spec.get("priority"), "modelTargets": targets}
+    out: dict[str, Any] = {"name": name, "priority": spec.get("priority"), "modelTargets": targets}
+    overrides = class_policy(spec) if spec.get("policy") is not None else {}
+    if overrides:
+        out["policy"] = overrides  # read by the control policy; the solver ignores it
+    return out
 
 
 #: the CRD's mean targets -> (the solution JSON's prediction, the quantile field that replaces

@@ -244,6 +244,7 @@ async def run_cycle(
         collection: Collection = await timed(phase, phases.collect())
         report["problems"] = list(collection.problems)
         if policy is not None:
+            report["problems"] += policy.set_classes(collection.service_classes)
             servers = policy.loads(collection.servers, backlog_of(collection.measurement))
             collection = replace(collection, servers=servers)
         if not collection.deployments:

@@ -209,6 +209,7 @@ def guard(
     opts: PolicyOptions,
     batch_tolerance: float = 0.0,
     switches: Switches | None = None,
+    per_server: Mapping[str, PolicyOptions] | None = None,
 ) -> Guarded:
     """Bound ``decisions`` (see the module's docstring); ``current`` is each server's Deployment
     as collected, ``history`` what :class:`Guarded` returned last time. The running batch is
@@ -219,13 +220,17 @@ def guard(
     out: list[Decision] = []
     pending: dict[str, tuple[str, float]] = {}
     rollouts = 0
+    cluster_wide = opts
     for d in sorted(decisions, key=lambda x: x.server):
+        # the per-server rules take the server's class's overrides; the budget and the
+        # ceiling are the cluster's
+        opts = (per_server or {}).get(d.server, cluster_wide)
         dep = current.get(d.server)
         if dep is not None:
             d = _switch(d, dep, (switches or {}).get(d.server), now_s, opts, pending, clamps)
             d = steady_batch(dep.accelerator, dep.max_batch, d, batch_tolerance)
             if d.allocated and _rolls(d, dep):
-                if 0 < opts.max_rollouts <= rollouts:
+                if 0 < cluster_wide.max_rollouts <= rollouts:
                     d = _defer_rollout(d, dep, clamps)
                 else:
                     rollouts += int(_rolls(d, dep))
@@ -253,8 +258,8 @@ def guard(
                 clamps.append(Clamp(d.server, "max-scale-down", got, dep.replicas - down))
                 got = dep.replicas - down
         out.append(d if got == d.replicas else replace(d, replicas=got))
-    if opts.max_total_gpus > 0:
-        out = _ceiling(out, current, opts.max_total_gpus, clamps)
+    if cluster_wide.max_total_gpus > 0:
+        out = _ceiling(out, current, cluster_wide.max_total_gpus, clamps)
     by_server: dict[str, list[str]] = {}
     for c in clamps:
         by_server.setdefault(c.server, []).append(c.message)
@@ -392,6 +397,35 @@ class Policy:
         self.state = PolicyState()
         #: the last cycle's forecasts, by server (for the report)
         self.forecasts: dict[str, Forecast] = {}
+        #: per service class (casefolded), its options with the class's overrides
+        self._classes: dict[str, PolicyOptions] = {}
+        self._server_class: dict[str, str] = {}
+
+    def set_classes(self, service_classes: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Take each class's ``policy`` overrides (a ``class_row``'s key, from the ServiceClass'
+        ``spec.policy``) for the cycle; the problems of rows whose overrides are unusable (that
+        class then runs the defaults)."""
+        self._classes = {}
+        problems = []
+        for row in service_classes:
+            name, raw = row.get("name"), row.get("policy")
+            if not isinstance(name, str) or not raw:
+                continue
+            try:
+                self._classes[name.casefold()] = replace(self.opts, **dict(raw))
+            except (TypeError, ValueError) as exc:
+                problems.append(f"ServiceClass {name}: policy overrides ignored: {exc}")
+        return problems
+
+    def options_for(self, service_class: str) -> PolicyOptions:
+        """The options of a server of ``service_class`` (the class's overrides on the deployed
+        settings)."""
+        return self._classes.get(service_class.casefold(), self.opts)
+
+    def _params_for(self, opts: PolicyOptions) -> ForecastParams:
+        if opts is self.opts:
+            return self.params
+        return replace(self.params, margin_z=opts.margin_z, startup_s=opts.startup_time)
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Callable[[], float]) -> Policy:
@@ -409,7 +443,11 @@ class Policy:
         server (when the load source reports them). Updates the forecasters."""
         if not self.opts.forecast:
             self.forecasts = {}
-            return with_headroom(rows, self.opts.headroom)
+            out_rows = []
+            for row in rows:
+                opts = self.options_for(str(row.get("class") or ""))
+                out_rows += with_headroom([row], opts.headroom)
+            return out_rows
         now = self.clock()
         backlog = backlog or {}
         tracks: dict[str, Track] = {}
@@ -421,11 +459,13 @@ class Policy:
             if not isinstance(name, str) or rate is None or rate < 0:
                 out.append(dict(row))
                 continue
-            track = observe(self.state.tracks.get(name), rate, now, self.params)
+            opts = self.options_for(str(row.get("class") or ""))
+            params = self._params_for(opts)
+            track = observe(self.state.tracks.get(name), rate, now, params)
             tracks[name] = track
-            f = plan_rate(track, rate, self.params, _backlog_excess(row, backlog.get(name)))
+            f = plan_rate(track, rate, params, _backlog_excess(row, backlog.get(name)))
             forecasts[name] = f
-            target = f.target * (1.0 + self.opts.headroom)
+            target = f.target * (1.0 + opts.headroom)
             smoothed = _smooth_tokens(
                 row, self.state.tokens.get(name), now, self.opts.token_halflife
             )
@@ -443,6 +483,11 @@ class Policy:
         self, decisions: Iterable[Decision], deployments: Iterable[ManagedDeployment]
     ) -> Guarded:
         current = {d.server: d for d in deployments}
+        per_server = {
+            d.server: self.options_for(d.service_class)
+            for d in current.values()
+            if d.service_class.casefold() in self._classes
+        }
         result = guard(
             decisions,
             current,
@@ -451,6 +496,7 @@ class Policy:
             self.opts,
             self.batch_tolerance,
             self.state.switches,
+            per_server,
         )
         self.state = replace(self.state, history=result.history, switches=result.switches)
         return result

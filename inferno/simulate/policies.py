@@ -296,6 +296,7 @@ class InfernoPolicy(Policy):
             backlog[server] = m.backlog
         self.now_s = t_ms / 1000.0
         found = collect(self.cluster, [NAMESPACE], loads=loads)
+        self.policy.set_classes(found.service_classes)
         servers = self.policy.loads(found.servers, backlog)
         result = optimize(self.static_docs, servers, found.service_classes)
         for name, reason in (result.solution.get("unallocated") or {}).items():

@@ -180,3 +180,26 @@ def test_decisions_cover_every_server_and_round_trip(sample_dir: Any) -> None:
         {"nvidia.com/gpu.product": "MI250"},
     )
     assert all(decision_from_json(decision_to_json(x)) == x for x in decisions)
+
+
+def test_a_class_overrides_the_control_policy_by_name() -> None:
+    from inferno.cluster.serviceclass import class_policy
+
+    spec = {**GOOD, "policy": {"marginZ": 2, "scaleDownWindow": 300, "maxScaleUpPods": 4}}
+    assert class_policy(spec) == {
+        "margin_z": 2,
+        "stabilization_window": 300,
+        "max_scale_up_pods": 4,
+    }
+    row = class_row({"metadata": {"name": "premium"}, "spec": spec})
+    assert row["policy"] == class_policy(spec)
+    assert "policy" not in class_row({"metadata": {"name": "premium"}, "spec": GOOD})
+    for bad, words in (
+        ({"boost": 2}, "spec.policy.boost is not a setting"),
+        ({"marginZ": -1}, "spec.policy.marginZ: INFERNO_MARGIN_Z=-1"),
+        ({"maxScaleUpPods": 1.5}, "spec.policy.maxScaleUpPods must be an integer"),
+        ({"switchDelay": "soon"}, "spec.policy.switchDelay must be a number"),
+        ([1], "spec.policy must be an object"),
+    ):
+        found = problems({**GOOD, "policy": bad})
+        assert any(words in p for p in found), (bad, found)

@@ -258,3 +258,35 @@ def test_the_optimizer_attaches_the_stay_decision_to_a_gpu_switch() -> None:
     from inferno.cluster.decisions import decision_from_json, decision_to_json
 
     assert decision_from_json(decision_to_json(d)) == d
+
+
+def test_a_service_class_overrides_the_policy_for_its_servers() -> None:
+    """Premium holds its replicas for a 300 s window and steps up one at a time; Free, without
+    overrides, follows the decisions at once. A class's bad overrides are a problem, and its
+    servers run the defaults."""
+    t = [0.0]
+    policy = Policy(PolicyOptions(), lambda: t[0])
+    problems = policy.set_classes(
+        [
+            {"name": "Premium", "policy": {"stabilization_window": 300, "max_scale_up_pods": 1}},
+            {"name": "Free"},
+            {"name": "Bronze", "policy": {"margin_z": -3}},
+        ]
+    )
+    assert len(problems) == 1 and "Bronze" in problems[0] and "INFERNO_MARGIN_Z" in problems[0]
+    assert policy.options_for("premium").stabilization_window == 300  # names match casefolded
+    assert policy.options_for("Bronze") == policy.opts
+    prem = ManagedDeployment(**{**vars_of(dep("p", 4)), "service_class": "Premium"})
+    free = ManagedDeployment(**{**vars_of(dep("f", 4)), "service_class": "Free"})
+    up = policy.guard([dec("p", 9), dec("f", 9)], [prem, free])
+    assert {d.server: d.replicas for d in up.decisions} == {"p": 5, "f": 9}
+    assert [(c.server, c.rule) for c in up.clamps] == [("p", "max-scale-up")]
+    t[0] = 60.0
+    down = policy.guard([dec("p", 2), dec("f", 2)], [prem, free])
+    assert {d.server: d.replicas for d in down.decisions} == {"p": 5, "f": 2}
+
+
+def vars_of(d: ManagedDeployment) -> dict[str, Any]:
+    from dataclasses import fields
+
+    return {f.name: getattr(d, f.name) for f in fields(d)}
