@@ -14,8 +14,9 @@ Rules:
   then fails. When its answer is lost (a timeout, a crash), the outcome is *unknown*: the cycle
   collects again and reports exactly which Deployments carry this cycle's annotation (a patch of
   this cycle landed there) and which do not.
-- With a :class:`~inferno.control.policy.Policy`, the loads get its headroom before the solve
-  and the decisions its guards after it (the clamps are in the report). Decisions go to the
+- With a :class:`~inferno.control.policy.Policy`, the loads are replaced by its forecasts
+  before the solve (each server's in the report: measured, forecast, margin, target) and the
+  decisions get its guards after it (the clamps are in the report). Decisions go to the
   actuator with the Deployments to apply them to *by reference*: it re-reads each one.
 - After the update, each ServiceClass's ``status`` is written (when a cluster API is given); a
   failure there is reported but does not fail the cycle.
@@ -118,6 +119,8 @@ class CycleReport:
     status_errors: list[str] = field(default_factory=list)  # ServiceClass status writes
     tuning: dict[str, Any] | None = None  # the optimizer's tuning section (docs/tuning.md)
     clamps: list[Clamp] = field(default_factory=list)  # the policy's bounds that changed decisions
+    #: per server, the rate the policy sized it for and how (Forecast.to_json)
+    forecasts: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -246,6 +249,7 @@ async def run_cycle(
         if policy is not None:
             report["problems"] += policy.set_classes(collection.service_classes)
             servers = policy.loads(collection.servers, backlog_of(collection.measurement))
+            report["forecasts"] = {n: f.to_json() for n, f in sorted(policy.forecasts.items())}
             collection = replace(collection, servers=servers)
         if not collection.deployments:
             report["notes"] = ["no managed Deployments: nothing to optimize"]

@@ -355,4 +355,5 @@ def report_json(r: CycleReport) -> dict[str, Any]:
         "statusErrors": r.status_errors,
         "tuning": r.tuning,
         "clamps": [c.to_json() for c in r.clamps],
+        "forecasts": r.forecasts,
     }

@@ -446,3 +446,11 @@ async def test_the_policy_clamps_a_step_and_says_so() -> None:
     assert 'inferno_controller_clamps_total{rule="max-scale-down"} 3.0' in text
     messages = [e.message for _, _, e in cluster.events if e.reason == "InfernoScaled"]
     assert len(messages) == 3 and all("max-scale-down" in m for m in messages)
+    # and what each server was sized for: its measured rate (the label), forecast, margin
+    forecasts = report["forecasts"]
+    assert set(forecasts) == set(decided)
+    for (_, name), obj in base.deployments.items():
+        if name in decided:
+            f = forecasts[name]
+            assert f["measured"] == float(obj["metadata"]["labels"][L.LOAD_RPM])
+            assert f["target"] == f["now"] * (1 + f["margin"]) > f["measured"]
