@@ -31,6 +31,11 @@ oracle's, to the static policy's and to the best HPA's, the Deployment changes a
 (changes of accelerator or batch size, each of which replaces every pod of the server).
 
 Usage: python bench/closed_loop.py [--quick] [--jobs N] [--markdown] [--only NAME ...]
+[--lengths fixed|exp ...] [--variant NAME:key=value,... [--variants-only]]
+
+``--variant`` adds an ``inferno`` instance with some deployed settings changed (the names of
+docs/kubernetes.md's settings table, lower case without the prefix: ``margin_z``,
+``startup_time``, ``forecast``...), to see what each part of the policy costs or buys.
 
 ``--quick``: the first 15 minutes of each scenario on 3 servers. On the project's machine (2
 cores) the full suite takes about 6 minutes with 2 jobs, ``--quick`` about 30 s.
@@ -85,11 +90,37 @@ class Outcome:
     notes: list[str]
 
 
-def variant_doc(doc: dict[str, Any], variant: str, quick: bool) -> dict[str, Any]:
+def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
+    """``NAME:key=value,key=value`` → (NAME, {key: value}): an extra ``inferno`` instance with
+    those deployed settings (e.g. ``z0:margin_z=0``); values are YAML scalars."""
+    name, _, body = text.partition(":")
+    if not name or not body:
+        raise argparse.ArgumentTypeError(f"expected NAME:key=value[,key=value], got {text!r}")
+    settings: dict[str, Any] = {}
+    for item in body.split(","):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise argparse.ArgumentTypeError(f"expected key=value, got {item!r}")
+        settings[key.strip()] = yaml.safe_load(value)
+    return name, settings
+
+
+def variant_doc(
+    doc: dict[str, Any],
+    variant: str,
+    quick: bool,
+    extra: tuple[tuple[str, dict[str, Any]], ...] = (),
+    only_extra: bool = False,
+) -> dict[str, Any]:
     """The scenario document of ``variant`` (``exp``: exponential output lengths; a replay
     reads its ``-exp`` series), shortened to :data:`QUICK_SERVERS` and
-    :data:`QUICK_DURATION_S` when ``quick``."""
+    :data:`QUICK_DURATION_S` when ``quick``; ``extra`` Inferno instances (:func:`parse_variant`)
+    are added, and with ``only_extra`` the policies are only them, inferno and the oracle."""
     out = copy.deepcopy(doc)
+    if only_extra:
+        out["policies"] = ["inferno", "oracle"]
+    for name, settings in extra:
+        out["policies"] = [*out.get("policies", []), {"inferno": {"label": name, **settings}}]
     if variant == "exp":
         out["tokens"] = {"default": {"out": {"kind": "exponential"}}}
         for spec in (out.get("traces") or {}).values():
@@ -132,9 +163,16 @@ def table(report: Report) -> tuple[list[str], list[list[str]]]:
     return headers, rows
 
 
-def run_one(stem: str, variant: str, quick: bool) -> Outcome:
+def run_one(
+    stem: str,
+    variant: str,
+    quick: bool,
+    extra: tuple[tuple[str, dict[str, Any]], ...] = (),
+    only_extra: bool = False,
+) -> Outcome:
     path = SCENARIOS_DIR / f"{stem}.yaml"
-    doc = variant_doc(yaml.safe_load(path.read_text(encoding="utf-8")), variant, quick)
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    doc = variant_doc(raw, variant, quick, extra, only_extra)
     started = time.perf_counter()
     scenario = parse_scenario(doc, source=str(path), base=path.parent)
     report = build_report(run_scenario(scenario))
@@ -154,7 +192,10 @@ def run_one(stem: str, variant: str, quick: bool) -> Outcome:
     )
 
 
-def _run(job: tuple[str, str, bool]) -> Outcome:
+Job = tuple[str, str, bool, tuple[tuple[str, dict[str, Any]], ...], bool]
+
+
+def _run(job: Job) -> Outcome:
     return run_one(*job)
 
 
@@ -170,9 +211,28 @@ def main() -> None:
         choices=[s for _, s in SCENARIOS],
         help="run only these scenarios",
     )
+    ap.add_argument(
+        "--lengths", nargs="+", choices=VARIANTS, default=list(VARIANTS), help="output lengths"
+    )
+    ap.add_argument(
+        "--variant",
+        action="append",
+        type=parse_variant,
+        default=[],
+        metavar="NAME:key=value,...",
+        help="also run inferno with these deployed settings (e.g. z0:margin_z=0; repeatable)",
+    )
+    ap.add_argument(
+        "--variants-only",
+        action="store_true",
+        help="with --variant: run only inferno, the oracle and the variants (no baselines)",
+    )
     args = ap.parse_args()
     chosen = [(k, s) for k, s in SCENARIOS if args.only is None or s in args.only]
-    jobs = [(s, v, args.quick) for _, s in chosen for v in VARIANTS]
+    extra = tuple(args.variant)
+    jobs: list[Job] = [
+        (s, v, args.quick, extra, args.variants_only) for _, s in chosen for v in args.lengths
+    ]
     started = time.perf_counter()
     if args.jobs <= 1:
         outcomes = [_run(j) for j in jobs]

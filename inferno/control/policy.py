@@ -439,15 +439,9 @@ class Policy:
         self, rows: Sequence[Mapping[str, Any]], backlog: Mapping[str, float] | None = None
     ) -> list[dict[str, Any]]:
         """The server rows to solve: each rate replaced by the rate to size for (the forecast's
-        target, or the measured rate), × (1 + headroom). ``backlog``: requests waiting now, by
-        server (when the load source reports them). Updates the forecasters."""
-        if not self.opts.forecast:
-            self.forecasts = {}
-            out_rows = []
-            for row in rows:
-                opts = self.options_for(str(row.get("class") or ""))
-                out_rows += with_headroom([row], opts.headroom)
-            return out_rows
+        target, or with ``forecast`` off the measured rate), × (1 + headroom), and its tokens
+        per request by their smoothed values. ``backlog``: requests waiting now, by server (when
+        the load source reports them). Updates the forecasters and the smoothed tokens."""
         now = self.clock()
         backlog = backlog or {}
         tracks: dict[str, Track] = {}
@@ -460,12 +454,15 @@ class Policy:
                 out.append(dict(row))
                 continue
             opts = self.options_for(str(row.get("class") or ""))
-            params = self._params_for(opts)
-            track = observe(self.state.tracks.get(name), rate, now, params)
-            tracks[name] = track
-            f = plan_rate(track, rate, params, _backlog_excess(row, backlog.get(name)))
-            forecasts[name] = f
-            target = f.target * (1.0 + opts.headroom)
+            target = rate
+            if self.opts.forecast:
+                params = self._params_for(opts)
+                track = observe(self.state.tracks.get(name), rate, now, params)
+                tracks[name] = track
+                f = plan_rate(track, rate, params, _backlog_excess(row, backlog.get(name)))
+                forecasts[name] = f
+                target = f.target
+            target *= 1.0 + opts.headroom
             smoothed = _smooth_tokens(
                 row, self.state.tokens.get(name), now, self.opts.token_halflife
             )
