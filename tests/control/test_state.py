@@ -125,6 +125,19 @@ async def test_the_window_survives_a_restart() -> None:
     await asyncio.sleep(0)
 
 
+async def cycle_once(stack: Stack, policy: Policy, cluster: Any) -> None:
+    """One invoked cycle of a fresh controller over ``stack`` (restoring and saving the state
+    in ``cluster``), then everything stopped."""
+    loop = ControlLoop(stack.phases, policy=policy, store=StateStore(cluster, "inferno"))
+    await loop.start()
+    try:
+        report = await loop.run_once("invoke")
+    finally:
+        await loop.stop()
+        await stack.aclose()
+    assert report.ok, report.errors
+
+
 async def test_the_forecasters_survive_a_restart() -> None:
     """A restarted controller continues each server's forecaster where the last one stopped
     (its second observation, not a first), so a restart does not reset the margin or trend."""
@@ -133,14 +146,7 @@ async def test_the_forecasters_survive_a_restart() -> None:
 
     async def one_cycle(stack: Stack) -> Policy:
         policy = Policy(PolicyOptions(), lambda: clock[0])
-        loop = ControlLoop(stack.phases, policy=policy, store=StateStore(cluster, "inferno"))
-        await loop.start()
-        try:
-            report = await loop.run_once("invoke")
-        finally:
-            await loop.stop()
-            await stack.aclose()
-        assert report.ok, report.errors
+        await cycle_once(stack, policy, cluster)
         return policy
 
     first = await one_cycle(Stack(cluster))
@@ -171,18 +177,7 @@ async def test_the_tuner_state_goes_round_the_controller_and_survives_a_restart(
 
     async def one_cycle() -> None:
         stack = Stack(cluster, settings(), phases_cls=Recording)
-        loop = ControlLoop(
-            stack.phases,
-            policy=Policy(PolicyOptions(), lambda: 1000.0),
-            store=StateStore(cluster, "inferno"),
-        )
-        await loop.start()
-        try:
-            report = await loop.run_once("invoke")
-        finally:
-            await loop.stop()
-            await stack.aclose()
-        assert report.ok, report.errors
+        await cycle_once(stack, Policy(PolicyOptions(), lambda: 1000.0), cluster)
 
     await one_cycle()
     saved = cluster.config_maps[("inferno", "inferno-state")]["data"]["policy.json"]

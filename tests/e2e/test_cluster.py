@@ -244,6 +244,10 @@ def test_a_poisoned_label_leaves_the_other_servers_decided(
         kubectl.run("label", "deployment", name, "-n", SERVERS_NS, "--overwrite", value)
 
 
+def relabel(kubectl: Kubectl, deployment: str, label: str) -> None:
+    kubectl.run("label", "deployment", deployment, "-n", SERVERS_NS, "--overwrite", label)
+
+
 def test_a_step_limit_clamps_a_surge_and_says_so(
     kubectl: Kubectl, installed: Installed, controller: Controller
 ) -> None:
@@ -264,15 +268,7 @@ def test_a_step_limit_clamps_a_surge_and_says_so(
     limits = {"INFERNO_MAX_SCALE_UP_PODS": "1", "INFERNO_MAX_SCALE_UP_PERCENT": "0"}
     try:
         controller.restart(limits)
-        kubectl.run(
-            "label",
-            "deployment",
-            target.name,
-            "-n",
-            SERVERS_NS,
-            "--overwrite",
-            f"{L.LOAD_RPM}={rpm * 8:g}",
-        )
+        relabel(kubectl, target.name, f"{L.LOAD_RPM}={rpm * 8:g}")
         cycle = controller.run_cycle()
         check_cycle(kubectl, installed, cycle)
         clamps = [c for c in cycle.report.get("clamps") or [] if c["server"] == target.server]
@@ -294,13 +290,5 @@ def test_a_step_limit_clamps_a_surge_and_says_so(
         else:  # a new GPU type is not a step of the same replicas: no step limit applies
             assert all(c["rule"] != "max-scale-up" for c in clamps), clamps
     finally:
-        kubectl.run(
-            "label",
-            "deployment",
-            target.name,
-            "-n",
-            SERVERS_NS,
-            "--overwrite",
-            f"{L.LOAD_RPM}={original}",
-        )
+        relabel(kubectl, target.name, f"{L.LOAD_RPM}={original}")
         controller.restart({})
