@@ -6,12 +6,13 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import InputError
-from ..system import BatchPolicy, System
+from ..system import BatchPolicy, Server, System
 from ._table import render
 
 if TYPE_CHECKING:
@@ -69,6 +70,12 @@ def run(args: argparse.Namespace) -> int:
     from ..solver.percentiles import add_percentiles
 
     system = load_system(args.directory)
+    if not system.servers:
+        raise InputError(
+            "no servers: nothing to optimize",
+            source=str(Path(args.directory) / "server-data.json"),
+            path="$.servers",
+        )
     spec = system.optimizer
     if args.limited:
         capacity_file = Path(args.directory) / "capacity-data.json"
@@ -117,6 +124,7 @@ def format_solution(solution: Solution, system: System, *, percentiles: bool = F
         headers += ["p95 wait|TTFT", "p95 latency"]
     headers.append("note")
     rows = []
+    misses = 0
     for name in sorted(solution.allocations):
         a = solution.allocations[name]
         m = a.metrics
@@ -124,9 +132,14 @@ def format_solution(solution: Solution, system: System, *, percentiles: bool = F
         row: list[object] = [name, a.accelerator, a.replicas, a.max_batch, a.cost, a.demand]
         row += [a.max_rate_per_replica, a.bound, m.get("itl"), m.get("ttft" if ttft else "wait")]
         row.append(m.get("in_service", math.nan) / a.max_batch if a.max_batch else None)
+        notes = [] if a.status == "allocated" else [f"{a.status}: {a.note}"]
         if percentiles:
             row += [m.get("ttft_p95" if ttft else "wait_p95"), m.get("latency_p95")]
-        row.append("" if a.status == "allocated" else f"{a.status}: {a.note}")
+            missed = _p95_misses(system, servers[name], m, ttft)
+            if missed:
+                misses += 1
+                notes.append("MISSES " + "; ".join(missed))
+        row.append("; ".join(notes))
         rows.append(row)
     numeric = {
         i for i, h in enumerate(headers) if h not in ("server", "accelerator", "bound", "note")
@@ -146,4 +159,37 @@ def format_solution(solution: Solution, system: System, *, percentiles: bool = F
     )
     limits = "unlimited" if system.optimizer.unlimited else "capacity-limited"
     out.append(f"accelerator units used ({limits}): {used or 'none'}")
+    if percentiles:
+        out.append(
+            f"p95 targets: {misses} allocated server(s) miss one (MISSES in the note)"
+            if misses
+            else "p95 targets: every allocated server meets its p95 targets"
+        )
     return "\n".join(out)
+
+
+def _p95_misses(
+    system: System, server: Server, metrics: Mapping[str, float], ttft: bool
+) -> list[str]:
+    """The server's targets set on the 95th percentile that its predicted p95 exceeds."""
+    cls = system.classes.get(server.service_class)
+    target = cls.targets.get(server.model) if cls is not None else None
+    if target is None:
+        return []
+    checks: list[tuple[str, float | None, float | None, str]] = [
+        ("latency", target.latency, target.latency_quantile, "latency_p95")
+    ]
+    if ttft:
+        checks.append(("TTFT", target.ttft, target.ttft_quantile, "ttft_p95"))
+    else:
+        checks.append(("wait", target.ttw, target.ttw_quantile, "wait_p95"))
+    out = []
+    for what, goal, quantile, key in checks:
+        value = metrics.get(key)
+        if goal is None or quantile is None or abs(quantile - 0.95) > 1e-9 or value is None:
+            continue
+        if math.isfinite(value) and value > goal * (1 + 1e-9):
+            out.append(f"p95 {what} {value:,.0f} ms > target {goal:,.0f} ms")
+        elif not math.isfinite(value):
+            out.append(f"p95 {what} unbounded > target {goal:,.0f} ms")
+    return out

@@ -4,7 +4,8 @@ Every case of :data:`CASES` runs ``inferno.cli.main`` in-process on a small vali
 one place (a system directory for ``optimize`` and ``explain``, a problem file for ``analyze``, a
 scenario for ``simulate``), and checks that the one line ``inferno: error: ...`` names the file,
 the field and the cause. A few cases run ``python -m inferno`` in a subprocess, and the behaviour
-kept for inputs that are not errors (an unknown model, an empty server list) is pinned too.
+kept for inputs that are not errors (an unknown model: a result, its server unallocated) is pinned
+too, beside the rule's other side (an empty server list: exit 2, as ``simulate`` says).
 """
 
 from __future__ import annotations
@@ -636,14 +637,17 @@ def test_an_unknown_model_leaves_its_server_unallocated(
     assert err == ""
 
 
-def test_an_empty_server_list_is_an_empty_solution(
+def test_an_empty_server_list_is_bad_input_as_in_simulate(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """The rule: what is not a system is exit 2 (no servers at all, like a reference to an
+    undefined class); a server nothing can serve (an unknown model above) is a result."""
     files = base_files()
     files["server-data.json"] = {"servers": []}
-    assert main(["optimize", str(write_system(tmp_path, files))]) == 0
-    out, _ = capsys.readouterr()
-    assert "servers: 0 allocated, 0 unallocated" in out
+    assert main(["optimize", str(write_system(tmp_path, files))]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "server-data.json: $.servers: no servers: nothing to optimize" in err
 
 
 def test_values_at_the_bounds_are_solved(

@@ -7,6 +7,7 @@ modified system is a copy of the sample in ``tmp_path``.
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -518,3 +519,34 @@ def test_version_greedy_note_and_singular_replica(capsys: pytest.CaptureFixture[
     assert main(["explain", str(ROOT / "samples" / "large"), "Bronze-mistral_7b"]) == 0
     out = capsys.readouterr().out
     assert "needs 1 replica" in out and "1 replicas" not in out
+
+
+def test_percentiles_mark_the_servers_that_miss_a_p95_target(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The large sample's slo-ttw is a 95th-percentile target that Inferno's rule judges on the
+    mean: with --percentiles, the servers whose exact p95 wait exceeds it are marked, with the
+    numbers, and counted; every other server's p95 is within its target."""
+    code, out, err = run(capsys, "optimize", SAMPLE, "--percentiles")
+    assert code == 0, err
+    lines = out.splitlines()
+    header = lines[0]
+    p95_at = header.index("p95 wait|TTFT")
+    marked = [line for line in lines if "MISSES p95 wait" in line]
+    assert marked
+    targets = {
+        (c["name"], c["model"]): c.get("slo-ttw", math.inf)
+        for c in json.loads((SAMPLE / "serviceclass-data.json").read_text())["serviceClasses"]
+    }
+    servers = {
+        s["name"]: (s["class"], s["model"])
+        for s in json.loads((SAMPLE / "server-data.json").read_text())["servers"]
+    }
+    for line in lines[2:]:
+        name = line.split()[:1]
+        if not name or name[0] not in servers:
+            continue
+        p95 = float(line[p95_at:].split()[0].replace(",", ""))
+        target = targets[servers[name[0]]]
+        assert ("MISSES p95 wait" in line) == (p95 > target), line
+    assert f"p95 targets: {len(marked)} allocated server(s) miss one" in out
