@@ -211,7 +211,8 @@ def test_crd_names_versions_and_columns() -> None:
     columns = {c["name"]: (c["type"], c["jsonPath"]) for c in version["additionalPrinterColumns"]}
     assert columns == {
         "Priority": ("integer", ".spec.priority"),
-        "Models": ("string", ".spec.models[*].model"),
+        "Models": ("integer", ".status.modelCount"),
+        "Servers": ("string", ".status.summary"),
         "Valid": ("string", '.status.conditions[?(@.type=="Valid")].status'),
         "Age": ("date", ".metadata.creationTimestamp"),
     }

@@ -252,4 +252,11 @@ def class_status(
             entry["reason"] = "; ".join(reasons)
         servers.append(entry)
     stamp = now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {"servers": servers, "lastCycle": stamp}
+    meeting = sum(1 for e in servers if e["meetsTarget"])
+    return {
+        "servers": servers,
+        "lastCycle": stamp,
+        # what `kubectl get serviceclasses` shows (a printer column cannot count a list)
+        "modelCount": len(targets),
+        "summary": f"{meeting}/{len(servers)} meet targets",
+    }

@@ -122,6 +122,10 @@ def test_class_status() -> None:
     }
     status = class_status(row, deployments, solution, now=NOW)
     assert status["lastCycle"] == "2025-03-01T08:30:00Z"
+    # the printer columns: a count of models (not the first of them), and who meets targets
+    assert status["modelCount"] == 3
+    met = sum(s["meetsTarget"] for s in status["servers"])
+    assert status["summary"] == f"{met}/4 meet targets" and 0 < met < 4
     by = {s["server"]: s for s in status["servers"]}
     assert list(by) == ["a", "b", "c", "d"]  # only the class's servers
     assert by["a"] == {
