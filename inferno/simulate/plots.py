@@ -17,9 +17,28 @@ from .report import Report
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["write_plots"]
+__all__ = ["latency_panels", "write_plots"]
 
 F = NDArray[np.float64]
+
+
+#: a p95 latency/SLO ratio at or above this is the report's sentinel for requests with no answer
+UNSERVED_RATIO = 1e6
+#: where such a period is marked on the latency axis
+UNSERVED_MARK = 1e3
+#: the share missing drawn for a period where none missed (a log axis has no 0)
+MISS_FLOOR = 0.01
+
+
+def latency_panels(ratio: F, attainment: F) -> tuple[F, NDArray[np.bool_], F]:
+    """What the latency plot draws from a policy's per-period p95 latency/SLO ratios and SLO
+    attainments: the ratios with the report's no-answer sentinel taken out (NaN), where that
+    sentinel was (marked, not drawn as a latency), and the % of requests missing their SLO,
+    floored at :data:`MISS_FLOOR` for a log axis (on which 0.1% and 1% are far apart, where a
+    0–100% axis shows them as the same line)."""
+    unserved = ratio >= UNSERVED_RATIO
+    missed = np.maximum(100.0 - 100.0 * attainment, MISS_FLOOR)
+    return np.where(unserved, np.nan, ratio), unserved, missed
 
 
 def write_plots(report: Report, out_dir: str | Path) -> list[Path]:
@@ -94,14 +113,27 @@ def write_plots(report: Report, out_dir: str | Path) -> list[Path]:
     files.append(_save(fig, root / "replicas.png"))
     # latency against SLO
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    unserved_drawn = False
     for n in names:
         rows = series[n]
         x = edges(rows)
-        ratio = np.minimum(steps(rows, "slo_p95_ratio"), 1e3)
+        ratio, unserved, missed = latency_panels(
+            steps(rows, "slo_p95_ratio"), steps(rows, "slo_attainment")
+        )
         kw = {"color": colors[n], "ls": styles[n], "lw": 1.5}
         ax1.step(x, ratio, where="post", label=n, **kw)
-        met = 100 * steps(rows, "slo_attainment")
-        ax2.step(x, met, where="post", label=n, **kw)
+        if unserved[:-1].any():
+            mids = (x[:-1] + x[1:]) / 2
+            label = "p95 not answered (rejected or still waiting)" if not unserved_drawn else None
+            ax1.plot(
+                mids[unserved[:-1]],
+                np.full(int(unserved[:-1].sum()), UNSERVED_MARK),
+                "x",
+                color=colors[n],
+                label=label,
+            )
+            unserved_drawn = True
+        ax2.step(x, missed, where="post", label=n, **kw)
     ax1.axhline(1.0, color="k", ls=":", lw=1, label="SLO")
     ax1.set_yscale("log")
     ax1.set_ylabel("p95 of latency / SLO")
@@ -112,9 +144,12 @@ def write_plots(report: Report, out_dir: str | Path) -> list[Path]:
     )
     ax1.legend(fontsize="small")
     ax1.grid(alpha=0.3, which="both")
-    ax2.set_ylabel("requests meeting SLO (%)")
+    ax2.axhline(1.0, color="k", ls=":", lw=1, label="1% (a 99% SLO)")
+    ax2.set_yscale("log")
+    ax2.set_ylim(bottom=MISS_FLOOR * 0.8)
+    ax2.set_ylabel(f"requests missing SLO (%; {MISS_FLOOR:g}: none)")
     ax2.set_xlabel("time (min)")
-    ax2.grid(alpha=0.3)
+    ax2.grid(alpha=0.3, which="both")
     files.append(_save(fig, root / "latency.png"))
     # cost
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
@@ -125,7 +160,7 @@ def write_plots(report: Report, out_dir: str | Path) -> list[Path]:
         span_h = (col(rows, "t_end_s") - col(rows, "t_start_s")) / S_PER_HOUR
         gpu_h = np.concatenate([[0.0], np.cumsum(col(rows, "gpus") * span_h)])
         ax2.plot(edges(rows), gpu_h, label=n, **kw)
-    ax1.set_ylabel("cost per hour")
+    ax1.set_ylabel("cost per hour (accelerator-data.json's cost units)")
     ax1.set_ylim(bottom=0)
     ax1.set_title("Cost rate and cumulative GPU-hours")
     ax1.legend(fontsize="small")

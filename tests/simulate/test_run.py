@@ -206,3 +206,19 @@ def test_progress_bar_on_a_terminal() -> None:
     for k in range(1, 5):
         bar(Progress("inferno", 0, 1, k, 4))
     assert plain.getvalue().startswith("simulated inferno (1/1): 4 periods")
+
+
+def test_the_latency_plot_marks_unanswered_periods_and_draws_misses_on_a_log_axis() -> None:
+    """A period whose p95 is the report's no-answer sentinel is marked, not drawn as a latency
+    of 10³ × the SLO; the share missing is drawn as such (99.9% met → 0.1% missing, none missing
+    at the floor), so 99.0 and 99.9% do not look the same."""
+    import numpy as np
+
+    from inferno.simulate.plots import MISS_FLOOR, latency_panels
+
+    ratio = np.array([0.5, 1e9, 2.0, 0.8])
+    met = np.array([1.0, 0.0, 0.99, 0.999])
+    drawn, unserved, missed = latency_panels(ratio, met)
+    assert unserved.tolist() == [False, True, False, False]
+    assert np.isnan(drawn[1]) and drawn[[0, 2, 3]].tolist() == [0.5, 2.0, 0.8]
+    assert missed.tolist() == pytest.approx([MISS_FLOOR, 100.0, 1.0, 0.1])
