@@ -36,8 +36,57 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="solve: metrics at RPS; target: sizing to targetTTFT/targetITL "
         "(auto: target when the file has targets)",
     )
-    p.add_argument("--format", choices=["json", "table"], default="json")
+    p.add_argument(
+        "--format",
+        choices=["json", "table"],
+        default="json",
+        help="json: queue-analysis's fields (+ loadFraction); table: each with its unit",
+    )
+    p.add_argument(
+        "--percentiles",
+        action="store_true",
+        help="also the exact p50/p95/p99 of wait, TTFT and response time (ms)",
+    )
     p.set_defaults(func=run)
+
+
+#: the table's label for each JSON field: its unit, and what utilization is not
+UNITS = {
+    "throughput": "throughput (req/s)",
+    "avgRespTime": "avgRespTime (ms)",
+    "avgWaitTime": "avgWaitTime (ms)",
+    "avgNumInServ": "avgNumInServ (requests in service)",
+    "avgTTFT": "avgTTFT (ms)",
+    "avgITL": "avgITL (ms)",
+    "maxRPS": "maxRPS (req/s)",
+    "RPSTargetTTFT": "RPSTargetTTFT (req/s)",
+    "RPSTargetITL": "RPSTargetITL (req/s)",
+    "utilization": "utilization (share of time a batch runs: not the load)",
+    "loadFraction": "loadFraction (throughput / maxRPS: the load)",
+    "blocking": "blocking (share of requests refused: queue full)",
+}
+QUANTILES = (0.5, 0.95, 0.99)
+
+
+def with_percentiles(pr: AnalyzerProblem, result: Analysis) -> dict[str, object]:
+    """The exact wait, TTFT and response-time quantiles at the analysed throughput (ms)."""
+    import numpy as np
+
+    from ..model.analyzer import operating_point
+    from ..model.quantiles import latency_quantiles, wait_quantiles
+
+    profile, tokens = problem_profile(pr)
+    point = operating_point(profile, tokens, pr.max_queue_size)
+    rate = np.array([max(result.throughput, 1e-12) / 1000.0])  # per ms
+    out: dict[str, object] = {}
+    latency = latency_quantiles(point, rate, QUANTILES)[0]
+    for j, q in enumerate(QUANTILES):
+        wait = float(wait_quantiles(point, rate, q)[0])
+        tag = f"p{round(q * 100)}"
+        out[f"{tag}WaitTime"] = wait
+        out[f"{tag}TTFT"] = wait + (result.avg_ttft - result.avg_wait_time)
+        out[f"{tag}RespTime"] = float(latency[j])
+    return out
 
 
 def problem_profile(pr: AnalyzerProblem) -> tuple[Profile, Tokens]:
@@ -74,14 +123,20 @@ def run(args: argparse.Namespace) -> int:
     from ..data import load_analyzer_problem
 
     try:
-        result = analyze_problem(load_analyzer_problem(args.file), args.mode)
+        problem = load_analyzer_problem(args.file)
+        result = analyze_problem(problem, args.mode)
+        body: dict[str, object] = dict(result.to_json())
+        if result.max_rps > 0 and result.throughput == result.throughput:
+            body["loadFraction"] = result.throughput / result.max_rps
+        if args.percentiles:
+            body.update(with_percentiles(problem, result))
     except InputError as err:
         if err.source is None:
             err.source = str(args.file)
         raise
     if args.format == "json":
-        print(json.dumps(result.to_json(), indent=2))
+        print(json.dumps(body, indent=2))
     else:
-        rows = [[k, v] for k, v in result.to_json().items()]
+        rows = [[UNITS.get(k, f"{k} (ms)" if k.startswith("p") else k), v] for k, v in body.items()]
         print(render(["metric", "value"], rows, right={1}))
     return 0

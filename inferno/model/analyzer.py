@@ -15,7 +15,7 @@ from .points import OperatingPoints
 from .profiles import Profile, Tokens
 from .sizing import SloArrays, size
 
-__all__ = ["Analysis", "analyze_rate", "analyze_targets"]
+__all__ = ["Analysis", "analyze_rate", "analyze_targets", "operating_point"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +57,8 @@ class Analysis:
         }
 
 
-def _point(profile: Profile, tokens: Tokens, max_queue: int | None) -> OperatingPoints:
+def operating_point(profile: Profile, tokens: Tokens, max_queue: int | None) -> OperatingPoints:
+    """The one operating point of ``profile`` at its batch limit (what the analyzer solves)."""
     return OperatingPoints.of(
         [profile], [tokens], batch=[profile.max_batch_size], max_queue=[max_queue]
     )
@@ -89,7 +90,7 @@ def analyze_rate(
     """Metrics at ``rps`` requests per second (queue-analysis ``/solve``)."""
     if not rps > 0:
         raise ValueError("RPS must be > 0")
-    return _at(_point(profile, tokens, max_queue), rps / MS_PER_S, 0.0, 0.0)
+    return _at(operating_point(profile, tokens, max_queue), rps / MS_PER_S, 0.0, 0.0)
 
 
 def analyze_targets(
@@ -103,7 +104,7 @@ def analyze_targets(
     """Sizing to the targets (queue-analysis ``/target``): each target's own largest rate, and the
     metrics at the smallest of them. A target missed even at the lowest rate makes the result
     infeasible (its rate 0)."""
-    points = _point(profile, tokens, max_queue)
+    points = operating_point(profile, tokens, max_queue)
     slo = SloArrays.empty(1)
     if ttft is not None:
         slo.ttft[0] = ttft

@@ -550,3 +550,24 @@ def test_percentiles_mark_the_servers_that_miss_a_p95_target(
         target = targets[servers[name[0]]]
         assert ("MISSES p95 wait" in line) == (p95 > target), line
     assert f"p95 targets: {len(marked)} allocated server(s) miss one" in out
+
+
+def test_analyze_percentiles_units_and_load_fraction(
+    capsys: pytest.CaptureFixture[str], problem: Path
+) -> None:
+    """--percentiles adds the exact p50/p95/p99 of wait, TTFT and response time (ordered, and
+    around the mean); loadFraction is the load (throughput / maxRPS), which utilization is not;
+    the table names each value's unit."""
+    code, out, err = run(capsys, "analyze", problem, "--percentiles")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["loadFraction"] == pytest.approx(data["throughput"] / data["maxRPS"])
+    assert data["loadFraction"] < 0.9 < data["utilization"]  # busy ≠ loaded
+    for what in ("WaitTime", "TTFT", "RespTime"):
+        p50, p95, p99 = (data[f"p{q}{what}"] for q in (50, 95, 99))
+        assert 0 <= p50 <= p95 <= p99, what
+    assert data["p50RespTime"] < data["avgRespTime"] < data["p99RespTime"]
+    code, out, err = run(capsys, "analyze", problem, "--percentiles", "--format", "table")
+    assert code == 0, err
+    assert "throughput (req/s)" in out and "p95RespTime (ms)" in out
+    assert "utilization (share of time a batch runs: not the load)" in out
