@@ -11,6 +11,9 @@ inference, the model's statistics — and the typed errors below:
 URLs: ``host:port``, ``http://host:port``, ``https://host:port`` or ``grpc://host:port``; the
 scheme chooses the protocol (default HTTP). ``headers`` go with every call (for example
 ``triton-access-token`` for a server started with restricted APIs, or an auth proxy's token).
+Over gRPC Triton reads a restricted API's header with the prefix ``triton-grpc-protocol-``
+(``triton-grpc-protocol-triton-access-token``): a ``triton-*`` header given without it is sent
+both ways, so one ``--header`` works for either protocol.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 Protocol = Literal["http", "grpc"]
+#: Triton's gRPC front end reads the header of a restricted API with this prefix
+GRPC_PREFIX = "triton-grpc-protocol-"
 
 
 class TritonError(InfernoError):
@@ -138,6 +143,10 @@ class TritonClient:
             f"{'grpc' if self.protocol == 'grpc' else 'http'}{'s' if tls else ''}://{self.address}"
         )
         self.headers = dict(headers or {})
+        if self.protocol == "grpc":
+            for key, value in list(self.headers.items()):
+                if key.lower().startswith("triton-") and not key.lower().startswith(GRPC_PREFIX):
+                    self.headers.setdefault(GRPC_PREFIX + key, value)
         self.timeout = timeout
         self._grpc: grpcclient.InferenceServerClient | None = None
         self._http: httpclient.InferenceServerClient | None = None
@@ -177,7 +186,8 @@ class TritonClient:
         if isinstance(exc, InferenceServerException):
             status = str(exc.status() or "")
             text = _message(exc)
-            if "UNAVAILABLE" in status or "DEADLINE" in status:
+            restricted = "restricted" in text.lower() or "expecting header" in text.lower()
+            if ("UNAVAILABLE" in status or "DEADLINE" in status) and not restricted:
                 return self._unavailable(exc, model)
             return TritonRequestError(
                 f"Triton at {self.url} refused {action}: {text}",

@@ -20,6 +20,8 @@ from inferno.prom import PrometheusClient, PrometheusLoadSource
 from .conftest import ALPHA, BETA, MAX_BATCH, TOKEN, Stack
 from .test_collector_live import _deployment
 
+TOKEN_GRPC_HEADER = "triton-grpc-protocol-triton-access-token"
+
 pytestmark = pytest.mark.slow
 
 
@@ -86,6 +88,21 @@ def test_profile_without_statistics_falls_back_to_client_timing(
     # the client sees the server's overheads on top: α larger, β about the same
     assert params["alpha"] > ALPHA * 0.9
     assert params["beta"] == pytest.approx(BETA, rel=0.5)
+
+
+@pytest.mark.parametrize("token", [None, "triton-access-token", TOKEN_GRPC_HEADER])
+def test_profile_over_grpc_reads_locked_statistics_or_falls_back(
+    stack: Stack, capsys: pytest.CaptureFixture[str], token: str | None
+) -> None:
+    """Over gRPC a restricted statistics API is a refusal, not "cannot reach Triton": without
+    the token the profile falls back to the client's timing; with it — under the HTTP name (sent
+    with gRPC's prefix too) or under gRPC's own — Triton's statistics are read."""
+    header = [] if token is None else ["--header", f"{token}={TOKEN}"]
+    argv = ["profile", stack.triton_grpc, "--model", "sleep", "--batch-sizes", "1,8"]
+    code = main([*argv, "--requests", "4", "--json", *header])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert result["source"] == ("client" if token is None else "server")
 
 
 def test_load_over_grpc(stack: Stack, tmp_path: Path) -> None:
