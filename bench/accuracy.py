@@ -588,7 +588,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--service", choices=("exponential", "deterministic", "both"), default="both")
     ap.add_argument("--lengths", choices=("auto", "fixed", "geometric"), default="auto")
-    ap.add_argument("--quick", action="store_true", help="a small grid: ~40 s wall, ~75 s CPU on 2 cores")
+    ap.add_argument(
+        "--quick", action="store_true", help="a small grid: ~40 s wall, ~75 s CPU on 2 cores"
+    )
     ap.add_argument("--markdown", action="store_true")
     ap.add_argument("--long", action="store_true", help="per-metric rows in markdown too")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
