@@ -61,6 +61,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(func=run)
 
 
+#: JSON output is indented up to this many servers, compact above
+PRETTY_MAX = 200
+
+
 def run(args: argparse.Namespace) -> int:
     # imported here: `inferno --help` and the other commands need none of the model's machinery
     from ..data import load_system
@@ -110,7 +114,10 @@ def run(args: argparse.Namespace) -> int:
         err.source = err.source or args.directory
         raise
     if args.format == "json":
-        print(json.dumps(solution_to_json(solution, system), indent=2))
+        # indented for a person up to PRETTY_MAX servers; above, compact: json's C encoder
+        # (indenting falls back to its Python one, a third of a 2,700-server run)
+        indent = 2 if len(system.servers) <= PRETTY_MAX else None
+        print(json.dumps(solution_to_json(solution, system), indent=indent))
     else:
         print(format_solution(solution, system, percentiles=args.percentiles))
     return 0

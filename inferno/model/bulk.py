@@ -28,10 +28,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import special
 
 __all__ = ["BulkMetrics", "BulkResponseTime", "bulk_metrics"]
 
@@ -57,6 +57,8 @@ def _poisson_pmf(width: int, mean: F) -> F:
     """P(A = j) for j < ``width``, one row per mean (log-space, no overflow)."""
     j = np.arange(width, dtype=np.float64)
     m = np.maximum(mean, 1e-300)[:, None]
+    from scipy import special  # here: importing scipy costs a G0 solve 0.4 s it does not need
+
     out: F = np.exp(j[None, :] * np.log(m) - m - special.gammaln(j + 1.0)[None, :])
     return out
 
@@ -271,7 +273,9 @@ class BulkResponseTime:
                 c = rest / self.beta
             need = np.floor(c - self._r[None, :] - 1.0)  # B > need
             p_more = np.where(
-                need < 0, 1.0, 1.0 - special.pdtr(np.maximum(need, 0.0), self.rate * self._wait)
+                need < 0,
+                1.0,
+                1.0 - _special().pdtr(np.maximum(need, 0.0), self.rate * self._wait),
             )
             p = np.where(c >= self.n, 0.0, p_more)
         else:
@@ -279,3 +283,9 @@ class BulkResponseTime:
         out = out + (self._w[None, :] * p).sum(axis=1)
         result: F = np.clip(out, 0.0, 1.0)
         return result
+
+
+def _special() -> Any:
+    from scipy import special
+
+    return special

@@ -37,13 +37,15 @@ The tests check all three against a direct Monte-Carlo simulation of the chain.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
 from numpy.typing import NDArray
-from scipy.special import gammaln
 
 from ..errors import InputError
+
+if TYPE_CHECKING:  # scipy is imported where it is used: a solve without percentiles needs none
+    import scipy.sparse as sp
 
 F = NDArray[np.float64]
 
@@ -99,6 +101,8 @@ def _wait_survival(mmax: int, t: F, p_batch: F, blocking: F, log_r: F, mu_n: F, 
     """:func:`wait_survival` of a few points, summed over ``mmax`` terms (the same for all)."""
     i = np.arange(mmax, dtype=np.float64)
     x = np.maximum(mu_n * t, 1e-300)[:, None]
+    from scipy.special import gammaln
+
     log_pois = -x + i * np.log(x) - gammaln(i + 1.0)
     # r^i (1 − r^{M−i}) / (1 − r) = Σ_{j=i}^{M−1} r^j, in log space
     lr = log_r[:, None]
@@ -155,6 +159,8 @@ def _generator(lam: float, tau: F, n_max: int) -> tuple[sp.csr_matrix, F, NDArra
         cols += [dep, _wait_index(a[arrive], nn[arrive] + 1, n_b, n_max)]
         vals += [np.full(w.size, mu_n), np.full(int(arrive.sum()), lam)]
         out_rate[w] = mu_n + np.where(arrive, lam, 0.0)
+    import scipy.sparse as sp
+
     q = sp.csr_matrix(
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(size, size)
     )
@@ -200,6 +206,8 @@ class ResponseTime:
         accepted = p[:n_max] / p[:n_max].sum()
         np.add.at(pi0, start, accepted)
         self._rate = float(-q.diagonal().min()) * 1.0001
+        import scipy.sparse as sp
+
         self._step = (sp.identity(size, format="csr") + q / self._rate).T.tocsr()
         self._v = pi0
         self._s: list[float] = []  # s_k = π0ᵀ P^k 1
@@ -225,6 +233,8 @@ class ResponseTime:
         s_k = np.asarray(self._s)
         k = np.arange(s_k.size, dtype=np.float64)
         bt = np.maximum(self._rate * t, 1e-300)[:, None]
+        from scipy.special import gammaln
+
         weights = np.exp(-bt + k * np.log(bt) - gammaln(k + 1.0))
         out: F = np.clip(weights @ s_k, 0.0, 1.0)
         return out

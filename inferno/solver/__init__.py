@@ -18,7 +18,6 @@ from ..system import System
 from ..units import MS_PER_MIN
 from .candidates import CandidateTable, build_candidates
 from .greedy import Grants, solve_greedy, solve_unlimited
-from .milp import solve_milp
 from .result import Allocation, Part, ServerStatus, Solution, Status, Unallocated
 
 __all__ = [
@@ -55,6 +54,8 @@ def solve_table(table: CandidateTable, solver: SolverName | None = None) -> Solu
     mix: dict[int, list[tuple[int, int]]] = {}
     message = ""
     if use_milp:
+        from .milp import solve_milp  # scipy's MILP: imported only when the MILP runs
+
         outcome = solve_milp(table, capacity)
         grants, mix, proven, message = (
             outcome.grants,
