@@ -502,6 +502,22 @@ def test_the_parser_loads_no_numerical_or_web_stack() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def test_optimizing_the_sample_imports_no_scipy() -> None:
+    """scipy (0.4 s of imports) is loaded by what uses it — the MILP, Triton's bulk model, the
+    percentiles — not by a plain solve of G0 servers."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, io, contextlib; from inferno.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    main(['optimize', {str(SAMPLE)!r}, '--format', 'json'])\n"
+        "print('scipy' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 def test_version_greedy_note_and_singular_replica(capsys: pytest.CaptureFixture[str]) -> None:
     from inferno import __version__
     from inferno.cli import main
