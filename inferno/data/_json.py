@@ -62,14 +62,47 @@ def describe(value: object) -> str:
 
 
 class Node:
-    """One JSON value with the file (``source``) and the path (``path``) it came from."""
+    """One JSON value with the file (``source``) and the path (``path``) it came from.
 
-    __slots__ = ("path", "source", "value")
+    A member's or item's path is built when it is first asked for (an error message), not when
+    the node is made: a 10,000-server file makes hundreds of thousands of nodes, and almost none
+    is ever reported."""
+
+    __slots__ = ("_folded", "_key", "_parent", "_path", "source", "value")
 
     def __init__(self, value: object, source: str, path: str) -> None:
         self.value = value
         self.source = source
-        self.path = path
+        self._path: str | None = path
+        self._parent: Node | None = None
+        self._key: str | int = ""
+        self._folded: dict[str, str] | None = None
+
+    @classmethod
+    def _child(cls, parent: Node, value: object, key: str | int) -> Node:
+        node = cls.__new__(cls)
+        node.value = value
+        node.source = parent.source
+        node._path = None
+        node._parent = parent
+        node._key = key
+        node._folded = None
+        return node
+
+    @property
+    def path(self) -> str:
+        if self._path is None:
+            assert self._parent is not None
+            key = self._key
+            if isinstance(key, int):
+                self._path = f"{self._parent.path}[{key}]"
+            else:
+                self._path = self._parent.child_path(key)
+        return self._path
+
+    @path.setter
+    def path(self, value: str) -> None:
+        self._path = value
 
     def __repr__(self) -> str:
         return f"Node({self.source}:{self.path})"
@@ -107,12 +140,13 @@ class Node:
         if key in members:
             found: str | None = key
         else:
-            folded = key.casefold()
-            # Go keeps the last of several case-insensitive matches.
-            found = next((k for k in reversed(members) if k.casefold() == folded), None)
+            if self._folded is None:
+                # Go keeps the last of several case-insensitive matches: later keys overwrite
+                self._folded = {k.casefold(): k for k in members}
+            found = self._folded.get(key.casefold())
         if found is None or members[found] is None:
             return None
-        return Node(members[found], self.source, self.child_path(found))
+        return Node._child(self, members[found], found)
 
     def has(self, key: str) -> bool:
         """Whether this object has a non-null member ``key`` (case-insensitively)."""
@@ -138,12 +172,12 @@ class Node:
         """The items of this array."""
         if not isinstance(self.value, list):
             self._wrong_type("an array")
-        return [Node(v, self.source, f"{self.path}[{i}]") for i, v in enumerate(self.value)]
+        return [Node._child(self, v, i) for i, v in enumerate(self.value)]
 
     def as_items(self) -> Iterator[tuple[str, Node]]:
         """The (key, value) members of this object, in file order (null members included)."""
         for key, value in self._mapping().items():
-            yield key, Node(value, self.source, self.child_path(key))
+            yield key, Node._child(self, value, key)
 
     def as_string(self, *, nonempty: bool = False) -> str:
         """This string value."""
