@@ -17,7 +17,10 @@ import argparse
 import asyncio
 import json
 import math
+import shutil
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -49,9 +52,11 @@ def rows_of(n: int, seed: int, queue_factor: float) -> list[dict[str, Any]]:
     ]
 
 
-async def answer_seconds(rows: list[dict[str, Any]], repeat: int) -> tuple[float, int, int]:
+async def answer_seconds(
+    rows: list[dict[str, Any]], repeat: int, static_dir: Path
+) -> tuple[float, int, int]:
     """Best seconds of ``repeat`` answers, the request's bytes, the decisions answered."""
-    settings = Settings.from_env({}, data_path=str(SAMPLE), max_body_bytes=1 << 28)
+    settings = Settings.from_env({}, data_path=str(static_dir), max_body_bytes=1 << 28)
     app = optimizer.create_app(settings, token=None, registry=CollectorRegistry())
     body = json.dumps({"servers": rows}).encode()
     transport = httpx.ASGITransport(app=app)
@@ -80,11 +85,18 @@ def main() -> None:
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args()
     cells = []
-    for n in (int(x) for x in args.sizes.split(",")):
-        seconds, size, decided = asyncio.run(
-            answer_seconds(rows_of(n, args.seed, args.queue_factor), args.repeat)
-        )
-        cells.append([str(n), f"{size / 2**20:.1f}", str(decided), f"{seconds:.2f}"])
+    with tempfile.TemporaryDirectory() as tmp:
+        # the sample's static data, with the queue of the run (the service reads it from there)
+        static_dir = Path(tmp)
+        for name in ("accelerator-data.json", "model-data.json", "serviceclass-data.json"):
+            shutil.copy(SAMPLE / name, static_dir / name)
+        optimizer_data = {"optimizer": {"unlimited": True, "queueFactor": args.queue_factor}}
+        (static_dir / "optimizer-data.json").write_text(json.dumps(optimizer_data))
+        for n in (int(x) for x in args.sizes.split(",")):
+            seconds, size, decided = asyncio.run(
+                answer_seconds(rows_of(n, args.seed, args.queue_factor), args.repeat, static_dir)
+            )
+            cells.append([str(n), f"{size / 2**20:.1f}", str(decided), f"{seconds:.2f}"])
     print_table(["servers", "request MiB", "decisions", "answer s"], cells, args.markdown)
 
 
