@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 from _tables import print_table  # bench/, first on sys.path when run as a script
 from prometheus_client import CollectorRegistry
-from solver import SAMPLE, synthetic
+from solver import SAMPLE, server_rows, synthetic
 
 from inferno.data import load_system
 from inferno.services import optimizer
@@ -34,22 +34,7 @@ from inferno.settings import Settings
 
 
 def rows_of(n: int, seed: int, queue_factor: float) -> list[dict[str, Any]]:
-    system = synthetic(load_system(SAMPLE), n, seed, queue_factor)
-    return [
-        {
-            "name": s.name,
-            "class": s.service_class,
-            "model": s.model,
-            "currentAlloc": {
-                "load": {
-                    "arrivalRate": s.load.arrival_rate,
-                    "avgInTokens": s.load.in_tokens,
-                    "avgOutTokens": s.load.out_tokens,
-                }
-            },
-        }
-        for s in system.servers
-    ]
+    return server_rows(synthetic(load_system(SAMPLE), n, seed, queue_factor))
 
 
 async def answer_seconds(

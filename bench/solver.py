@@ -81,15 +81,9 @@ def peak_mib(system: System, solver: str | None) -> float:
     return peak / 2**20
 
 
-def write_system(system: System, queue_factor: float, directory: Path) -> Path:
-    """``system``'s servers as a system directory: the sample's static files, its optimizer
-    data with ``queueFactor``, and a ``server-data.json`` of the synthetic servers."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for name in ("accelerator-data.json", "model-data.json", "serviceclass-data.json"):
-        shutil.copy(SAMPLE / name, directory / name)
-    optimizer = {"optimizer": {"unlimited": True, "queueFactor": queue_factor}}
-    (directory / "optimizer-data.json").write_text(json.dumps(optimizer), encoding="utf-8")
-    rows = [
+def server_rows(system: System) -> list[dict[str, Any]]:
+    """``system``'s servers as ``server-data.json`` rows (what a collector sends, too)."""
+    return [
         {
             "name": s.name,
             "class": s.service_class,
@@ -104,6 +98,17 @@ def write_system(system: System, queue_factor: float, directory: Path) -> Path:
         }
         for s in system.servers
     ]
+
+
+def write_system(system: System, queue_factor: float, directory: Path) -> Path:
+    """``system``'s servers as a system directory: the sample's static files, its optimizer
+    data with ``queueFactor``, and a ``server-data.json`` of the synthetic servers."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in ("accelerator-data.json", "model-data.json", "serviceclass-data.json"):
+        shutil.copy(SAMPLE / name, directory / name)
+    optimizer = {"optimizer": {"unlimited": True, "queueFactor": queue_factor}}
+    (directory / "optimizer-data.json").write_text(json.dumps(optimizer), encoding="utf-8")
+    rows = server_rows(system)
     (directory / "server-data.json").write_text(json.dumps({"servers": rows}), encoding="utf-8")
     return directory
 
