@@ -14,9 +14,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p = sub.add_parser(
         "explain", help="show every candidate of one server and why the chosen one won"
     )
-    p.add_argument("directory")
-    p.add_argument("server")
-    p.add_argument("--solver", choices=["greedy", "milp"], default=None)
+    p.add_argument("directory", help="directory with Inferno's *-data.json files")
+    p.add_argument("server", help="the server to explain (its name in server-data.json)")
+    p.add_argument(
+        "--solver",
+        choices=["greedy", "milp"],
+        default=None,
+        help="as for optimize (default: the optimizer data's choice)",
+    )
     p.set_defaults(func=run)
 
 

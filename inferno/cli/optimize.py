@@ -30,7 +30,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default=None,
         help="override optimizer-data.json (greedy: Inferno's heuristic; milp: exact)",
     )
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument(
+        "--format",
+        choices=["table", "json"],
+        default="table",
+        help="table: a row per server (default); json: Inferno's solution shape "
+        "(indented up to 200 servers)",
+    )
     p.add_argument(
         "--limited",
         action="store_true",

@@ -58,7 +58,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default="auto",
         help="timing from Triton's statistics (server) or the client; auto: server if allowed",
     )
-    p.add_argument("--header", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="sent with every call, e.g. triton-access-token=... for locked statistics "
+        "(over gRPC also sent as triton-grpc-protocol-...)",
+    )
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
     p.add_argument("--max-batch", type=int, default=None, help="maxBatchSize of the row")
     p.add_argument("--at-tokens", type=float, default=None, help="atTokens of a G2 row")

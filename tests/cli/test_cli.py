@@ -587,3 +587,17 @@ def test_analyze_percentiles_units_and_load_fraction(
     assert code == 0, err
     assert "throughput (req/s)" in out and "p95RespTime (ms)" in out
     assert "utilization (share of time a batch runs: not the load)" in out
+
+
+def test_every_argument_of_every_command_says_what_it_is() -> None:
+    import argparse
+
+    from inferno.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    missing = {
+        name: [a.dest for a in command._actions if not a.help]
+        for name, command in sub.choices.items()
+    }
+    assert {k: v for k, v in missing.items() if v} == {}
