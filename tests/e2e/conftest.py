@@ -367,6 +367,7 @@ class Controller:
         settings = Settings.from_env(self.extra_env)
         policy = Policy.from_settings(settings, time.time)
         policy.state = StateStore(api, settings.service.namespace).load()
+        policy.set_classes(c.service_classes)  # as the cycle does: each class's overrides
         servers = policy.loads(c.servers)
         expected = optimize(static_docs(), servers, c.service_classes)
         predicted = {d.server: d for d in policy.guard(expected.decisions, c.deployments).decisions}
