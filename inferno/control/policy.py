@@ -46,7 +46,6 @@ __all__ = [
     "PolicyState",
     "forecast_params",
     "guard",
-    "with_headroom",
 ]
 
 #: (time in s, accelerator, batch, replicas decided)
@@ -147,17 +146,6 @@ def _smooth_tokens(
         w * measured[1] + (1.0 - w) * prior[1],
         now,
     )
-
-
-def with_headroom(rows: Sequence[Mapping[str, Any]], headroom: float) -> list[dict[str, Any]]:
-    """Server rows whose arrival rate is × (1 + ``headroom``)."""
-    out = []
-    for row in rows:
-        rate = _rate_of(row)
-        out.append(
-            dict(row) if rate is None or headroom <= 0 else _with_rate(row, rate * (1 + headroom))
-        )
-    return out
 
 
 def _backlog_excess(row: Mapping[str, Any], backlog: float | None) -> float:
@@ -430,10 +418,6 @@ class Policy:
     @classmethod
     def from_settings(cls, settings: Settings, clock: Callable[[], float]) -> Policy:
         return cls(settings.policy, clock, settings.plan.batch_tolerance, forecast_params(settings))
-
-    @property
-    def history(self) -> Mapping[str, tuple[Entry, ...]]:
-        return self.state.history
 
     def loads(
         self, rows: Sequence[Mapping[str, Any]], backlog: Mapping[str, float] | None = None

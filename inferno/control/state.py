@@ -22,8 +22,6 @@ from .policy import Entry, PolicyState
 __all__ = [
     "STATE_CONFIG_MAP",
     "StateStore",
-    "history_from_json",
-    "history_to_json",
     "state_from_json",
     "state_to_json",
 ]
@@ -36,11 +34,6 @@ _VERSION = 2  # 1: the history alone (still read)
 #: entries kept per server and servers kept (a ConfigMap holds at most 1 MiB)
 _MAX_ENTRIES = 64
 _MAX_SERVERS = 5000
-
-
-def history_to_json(history: Mapping[str, tuple[Entry, ...]]) -> str:
-    """A version-1 document: the window's history alone."""
-    return json.dumps({"version": 1, "history": _history_doc(history)}, separators=(",", ":"))
 
 
 def state_to_json(state: PolicyState) -> str:
@@ -71,15 +64,9 @@ def _history_doc(history: Mapping[str, tuple[Entry, ...]]) -> dict[str, list[lis
     }
 
 
-def history_from_json(text: str) -> dict[str, tuple[Entry, ...]]:
-    """The history saved by :func:`history_to_json` or :func:`state_to_json` (ValueError if
-    it is neither)."""
-    return dict(state_from_json(text).history)
-
-
 def state_from_json(text: str) -> PolicyState:
-    """The state saved by :func:`state_to_json` (or a version-1 history); ValueError if it is
-    not that."""
+    """The state saved by :func:`state_to_json`, or a version-1 document (the window's history
+    alone, as the controller wrote before the forecasters); ValueError if it is neither."""
     doc = json.loads(text)
     if not isinstance(doc, dict) or doc.get("version") not in (1, _VERSION):
         raise ValueError("not a version-1 or version-2 policy state")

@@ -10,7 +10,7 @@ import pytest
 
 from inferno.cluster.inventory import ManagedDeployment
 from inferno.cluster.plan import Decision
-from inferno.control.policy import Policy, forecast_params, guard, with_headroom
+from inferno.control.policy import Policy, forecast_params, guard
 from inferno.settings import PolicyOptions, Settings, SettingsError, variables
 
 
@@ -115,7 +115,8 @@ def test_headroom_scales_only_the_arrival_rate() -> None:
         {"name": "a", "currentAlloc": {"load": {"arrivalRate": 100, "avgLength": 10}}},
         {"name": "b"},
     ]
-    out = with_headroom(rows, 0.25)
+    policy = Policy(PolicyOptions(forecast=False, headroom=0.25), lambda: 0.0)
+    out = policy.loads(rows)
     assert out[0]["currentAlloc"]["load"] == {"arrivalRate": 125.0, "avgLength": 10}
     assert out[1] == {"name": "b"}
     assert rows[0]["currentAlloc"]["load"]["arrivalRate"] == 100  # not mutated

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -13,8 +14,6 @@ from inferno.control.loop import ControlLoop
 from inferno.control.policy import Policy, PolicyState
 from inferno.control.state import (
     StateStore,
-    history_from_json,
-    history_to_json,
     state_from_json,
     state_to_json,
 )
@@ -22,9 +21,16 @@ from inferno.settings import PolicyOptions
 from services import FakeCluster, sample_cluster
 
 
+def v1(history: dict[str, Any]) -> str:
+    """A version-1 document: the window's history alone (what controllers wrote before)."""
+    rows = {server: [list(e) for e in entries] for server, entries in history.items()}
+    return json.dumps({"version": 1, "history": rows})
+
+
 def test_round_trip_and_bad_state() -> None:
     history = {"a": ((1.5, "A100", 8, 3), (2.0, "H100", 16, 1)), "b": ()}
-    assert history_from_json(history_to_json(history)) == history
+    assert state_from_json(state_to_json(PolicyState(history))).history == history
+    assert state_from_json(v1(history)) == PolicyState(history)
     for bad in (
         "[]",
         '{"version": 3}',
@@ -32,7 +38,7 @@ def test_round_trip_and_bad_state() -> None:
         '{"version": 1, "history": {"a": [["x", "A100", 1, 1]]}}',
     ):
         with pytest.raises(ValueError):
-            history_from_json(bad)
+            state_from_json(bad)
 
 
 def test_state_round_trip_with_forecasters() -> None:
@@ -44,7 +50,7 @@ def test_state_round_trip_with_forecasters() -> None:
     )
     assert state_from_json(state_to_json(state)) == state
     # a version-1 document (the window alone) is still read, with no forecasters
-    old = state_from_json(history_to_json({"a": ((1.5, "A100", 8, 3),)}))
+    old = state_from_json(v1({"a": ((1.5, "A100", 8, 3),)}))
     assert old == PolicyState({"a": ((1.5, "A100", 8, 3),)}, {})
     for bad in (
         '{"version": 2, "history": {}, "tracks": []}',
@@ -95,7 +101,7 @@ async def test_the_window_survives_a_restart() -> None:
     assert report.ok, report.errors
     saved = cluster.config_maps[("inferno", "inferno-state")]["data"]["policy.json"]
     decided = {d.server: d for d in report.decisions if d.allocated}
-    assert set(history_from_json(saved)) >= set(decided)
+    assert set(state_from_json(saved).history) >= set(decided)
 
     # the restarted controller: a fresh Policy; the load (and so the decisions) falls
     for obj in cluster.deployments.values():
