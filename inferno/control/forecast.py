@@ -196,13 +196,12 @@ def plan_rate(
     now = rate_at(track, p.lag_s, p)
     ahead = rate_at(track, p.horizon_s, p)
     base = max(track.smooth, now, ahead)
+    drain = max(backlog_excess, 0.0) * 60.0 / p.drain_s if p.drain_s > 0 else 0.0
     if base <= 0.0:
-        drain = max(backlog_excess, 0.0) * 60.0 / p.drain_s if p.drain_s > 0 else 0.0
         return Forecast(measured, now, ahead, 0.0, drain, drain)
     steps = max(p.horizon_s / p.period_s, 1.0)
     grown = track.variance * (1.0 + (steps - 1.0) * p.alpha * p.alpha)
     poisson = 60.0 / (base * p.window_s) * p.smoothing
     sigma = math.sqrt(max(grown, poisson))
     margin = min(max(p.margin_z * sigma, track.jump), p.max_margin)
-    drain = max(backlog_excess, 0.0) * 60.0 / p.drain_s if p.drain_s > 0 else 0.0
     return Forecast(measured, now, ahead, margin, drain, base * (1.0 + margin) + drain)
