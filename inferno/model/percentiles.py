@@ -25,27 +25,25 @@ a falls below N it joins the batch. In service its state is n; with b = min(n, N
 1/τ(b), another request leaves at rate (b − 1)/τ(b), and arrivals join at rate λ. Later arrivals
 matter because they grow the batch and slow every member. The survival function
 P(R > t) = π₀ᵀ exp(Qt) 1 is computed by uniformisation (Poisson-weighted powers of the uniformised
-transition matrix, a sparse matrix-vector product per step, truncated when the remaining Poisson
-mass is below 1e-12). It has (K − N)(K − N + 1)/2 + K transient states, so it is meant for reports
-and for batch-kind servers, not for sizing thousands of LLM servers; a chain of more than
-:data:`MAX_RESPONSE_STATES` states is refused (an :class:`~inferno.errors.InputError` saying how to
-shorten the queue) rather than built.
+transition matrix): the waiting part in closed form where the queue cannot fill (a negative
+binomial number of events until the request joins the batch, a binomial number of arrivals behind
+it), else stepped over its (K − N)(K − N + 1)/2 states; the K in-service states are stepped one
+event at a time (a tridiagonal update). See :class:`ResponseTime` for the truncations, each below
+1e-15 of probability. A chain of more than :data:`MAX_RESPONSE_STATES` states is refused (an
+:class:`~inferno.errors.InputError` saying how to shorten the queue) rather than built.
 
 The tests check all three against a direct Monte-Carlo simulation of the chain.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import InputError
-
-if TYPE_CHECKING:  # scipy is imported where it is used: a solve without percentiles needs none
-    import scipy.sparse as sp
 
 F = NDArray[np.float64]
 
@@ -65,6 +63,8 @@ MAX_RESPONSE_STATES = 500_000
 #: the steps grow with (λ + μ)·t, so rates and batch times far apart would take hours (the large
 #: sample's largest is 6.6e8, about a second)
 MAX_RESPONSE_WORK = 2e9
+#: the probability the response-time distribution may drop to stay small (see ResponseTime)
+NEGLIGIBLE = 1e-15
 
 
 def response_states(n_batch: int, n_max: int) -> int:
@@ -97,13 +97,24 @@ def wait_survival(t: F, p_batch: F, blocking: F, log_r: F, mu_n: F, n_tail: F) -
     return out
 
 
+_LOG_FACTORIAL: list[F] = [np.zeros(1)]
+
+
+def log_factorial(n: int) -> F:
+    """log i! for i = 0..n (math.lgamma's, kept: scipy.special costs an import for this alone)."""
+    table = _LOG_FACTORIAL[0]
+    if table.size <= n:
+        size = max(n + 1, 2 * table.size)
+        table = np.array([math.lgamma(i + 1.0) for i in range(size)])
+        _LOG_FACTORIAL[0] = table
+    return table[: n + 1]
+
+
 def _wait_survival(mmax: int, t: F, p_batch: F, blocking: F, log_r: F, mu_n: F, n_tail: F) -> F:
     """:func:`wait_survival` of a few points, summed over ``mmax`` terms (the same for all)."""
     i = np.arange(mmax, dtype=np.float64)
     x = np.maximum(mu_n * t, 1e-300)[:, None]
-    from scipy.special import gammaln
-
-    log_pois = -x + i * np.log(x) - gammaln(i + 1.0)
+    log_pois = -x + i * np.log(x) - log_factorial(mmax - 1)
     # r^i (1 − r^{M−i}) / (1 − r) = Σ_{j=i}^{M−1} r^j, in log space
     lr = log_r[:, None]
     left = n_tail[:, None] - i  # M − i ≥ 1 on the valid part
@@ -121,111 +132,98 @@ def _wait_survival(mmax: int, t: F, p_batch: F, blocking: F, log_r: F, mu_n: F, 
     return out
 
 
-def _generator(lam: float, tau: F, n_max: int) -> tuple[sp.csr_matrix, F, NDArray[np.int64]]:
-    """Sub-generator Q of the tagged-request chain, its exit rates, and the entry states.
-
-    Returns (Q, exit_rate, start) where ``start[n]`` is the state an arrival seeing n enters.
-    States: in service with n = 1..K in the system -> index n − 1; waiting (a, n), N ≤ a < n ≤ K,
-    a-major (:func:`_wait_index`). Built with array operations (no per-state Python loop).
-    """
-    n_b = tau.size
-    mu_n = n_b / tau[-1]
-    m = max(n_max - n_b, 0)
-    size = response_states(n_b, n_max)
-    # in service: n = 1..K, b = min(n, N)
-    n = np.arange(1, n_max + 1)
-    b = np.minimum(n, n_b)
-    own = 1.0 / tau[b - 1]
-    others = (b - 1) / tau[b - 1]
-    s = n - 1
-    has_others = others > 0
-    can_arrive = n < n_max
-    rows = [s[has_others], s[can_arrive]]
-    cols = [(n - 2)[has_others], n[can_arrive]]
-    vals = [others[has_others], np.full(int(can_arrive.sum()), lam)]
-    out_rate = np.zeros(size)
-    out_rate[:n_max] = own + others + np.where(can_arrive, lam, 0.0)
-    exit_rate = np.zeros(size)
-    exit_rate[:n_max] = own
-    if m > 0:
-        # waiting: for a = N + i (i = 0..M−1), n = a + 1..K
-        i = np.repeat(np.arange(m), m - np.arange(m))
-        a = n_b + i
-        nn = a + 1 + (np.arange(i.size) - _offset(i, m, 0))
-        w = _wait_index(a, nn, n_b, n_max)
-        dep = np.where(a - 1 >= n_b, _wait_index(a - 1, nn - 1, n_b, n_max), nn - 2)
-        arrive = nn < n_max
-        rows += [w, w[arrive]]
-        cols += [dep, _wait_index(a[arrive], nn[arrive] + 1, n_b, n_max)]
-        vals += [np.full(w.size, mu_n), np.full(int(arrive.sum()), lam)]
-        out_rate[w] = mu_n + np.where(arrive, lam, 0.0)
-    import scipy.sparse as sp
-
-    q = sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(size, size)
-    )
-    q = q - sp.diags(out_rate)
-    start = np.arange(n_max, dtype=np.int64)
-    queued = start >= n_b
-    start[queued] = _wait_index(start[queued], start[queued] + 1, n_b, n_max)
-    return q.tocsr(), exit_rate, start
-
-
-def _offset(i: NDArray[np.int64], m: int, base: int) -> NDArray[np.int64]:
-    """``base`` + the waiting states before row i (rows of m, m − 1, ... states)."""
-    out: NDArray[np.int64] = base + i * m - i * (i - 1) // 2
-    return out
-
-
-def _wait_index(
-    a: NDArray[np.int64], n: NDArray[np.int64], n_b: int, n_max: int
-) -> NDArray[np.int64]:
-    """The index of waiting state (a, n): after the K in-service states, a-major."""
-    m = n_max - n_b
-    return _offset(a - n_b, m, n_max) + (n - a - 1)
-
-
 class ResponseTime:
     """The response-time distribution of one chain (exact in the model, by uniformisation).
 
     ``tau`` = τ(1..N) in ms, ``n_max`` = K, ``p`` = p(0..K) at arrival rate ``lam`` (/ms).
+
+    The uniformised chain is stepped in two parts. The waiting part has a closed form: while a
+    request waits the batch is full, so each event is a departure (probability d = μ(N)/Λ), an
+    arrival (e = λ/Λ) or nothing, whatever the state, until the queue is full. An arrival that
+    sees a ≥ N joins the batch at the event of the (a − N + 1)-th departure, a negative binomial,
+    with the arrivals among the m events before it binomial (m, e / (1 − d)); it joins with that
+    many behind it. Where the waiting requests could fill the queue (probability above
+    :data:`NEGLIGIBLE`) the waiting states are stepped instead (:class:`_Waiting`).
+    The K in-service states are stepped one event at a time, a tridiagonal update.
+
+    Truncations lose at most a few :data:`NEGLIGIBLE` of probability, so P(R > t) is low by at most
+    that much and quantiles move by far less than 1e-9: arrivals that see the top
+    :data:`NEGLIGIBLE` of the entry distribution are dropped, and so are entries to service after
+    the waiting part's remaining mass falls below :data:`NEGLIGIBLE`.
     """
 
     def __init__(self, lam: float, tau: F, n_max: int, p: F) -> None:
-        states = response_states(tau.size, n_max)
+        n_b = tau.size
+        accepted = p[:n_max] / p[:n_max].sum()
+        tail = np.cumsum(accepted[::-1])[::-1]  # tail[n] = P(an arrival sees ≥ n)
+        a_max = int(np.flatnonzero(tail > NEGLIGIBLE).max(initial=0))
+        m_tail = max(n_max - n_b, 0)
+        kept = min(max(a_max - n_b + 1, 0), m_tail)  # waiting rows a = N .. N + kept − 1
+        states = n_max + kept * m_tail - kept * (kept - 1) // 2
         if states > MAX_RESPONSE_STATES:
             raise InputError(
-                f"the exact response-time distribution of a batch of {tau.size} with a queue of "
-                f"{n_max - tau.size} (K − N) needs {states:,} states, more than "
+                f"the exact response-time distribution of a batch of {n_b} with a queue of "
+                f"{n_max - n_b} (K − N) needs {states:,} states, more than "
                 f"{MAX_RESPONSE_STATES:,}: give the server a smaller maxQueueSize (or the "
                 "optimizer a smaller queueFactor)"
             )
-        q, _, start = _generator(lam, tau, n_max)
-        size = q.shape[0]
-        pi0 = np.zeros(size)
-        accepted = p[:n_max] / p[:n_max].sum()
-        np.add.at(pi0, start, accepted)
-        self._rate = float(-q.diagonal().min()) * 1.0001
-        import scipy.sparse as sp
-
-        self._step = (sp.identity(size, format="csr") + q / self._rate).T.tocsr()
-        self._v = pi0
+        # in service, n = 1..K in the system (index n − 1), b = min(n, N) in the batch
+        b = np.minimum(np.arange(1, n_max + 1), n_b)
+        own = 1.0 / tau[b - 1]
+        others = (b - 1) / tau[b - 1]
+        arrive = np.where(np.arange(1, n_max + 1) < n_max, lam, 0.0)
+        mu_n = n_b / tau[-1]
+        waiting_out = (mu_n + (lam if m_tail >= 2 else 0.0)) if kept else 0.0
+        self._rate = max(float((own + others + arrive).max()), waiting_out) * 1.0001
+        self._stay = 1.0 - (own + others + arrive) / self._rate
+        self._down = others[1:] / self._rate  # n + 1 → n (another request leaves)
+        self._up = arrive[:-1] / self._rate  # n → n + 1 (an arrival)
+        self._vs = np.zeros(n_max)
+        self._vs[: min(n_b, n_max)] = accepted[: min(n_b, n_max)]  # seeing n < N: in service
+        self._nnz = 3 * n_max
+        self._first = n_b - 1  # the index of n = N: a request joining with x behind is at N + x
+        self._entry: F | None = None  # mass joining state n = N + x at event k: [k, x]
+        self._left = np.zeros(1)  # mass still waiting after event k
+        self._numeric: _Waiting | None = None
+        if kept:
+            w = accepted[n_b : n_b + kept]
+            closed = _entries(w, mu_n / self._rate, lam / self._rate, n_max - n_b - kept)
+            if closed is not None:
+                self._entry, self._left = closed
+            else:
+                self._numeric = _Waiting(lam, mu_n, n_b, n_max, kept, self._rate, accepted)
+                self._nnz += 4 * (states - n_max)
         self._s: list[float] = []  # s_k = π0ᵀ P^k 1
 
     def _extend(self, kmax: int) -> None:
+        vs, first = self._vs, self._first
         while len(self._s) <= kmax:
-            self._s.append(float(self._v.sum()))
-            self._v = self._step @ self._v
+            k = len(self._s)
+            if self._numeric is not None:
+                waiting = self._numeric.mass
+            else:
+                waiting = float(self._left[k]) if k < self._left.size else 0.0
+            self._s.append(float(vs.sum()) + waiting)
+            nxt = vs * self._stay
+            nxt[:-1] += vs[1:] * self._down
+            nxt[1:] += vs[:-1] * self._up
+            if self._numeric is not None:
+                self._numeric.step_into(nxt)
+            elif self._entry is not None and k + 1 < self._entry.shape[0]:
+                row = self._entry[k + 1]
+                nxt[first : first + row.size] += row
+            vs = nxt
+        self._vs = vs
 
     def survival(self, times: Sequence[float] | F) -> F:
         """P(R > t) at each t."""
         t = np.asarray(times, dtype=np.float64)
         mean_events = self._rate * float(t.max()) if t.size else 0.0
         steps = mean_events + 10.0 * np.sqrt(mean_events + 1.0) + 20
-        if not steps * self._step.nnz <= MAX_RESPONSE_WORK:
+        if not steps * self._nnz <= MAX_RESPONSE_WORK:
             raise InputError(
                 f"the exact response-time distribution needs {steps:,.0f} steps over "
-                f"{self._step.shape[0]:,} states here, more than the limit of "
+                f"{self._nnz:,} non-zeros here, more than the limit of "
                 f"{MAX_RESPONSE_WORK:,.0f} steps × non-zeros: the arrival and service rates are "
                 "too far apart for it (drop the latency percentile or its quantile target)"
             )
@@ -233,11 +231,156 @@ class ResponseTime:
         s_k = np.asarray(self._s)
         k = np.arange(s_k.size, dtype=np.float64)
         bt = np.maximum(self._rate * t, 1e-300)[:, None]
-        from scipy.special import gammaln
-
-        weights = np.exp(-bt + k * np.log(bt) - gammaln(k + 1.0))
-        out: F = np.clip(weights @ s_k, 0.0, 1.0)
+        weights = np.exp(-bt + k * np.log(bt) - log_factorial(s_k.size - 1))
+        # not `weights @ s_k`: a BLAS call whose threads spin for nothing on a busy machine
+        out: F = np.clip((weights * s_k).sum(axis=1), 0.0, 1.0)
         return out
+
+
+#: the closed form is used when the queue fills during a wait with at most this probability (the
+#: distribution is then off by at most this much)
+_MAY_FILL = 1000 * NEGLIGIBLE
+#: the longest waiting part (events) the closed form builds; beyond, the states are stepped
+_MAX_CLOSED_EVENTS = 20_000
+#: rows of the entry matrix built at once (memory: rows × (rows + waiting rows) doubles)
+_CHUNK = 512
+
+
+def _entries(w: F, d: float, e: float, room: int) -> tuple[F, F] | None:
+    """The waiting part in closed form: (entry[k, x], left[k]), or None where it does not hold.
+
+    ``w[D − 1]`` is the mass of arrivals that wait for D departures; ``d``, ``e`` the probability
+    that an event is a departure, an arrival; ``room`` the arrivals the queue takes behind the
+    last kept waiting state before it is full. ``entry[k, x]`` is the mass that joins the batch at
+    event k with x requests behind it, ``left[k]`` the mass still waiting after event k.
+    """
+    n_d = w.size
+    dd = np.arange(1, n_d + 1, dtype=np.float64)
+    log_d, log_nd = math.log(d), math.log1p(-d)
+    with np.errstate(divide="ignore"):
+        log_w = np.log(w)
+    # the last event to keep: the negative binomial tail beyond it below NEGLIGIBLE
+    k_end = int((n_d + 12.0 * math.sqrt(n_d) + 40.0) / d)
+    while True:
+        if k_end > _MAX_CLOSED_EVENTS:
+            return None
+        lf = log_factorial(k_end)
+        k = np.arange(k_end + 1, dtype=np.float64)[:, None]
+        kk = k.astype(np.int64)
+        di = dd.astype(np.int64)
+        ok = kk >= di
+        with np.errstate(invalid="ignore"):
+            log_nb = np.where(
+                ok,
+                lf[np.maximum(kk - 1, 0)]
+                - lf[di - 1]
+                - lf[np.maximum(kk - di, 0)]
+                + dd * log_d
+                + (k - dd) * log_nd
+                + log_w,
+                -np.inf,
+            )
+        total = np.exp(log_nb).sum(axis=1)  # mass joining at event k
+        # beyond k_end each term falls by at least r per event (r < 1 past the mode)
+        r = k_end * (1.0 - d) / (k_end - n_d + 1.0)
+        if r < 1.0 and total[-1] * r / (1.0 - r) < NEGLIGIBLE:
+            break
+        k_end *= 2
+    left = np.cumsum(total[::-1])[::-1] - total  # still waiting after event k
+    stop = np.flatnonzero(left < NEGLIGIBLE)
+    k_end = int(stop[0]) if stop.size else k_end
+    left, log_nb = left[: k_end + 1], log_nb[: k_end + 1]
+    # X_D, the arrivals before the D-th departure, is negative binomial (D, d / (d + e)). A
+    # request that waits for D departures can only find the queue full if X_D > room + n_d − D.
+    x_cap = 0
+    if e > 0.0:
+        top = room + n_d  # the most arrivals any of them can see before the queue could fill
+        lf = log_factorial(max(k_end, top + n_d))
+        xs_all = np.arange(top + 2)[None, :]
+        di = np.arange(1, n_d + 1)[:, None]
+        p_dep = d / (d + e)
+        log_x = (
+            lf[xs_all + di - 1]
+            - lf[xs_all]
+            - lf[di - 1]
+            + di * math.log(p_dep)
+            + xs_all * math.log1p(-p_dep)
+            + log_w[:, None]
+        )
+        more = np.cumsum(np.exp(log_x)[:, ::-1], axis=1)[:, ::-1]  # [D, x]: w_D P(X_D ≥ x)
+        if more[di[:, 0] - 1, room + n_d - di[:, 0] + 1].sum() >= _MAY_FILL:
+            return None
+        x_cap = int(np.flatnonzero(more.sum(axis=0) >= NEGLIGIBLE).max(initial=0))
+        x_cap = min(x_cap, room + n_d - 1)  # joining with x behind: n = N + x ≤ K − 1
+    # entry[k, x] = Σ_D nb[k, D] · Binomial(x; k − D, pe): the arrivals among the k − D events
+    # that were not departures, each an arrival with probability pe
+    pe = e / (1.0 - d)
+    m = np.arange(k_end + 1)[:, None]
+    xs = np.arange(x_cap + 1)[None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_pe = math.log(pe) if pe > 0 else -np.inf
+        log_binom = np.where(
+            xs <= m,
+            lf[m]
+            - lf[np.minimum(xs, m)]
+            - lf[np.maximum(m - xs, 0)]
+            + np.where(xs > 0, xs * log_pe, 0.0)
+            + (m - xs) * math.log1p(-pe),
+            -np.inf,
+        )
+    binom = np.exp(log_binom)  # [m, x]
+    nb = np.exp(log_nb)  # [k, D]
+    entry = np.zeros((k_end + 1, x_cap + 1))
+    for start in range(0, k_end + 1, _CHUNK):
+        rows = np.arange(start, min(start + _CHUNK, k_end + 1))
+        lo = max(start - n_d, 0)
+        # h[k, m] = nb[k, D = k − m]
+        mm = np.arange(lo, rows[-1] + 1)
+        dk = rows[:, None] - mm[None, :]
+        h = np.where((dk >= 1) & (dk <= n_d), nb[rows[:, None], np.clip(dk - 1, 0, n_d - 1)], 0.0)
+        entry[rows] = h @ binom[lo : rows[-1] + 1]
+    return entry, left
+
+
+class _Waiting:
+    """The waiting states stepped one event at a time, for chains whose queue may fill.
+
+    ``w[i, j]``: the mass waiting with a = N + i requests ahead and j behind (n = a + 1 + j ≤ K).
+    Only the columns j < ``cols`` can hold mass (one arrival per event), so only they are stepped.
+    """
+
+    def __init__(
+        self, lam: float, mu_n: float, n_b: int, n_max: int, kept: int, rate: float, accepted: F
+    ) -> None:
+        m = n_max - n_b
+        i = np.arange(kept)[:, None]
+        j = np.arange(m)[None, :]
+        can_arrive = i + j + 1 <= m - 1
+        self._stay = np.where(i + j <= m - 1, 1.0 - (mu_n + lam * can_arrive) / rate, 0.0)
+        self._arrive = np.where(can_arrive, lam / rate, 0.0)
+        self._depart = mu_n / rate
+        self._first = n_b - 1  # joining with j behind: n = N + j in the system
+        self._w: F | None = np.zeros((kept, m))
+        self._w[:, 0] = accepted[n_b : n_b + kept]  # an arrival seeing a ≥ N waits behind a
+        self._cols = 1
+        self.mass = float(self._w.sum())
+
+    def step_into(self, in_service: F) -> None:
+        """One event: add the requests joining the batch to ``in_service``."""
+        if self._w is None:
+            return
+        if self.mass < NEGLIGIBLE:
+            self._w, self.mass = None, 0.0
+            return
+        c, c1 = self._cols, min(self._cols + 1, self._w.shape[1])
+        w = self._w[:, :c]
+        in_service[self._first : self._first + c] += w[0] * self._depart
+        new = self._w[:, :c1] * self._stay[:, :c1]
+        new[:-1, :c] += w[1:] * self._depart
+        new[:, 1:c1] += self._w[:, : c1 - 1] * self._arrive[:, : c1 - 1]
+        self._w[:, :c1] = new
+        self._cols = c1
+        self.mass = float(new.sum())
 
 
 def quantile(survival: Callable[[F], F], q: float, hi: float, *, rtol: float = 1e-7) -> float:
@@ -250,7 +393,7 @@ def quantile(survival: Callable[[F], F], q: float, hi: float, *, rtol: float = 1
         return 0.0
     hi = max(hi, 1e-9)
     while float(survival(np.array([hi]))[0]) > target:
-        hi *= 2.0
+        hi *= 1.25  # not 2: the last guess sets how far a chain is stepped
     lo = 0.0
     while hi - lo > rtol * hi:
         grid = np.linspace(lo, hi, 33)

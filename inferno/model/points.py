@@ -354,6 +354,12 @@ class OperatingPoints:
             rate, self.tau_of(i), int(self.n_max[i]), self.distribution(i, rate)
         )
 
+    def response_key(self, i: int, rate: float) -> tuple[bool, float, int, bytes]:
+        """What :meth:`response_time` of point ``i`` at ``rate`` depends on: equal keys, equal
+        distributions (servers of one model, GPU type and load in several classes share one)."""
+        b, j = self._locate(i)
+        return bool(b.bulk[j]), rate, int(self.n_max[i]), self.tau_of(i).tobytes()
+
     def tau_of(self, i: int) -> F:
         """τ(1..N) of point ``i``."""
         b, j = self._locate(i)
@@ -373,7 +379,7 @@ class OperatingPoints:
 _THREADPOOLS: list[ThreadpoolController] = []
 
 
-def _one_blas_thread() -> Any:
+def one_blas_thread() -> Any:
     """BLAS held to one thread (the controller scans the loaded libraries once, not per call)."""
     if not _THREADPOOLS:
         _THREADPOOLS.append(ThreadpoolController())
@@ -398,7 +404,7 @@ def _bulk_means(out: dict[str, F], b: _Block, lam: F, beyond: F | None = None) -
     """
     p = b.params
     # small dense solves: BLAS threads only contend (seconds lost on 2 busy cores)
-    with _one_blas_thread():
+    with one_blas_thread():
         _bulk_rows(out, b, p, lam, beyond)
 
 
@@ -411,7 +417,7 @@ def _bulk_limits(b: _Block, i: int) -> tuple[int, int]:
 
 def _bulk_response(b: _Block, i: int, rate: float) -> bulk.BulkResponseTime:
     n, k = _bulk_limits(b, i)
-    with _one_blas_thread():
+    with one_blas_thread():
         return bulk.BulkResponseTime(float(b.params.alpha[i]), float(b.params.beta[i]), n, k, rate)
 
 

@@ -7,7 +7,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from ..model.quantiles import latency_quantiles, wait_quantiles
+from ..model.quantiles import latency_quantiles, wait_quantiles_of
 from .candidates import CandidateTable
 from .result import Solution
 
@@ -39,8 +39,9 @@ def add_percentiles(table: CandidateTable, solution: Solution, *, latency: bool 
     rate = np.where(idle, 1e-9 * points.mu_1, rate)
     base = points.metrics(rate)
     extra: dict[str, np.ndarray] = {}
-    for q in QUANTILES:
-        w = wait_quantiles(points, rate, q)
+    waits = wait_quantiles_of(points, rate, QUANTILES)
+    for j, q in enumerate(QUANTILES):
+        w = waits[:, j]
         extra[f"wait_p{round(q * 100)}"] = w
         extra[f"ttft_p{round(q * 100)}"] = w + (base.ttft - base.wait)
     if latency:

@@ -379,9 +379,6 @@ CASES += [
     system_case("limited-without-capacity", lambda f: f.pop("capacity-data.json"),
                 "capacity-data.json", "--limited", flags=("--limited",)),
     # a model limit: the exact latency percentiles of a queue of 2000 need 2 million states
-    system_case("percentiles-of-a-long-queue",
-                lambda f: _set(f["server-data.json"], "servers.0.maxQueueSize", 2000),
-                "system", "states", "maxQueueSize", flags=("--percentiles",)),
     # explain
     system_case("explain-unknown-server",
                 lambda f: _set(f["server-data.json"], "servers.0.name", "x"),

@@ -1,0 +1,110 @@
+"""The response-time distribution against a dense matrix exponential of the tagged-request chain.
+
+The reference builds the chain state by state from its definition (docs in
+``inferno/model/percentiles.py``) and computes P(R > t) = π₀ᵀ exp(Qt) 1 with scipy's ``expm``: no
+uniformisation, no closed form, no truncation. Both ways the fast code takes (the waiting part in
+closed form, or stepped where the queue may fill) must agree with it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.linalg import expm
+
+from inferno.model import percentiles
+from inferno.model.points import OperatingPoints
+from inferno.model.profiles import BatchProfile, G2Profile, Tokens
+
+
+def reference_survival(
+    lam: float, tau: np.ndarray, k: int, p: np.ndarray, t: np.ndarray
+) -> np.ndarray:
+    n_b = tau.size
+    states: dict[tuple[str, int, int], int] = {}
+    for n in range(1, k + 1):
+        states[("s", 0, n)] = len(states)
+    for a in range(n_b, k):
+        for n in range(a + 1, k + 1):
+            states[("w", a, n)] = len(states)
+    q = np.zeros((len(states), len(states)))
+    for (kind, a, n), i in states.items():
+        if kind == "s":
+            b = min(n, n_b)
+            q[i, i] -= 1.0 / tau[b - 1]  # the tagged request leaves
+            if b > 1:
+                q[i, states[("s", 0, n - 1)]] += (b - 1) / tau[b - 1]
+                q[i, i] -= (b - 1) / tau[b - 1]
+        else:
+            mu = n_b / tau[-1]
+            to = ("w", a - 1, n - 1) if a - 1 >= n_b else ("s", 0, n - 1)
+            q[i, states[to]] += mu
+            q[i, i] -= mu
+        if n < k:
+            q[i, states[(kind, a, n + 1)]] += lam
+            q[i, i] -= lam
+    pi0 = np.zeros(len(states))
+    accepted = p[:k] / p[:k].sum()
+    for n in range(k):  # an arrival that sees n
+        pi0[states[("s", 0, n + 1)] if n < n_b else states[("w", n, n + 1)]] += accepted[n]
+    return np.array([pi0 @ expm(q * x) @ np.ones(len(states)) for x in t])
+
+
+def chain(profile: BatchProfile | G2Profile, tokens: Tokens, queue: int, load: float):  # type: ignore[no-untyped-def]
+    pts = OperatingPoints.of([profile], [tokens], max_queue=[queue])
+    lam = load * float(pts.mu_n[0])
+    tau, k = pts.tau_of(0), int(pts.n_max[0])
+    return lam, tau, k, pts.distribution(0, lam)
+
+
+CASES = {
+    # a queue that never fills while a request waits: the closed form
+    "closed": (BatchProfile(5.0, 1.0, 4, batching="chain"), Tokens(), 40, 0.3),
+    # a loaded server whose queue fills: the waiting states are stepped
+    "stepped": (BatchProfile(2.0, 0.5, 6, batching="chain"), Tokens(), 8, 0.97),
+    "llm": (G2Profile(12, 0.05, 0.0005, 6), Tokens(16, 8), 10, 0.9),
+    "no queue": (BatchProfile(3.0, 0.7, 5, batching="chain"), Tokens(), 0, 0.9),
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_survival_matches_the_matrix_exponential(name: str) -> None:
+    lam, tau, k, p = chain(*CASES[name])
+    rt = percentiles.ResponseTime(lam, tau, k, p)
+    mean = 1.0 / lam
+    t = np.array([0.0, 0.3, 1.0, 3.0, 10.0, 30.0]) * mean
+    assert rt.survival(t) == pytest.approx(reference_survival(lam, tau, k, p, t), abs=1e-11)
+
+
+def test_each_case_takes_the_path_it_is_meant_to() -> None:
+    paths = {}
+    for name, case in CASES.items():
+        rt = percentiles.ResponseTime(*chain(*case))
+        paths[name] = rt._numeric is not None, rt._entry is not None
+    assert paths["closed"] == (False, True)
+    assert paths["stepped"] == (True, False)
+    assert paths["no queue"] == (False, False)
+
+
+def test_closed_form_and_stepping_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    lam, tau, k, p = chain(G2Profile(12, 0.05, 0.0005, 16), Tokens(64, 32), 300, 0.6)
+    closed = percentiles.ResponseTime(lam, tau, k, p)
+    assert closed._entry is not None
+    monkeypatch.setattr(percentiles, "_entries", lambda *args: None)
+    stepped = percentiles.ResponseTime(lam, tau, k, p)
+    assert stepped._numeric is not None
+    t = np.linspace(0.0, 40.0 / lam, 41)
+    assert closed.survival(t) == pytest.approx(stepped.survival(t), abs=1e-12)
+    for q in (0.5, 0.95, 0.99):
+        a = percentiles.quantile(closed.survival, q, 1.0 / lam, rtol=1e-12)
+        b = percentiles.quantile(stepped.survival, q, 1.0 / lam, rtol=1e-12)
+        assert a == pytest.approx(b, rel=1e-9)
+
+
+def test_a_long_queue_is_answered_when_the_load_leaves_it_empty() -> None:
+    # 2,000 places behind a batch of 16 would be 2 million states; at 70% load an arrival sees
+    # more than ~120 waiting with probability below 1e-15, so only those states are built
+    lam, tau, k, p = chain(BatchProfile(5.0, 1.0, 16, batching="chain"), Tokens(), 2000, 0.7)
+    assert percentiles.response_states(16, k) > percentiles.MAX_RESPONSE_STATES
+    rt = percentiles.ResponseTime(lam, tau, k, p)
+    assert 0.0 < percentiles.quantile(rt.survival, 0.95, 10.0 / lam) < 1e6
