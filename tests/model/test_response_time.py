@@ -57,7 +57,7 @@ def chain(profile: BatchProfile | G2Profile, tokens: Tokens, queue: int, load: f
     return lam, tau, k, pts.distribution(0, lam)
 
 
-CASES = {
+CASES: dict[str, tuple[BatchProfile | G2Profile, Tokens, int, float]] = {
     # a queue that never fills while a request waits: the closed form
     "closed": (BatchProfile(5.0, 1.0, 4, batching="chain"), Tokens(), 40, 0.3),
     # a loaded server whose queue fills: the waiting states are stepped
