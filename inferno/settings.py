@@ -404,7 +404,18 @@ class PolicyOptions(_Group):
     startup_time: float = _opt(
         60.0,
         "INFERNO_STARTUP_TIME",
-        "seconds a new replica takes to become ready (part of the forecast horizon)",
+        "seconds a new replica takes to become ready (part of the forecast horizon), when its "
+        "pods show none",
+    )
+    measure_startup: bool = _opt(
+        True,
+        "INFERNO_MEASURE_STARTUP",
+        "measure each server's start-up from its pods' Ready conditions (false: the setting)",
+    )
+    startup_max: float = _opt(
+        1800.0,
+        "INFERNO_STARTUP_MAX",
+        "seconds: a pod's scheduling-to-Ready longer than this is not counted as a start-up",
     )
     margin_z: float = _opt(
         1.0, "INFERNO_MARGIN_Z", "margin, in standard deviations of the forecast error"
@@ -470,6 +481,7 @@ class PolicyOptions(_Group):
         )
         for name, lo, hi in (
             ("startup_time", 0.0, 86400.0),
+            ("startup_max", 1.0, 86400.0),
             ("margin_z", 0.0, 10.0),
             ("max_margin", 0.0, 10.0),
             ("forecast_beta", 0.0, 1.0),

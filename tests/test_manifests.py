@@ -521,6 +521,7 @@ def test_cluster_role_grants_what_inferno_needs_and_no_more() -> None:
         ("inferno.ai", "serviceclasses/status", ("get", "patch", "update")),
         ("apiextensions.k8s.io", "customresourcedefinitions", ("list", "watch")),
         ("", "namespaces", ("list", "watch")),
+        ("", "pods", ("list",)),  # the start-up times (inferno.cluster.startup)
     ):
         for verb in verbs:
             assert _allows(rules, group, resource, verb), f"{verb} {group}/{resource}"
@@ -536,6 +537,10 @@ def test_cluster_role_grants_what_inferno_needs_and_no_more() -> None:
     assert not _allows(rules, "", "secrets", "get")
     assert not _allows(rules, "", "configmaps", "get"), "configmaps: only in namespace inferno"
     assert not _allows(rules, "apps", "deployments", "update")
+    for verb in ("get", "watch", "create", "patch", "update", "delete"):
+        assert not _allows(rules, "", "pods", verb), f"pods: list only, not {verb}"
+    assert not _allows(rules, "", "pods/log", "get")
+    assert not _allows(rules, "", "pods/exec", "create")
 
 
 def test_configmaps_are_readable_in_the_inferno_namespace_only() -> None:

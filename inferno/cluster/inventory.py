@@ -1,5 +1,6 @@
-"""What a managed Deployment says about its server: identity, current allocation, bounds, mode
-and (as the original's fallback) its load from labels.
+"""What a managed Deployment says about its server: identity, current allocation, bounds, mode,
+(as the original's fallback) its load from labels, and the selector of its pods (whose start-up
+the collector measures: :mod:`inferno.cluster.startup`).
 
 :func:`parse_deployment` reads one Deployment object (the JSON dict of the Kubernetes API) and
 returns a :class:`ManagedDeployment`, or raises :class:`InventoryError` naming the Deployment and
@@ -15,6 +16,7 @@ from typing import Any
 from ..errors import InfernoError
 from ..system import Load
 from . import labels as L
+from .startup import PodSelector, StartupTime, pod_selector
 
 __all__ = [
     "HpaRef",
@@ -65,6 +67,8 @@ class ManagedDeployment:
     triton_model: str = ""  # the model's name in the server's metrics ("": same as ``model``)
     cycle: str = ""  # the cycle annotation: the last plan that patched it ("": none)
     has_annotations: bool = False  # metadata.annotations exists (a JSON patch must know)
+    pod_selector: PodSelector | None = None  # spec.selector (None: none usable)
+    startup: StartupTime | None = None  # measured from its pods (inferno.cluster.startup)
 
     @property
     def key(self) -> str:
@@ -171,6 +175,7 @@ def parse_deployment(obj: Mapping[str, Any], default_mode: str = "auto") -> Mana
         triton_model=annotations.get(L.TRITON_MODEL) or model,
         cycle=str(annotations.get(L.CYCLE) or ""),
         has_annotations=isinstance(meta.get("annotations"), Mapping),
+        pod_selector=pod_selector(spec.get("selector")),
     )
 
 

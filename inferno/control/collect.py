@@ -1,4 +1,5 @@
-"""Collect: the managed Deployments, their HPAs, their load and the service classes."""
+"""Collect: the managed Deployments, their HPAs, their load, their replicas' start-up time
+(measured from their pods, :mod:`inferno.cluster.startup`) and the service classes."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from ..cluster.inventory import (
     server_row,
 )
 from ..cluster.serviceclass import class_row, problems
+from ..cluster.startup import startup_time
 from ..k8s import ClusterAPI, ClusterError
+from ..settings import PolicyOptions
 from ..system import Load
 
 __all__ = ["Collection", "collect"]
@@ -61,12 +64,18 @@ def collect(
     loads: Mapping[str, Load] | None = None,
     load_source: str = "labels",
     default_mode: str = "auto",
+    policy: PolicyOptions | None = None,
 ) -> Collection:
     """Read the cluster. ``loads`` (server name → measured load) override the load labels.
+    With ``policy.measure_startup`` (the default), each Deployment's pods are read for its
+    start-up time (samples beyond ``policy.startup_max`` are not counted).
 
     A Deployment with unusable labels is left out and named in ``problems``; an invalid
-    ServiceClass likewise. A failing API call raises :class:`~inferno.k8s.ClusterError`.
+    ServiceClass likewise. A failing API call raises :class:`~inferno.k8s.ClusterError`, but
+    for the pods: a Deployment whose pods cannot be read keeps the start-up setting, and the
+    first such failure is named in ``problems``.
     """
+    opts = policy if policy is not None else PolicyOptions()
     found: list[str] = []
     hpas = _hpa_for(api.list_hpas(namespaces))
     deployments: list[ManagedDeployment] = []
@@ -80,6 +89,8 @@ def collect(
         if hpa is not None:
             d = replace(d, hpa=hpa)
         deployments.append(d)
+    if opts.measure_startup:
+        deployments = _with_startups(api, deployments, opts.startup_max, found)
     classes = []
     try:
         resources = api.list_service_classes()
@@ -101,3 +112,29 @@ def collect(
     for p in found:
         logger.warning("collect: %s", p)
     return Collection(deployments, servers, classes, found, load_source)
+
+
+def _with_startups(
+    api: ClusterAPI, deployments: list[ManagedDeployment], max_s: float, found: list[str]
+) -> list[ManagedDeployment]:
+    """``deployments`` with the start-up time their pods show (where they show one)."""
+    out = []
+    failed: list[str] = []
+    for d in deployments:
+        if d.pod_selector is None:
+            out.append(d)
+            continue
+        try:
+            pods = api.list_pods(d.namespace, d.pod_selector.query())
+        except ClusterError as exc:
+            failed.append(f"{d.key}: {exc}")
+            out.append(d)
+            continue
+        measured = startup_time(pods, d.pod_selector, max_s=max_s, where=f"{d.key}: ")
+        out.append(d if measured is None else replace(d, startup=measured))
+    if failed:
+        found.append(
+            f"pods not readable, the start-up setting applies to {len(failed)} Deployment(s): "
+            f"{failed[0]}"
+        )
+    return out

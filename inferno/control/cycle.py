@@ -15,7 +15,8 @@ Rules:
   collects again and reports exactly which Deployments carry this cycle's annotation (a patch of
   this cycle landed there) and which do not.
 - With a :class:`~inferno.control.policy.Policy`, the loads are replaced by its forecasts
-  before the solve (each server's in the report: measured, forecast, margin, target) and the
+  before the solve (each server's in the report: measured, forecast, margin, target, and the
+  start-up its horizon took with its source — class, measured or setting) and the
   decisions get its guards after it (the clamps are in the report). Decisions go to the
   actuator with the Deployments to apply them to *by reference*: it re-reads each one.
 - After the update, each ServiceClass's ``status`` is written (when a cluster API is given); a
@@ -42,6 +43,7 @@ from .actuate import ActuationReport, CycleStamp, Target, parse_cycle_annotation
 from .collect import Collection
 from .optimize import OptimizeResult
 from .policy import Clamp, Policy
+from .startup import measured_startups
 
 __all__ = [
     "PHASES",
@@ -119,8 +121,9 @@ class CycleReport:
     status_errors: list[str] = field(default_factory=list)  # ServiceClass status writes
     tuning: dict[str, Any] | None = None  # the optimizer's tuning section (docs/tuning.md)
     clamps: list[Clamp] = field(default_factory=list)  # the policy's bounds that changed decisions
-    #: per server, the rate the policy sized it for and how (Forecast.to_json)
-    forecasts: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: per server, the rate the policy sized it for and how (Forecast.to_json), with the
+    #: start-up its horizon took (``startup``, s) and where from (``startupSource``)
+    forecasts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -248,8 +251,15 @@ async def run_cycle(
         report["problems"] = list(collection.problems)
         if policy is not None:
             report["problems"] += policy.set_classes(collection.service_classes)
-            servers = policy.loads(collection.servers, backlog_of(collection.measurement))
-            report["forecasts"] = {n: f.to_json() for n, f in sorted(policy.forecasts.items())}
+            servers = policy.loads(
+                collection.servers,
+                backlog_of(collection.measurement),
+                measured_startups(collection.deployments),
+            )
+            report["forecasts"] = {
+                n: {**f.to_json(), **(policy.startups[n].to_json() if n in policy.startups else {})}
+                for n, f in sorted(policy.forecasts.items())
+            }
             collection = replace(collection, servers=servers)
         if not collection.deployments:
             report["notes"] = ["no managed Deployments: nothing to optimize"]

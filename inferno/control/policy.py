@@ -3,10 +3,10 @@
 
 Before the solve, :meth:`Policy.loads` smooths each server's measured tokens per request
 (``token_halflife``: the memory-bound batch follows them, and a noisy window must not roll every
-pod) and sizes it for the rate its forecaster
-(:mod:`inferno.control.forecast`) expects over the decision's horizon — the next period, the
-measurement's lag and a new replica's start-up — plus a margin from the forecast's tracked error
-and the count's Poisson noise, plus what drains a reported backlog (``forecast: false``: the
+pod) and sizes it for the rate its forecaster (:mod:`inferno.control.forecast`) expects over
+the decision's horizon — the next period, the measurement's lag and a new replica's start-up
+(measured or set: :mod:`inferno.control.startup`) — plus a margin from the forecast's tracked
+error and the count's Poisson noise, plus what drains a reported backlog (``forecast: false``: the
 measured rate; either way × (1 + ``headroom``)). After it, :func:`guard` bounds the decisions, as
 trusted autoscalers do (the Kubernetes HPA's ``behavior``):
 
@@ -38,6 +38,7 @@ from ..cluster.inventory import ManagedDeployment
 from ..cluster.plan import Decision, steady_batch
 from ..settings import PolicyOptions, Settings
 from .forecast import Forecast, ForecastParams, Track, observe, plan_rate
+from .startup import Startup, choose_startup
 
 __all__ = [
     "Clamp",
@@ -383,26 +384,31 @@ class Policy:
         self.batch_tolerance = batch_tolerance
         self.params = params if params is not None else ForecastParams()
         self.state = PolicyState()
-        #: the last cycle's forecasts, by server (for the report)
+        #: the last cycle's forecasts, by server (for the report), and the start-ups they took
         self.forecasts: dict[str, Forecast] = {}
+        self.startups: dict[str, Startup] = {}
         #: per service class (casefolded), its options with the class's overrides
         self._classes: dict[str, PolicyOptions] = {}
-        self._server_class: dict[str, str] = {}
+        self._class_startup: dict[str, float] = {}  # classes that set startupTime
 
     def set_classes(self, service_classes: Sequence[Mapping[str, Any]]) -> list[str]:
         """Take each class's ``policy`` overrides (a ``class_row``'s key, from the ServiceClass'
         ``spec.policy``) for the cycle; the problems of rows whose overrides are unusable (that
         class then runs the defaults)."""
         self._classes = {}
+        self._class_startup = {}
         problems = []
         for row in service_classes:
             name, raw = row.get("name"), row.get("policy")
             if not isinstance(name, str) or not raw:
                 continue
             try:
-                self._classes[name.casefold()] = replace(self.opts, **dict(raw))
+                opts = self._classes[name.casefold()] = replace(self.opts, **dict(raw))
             except (TypeError, ValueError) as exc:
                 problems.append(f"ServiceClass {name}: policy overrides ignored: {exc}")
+                continue
+            if "startup_time" in raw:  # the class's own word on its start-up
+                self._class_startup[name.casefold()] = opts.startup_time
         return problems
 
     def options_for(self, service_class: str) -> PolicyOptions:
@@ -410,24 +416,30 @@ class Policy:
         settings)."""
         return self._classes.get(service_class.casefold(), self.opts)
 
-    def _params_for(self, opts: PolicyOptions) -> ForecastParams:
-        if opts is self.opts:
-            return self.params
-        return replace(self.params, margin_z=opts.margin_z, startup_s=opts.startup_time)
+    def _params_for(self, opts: PolicyOptions, startup_s: float) -> ForecastParams:
+        p = self.params if opts is self.opts else replace(self.params, margin_z=opts.margin_z)
+        return p if p.startup_s == startup_s else replace(p, startup_s=startup_s)
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Callable[[], float]) -> Policy:
         return cls(settings.policy, clock, settings.plan.batch_tolerance, forecast_params(settings))
 
     def loads(
-        self, rows: Sequence[Mapping[str, Any]], backlog: Mapping[str, float] | None = None
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        backlog: Mapping[str, float] | None = None,
+        startup: Mapping[str, float] | None = None,
     ) -> list[dict[str, Any]]:
         """The server rows to solve: each rate replaced by the rate to size for (the forecast's
         target, or with ``forecast`` off the measured rate), × (1 + headroom), and its tokens
         per request by their smoothed values. ``backlog``: requests waiting now, by server (when
-        the load source reports them). Updates the forecasters and the smoothed tokens."""
+        the load source reports them); ``startup``: the start-up its pods show, by server
+        (:mod:`inferno.control.startup` says which one the horizon takes). Updates the
+        forecasters and the smoothed tokens."""
         now = self.clock()
         backlog = backlog or {}
+        startup = startup or {}
+        self.startups = {}
         tracks: dict[str, Track] = {}
         tokens: dict[str, tuple[float, float, float]] = {}
         forecasts: dict[str, Forecast] = {}
@@ -437,10 +449,17 @@ class Policy:
             if not isinstance(name, str) or rate is None or rate < 0:
                 out.append(dict(row))
                 continue
-            opts = self.options_for(str(row.get("class") or ""))
+            cls = str(row.get("class") or "")
+            opts = self.options_for(cls)
             target = rate
             if self.opts.forecast:
-                params = self._params_for(opts)
+                took = choose_startup(
+                    self.params.startup_s,  # the deployed setting
+                    self._class_startup.get(cls.casefold()),
+                    startup.get(name),
+                )
+                self.startups[name] = took
+                params = self._params_for(opts, took.seconds)
                 track = observe(self.state.tracks.get(name), rate, now, params)
                 tracks[name] = track
                 f = plan_rate(track, rate, params, _backlog_excess(row, backlog.get(name)))

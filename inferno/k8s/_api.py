@@ -40,6 +40,11 @@ class ClusterAPI(Protocol):
 
     def list_hpas(self, namespaces: Sequence[str]) -> list[dict[str, Any]]: ...
 
+    def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        """The pods of ``namespace`` that the label query ``selector`` selects (read only: the
+        start-up times, :mod:`inferno.cluster.startup`)."""
+        ...
+
     def list_service_classes(self) -> list[dict[str, Any]]: ...
 
     def patch_deployment(

@@ -134,6 +134,25 @@ class KubeCluster:
             )
         return out
 
+    def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        # raw JSON: the client's models would parse every field of every pod (and reject a pod
+        # whose status lacks one they require); only the conditions are read
+        response = self._call(
+            f"list pods in {namespace}",
+            lambda: self._core.list_namespaced_pod(
+                namespace,
+                label_selector=selector,
+                _request_timeout=self._timeout,
+                _preload_content=False,
+            ),
+        )
+        try:
+            found = json.loads(response.data)
+        except ValueError as exc:
+            raise ClusterError(f"list pods in {namespace}: malformed answer ({exc})") from None
+        items = found.get("items") if isinstance(found, dict) else None
+        return [dict(i) for i in items or [] if isinstance(i, dict)]
+
     def list_service_classes(self) -> list[dict[str, Any]]:
         return self._items(
             "list service classes",

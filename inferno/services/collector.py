@@ -67,7 +67,10 @@ def create_app(
 
     def run() -> Collection:
         found = collect(
-            api, settings.service.watch_namespaces, default_mode=settings.service.default_mode
+            api,
+            settings.service.watch_namespaces,
+            default_mode=settings.service.default_mode,
+            policy=settings.policy,
         )
         if load_source is None:
             return found

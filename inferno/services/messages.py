@@ -21,6 +21,7 @@ from pydantic.alias_generators import to_camel
 
 from ..cluster.inventory import HpaRef, ManagedDeployment
 from ..cluster.plan import Decision
+from ..cluster.startup import StartupTime
 from ..control.actuate import ActuationReport, CycleStamp, Outcome, Target
 from ..control.collect import Collection
 from ..control.cycle import CycleReport
@@ -74,6 +75,9 @@ class DeploymentMessage(Message):
     max_replicas: Count | None = None
     hpa: Name | None = None
     cycle: Name = ""  # the cycle annotation: the last plan that patched it
+    #: the start-up its pods show (seconds) and over how many pods (None: not measured)
+    startup_seconds: Annotated[float, Field(ge=0, le=86400, allow_inf_nan=False)] | None = None
+    startup_pods: Count = 0
 
     @classmethod
     def of(cls, d: ManagedDeployment) -> DeploymentMessage:
@@ -92,6 +96,8 @@ class DeploymentMessage(Message):
             max_replicas=d.max_replicas,
             hpa=None if d.hpa is None else d.hpa.name,
             cycle=d.cycle,
+            startup_seconds=None if d.startup is None else d.startup.seconds,
+            startup_pods=0 if d.startup is None else d.startup.pods,
         )
 
     def domain(self) -> ManagedDeployment:
@@ -113,6 +119,9 @@ class DeploymentMessage(Message):
             mode=self.mode,
             hpa=None if self.hpa is None else HpaRef(self.namespace, self.hpa, 0, 0),
             cycle=self.cycle,
+            startup=None
+            if self.startup_seconds is None
+            else StartupTime(self.startup_seconds, self.startup_pods),
         )
 
 

@@ -11,6 +11,10 @@ accelerator or the batch size changed, the new profile and batch (a rolling upda
 
 It also keeps, per server, the configuration history (when each accelerator and batch was put
 in force), which the report uses to price every replica, and counts the changes it enacted.
+Its pods (:meth:`EmulatedCluster.list_pods`) are the simulation's replicas, starting or ready,
+with the conditions a kubelet writes: PodScheduled when the replica was created, Ready when it
+became ready (the replicas running at t = 0 were created ``startup_delay_s`` before it), so the
+collector measures the start-up exactly as in a cluster (:mod:`inferno.cluster.startup`).
 There are no HPAs and no ServiceClass resources: the optimizer uses the system's static
 ``serviceclass-data.json``.
 """
@@ -18,6 +22,7 @@ There are no HPAs and no ServiceClass resources: the optimizer uses the system's
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import logging
 import re
 from bisect import bisect_right
@@ -29,7 +34,7 @@ import jsonpatch
 
 from ..cluster import labels as L
 from ..cluster.plan import Event, PlanSettings
-from ..emulator import Simulation
+from ..emulator import ReplicaState, Simulation
 from ..k8s import ClusterError
 from ..model.profiles import Profile
 from ..system import Server, System
@@ -42,6 +47,8 @@ logger = logging.getLogger(__name__)
 NAMESPACE = "simulated"
 GPU_NODE_LABEL = "nvidia.com/gpu.product"
 _SETTINGS = PlanSettings()
+#: the wall-clock time of the simulation's t = 0 (the pods' timestamps)
+EPOCH = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 
 
 def deployment_name(server: str) -> str:
@@ -89,8 +96,10 @@ class EmulatedCluster:
         initial: Mapping[str, tuple[str, int, int]],
         *,
         namespace: str = NAMESPACE,
+        startup_delay_s: float = 0.0,
     ) -> None:
         self.sim = sim
+        self.startup_delay_s = startup_delay_s
         self.system = system
         self.namespace = namespace
         self._profiles: dict[tuple[str, str], Profile] = {
@@ -222,6 +231,19 @@ class EmulatedCluster:
             out.append(copy.deepcopy(obj))
         return out
 
+    def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        """The pods of the Deployment whose ``app`` label the selector names: one per replica
+        starting or ready."""
+        wanted = dict(p.split("=", 1) for p in selector.split(",") if "=" in p)
+        dep = wanted.get("app", "")
+        if namespace != self.namespace or dep not in self._server_of:
+            return []
+        return [
+            _pod(dep, self.namespace, r.id, r.created_at, r.ready_at, self.startup_delay_s)
+            for r in self.sim.replicas(self._server_of[dep])
+            if r.state in (ReplicaState.STARTING, ReplicaState.READY)
+        ]
+
     def get_deployment(self, namespace: str, name: str) -> dict[str, Any]:
         if namespace != self.namespace or name not in self.deployments:
             raise ClusterError(f"deployments.apps {name!r} not found in {namespace!r}", 404)
@@ -301,3 +323,37 @@ class EmulatedCluster:
 
     def patch_lease(self, namespace: str, name: str, patch: Sequence[Mapping[str, Any]]) -> None:
         raise ClusterError("leases are not emulated", 404)
+
+
+def _iso(t_ms: float) -> str:
+    return (EPOCH + dt.timedelta(milliseconds=t_ms)).isoformat().replace("+00:00", "Z")
+
+
+def _pod(
+    dep: str, namespace: str, rid: int, created_ms: float, ready_ms: float, before_s: float
+) -> dict[str, Any]:
+    """A replica as the API shows its pod; a replica ready at t = 0 was started ``before_s``
+    seconds earlier."""
+    if created_ms <= 0.0 and ready_ms <= 0.0:
+        created_ms = -before_s * MS_PER_S
+    ready = ready_ms != float("inf")
+    return {
+        "metadata": {
+            "name": f"{dep}-{rid}",
+            "namespace": namespace,
+            "labels": {"app": dep},
+            "creationTimestamp": _iso(created_ms),
+        },
+        "status": {
+            "phase": "Running" if ready else "Pending",
+            "conditions": [
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": _iso(created_ms)},
+                {
+                    "type": "Ready",
+                    "status": "True" if ready else "False",
+                    "lastTransitionTime": _iso(ready_ms if ready else created_ms),
+                },
+            ],
+            "containerStatuses": [{"name": "server", "ready": ready, "restartCount": 0}],
+        },
+    }

@@ -2,8 +2,9 @@
 
 - :class:`InfernoPolicy`: every control period, the measured loads (:mod:`.metrics`) go through
   the cluster's own cycle code: :func:`~inferno.control.collect` (the Deployments, with the
-  measured loads), :func:`~inferno.control.optimize` (the static data + what was collected) and
-  :func:`~inferno.control.actuate` (the plan's JSON patches, applied by the emulated cluster).
+  measured loads and the start-up their pods show), :func:`~inferno.control.optimize` (the
+  static data + what was collected) and :func:`~inferno.control.actuate` (the plan's JSON
+  patches, applied by the emulated cluster).
   ``headroom`` sizes for the measured rate × (1 + headroom).
 - :class:`StaticPolicy`: the allocation the optimizer gives for each server's *peak* rate over the
   run (:func:`peak_rate`), set at t = 0 and never changed.
@@ -31,6 +32,7 @@ from ..cluster.validate import Guards, StaticLimits
 from ..control import actuate, collect, optimize
 from ..control.actuate import ActuatorConfig, CycleStamp, Target
 from ..control.policy import Policy as ControlPolicy
+from ..control.startup import measured_startups
 from ..emulator import Bursts, Diurnal, Poisson, Replay, Steps, Trace
 from ..settings import Settings
 from ..system import Load, Server
@@ -274,6 +276,7 @@ class InfernoPolicy(Policy):
         self.now_s = 0.0
         self.clamps = 0
         self.policy = ControlPolicy.from_settings(settings, lambda: self.now_s)
+        self.options = settings.policy
         self.metrics = metrics
         self.static_docs = dict(static_docs)
         self.failures = 0
@@ -295,9 +298,9 @@ class InfernoPolicy(Policy):
             loads[server] = Load(m.arrival_rate, m.in_tokens, m.out_tokens)
             backlog[server] = m.backlog
         self.now_s = t_ms / 1000.0
-        found = collect(self.cluster, [NAMESPACE], loads=loads)
+        found = collect(self.cluster, [NAMESPACE], loads=loads, policy=self.options)
         self.policy.set_classes(found.service_classes)
-        servers = self.policy.loads(found.servers, backlog)
+        servers = self.policy.loads(found.servers, backlog, measured_startups(found.deployments))
         result = optimize(self.static_docs, servers, found.service_classes)
         for name, reason in (result.solution.get("unallocated") or {}).items():
             note = f"{t_ms / 1000.0:.0f} s: {name} not allocated ({reason}); kept as is"

@@ -204,6 +204,7 @@ def run_scenario(
             sim,
             scenario.system,
             {n: (d.accelerator, d.replicas, d.max_batch) for n, d in alloc.items()},
+            startup_delay_s=startup_s,
         )
         metrics = MetricsSource(
             sim,

@@ -35,6 +35,7 @@ from inferno.control import Collection, actuate, collect, optimize, read_static_
 from inferno.control.actuate import ActuatorConfig, Target
 from inferno.control.cycle import new_stamp
 from inferno.control.policy import Policy
+from inferno.control.startup import measured_startups
 from inferno.control.state import StateStore
 from inferno.control.static_data import StaticData
 from inferno.k8s import KubeCluster, connect
@@ -368,7 +369,8 @@ class Controller:
         policy = Policy.from_settings(settings, time.time)
         policy.state = StateStore(api, settings.service.namespace).load()
         policy.set_classes(c.service_classes)  # as the cycle does: each class's overrides
-        servers = policy.loads(c.servers)
+        # … and the start-up its pods show (none here: without kubelets they stay Pending)
+        servers = policy.loads(c.servers, startup=measured_startups(c.deployments))
         expected = optimize(static_docs(), servers, c.service_classes)
         predicted = {d.server: d for d in policy.guard(expected.decisions, c.deployments).decisions}
         answer = httpx.post(

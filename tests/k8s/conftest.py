@@ -29,6 +29,7 @@ SAMPLES = ROOT / "samples" / "large"
 DEPLOY = "apps/v1/deployments"
 HPA = "autoscaling/v2/horizontalpodautoscalers"
 EVENTS = "v1/events"
+PODS = "v1/pods"
 SC = "inferno.ai/v1alpha1/serviceclasses"
 
 TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:24.08-trtllm-python-py3"
@@ -255,11 +256,14 @@ def declare_resources(emulator: kmock_lib.KubernetesEmulator) -> None:
     emulator.resources[EVENTS] = kmock_lib.ResourceInfo(
         kind="Event", singular="event", namespaced=True, verbs={"create", "list", "watch"}
     )
+    emulator.resources[PODS] = kmock_lib.ResourceInfo(
+        kind="Pod", singular="pod", namespaced=True, verbs={"get", "list", "watch"}
+    )
 
 
 @pytest.fixture
 def emulator(kmock: kmock_lib.KubernetesEmulator) -> kmock_lib.KubernetesEmulator:
-    """The kmock emulator with Deployments, HPAs, ServiceClasses and Events declared."""
+    """The kmock emulator with Deployments, HPAs, ServiceClasses, Events and Pods declared."""
     declare_resources(kmock)
     return kmock
 
@@ -271,8 +275,9 @@ def cluster(emulator: kmock_lib.KubernetesEmulator) -> KubeCluster:
 
 
 def seed(emulator: kmock_lib.KubernetesEmulator, *objects: dict[str, Any]) -> None:
-    """Store objects under their resource key (Deployments, HPAs, ServiceClasses)."""
+    """Store objects under their resource key (Deployments, HPAs, ServiceClasses, Pods)."""
     keys = {
+        "Pod": PODS,
         "Deployment": DEPLOY,
         "HorizontalPodAutoscaler": HPA,
         "ServiceClass": SC,

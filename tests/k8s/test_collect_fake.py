@@ -25,6 +25,9 @@ class NoCrd:
     def list_hpas(self, namespaces: Sequence[str]) -> list[dict[str, Any]]:
         return []
 
+    def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        raise AssertionError  # no Deployments: no pods to read
+
     def list_service_classes(self) -> list[dict[str, Any]]:
         raise ClusterError("list service classes: HTTP error", self.status)
 

@@ -92,6 +92,10 @@ class FakeCluster:
             if not namespaces or ns in namespaces
         ]
 
+    def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        self._call("list_pods", namespace)
+        return []  # as a cluster without kubelets: no pod ever Ready (the setting applies)
+
     def list_service_classes(self) -> list[dict[str, Any]]:
         self._call("list_service_classes")
         return [copy.deepcopy(c) for _, c in sorted(self.service_classes.items())]

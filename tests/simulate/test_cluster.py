@@ -4,24 +4,28 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from inferno.cluster import labels as L
 from inferno.cluster.inventory import parse_deployment
+from inferno.cluster.startup import StartupTime, pod_startup
 from inferno.cluster.validate import StaticLimits
 from inferno.control import actuate, collect, optimize
 from inferno.control.actuate import ActuatorConfig, CycleStamp, Target
+from inferno.control.startup import measured_startups
 from inferno.data import load_system
 from inferno.emulator import Fixed, Poisson, ReplicaState, ServerSpec, Simulation
 from inferno.k8s import ClusterError
 from inferno.model.profiles import Profile
-from inferno.simulate import EmulatedCluster
+from inferno.settings import PolicyOptions
+from inferno.simulate import EmulatedCluster, load_scenario, run_scenario
 from inferno.simulate.cluster import NAMESPACE, deployment_name, replicas_patch
 from inferno.system import Load, System
 
-from .scenarios import SAMPLE
+from .scenarios import SAMPLE, small_scenario, write_scenario
 
 SERVER = "Premium-llama3_8b"
 
@@ -36,7 +40,7 @@ def profile_of(system: System, model: str, acc: str) -> Profile:
 
 
 def make(
-    system: System, acc: str = "MI300X", replicas: int = 2, batch: int = 19
+    system: System, acc: str = "MI300X", replicas: int = 2, batch: int = 19, startup_s: float = 60
 ) -> tuple[Simulation, EmulatedCluster]:
     spec = ServerSpec(
         profile_of(system, "llama3_8b", acc),
@@ -44,10 +48,13 @@ def make(
         replicas=replicas,
         batch_size=batch,
         output_tokens=Fixed(1024),
-        startup_delay_ms=60_000.0,
+        startup_delay_ms=startup_s * 1000.0,
     )
     sim = Simulation({SERVER: spec}, seed=3)
-    return sim, EmulatedCluster(sim, system, {SERVER: (acc, replicas, batch)})
+    cluster = EmulatedCluster(
+        sim, system, {SERVER: (acc, replicas, batch)}, startup_delay_s=startup_s
+    )
+    return sim, cluster
 
 
 def test_deployments_carry_inferno_labels(system: System) -> None:
@@ -141,3 +148,58 @@ def test_the_control_cycle_runs_against_it(system: System) -> None:
     assert cluster.replicas(SERVER) == decision.replicas > 1
     assert sim.replica_count(SERVER) == decision.replicas
     assert cluster.config(SERVER).accelerator == decision.accelerator
+
+
+def test_its_pods_show_the_start_up_the_collector_measures(system: System) -> None:
+    """The replicas are pods, scheduled when created and Ready when ready: collect measures the
+    emulator's start-up delay exactly as it would a cluster's (the replicas running at t = 0
+    started that long before)."""
+    sim, cluster = make(system, startup_s=45.0)
+    sim.run_until(10_000.0)
+    selector = "app=" + deployment_name(SERVER)
+    (d,) = collect(cluster, [NAMESPACE]).deployments
+    assert d.startup == StartupTime(45.0, 2)
+    cluster.patch_deployment(NAMESPACE, deployment_name(SERVER), replicas_patch(5))
+    pods = cluster.list_pods(NAMESPACE, selector)
+    assert len(pods) == 5
+    assert [pod_startup(p) is None for p in pods] == [False, False, True, True, True]  # starting
+    sim.run_until(56_000.0)  # the new ones Ready at 55 s
+    (d,) = collect(cluster, [NAMESPACE]).deployments
+    assert d.startup == StartupTime(45.0, 5)
+    assert cluster.list_pods("elsewhere", selector) == []
+    assert cluster.list_pods(NAMESPACE, "app=nope") == []
+    # measuring off: no pod is read, the setting applies
+    (d,) = collect(cluster, [NAMESPACE], policy=PolicyOptions(measure_startup=False)).deployments
+    assert d.startup is None
+
+
+def test_simulate_measured_is_the_setting_when_they_agree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The inferno policy of a simulation measures its servers' start-up (60 s, the scenario's)
+    and, that being the setting too, decides exactly as the setting does: the same replicas
+    every period, the same changes."""
+    from inferno.simulate import policies
+
+    seen: list[dict[str, float]] = []
+
+    def spy(deployments: Any) -> dict[str, float]:
+        seen.append(real(deployments))
+        return seen[-1]
+
+    real = measured_startups
+    monkeypatch.setattr(policies, "measured_startups", spy)
+    doc = small_scenario(
+        duration=150,
+        policies=["inferno", {"inferno": {"label": "setting", "measure_startup": False}}],
+    )
+    result = run_scenario(load_scenario(write_scenario(tmp_path, doc)))
+    measured, setting = result.runs
+    periods = len(result.scenario.period_ends_ms) - 1  # the policy acts after all but the last
+    servers = set(result.initial)
+    assert seen[:periods] == [dict.fromkeys(servers, 60.0)] * periods  # measured, each period
+    assert seen[periods:] == [{}] * periods  # measuring off: nothing
+    assert measured.cluster.changes and measured.cluster.changes == setting.cluster.changes
+    assert [(r.replicas, r.accelerator, r.batch) for r in measured.rows] == [
+        (r.replicas, r.accelerator, r.batch) for r in setting.rows
+    ]
