@@ -56,12 +56,12 @@ __all__ = [
     "wait_survival",
 ]
 
-#: the largest tagged-request chain built (measured: about 330 bytes per state while it is built;
-#: the large sample's largest chain has 235,030 states)
+#: the most tagged-request states one distribution may need: the K in-service states and the
+#: waiting states an arrival reaches with probability above NEGLIGIBLE (a waiting state is 8 bytes
+#: of the stepped array, but the refusal keeps the steps' work bounded too)
 MAX_RESPONSE_STATES = 500_000
-#: the most work (uniformisation steps × non-zeros of the step matrix) one distribution may take:
-#: the steps grow with (λ + μ)·t, so rates and batch times far apart would take hours (the large
-#: sample's largest is 6.6e8, about a second)
+#: the most work (uniformisation steps × states touched per step) one distribution may take: the
+#: steps grow with (λ + μ)·t, so rates and batch times far apart would take hours
 MAX_RESPONSE_WORK = 2e9
 #: the probability the response-time distribution may drop to stay small (see ResponseTime)
 NEGLIGIBLE = 1e-15
@@ -81,19 +81,61 @@ def wait_survival(t: F, p_batch: F, blocking: F, log_r: F, mu_n: F, n_tail: F) -
     """P(W > t) for C chains at once (arrays of shape (C,)).
 
     ``p_batch`` = p(N), ``blocking`` = p(K), ``log_r`` = log λ/μ(N), ``n_tail`` = M = K − N.
-    The points are taken a few at a time, so that memory stays bounded whatever C and M are.
+
+    Closed form: with x = μ(N)·t, Σ_{i<M} Pois(i; x)·(r^i − r^M)/(1 − r) is
+    [e^{−x(1−r)}·Q(M, x·r) − r^M·Q(M, x)] / (1 − r), Q the regularised upper incomplete gamma
+    function (Q(M, y) = P(Poisson(y) < M)), evaluated in log space. Where r is within 1e-3 of 1
+    the difference would cancel, and the Poisson terms are summed instead (a few at a time, so
+    that memory stays bounded whatever C and M are).
     """
-    mmax = int(n_tail.max()) if n_tail.size else 0
-    if mmax == 0:
-        return np.zeros_like(t)
-    step = max(1, _WAIT_CELLS // mmax)
-    parts = [
-        _wait_survival(
-            mmax, *(a[i : i + step] for a in (t, p_batch, blocking, log_r, mu_n, n_tail))
-        )
-        for i in range(0, t.size, step)
-    ]
-    out: F = np.concatenate(parts)
+    out = np.zeros_like(t)
+    m = n_tail.astype(np.float64)
+    near = np.abs(np.expm1(log_r)) < 1e-3
+    closed = (m > 0) & ~near
+    if closed.any():
+        x = mu_n[closed] * t[closed]
+        lr, mc = log_r[closed], m[closed]
+        one_minus_r = -np.expm1(lr)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            log_p = np.log(p_batch[closed])
+            la = log_p - x * one_minus_r + _log_q(mc, x * np.exp(lr))
+            lb = log_p + mc * lr + _log_q(mc, x)
+            hi = np.maximum(la, lb)
+            s = np.exp(hi) * -np.expm1(np.minimum(la, lb) - hi) / np.abs(one_minus_r)
+        out[closed] = np.where(np.isfinite(hi), s, 0.0) / (1.0 - blocking[closed])
+    summed = np.flatnonzero((m > 0) & near)
+    if summed.size:
+        mmax = int(m[summed].max())
+        step = max(1, _WAIT_CELLS // mmax)
+        for i in range(0, summed.size, step):
+            idx = summed[i : i + step]
+            out[idx] = _wait_survival(
+                mmax, *(a[idx] for a in (t, p_batch, blocking, log_r, mu_n, n_tail))
+            )
+    clipped: F = np.clip(out, 0.0, 1.0)
+    return clipped
+
+
+def _log_q(m: F, y: F) -> F:
+    """log Q(m, y) = log P(Poisson(y) < m), also where Q underflows (y far above m).
+
+    There Σ_{i<m} y^i/i! is dominated by its last terms: y^{m−1}/(m−1)! · Σ_k (m−1)…(m−k)/y^k.
+    """
+    from scipy.special import gammaincc, gammaln
+
+    q = gammaincc(m, y)
+    with np.errstate(divide="ignore"):
+        out: F = np.log(q)
+    tiny = np.flatnonzero(q < 1e-250)
+    if tiny.size:
+        mt, yt = m[tiny], y[tiny]
+        term, total = np.ones_like(yt), np.ones_like(yt)
+        for k in range(1, int(mt.max())):
+            term = term * np.maximum(mt - k, 0.0) / yt
+            total += term
+            if (term < 1e-17 * total).all():
+                break
+        out[tiny] = -yt + (mt - 1.0) * np.log(yt) - gammaln(mt) + np.log(total)
     return out
 
 

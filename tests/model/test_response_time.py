@@ -108,3 +108,25 @@ def test_a_long_queue_is_answered_when_the_load_leaves_it_empty() -> None:
     assert percentiles.response_states(16, k) > percentiles.MAX_RESPONSE_STATES
     rt = percentiles.ResponseTime(lam, tau, k, p)
     assert 0.0 < percentiles.quantile(rt.survival, 0.95, 10.0 / lam) < 1e6
+
+
+def test_wait_survival_closed_form_matches_the_poisson_sum() -> None:
+    rng = np.random.default_rng(3)
+    c = 4000
+    log_r = np.log(rng.uniform(0.05, 3.0, c))
+    log_r[:10] = np.log1p(rng.uniform(-5e-4, 5e-4, 10))  # near r = 1: summed, not closed
+    n_tail = rng.integers(1, 800, c).astype(np.float64)
+    mu_n = rng.uniform(0.01, 2.0, c)
+    t = rng.uniform(0.0, 3.0, c) * n_tail / mu_n
+    p_batch = rng.uniform(1e-6, 0.3, c) * np.exp(-np.maximum(log_r, 0.0) * n_tail)
+    blocking = rng.uniform(0.0, 0.2, c)
+    fast = percentiles.wait_survival(t, p_batch, blocking, log_r, mu_n, n_tail)
+    with np.errstate(over="ignore", invalid="ignore"):  # the sum's terms overflow where r > 1
+        slow = percentiles._wait_survival(
+            int(n_tail.max()), t, p_batch, blocking, log_r, mu_n, n_tail
+        )
+    summed = np.isfinite(slow) & (slow < 1.0)
+    assert summed.sum() > c // 2
+    assert fast[summed] == pytest.approx(slow[summed], rel=1e-9, abs=1e-15)
+    assert (fast[summed] > 1e-6).sum() > c // 4  # most of the cases are not trivially zero
+    assert np.isfinite(fast).all() and ((fast >= 0) & (fast <= 1)).all()
