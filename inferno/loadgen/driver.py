@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 from ..units import MS_PER_S
 from .schedule import ModelLoad, Schedule
 
-__all__ = ["DROPPED", "TIMEOUT", "Infer", "LoadRun", "Progress", "drive"]
+__all__ = ["DROPPED", "TIMEOUT", "Infer", "LoadRun", "Progress", "drive", "error_kind"]
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ async def drive(
             state.errors += 1
             raise
         except Exception as exc:
-            errors[k] = _error_kind(exc)
+            errors[k] = error_kind(exc)
             state.errors += 1
         else:
             latency[k] = (clock() - t0) * MS_PER_S
@@ -158,7 +158,7 @@ async def drive(
     )
 
 
-def _error_kind(exc: BaseException) -> str:
+def error_kind(exc: BaseException) -> str:
     """A short, groupable description of a failed request."""
     text = str(exc).splitlines()[0] if str(exc) else ""
     name = type(exc).__name__

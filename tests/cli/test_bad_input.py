@@ -599,6 +599,43 @@ CASES.append(
 )
 
 
+# --- load (the closed loop's flags; checked before any connection: the port is never reached) ----
+
+
+def load_case(id: str, flags: tuple[str, ...], *expect: str, model: str = "m") -> Case:
+    return Case(id, lambda tmp: ["load", "127.0.0.1:1", "-m", model, *flags, "-q"], expect)
+
+
+CASES += [
+    load_case("load-users-zero", ("--users", "0"), "--users must be ≥ 1, got 0"),
+    load_case("load-users-negative", ("-u", "-3"), "--users must be ≥ 1, got -3"),
+    load_case("load-users-too-many", ("--users", "20000"), "--users", "limit of 10000"),
+    load_case("load-think-negative", ("--users", "2", "--think", "-1"), "--think",
+              "≥ 0 s, got -1.0"),
+    load_case("load-think-exp-negative", ("--users", "2", "--think", "exp:-0.5"), "--think",
+              "≥ 0 s"),
+    load_case("load-think-nan", ("--users", "2", "--think", "nan"), "--think", "finite"),
+    load_case("load-think-reversed", ("--users", "2", "--think", "uniform:3,1"), "--think",
+              "reversed"),
+    load_case("load-think-garbage", ("--users", "2", "--think", "soon"), "--think",
+              "expected S, exp:MEAN or uniform:A,B"),
+    load_case("load-duration-negative", ("--users", "2", "--duration", "-5"), "--duration",
+              "> 0 s, got -5.0"),
+    load_case("load-duration-zero", ("--users", "2", "-d", "0"), "--duration"),
+    load_case("load-duration-inf", ("--users", "2", "-d", "inf"), "--duration", "finite"),
+    load_case("load-reps-zero", ("--users", "2", "--reps", "0"), "--reps must be ≥ 1"),
+    load_case("load-drain-negative", ("--users", "2", "--drain", "-1"), "--drain"),
+    load_case("load-rate-with-users", ("--users", "2"), "--model m=5", "the model name only",
+              model="m=5"),
+    load_case("load-trace-with-users", ("--users", "2", "--trace", "t.yaml"), "--trace",
+              "open loop"),
+    load_case("load-think-without-users", ("--think", "1"), "--think is for the closed loop",
+              model="m=5"),
+    load_case("load-reps-without-users", ("--reps", "3"), "--reps is for the closed loop",
+              model="m=5"),
+]  # fmt: skip
+
+
 def test_the_table_is_large_and_its_ids_unique() -> None:
     assert len(CASES) >= 100
     assert len({c.id for c in CASES}) == len(CASES)
