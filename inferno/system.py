@@ -45,6 +45,11 @@ class Accelerator:
     mem_size: float | None = None
     mem_bw: float | None = None
     node_selector: tuple[tuple[str, str], ...] = ()
+    #: a GPU partition (docs/gpu-partitioning.md): the product (``A100-80GB``), the MIG profile or
+    #: MPS pool (``3g.40gb``, ``mps-4``) and the share of one GPU of ``type`` a replica takes
+    product: str = ""
+    partition: str = ""
+    fraction: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +60,11 @@ class ModelProfile:
     accelerator: str
     acc_count: int
     profile: Profile
+    #: derived from the whole-GPU profile by the partition scaling law, not measured
+    derived: bool = False
+    #: the serial fraction s of the scaling law τ_f = τ_1·(s + (1 − s)/f) (given, or fitted)
+    serial_fraction: float | None = None
+    mem_gb: float | None = None  # the memory one replica needs (GB), when known
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,3 +177,6 @@ class System:
     servers: tuple[Server, ...]
     capacity: Mapping[str, int]  # units available per accelerator type
     optimizer: OptimizerSpec = OptimizerSpec()
+    #: what reading the data decided without it being an error (e.g. a partition profile that
+    #: could not be derived), for the reports
+    notes: tuple[str, ...] = ()

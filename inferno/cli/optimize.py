@@ -138,6 +138,10 @@ def format_solution(solution: Solution, system: System, *, percentiles: bool = F
     headers.append("note")
     rows = []
     misses = 0
+    derived: dict[str, set[str]] = {}
+    for p in system.profiles:
+        if p.derived:
+            derived.setdefault(p.model, set()).add(p.accelerator)
     for name in sorted(solution.allocations):
         a = solution.allocations[name]
         m = a.metrics
@@ -146,6 +150,8 @@ def format_solution(solution: Solution, system: System, *, percentiles: bool = F
         row += [a.max_rate_per_replica, a.bound, m.get("itl"), m.get("ttft" if ttft else "wait")]
         row.append(m.get("in_service", math.nan) / a.max_batch if a.max_batch else None)
         notes = [] if a.status == "allocated" else [f"{a.status}: {a.note}"]
+        if a.accelerator in derived.get(servers[name].model, ()):
+            notes.append("derived profile")
         if percentiles:
             row += [m.get("ttft_p95" if ttft else "wait_p95"), m.get("latency_p95")]
             missed = _p95_misses(system, servers[name], m, ttft)
@@ -172,6 +178,22 @@ def format_solution(solution: Solution, system: System, *, percentiles: bool = F
     )
     limits = "unlimited" if system.optimizer.unlimited else "capacity-limited"
     out.append(f"accelerator units used ({limits}): {used or 'none'}")
+    for kind, g in solution.gpus.items():
+        stranded = [
+            f"{n} {what}"
+            for n, what in (
+                (g.stranded_compute, "MIG compute slices"),
+                (g.stranded_memory, "MIG memory slices"),
+                (g.stranded_shares, "MPS shares"),
+            )
+            if n
+        ]
+        out.append(
+            f"{kind} GPUs after packing: {g.used} ({g.whole} whole, {g.packed} partitioned, "
+            f"the shares sum to {g.relaxed:.2f}); stranded: {', '.join(stranded) or 'none'}"
+        )
+        out.extend(f"  note: {n}" for n in g.notes)
+    out.extend(f"note: {n}" for n in system.notes)
     if percentiles:
         out.append(
             f"p95 targets: {misses} allocated server(s) miss one (MISSES in the note)"

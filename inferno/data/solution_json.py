@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from ..model.profiles import Kind
 from ..solver.result import Allocation, Solution
 from ..system import Load, System
@@ -19,6 +21,29 @@ __all__ = ["solution_to_json"]
 
 def _num(x: float) -> float | None:
     return None if math.isnan(x) or math.isinf(x) else round(x, 6)
+
+
+#: |x| from which round(x, 6) is left to Python: x·10⁶ nears 2⁵³, where rint stops being exact
+_ROUND_FAST_BELOW = 1e9
+
+
+def _rounded(values: list[Any]) -> list[Any]:
+    """``[_num(x) for x in values]``, vectorised for floats: round(x, 6) is the double nearest
+    to x·10⁶ rounded half-even to an integer m, over 10⁶; ``rint(x * 1e6) / 1e6`` finds the same
+    m unless x·10⁶ lies within rounding error of a half-integer (the product is inexact), and
+    m / 1e6 is then the correctly rounded quotient. Those near-ties, large values, non-floats
+    and non-finite values take ``_num`` (60,000 ``round`` calls were 0.2 s of a
+    10,000-server solution)."""
+    x = np.array([v if type(v) is float else math.nan for v in values], dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        y = x * 1e6
+        fast = np.rint(y) / 1e6
+        near_tie = np.abs(np.abs(y - np.floor(y)) - 0.5) <= np.abs(y) * 2.0**-48
+    ok = np.isfinite(x) & ~near_tie & (np.abs(x) < _ROUND_FAST_BELOW)
+    out: list[Any] = fast.tolist()
+    for i in np.flatnonzero(~ok).tolist():
+        out[i] = _num(values[i])
+    return out
 
 
 def _load_json(load: Load, g0: bool) -> dict[str, Any]:
@@ -35,65 +60,97 @@ def _load_json(load: Load, g0: bool) -> dict[str, Any]:
     return out
 
 
-def _allocation_json(a: Allocation, kind: Kind | None, load: Load) -> dict[str, Any]:
+#: per metrics key order and kind: the quantile metrics reported, (metric key, JSON key)
+_QUANTILE_KEYS: dict[tuple[tuple[str, ...], bool], list[tuple[str, str]]] = {}
+
+
+def _quantile_keys(keys: tuple[str, ...], batch: bool) -> list[tuple[str, str]]:
+    found = _QUANTILE_KEYS.get((keys, batch))
+    if found is None:
+        found = []
+        for key in sorted(keys):
+            stat, _, q = key.partition("_p")
+            if q and stat in ("wait", "ttft", "latency") and not (batch and stat == "ttft"):
+                found.append((key, f"{stat}P{q}"))
+        _QUANTILE_KEYS[(keys, batch)] = found
+    return found
+
+
+def _allocation_json(
+    a: Allocation, kind: Kind | None, load: Load, numbers: list[tuple[dict[str, Any], str, Any]]
+) -> dict[str, Any]:
+    """The allocation's JSON, its numbers to round still raw: each (object, key, value) is
+    appended to ``numbers`` for the caller to round (:func:`_rounded`) and set."""
     m = a.metrics
+    nan = math.nan
     out: dict[str, Any] = {
         "accelerator": a.accelerator,
         "numReplicas": a.replicas,
         "maxBatch": a.max_batch,
-        "cost": _num(a.cost),
+        "cost": a.cost,
     }
     if kind is Kind.BATCH:
-        out["latencyAverage"] = _num(m.get("response", math.nan))
-        out["waitAverage"] = _num(m.get("wait", math.nan))
+        out["latencyAverage"] = m.get("response", nan)
+        out["waitAverage"] = m.get("wait", nan)
     else:
-        out["itlAverage"] = _num(m.get("itl", math.nan))
+        out["itlAverage"] = m.get("itl", nan)
         if kind is Kind.G0:
-            out["waitAverage"] = _num(m.get("wait", math.nan))
+            out["waitAverage"] = m.get("wait", nan)
         else:
-            out["ttftAverage"] = _num(m.get("ttft", math.nan))
-            out["waitAverage"] = _num(m.get("wait", math.nan))
-    for key, value in sorted(m.items()):
-        stat, _, q = key.partition("_p")
-        if (
-            q
-            and stat in ("wait", "ttft", "latency")
-            and not (kind is Kind.BATCH and stat == "ttft")
-        ):
-            out[f"{stat}P{q}"] = _num(value)
+            out["ttftAverage"] = m.get("ttft", nan)
+            out["waitAverage"] = m.get("wait", nan)
+    for key, name in _quantile_keys(tuple(m), kind is Kind.BATCH):
+        out[name] = m[key]
+    for key in out.keys() - _RAW:
+        numbers.append((out, key, out[key]))
     out["load"] = _load_json(load, kind is Kind.G0)
     out["status"] = str(a.status)
     out["requiredReplicas"] = a.required_replicas
-    out["maxRatePerReplica"] = _num(a.max_rate_per_replica)
+    out["maxRatePerReplica"] = a.max_rate_per_replica
+    numbers.append((out, "maxRatePerReplica", a.max_rate_per_replica))
     out["boundBy"] = a.bound
-    out["utilization"] = _num(m.get("utilization", math.nan))
-    out["avgNumInServ"] = _num(m.get("in_service", math.nan))
+    out["utilization"] = m.get("utilization", nan)
+    numbers.append((out, "utilization", out["utilization"]))
+    out["avgNumInServ"] = m.get("in_service", nan)
+    numbers.append((out, "avgNumInServ", out["avgNumInServ"]))
     if a.max_batch_memory and a.max_batch_memory != a.max_batch:
         out["maxBatchMemory"] = a.max_batch_memory
     if len(a.parts) > 1:
-        out["parts"] = [
-            {
+        parts = []
+        for p in a.parts:
+            part = {
                 "accelerator": p.accelerator,
                 "numReplicas": p.replicas,
                 "maxBatch": p.max_batch,
-                "cost": _num(p.cost),
-                "ratePerReplica": _num(p.rate_per_replica),
+                "cost": p.cost,
+                "ratePerReplica": p.rate_per_replica,
             }
-            for p in a.parts
-        ]
+            numbers.append((part, "cost", p.cost))
+            numbers.append((part, "ratePerReplica", p.rate_per_replica))
+            parts.append(part)
+        out["parts"] = parts
     if a.note:
         out["note"] = a.note
     return out
+
+
+#: the keys of an allocation's first part that are not numbers to round
+_RAW = frozenset(("accelerator", "numReplicas", "maxBatch"))
 
 
 def solution_to_json(solution: Solution, system: System) -> dict[str, Any]:
     kinds = {(p.model, p.accelerator): p.profile.kind for p in system.profiles}
     servers = {s.name: s for s in system.servers}
     allocations = {}
+    numbers: list[tuple[dict[str, Any], str, Any]] = []
     for name in sorted(solution.allocations):
         a = solution.allocations[name]
         srv = servers[name]
-        allocations[name] = _allocation_json(a, kinds.get((srv.model, a.accelerator)), srv.load)
+        kind = kinds.get((srv.model, a.accelerator))
+        allocations[name] = _allocation_json(a, kind, srv.load, numbers)
+    rounded = _rounded([value for _, _, value in numbers])
+    for (obj, key, _), value in zip(numbers, rounded, strict=True):
+        obj[key] = value
     return {
         "allocations": allocations,
         "unallocated": {n: u.reason for n, u in sorted(solution.unallocated.items())},

@@ -64,6 +64,8 @@ from .limits import (
     MIN_TIME_MS,
     MIN_TOKENS,
 )
+from .partition_rows import derive_profiles, partition_accelerators
+from .plain_rows import DEFAULT_CLASS, plain_server
 
 __all__ = ["SYSTEM_FILES", "load_system", "parse_kind", "system_from_documents"]
 
@@ -88,7 +90,6 @@ SYSTEM_FILES = (
     OPTIMIZER_FILE,
 )
 
-DEFAULT_CLASS = "Free"
 DEFAULT_PRIORITY = 100
 
 
@@ -157,6 +158,8 @@ def _system(nodes: Mapping[str, Node], source: Callable[[str], str]) -> System:
     accelerators = _accelerators(required(ACCELERATOR_FILE))
     capacity = _frozen({} if capacity_node is None else _capacity(capacity_node))
     profiles = _profiles(required(MODEL_FILE), accelerators)
+    derived, notes = derive_profiles(profiles, accelerators)
+    profiles += derived
     classes = _classes(required(SERVICE_CLASS_FILE))
     servers = _servers(required(SERVER_FILE), classes, accelerators, _triton_models(profiles))
     return System(
@@ -166,6 +169,7 @@ def _system(nodes: Mapping[str, Node], source: Callable[[str], str]) -> System:
         servers=servers,
         capacity=capacity,
         optimizer=optimizer,
+        notes=notes,
     )
 
 
@@ -201,6 +205,12 @@ def _accelerators(file: Node) -> dict[str, Accelerator]:
             mem_bw=row.number("memBW", None, minimum=0, maximum=MAX_QUANTITY),
             node_selector=_node_selector(row.obj("nodeSelector")),
         )
+        for part in partition_accelerators(row, accelerators[name]):
+            if part.name in accelerators:
+                raise row.member("partitions").data_error(
+                    f"partition {part.name!r} has the name of another accelerator"
+                )
+            accelerators[part.name] = part
     return accelerators
 
 
@@ -325,7 +335,16 @@ def _profiles(file: Node, accelerators: Mapping[str, Accelerator]) -> tuple[Mode
             raise row.data_error(f"duplicate profile of model {model!r} on accelerator {acc!r}")
         seen.add((model, acc))
         acc_count = row.integer("accCount", 1, minimum=1, maximum=MAX_COUNT)
-        profiles.append(ModelProfile(model, acc, acc_count, _profile(row, _row_kind(row))))
+        profiles.append(
+            ModelProfile(
+                model,
+                acc,
+                acc_count,
+                _profile(row, _row_kind(row)),
+                serial_fraction=row.number("serialFraction", None, minimum=0, maximum=1),
+                mem_gb=row.number("memSize", None, minimum=0, maximum=MAX_QUANTITY),
+            )
+        )
     return tuple(profiles)
 
 
@@ -545,7 +564,10 @@ def _servers(
 ) -> tuple[Server, ...]:
     servers: dict[str, Server] = {}
     for row in _rows(file, "servers"):
-        server = _server(row, classes, accelerators, triton_models)
+        # most rows take the fast path; the others (and every bad one) the checked getters
+        server = plain_server(row.value, classes, accelerators, triton_models) or _server(
+            row, classes, accelerators, triton_models
+        )
         if server.name in servers:
             raise row.member("name").data_error(f"duplicate server name {server.name!r}")
         servers[server.name] = server

@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics import MetricWrapperBase
 
 from ..control.actuate import ActuationReport, Outcome
@@ -36,12 +37,48 @@ class _Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
 
-    def all(self) -> Iterator[MetricWrapperBase]:
+    def all(self) -> Iterator[MetricWrapperBase | PerServerGauge]:
         for value in vars(self).values():
-            if isinstance(value, MetricWrapperBase):
+            if isinstance(value, MetricWrapperBase | PerServerGauge):
                 yield value
             elif isinstance(value, Mapping):
-                yield from (v for v in value.values() if isinstance(v, MetricWrapperBase))
+                yield from (
+                    v for v in value.values() if isinstance(v, MetricWrapperBase | PerServerGauge)
+                )
+
+
+class PerServerGauge:
+    """A gauge per (server, accelerator) of the last solve, exported from the solution's
+    allocations when scraped. Setting a labelled :class:`~prometheus_client.Gauge` child per
+    server and metric took 0.6 s of a 10,000-server answer (50,000 children made, each with its
+    lock); here recording keeps a reference and a scrape builds the samples. Only what
+    :func:`markdown_table` reads of a metric (its name, type, labels and help) is kept here."""
+
+    _type = "gauge"
+    _labelnames = tuple(_SERVER)
+
+    def __init__(self, name: str, documentation: str, key: str, registry: CollectorRegistry):
+        self._name = name
+        self._documentation = documentation
+        self._key = key  # the allocation's JSON key
+        self._allocations: Mapping[str, Any] = {}
+        registry.register(self)  # type: ignore[arg-type]  # a collector: collect() and describe()
+
+    def set_allocations(self, allocations: Mapping[str, Any]) -> None:
+        """The solution's allocations (by server) the next scrape reports."""
+        self._allocations = dict(allocations)
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(self._name, self._documentation, labels=_SERVER)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(self._name, self._documentation, labels=_SERVER)
+        key = self._key
+        for server, a in self._allocations.items():
+            value = _finite(a.get(key))
+            if value is not None:
+                family.add_metric([str(server), str(a.get("accelerator", ""))], value)
+        yield family
 
 
 class SecurityMetrics(_Metrics):
@@ -89,36 +126,30 @@ class OptimizerMetrics(_Metrics):
         super().__init__(registry)
         self.security = SecurityMetrics(registry, "optimizer")
         self.per_server = {
-            "replicas": Gauge(
-                "inferno_optimizer_replicas",
-                "Replicas decided per server",
-                _SERVER,
-                registry=registry,
-            ),
-            "cost": Gauge(
-                "inferno_optimizer_cost",
-                "Cost of the decided allocation per server (accelerator-data.json units)",
-                _SERVER,
-                registry=registry,
-            ),
-            "itlAverage": Gauge(
-                "inferno_optimizer_predicted_itl_ms",
-                "Predicted mean inter-token latency at the decided allocation",
-                _SERVER,
-                registry=registry,
-            ),
-            "ttftAverage": Gauge(
-                "inferno_optimizer_predicted_ttft_ms",
-                "Predicted mean time to first token at the decided allocation",
-                _SERVER,
-                registry=registry,
-            ),
-            "waitAverage": Gauge(
-                "inferno_optimizer_predicted_wait_ms",
-                "Predicted mean queueing wait at the decided allocation",
-                _SERVER,
-                registry=registry,
-            ),
+            key: PerServerGauge(name, text, "numReplicas" if key == "replicas" else key, registry)
+            for key, name, text in (
+                ("replicas", "inferno_optimizer_replicas", "Replicas decided per server"),
+                (
+                    "cost",
+                    "inferno_optimizer_cost",
+                    "Cost of the decided allocation per server (accelerator-data.json units)",
+                ),
+                (
+                    "itlAverage",
+                    "inferno_optimizer_predicted_itl_ms",
+                    "Predicted mean inter-token latency at the decided allocation",
+                ),
+                (
+                    "ttftAverage",
+                    "inferno_optimizer_predicted_ttft_ms",
+                    "Predicted mean time to first token at the decided allocation",
+                ),
+                (
+                    "waitAverage",
+                    "inferno_optimizer_predicted_wait_ms",
+                    "Predicted mean queueing wait at the decided allocation",
+                ),
+            )
         }
         self.unallocated = Gauge(
             "inferno_optimizer_unallocated_servers",
@@ -176,13 +207,8 @@ class OptimizerMetrics(_Metrics):
     def record_solution(self, solution: Mapping[str, Any]) -> None:
         allocations: Mapping[str, Any] = solution.get("allocations") or {}
         for gauge in self.per_server.values():
-            gauge.clear()  # servers gone or moved to another accelerator leave no series
-        for server, a in allocations.items():
-            acc = str(a.get("accelerator", ""))
-            for key, gauge in self.per_server.items():
-                value = _finite(a.get("numReplicas" if key == "replicas" else key))
-                if value is not None:
-                    gauge.labels(server, acc).set(value)
+            # the last solve's servers only: those gone or moved leave no series
+            gauge.set_allocations(allocations)
         self.unallocated.set(len(solution.get("unallocated") or {}))
         self.solves.labels(str(solution.get("status", "unknown"))).inc()
 

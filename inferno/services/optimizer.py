@@ -16,7 +16,7 @@ import threading
 import time
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry
 
 from ..control.optimizer import Optimized, Optimizer, StaticDataError
@@ -26,6 +26,7 @@ from ..settings import Settings
 from ..tuning import TuningReport
 from ._auth import InternalGate
 from ._common import add_probes, error, new_registry
+from .answer import answer_body
 from .messages import OptimizeAnswer, OptimizeRequest
 from .metrics import OptimizerMetrics
 
@@ -118,13 +119,16 @@ def create_app(
     add_probes(app, metrics.registry, ready)
 
     @app.post("/optimize")
-    async def optimize_route(request: Request) -> JSONResponse:
+    async def optimize_route(request: Request) -> Response:
         body = await gate.read(request, OptimizeRequest, "/optimize")
         if isinstance(body, JSONResponse):
             return body
         result = await asyncio.to_thread(solve, body)
         if isinstance(result, JSONResponse):
             return result
-        return JSONResponse(OptimizeAnswer.of(result.result).wire())
+        written = await asyncio.to_thread(answer_body, result.result)
+        if written is None:  # not of the plain shape: the message validates (or refuses) it
+            return JSONResponse(OptimizeAnswer.of(result.result).wire())
+        return Response(written, media_type="application/json")
 
     return app

@@ -104,7 +104,40 @@ def explain(table: CandidateTable, solution: Solution, server: str) -> Explanati
         )
         if alloc.note:
             verdict += f" ({alloc.note})"
+        verdict += _partition_verdict(table, s, alloc.accelerator, rows)
     return Explanation(server=server, demand=demand, rows=tuple(rows), verdict=verdict)
+
+
+def _partition_verdict(table: CandidateTable, s: int, chosen: str, rows: list[CandidateRow]) -> str:
+    """Why a GPU partition beat whole GPUs (or the other way round), when the server had both."""
+    system = table.system
+    acc = system.accelerators.get(chosen)
+    if acc is None:
+        return ""
+    model = system.servers[s].model
+    profile = next(
+        (p for p in system.profiles if p.model == model and p.accelerator == chosen), None
+    )
+    whole = [r for r in rows if r.feasible and not system.accelerators[r.accelerator].partition]
+    if not acc.partition:
+        parts = [r for r in rows if r.feasible and system.accelerators[r.accelerator].partition]
+        return (
+            f". The cheapest partition, {parts[0].accelerator}, costs {parts[0].cost:g}"
+            if parts
+            else ""
+        )
+    out = (
+        f". {chosen} is {acc.fraction:.3g} of a {acc.type} GPU at that share of its cost; "
+        f"its replicas are packed onto whole GPUs after the solve"
+    )
+    if profile is not None and profile.derived:
+        out += (
+            f"; its profile is derived from the whole GPU's (time × s + (1 − s)/f, "
+            f"s = {profile.serial_fraction:.3g}, f = {acc.fraction:.3g})"
+        )
+    if whole:
+        out += f"; the cheapest whole GPU, {whole[0].accelerator}, would cost {whole[0].cost:g}"
+    return out
 
 
 def _index_of(table: CandidateTable, s: int, accelerator: str | None) -> int:

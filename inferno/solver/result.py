@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
+from typing import Any
 
 __all__ = ["Allocation", "Part", "ServerStatus", "Solution", "Status", "Unallocated"]
 
@@ -80,3 +81,5 @@ class Solution:
     total_cost: float
     units_used: Mapping[str, int]  # accelerator units used per type
     message: str = ""
+    #: per accelerator type with GPU partitions: the GPUs after packing (solver/gpulets.py)
+    gpus: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
