@@ -30,10 +30,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="measure a Triton model (batch kind) or fit LLM observations (G2); "
         "print a model-data row",
         description=(
-            "With URL: send batches of each size to MODEL (like perf_analyzer), read Triton's "
-            "per-batch-size statistics and fit τ(b) = α + β·b. With --observations: fit an LLM "
-            "server's G2 α, β, γ from a CSV of ITL/TTFT measurements "
-            f"(columns {', '.join(LLM_COLUMNS)}; one of the last two may be empty)."
+            "With URL: send requests to MODEL (like perf_analyzer), read Triton's per-batch-size "
+            "statistics and fit τ(b) = α + β·b. By default the requests are single items at "
+            "rising concurrency, batched by Triton as live traffic is (the row's β then "
+            "includes each request's overhead, reported beside the per-item cost of one b-item "
+            "request). With --observations: fit an LLM server's G2 α, β, γ from a CSV of "
+            f"ITL/TTFT measurements (columns {', '.join(LLM_COLUMNS)}; one of the last two may "
+            "be empty)."
         ),
     )
     p.add_argument("url", nargs="?", help="Triton endpoint (host:port, http://, grpc://)")
@@ -43,12 +46,25 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--accelerator", "--acc", default="CPU", help="the row's acc (default CPU)")
     p.add_argument("--acc-count", type=int, default=1, help="accelerators per replica")
     p.add_argument(
-        "--batch-sizes", default="1,2,4,8,16", help="comma-separated (default 1,2,4,8,16)"
+        "--shape",
+        choices=["single", "batch"],
+        default="single",
+        help="the requests' shape. single (default): one item per request at rising "
+        "concurrency, Triton forms the batches, as from live traffic of single-item requests; "
+        "batch: one request of b items per execution (--batch-sizes), for clients that send "
+        "whole batches",
+    )
+    p.add_argument(
+        "--batch-sizes",
+        default="1,2,4,8,16",
+        help="items per request with --shape batch, comma-separated (default 1,2,4,8,16)",
     )
     p.add_argument(
         "--concurrency",
-        default="1",
-        help="comma-separated client concurrencies (default 1; >1 lets Triton form batches)",
+        default="auto",
+        help="comma-separated client concurrencies. auto (default): with --shape single "
+        "1, 2, 4, … up to the model's max batch N, and 2N (every batch full); with --shape "
+        "batch 1 (>1 lets Triton merge the b-item requests)",
     )
     p.add_argument("--requests", type=int, default=20, help="requests per worker and level")
     p.add_argument("--warmup", type=int, default=2, help="uncounted requests per level")
@@ -172,25 +188,76 @@ def _level_lines(m: Measurement) -> list[str]:
             lv.throughput,
             ", ".join(f"{b}×{c}: {ms:.2f}" for b, (c, ms) in lv.executions.items()) or "-",
         ]
-        for lv in m.levels
+        for lv in (*m.levels, *m.item_levels)
     ]
     return [render(headers, rows, right={0, 1, 2, 3, 4, 5})]
 
 
 async def _measure(args: argparse.Namespace) -> Measurement:
-    from ..profiling import MeasureOptions, measure_batch
+    from ..profiling import MeasureOptions, auto_concurrency, measure
     from ..triton import TritonClient
 
+    auto = args.concurrency.strip().lower() == "auto"
     options = MeasureOptions(
+        shape=args.shape,
         batch_sizes=_ints(args.batch_sizes, "--batch-sizes"),
-        concurrency=_ints(args.concurrency, "--concurrency"),
+        concurrency=None if auto else _ints(args.concurrency, "--concurrency"),
         requests=args.requests,
         warmup=args.warmup,
         source=args.source,
     )
     headers = dict(parse_header(h) for h in args.header)
-    async with TritonClient(args.url, headers=headers, timeout=args.timeout) as client:
-        return await measure_batch(client, args.model, options)
+    async with TritonClient(args.url, headers=headers, timeout=args.timeout) as probe:
+        info = await probe.model_info(args.model)
+    levels = options.concurrency or auto_concurrency(info.max_batch_size)
+    # one connection per worker (the single shape's top level has 2N)
+    async with TritonClient(
+        args.url, headers=headers, timeout=args.timeout, connections=max(1024, *levels)
+    ) as client:
+        return await measure(client, args.model, options)
+
+
+def _overhead_lines(
+    m: Measurement, fit: ProfileFit, result: dict[str, Any], max_batch: int
+) -> list[str]:
+    """The single shape's per-request overhead and the capacities it makes the difference of."""
+    from ..profiling import FitError, capacity, fit_batch, request_overhead
+
+    alpha, beta = fit.fit.value("alpha"), fit.fit.value("beta")
+    cap = capacity(alpha, beta, max_batch)
+    result["capacity"] = {"rps": _finite(cap), "maxBatch": max_batch}
+    unit = "req/s" if m.shape == "single" else "items/s"
+    lines = [
+        f"capacity: {cap:.1f} {unit} per instance (N / τ(N) at N = {max_batch}: full batches "
+        "back to back)"
+    ]
+    if m.shape != "single" or not m.item_points:
+        return lines
+    try:
+        items = fit_batch(m.item_points)
+    except FitError as exc:
+        return [*lines, f"per-request overhead not measured: {exc}"]
+    over = request_overhead(fit, items)
+    item_cap = capacity(items.fit.value("alpha"), items.fit.value("beta"), max_batch)
+    result["overhead"] = over.to_json()
+    result["capacity"]["itemsRps"] = _finite(item_cap)
+    result["itemPoints"] = [
+        {"batch": p.batch, "ms": p.ms, "executions": p.weight} for p in m.item_points
+    ]
+    err = f" ± {over.stderr:.2f}" if math.isfinite(over.stderr) else ""
+    lines += [
+        f"per-request overhead: {over.ms:.3f}{err} ms per request ({100 * over.relative:+.1f}% "
+        f"of the per-item β): β {beta:.3f} ms per single-item request batched by Triton, "
+        f"{items.fit.value('beta'):.3f} ms per item in one request of "
+        f"{', '.join(f'{p.batch:g}' for p in m.item_points)} items",
+        "a profile of b-item requests (--shape batch) would put the capacity at "
+        f"{item_cap:.1f} req/s ({100 * (item_cap / cap - 1):+.1f}%) for single-item traffic",
+    ]
+    return lines
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -244,15 +311,23 @@ def run(args: argparse.Namespace) -> int:
             queue_delay_ms=info.queue_delay_us / 1000.0,
             acc_count=args.acc_count,
         )
+        shape = (
+            "single-item requests batched by Triton"
+            if measurement.shape == "single"
+            else "b-item requests"
+        )
         lines += [
             f"model {info.name} at {args.url}: max_batch_size {info.max_batch_size}, "
-            f"timing from the {measurement.source}",
+            f"{shape}, timing from the {measurement.source}",
             "",
             *_level_lines(measurement),
             "",
         ]
         lines += [f"note: {n}" for n in measurement.notes]
+        lines += [""] if measurement.notes else []
+        result["shape"] = measurement.shape
         result["levels"] = [lv.to_json() for lv in measurement.levels]
+        result["itemLevels"] = [lv.to_json() for lv in measurement.item_levels]
         result["points"] = [
             {"batch": p.batch, "ms": p.ms, "executions": p.weight} for p in measurement.points
         ]
@@ -260,6 +335,8 @@ def run(args: argparse.Namespace) -> int:
     result["fit"] = fit.to_json()
     result["row"] = row
     lines += _fit_lines(fit)
+    if not args.observations:
+        lines += _overhead_lines(measurement, fit, result, int(row["maxBatchSize"]))
     lines += ["", "model-data row:", json.dumps(row, indent=2)]
     if args.out:
         Path(args.out).write_text(json.dumps(row, indent=2) + "\n", encoding="utf-8")

@@ -9,12 +9,24 @@ from .fit import (
     FitError,
     LinearFit,
     LlmPoint,
+    Overhead,
     ProfileFit,
+    capacity,
     fit_batch,
     fit_g2,
     fit_linear,
+    request_overhead,
 )
-from .measure import Level, Measurement, MeasureOptions, measure_batch
+from .measure import (
+    Level,
+    Measurement,
+    MeasureOptions,
+    Shape,
+    auto_concurrency,
+    measure,
+    measure_batch,
+    measure_single,
+)
 
 __all__ = [
     "BatchPoint",
@@ -24,12 +36,19 @@ __all__ = [
     "LlmPoint",
     "MeasureOptions",
     "Measurement",
+    "Overhead",
     "ProfileFit",
+    "Shape",
+    "auto_concurrency",
     "batch_entry",
+    "capacity",
     "fit_batch",
     "fit_g2",
     "fit_linear",
     "g2_entry",
+    "measure",
     "measure_batch",
+    "measure_single",
     "merge_entry",
+    "request_overhead",
 ]

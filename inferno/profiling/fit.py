@@ -2,6 +2,9 @@
 
 - :func:`fit_batch`: the batch kind's τ(b) = α + β·b from executions of known batch sizes
   (Triton's per-batch-size statistics, or client timings at concurrency 1).
+- :func:`request_overhead`: what a request adds to its batch beyond its items' cost: the β of
+  batches Triton formed from single-item requests minus the β of one b-item request.
+- :func:`capacity`: the most one instance serves, N / τ(N) (full batches back to back).
 - :func:`fit_g2`: an LLM server's G2 parameters (α, β, γ) from ITL and TTFT observations at
   known batch sizes and request shapes. Both are linear in (α, β, γ) (docs/model.md, "Profiles",
   G2)::
@@ -27,16 +30,20 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import InfernoError
+from ..units import MS_PER_S
 
 __all__ = [
     "BatchPoint",
     "FitError",
     "LinearFit",
     "LlmPoint",
+    "Overhead",
     "ProfileFit",
+    "capacity",
     "fit_batch",
     "fit_g2",
     "fit_linear",
+    "request_overhead",
 ]
 
 F = NDArray[np.float64]
@@ -174,6 +181,52 @@ def fit_batch(points: Sequence[BatchPoint]) -> ProfileFit:
     x = np.column_stack([np.ones_like(b), b])
     fit = fit_linear(x, y, w, ("alpha", "beta"))
     return _judge("batch", fit, ("alpha",), ("beta",))
+
+
+@dataclass(frozen=True, slots=True)
+class Overhead:
+    """A request's own cost in a batch Triton formed: ``ms`` = β(single-item requests) −
+    β(one b-item request), with its standard error (NaN when a fit has no residual degrees of
+    freedom). ``items`` is the b-item fit, ``single`` the single-item one."""
+
+    ms: float
+    stderr: float
+    single: LinearFit
+    items: LinearFit
+
+    @property
+    def relative(self) -> float:
+        """The overhead as a fraction of the per-item β."""
+        beta = self.items.value("beta")
+        return self.ms / beta if beta > 0 else math.nan
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ms": self.ms,
+            "stderr": _finite(self.stderr),
+            "relative": _finite(self.relative),
+            "singleBeta": self.single.value("beta"),
+            "itemBeta": self.items.value("beta"),
+            "itemAlpha": self.items.value("alpha"),
+        }
+
+
+def request_overhead(single: ProfileFit, items: ProfileFit) -> Overhead:
+    """The per-request overhead: τ(b requests of one item) = α + (β_item + o)·b while one
+    request of b items costs about α + β_item·b, so o = β_single − β_item."""
+    s, i = single.fit, items.fit
+    ms = s.value("beta") - i.value("beta")
+    se = math.hypot(s.stderr[s.names.index("beta")], i.stderr[i.names.index("beta")])
+    return Overhead(ms, se, s, i)
+
+
+def capacity(alpha: float, beta: float, max_batch: int) -> float:
+    """Requests per second one instance serves at most: full batches back to back,
+    N / τ(N) with τ in ms (the model's μ(N); ``inferno analyze`` reports 0.999 of it)."""
+    tau = alpha + beta * max_batch
+    if max_batch < 1 or not tau > 0:
+        return math.nan
+    return max_batch / tau * MS_PER_S
 
 
 def g2_design(batch: F, in_tokens: F, out_tokens: F) -> tuple[F, F]:

@@ -1,16 +1,29 @@
-"""Measure a Triton model at several batch sizes and concurrencies (like perf_analyzer) and turn
-the measurements into :class:`~inferno.profiling.fit.BatchPoint` rows.
+"""Measure a Triton model (like perf_analyzer) and turn the measurements into
+:class:`~inferno.profiling.fit.BatchPoint` rows: what executions of each batch size cost.
 
-Each level sends ``requests`` requests of ``batch`` items from ``concurrency`` closed-loop
-workers, after ``warmup`` requests that are not counted. Two sources of timing:
+Two request shapes (``MeasureOptions.shape``):
+
+- ``single`` (the default): requests of one item from ``c`` closed-loop workers at rising
+  concurrency (:func:`auto_concurrency`: 1, 2, 4, …, N and 2N, where every batch is full),
+  letting Triton's dynamic batcher form the batches, as it does from live traffic. What the
+  batches cost then includes each request's own overhead (its tensors, its response). Then one
+  request of b items at concurrency 1 for b = 1, N/2, N: the per-item cost without that overhead
+  (:attr:`Measurement.item_points`, for :func:`~inferno.profiling.fit.request_overhead`).
+- ``batch``: requests of ``b`` items (each of ``batch_sizes``) at each concurrency (default 1):
+  one execution per request, the per-item cost.
+
+Each level sends ``requests`` requests per worker after ``warmup`` that are not counted. Two
+sources of timing:
 
 - ``server`` (preferred): Triton's statistics before and after the level. Their per-batch-size
   rows say how many executions of each size ran and how long they took (compute input + infer +
-  output), whatever batches the dynamic batcher formed from concurrent requests. Needs the
-  statistics API (with restricted APIs: its header, e.g. ``triton-access-token``).
-- ``client``: the client's latency at concurrency 1, one execution per request. It includes
-  the network and Triton's own overhead, so α comes out larger; used when the statistics are
-  refused, and said so in the notes.
+  output), whatever batches the dynamic batcher formed. Needs the statistics API (with
+  restricted APIs: its header, e.g. ``triton-access-token``).
+- ``client``: when the statistics are refused. The batch shape times b-item requests at
+  concurrency 1 (one execution each). The single shape cannot see the batches Triton forms, so
+  it times two levels whose batches are known: concurrency 1 (batches of 1) and 2N (every batch
+  full: τ(N) from the throughput). Both include the network and Triton's own overheads (α comes
+  out larger), and the notes say so.
 """
 
 from __future__ import annotations
@@ -33,28 +46,50 @@ from ..triton import (
 from ..units import MS_PER_S, NS_PER_MS
 from .fit import BatchPoint
 
-__all__ = ["Level", "MeasureOptions", "Measurement", "measure_batch"]
+__all__ = [
+    "Level",
+    "MeasureOptions",
+    "Measurement",
+    "Shape",
+    "auto_concurrency",
+    "measure",
+    "measure_batch",
+    "measure_single",
+]
 
 logger = logging.getLogger(__name__)
 
 Source = Literal["auto", "server", "client"]
+Shape = Literal["single", "batch"]
 
 
 @dataclass(frozen=True)
 class MeasureOptions:
-    batch_sizes: tuple[int, ...] = (1, 2, 4, 8, 16)
-    concurrency: tuple[int, ...] = (1,)
+    shape: Shape = "single"
+    batch_sizes: tuple[int, ...] = (1, 2, 4, 8, 16)  # the batch shape's request sizes
+    concurrency: tuple[int, ...] | None = None  # None: single → auto_concurrency(N), batch → 1
     requests: int = 20  # per worker and level
     warmup: int = 2
     source: Source = "auto"
     seed: int = 0
 
 
+def auto_concurrency(max_batch: int) -> tuple[int, ...]:
+    """The single shape's levels: powers of two below N, N, and 2N (a full batch waits while
+    one runs, so from there on every batch Triton forms is full)."""
+    levels: list[int] = []
+    c = 1
+    while c < max_batch:
+        levels.append(c)
+        c *= 2
+    return (*levels, max_batch, 2 * max_batch)
+
+
 @dataclass(frozen=True)
 class Level:
     """One (batch, concurrency) level: what the client saw and what the server executed."""
 
-    batch: int
+    batch: int  # items per request
     concurrency: int
     requests: int
     seconds: float
@@ -84,11 +119,43 @@ class Level:
 
 @dataclass(frozen=True)
 class Measurement:
+    """``points``: what executions of each batch size cost, in the request shape measured.
+    ``item_points`` (single shape): executions of one request of b items, for the overhead."""
+
     model: ModelInfo
     source: Literal["server", "client"]
     levels: tuple[Level, ...]
     points: tuple[BatchPoint, ...]
     notes: tuple[str, ...] = ()
+    shape: Shape = "batch"
+    item_points: tuple[BatchPoint, ...] = ()
+    item_levels: tuple[Level, ...] = ()
+
+
+class _Totals:
+    """Executions and their total time per batch size, summed over levels."""
+
+    def __init__(self) -> None:
+        self.per_size: dict[int, tuple[float, float]] = {}  # b → (executions, total ms)
+
+    def add(self, size: int, count: float, total_ms: float) -> None:
+        n, t = self.per_size.get(size, (0.0, 0.0))
+        self.per_size[size] = (n + count, t + total_ms)
+
+    def add_level(self, level: Level, delta: ModelStatistics | None) -> None:
+        """Triton's executions in the level, or (client timing) one execution per request."""
+        if delta is not None:
+            for size, stat in delta.batches.items():
+                self.add(size, stat.count, stat.compute_ns / NS_PER_MS)
+        else:
+            self.add(level.batch, level.requests, level.client_mean_ms * level.requests)
+
+    def points(self) -> tuple[BatchPoint, ...]:
+        return tuple(
+            BatchPoint(float(b), total / count, float(count))
+            for b, (count, total) in sorted(self.per_size.items())
+            if count > 0
+        )
 
 
 async def _level(
@@ -132,23 +199,62 @@ async def _level(
         float(np.percentile(lat, 95)),
         executions,
     )
+    logger.info(
+        "%d item(s) × concurrency %d: %.2f ms mean (client), executions %s",
+        batch,
+        concurrency,
+        level.client_mean_ms,
+        level.executions,
+    )
     return level, delta
 
 
-async def measure_batch(
-    client: TritonClient, model: str, options: MeasureOptions | None = None
-) -> Measurement:
-    """Measure ``model`` at every (batch size, concurrency) of ``options``."""
-    options = options or MeasureOptions()
+async def _model(client: TritonClient, model: str) -> ModelInfo:
     info = await client.model_info(model)
-    notes: list[str] = []
-    sizes = tuple(sorted(set(options.batch_sizes)))
     if info.max_batch_size == 0:
         raise TritonRequestError(
             f"model {model!r} does not batch (max_batch_size 0): there is no β to measure",
             url=client.url,
             model=model,
         )
+    return info
+
+
+async def _statistics_allowed(
+    client: TritonClient, model: str, options: MeasureOptions, notes: list[str], instead: str
+) -> bool:
+    """Whether Triton gives its statistics; a refusal is a note (``instead``: what is done)
+    unless ``source`` is ``server``."""
+    if options.source == "client":
+        return False
+    try:
+        await client.statistics(model)
+    except TritonRequestError as exc:
+        if options.source == "server":
+            raise
+        notes.append(f"Triton refused its statistics ({exc}); {instead}")
+        return False
+    return True
+
+
+async def measure(
+    client: TritonClient, model: str, options: MeasureOptions | None = None
+) -> Measurement:
+    """Measure ``model`` in the request shape of ``options`` (default: single-item requests)."""
+    options = options or MeasureOptions()
+    if options.shape == "batch":
+        return await measure_batch(client, model, options)
+    return await measure_single(client, model, options)
+
+
+async def measure_batch(
+    client: TritonClient, model: str, options: MeasureOptions | None = None
+) -> Measurement:
+    """b-item requests at every (batch size, concurrency) of ``options``."""
+    options = options or MeasureOptions(shape="batch")
+    info = await _model(client, model)
+    notes: list[str] = []
+    sizes = tuple(sorted(set(options.batch_sizes)))
     too_big = [b for b in sizes if b > info.max_batch_size]
     if too_big:
         notes.append(
@@ -156,47 +262,94 @@ async def measure_batch(
             "skipped"
         )
         sizes = tuple(b for b in sizes if b <= info.max_batch_size)
-    use_stats = options.source != "client"
-    if use_stats:
-        try:
-            await client.statistics(model)
-        except TritonRequestError as exc:
-            if options.source == "server":
-                raise
-            use_stats = False
-            notes.append(
-                f"Triton refused its statistics ({exc}); timing from the client at "
-                "concurrency 1 instead (α includes the network and Triton's overheads)"
-            )
-    concurrencies = tuple(sorted(set(options.concurrency))) if use_stats else (1,)
+    use_stats = await _statistics_allowed(
+        client,
+        model,
+        options,
+        notes,
+        "timing from the client at concurrency 1 instead (α includes the network and Triton's "
+        "overheads)",
+    )
+    concurrencies = tuple(sorted(set(options.concurrency or (1,)))) if use_stats else (1,)
+    if not use_stats and options.concurrency and set(options.concurrency) != {1}:
+        notes.append("--concurrency ignored: without Triton's statistics only concurrency 1")
     levels: list[Level] = []
-    per_size: dict[int, tuple[int, float]] = {}  # b → (executions, total ms)
+    totals = _Totals()
     for c in concurrencies:
         for b in sizes:
             level, delta = await _level(client, info, b, c, options, use_stats)
             levels.append(level)
-            logger.info(
-                "batch %d × concurrency %d: %.2f ms mean (client), executions %s",
-                b,
-                c,
-                level.client_mean_ms,
-                level.executions,
-            )
-            if delta is not None:
-                for size, stat in delta.batches.items():
-                    count, total = per_size.get(size, (0, 0.0))
-                    per_size[size] = (count + stat.count, total + stat.compute_ns / NS_PER_MS)
-            else:
-                count, total = per_size.get(b, (0, 0.0))
-                per_size[b] = (
-                    count + level.requests,
-                    total + level.client_mean_ms * level.requests,
-                )
-    points = tuple(
-        BatchPoint(float(b), total / count, float(count))
-        for b, (count, total) in sorted(per_size.items())
-        if count > 0
-    )
+            totals.add_level(level, delta)
     return Measurement(
-        info, "server" if use_stats else "client", tuple(levels), points, tuple(notes)
+        info, "server" if use_stats else "client", tuple(levels), totals.points(), tuple(notes)
+    )
+
+
+def item_sizes(max_batch: int) -> tuple[int, ...]:
+    """The b-item requests the single shape compares with: 1, N/2 and N items."""
+    return tuple(sorted({1, max(1, max_batch // 2), max_batch}))
+
+
+async def measure_single(
+    client: TritonClient, model: str, options: MeasureOptions | None = None
+) -> Measurement:
+    """Single-item requests at rising concurrency, batched by Triton; then one b-item request
+    at a time for the per-item cost (see the module's docstring)."""
+    options = options or MeasureOptions()
+    info = await _model(client, model)
+    n = info.max_batch_size
+    notes: list[str] = []
+    saturated = 2 * n
+    use_stats = await _statistics_allowed(
+        client,
+        model,
+        options,
+        notes,
+        "without them the batch sizes Triton forms are unknown: timing from the client at "
+        f"concurrency 1 (batches of 1) and {saturated} (every batch full: τ({n}) from the "
+        "throughput) instead; α includes the network and Triton's overheads",
+    )
+    if use_stats:
+        concurrencies = tuple(sorted(set(options.concurrency or auto_concurrency(n))))
+    else:
+        concurrencies = (1, saturated)
+        if options.concurrency and set(options.concurrency) != set(concurrencies):
+            notes.append(
+                f"--concurrency ignored: without Triton's statistics only 1 and {saturated}"
+            )
+    levels: list[Level] = []
+    totals = _Totals()
+    items = _Totals()
+    item_levels: list[Level] = []
+    for c in concurrencies:
+        level, delta = await _level(client, info, 1, c, options, use_stats)
+        levels.append(level)
+        if use_stats:
+            totals.add_level(level, delta)
+        elif c == 1:
+            totals.add_level(level, None)
+        else:
+            # every batch full after the first (of one request): seconds ≈ τ(1) + (R − 1)/N·τ(N)
+            tau_1 = levels[0].client_mean_ms
+            executions = max(level.requests - 1, 1) / n
+            busy_ms = max(level.seconds * MS_PER_S - tau_1, 1e-9)
+            totals.add(n, executions, busy_ms)
+        if c == 1:
+            item_levels.append(level)
+            items.add_level(level, delta)
+    for b in item_sizes(n):
+        if b == 1 and item_levels:
+            continue  # the single shape's concurrency-1 level is this one
+        level, delta = await _level(client, info, b, 1, options, use_stats)
+        item_levels.append(level)
+        items.add_level(level, delta)
+    return Measurement(
+        info,
+        "server" if use_stats else "client",
+        tuple(levels),
+        totals.points(),
+        tuple(notes),
+        shape="single",
+        item_points=items.points(),
+        item_levels=tuple(item_levels),
     )

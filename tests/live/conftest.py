@@ -100,31 +100,58 @@ def _prometheus_config(path: Path, metrics_port: int) -> None:
     )
 
 
+def sleep_triton(
+    python: str,
+    tmp: Path,
+    *,
+    alpha: float,
+    beta: float,
+    max_batch: int,
+    token: str = TOKEN,
+) -> tuple[Child, int, int, int]:
+    """``sleep_server.py`` started on three ephemeral ports (HTTP, gRPC, metrics), its
+    statistics behind ``token``; the caller waits for it and stops it."""
+    http, grpc, metrics = (free_port() for _ in range(3))
+    triton = Child(
+        "triton",
+        [
+            python,
+            str(HERE / "sleep_server.py"),
+            f"--http-port={http}",
+            f"--grpc-port={grpc}",
+            f"--metrics-port={metrics}",
+            f"--alpha-ms={alpha}",
+            f"--beta-ms={beta}",
+            f"--max-batch={max_batch}",
+            f"--token={token}",
+            f"--workspace={tmp / 'workspace'}",
+        ],
+        tmp / "triton.log",
+        env=_triton_env(python),
+    )
+    return triton, http, grpc, metrics
+
+
+def wait_for_sleep_model(triton: Child, http: int) -> None:
+    wait_until(
+        "model sleep ready",
+        lambda: http_ok(f"http://127.0.0.1:{http}/v2/models/sleep/ready"),
+        90,
+        triton,
+    )
+
+
 @pytest.fixture(scope="module")
 def stack(
     prometheus_bin: str, triton_python: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     """Triton serving ``sleep`` and Prometheus scraping it every second, until the module ends."""
     tmp = tmp_path_factory.mktemp("live")
-    http, grpc, metrics, prom = (free_port() for _ in range(4))
+    prom = free_port()
     children: list[Child] = []
     try:
-        triton = Child(
-            "triton",
-            [
-                triton_python,
-                str(HERE / "sleep_server.py"),
-                f"--http-port={http}",
-                f"--grpc-port={grpc}",
-                f"--metrics-port={metrics}",
-                f"--alpha-ms={ALPHA}",
-                f"--beta-ms={BETA}",
-                f"--max-batch={MAX_BATCH}",
-                f"--token={TOKEN}",
-                f"--workspace={tmp / 'workspace'}",
-            ],
-            tmp / "triton.log",
-            env=_triton_env(triton_python),
+        triton, http, grpc, metrics = sleep_triton(
+            triton_python, tmp, alpha=ALPHA, beta=BETA, max_batch=MAX_BATCH
         )
         children.append(triton)
         config = tmp / "prometheus.yml"
@@ -142,12 +169,7 @@ def stack(
         children.append(prometheus)
         base = f"http://127.0.0.1:{prom}"
         wait_until("Prometheus ready", lambda: http_ok(f"{base}/-/ready"), 30, prometheus)
-        wait_until(
-            "model sleep ready",
-            lambda: http_ok(f"http://127.0.0.1:{http}/v2/models/sleep/ready"),
-            90,
-            triton,
-        )
+        wait_for_sleep_model(triton, http)
 
         def scraped() -> bool:
             r = httpx.get(f"{base}/api/v1/query", params={"query": 'up{job="triton"}'}, timeout=2)

@@ -27,7 +27,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def fitted(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> dict[str, float]:
-    """α and β from ``inferno profile`` (Triton's statistics, concurrency 1 and 4)."""
+    """α and β from ``inferno profile --shape batch`` (b-item requests, Triton's statistics,
+    concurrency 1 and 4). The default shape is tested in test_profile_traffic_live.py."""
     tmp = tmp_path_factory.mktemp("profile")
     row_file = tmp / "row.json"
     merged = tmp / "model-data.json"
@@ -38,6 +39,8 @@ def fitted(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
             stack.triton_http,
             "--model",
             "sleep",
+            "--shape",
+            "batch",
             "--header",
             f"triton-access-token={TOKEN}",
             "--concurrency",
@@ -68,26 +71,22 @@ def test_profile_without_statistics_falls_back_to_client_timing(
     stack: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # no access token: Triton refuses its statistics; the client's timing is used, and said so
-    code = main(
-        [
-            "profile",
-            stack.triton_http,
-            "--model",
-            "sleep",
-            "--batch-sizes",
-            "1,8",
-            "--requests",
-            "4",
-            "--json",
-        ]
-    )
-    result = json.loads(capsys.readouterr().out)
-    assert code == 0
-    assert result["source"] == "client"
-    params = result["fit"]["params"]
-    # the client sees the server's overheads on top: α larger, β about the same
-    assert params["alpha"] > ALPHA * 0.9
-    assert params["beta"] == pytest.approx(BETA, rel=0.5)
+    for shape in ("single", "batch"):
+        argv = ["profile", stack.triton_http, "--model", "sleep", "--shape", shape]
+        code = main([*argv, "--batch-sizes", "1,8", "--requests", "4", "--json"])
+        result = json.loads(capsys.readouterr().out)
+        assert code == 0
+        assert result["source"] == "client" and result["shape"] == shape
+        params = result["fit"]["params"]
+        # the client sees the server's overheads on top: α larger, β about the same
+        assert params["alpha"] > ALPHA * 0.9
+        assert params["beta"] == pytest.approx(BETA, rel=0.5)
+        # single: concurrency 1 and 2N (full batches, timed by the throughput)
+        levels = [(lv["batch"], lv["concurrency"]) for lv in result["levels"]]
+        if shape == "single":
+            assert levels == [(1, 1), (1, 2 * MAX_BATCH)] and "overhead" in result
+        else:
+            assert levels == [(1, 1), (8, 1)] and "overhead" not in result
 
 
 @pytest.mark.parametrize("token", [None, "triton-access-token", TOKEN_GRPC_HEADER])
@@ -96,13 +95,18 @@ def test_profile_over_grpc_reads_locked_statistics_or_falls_back(
 ) -> None:
     """Over gRPC a restricted statistics API is a refusal, not "cannot reach Triton": without
     the token the profile falls back to the client's timing; with it — under the HTTP name (sent
-    with gRPC's prefix too) or under gRPC's own — Triton's statistics are read."""
+    with gRPC's prefix too) or under gRPC's own — Triton's statistics are read. The default
+    shape: single-item requests, with the per-request overhead reported either way."""
     header = [] if token is None else ["--header", f"{token}={TOKEN}"]
-    argv = ["profile", stack.triton_grpc, "--model", "sleep", "--batch-sizes", "1,8"]
+    argv = ["profile", stack.triton_grpc, "--model", "sleep"]
     code = main([*argv, "--requests", "4", "--json", *header])
     result = json.loads(capsys.readouterr().out)
     assert code == 0
+    assert result["shape"] == "single" and "overhead" in result
     assert result["source"] == ("client" if token is None else "server")
+    if token is not None:
+        # the batches Triton formed from single-item requests, the full one among them
+        assert max(p["batch"] for p in result["points"]) == MAX_BATCH
 
 
 def test_load_over_grpc(stack: Stack, tmp_path: Path) -> None:

@@ -177,6 +177,7 @@ def test_profile_cli_bad_observations(
         (["load", "127.0.0.1:1", "-m", "m=1", "--header", "novalue"], "--header"),
         (["profile"], "give a Triton URL and --model"),
         (["profile", "127.0.0.1:1", "-m", "m", "--batch-sizes", "1,x"], "--batch-sizes"),
+        (["profile", "127.0.0.1:1", "-m", "m", "--concurrency", "0"], "--concurrency"),
     ],
 )
 def test_cli_input_errors(argv: list[str], match: str, capsys: pytest.CaptureFixture[str]) -> None:

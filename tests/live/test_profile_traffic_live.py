@@ -1,0 +1,123 @@
+"""A model never profiled before, profiled with ``inferno profile``'s defaults (single-item
+requests at rising concurrency, Triton's statistics), then loaded with single-item Poisson
+traffic from ``inferno load`` at 30, 60 and 85% of the capacity the profile reports: the mean
+and p95 latency ``inferno analyze`` predicts from the profile's row against the measured ones.
+
+The model sleeps α + β·b ms per batch of b (α 30, β 2.5, max batch 32); pytriton and Triton add
+their own per-request cost on top of β when they batch single-item requests (issue 13: a profile
+of 32-item requests put the capacity ~10% high and the 85% run's mean 29% above prediction)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from inferno.cli import main
+
+from .conftest import TOKEN, sleep_triton, wait_for_sleep_model
+
+pytestmark = pytest.mark.slow
+
+ALPHA, BETA, MAX_BATCH = 30.0, 2.5, 32
+#: (fraction of the reported capacity, seconds of load): the highest load varies most
+LOADS = ((0.30, 20.0), (0.60, 20.0), (0.85, 30.0))
+MEAN_BOUND, P95_BOUND = 0.10, 0.15
+
+
+@pytest.fixture(scope="module")
+def triton_http(triton_python: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    tmp = tmp_path_factory.mktemp("traffic")
+    triton, http, _, _ = sleep_triton(
+        triton_python, tmp, alpha=ALPHA, beta=BETA, max_batch=MAX_BATCH
+    )
+    try:
+        wait_for_sleep_model(triton, http)
+        yield f"http://127.0.0.1:{http}"
+    finally:
+        triton.stop()
+
+
+def _cli_json(argv: list[str], capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    capsys.readouterr()
+    code = main(argv)
+    out = capsys.readouterr().out
+    assert code == 0, f"inferno {argv[0]} exited {code}: {out[-2000:]}"
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+def _analyze(
+    path: Path,
+    rps: float,
+    alpha: float,
+    beta: float,
+    capsys: pytest.CaptureFixture[str],
+    percentiles: bool = False,
+) -> dict[str, Any]:
+    """``inferno analyze`` of one instance of the batch kind at ``rps``."""
+    problem = {"RPS": rps, "maxBatchSize": MAX_BATCH, "kind": "batch", "alpha": alpha}
+    problem |= {"beta": beta, "AvgInputTokens": 0, "AvgOutputTokens": 0}
+    path.write_text(json.dumps(problem))
+    flags = ["--percentiles"] if percentiles else []
+    return _cli_json(["analyze", str(path), *flags], capsys)
+
+
+def test_default_profile_predicts_single_item_traffic(
+    triton_http: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    header = ["--header", f"triton-access-token={TOKEN}"]
+    profile = _cli_json(["profile", triton_http, "--model", "sleep", *header, "--json"], capsys)
+    assert profile["shape"] == "single" and profile["source"] == "server"
+    row, over, cap = profile["row"], profile["overhead"], profile["capacity"]
+    alpha, beta = float(row["alpha"]), float(row["beta"])
+    assert row["maxBatchSize"] == MAX_BATCH
+    # Triton formed full batches from single-item requests (the top level, 2N workers)
+    assert max(p["batch"] for p in profile["points"]) == MAX_BATCH
+    # the per-request overhead is real and positive; one 32-item request costs about the sleep
+    assert over["itemBeta"] == pytest.approx(BETA, rel=0.1)
+    assert over["ms"] > 0 and beta == pytest.approx(over["itemBeta"] + over["ms"], rel=1e-4)
+    assert cap["rps"] == pytest.approx(MAX_BATCH * 1000.0 / (alpha + beta * MAX_BATCH), rel=1e-4)
+    assert cap["itemsRps"] > cap["rps"]
+
+    lines = [
+        f"profile: α {alpha:.2f} ms, β {beta:.3f} ms (per item in one request: "
+        f"{over['itemBeta']:.3f}; overhead {over['ms']:.3f} ± {over['stderr']:.3f} ms per "
+        f"request), capacity {cap['rps']:.1f} req/s (from 32-item requests: "
+        f"{cap['itemsRps']:.1f})"
+    ]
+    failures = []
+    errors: list[tuple[float, float]] = []  # (the default's, the b-item profile's) mean error
+    for i, (fraction, seconds) in enumerate(LOADS):
+        rate = fraction * float(cap["rps"])
+        out = tmp_path / f"load-{fraction:g}.json"
+        argv = ["load", triton_http, "-m", f"sleep={rate:.3f}", "-d", f"{seconds:g}"]
+        code = main([*argv, "--seed", str(11 + i), "--quiet", "--json", str(out)])
+        measured = json.loads(out.read_text())["models"][0]
+        assert code == 0 and measured["errors"] == 0, measured
+        rps = float(measured["offeredRps"])  # the rate that arrived
+        predicted = _analyze(tmp_path / "default.json", rps, alpha, beta, capsys, True)
+        mean, p95 = float(measured["meanMs"]), float(measured["percentilesMs"]["p95"])
+        model_mean, model_p95 = float(predicted["avgRespTime"]), float(predicted["p95RespTime"])
+        mean_err, p95_err = model_mean / mean - 1, model_p95 / p95 - 1
+        # what a profile of b-item requests (the same run's 1-, 16- and 32-item ones) predicts
+        items = _analyze(tmp_path / "items.json", rps, over["itemAlpha"], over["itemBeta"], capsys)
+        errors.append((mean_err, float(items["avgRespTime"]) / mean - 1))
+        lines.append(
+            f"{100 * fraction:.0f}% ({rps:.1f} req/s, generator lag ≤ "
+            f"{measured['maxLagMs']:.0f} ms): mean {model_mean:.1f} vs {mean:.1f} ms "
+            f"({100 * mean_err:+.1f}%), p95 {model_p95:.1f} vs {p95:.1f} ms "
+            f"({100 * p95_err:+.1f}%); the b-item profile's mean {items['avgRespTime']:.1f} ms "
+            f"({100 * errors[-1][1]:+.1f}%)"
+        )
+        if abs(mean_err) > MEAN_BOUND or abs(p95_err) > P95_BOUND:
+            failures.append(lines[-1])
+    with capsys.disabled():
+        print("\n" + "\n".join(lines))
+    assert not failures, "predicted vs measured out of bounds:\n" + "\n".join(failures)
+    # near saturation the overhead matters: the b-item profile is further off than the default
+    default_err, items_err = errors[-1]
+    assert abs(items_err) > abs(default_err)
