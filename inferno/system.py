@@ -50,6 +50,9 @@ class Accelerator:
     product: str = ""
     partition: str = ""
     fraction: float = 1.0
+    #: the container's extended resource for one replica's GPU ("" = the GPU resource setting,
+    #: nvidia.com/gpu); a MIG slice under the mixed strategy has its own (nvidia.com/mig-3g.40gb)
+    resource: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..partitions.labels import PARTITION_SELECTOR_KEYS, is_gpu_resource
 from ..settings import PlanOptions
 from . import labels as L
 from .inventory import ManagedDeployment
@@ -137,20 +138,39 @@ def _deployment_patch(
         ]
         if current != value:
             ops.append({"op": "add", "path": f"/metadata/labels/{_escape(key)}", "value": value})
-    selector = {**d.node_selector, **dec.node_selector}
+    selector = {
+        k: v
+        for k, v in d.node_selector.items()
+        if k not in PARTITION_SELECTOR_KEYS or k in dec.node_selector
+    }
+    selector.update(dec.node_selector)
     if selector != dict(d.node_selector):
         ops.append({"op": "add", "path": "/spec/template/spec/nodeSelector", "value": selector})
     base = f"/spec/template/spec/containers/{d.container}"
     if dec.gpus_per_replica > 0:
         resources = copy.deepcopy(dict(d.resources))
         limits = dict(resources.get("limits") or {})
+        requests = dict(resources.get("requests") or {})
         gpus = str(dec.gpus_per_replica)
-        if str(limits.get(cfg.gpu_resource, "")) != gpus:
+        # one NVIDIA GPU resource per container: a move between whole GPUs and a MIG slice drops
+        # the other kind (nvidia.com/gpu ↔ nvidia.com/mig-3g.40gb) from limits and requests
+        # (another vendor's resource setting leaves NVIDIA's alone)
+        nvidia = is_gpu_resource(cfg.gpu_resource)
+        stale = [
+            k
+            for k in dict.fromkeys((*limits, *requests))
+            if nvidia and k != cfg.gpu_resource and is_gpu_resource(k)
+        ]
+        if str(limits.get(cfg.gpu_resource, "")) != gpus or stale:
+            had_request = cfg.gpu_resource in requests or any(k in requests for k in stale)
+            for k in stale:
+                limits.pop(k, None)
+                requests.pop(k, None)
             limits[cfg.gpu_resource] = gpus
             resources["limits"] = limits
-            requests = dict(resources.get("requests") or {})
-            if cfg.gpu_resource in requests:  # extended resources: requests must equal limits
+            if had_request:  # extended resources: requests must equal limits
                 requests[cfg.gpu_resource] = gpus
+            if requests or "requests" in resources:
                 resources["requests"] = requests
             ops.append({"op": "add", "path": f"{base}/resources", "value": resources})
     if dec.max_batch > 0:

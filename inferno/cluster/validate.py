@@ -24,6 +24,7 @@ class AcceleratorLimit:
     type: str
     multiplicity: int
     node_selector: Mapping[str, str]
+    resource: str = ""  # the extended resource a replica asks for ("" = the GPU resource setting)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,10 +38,15 @@ class StaticLimits:
     gpus: Mapping[tuple[str, str], int] = field(default_factory=lambda: MappingProxyType({}))
     max_batch: Mapping[tuple[str, str], int] = field(default_factory=lambda: MappingProxyType({}))
 
+    def resource_of(self, accelerator: str, default: str) -> str:
+        """The GPU resource a replica on ``accelerator`` asks for."""
+        acc = self.accelerators.get(accelerator)
+        return acc.resource if acc is not None and acc.resource else default
+
     @classmethod
     def from_system(cls, system: System) -> StaticLimits:
         accs = {
-            name: AcceleratorLimit(a.type, a.multiplicity, dict(a.node_selector))
+            name: AcceleratorLimit(a.type, a.multiplicity, dict(a.node_selector), a.resource)
             for name, a in system.accelerators.items()
         }
         gpus = {}

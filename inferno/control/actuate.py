@@ -335,7 +335,12 @@ def actuate(
             refused = _refused(t, f"decision for server {d.server!r}: {problem}", d)
             outcomes[t.key] = replace(refused, event_error=_refusal_event(api, d, problem))
             continue
-        action = _stamped(plan_one(d, dec, cfg.plan), d, stamp)
+        plan_cfg = cfg.plan
+        if dec is not None and dec.allocated:
+            resource = cfg.limits.resource_of(dec.accelerator, cfg.plan.gpu_resource)
+            if resource != cfg.plan.gpu_resource:  # a MIG slice: its own resource
+                plan_cfg = replace(cfg.plan, gpu_resource=resource)
+        action = _stamped(plan_one(d, dec, plan_cfg), d, stamp)
         outcomes[t.key] = _apply(api, action)
     return ActuationReport([outcomes[t.key] for t in wanted], stamp.id)
 

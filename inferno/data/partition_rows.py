@@ -24,10 +24,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from ..errors import InputError
 from ..model.profiles import Profile
 from ..partitions.catalogue import Partition, mps_pool, product
+from ..partitions.labels import GPU, GPU_SHARED, MIG_PREFIX, MIG_STRATEGY, PRODUCT, SHARING
 from ..system import Accelerator, ModelProfile
 from ._json import Node
 
@@ -74,6 +76,15 @@ def partition_accelerators(row: Node, base: Accelerator) -> list[Accelerator]:
                 parts.append((item, Partition.of_mps(mps_pool(prod_name, n))))
             except InputError as err:
                 raise item.data_error(str(err)) from None
+    strategy = node.string("strategy", "mixed")
+    if strategy not in ("mixed", "single"):
+        raise node.member("strategy").error(
+            f"unknown MIG strategy {strategy!r}; expected mixed or single (the device plugin's)"
+        )
+    mps_resource = node.string("mpsResource", GPU)
+    if mps_resource not in (GPU, GPU_SHARED):
+        raise node.member("mpsResource").error(f"expected {GPU} or {GPU_SHARED}")
+    base_selector = dict(base.node_selector) or {PRODUCT: base.type}
     out: list[Accelerator] = []
     seen: set[str] = set()
     for item, part in parts:
@@ -91,9 +102,42 @@ def partition_accelerators(row: Node, base: Accelerator) -> list[Accelerator]:
                 product=prod_name,
                 partition=part.profile,
                 fraction=share,
+                **_placement(part, strategy, mps_resource, base_selector),
             )
         )
     return out
+
+
+def _placement(
+    part: Partition, strategy: str, mps_resource: str, selector: dict[str, str]
+) -> dict[str, Any]:
+    """The resource a replica asks for and the node labels it needs (the NVIDIA device plugin's
+    and GPU feature discovery's): MIG mixed — ``nvidia.com/mig-<profile>`` on nodes labelled
+    ``nvidia.com/mig.strategy=mixed``; MIG single — ``nvidia.com/gpu`` on nodes whose product
+    label is ``<product>-MIG-<profile>``; MPS — the (shared) GPU resource on nodes with
+    ``nvidia.com/gpu.sharing-strategy=mps``, whose product label gains ``-SHARED``."""
+    product_label = selector.get(PRODUCT, "")
+    if part.mode == "mps":
+        labels = {**selector, SHARING: "mps"}
+        if product_label:
+            labels[PRODUCT] = f"{product_label}-SHARED"
+        return {
+            "resource": "" if mps_resource == GPU else mps_resource,
+            "node_selector": _pairs(labels),
+        }
+    if strategy == "single":
+        labels = {**selector, MIG_STRATEGY: "single"}
+        if product_label:
+            labels[PRODUCT] = f"{product_label}-MIG-{part.profile}"
+        return {"resource": "", "node_selector": _pairs(labels)}
+    return {
+        "resource": f"{MIG_PREFIX}{part.profile}",
+        "node_selector": _pairs({**selector, MIG_STRATEGY: "mixed"}),
+    }
+
+
+def _pairs(labels: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(labels.items()))
 
 
 def scaled(profile: Profile, factor: float) -> Profile:

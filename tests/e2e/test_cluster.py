@@ -292,3 +292,44 @@ def test_a_step_limit_clamps_a_surge_and_says_so(
     finally:
         relabel(kubectl, target.name, f"{L.LOAD_RPM}={original}")
         controller.restart({})
+
+
+def test_a_mig_slice_decision_passes_a_server_side_dry_run(
+    kubectl: Kubectl, installed: Installed
+) -> None:
+    """A Deployment decided onto a MIG slice carries the slice's resource limit and node labels
+    and no whole-GPU limit, and the API server accepts it (a dry run: nothing changes)."""
+    from inferno.cluster.inventory import parse_deployment
+    from inferno.cluster.plan import Decision, PlanSettings, plan
+    from inferno.data._json import Node
+    from inferno.data.partition_rows import partition_accelerators
+    from inferno.system import Accelerator
+
+    name = sorted(installed.deployments)[0]
+    base = Accelerator("A100-80GB", "A100-80GB", cost=40.0)
+    row = Node({"name": "A100-80GB", "partitions": {"mig": ["3g.40gb"]}}, "e2e", "$")
+    [mig] = partition_accelerators(row, base)
+    d = parse_deployment(kubectl.json("get", "deployment", "-n", SERVERS_NS, name))
+    dec = Decision(
+        server=d.server,
+        accelerator=mig.name,
+        replicas=max(d.replicas, 1),
+        max_batch=max(d.max_batch, 1),
+        gpus_per_replica=1,
+        node_selector=dict(mig.node_selector),
+    )
+    [action] = plan([d], [dec], PlanSettings(gpu_resource=mig.resource or GPU))
+    out = json.loads(
+        kubectl.run(
+            "patch", "deployment", name, "-n", SERVERS_NS, "--type", "json",
+            "-p", json.dumps([dict(op) for op in action.patch]),
+            "--dry-run=server", "-o", "json",
+        ).stdout
+    )  # fmt: skip
+    spec = out["spec"]["template"]["spec"]
+    limits = spec["containers"][d.container]["resources"]["limits"]
+    assert limits.get("nvidia.com/mig-3g.40gb") == "1" and GPU not in limits
+    assert spec["nodeSelector"]["nvidia.com/mig.strategy"] == "mixed"
+    live = kubectl.json("get", "deployment", "-n", SERVERS_NS, name)
+    live_res = live["spec"]["template"]["spec"]["containers"][d.container].get("resources") or {}
+    assert "nvidia.com/mig-3g.40gb" not in (live_res.get("limits") or {})  # nothing changed
