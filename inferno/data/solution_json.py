@@ -140,6 +140,7 @@ _RAW = frozenset(("accelerator", "numReplicas", "maxBatch"))
 
 def solution_to_json(solution: Solution, system: System) -> dict[str, Any]:
     kinds = {(p.model, p.accelerator): p.profile.kind for p in system.profiles}
+    derived = {(p.model, p.accelerator) for p in system.profiles if p.derived}
     servers = {s.name: s for s in system.servers}
     allocations = {}
     numbers: list[tuple[dict[str, Any], str, Any]] = []
@@ -148,6 +149,8 @@ def solution_to_json(solution: Solution, system: System) -> dict[str, Any]:
         srv = servers[name]
         kind = kinds.get((srv.model, a.accelerator))
         allocations[name] = _allocation_json(a, kind, srv.load, numbers)
+        if (srv.model, a.accelerator) in derived:
+            allocations[name]["derived"] = True  # the profile on this partition is derived
     rounded = _rounded([value for _, _, value in numbers])
     for (obj, key, _), value in zip(numbers, rounded, strict=True):
         obj[key] = value
@@ -158,4 +161,40 @@ def solution_to_json(solution: Solution, system: System) -> dict[str, Any]:
         "solver": solution.solver,
         "totalCost": _num(solution.total_cost),
         "unitsUsed": dict(solution.units_used),
+        **_partitions_json(solution, system),
     }
+
+
+def _partitions_json(solution: Solution, system: System) -> dict[str, Any]:
+    """GPU partitions after packing (docs/gpu-partitioning.md): the GPUs used per type, each
+    GPU's layout, the stranded slices, and per GPU type the MIG geometry to give the GPUs
+    (``nvidia.com/mig.config`` is a recommendation: Inferno does not relabel nodes)."""
+    out: dict[str, Any] = {}
+    if solution.gpus:
+        out["gpusUsed"] = {k: g.used for k, g in solution.gpus.items()}
+        out["layout"] = {
+            k: {
+                "whole": g.whole,
+                "partitioned": g.packed,
+                "shares": _num(g.relaxed),
+                "strandedComputeSlices": g.stranded_compute,
+                "strandedMemorySlices": g.stranded_memory,
+                "strandedShares": g.stranded_shares,
+                "costOfGpus": _num(g.used * g.gpu_cost),
+                "gpus": [dict(x) for x in g.layout],
+                "migConfig": [_counts(x["slices"]) for x in g.layout if x.get("mode") == "mig"],
+                "notes": list(g.notes),
+            }
+            for k, g in solution.gpus.items()
+        }
+    if system.notes:
+        out["notes"] = list(system.notes)
+    return out
+
+
+def _counts(slices: list[dict[str, Any]]) -> dict[str, int]:
+    """A GPU's MIG instances as mig-parted counts (profile → instances)."""
+    counts: dict[str, int] = {}
+    for s in slices:
+        counts[s["profile"]] = counts.get(s["profile"], 0) + 1
+    return dict(sorted(counts.items()))

@@ -163,3 +163,20 @@ def test_optimize_and_explain_show_partitions(capsys: pytest.CaptureFixture[str]
     out = capsys.readouterr().out
     assert "packed onto whole GPUs" in out and "derived from the whole GPU's" in out
     assert "the cheapest whole GPU" in out
+
+
+def test_the_json_carries_gpus_used_layouts_and_mig_configs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from inferno.cli import main
+
+    assert main(["optimize", str(SAMPLE), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["gpusUsed"] == doc["unitsUsed"]
+    for kind, layout in doc["layout"].items():
+        assert layout["whole"] + layout["partitioned"] == doc["gpusUsed"][kind]
+        assert len(layout["gpus"]) == layout["partitioned"] == len(layout["migConfig"])
+        for gpu, config in zip(layout["gpus"], layout["migConfig"], strict=True):
+            assert sum(config.values()) == len(gpu["slices"])
+    derived = [a for a in doc["allocations"].values() if a.get("derived")]
+    assert derived and all(":" in a["accelerator"] for a in derived)
