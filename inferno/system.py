@@ -53,6 +53,9 @@ class Accelerator:
     #: the container's extended resource for one replica's GPU ("" = the GPU resource setting,
     #: nvidia.com/gpu); a MIG slice under the mixed strategy has its own (nvidia.com/mig-3g.40gb)
     resource: str = ""
+    #: MPS shares: GPU-let's five interference constants of the GPU type (empty: unknown, so no
+    #: two servers share a GPU)
+    interference: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,8 @@ class ModelProfile:
     #: the serial fraction s of the scaling law τ_f = τ_1·(s + (1 − s)/f) (given, or fitted)
     serial_fraction: float | None = None
     mem_gb: float | None = None  # the memory one replica needs (GB), when known
+    #: (batch, L2 %, DRAM %) at the whole GPU, for the MPS interference model
+    utilization: tuple[tuple[int, float, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

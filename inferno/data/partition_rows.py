@@ -29,11 +29,12 @@ from typing import Any
 from ..errors import InputError
 from ..model.profiles import Profile
 from ..partitions.catalogue import Partition, mps_pool, product
+from ..partitions.interference import GPULET_2080TI, GPULET_3080
 from ..partitions.labels import GPU, GPU_SHARED, MIG_PREFIX, MIG_STRATEGY, PRODUCT, SHARING
 from ..system import Accelerator, ModelProfile
 from ._json import Node
 
-__all__ = ["derive_profiles", "partition_accelerators", "scaled"]
+__all__ = ["derive_profiles", "partition_accelerators", "scaled", "utilization"]
 
 #: the time parameters of the profile kinds, scaled together by the law
 _TIME_FIELDS = ("alpha", "beta", "gamma", "delta")
@@ -85,6 +86,7 @@ def partition_accelerators(row: Node, base: Accelerator) -> list[Accelerator]:
     if mps_resource not in (GPU, GPU_SHARED):
         raise node.member("mpsResource").error(f"expected {GPU} or {GPU_SHARED}")
     base_selector = dict(base.node_selector) or {PRODUCT: base.type}
+    constants = _constants(node)
     out: list[Accelerator] = []
     seen: set[str] = set()
     for item, part in parts:
@@ -103,6 +105,7 @@ def partition_accelerators(row: Node, base: Accelerator) -> list[Accelerator]:
                 partition=part.profile,
                 fraction=share,
                 **_placement(part, strategy, mps_resource, base_selector),
+                interference=constants if part.mode == "mps" else (),
             )
         )
     return out
@@ -134,6 +137,46 @@ def _placement(
         "resource": f"{MIG_PREFIX}{part.profile}",
         "node_selector": _pairs({**selector, MIG_STRATEGY: "mixed"}),
     }
+
+
+#: GPU-let's fitted constants, by name (the shipped examples; docs/gpu-partitioning.md)
+_NAMED_CONSTANTS = {"gpulet-2080ti": GPULET_2080TI, "gpulet-3080": GPULET_3080}
+
+
+def _constants(node: Node) -> tuple[float, ...]:
+    """``interference``: a named constant set or the five numbers c0..c4 (none: unknown)."""
+    found = node.find("interference")
+    if found is None:
+        return ()
+    if isinstance(found.value, str):
+        named = _NAMED_CONSTANTS.get(found.value.strip().casefold())
+        if named is None:
+            raise found.error(
+                f"unknown interference constants {found.value!r}; expected one of "
+                f"{', '.join(_NAMED_CONSTANTS)} or five numbers"
+            )
+        return dataclasses.astuple(named)
+    items = node.array("interference")
+    if len(items) != 5:
+        raise found.error("expected five interference constants (c0 … c4 of GPU-let's model)")
+    return tuple(item.as_number(minimum=-100, maximum=100) for item in items)
+
+
+def utilization(row: Node) -> tuple[tuple[int, float, float], ...]:
+    """A model row's ``utilization``: ``{"1": [L2 %, DRAM %], "2": [...], ...}`` at the whole
+    GPU (Nsight Compute's L2 and memory throughput), for the MPS interference model."""
+    node = row.obj("utilization")
+    if node is None:
+        return ()
+    out = []
+    for key, value in node.as_items():
+        if not key.isdigit() or int(key) < 1:
+            raise value.error(f"a batch size (an integer ≥ 1) as the key, not {key!r}")
+        pair = [item.as_number(minimum=0, maximum=100) for item in value.as_array()]
+        if len(pair) != 2:
+            raise value.error("expected [L2 %, DRAM %]")
+        out.append((int(key), pair[0], pair[1]))
+    return tuple(sorted(out))
 
 
 def _pairs(labels: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
@@ -210,6 +253,7 @@ def derive_profiles(
                     derived=True,
                     serial_fraction=s,
                     mem_gb=whole.mem_gb,
+                    utilization=whole.utilization,
                 )
             )
     return tuple(derived), tuple(notes)

@@ -64,7 +64,7 @@ from .limits import (
     MIN_TIME_MS,
     MIN_TOKENS,
 )
-from .partition_rows import derive_profiles, partition_accelerators
+from .partition_rows import derive_profiles, partition_accelerators, utilization
 from .plain_rows import DEFAULT_CLASS, plain_server
 
 __all__ = ["SYSTEM_FILES", "load_system", "parse_kind", "system_from_documents"]
@@ -343,6 +343,7 @@ def _profiles(file: Node, accelerators: Mapping[str, Accelerator]) -> tuple[Mode
                 _profile(row, _row_kind(row)),
                 serial_fraction=row.number("serialFraction", None, minimum=0, maximum=1),
                 mem_gb=row.number("memSize", None, minimum=0, maximum=MAX_QUANTITY),
+                utilization=utilization(row),
             )
         )
     return tuple(profiles)

@@ -18,12 +18,13 @@ limits the caller re-solves with the difference between packed and relaxed units
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
 from ..partitions.catalogue import mps_pool
+from ..partitions.interference import Constants, CoRunner, UtilisationTable, interference_factor
 from ..system import Accelerator, System
 from .packing import SliceRequest, pack_mig
 from .packing_mps import MB_PER_GB, MpsProcess, pack_mps
@@ -74,6 +75,7 @@ def pack_solution(system: System, solution: Solution) -> Solution:
     mig: dict[tuple[str, str], list[SliceRequest]] = {}  # (type, product) → slices
     mps: dict[tuple[str, str, int], list[MpsProcess]] = {}  # (type, product, N) → processes
     relaxed: dict[str, float] = {}
+    mps_constants: dict[tuple[str, str, int], tuple[float, ...]] = {}
     for name, alloc in solution.allocations.items():
         model = servers[name].model if name in servers else ""
         for part in alloc.parts:
@@ -88,6 +90,7 @@ def pack_solution(system: System, solution: Solution) -> Solution:
             if acc.partition.startswith("mps-"):
                 mem = _model_gb(system, model, acc.name)
                 key = (acc.type, acc.product, int(acc.partition.removeprefix("mps-")))
+                mps_constants[key] = acc.interference
                 mps.setdefault(key, []).extend(MpsProcess(name, mem * MB_PER_GB) for _ in range(n))
             else:
                 mig.setdefault((acc.type, acc.product), []).extend(
@@ -123,7 +126,9 @@ def pack_solution(system: System, solution: Solution) -> Solution:
         if not packing.optimal:
             u["notes"].append(f"{prod} MIG packing not proven minimal ({packing.message})")
     for (kind, prod, n), processes in sorted(mps.items()):
-        packed = pack_mps(mps_pool(prod, n), processes, compatible=_same_server)
+        constants = mps_constants.get((kind, prod, n), ())
+        check = _interference_check(system, solution, constants, 1.0 / n)
+        packed = pack_mps(mps_pool(prod, n), processes, compatible=check or _same_server)
         u = use(kind)
         u["packed"] += packed.gpus_used
         u["shares"] += packed.stranded_shares
@@ -137,9 +142,16 @@ def pack_solution(system: System, solution: Solution) -> Solution:
                     "freeShares": shared.free_shares,
                 }
             )
-        u["notes"].append(
-            f"{prod}:mps-{n}: no interference data, so a GPU's shares go to one server's replicas"
-        )
+        if check is None:
+            u["notes"].append(
+                f"{prod}:mps-{n}: no interference constants for the GPU, so a GPU's shares go "
+                "to one server's replicas"
+            )
+        else:
+            u["notes"].append(
+                f"{prod}:mps-{n}: servers share a GPU only where GPU-let's interference model "
+                "predicts both stay within their SLO (and have utilisation data)"
+            )
         for proc, why in packed.refused:
             u["notes"].append(f"{proc.owner} on {prod}:mps-{n} not admitted: {why}")
     gpus: dict[str, GpuUse] = {}
@@ -171,6 +183,60 @@ def pack_solution(system: System, solution: Solution) -> Solution:
 
 def _same_server(a: MpsProcess, b: MpsProcess) -> bool:
     return a.owner == b.owner
+
+
+def _interference_check(
+    system: System, solution: Solution, constants: tuple[float, ...], share: float
+) -> Callable[[MpsProcess, MpsProcess], bool] | None:
+    """Whether two replicas may share a GPU: one server's always; two servers' only when GPU-let's
+    model predicts, from both models' utilisation, a slowdown that keeps each within its SLO.
+    The slowdown is applied to the whole batch time, not only its GPU part (the profiles do not
+    separate host time): conservative. None without constants (no co-location at all)."""
+    if len(constants) != 5:
+        return None
+    c = Constants(*constants)
+    servers = {s.name: s for s in system.servers}
+    rows: dict[str, dict[int, tuple[float, float]]] = {}
+    for p in system.profiles:
+        if p.utilization and p.model not in rows:
+            rows[p.model] = {b: (l2, dram) for b, l2, dram in p.utilization}
+    table = UtilisationTable(rows)
+    cache: dict[tuple[str, str], bool] = {}
+
+    def slack(name: str) -> float:
+        """target / prediction of the server's tightest mean target (≤ 1 misses)."""
+        alloc, srv = solution.allocations[name], servers[name]
+        cls = system.classes.get(srv.service_class)
+        target = cls.targets.get(srv.model) if cls is not None else None
+        if target is None:
+            return 0.0
+        m = alloc.metrics
+        pairs = [(target.latency, m.get("response")), (target.itl, m.get("itl"))]
+        pairs.append((target.ttft, m.get("ttft")))
+        ratios = [t / v for t, v in pairs if t and v and math.isfinite(v) and v > 0]
+        return min(ratios) if ratios else 0.0
+
+    def ok(a: MpsProcess, b: MpsProcess) -> bool:
+        if a.owner == b.owner:
+            return True
+        key = (min(a.owner, b.owner), max(a.owner, b.owner))
+        if key not in cache:
+            runners = [
+                CoRunner(servers[o].model, max(solution.allocations[o].max_batch, 1), share)
+                for o in key
+            ]
+            fits = True
+            for me, you, owner in (
+                (runners[0], runners[1], key[0]),
+                (runners[1], runners[0], key[1]),
+            ):
+                factor = interference_factor(c, table, me, [you])
+                if factor is None or factor > slack(owner):
+                    fits = False
+            cache[key] = fits
+        return cache[key]
+
+    return ok
 
 
 def _model_gb(system: System, model: str, accelerator: str) -> float:

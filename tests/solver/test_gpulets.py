@@ -108,10 +108,21 @@ def test_when_packing_needs_more_gpus_than_exist_the_solve_is_redone(tmp_path: P
     assert a100 > 0
 
 
-def mps_system(tmp_path: Path, servers: int) -> System:
+def mps_system(
+    tmp_path: Path,
+    servers: int,
+    *,
+    constants: Any = None,
+    utilization: dict[str, list[float]] | None = None,
+    slo: float = 30,
+) -> System:
+    partitions: dict[str, Any] = {"mps": [4]}
+    if constants is not None:
+        partitions["interference"] = constants
+    extra = {} if utilization is None else {"utilization": utilization}
     docs: dict[str, Any] = {
         "accelerator-data.json": {
-            "accelerators": [{"name": "H100-80GB", "cost": 60, "partitions": {"mps": [4]}}]
+            "accelerators": [{"name": "H100-80GB", "cost": 60, "partitions": partitions}]
         },
         "model-data.json": {
             "models": [
@@ -124,11 +135,12 @@ def mps_system(tmp_path: Path, servers: int) -> System:
                     "maxBatchSize": 8,
                     "serialFraction": 0.9,
                     "memSize": 2,
+                    **extra,
                 }
             ]
         },
         "serviceclass-data.json": {
-            "serviceClasses": [{"name": "P", "model": "m", "slo-latency": 30}]
+            "serviceClasses": [{"name": "P", "model": "m", "slo-latency": slo}]
         },
         "server-data.json": {
             "servers": [
@@ -137,6 +149,7 @@ def mps_system(tmp_path: Path, servers: int) -> System:
             ]
         },
     }
+    tmp_path.mkdir(parents=True, exist_ok=True)
     for name, doc in docs.items():
         (tmp_path / name).write_text(json.dumps(doc))
     return load_system(tmp_path)
@@ -149,7 +162,7 @@ def test_mps_shares_without_interference_data_stay_with_one_server(tmp_path: Pat
     assert use.packed == 3  # one GPU per server: no co-location of different models
     for gpu in use.layout:
         assert len(set(gpu["servers"])) == 1
-    assert any("no interference data" in n for n in use.notes)
+    assert any("no interference constants" in n for n in use.notes)
 
 
 def test_optimize_and_explain_show_partitions(capsys: pytest.CaptureFixture[str]) -> None:
@@ -180,3 +193,38 @@ def test_the_json_carries_gpus_used_layouts_and_mig_configs(
             assert sum(config.values()) == len(gpu["slices"])
     derived = [a for a in doc["allocations"].values() if a.get("derived")]
     assert derived and all(":" in a["accelerator"] for a in derived)
+
+
+#: GPU-let's 2080 Ti utilisation of bert (L2 %, DRAM % at b = 1, 2, 4, 8), docs/gpu-partitioning.md
+BERT = {"1": [9.24, 29.03], "2": [10.66, 29.28], "4": [14.01, 30.32], "8": [16.25, 30.20]}
+
+
+def test_mps_co_location_follows_the_interference_model(tmp_path: Path) -> None:
+    loose = solve(
+        mps_system(tmp_path / "a", 3, constants="gpulet-2080ti", utilization=BERT, slo=200)
+    )
+    use = loose.gpus["H100-80GB"]
+    assert use.packed == 1  # three servers' shares on one GPU: the predicted slowdown is small
+    assert len(set(use.layout[0]["servers"])) == 3
+    # a target the slowdown would break (the 3080's constants predict at least 1.018×): the
+    # servers keep to their own GPUs
+    sized = loose.allocations["s0"].metrics["response"]
+    tight = solve(
+        mps_system(tmp_path / "b", 3, constants="gpulet-3080", utilization=BERT, slo=sized * 1.01)
+    )
+    assert tight.allocations["s0"].metrics["response"] == pytest.approx(sized)
+    assert tight.gpus["H100-80GB"].packed == 3
+    # constants but no utilisation for the model: no prediction, no co-location
+    unknown = solve(mps_system(tmp_path / "c", 3, constants="gpulet-2080ti"))
+    assert unknown.gpus["H100-80GB"].packed == 3
+
+
+def test_bad_interference_data_names_the_field(tmp_path: Path) -> None:
+    from inferno.errors import InputError
+
+    with pytest.raises(InputError, match="interference constants"):
+        mps_system(tmp_path / "a", 1, constants="gpulet-a100")
+    with pytest.raises(InputError, match="five interference constants"):
+        mps_system(tmp_path / "b", 1, constants=[1, 2, 3])
+    with pytest.raises(InputError, match=r"utilization.*\[L2 %, DRAM %\]"):
+        mps_system(tmp_path / "c", 1, utilization={"1": [9.0]})
