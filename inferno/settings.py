@@ -431,6 +431,11 @@ class PolicyOptions(_Group):
     residual_halflife: float = _opt(
         600.0, "INFERNO_RESIDUAL_HALFLIFE", "seconds: half-life of the forecast error's variance"
     )
+    forecast_season: float = _opt(
+        0.0,
+        "INFERNO_FORECAST_SEASON",
+        "seconds: the load's seasonal period (86400: daily), learnt in 48 bins; 0: none",
+    )
     drain_time: float = _opt(
         60.0, "INFERNO_DRAIN_TIME", "seconds within which a reported backlog is to be drained"
     )
@@ -487,6 +492,7 @@ class PolicyOptions(_Group):
             ("forecast_beta", 0.0, 1.0),
             ("forecast_damping", 0.0, 1.0),
             ("residual_halflife", 0.0, 86400.0),
+            ("forecast_season", 0.0, 7 * 86400.0),
             ("token_halflife", 0.0, 86400.0),
         ):
             value = getattr(self, name)

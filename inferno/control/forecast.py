@@ -36,6 +36,13 @@ periods to catch up, while replicas started now serve only after the start-up.
 ``backlog_excess`` is the requests waiting beyond what the running replicas take in their next
 batches; sizing for it drains the queue in ``drain_time`` seconds.
 
+With a seasonal period ``Q`` (``INFERNO_FORECAST_SEASON``, e.g. a day), the filter works on the
+deseasonalised rate ``y / s(t)``: per bin of ``Q / SEASON_BINS`` the rate seen there (set on the
+first visit, then moved by :data:`SEASON_GAIN` per full visit, so a season weighs about a third),
+and ``s`` = a bin's rate over the mean of the bins. Forecasts are multiplied by the index of the
+time they are for. The indices are used only after one whole season has been observed; before,
+the filter is the plain one.
+
 The forecast anticipates a rise (the replicas added now serve only after their start-up, so the
 horizon covers it), but a fall is followed, never anticipated: removing replicas needs no
 start-up, and a rate measured over a window ramps for a whole window after a step, so a trend
@@ -58,6 +65,9 @@ _FLOOR_RPM = 1.0
 _MAX_RESIDUAL = 3.0
 #: an under-forecast beyond this many standard deviations of the noise is a surprise (a jump)
 SURPRISE_SIGMAS = 2.0
+#: the seasonal indices per season, and how far one full visit of a bin moves its index
+SEASON_BINS = 48
+SEASON_GAIN = 0.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +84,7 @@ class ForecastParams:
     halflife_s: float = 600.0  # of the residual variance
     drain_s: float = 60.0  # a backlog is sized to drain within this
     max_margin: float = 1.0  # the margin never exceeds this fraction of the rate
+    season_s: float = 0.0  # the seasonal period Q (0: none)
 
     @property
     def smoothing(self) -> float:
@@ -106,6 +117,9 @@ class Track:
     n: int = 1
     smooth: float = 0.0
     jump: float = 0.0  # the last surprise (relative), decaying with a half-life of the horizon
+    #: the seasonal indices (empty: no season) and the seconds of history they have seen
+    season: tuple[float, ...] = ()
+    seen_s: float = 0.0
 
     def is_valid(self) -> bool:
         values = (self.level, self.trend, self.t, self.variance, self.smooth, self.jump)
@@ -116,7 +130,49 @@ class Track:
             and self.jump >= 0.0
             and self.variance >= 0.0
             and self.n >= 1
+            and len(self.season) in (0, SEASON_BINS)
+            and all(math.isfinite(x) and x >= 0.0 for x in self.season)
+            and math.isfinite(self.seen_s)
+            and self.seen_s >= 0.0
         )
+
+    def index(self, t: float, p: ForecastParams) -> float:
+        """The seasonal index at time ``t``: its bin's rate over the mean of the bins (1 without
+        a season, or before a whole season was seen)."""
+        if p.season_s <= 0 or len(self.season) != SEASON_BINS or self.seen_s < p.season_s:
+            return 1.0
+        mean = sum(self.season) / SEASON_BINS
+        if mean <= 0:
+            return 1.0
+        # linear between the bins' centres (a step per bin would look like a trend to the filter)
+        x = (t % p.season_s) / p.season_s * SEASON_BINS - 0.5
+        k = math.floor(x)
+        w = x - k
+        a, b = self.season[k % SEASON_BINS], self.season[(k + 1) % SEASON_BINS]
+        return ((1.0 - w) * a + w * b) / mean
+
+
+def _bin(t: float, p: ForecastParams) -> int:
+    return int((t % p.season_s) / p.season_s * SEASON_BINS) % SEASON_BINS
+
+
+def _learn_season(
+    track: Track, y: float, t: float, dt: float, p: ForecastParams
+) -> tuple[tuple[float, ...], float]:
+    """The bins' rates with ``y`` taken into ``t``'s bin: set on a bin's first visit, then moved
+    by :data:`SEASON_GAIN` per full visit (a raw rate per bin, so the indices — each bin over
+    the bins' mean — do not depend on the level filter, which follows the rate too closely to
+    separate a season from a trend)."""
+    if p.season_s <= 0:
+        return (), 0.0
+    season = list(track.season) if len(track.season) == SEASON_BINS else [0.0] * SEASON_BINS
+    k = _bin(t, p)
+    if season[k] <= 0.0:
+        season[k] = max(y, _FLOOR_RPM)
+    else:
+        gain = 1.0 - (1.0 - SEASON_GAIN) ** min(dt / (p.season_s / SEASON_BINS), 1.0)
+        season[k] = (1.0 - gain) * season[k] + gain * max(y, _FLOOR_RPM)
+    return tuple(season), track.seen_s + dt
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,12 +202,17 @@ def observe(track: Track | None, rate: float, t: float, p: ForecastParams) -> Tr
     backwards, or when the state is unusable)."""
     rate = max(rate, 0.0)
     if track is None or not track.is_valid() or t <= track.t:
-        return Track(level=rate, trend=0.0, t=t, smooth=rate)
+        season = _learn_season(Track(rate, 0.0, t), rate, t - p.lag_s, 0.0, p)[0]
+        return Track(level=rate, trend=0.0, t=t, smooth=rate, season=season)
     dt = t - track.t
+    at = t - p.lag_s  # the centre of the window the rate was measured over
+    index = track.index(at, p)
+    raw = rate
+    rate = rate / index  # the filter runs on the deseasonalised rate
     predicted = max(track.level + track.trend * dt, 0.0)
     # the error that matters is against what was sized for: the larger of the prediction and
     # the smoothed rate (a trend overshooting below the rate after a fall is no under-forecast)
-    sized = max(predicted, track.smooth)
+    sized = max(predicted, track.smooth / index)
     residual = min((rate - sized) / max(sized, _FLOOR_RPM), _MAX_RESIDUAL)
     level = p.alpha * rate + (1.0 - p.alpha) * predicted
     phi = p.damping ** (dt / p.period_s)
@@ -170,14 +231,17 @@ def observe(track: Track | None, rate: float, t: float, p: ForecastParams) -> Tr
     if residual > SURPRISE_SIGMAS * noise:
         jump = max(jump, residual)
     variance = (1.0 - gamma) * track.variance + gamma * under
-    smooth = p.alpha * rate + (1.0 - p.alpha) * track.smooth
-    return Track(level, trend, t, variance, track.n + 1, smooth, jump)
+    smooth = p.alpha * raw + (1.0 - p.alpha) * track.smooth
+    season, seen = _learn_season(track, raw, at, dt, p)
+    return Track(level, trend, t, variance, track.n + 1, smooth, jump, season, seen)
 
 
 def rate_at(track: Track, ahead_s: float, p: ForecastParams) -> float:
-    """F(``ahead_s``): the level plus the damped trend (never below 0)."""
+    """F(``ahead_s``): the level plus the damped trend (never below 0), times the seasonal index
+    of the time it is for."""
+    index = track.index(track.t - p.lag_s + ahead_s, p)
     if ahead_s <= 0 or track.trend == 0.0:
-        return max(track.level, 0.0)
+        return max(track.level, 0.0) * index
     steps = ahead_s / p.period_s
     phi = p.damping
     if phi >= 1.0:
@@ -186,7 +250,7 @@ def rate_at(track: Track, ahead_s: float, p: ForecastParams) -> float:
         gain = 0.0
     else:
         gain = phi * (1.0 - phi**steps) / (1.0 - phi)
-    return max(track.level + track.trend * p.period_s * gain, 0.0)
+    return max(track.level + track.trend * p.period_s * gain, 0.0) * index
 
 
 def plan_rate(

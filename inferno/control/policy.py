@@ -180,6 +180,7 @@ def forecast_params(settings: Settings) -> ForecastParams:
         halflife_s=o.residual_halflife,
         drain_s=o.drain_time,
         max_margin=o.max_margin,
+        season_s=o.forecast_season,
     )
 
 

@@ -39,6 +39,7 @@ _MAX_SERVERS = 5000
 def state_to_json(state: PolicyState) -> str:
     tracks = {
         server: [t.level, t.trend, t.t, t.variance, t.n, t.smooth, t.jump]
+        + ([list(t.season), t.seen_s] if t.season else [])
         for server, t in sorted(state.tracks.items())[:_MAX_SERVERS]
     }
     switches = {
@@ -96,14 +97,18 @@ def state_from_json(text: str) -> PolicyState:
     for server, v in list(raw_tracks.items())[:_MAX_SERVERS]:
         if (
             not isinstance(v, list)
-            or len(v) != 7
-            or not all(_finite(x) for x in (*v[:4], *v[5:]))
+            or len(v) not in (7, 9)
+            or not all(_finite(x) for x in (*v[:4], *v[5:7]))
             or not isinstance(v[4], int)
             or isinstance(v[4], bool)
+            or (len(v) == 9 and not (isinstance(v[7], list) and _finite(v[8])))
+            or (len(v) == 9 and not all(_finite(x) for x in v[7]))
         ):
             raise ValueError(f"a malformed forecaster state of {server!r}: {str(v)[:80]}")
         level, trend, at, variance = (float(x) for x in v[:4])
-        track = Track(level, trend, at, variance, int(v[4]), float(v[5]), float(v[6]))
+        season = tuple(float(x) for x in v[7]) if len(v) == 9 else ()
+        seen = float(v[8]) if len(v) == 9 else 0.0
+        track = Track(level, trend, at, variance, int(v[4]), float(v[5]), float(v[6]), season, seen)
         if not track.is_valid():
             raise ValueError(f"an impossible forecaster state of {server!r}: {str(v)[:80]}")
         tracks[str(server)] = track

@@ -204,3 +204,63 @@ def test_a_surprise_is_held_as_a_margin_and_then_decays() -> None:
     assert t.jump == pytest.approx(0.125 / 4, rel=0.01)
     # a rise within the count's noise is no surprise
     assert observe(steady, 415.0, 300.0, P).jump == 0.0
+
+
+# -- seasonality ----------------------------------------------------------------------------------
+
+SEASON = 3600.0  # an "hour-long day", for a short test (INFERNO_FORECAST_SEASON in seconds)
+
+
+def daily(t: float) -> float:
+    """A load that rises from 25% to 95% of 1,000 req/min and back every season."""
+    return 1000.0 * (0.6 - 0.35 * math.cos(2 * math.pi * t / SEASON))
+
+
+def horizon_errors(p: ForecastParams, seasons: int) -> list[float]:
+    """The relative error of the forecast at the horizon over the last season's rising half."""
+    track: Track | None = None
+    errors = []
+    steps = int(seasons * SEASON / p.period_s)
+    for k in range(steps):
+        t = k * p.period_s
+        track = observe(track, daily(t - p.lag_s), t, p)  # a window's rate lags by half of it
+        if t >= (seasons - 1) * SEASON and (t % SEASON) < SEASON / 2:
+            truth = daily(t + p.horizon_s - p.lag_s)
+            errors.append(abs(rate_at(track, p.horizon_s, p) - truth) / truth)
+    return errors
+
+
+def test_a_learnt_season_forecasts_the_daily_rise_better_than_the_trend() -> None:
+    plain = horizon_errors(P, 3)
+    seasonal_p = ForecastParams(period_s=30.0, window_s=60.0, startup_s=60.0, season_s=SEASON)
+    seasonal = horizon_errors(seasonal_p, 3)
+    assert float(np.mean(seasonal)) < 0.5 * float(np.mean(plain))
+
+
+def test_the_season_is_used_only_after_one_whole_season() -> None:
+    seasonal_p = ForecastParams(period_s=30.0, window_s=60.0, startup_s=60.0, season_s=SEASON)
+    rates = [daily(k * 30.0) for k in range(int(0.9 * SEASON / 30.0))]
+    with_season, without = feed(rates, seasonal_p), feed(rates, P)
+    assert rate_at(with_season, P.horizon_s, seasonal_p) == pytest.approx(
+        rate_at(without, P.horizon_s, P)
+    )
+    assert with_season.index(0.0, seasonal_p) == 1.0
+
+
+def test_the_seasonal_indices_follow_the_shape_and_keep_mean_one() -> None:
+    seasonal_p = ForecastParams(period_s=30.0, window_s=60.0, startup_s=60.0, season_s=SEASON)
+    track = feed([daily(k * 30.0 - 30.0) for k in range(int(3 * SEASON / 30.0))], seasonal_p)
+    indices = [track.index(SEASON * (k + 0.5) / 48, seasonal_p) for k in range(48)]
+    assert sum(indices) / 48 == pytest.approx(1.0)
+    low, high = track.index(0.0, seasonal_p), track.index(SEASON / 2, seasonal_p)
+    assert high / low > 2.5  # 950 / 250 = 3.8 at the extremes, smoothed by the bins
+
+
+def test_the_season_survives_a_restart() -> None:
+    from inferno.control.policy import PolicyState
+    from inferno.control.state import state_from_json, state_to_json
+
+    seasonal_p = ForecastParams(period_s=30.0, window_s=60.0, startup_s=60.0, season_s=SEASON)
+    track = feed([daily(k * 30.0) for k in range(150)], seasonal_p)
+    back = state_from_json(state_to_json(PolicyState(tracks={"s": track})))
+    assert back.tracks["s"] == track
