@@ -1,12 +1,8 @@
-"""How one replica serves requests: Triton dynamic batching (batch kind) and iteration-level
-continuous batching (LLM kinds G0–G3), on the emulator's event queue.
-
-Batch kind (:class:`BatchReplica`). FCFS queue. When the replica is idle and requests wait, a
-batch of min(waiting, N) forms. With ``queue_delay_ms`` > 0 and fewer than N waiting, it waits
-until the oldest waiting request has waited ``queue_delay_ms`` (Triton's
-``max_queue_delay_microseconds``), starting at once if the batch fills first. A batch of b takes
-α + β·b (``deterministic``, what Triton does) or an exponential time of that mean
-(``exponential``, the analytic model's assumption); all members complete together.
+"""How one replica serves requests: iteration-level continuous batching (LLM kinds G0–G3), on
+the emulator's event queue, and :func:`make_replica` for every kind. The batch kind (Triton
+dynamic batching) is :class:`~inferno.emulator.batch_replica.BatchReplica`; what replicas share
+(event queue, host, state, config) is :mod:`inferno.emulator.replica_base`. Both are re-exported
+here.
 
 LLM kinds (:class:`LLMReplica`). At each iteration boundary finished requests leave and waiting
 requests join, FCFS, up to N running. Per-iteration times follow the model's formulas
@@ -47,18 +43,10 @@ mode a request's first-token iteration is a segment end.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
-from enum import IntEnum
 from functools import lru_cache
 from heapq import heappop, heappush
-from typing import Literal, Protocol
-
-import numpy as np
 
 from ..model.profiles import (
     BatchProfile,
@@ -66,15 +54,23 @@ from ..model.profiles import (
     G1Profile,
     G2Profile,
     G3Profile,
-    Profile,
 )
-from .records import RecordStore
+from .batch_replica import BatchReplica
+from .replica_base import (
+    EventQueue,
+    Host,
+    Replica,
+    ReplicaConfig,
+    ReplicaState,
+    Service,
+)
 
 __all__ = [
     "BatchReplica",
     "EventQueue",
     "Host",
     "LLMReplica",
+    "Replica",
     "ReplicaConfig",
     "ReplicaState",
     "Service",
@@ -91,71 +87,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-Service = Literal["deterministic", "exponential"]
-Callback = Callable[[float, int], None]
-
-
-class EventQueue:
-    """The simulation's single event heap: (time, sequence, callback, argument).
-
-    The sequence number breaks ties in push order, so equal-time events run deterministically.
-    A replica invalidates its pending event by bumping its version (the argument): stale events
-    are popped and ignored.
-    """
-
-    __slots__ = ("heap", "seq")
-
-    def __init__(self) -> None:
-        self.heap: list[tuple[float, int, Callback, int]] = []
-        self.seq = itertools.count()
-
-    def push(self, t: float, fn: Callback, arg: int = 0) -> None:
-        heappush(self.heap, (t, next(self.seq), fn, arg))
-
-
-class Host(Protocol):
-    """What a replica needs from its server."""
-
-    rec: RecordStore
-    events: EventQueue
-    rng: np.random.Generator  # service-time randomness (exponential mode)
-    completed: int
-
-    def busy_period(self, start: float, end: float) -> None: ...
-
-    def drained(self, replica: Replica, t: float) -> None: ...
-
-
-class ReplicaState(IntEnum):
-    STARTING = 0  # provisioned, not ready yet: no routing
-    READY = 1  # routed to
-    DRAINING = 2  # removed: no routing, finishing what it holds
-    GONE = 3  # drained (or removed before it was ready)
-
-
-@dataclass(frozen=True, slots=True)
-class ReplicaConfig:
-    """What a replica runs: the profile, the batch limit N and the waiting capacity (K − N)."""
-
-    profile: Profile
-    batch_size: int
-    max_queue: int | None = None
-    service: Service = "deterministic"
-
-    def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be ≥ 1, got {self.batch_size}")
-        if self.max_queue is not None and self.max_queue < 0:
-            raise ValueError(f"max_queue must be ≥ 0 or None, got {self.max_queue}")
-        if self.service not in ("deterministic", "exponential"):
-            raise ValueError(f"service must be deterministic or exponential, got {self.service!r}")
-
-    @property
-    def capacity(self) -> int:
-        """K: the most requests a replica holds (in service + waiting)."""
-        return 2**62 if self.max_queue is None else self.batch_size + self.max_queue
-
 
 # --- per-iteration formulas on actual batches ------------------------------------------------
 
@@ -229,150 +160,6 @@ def g3_iteration_ms(p: G3Profile, sum_delta: float) -> float:
 
 
 # --- replicas ---------------------------------------------------------------------------------
-
-
-class Replica:
-    """State shared by both replica kinds. ``held`` = waiting + in service."""
-
-    __slots__ = (
-        "busy",
-        "busy_since",
-        "cap",
-        "config",
-        "created_at",
-        "expo",
-        "gone_at",
-        "held",
-        "host",
-        "id",
-        "n",
-        "ready_at",
-        "retired_at",
-        "state",
-        "version",
-        "waiting",
-    )
-
-    def __init__(self, rid: int, config: ReplicaConfig, host: Host, created_at: float) -> None:
-        self.id = rid
-        self.config = config
-        self.host = host
-        self.n = config.batch_size
-        self.cap = config.capacity
-        self.expo = config.service == "exponential"
-        self.held = 0
-        self.waiting: deque[int] = deque()
-        self.state = ReplicaState.STARTING
-        self.version = 0
-        self.busy = False
-        self.busy_since = 0.0
-        self.created_at = created_at
-        self.ready_at = math.inf
-        self.retired_at = math.inf
-        self.gone_at = math.inf
-
-    def arrive(self, rid: int, t: float) -> None:
-        """Request ``rid`` (a row of the host's records) arrives at time ``t``."""
-        raise NotImplementedError
-
-    @property
-    def in_service(self) -> int:
-        return self.held - len(self.waiting)
-
-    def _idle(self, t: float) -> None:
-        """The replica stopped serving at ``t``."""
-        if self.busy:
-            self.busy = False
-            self.host.busy_period(self.busy_since, t)
-        if self.held == 0 and self.state is ReplicaState.DRAINING:
-            self.host.drained(self, t)
-
-
-class BatchReplica(Replica):
-    """Triton dynamic batching (see the module docstring)."""
-
-    __slots__ = ("alpha", "beta", "delay", "members", "serving", "timer")
-
-    def __init__(self, rid: int, config: ReplicaConfig, host: Host, created_at: float) -> None:
-        super().__init__(rid, config, host, created_at)
-        p = config.profile
-        assert isinstance(p, BatchProfile)
-        self.alpha = p.alpha
-        self.beta = p.beta
-        self.delay = p.queue_delay_ms
-        self.members: list[int] = []
-        self.serving = False
-        self.timer = False
-
-    @property
-    def in_service(self) -> int:
-        return len(self.members) if self.serving else 0
-
-    def arrive(self, rid: int, t: float) -> None:
-        self.held += 1
-        self.waiting.append(rid)
-        if not self.serving:
-            self._try(t)
-
-    def _try(self, t: float) -> None:
-        w = self.waiting
-        if len(w) >= self.n or self.delay <= 0.0:
-            self._start(t)
-            return
-        deadline = self.host.rec.arrival.item(w[0]) + self.delay
-        if deadline <= t:
-            self._start(t)
-        elif not self.timer:
-            self.timer = True
-            self.version += 1
-            self.host.events.push(deadline, self._on_timer, self.version)
-
-    def _on_timer(self, t: float, version: int) -> None:
-        if version == self.version:
-            self._start(t)
-
-    def _start(self, t: float) -> None:
-        self.timer = False
-        w = self.waiting
-        k = min(self.n, len(w))
-        members = [w.popleft() for _ in range(k)]
-        host = self.host
-        if k == 1:
-            host.rec.start[members[0]] = t
-        else:
-            host.rec.start[members] = t
-        mean = self.alpha + self.beta * k
-        dur = mean * float(host.rng.standard_exponential()) if self.expo else mean
-        self.members = members
-        self.serving = True
-        if not self.busy:
-            self.busy = True
-            self.busy_since = t
-        self.version += 1
-        host.events.push(t + dur, self._on_done, self.version)
-
-    def _on_done(self, t: float, version: int) -> None:
-        if version != self.version:
-            return
-        host = self.host
-        rec = host.rec
-        members = self.members
-        k = len(members)
-        if k == 1:
-            rec.completion[members[0]] = t
-        else:
-            rec.completion[members] = t
-        sojourn = t - rec.arrival.item(members[0])  # FCFS: the first member is the oldest
-        if sojourn > rec.max_sojourn:
-            rec.max_sojourn = sojourn
-        self.held -= k
-        host.completed += k
-        self.serving = False
-        self.members = []
-        if self.waiting:
-            self._try(t)
-        if not self.serving:
-            self._idle(t)
 
 
 class LLMReplica(Replica):

@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 from threadpoolctl import ThreadpoolController
 
-from . import _chain, _kinds, bulk, percentiles
+from . import _chain, _kinds, bulk, bulk_instances, percentiles
 from ._kinds import KindArrays
 from .bounds import MAX_BATCH, MAX_QUEUE, MIN_SERVICE_MS
 from .profiles import (
@@ -105,11 +105,14 @@ class ProfileArrays:
     at_tokens: F  # NaN: use max_batch_size as the batch limit as is
     max_num_tokens: F
     bulk: F  # 1: Triton's batching (batch kind, batching="triton"), solved by the bulk model
+    delay: F  # the batching delay D (ms; batch kind, else 0)
+    instances: F  # model instances c sharing the queue (batch kind, else 1)
+    kappa: F  # κ(c): each instance's batch-time factor at c instances (1 at c = 1)
 
     @classmethod
     def of(cls, profiles: Sequence[Profile]) -> ProfileArrays:
         rows = [_row(p) for p in profiles]
-        cols = list(zip(*rows, strict=True)) if rows else [()] * 9
+        cols = list(zip(*rows, strict=True)) if rows else [()] * 12
         return cls(
             np.asarray(cols[0], dtype=np.int8),
             *(np.asarray(c, dtype=np.float64) for c in cols[1:]),
@@ -119,22 +122,48 @@ class ProfileArrays:
         return ProfileArrays(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
 
 
+_PLAIN = (0.0, 1.0, 1.0)  # no delay, one instance, κ = 1
+
+
 def _row(p: Profile) -> tuple[float, ...]:
     nan = float("nan")
     k = float(_KINDS.index(p.kind))
     if isinstance(p, G0Profile):
-        return (k, p.alpha, p.beta, 0.0, 0.0, p.max_batch_size, p.at_tokens, 0.0, 0.0)
+        return (k, p.alpha, p.beta, 0.0, 0.0, p.max_batch_size, p.at_tokens, 0.0, 0.0, *_PLAIN)
     if isinstance(p, G1Profile):
-        return (k, p.alpha, p.beta, p.gamma, p.delta, p.max_batch_size, p.at_tokens, 0.0, 0.0)
+        return (
+            k,
+            p.alpha,
+            p.beta,
+            p.gamma,
+            p.delta,
+            p.max_batch_size,
+            p.at_tokens,
+            0.0,
+            0.0,
+            *_PLAIN,
+        )
     if isinstance(p, G2Profile):
         at = nan if p.at_tokens is None else p.at_tokens
-        return (k, p.alpha, p.beta, p.gamma, 0.0, p.max_batch_size, at, 0.0, 0.0)
+        return (k, p.alpha, p.beta, p.gamma, 0.0, p.max_batch_size, at, 0.0, 0.0, *_PLAIN)
     if isinstance(p, G3Profile):
         at = nan if p.at_tokens is None else p.at_tokens
-        return (k, p.alpha, p.beta, p.gamma, 0.0, p.max_batch_size, at, p.max_num_tokens, 0.0)
+        return (
+            k,
+            p.alpha,
+            p.beta,
+            p.gamma,
+            0.0,
+            p.max_batch_size,
+            at,
+            p.max_num_tokens,
+            0.0,
+            *_PLAIN,
+        )
     if isinstance(p, BatchProfile):
         bulk_flag = 1.0 if p.batching == "triton" else 0.0
-        return (k, p.alpha, p.beta, 0.0, 0.0, p.max_batch_size, nan, 0.0, bulk_flag)
+        serving = (p.queue_delay_ms, float(p.instances), p.kappa)
+        return (k, p.alpha, p.beta, 0.0, 0.0, p.max_batch_size, nan, 0.0, bulk_flag, *serving)
     raise TypeError(f"not a profile: {p!r}")
 
 
@@ -160,6 +189,7 @@ class _Block:
     log_mu_n: F
     mu_1: F
     bulk: NDArray[np.bool_]  # rows whose means come from the bulk model
+    serving: F  # (c, 3): delay, instances, κ per row (batch kind)
 
 
 class OperatingPoints:
@@ -291,6 +321,7 @@ class OperatingPoints:
                     log_mu_n=b.log_mu_n[keep],
                     mu_1=b.mu_1[keep],
                     bulk=b.bulk[keep],
+                    serving=b.serving[keep],
                 )
             )
         return OperatingPoints(
@@ -345,7 +376,7 @@ class OperatingPoints:
 
     def response_time(
         self, i: int, rate: float
-    ) -> percentiles.ResponseTime | bulk.BulkResponseTime:
+    ) -> percentiles.ResponseTime | bulk_instances.ServingTime:
         """The response-time distribution of point ``i`` at arrival rate ``rate``."""
         b, j = self._locate(i)
         if b.bulk[j]:
@@ -358,7 +389,8 @@ class OperatingPoints:
         """What :meth:`response_time` of point ``i`` at ``rate`` depends on: equal keys, equal
         distributions (servers of one model, GPU type and load in several classes share one)."""
         b, j = self._locate(i)
-        return bool(b.bulk[j]), rate, int(self.n_max[i]), self.tau_of(i).tobytes()
+        key = self.tau_of(i).tobytes() + b.serving[j].tobytes()
+        return bool(b.bulk[j]), rate, int(self.n_max[i]), key
 
     def tau_of(self, i: int) -> F:
         """τ(1..N) of point ``i``."""
@@ -415,10 +447,24 @@ def _bulk_limits(b: _Block, i: int) -> tuple[int, int]:
     return n, k
 
 
-def _bulk_response(b: _Block, i: int, rate: float) -> bulk.BulkResponseTime:
+def _serving(b: _Block, i: int) -> dict[str, Any]:
+    """The delay, instances and κ of row ``i`` (batch kind), as keywords."""
+    d, c, kappa = (float(v) for v in b.serving[i])
+    return {"delay": d, "instances": int(c), "kappa": kappa}
+
+
+def _plain(b: _Block, i: int) -> bool:
+    """Row ``i`` has no delay and one instance: the model of :mod:`.bulk` as it always was."""
+    return bool(b.serving[i, 0] == 0.0 and b.serving[i, 1] == 1.0)
+
+
+def _bulk_response(b: _Block, i: int, rate: float) -> bulk_instances.ServingTime:
     n, k = _bulk_limits(b, i)
+    alpha, beta = float(b.params.alpha[i]), float(b.params.beta[i])
     with one_blas_thread():
-        return bulk.BulkResponseTime(float(b.params.alpha[i]), float(b.params.beta[i]), n, k, rate)
+        if _plain(b, i):
+            return bulk.BulkResponseTime(alpha, beta, n, k, rate)
+        return bulk_instances.serving_time(alpha, beta, n, k, rate, **_serving(b, i))
 
 
 def _bulk_rows(
@@ -428,6 +474,9 @@ def _bulk_rows(
         if not lam[i] > 0:
             continue
         n, k = _bulk_limits(b, int(i))
+        if not _plain(b, int(i)):
+            _serving_row(out, b, p, lam, beyond, int(i), n, k)
+            continue
         if beyond is not None and np.isfinite(beyond[i]):
             rt = bulk.BulkResponseTime(float(p.alpha[i]), float(p.beta[i]), n, k, float(lam[i]))
             m = rt.metrics
@@ -444,6 +493,31 @@ def _bulk_rows(
         out["in_service"][i] = m.throughput * m.service
         out["utilization"][i] = m.utilization
         out["blocking"][i] = m.blocking
+
+
+def _serving_row(
+    out: dict[str, F], b: _Block, p: KindArrays, lam: F, beyond: F | None, i: int, n: int, k: int
+) -> None:
+    """A batch-kind row with a delay or several instances (:mod:`.bulk_instances`)."""
+    args = (float(p.alpha[i]), float(p.beta[i]), n, k, float(lam[i]))
+    if beyond is not None and np.isfinite(beyond[i]):
+        rt = bulk_instances.serving_time(*args, **_serving(b, i))
+        m = rt.metrics
+        out["wait_sf"][i] = 1.0 if beyond[i] < 0 else float(rt.wait_survival([beyond[i]])[0])
+    else:
+        m = bulk_instances.serving_metrics(*args, **_serving(b, i))
+    _put(out, i, m)
+
+
+def _put(out: dict[str, F], i: int, m: bulk.BulkMetrics) -> None:
+    out["throughput"][i] = m.throughput
+    out["response"][i] = m.response
+    out["service"][i] = m.service
+    out["wait"][i] = m.wait
+    out["held"][i] = m.in_system
+    out["in_service"][i] = m.throughput * m.service
+    out["utilization"][i] = m.utilization
+    out["blocking"][i] = m.blocking
 
 
 def _make_block(
@@ -469,6 +543,13 @@ def _make_block(
     cum = np.concatenate([np.zeros((n.size, 1)), np.cumsum(log_mu, axis=1)], axis=1)
     rows = np.arange(n.size)
     log_mu_n = log_mu[rows, n.astype(np.intp) - 1]
+    mu_1 = np.exp(log_mu[:, 0])
+    serving = np.column_stack([prof.delay, prof.instances, prof.kappa])
+    many = (prof.bulk > 0) & (prof.instances > 1)
+    if many.any():  # c instances at κ(c) each: c/κ(c) times one instance's capacity
+        gain = prof.instances[many] / prof.kappa[many]
+        log_mu_n[many] += np.log(gain)
+        mu_1[many] *= gain
     return _Block(
         index=idx,
         params=params,
@@ -476,6 +557,7 @@ def _make_block(
         n_batch=n,
         n_tail=queue,
         log_mu_n=log_mu_n,
-        mu_1=np.exp(log_mu[:, 0]),
+        mu_1=mu_1,
         bulk=prof.bulk > 0,
+        serving=serving,
     )
