@@ -253,8 +253,3 @@ def packing_excess(solution: Solution, capacity: Mapping[str, int]) -> dict[str,
         if kind in capacity and g.used > capacity[kind]:
             out[kind] = g.used - capacity[kind]
     return out
-
-
-def relaxation_gap(use: GpuUse) -> int:
-    """GPUs the packing needs beyond the solver's count (Σ shares, rounded up)."""
-    return max(0, use.packed - math.ceil(use.relaxed - 1e-9))
