@@ -116,6 +116,9 @@ class Load:
     out_tokens: float = 0.0
     arrival_cov: float | None = None
     service_cov: float | None = None
+    #: coefficient of variation of the output length (``outTokensCOV``; the accurate model's
+    #: length distribution: 0 fixed, 1 exponential; None: serviceCOV, else 1)
+    out_tokens_cov: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +156,13 @@ class SaturationPolicy(StrEnum):
     PRIORITY_ROUND_ROBIN = "PriorityRoundRobin"
 
 
+class PerformanceModel(StrEnum):
+    """Which performance model sizes the servers (docs/model.md, "Accurate mode")."""
+
+    INFERNO = "inferno"  # Inferno's birth-death chain (exact reproduction of Inferno)
+    ACCURATE = "accurate"  # iteration-level continuous batching, lengths, join stalls
+
+
 class BatchPolicy(StrEnum):
     """How the batch size of a server is chosen."""
 
@@ -173,6 +183,7 @@ class OptimizerSpec:
     exact_wait_quantile: bool = False  # judge slo-ttw on the true wait quantile, not Inferno's rule
     queue_factor: float | None = None  # K − N = factor·N for every server (None: per-kind default)
     milp_time_limit: float = 60.0
+    model: PerformanceModel = PerformanceModel.INFERNO
 
 
 @dataclass(frozen=True, slots=True)

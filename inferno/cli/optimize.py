@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import InputError
-from ..system import BatchPolicy, Server, System
+from ..system import BatchPolicy, PerformanceModel, Server, System
 from ._table import render
 
 if TYPE_CHECKING:
@@ -52,6 +52,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         choices=[b.value for b in BatchPolicy],
         default=None,
         help="memory: Inferno's memory-scaled batch; knee: smallest batch within 1%% of the best",
+    )
+    p.add_argument(
+        "--model",
+        choices=[m.value for m in PerformanceModel],
+        default=None,
+        help="inferno: Inferno's chain (default); accurate: iteration-level batching, output "
+        "lengths and join stalls (docs/model.md, Accurate mode)",
     )
     p.add_argument(
         "--queue-factor",
@@ -98,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
         spec = replace(spec, exact_wait_quantile=True)
     if args.batch_policy:
         spec = replace(spec, batch_policy=BatchPolicy(args.batch_policy))
+    if args.model:
+        spec = replace(spec, model=PerformanceModel(args.model))
     if args.queue_factor is not None:
         if not 0 <= args.queue_factor <= MAX_QUEUE_FACTOR:
             raise InputError(

@@ -40,6 +40,7 @@ from ..system import (
     Load,
     ModelProfile,
     OptimizerSpec,
+    PerformanceModel,
     SaturationPolicy,
     Server,
     ServiceClass,
@@ -72,7 +73,7 @@ __all__ = ["SYSTEM_FILES", "load_system", "parse_kind", "system_from_documents"]
 logger = logging.getLogger(__name__)
 
 _V = TypeVar("_V")
-_E = TypeVar("_E", SaturationPolicy, BatchPolicy)
+_E = TypeVar("_E", SaturationPolicy, BatchPolicy, PerformanceModel)
 
 ACCELERATOR_FILE = "accelerator-data.json"
 CAPACITY_FILE = "capacity-data.json"
@@ -473,6 +474,7 @@ def _load(node: Node | None) -> Load:
     cov = {
         "arrival_cov": node.number("arrivalCOV", None, minimum=0, maximum=MAX_QUANTITY),
         "service_cov": node.number("serviceCOV", None, minimum=0, maximum=MAX_QUANTITY),
+        "out_tokens_cov": node.number("outTokensCOV", None, minimum=0, maximum=MAX_QUANTITY),
     }
     if node.has("avgLength"):
         if node.has("avgInTokens") or node.has("avgOutTokens"):
@@ -612,4 +614,5 @@ def _optimizer(file: Node, unlimited: bool) -> OptimizerSpec:
         milp_time_limit=node.number(
             "milpTimeLimit", defaults.milp_time_limit, above=0, maximum=MAX_MILP_TIME_LIMIT
         ),
+        model=_choice(node, "model", PerformanceModel, defaults.model),
     )

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from ..model.accurate import build_points
 from ..model.batching import knee_batches
 from ..model.points import Metrics, OperatingPoints, ProfileArrays, batch_limit
 from ..model.sizing import Sizing, SloArrays, size
@@ -141,10 +142,10 @@ def _first_of_equal_rows(key: F) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
     """For the rows of ``key``: the index of each distinct row's first occurrence, and for
     every row the position of its distinct row among those (rows are equal when their bytes
     are). Each row is hashed to 64 bits (its values' bits mixed, then summed with fixed odd
-    multipliers, mod 2^64): rows of distinct hashes are distinct, so all-distinct rows — servers whose request
-    shapes differ — cost a sort of the hashes; rows of one hash are checked to be equal, and
-    only if two distinct rows share a hash are they grouped by a dict on their bytes (the
-    dict alone took 0.2 s of a 10,000-server solve; ``np.unique(axis=0)`` more)."""
+    multipliers, mod 2^64): rows of distinct hashes are distinct, so all-distinct rows (servers
+    whose request shapes differ) cost a sort of the hashes; rows of one hash are checked to be
+    equal, and only if two distinct rows share a hash are they grouped by a dict on their
+    bytes (the dict alone took 0.2 s of a 10,000-server solve; ``np.unique(axis=0)`` more)."""
     rows = np.ascontiguousarray(key, dtype=np.float64)
     n = rows.shape[0]
     if n == 0 or rows.shape[1] > _HASH_MULTIPLIERS.size:
@@ -200,6 +201,8 @@ def _sized_points(
     queue_factor: float | None,
     slo: SloArrays,
     slo_rows: F,
+    model: str = "inferno",
+    out_cv: F | None = None,
 ) -> tuple[OperatingPoints, Sizing]:
     """The candidates' operating points and their sizing. Candidates that are the same point
     under the same targets (servers of one model and class whose request shapes agree — every
@@ -216,19 +219,29 @@ def _sized_points(
                 batch,
                 max_queue,
                 slo_rows.reshape(rows, -1),
+                *([] if out_cv is None else [out_cv]),
             ]
         )
         key = np.where(np.isnan(key), -np.inf, key)  # NaN ≠ NaN; −inf equals itself
         first, inverse = _first_of_equal_rows(key)
     if first.size == rows:
-        points = OperatingPoints.build(
-            prof, in_tok, out_tok, batch=batch, max_queue=max_queue, queue_factor=queue_factor
+        points = build_points(
+            model,
+            prof,
+            in_tok,
+            out_tok,
+            out_cv=out_cv,
+            batch=batch,
+            max_queue=max_queue,
+            queue_factor=queue_factor,
         )
         return points, size(points, slo)
-    unique = OperatingPoints.build(
+    unique = build_points(
+        model,
         prof.take(first),
         in_tok[first],
         out_tok[first],
+        out_cv=None if out_cv is None else out_cv[first],
         batch=batch[first],
         max_queue=max_queue[first],
         queue_factor=queue_factor,
@@ -291,8 +304,24 @@ def build_candidates(system: System) -> CandidateTable:
                 queue_factor=spec.queue_factor,
             )
             batch[sel] = np.where(np.isfinite(chosen), chosen, n_memory[sel])
+    # the accurate model (spec.model) reads each server's output-length CV (docs/model.md)
+    out_cv = _column(
+        [
+            s.load.out_tokens_cov if s.load.out_tokens_cov is not None else s.load.service_cov
+            for s in servers
+        ]
+    )[server_idx]
     points, sizing = _sized_points(
-        prof, in_tok, out_tok, batch, max_queue, spec.queue_factor, slo, slo_matrix[server_idx]
+        prof,
+        in_tok,
+        out_tok,
+        batch,
+        max_queue,
+        spec.queue_factor,
+        slo,
+        slo_matrix[server_idx],
+        model=spec.model.value,
+        out_cv=out_cv if spec.model.value == "accurate" else None,
     )
 
     names = np.array([a.name for a in acc_table], dtype=object)[acc_i]
@@ -411,8 +440,10 @@ def _explain_missing(
     """Reason for servers that had candidates but none feasible."""
     has = np.zeros(len(servers), dtype=bool)
     has[server_idx[feasible]] = True
-    for s in np.unique(server_idx):
-        if has[s] or reasons[s]:
+    present = np.zeros(len(servers), dtype=bool)
+    present[server_idx] = True
+    for s in np.flatnonzero(present & ~has).tolist():  # servers with candidates, none feasible
+        if reasons[s]:
             continue
         mine = np.flatnonzero(server_idx == s)
         missed = sorted({str(bound[c]) for c in mine if not over[c]})

@@ -1,0 +1,325 @@
+"""Accurate model vs Inferno's chain vs the emulator, for the LLM kinds (G0–G3).
+
+For each case (kind, parameter set, batch limit N, input/output tokens, output-length
+distribution) and load ρ = λ / μ(N) (μ(N) the chain's capacity), one replica is emulated
+(:mod:`inferno.emulator`, deterministic iterations, Poisson arrivals) and compared with both
+models: mean and 95th percentile of latency and TTFT, mean wait and mean ITL. Each simulation
+drops a 5% warm-up and gives 95% confidence intervals by 20 batch means (as
+``bench/accuracy.py``). Cells are
+(model − sim)/sim in %; the report ends with the worst cells of each model.
+
+Lengths: ``fixed`` (every request ``out`` tokens), ``exp`` (the emulator's rounded exponential,
+CV 1) and ``lognormal`` (CV 1.5, rounded, at least 1). The accurate model is told each CV.
+
+Usage::
+
+    python bench/accurate.py [--quick] [--jobs N] [--scale 1.0] [--markdown]
+
+``--quick`` (3 cases × 3 loads, ~1 min on 2 cores) is what ``tests/model/test_accurate.py``
+checks in a smaller form; the full grid takes about 10 minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import time
+from dataclasses import dataclass
+from itertools import pairwise
+from multiprocessing import Pool
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.stats import t as student_t
+
+from inferno.emulator import Exponential, Fixed, Lengths, Poisson, ServerSpec, Simulation
+from inferno.model.accurate import AccuratePoints
+from inferno.model.points import OperatingPoints
+from inferno.model.profiles import G0Profile, G1Profile, G2Profile, G3Profile, Profile, Tokens
+from inferno.model.quantiles import latency_quantiles, ttft_quantiles
+from inferno.units import MS_PER_MIN
+
+F = NDArray[np.float64]
+
+BATCHES = 20
+WARMUP = 0.05
+Q = 0.95
+T_CRIT = float(student_t.ppf(0.975, BATCHES - 1))
+LOGNORMAL_CV = 1.5
+#: (key, header): the compared metrics
+METRICS = (
+    ("lat", "latency mean"),
+    ("lat95", "latency p95"),
+    ("wait", "wait mean"),
+    ("ttft", "TTFT mean"),
+    ("ttft95", "TTFT p95"),
+    ("itl", "ITL mean"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LogNormal(Lengths):
+    """max(1, round(X)), X lognormal with the given mean and coefficient of variation."""
+
+    mean_tokens: float
+    cv: float
+
+    @property
+    def mean(self) -> float:
+        return float(self.mean_tokens)
+
+    @property
+    def minimum(self) -> int:
+        return 1
+
+    def sample(self, n: int, rng: np.random.Generator) -> NDArray[np.int64]:
+        s2 = math.log1p(self.cv**2)
+        mu = math.log(self.mean_tokens) - 0.5 * s2
+        x = np.rint(rng.lognormal(mu, math.sqrt(s2), n))
+        out: NDArray[np.int64] = np.maximum(x, 1.0).astype(np.int64)
+        return out
+
+
+def lengths_of(name: str, out: int) -> tuple[Lengths, float]:
+    """The emulator's distribution and its coefficient of variation (measured on a sample)."""
+    dist: Lengths
+    if name == "fixed":
+        return Fixed(out), 0.0
+    dist = Exponential(float(out)) if name == "exp" else LogNormal(float(out), LOGNORMAL_CV)
+    x = dist.sample(400_000, np.random.default_rng(0)).astype(np.float64)
+    return dist, float(x.std() / x.mean())
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    kind: str
+    label: str
+    profile: Profile
+    n: int
+    in_tokens: int
+    out_tokens: int
+    lengths: str
+
+
+def _profile(kind: str, params: tuple[float, ...], n: int) -> Profile:
+    if kind == "G0":
+        return G0Profile(params[0], params[1], n, 1.0)
+    if kind == "G1":
+        return G1Profile(params[0], params[1], params[2], params[3], n, 1.0)
+    if kind == "G2":
+        return G2Profile(params[0], params[1], params[2], n)
+    return G3Profile(params[0], params[1], params[2], n, None, int(params[3]))
+
+
+G1_SET = ("α6.9 β0.08 γ12.1 δ0.002", (6.9, 0.08, 12.1, 0.002))
+G2_SET = ("α12 β0.05 γ5e-4", (12.0, 0.05, 5e-4))
+G3_SET = ("α16 β0.067 γ6.67e-4 M4096", (16.0, 0.067, 6.67e-4, 4096.0))
+G0_SET = ("granite-13b/A100", (20.58, 0.41))
+RHOS = (0.3, 0.5, 0.7, 0.85, 0.95)
+QUICK_RHOS = (0.5, 0.85, 0.95)
+
+
+def grid(quick: bool) -> list[Case]:
+    out: list[Case] = []
+
+    def add(kind: str, s: tuple[str, tuple[float, ...]], n: int, i: int, o: int, ln: str) -> None:
+        out.append(Case(kind, s[0], _profile(kind, s[1], n), n, i, o, ln))
+
+    if quick:
+        add("G1", G1_SET, 32, 128, 128, "fixed")
+        add("G2", G2_SET, 8, 128, 512, "exp")
+        add("G2", G2_SET, 32, 128, 128, "lognormal")
+        return out
+    for ln in ("fixed", "exp", "lognormal"):
+        for n in (1, 8, 32):
+            add("G1", G1_SET, n, 128, 128, ln)
+            add("G2", G2_SET, n, 128, 128, ln)
+            add("G2", G2_SET, n, 128, 512, ln)
+        add("G0", G0_SET, 8, 0, 128, ln)
+        add("G3", G3_SET, 8, 2048, 256, ln)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    case: Case
+    rho: float
+    chain: dict[str, float]
+    accurate: dict[str, float]
+    sim: dict[str, tuple[float, float]]
+    wall: float
+
+
+def model_values(case: Case, rho: float, cv: float) -> tuple[dict[str, float], ...]:
+    """(chain, accurate) metrics at ρ·μ(N) of the chain, and the rate (/ms) as a 1-key dict."""
+    tokens = Tokens(float(case.in_tokens), float(case.out_tokens))
+    chain = OperatingPoints.of([case.profile], [tokens], batch=[case.n])
+    acc = AccuratePoints.of_accurate([case.profile], [tokens], out_cv=[cv], batch=[case.n])
+    lam = np.array([rho * float(chain.mu_n[0])])
+    res = []
+    for pts in (chain, acc):
+        m = pts.metrics(lam)
+        res.append(
+            {
+                "lat": float(m.response[0]),
+                "lat95": float(latency_quantiles(pts, lam, [Q])[0, 0]),
+                "wait": float(m.wait[0]),
+                "ttft": float(m.ttft[0]),
+                "ttft95": float(ttft_quantiles(pts, lam, Q)[0]),
+                "itl": float(m.itl[0]),
+            }
+        )
+    return res[0], res[1], {"lam": float(lam[0]), "k": float(chain.n_max[0])}
+
+
+def _stats(arr: F, start: F, first: F, done: F, n_out: F) -> dict[str, float]:
+    lat, wait, ttft = done - arr, start - arr, first - arr
+    multi = n_out > 1
+    tokens = float((n_out[multi] - 1).sum())
+    return {
+        "lat": float(lat.mean()),
+        "lat95": float(np.quantile(lat, Q)),
+        "wait": float(wait.mean()),
+        "ttft": float(ttft.mean()),
+        "ttft95": float(np.quantile(ttft, Q)),
+        "itl": float((done - first)[multi].sum()) / tokens if tokens > 0 else math.nan,
+    }
+
+
+def simulate(
+    case: Case, lam: float, k: int, requests: int, seed: int
+) -> dict[str, tuple[float, float]]:
+    """metric -> (estimate, 95% CI half-width) from one emulated replica."""
+    dist, _ = lengths_of(case.lengths, case.out_tokens)
+    spec = ServerSpec(
+        case.profile,
+        Poisson(lam * MS_PER_MIN),
+        batch_size=case.n,
+        max_queue=k - case.n,
+        service="deterministic",
+        input_tokens=Fixed(case.in_tokens),
+        output_tokens=dist,
+    )
+    sim = Simulation({"s": spec}, seed=seed)
+    t_end = requests / lam
+    sim.run_until(t_end)
+    while True:
+        rec = sim.records("s")
+        lo = int(np.searchsorted(rec.arrival, WARMUP * t_end))
+        hi = int(np.searchsorted(rec.arrival, t_end))
+        if bool((np.isfinite(rec.completion[lo:hi]) | (rec.reason[lo:hi] != 0)).all()):
+            break
+        sim.run_until(sim.now + 0.05 * t_end)
+    ok = rec.reason[lo:hi] == 0
+    cols = [
+        rec.arrival[lo:hi][ok],
+        rec.start[lo:hi][ok],
+        rec.first_token[lo:hi][ok],
+        rec.completion[lo:hi][ok],
+        rec.output_tokens[lo:hi][ok].astype(np.float64),
+    ]
+    total = _stats(*cols)
+    edges = np.linspace(0, cols[0].size, BATCHES + 1).astype(np.intp)
+    per = [_stats(*(c[a:b] for c in cols)) for a, b in pairwise(edges.tolist())]
+    out = {}
+    for key, _ in METRICS:
+        vals = np.array([p[key] for p in per])
+        out[key] = (total[key], T_CRIT * float(vals.std(ddof=1)) / math.sqrt(BATCHES))
+    return out
+
+
+def run_point(args: tuple[Case, float, float, int]) -> Row:
+    case, rho, base, seed = args
+    t0 = time.perf_counter()
+    _, cv = lengths_of(case.lengths, case.out_tokens)
+    chain, acc, extra = model_values(case, rho, cv)
+    requests = int(base * min(max(0.25, 0.15 / (1.0 - rho)), 3.0))
+    sim = simulate(case, extra["lam"], int(extra["k"]), requests, seed)
+    return Row(case, rho, chain, acc, sim, time.perf_counter() - t0)
+
+
+def rel(model: float, sim: float) -> float:
+    return (model - sim) / sim if abs(sim) > 1e-6 else math.nan
+
+
+def _pct(x: float) -> str:
+    return "n/a" if not math.isfinite(x) else f"{100.0 * x:+.1f}"
+
+
+def render(head: list[str], body: list[list[str]], markdown: bool) -> str:
+    if markdown:
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        return "\n".join(lines + ["| " + " | ".join(b) + " |" for b in body])
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(head, widths, strict=True))]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(b, widths, strict=True)) for b in body]
+    return "\n".join(lines)
+
+
+def report(rows: list[Row], markdown: bool) -> None:
+    head = ["kind", "N", "in/out", "lengths", "ρ"]
+    head += [f"{name} acc / chain (±CI)" for _, name in METRICS]
+    body = []
+    worst: dict[str, list[tuple[float, str, str]]] = {"accurate": [], "chain": []}
+    for r in rows:
+        c = r.case
+        where = f"{c.kind} N={c.n} {c.in_tokens}/{c.out_tokens} {c.lengths} ρ={r.rho:g}"
+        line = [c.kind, str(c.n), f"{c.in_tokens}/{c.out_tokens}", c.lengths, f"{r.rho:g}"]
+        for key, name in METRICS:
+            s, hw = r.sim[key]
+            ea, ec = rel(r.accurate[key], s), rel(r.chain[key], s)
+            ci = hw / abs(s) if abs(s) > 1e-6 else math.nan
+            line.append(f"{_pct(ea)} / {_pct(ec)} (±{100 * ci:.1f})")
+            if key != "wait":
+                worst["accurate"].append((abs(ea) if math.isfinite(ea) else 0.0, name, where))
+                worst["chain"].append((abs(ec) if math.isfinite(ec) else 0.0, name, where))
+        body.append(line)
+    print(render(head, body, markdown))
+    for model, cells in worst.items():
+        cells.sort(reverse=True)
+        print(f"\nworst cells, {model} model (|rel err|, wait mean excluded):")
+        for err, name, where in cells[:8]:
+            print(f"  {100 * err:6.1f}%  {name:13s} {where}")
+    for key, name in METRICS:
+        if key == "wait":
+            continue
+        bound = 0.10 if key in ("lat", "ttft", "itl") else 0.15
+        errs = [abs(rel(r.accurate[key], r.sim[key][0])) for r in rows]
+        errs = [e for e in errs if math.isfinite(e)]
+        inside = sum(e <= bound for e in errs)
+        print(f"{name}: accurate within ±{100 * bound:.0f}% in {inside}/{len(errs)} cells")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply the requests per point")
+    ap.add_argument("--markdown", action="store_true")
+    args = ap.parse_args()
+    rhos = QUICK_RHOS if args.quick else RHOS
+    base = (60_000.0 if args.quick else 120_000.0) * args.scale
+    work = [
+        (case, rho, base, 7_000 + i)
+        for i, (case, rho) in enumerate((c, r) for c in grid(args.quick) for r in rhos)
+    ]
+    t0 = time.perf_counter()
+    order = sorted(range(len(work)), key=lambda i: -work[i][1])
+    if args.jobs <= 1:
+        done = [run_point(work[i]) for i in order]
+    else:
+        with Pool(args.jobs) as pool:
+            done = pool.map(run_point, [work[i] for i in order], chunksize=1)
+    rows: list[Row | None] = [None] * len(work)
+    for i, r in zip(order, done, strict=True):
+        rows[i] = r
+    print(
+        f"{len(work)} points, {time.perf_counter() - t0:.0f} s wall ({args.jobs} jobs); "
+        "cells: (model − sim)/sim in %, accurate / chain, ± the simulation's 95% CI in %"
+    )
+    report([r for r in rows if r is not None], args.markdown)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,253 @@
+"""The accurate model: LLM latency predicted as iteration-level continuous batching behaves.
+
+:class:`AccuratePoints` is an :class:`~inferno.model.points.OperatingPoints` whose LLM rows (G0–G3)
+are evaluated by the accurate model of :mod:`._accurate_core` — deterministic iterations, joins
+at iteration boundaries, prefill iterations that stall the batch (G1, G2), the output-length
+distribution through its SCV, and an Allen–Cunneen-scaled queue — instead of the birth-death
+chain; batch-kind rows keep the base model (Triton's bulk model). Everything sizing and the
+quantile helpers use (``metrics`` with ``wait_beyond``, ``subset``, ``response_time``,
+``response_key``, ``mu_1``/``mu_n``) is provided, so :func:`inferno.model.sizing.size`,
+:mod:`inferno.model.quantiles` and the solver take it unchanged. The method: ``docs/model.md``,
+"Accurate mode".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+
+import numpy as np
+from numpy.typing import NDArray
+
+from . import _accurate_core as core
+from ._kinds import KindArrays
+from .points import Metrics, OperatingPoints, ProfileArrays, _cut
+from .profiles import Kind, Profile, Tokens
+
+F = NDArray[np.float64]
+Idx = NDArray[np.intp]
+
+__all__ = ["DEFAULT_OUT_CV", "MODELS", "AccuratePoints", "AccurateResponse", "build_points"]
+
+logger = logging.getLogger(__name__)
+
+#: the models a caller can choose: Inferno's chain, or this module's
+MODELS = ("inferno", "accurate")
+#: the output-length coefficient of variation assumed when the data gives none: exponential
+#: lengths, the chain's own assumption (fixed lengths would be 0)
+DEFAULT_OUT_CV = 1.0
+
+_KINDS = list(Kind)
+_LLM = (Kind.G0, Kind.G1, Kind.G2, Kind.G3)
+
+
+def _state_take(st: core.BlockState, rows: Idx) -> core.BlockState:
+    return core.BlockState(**{f.name: getattr(st, f.name)[rows] for f in fields(st)})
+
+
+@dataclass(frozen=True, slots=True)
+class AccurateResponse:
+    """The response-time distribution of one LLM point in the accurate model."""
+
+    state: core.BlockState  # one row
+
+    def survival(self, t: Sequence[float] | F) -> F:
+        ts = np.asarray(t, dtype=np.float64).ravel()
+        st = _state_take(self.state, np.zeros(ts.size, dtype=np.intp))
+        return core.response_survival(st, ts)
+
+
+class AccuratePoints(OperatingPoints):
+    """Operating points whose LLM rows follow the accurate model (see the module docstring)."""
+
+    def __init__(
+        self,
+        base: OperatingPoints,
+        blocks: list[tuple[Idx, core.AccurateBlock]],
+        mu_n: F,
+    ) -> None:
+        super().__init__(base._blocks, base.n_batch, base.n_max, base.mu_1, mu_n)
+        self._base = base
+        self._acc = blocks
+        llm = np.zeros(len(base), dtype=bool)
+        for idx, _ in blocks:
+            llm[idx] = True
+        self._llm = llm
+        other = np.flatnonzero(~llm)
+        self._other = (other, base.subset(other)) if other.size else None
+        self._place: tuple[Idx, Idx] | None = None
+
+    # --- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def of_accurate(
+        cls,
+        profiles: Sequence[Profile],
+        tokens: Sequence[Tokens],
+        *,
+        out_cv: Sequence[float | None] | None = None,
+        batch: Sequence[int | None] | None = None,
+        max_queue: Sequence[int | None] | None = None,
+        queue_factor: float | None = None,
+    ) -> AccuratePoints:
+        """Points from profile objects, as :meth:`OperatingPoints.of`, with each request shape's
+        output-length coefficient of variation (None: :data:`DEFAULT_OUT_CV`)."""
+        nan = float("nan")
+        return cls.build_accurate(
+            ProfileArrays.of(profiles),
+            np.array([t.in_tokens for t in tokens], dtype=np.float64),
+            np.array([t.out_tokens for t in tokens], dtype=np.float64),
+            out_cv=None if out_cv is None else np.array([nan if v is None else v for v in out_cv]),
+            batch=None if batch is None else np.array([nan if b is None else b for b in batch]),
+            max_queue=None
+            if max_queue is None
+            else np.array([nan if q is None else q for q in max_queue]),
+            queue_factor=queue_factor,
+        )
+
+    @classmethod
+    def build_accurate(
+        cls,
+        prof: ProfileArrays,
+        in_tokens: F,
+        out_tokens: F,
+        *,
+        out_cv: F | None = None,
+        batch: F | None = None,
+        max_queue: F | None = None,
+        queue_factor: float | None = None,
+    ) -> AccuratePoints:
+        """Points from arrays of shape (C,), as :meth:`OperatingPoints.build`; ``out_cv`` is the
+        output-length coefficient of variation per point (NaN: :data:`DEFAULT_OUT_CV`)."""
+        base = OperatingPoints.build(
+            prof, in_tokens, out_tokens, batch=batch, max_queue=max_queue, queue_factor=queue_factor
+        )
+        c = len(base)
+        cv = np.full(c, DEFAULT_OUT_CV) if out_cv is None else np.asarray(out_cv, dtype=float)
+        cv = np.where(np.isfinite(cv), np.maximum(cv, 0.0), DEFAULT_OUT_CV)
+        n = base.n_batch
+        tail = base.n_max - n
+        mu_n = base.mu_n.copy()
+        blocks: list[tuple[Idx, core.AccurateBlock]] = []
+        for kind in _LLM:
+            members = np.flatnonzero(prof.kind == _KINDS.index(kind))
+            if members.size == 0:
+                continue
+            members = members[np.argsort(n[members], kind="stable")]
+            for idx in _cut(members, n[members]):
+                p = prof.take(idx)
+                params = KindArrays(
+                    kind,
+                    p.alpha,
+                    p.beta,
+                    p.gamma,
+                    p.delta,
+                    p.max_num_tokens,
+                    in_tokens[idx],
+                    out_tokens[idx],
+                )
+                blk = core.make_block(params, n[idx], tail[idx], cv[idx] ** 2)
+                blocks.append((idx, blk))
+                mu_n[idx] = core.capacity(blk)
+        return cls(base, blocks, mu_n)
+
+    # --- evaluation ---------------------------------------------------------------------------
+
+    def states(self, rate: F | float, *, detail: bool = True) -> list[tuple[Idx, core.BlockState]]:
+        """The accurate model's state of every LLM block at the points' rates (/ms); without
+        ``detail``, no service variance (what the latency distribution needs)."""
+        lam = np.broadcast_to(np.asarray(rate, dtype=np.float64), self.n_batch.shape)
+        return [(idx, core.evaluate(blk, lam[idx], detail=detail)) for idx, blk in self._acc]
+
+    def metrics(self, rate: F | float, *, wait_beyond: F | None = None) -> Metrics:
+        shape = self.n_batch.shape
+        lam = np.array(np.broadcast_to(np.asarray(rate, dtype=np.float64), shape))
+        beyond = None if wait_beyond is None else np.broadcast_to(wait_beyond, shape)
+        out = {name: np.full(len(self), np.nan) for name in Metrics.__dataclass_fields__}
+        if self._other is not None:
+            idx, pts = self._other
+            m = pts.metrics(lam[idx], wait_beyond=None if beyond is None else beyond[idx])
+            for name in out:
+                out[name][idx] = getattr(m, name)
+        for idx, st in self.states(lam, detail=False):
+            out["rate"][idx] = lam[idx]
+            out["throughput"][idx] = st.throughput
+            out["response"][idx] = st.wait + st.service
+            out["service"][idx] = st.service
+            out["wait"][idx] = st.wait
+            out["held"][idx] = st.held
+            out["in_service"][idx] = st.in_service
+            out["utilization"][idx] = st.utilization
+            out["blocking"][idx] = st.blocking
+            out["itl"][idx] = st.itl
+            out["ttft"][idx] = st.wait + st.first
+            if beyond is not None:
+                b = beyond[idx]
+                ask = np.isfinite(b)
+                if ask.any():
+                    sf = core.wait_survival(st, np.where(ask, b, 0.0))
+                    out["wait_sf"][idx] = np.where(ask, sf, np.nan)
+        return Metrics(**out)
+
+    def subset(self, idx: Idx) -> AccuratePoints:
+        idx = np.asarray(idx, dtype=np.intp)
+        if self._place is None:
+            block_of = np.full(len(self), -1, dtype=np.intp)
+            row_of = np.zeros(len(self), dtype=np.intp)
+            for k, (members, _) in enumerate(self._acc):
+                block_of[members] = k
+                row_of[members] = np.arange(members.size)
+            self._place = (block_of, row_of)
+        block_of, row_of = self._place
+        blk, row = block_of[idx], row_of[idx]
+        blocks = []
+        for k, (_, b) in enumerate(self._acc):
+            sel = np.flatnonzero(blk == k)
+            if sel.size:
+                blocks.append((sel, b.take(row[sel])))
+        return AccuratePoints(self._base.subset(idx), blocks, self.mu_n[idx])
+
+    def response_time(self, i: int, rate: float) -> AccurateResponse:  # type: ignore[override]
+        if not self._llm[i]:
+            return self._base.response_time(i, rate)  # type: ignore[return-value]
+        one = self.subset(np.array([i], dtype=np.intp))
+        (_, st), *_ = one.states(np.array([rate]))
+        return AccurateResponse(st)
+
+    def response_key(self, i: int, rate: float) -> tuple[bool, float, int, bytes]:
+        if not self._llm[i]:
+            return self._base.response_key(i, rate)
+        one = self.subset(np.array([i], dtype=np.intp))
+        _, blk = one._acc[0]
+        key = b"".join(np.ascontiguousarray(getattr(blk, f.name)).tobytes() for f in fields(blk))
+        return False, rate, int(self.n_max[i]), key
+
+
+def build_points(
+    model: str,
+    prof: ProfileArrays,
+    in_tokens: F,
+    out_tokens: F,
+    *,
+    out_cv: F | None = None,
+    batch: F | None = None,
+    max_queue: F | None = None,
+    queue_factor: float | None = None,
+) -> OperatingPoints:
+    """Operating points of the chosen model (``"inferno"``: the chain; ``"accurate"``)."""
+    if model == "accurate":
+        return AccuratePoints.build_accurate(
+            prof,
+            in_tokens,
+            out_tokens,
+            out_cv=out_cv,
+            batch=batch,
+            max_queue=max_queue,
+            queue_factor=queue_factor,
+        )
+    if model != "inferno":
+        raise ValueError(f"model must be one of {', '.join(MODELS)}, got {model!r}")
+    return OperatingPoints.build(
+        prof, in_tokens, out_tokens, batch=batch, max_queue=max_queue, queue_factor=queue_factor
+    )

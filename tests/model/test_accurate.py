@@ -1,0 +1,193 @@
+"""The accurate model (inferno.model.accurate): against the emulator on a small grid, its exact
+limits (M/D/1, the chain), and the ``model`` option from the data to the solver."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inferno.data import load_system
+from inferno.emulator import Exponential, Fixed, Lengths, Poisson, ServerSpec, Simulation
+from inferno.errors import InputError
+from inferno.model.accurate import AccuratePoints, build_points
+from inferno.model.points import OperatingPoints, ProfileArrays
+from inferno.model.profiles import G0Profile, G1Profile, G2Profile, G3Profile, Profile, Tokens
+from inferno.model.quantiles import latency_quantiles, ttft_quantiles
+from inferno.solver import build_candidates, solve_table
+from inferno.system import PerformanceModel
+from inferno.units import MS_PER_MIN
+
+SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "large"
+
+
+def _emulate(
+    profile: Profile, n: int, tokens: Tokens, out: Lengths, lam: float, k: int, requests: int
+) -> dict[str, float]:
+    spec = ServerSpec(
+        profile,
+        Poisson(lam * MS_PER_MIN),
+        batch_size=n,
+        max_queue=k - n,
+        service="deterministic",
+        input_tokens=Fixed(int(tokens.in_tokens)),
+        output_tokens=out,
+    )
+    sim = Simulation({"s": spec}, seed=17)
+    t_end = requests / lam
+    sim.run_until(t_end)
+    sim.run_until(t_end * 1.5)  # let the measured requests finish
+    rec = sim.records("s")
+    lo, hi = np.searchsorted(rec.arrival, [0.05 * t_end, t_end])
+    ok = (rec.reason[lo:hi] == 0) & np.isfinite(rec.completion[lo:hi])
+    arr, done = rec.arrival[lo:hi][ok], rec.completion[lo:hi][ok]
+    first, n_out = rec.first_token[lo:hi][ok], rec.output_tokens[lo:hi][ok]
+    multi = n_out > 1
+    return {
+        "lat": float((done - arr).mean()),
+        "lat95": float(np.quantile(done - arr, 0.95)),
+        "ttft": float((first - arr).mean()),
+        "ttft95": float(np.quantile(first - arr, 0.95)),
+        "itl": float((done - first)[multi].sum() / (n_out[multi] - 1).sum()),
+    }
+
+
+def _models(
+    profile: Profile, n: int, tokens: Tokens, cv: float, rho: float
+) -> tuple[dict[str, float], dict[str, float], float, int]:
+    chain = OperatingPoints.of([profile], [tokens], batch=[n])
+    acc = AccuratePoints.of_accurate([profile], [tokens], out_cv=[cv], batch=[n])
+    lam = np.array([rho * float(chain.mu_n[0])])
+    out = []
+    for pts in (chain, acc):
+        m = pts.metrics(lam)
+        out.append(
+            {
+                "lat": float(m.response[0]),
+                "lat95": float(latency_quantiles(pts, lam, [0.95])[0, 0]),
+                "ttft": float(m.ttft[0]),
+                "ttft95": float(ttft_quantiles(pts, lam, 0.95)[0]),
+                "itl": float(m.itl[0]),
+            }
+        )
+    return out[0], out[1], float(lam[0]), int(chain.n_max[0])
+
+
+#: (profile, N, tokens, lengths, CV, ρ, requests, the metrics asserted) — cells where the chain
+#: is off by more than the issue's bounds and the accurate model is inside them (bench/accurate.py)
+CASES = [
+    # join stalls: G1, large batch, short outputs, near the chain's capacity (chain −68% on p95)
+    (G1Profile(6.9, 0.08, 12.1, 0.002, 32, 1.0), 32, Tokens(128, 128), Fixed(128), 0.0, 0.95,
+     60_000, ("lat95", "ttft95", "itl")),
+    # fixed lengths under continuous batching: the chain's p95 is +180% (exponential service)
+    (G0Profile(20.58, 0.41, 8, 1.0), 8, Tokens(0, 128), Fixed(128), 0.0, 0.3, 20_000,
+     ("lat", "lat95", "ttft", "ttft95", "itl")),
+    (G1Profile(6.9, 0.08, 12.1, 0.002, 32, 1.0), 32, Tokens(128, 128), Fixed(128), 0.0, 0.3,
+     20_000, ("lat", "lat95", "ttft", "ttft95", "itl")),
+    # G3: first token after nc + 1 evenly costed iterations (chain TTFT +240%)
+    (G3Profile(16.0, 0.067, 6.67e-4, 8, None, 4096), 8, Tokens(2048, 256), Fixed(256), 0.0,
+     0.3, 20_000, ("lat", "lat95", "ttft", "ttft95", "itl")),
+    # G2, exponential lengths: length-biased batches and stalls (chain ITL −5%, TTFT −22%)
+    (G2Profile(12.0, 0.05, 5e-4, 32), 32, Tokens(128, 128), Exponential(128.0), 1.0, 0.3,
+     30_000, ("lat", "lat95", "ttft", "itl")),
+]  # fmt: skip
+BOUND = {"lat": 0.10, "ttft": 0.10, "itl": 0.10, "lat95": 0.15, "ttft95": 0.15}
+
+
+@pytest.mark.parametrize(
+    "case", CASES, ids=[f"{type(c[0]).__name__}-N{c[1]}-rho{c[5]}" for c in CASES]
+)
+def test_accurate_model_meets_the_bounds_against_the_emulator(case: tuple) -> None:  # type: ignore[type-arg]
+    profile, n, tokens, out, cv, rho, requests, asserted = case
+    chain, acc, lam, k = _models(profile, n, tokens, cv, rho)
+    sim = _emulate(profile, n, tokens, out, lam, k, requests)
+    chain_off = False
+    for key in asserted:
+        err = (acc[key] - sim[key]) / sim[key]
+        assert abs(err) <= BOUND[key], f"{key}: accurate {acc[key]:.4g}, sim {sim[key]:.4g}"
+        chain_off |= abs(chain[key] - sim[key]) / sim[key] > BOUND[key]
+    assert chain_off, "the case should be one where the chain misses a bound"
+
+
+def test_md1_and_the_chain_are_limits() -> None:
+    """N = 1, fixed lengths: the Pollaczek–Khinchine wait of M/D/1 (K large); N = 1 with CV 1
+    (geometric-like lengths, G0): the chain itself."""
+    profile = G0Profile(20.0, 0.5, 1, 1.0)
+    tokens = Tokens(0, 100)
+    s = 100 * 20.5
+    rho = 0.6
+    lam = np.array([rho / s])
+    acc = AccuratePoints.of_accurate([profile], [tokens], out_cv=[0.0], batch=[1], max_queue=[4000])
+    m = acc.metrics(lam)
+    assert m.wait[0] == pytest.approx(rho * s / (2 * (1 - rho)), rel=1e-6)
+    assert m.service[0] == pytest.approx(s, rel=1e-9)
+    chain = OperatingPoints.of([profile], [tokens], batch=[1])
+    same = AccuratePoints.of_accurate([profile], [tokens], out_cv=[1.0], batch=[1])
+    a, c = same.metrics(lam), chain.metrics(lam)
+    for name in ("response", "wait", "service", "blocking", "utilization"):
+        assert getattr(a, name)[0] == pytest.approx(getattr(c, name)[0], rel=1e-9)
+
+
+def test_wait_survival_integrates_to_the_mean_wait() -> None:
+    """∫ P(W > t) dt = E[W] for a point that queues (the survival and the mean agree)."""
+    profile = G2Profile(12.0, 0.05, 5e-4, 16)
+    pts = AccuratePoints.of_accurate([profile], [Tokens(128, 256)], out_cv=[0.5], batch=[16])
+    lam = np.array([0.9 * float(pts.mu_n[0])])
+    mean = float(pts.metrics(lam).wait[0])
+    t = np.linspace(0.0, 40.0 * mean, 40_001)
+    sf = np.array([pts.metrics(lam, wait_beyond=np.array([x])).wait_sf[0] for x in t[::100]])
+    integral = float(np.trapezoid(sf, t[::100]))
+    assert integral == pytest.approx(mean, rel=0.02)
+
+
+def test_stalls_lower_the_capacity_of_g1_and_g2_only() -> None:
+    profiles: list[Profile] = [
+        G1Profile(6.9, 0.08, 12.1, 0.002, 32, 1.0),
+        G2Profile(12.0, 0.05, 5e-4, 32),
+        G0Profile(20.58, 0.41, 32, 1.0),
+    ]
+    tokens = [Tokens(128, 128), Tokens(128, 128), Tokens(0, 128)]
+    chain = OperatingPoints.of(profiles, tokens, batch=[32] * 3)
+    acc = AccuratePoints.of_accurate(profiles, tokens, out_cv=[0.0] * 3, batch=[32] * 3)
+    ratio = acc.mu_n / chain.mu_n
+    assert 0.90 < ratio[0] < 0.97 and 0.90 < ratio[1] < 0.97  # 5–8% lower (docs/accuracy.md)
+    assert ratio[2] == pytest.approx(1.0)
+
+
+def test_build_points_rejects_an_unknown_model() -> None:
+    prof = ProfileArrays.of([G0Profile(20.0, 0.5, 8, 1.0)])
+    one = np.array([128.0])
+    assert not isinstance(build_points("inferno", prof, np.zeros(1), one), AccuratePoints)
+    with pytest.raises(ValueError, match="model must be one of"):
+        build_points("exact", prof, np.zeros(1), one)
+
+
+def _sample_with(tmp_path: Path, **optimizer: object) -> Path:
+    d = tmp_path / "sample"
+    shutil.copytree(SAMPLE, d)
+    f = d / "optimizer-data.json"
+    doc = json.loads(f.read_text())
+    doc["optimizer"].update(optimizer)
+    f.write_text(json.dumps(doc))
+    return d
+
+
+def test_the_model_option_reaches_the_solver(tmp_path: Path) -> None:
+    default = load_system(SAMPLE)
+    assert default.optimizer.model is PerformanceModel.INFERNO
+    system = load_system(_sample_with(tmp_path, model="accurate"))
+    assert system.optimizer.model is PerformanceModel.ACCURATE
+    table = build_candidates(system)
+    assert isinstance(table.points, AccuratePoints)
+    solution = solve_table(table, None)
+    assert len(solution.allocations) == len(system.servers)
+    assert all(math.isfinite(a.metrics["ttft"]) for a in solution.allocations.values())
+
+
+def test_an_unknown_model_in_the_data_names_the_field(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="model"):
+        load_system(_sample_with(tmp_path, model="exact"))
