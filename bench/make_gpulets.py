@@ -18,6 +18,9 @@ Synthetic but plausible, and made only by this script (rerun it to get the same 
   a few GPUs each.
 - Capacity: 24 A100-80GB and 12 H100-80GB.
 
+``samples/gpulets/whole/`` is the same system without partitions (Inferno on whole GPUs), for the
+scenarios that compare the two on the same requests (``samples/scenarios/gpulets*.yaml``).
+
 Usage: python bench/make_gpulets.py [--out samples/gpulets]
 """
 
@@ -122,13 +125,24 @@ def files() -> dict[str, Any]:
     }
 
 
+def whole_files() -> dict[str, Any]:
+    """The same system on whole GPUs only: no partitions, no partition rows."""
+    docs = json.loads(json.dumps(files()))
+    for acc in docs["accelerator-data.json"]["accelerators"]:
+        acc.pop("partitions", None)
+    models = docs["model-data.json"]["models"]
+    docs["model-data.json"]["models"] = [m for m in models if ":" not in m["acc"]]
+    return docs
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(ROOT / "samples" / "gpulets"), help="the directory")
     out = Path(ap.parse_args().out)
-    out.mkdir(parents=True, exist_ok=True)
-    for name, content in files().items():
-        (out / name).write_text(json.dumps(content, indent=2) + "\n")
+    for directory, docs in ((out, files()), (out / "whole", whole_files())):
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, content in docs.items():
+            (directory / name).write_text(json.dumps(content, indent=2) + "\n")
 
 
 if __name__ == "__main__":

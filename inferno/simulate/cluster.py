@@ -131,6 +131,12 @@ class EmulatedCluster:
         acc = self.system.accelerators[accelerator]
         return self._acc_count.get((model, accelerator), 1) * acc.multiplicity
 
+    def gpu_share_per_replica(self, model: str, accelerator: str) -> float:
+        """GPUs per replica, a GPU partition counting its share of one GPU (the solver's
+        relaxation: the GPUs the partitions pack onto are a planning result, not emulated)."""
+        acc = self.system.accelerators[accelerator]
+        return self.gpus_per_replica(model, accelerator) * acc.fraction
+
     def cost_per_replica_hour(self, model: str, accelerator: str) -> float:
         """The accelerator's cost × accelerators per replica (accelerator-data's units/hour)."""
         acc = self.system.accelerators[accelerator]

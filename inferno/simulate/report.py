@@ -7,7 +7,8 @@ the 95th percentile of value / target over the completed requests (≤ 1: the p9
 
 **GPU-hours** = Σ over replicas of the time it is provisioned (from its creation, start-up
 included, until it is gone after draining, within the run) × GPUs per replica (accelerators per
-replica × the accelerator's multiplicity). **Cost** = the same replica time × the accelerator's
+replica × the accelerator's multiplicity; × its share of one GPU for a GPU partition, a MIG slice
+or MPS share). **Cost** = the same replica time × the accelerator's
 cost × accelerators per replica, in ``accelerator-data.json``'s units per hour. **Changes** counts
 the Deployment updates that changed a server's replicas or configuration, **rollouts** those that
 changed its accelerator or batch size (every pod of the server is replaced).
@@ -242,7 +243,9 @@ def build_report(result: RunResult) -> Report:
         names = cluster.server_names()
         rt = _replica_time(run, edges, accelerators)
         gpus = {
-            n: np.array([cluster.gpus_per_replica(cluster.model(n), a) for a in accelerators])
+            n: np.array(
+                [cluster.gpu_share_per_replica(cluster.model(n), a) for a in accelerators]
+            )
             for n in names
         }
         price = {

@@ -43,6 +43,10 @@ def test_the_sample_is_what_its_generator_writes(tmp_path: Path) -> None:
     spec.loader.exec_module(module)
     for name, content in module.files().items():
         assert json.loads((SAMPLE / name).read_text()) == content, name
+    for name, content in module.whole_files().items():
+        assert json.loads((SAMPLE / "whole" / name).read_text()) == content, name
+    whole = load_system(SAMPLE / "whole")
+    assert not any(a.partition for a in whole.accelerators.values())
 
 
 def test_partitions_halve_the_gpus_of_the_sample_at_the_same_slos() -> None:
@@ -228,3 +232,16 @@ def test_bad_interference_data_names_the_field(tmp_path: Path) -> None:
         mps_system(tmp_path / "b", 1, constants=[1, 2, 3])
     with pytest.raises(InputError, match=r"utilization.*\[L2 %, DRAM %\]"):
         mps_system(tmp_path / "c", 1, utilization={"1": [9.0]})
+
+
+def test_the_gpulet_scenarios_differ_only_in_their_system() -> None:
+    from inferno.simulate import load_scenario
+
+    scenarios = ROOT / "samples" / "scenarios"
+    parts = load_scenario(scenarios / "gpulets.yaml")
+    whole = load_scenario(scenarios / "gpulets-whole.yaml")
+    assert any(a.partition for a in parts.system.accelerators.values())
+    assert not any(a.partition for a in whole.system.accelerators.values())
+    same = ("duration_s", "seed", "control_period_s", "startup_delay_s", "servers", "traces")
+    for field in same + ("metrics", "policies", "sizing_quantile"):
+        assert getattr(parts, field) == getattr(whole, field), field
