@@ -8,13 +8,14 @@ talks to fails.
 from __future__ import annotations
 
 import argparse
+import gc
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import InfernoError, InputError
-from . import analyze, explain, load, optimize, profile, serve, simulate
 
 __all__ = ["main"]
 
@@ -24,7 +25,40 @@ EXIT_INPUT_ERROR = 2
 EXIT_FAILURE = 1
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: allocations between two cyclic garbage collections in a one-shot command (Python: 700)
+ONE_SHOT_GC_THRESHOLD = 50_000
+
+#: the modules of this package that define commands, in the order ``--help`` lists them
+COMMAND_MODULES = (
+    "optimize",
+    "analyze",
+    "explain",
+    "recipe",
+    "serve",
+    "simulate",
+    "load",
+    "profile",
+)
+#: the module of each command (``serve`` defines several)
+COMMANDS = {
+    "optimize": "optimize",
+    "analyze": "analyze",
+    "explain": "explain",
+    "recipe": "recipe",
+    "collector": "serve",
+    "optimizer": "serve",
+    "actuator": "serve",
+    "controller": "serve",
+    "run": "serve",
+    "simulate": "simulate",
+    "load": "load",
+    "profile": "profile",
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or of ``command`` alone: a command imports only its own
+    module (the others' imports — asyncio, the settings, YAML — were 0.1 s of every run)."""
     parser = argparse.ArgumentParser(
         prog="inferno",
         description="Keep inference servers inside their SLOs at the lowest GPU cost.",
@@ -34,14 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"inferno {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    optimize.add_parser(sub)
-    analyze.add_parser(sub)
-    explain.add_parser(sub)
-    serve.add_parsers(sub)
-    simulate.add_parser(sub)
-    load.add_parser(sub)
-    profile.add_parser(sub)
+    for name in (COMMANDS[command],) if command in COMMANDS else COMMAND_MODULES:
+        module = importlib.import_module(f"{__name__}.{name}")
+        getattr(module, "add_parsers" if name == "serve" else "add_parser")(sub)
     return parser
+
+
+def _command(argv: Sequence[str]) -> str | None:
+    """The command named in ``argv``: its first word that is not an option (the options
+    before a command take no value)."""
+    return next((a for a in argv if not a.startswith("-")), None)
 
 
 def _one_line(message: object) -> str:
@@ -50,8 +86,15 @@ def _one_line(message: object) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    command = _command(words)
+    if COMMANDS.get(command or "") != "serve":
+        # a one-shot command makes a great many objects that reference counting frees: a
+        # cyclic collection every 50,000 allocations instead of 700 (about 4% of a 2,700-server
+        # optimize); the services keep Python's default
+        gc.set_threshold(ONE_SHOT_GC_THRESHOLD, *gc.get_threshold()[1:])
+    parser = build_parser(command)
+    args = parser.parse_args(words)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -83,6 +83,36 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "(over gRPC also sent as triton-grpc-protocol-...)",
     )
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    p.add_argument(
+        "--instances-run",
+        type=int,
+        default=None,
+        metavar="C",
+        help="the server runs C model instances (instance_group count): measure up to (C + 1)·N "
+        "concurrent requests and write the saturated throughput as instanceThroughput; merge "
+        "runs at several C (--merge) to fit the contention factor κ(C)",
+    )
+    p.add_argument(
+        "--pid",
+        type=int,
+        default=None,
+        help="the server's process id on this machine: sample its CPU and memory (with its "
+        "child processes) idle and at each level, and write a resources block",
+    )
+    p.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="with --pid: seconds of sampling with no load before the levels (default 2)",
+    )
+    p.add_argument(
+        "--sample-interval",
+        type=float,
+        default=0.2,
+        metavar="S",
+        help="seconds between resource samples with --pid (default 0.2)",
+    )
     p.add_argument("--max-batch", type=int, default=None, help="maxBatchSize of the row")
     p.add_argument("--at-tokens", type=float, default=None, help="atTokens of a G2 row")
     p.add_argument("--out", metavar="FILE", help="write the row (JSON) to FILE")
@@ -194,7 +224,7 @@ def _level_lines(m: Measurement) -> list[str]:
 
 
 async def _measure(args: argparse.Namespace) -> Measurement:
-    from ..profiling import MeasureOptions, auto_concurrency, measure
+    from ..profiling import MeasureOptions, ProcessSampler, auto_concurrency, measure
     from ..triton import TritonClient
 
     auto = args.concurrency.strip().lower() == "auto"
@@ -205,16 +235,19 @@ async def _measure(args: argparse.Namespace) -> Measurement:
         requests=args.requests,
         warmup=args.warmup,
         source=args.source,
+        instances=args.instances_run or 1,
+        idle_seconds=args.idle_seconds,
     )
+    sampler = None if args.pid is None else ProcessSampler(args.pid, args.sample_interval)
     headers = dict(parse_header(h) for h in args.header)
     async with TritonClient(args.url, headers=headers, timeout=args.timeout) as probe:
         info = await probe.model_info(args.model)
-    levels = options.concurrency or auto_concurrency(info.max_batch_size)
+    levels = options.concurrency or auto_concurrency(info.max_batch_size, options.instances)
     # one connection per worker (the single shape's top level has 2N)
     async with TritonClient(
         args.url, headers=headers, timeout=args.timeout, connections=max(1024, *levels)
     ) as client:
-        return await measure(client, args.model, options)
+        return await measure(client, args.model, options, sampler)
 
 
 def _overhead_lines(
@@ -260,6 +293,59 @@ def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
+def _check_serving_args(args: argparse.Namespace) -> None:
+    from ..model.profiles import MAX_INSTANCES
+
+    c = args.instances_run
+    if c is not None:
+        if not 1 <= c <= MAX_INSTANCES:
+            raise InputError(f"--instances-run must be from 1 to {MAX_INSTANCES}, got {c}")
+        if c > 1 and args.shape != "single":
+            raise InputError(
+                "--instances-run above 1 needs --shape single (concurrent requests keep every "
+                "instance busy)"
+            )
+    if not (math.isfinite(args.idle_seconds) and 0 <= args.idle_seconds <= 600):
+        raise InputError(f"--idle-seconds must be between 0 and 600, got {args.idle_seconds}")
+    if (c is not None or args.pid is not None) and args.observations:
+        raise InputError("--instances-run and --pid measure a Triton URL, not --observations")
+
+
+def _serving_lines(
+    m: Measurement, args: argparse.Namespace, row: dict[str, Any], result: dict[str, Any]
+) -> list[str]:
+    """The run's saturated throughput (``--instances-run``) and resources (``--pid``) into the
+    row, and what they say."""
+    from ..profiling import resource_levels, saturated_throughput
+
+    lines: list[str] = []
+    c = args.instances_run
+    if c is not None:
+        x = saturated_throughput(m.levels)
+        row["instanceThroughput"] = {str(c): round(x, 3)}
+        lines.append(
+            f"{c} instance(s): {x:.1f} req/s at saturation (the highest level); merge runs at "
+            "other instance counts (--merge) to fit the contention factor"
+        )
+    if args.pid is not None:
+        block = resource_levels(m.levels, m.idle, c or 1)
+        row["resources"] = block
+        result["resources"] = block
+        table = [
+            [lv["rps"], lv["cpuMean"], lv["cpuP95"], lv["memoryPeakMiB"], lv["samples"]]
+            for lv in block["levels"]
+        ]
+        lines += [
+            f"resources of process {args.pid} and its children (memory: {block['memory']}):",
+            render(
+                ["req/s", "CPU mean", "CPU p95", "memory peak MiB", "samples"],
+                table,
+                right={0, 1, 2, 3, 4},
+            ),
+        ]
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
     from ..profiling import (
         FitError,
@@ -267,11 +353,12 @@ def run(args: argparse.Namespace) -> int:
         fit_batch,
         fit_g2,
         g2_entry,
-        merge_entry,
+        merge_row,
     )
 
     if args.requests < 1:
         raise InputError(f"--requests must be ≥ 1, got {args.requests}")
+    _check_serving_args(args)
     result: dict[str, Any] = {}
     lines: list[str] = []
     if args.observations:
@@ -332,11 +419,13 @@ def run(args: argparse.Namespace) -> int:
             {"batch": p.batch, "ms": p.ms, "executions": p.weight} for p in measurement.points
         ]
         result["source"] = measurement.source
+        serving = _serving_lines(measurement, args, row, result)
     result["fit"] = fit.to_json()
     result["row"] = row
     lines += _fit_lines(fit)
     if not args.observations:
         lines += _overhead_lines(measurement, fit, result, int(row["maxBatchSize"]))
+        lines += ["", *serving] if serving else []
     lines += ["", "model-data row:", json.dumps(row, indent=2)]
     if args.out:
         Path(args.out).write_text(json.dumps(row, indent=2) + "\n", encoding="utf-8")
@@ -346,8 +435,20 @@ def run(args: argparse.Namespace) -> int:
         doc = parse_json(read_text(target, source), source) if target.exists() else {}
         if not isinstance(doc, dict):
             raise InputError("expected a JSON object with 'models'", source=str(target))
-        merged, replaced = merge_entry(doc, row)
+        merged, replaced, notes = merge_row(doc, row)
         target.write_text(json.dumps(merged, indent=2) + "\n", encoding="utf-8")
-        lines.append(f"{'replaced' if replaced else 'added'} the row in {target}")
+        lines.append(f"{'merged' if replaced else 'added'} the row in {target}")
+        lines += [f"note: {n}" for n in notes]
+        result["merged"] = next(
+            m
+            for m in merged["models"]
+            if m.get("name") == row["name"] and m.get("acc") == row["acc"]
+        )
+        result["mergeNotes"] = notes
+        contention = result["merged"].get("contention")
+        if contention:
+            lines.append(
+                "contention κ(c), c = 1, 2, …: " + ", ".join(f"{k:.3f}" for k in contention)
+            )
     print(json.dumps(result, indent=2) if args.json else "\n".join(lines))
     return 0 if fit.ok else 1

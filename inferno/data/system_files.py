@@ -67,6 +67,7 @@ from .limits import (
 )
 from .partition_rows import derive_profiles, partition_accelerators, utilization
 from .plain_rows import DEFAULT_CLASS, plain_server
+from .serving_rows import contention
 
 __all__ = ["SYSTEM_FILES", "load_system", "parse_kind", "system_from_documents"]
 
@@ -309,7 +310,14 @@ def _profile(row: Node, kind: Kind) -> Profile:
                 f'model\'s cost grows as N³; batching: "chain" allows {MAX_BATCH_SIZE}), '
                 f"got {max_batch}"
             )
-        return BatchProfile(alpha, beta, max_batch, queue_delay_ms=delay, batching=batching)
+        return BatchProfile(
+            alpha,
+            beta,
+            max_batch,
+            queue_delay_ms=delay,
+            batching=batching,
+            contention=contention(row),
+        )
     parms = _parms(row, "perfParms")
     alpha, beta = _alpha_beta(parms)
     gamma = _param(parms, "gamma")

@@ -27,6 +27,8 @@ from .measure import (
     measure_batch,
     measure_single,
 )
+from .resources import ProcessSampler, ResourceUse, check_pid
+from .serving import contention_factors, merge_row, resource_levels, saturated_throughput
 
 __all__ = [
     "BatchPoint",
@@ -37,11 +39,15 @@ __all__ = [
     "MeasureOptions",
     "Measurement",
     "Overhead",
+    "ProcessSampler",
     "ProfileFit",
+    "ResourceUse",
     "Shape",
     "auto_concurrency",
     "batch_entry",
     "capacity",
+    "check_pid",
+    "contention_factors",
     "fit_batch",
     "fit_g2",
     "fit_linear",
@@ -50,5 +56,8 @@ __all__ = [
     "measure_batch",
     "measure_single",
     "merge_entry",
+    "merge_row",
     "request_overhead",
+    "resource_levels",
+    "saturated_throughput",
 ]

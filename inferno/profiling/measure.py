@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -45,6 +45,7 @@ from ..triton import (
 )
 from ..units import MS_PER_S, NS_PER_MS
 from .fit import BatchPoint
+from .resources import ProcessSampler, ResourceUse
 
 __all__ = [
     "Level",
@@ -72,17 +73,21 @@ class MeasureOptions:
     warmup: int = 2
     source: Source = "auto"
     seed: int = 0
+    instances: int = 1  # model instances the server runs (the single shape's auto levels)
+    idle_seconds: float = 2.0  # the idle level's length, when resources are sampled
 
 
-def auto_concurrency(max_batch: int) -> tuple[int, ...]:
+def auto_concurrency(max_batch: int, instances: int = 1) -> tuple[int, ...]:
     """The single shape's levels: powers of two below N, N, and 2N (a full batch waits while
-    one runs, so from there on every batch Triton forms is full)."""
+    one runs, so from there on every batch Triton forms is full); with c > 1 instances also
+    cN and (c + 1)N (every instance busy with a full batch and one more full batch waiting)."""
     levels: list[int] = []
     c = 1
     while c < max_batch:
         levels.append(c)
         c *= 2
-    return (*levels, max_batch, 2 * max_batch)
+    more = (instances * max_batch, (instances + 1) * max_batch) if instances > 1 else ()
+    return tuple(sorted({*levels, max_batch, 2 * max_batch, *more}))
 
 
 @dataclass(frozen=True)
@@ -96,14 +101,20 @@ class Level:
     client_mean_ms: float
     client_p95_ms: float
     executions: dict[int, tuple[int, float]] = field(default_factory=dict)  # b → (count, mean ms)
+    resources: ResourceUse | None = None  # the server process's use, with --pid
 
     @property
     def throughput(self) -> float:
         """Items per second."""
         return self.requests * self.batch / self.seconds if self.seconds > 0 else 0.0
 
+    @property
+    def request_rate(self) -> float:
+        """Requests per second."""
+        return self.requests / self.seconds if self.seconds > 0 else 0.0
+
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "batch": self.batch,
             "concurrency": self.concurrency,
             "requests": self.requests,
@@ -115,6 +126,9 @@ class Level:
                 str(b): {"count": c, "meanMs": m} for b, (c, m) in self.executions.items()
             },
         }
+        if self.resources is not None:
+            out["resources"] = self.resources.to_json()
+        return out
 
 
 @dataclass(frozen=True)
@@ -130,6 +144,7 @@ class Measurement:
     shape: Shape = "batch"
     item_points: tuple[BatchPoint, ...] = ()
     item_levels: tuple[Level, ...] = ()
+    idle: ResourceUse | None = None  # the server process's use with no load, with --pid
 
 
 class _Totals:
@@ -165,6 +180,7 @@ async def _level(
     concurrency: int,
     options: MeasureOptions,
     use_stats: bool,
+    sampler: ProcessSampler | None = None,
 ) -> tuple[Level, ModelStatistics | None]:
     body = make_inputs(info, batch=batch, seed=options.seed)
     for _ in range(options.warmup):
@@ -178,8 +194,13 @@ async def _level(
             await client.infer(info.name, body)
             latencies.append((time.perf_counter() - t0) * MS_PER_S)
 
+    if sampler is not None:
+        sampler.start()
     start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    try:
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    finally:
+        use = sampler.stop() if sampler is not None else None
     seconds = time.perf_counter() - start
     delta = None
     executions: dict[int, tuple[int, float]] = {}
@@ -198,6 +219,7 @@ async def _level(
         float(lat.mean()),
         float(np.percentile(lat, 95)),
         executions,
+        use,
     )
     logger.info(
         "%d item(s) × concurrency %d: %.2f ms mean (client), executions %s",
@@ -238,17 +260,33 @@ async def _statistics_allowed(
 
 
 async def measure(
-    client: TritonClient, model: str, options: MeasureOptions | None = None
+    client: TritonClient,
+    model: str,
+    options: MeasureOptions | None = None,
+    sampler: ProcessSampler | None = None,
 ) -> Measurement:
-    """Measure ``model`` in the request shape of ``options`` (default: single-item requests)."""
+    """Measure ``model`` in the request shape of ``options`` (default: single-item requests);
+    with ``sampler``, the server process's resources with no load first, then at each level."""
     options = options or MeasureOptions()
+    idle = None
+    if sampler is not None:
+        sampler.start()
+        try:
+            await asyncio.sleep(options.idle_seconds)
+        finally:
+            idle = sampler.stop()
     if options.shape == "batch":
-        return await measure_batch(client, model, options)
-    return await measure_single(client, model, options)
+        m = await measure_batch(client, model, options, sampler)
+    else:
+        m = await measure_single(client, model, options, sampler)
+    return replace(m, idle=idle)
 
 
 async def measure_batch(
-    client: TritonClient, model: str, options: MeasureOptions | None = None
+    client: TritonClient,
+    model: str,
+    options: MeasureOptions | None = None,
+    sampler: ProcessSampler | None = None,
 ) -> Measurement:
     """b-item requests at every (batch size, concurrency) of ``options``."""
     options = options or MeasureOptions(shape="batch")
@@ -277,7 +315,7 @@ async def measure_batch(
     totals = _Totals()
     for c in concurrencies:
         for b in sizes:
-            level, delta = await _level(client, info, b, c, options, use_stats)
+            level, delta = await _level(client, info, b, c, options, use_stats, sampler)
             levels.append(level)
             totals.add_level(level, delta)
     return Measurement(
@@ -291,7 +329,10 @@ def item_sizes(max_batch: int) -> tuple[int, ...]:
 
 
 async def measure_single(
-    client: TritonClient, model: str, options: MeasureOptions | None = None
+    client: TritonClient,
+    model: str,
+    options: MeasureOptions | None = None,
+    sampler: ProcessSampler | None = None,
 ) -> Measurement:
     """Single-item requests at rising concurrency, batched by Triton; then one b-item request
     at a time for the per-item cost (see the module's docstring)."""
@@ -299,7 +340,8 @@ async def measure_single(
     info = await _model(client, model)
     n = info.max_batch_size
     notes: list[str] = []
-    saturated = 2 * n
+    # every instance busy with a full batch, and one more full batch waiting
+    saturated = (options.instances + 1) * n
     use_stats = await _statistics_allowed(
         client,
         model,
@@ -310,7 +352,8 @@ async def measure_single(
         "throughput) instead; α includes the network and Triton's overheads",
     )
     if use_stats:
-        concurrencies = tuple(sorted(set(options.concurrency or auto_concurrency(n))))
+        auto = auto_concurrency(n, options.instances)
+        concurrencies = tuple(sorted(set(options.concurrency or auto)))
     else:
         concurrencies = (1, saturated)
         if options.concurrency and set(options.concurrency) != set(concurrencies):
@@ -322,7 +365,7 @@ async def measure_single(
     items = _Totals()
     item_levels: list[Level] = []
     for c in concurrencies:
-        level, delta = await _level(client, info, 1, c, options, use_stats)
+        level, delta = await _level(client, info, 1, c, options, use_stats, sampler)
         levels.append(level)
         if use_stats:
             totals.add_level(level, delta)
@@ -330,10 +373,11 @@ async def measure_single(
             totals.add_level(level, None)
         else:
             # every batch full after the first (of one request): seconds ≈ τ(1) + (R − 1)/N·τ(N)
+            # (c instances: each runs 1/c of the batches, so a batch takes c times the share)
             tau_1 = levels[0].client_mean_ms
             executions = max(level.requests - 1, 1) / n
             busy_ms = max(level.seconds * MS_PER_S - tau_1, 1e-9)
-            totals.add(n, executions, busy_ms)
+            totals.add(n, executions, busy_ms * options.instances)
         if c == 1:
             item_levels.append(level)
             items.add_level(level, delta)

@@ -108,6 +108,7 @@ def sleep_triton(
     beta: float,
     max_batch: int,
     token: str = TOKEN,
+    instances: int = 1,
 ) -> tuple[Child, int, int, int]:
     """``sleep_server.py`` started on three ephemeral ports (HTTP, gRPC, metrics), its
     statistics behind ``token``; the caller waits for it and stops it."""
@@ -124,6 +125,7 @@ def sleep_triton(
             f"--beta-ms={beta}",
             f"--max-batch={max_batch}",
             f"--token={token}",
+            f"--instances={instances}",
             f"--workspace={tmp / 'workspace'}",
         ],
         tmp / "triton.log",

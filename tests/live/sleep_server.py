@@ -6,6 +6,9 @@ Python backend stub loads another libpython. Stops on SIGTERM/SIGINT (``triton.s
 Prints ``READY`` on stdout when the model is loaded.
 
     python sleep_server.py --http-port P --grpc-port P --metrics-port P --alpha-ms 50 --beta-ms 5
+
+``--instances C`` binds C callables: Triton runs C model instances, each sleeping its own batch
+(sleeps do not contend, so C instances serve about C times as much).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ parser.add_argument("--alpha-ms", type=float, required=True)
 parser.add_argument("--beta-ms", type=float, required=True)
 parser.add_argument("--max-batch", type=int, default=16)
 parser.add_argument("--max-queue-delay-us", type=int, default=0)
+parser.add_argument("--instances", type=int, default=1, help="model instances (one callable each)")
 parser.add_argument("--token", default=None, help="triton-access-token for the restricted APIs")
 parser.add_argument("--workspace", default=None)
 args = parser.parse_args()
@@ -38,10 +42,13 @@ logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname
 log = logging.getLogger("sleep_server")
 
 
-@batch
-def infer(x: np.ndarray) -> dict[str, np.ndarray]:
-    time.sleep((args.alpha_ms + args.beta_ms * x.shape[0]) / 1000.0)
-    return {"y": x}
+def _instance() -> object:
+    @batch
+    def infer(x: np.ndarray) -> dict[str, np.ndarray]:
+        time.sleep((args.alpha_ms + args.beta_ms * x.shape[0]) / 1000.0)
+        return {"y": x}
+
+    return infer
 
 
 stop = threading.Event()
@@ -63,7 +70,7 @@ security = TritonSecurityConfig(access_token=args.token) if args.token else None
 triton = Triton(config=config, workspace=args.workspace, security_config=security)
 triton.bind(
     model_name="sleep",
-    infer_func=infer,
+    infer_func=[_instance() for _ in range(args.instances)] if args.instances > 1 else _instance(),
     inputs=[Tensor(name="x", dtype=np.float32, shape=(1,))],
     outputs=[Tensor(name="y", dtype=np.float32, shape=(1,))],
     config=ModelConfig(

@@ -1,0 +1,190 @@
+"""``inferno profile --pid`` and ``inferno recipe`` against a real Triton (pytriton, CPU): the
+server's CPU and memory sampled at each level, the recipe's requests checked against what the
+server uses under Poisson traffic at the decided rate; and a second server with two model
+instances whose run merges into the contention factor κ(2)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from inferno.cli import main
+from inferno.cli.recipe import parse_cpu, parse_memory_mib
+from inferno.profiling import ProcessSampler
+
+from ._procs import Child
+from .conftest import TOKEN, sleep_triton, wait_for_sleep_model
+
+pytestmark = pytest.mark.slow
+
+ALPHA, BETA, MAX_BATCH = 30.0, 2.5, 16
+#: the load offered to the server: this share of one instance's capacity N/τ(N)
+LOAD_SHARE = 0.5
+#: seconds between CPU samples, in the profile and under load alike (the p95 depends on it)
+INTERVAL = 0.5
+
+
+@dataclass
+class Served:
+    child: Child
+    url: str
+
+
+def _start(python: str, tmp: Path, instances: int) -> Served:
+    child, http, _, _ = sleep_triton(
+        python, tmp, alpha=ALPHA, beta=BETA, max_batch=MAX_BATCH, instances=instances
+    )
+    try:
+        wait_for_sleep_model(child, http)
+    except BaseException:
+        child.stop()
+        raise
+    return Served(child, f"http://127.0.0.1:{http}")
+
+
+@pytest.fixture(scope="module")
+def one(triton_python: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    served = _start(triton_python, tmp_path_factory.mktemp("recipe1"), 1)
+    try:
+        yield served
+    finally:
+        served.child.stop()
+
+
+def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    capsys.readouterr()
+    code = main(argv)
+    out = capsys.readouterr().out
+    assert code == 0, f"inferno {argv[0]} exited {code}: {out[-2000:]}"
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+def _profile(served: Served, instances: int, data: Path) -> list[str]:
+    return [
+        "profile",
+        served.url,
+        "-m",
+        "sleep",
+        "--header",
+        f"triton-access-token={TOKEN}",
+        "--requests",
+        "30",  # levels of 1-7 s: p95 over several intervals
+        "--pid",
+        str(served.child.proc.pid),
+        "--sample-interval",
+        str(INTERVAL),
+        "--instances-run",
+        str(instances),
+        "--merge",
+        str(data),
+        "--json",
+    ]
+
+
+def _system(directory: Path, rpm: float) -> None:
+    files = {
+        "accelerator-data.json": {"accelerators": [{"name": "CPU", "cost": 1.0}]},
+        "server-data.json": {
+            "servers": [
+                {
+                    "name": "sleep-server",
+                    "class": "Live",
+                    "model": "sleep",
+                    "currentAlloc": {"load": {"arrivalRate": rpm, "avgLength": 1}},
+                }
+            ]
+        },
+        "serviceclass-data.json": {
+            "serviceClasses": [
+                {"name": "Live", "priority": 1, "model": "sleep", "slo-latency": 1000}
+            ]
+        },
+    }
+    for name, doc in files.items():
+        (directory / name).write_text(json.dumps(doc))
+
+
+@pytest.fixture(scope="module")
+def profiled(one: Served, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("system")
+    data = directory / "model-data.json"
+    data.write_text(json.dumps({"models": []}))
+    capsys_free = main(_profile(one, 1, data)[:-1])  # the table: printed with -s
+    assert capsys_free == 0
+    return directory
+
+
+def test_recipe_requests_cover_the_servers_use_at_the_decided_rate(
+    one: Served, profiled: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    row = json.loads((profiled / "model-data.json").read_text())["models"][0]
+    levels = row["resources"]["levels"]
+    assert levels[0]["rps"] == 0 and len(levels) == 1 + 6  # idle, concurrency 1..16, 32
+    assert all(lv["memoryPeakMiB"] > 50 and lv["samples"] >= 1 for lv in levels)
+    # the server's CPU grows with the load it serves (pytriton's per-request work)
+    assert levels[-1]["cpuMean"] > levels[0]["cpuMean"] + 0.02
+    capacity = MAX_BATCH / (row["alpha"] + row["beta"] * MAX_BATCH) * 1000.0
+    _system(profiled, LOAD_SHARE * capacity * 60.0)
+    result = _cli(["recipe", str(profiled), "sleep-server", "--json"], capsys)
+    recipe = result["recipe"]
+    rate = recipe["ratePerReplica"]
+    assert result["objects"][1]["spec"]["minReplicas"] == 1 and rate == pytest.approx(
+        LOAD_SHARE * capacity, rel=0.01
+    )
+    (container,) = result["objects"][0]["spec"]["template"]["spec"]["containers"]
+    requests, limits = container["resources"]["requests"], container["resources"]["limits"]
+    # Poisson traffic at that rate, the server sampled meanwhile
+    sampler = ProcessSampler(one.child.proc.pid, interval=INTERVAL)
+    sampler.start()
+    try:
+        load = tmp_path / "load.json"
+        code = main(
+            ["load", one.url, "-m", f"sleep={rate:.3f}", "-d", "20", "--quiet", "--json", str(load)]
+        )
+    finally:
+        use = sampler.stop()
+    assert code == 0
+    served = json.loads(load.read_text())["models"][0]
+    print(
+        f"\nrecipe at {rate:.1f} req/s: requests cpu {requests['cpu']} memory "
+        f"{requests['memory']}, limits cpu {limits['cpu']} memory {limits['memory']}; "
+        f"under load ({served['ok']} ok): CPU mean {use.cpu_mean:.3f}, p95 {use.cpu_p95:.3f} "
+        f"cores, memory peak {use.memory_peak_mib:.0f} MiB ({use.memory})"
+    )
+    assert parse_cpu(requests["cpu"]) >= use.cpu_p95 * 0.9
+    assert parse_cpu(limits["cpu"]) >= use.cpu_p95
+    # the server's memory creeps up a few MiB after the profile (Python's allocations): 2%
+    assert parse_memory_mib(requests["memory"]) >= use.memory_peak_mib * 0.98
+    assert parse_memory_mib(limits["memory"]) >= use.memory_peak_mib
+
+
+def test_two_instances_merge_into_the_contention_factor(
+    triton_python: str,
+    profiled: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    data = profiled / "model-data.json"
+    two = _start(triton_python, tmp_path_factory.mktemp("recipe2"), 2)
+    try:
+        result = _cli(_profile(two, 2, data), capsys)
+    finally:
+        two.child.stop()
+    row = json.loads(data.read_text())["models"][0]
+    assert row == result["merged"]
+    tp = row["instanceThroughput"]
+    kappa = row["contention"]
+    with capsys.disabled():
+        print(f"\nsaturated throughput {tp} req/s: κ = {kappa}")
+    # sleeping instances do not contend: two serve nearly twice one's throughput
+    assert kappa[0] == 1.0 and 1.0 <= kappa[1] < 1.35
+    assert {lv["instances"] for lv in row["resources"]["levels"]} == {1, 2}
+    # the recipe for two instances uses their levels
+    two_cpu = _cli(["recipe", str(profiled), "sleep-server", "--instances", "2", "--json"], capsys)
+    assert two_cpu["recipe"]["instances"] == 2
