@@ -243,9 +243,7 @@ def build_report(result: RunResult) -> Report:
         names = cluster.server_names()
         rt = _replica_time(run, edges, accelerators)
         gpus = {
-            n: np.array(
-                [cluster.gpu_share_per_replica(cluster.model(n), a) for a in accelerators]
-            )
+            n: np.array([cluster.gpu_share_per_replica(cluster.model(n), a) for a in accelerators])
             for n in names
         }
         price = {

@@ -243,5 +243,5 @@ def test_the_gpulet_scenarios_differ_only_in_their_system() -> None:
     assert any(a.partition for a in parts.system.accelerators.values())
     assert not any(a.partition for a in whole.system.accelerators.values())
     same = ("duration_s", "seed", "control_period_s", "startup_delay_s", "servers", "traces")
-    for field in same + ("metrics", "policies", "sizing_quantile"):
+    for field in (*same, "metrics", "policies", "sizing_quantile"):
         assert getattr(parts, field) == getattr(whole, field), field
