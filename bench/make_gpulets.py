@@ -127,7 +127,7 @@ def files() -> dict[str, Any]:
 
 def whole_files() -> dict[str, Any]:
     """The same system on whole GPUs only: no partitions, no partition rows."""
-    docs = json.loads(json.dumps(files()))
+    docs: dict[str, Any] = json.loads(json.dumps(files()))
     for acc in docs["accelerator-data.json"]["accelerators"]:
         acc.pop("partitions", None)
     models = docs["model-data.json"]["models"]
