@@ -16,8 +16,6 @@ import json
 import logging
 from pathlib import Path
 
-import yaml
-
 from ..errors import InputError
 from .limits import MAX_INT_DIGITS, MAX_NESTING
 
@@ -83,6 +81,8 @@ def parse_json(text: str, source: str) -> object:
 
 def parse_yaml(text: str, source: str) -> object:
     """The value of a YAML text (safe loader: plain data only)."""
+    import yaml  # here: reading JSON (every system file) needs no YAML parser (20 ms to import)
+
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError as exc:

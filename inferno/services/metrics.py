@@ -62,7 +62,7 @@ class PerServerGauge:
         self._documentation = documentation
         self._key = key  # the allocation's JSON key
         self._allocations: Mapping[str, Any] = {}
-        registry.register(self)  # type: ignore[arg-type]  # a collector: collect() and describe()
+        registry.register(self)  # a collector: collect() and describe()
 
     def set_allocations(self, allocations: Mapping[str, Any]) -> None:
         """The solution's allocations (by server) the next scrape reports."""
