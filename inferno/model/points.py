@@ -292,8 +292,12 @@ class OperatingPoints:
                 out[name][b.index] = values
         return Metrics(**out)
 
-    def subset(self, idx: Idx) -> OperatingPoints:
-        """The points at ``idx`` (in that order, repeats allowed), without recomputing τ."""
+    def subset(self, idx: Idx, *, same_width: bool = False) -> OperatingPoints:
+        """The points at ``idx`` (in that order, repeats allowed), without recomputing τ.
+
+        ``same_width`` keeps each block's columns as they are (not cut to the subset's largest
+        batch): the metrics are then bit-for-bit the ones of the whole set (sums over rows of
+        another length round differently in the last bits)."""
         idx = np.asarray(idx, dtype=np.intp)
         if self._where is None:
             block_of = np.empty(len(self), dtype=np.intp)
@@ -310,7 +314,7 @@ class OperatingPoints:
             if sel.size == 0:
                 continue
             keep = row[sel]
-            width = int(b.n_batch[keep].max()) + 1
+            width = b.logmu_cum.shape[1] if same_width else int(b.n_batch[keep].max()) + 1
             blocks.append(
                 _Block(
                     index=sel,

@@ -141,10 +141,13 @@ def _assemble(
     n_memory = table.n_memory[ref_idx].tolist()
     demand_of = table.demand.tolist()
     names = list(Metrics.__dataclass_fields__)
-    metric_rows = list(
-        zip(*(getattr(table.metrics, n)[ref_idx].tolist() for n in names), strict=True)
-    )
+    chosen = table.metrics_of(ref_idx)  # only the candidates the solution refers to
+    metric_rows = list(zip(*(getattr(chosen, n).tolist() for n in names), strict=True))
     batch_policy = str(system.optimizer.batch_policy)
+
+    def metric_rows_of(k: int) -> dict[str, float]:
+        return dict(zip(names, metric_rows[k], strict=True))
+
     for s, srv in enumerate(system.servers):
         c = grants.choice[s]
         if c < 0:
@@ -222,7 +225,7 @@ def _assemble(
             status = ServerStatus.ALLOCATED
             required = granted  # the mix covers the demand: its count is what the SLOs need
         else:  # a mix of one part
-            metrics = table.metrics_at(c, granted) if granted != required else table.metrics.take(c)
+            metrics = table.metrics_at(c, granted) if granted != required else metric_rows_of(k)
             status = ServerStatus.PARTIAL if granted < required else ServerStatus.ALLOCATED
             per = demand / granted * MS_PER_MIN if granted else 0.0
             parts = [Part(p.accelerator, p.replicas, p.max_batch, p.cost, per) for p in parts]

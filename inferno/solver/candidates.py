@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
@@ -17,7 +18,7 @@ from ..model.accurate import build_points
 from ..model.batching import knee_batches
 from ..model.points import Metrics, OperatingPoints, ProfileArrays, batch_limit
 from ..model.sizing import Sizing, SloArrays, size
-from ..system import BatchPolicy, Server, System, Target
+from ..system import BatchPolicy, PerformanceModel, Server, System, Target
 from ..units import MS_PER_MIN, MS_PER_S
 
 F = NDArray[np.float64]
@@ -47,7 +48,7 @@ class CandidateTable:
     replicas: F  # replicas the demand needs
     cost: F
     value: F  # transition-aware value (Inferno's): what the greedy ranks by
-    metrics: Metrics  # at demand / replicas
+    rate_each: F  # the rate each replica of the candidate receives, /ms (idle: a tiny one)
     demand: F  # per server, /ms
     reason: list[str]  # per server: why it has no feasible candidate ("" if it has one)
 
@@ -64,6 +65,23 @@ class CandidateTable:
         idx = np.flatnonzero(self.server == s)
         order = sorted(idx, key=lambda c: str(self.accelerator[c]))
         return np.asarray(order, dtype=np.intp)
+
+    @cached_property
+    def metrics(self) -> Metrics:
+        """Every candidate's metrics at demand / replicas (computed when first asked: the solver
+        needs only the chosen ones' — :meth:`metrics_of` —, and for the batch kind's exact model
+        each is a solve of its own)."""
+        return self.metrics_of(np.arange(self.server.size, dtype=np.intp))
+
+    def metrics_of(self, idx: Idx) -> Metrics:
+        """The metrics of the candidates ``idx`` at demand / replicas."""
+        idx = np.asarray(idx, dtype=np.intp)
+        m = self.points.subset(idx, same_width=True).metrics(self.rate_each[idx])
+        idle = self.demand[self.server[idx]] <= 0
+        if idle.any():
+            m.rate[idle] = 0.0
+            m.throughput[idle] = 0.0
+        return m
 
     def metrics_at(self, c: int, replicas: int) -> dict[str, float]:
         """Metrics of candidate ``c`` when its server's demand is spread over ``replicas``."""
@@ -277,7 +295,8 @@ def build_candidates(system: System) -> CandidateTable:
     slo_matrix = np.array(slo_rows, dtype=np.float64).reshape(-1, 8)[which]
     slo = SloArrays.of_columns(
         [slo_matrix[server_idx, k] if len(servers) else np.zeros(0) for k in range(8)],
-        exact_wait_quantile=spec.exact_wait_quantile,
+        # the accurate model judges slo-ttw on its true quantile (docs/model.md, "Accurate mode")
+        exact_wait_quantile=spec.exact_wait_quantile or spec.model is PerformanceModel.ACCURATE,
     )
     acc_names = sorted(system.accelerators)
     acc_of_profile = np.array(
@@ -304,13 +323,9 @@ def build_candidates(system: System) -> CandidateTable:
                 queue_factor=spec.queue_factor,
             )
             batch[sel] = np.where(np.isfinite(chosen), chosen, n_memory[sel])
-    # the accurate model (spec.model) reads each server's output-length CV (docs/model.md)
-    out_cv = _column(
-        [
-            s.load.out_tokens_cov if s.load.out_tokens_cov is not None else s.load.service_cov
-            for s in servers
-        ]
-    )[server_idx]
+    # the accurate model (spec.model) reads each server's output-length CV, outTokensCOV (not
+    # serviceCOV, Inferno's service-time CV: docs/model.md, "Accurate mode")
+    out_cv = _column([s.load.out_tokens_cov for s in servers])[server_idx]
     points, sizing = _sized_points(
         prof,
         in_tok,
@@ -345,10 +360,6 @@ def build_candidates(system: System) -> CandidateTable:
     rate_each = np.where(
         idle | (replicas <= 0), IDLE_RATE_FRACTION * points.mu_1, d / np.maximum(replicas, 1.0)
     )
-    metrics = points.metrics(rate_each)
-    if idle.any():
-        metrics.rate[idle] = 0.0
-        metrics.throughput[idle] = 0.0
 
     _explain_missing(reasons, server_idx, feasible, sizing.bound, over, servers)
     feas = np.flatnonzero(feasible)
@@ -371,7 +382,7 @@ def build_candidates(system: System) -> CandidateTable:
         replicas=replicas,
         cost=cost,
         value=value,
-        metrics=metrics,
+        rate_each=rate_each,
         demand=demand,
         reason=reasons,
         units_per_replica=acc_count * multiplicity,
