@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -92,28 +93,22 @@ def test_default_profile_predicts_single_item_traffic(
     failures = []
     errors: list[tuple[float, float]] = []  # (the default's, the b-item profile's) mean error
     for i, (fraction, seconds) in enumerate(LOADS):
-        rate = fraction * float(cap["rps"])
-        out = tmp_path / f"load-{fraction:g}.json"
-        argv = ["load", triton_http, "-m", f"sleep={rate:.3f}", "-d", f"{seconds:g}"]
-        code = main([*argv, "--seed", str(11 + i), "--quiet", "--json", str(out)])
-        measured = json.loads(out.read_text())["models"][0]
+        for attempt in range(2):
+            rate = fraction * float(cap["rps"])
+            out = tmp_path / f"load-{fraction:g}.json"
+            argv = ["load", triton_http, "-m", f"sleep={rate:.3f}", "-d", f"{seconds:g}"]
+            seed = str(11 + i + 100 * attempt)
+            code = main([*argv, "--seed", seed, "--quiet", "--json", str(out)])
+            measured = json.loads(out.read_text())["models"][0]
+            result = _judge(measured, fraction, alpha, beta, over, tmp_path, capsys)
+            lines.append(result.line + (" (again)" if attempt else ""))
+            # a generator that fell behind its schedule (a busy machine) did not send Poisson
+            # traffic: such a level is measured once more before it is judged
+            if result.within or float(measured["maxLagMs"]) <= LAG_MS:
+                break
         assert code == 0 and measured["errors"] == 0, measured
-        rps = float(measured["offeredRps"])  # the rate that arrived
-        predicted = _analyze(tmp_path / "default.json", rps, alpha, beta, capsys, True)
-        mean, p95 = float(measured["meanMs"]), float(measured["percentilesMs"]["p95"])
-        model_mean, model_p95 = float(predicted["avgRespTime"]), float(predicted["p95RespTime"])
-        mean_err, p95_err = model_mean / mean - 1, model_p95 / p95 - 1
-        # what a profile of b-item requests (the same run's 1-, 16- and 32-item ones) predicts
-        items = _analyze(tmp_path / "items.json", rps, over["itemAlpha"], over["itemBeta"], capsys)
-        errors.append((mean_err, float(items["avgRespTime"]) / mean - 1))
-        lines.append(
-            f"{100 * fraction:.0f}% ({rps:.1f} req/s, generator lag ≤ "
-            f"{measured['maxLagMs']:.0f} ms): mean {model_mean:.1f} vs {mean:.1f} ms "
-            f"({100 * mean_err:+.1f}%), p95 {model_p95:.1f} vs {p95:.1f} ms "
-            f"({100 * p95_err:+.1f}%); the b-item profile's mean {items['avgRespTime']:.1f} ms "
-            f"({100 * errors[-1][1]:+.1f}%)"
-        )
-        if abs(mean_err) > MEAN_BOUND or abs(p95_err) > P95_BOUND:
+        errors.append((result.mean_err, result.items_err))
+        if not result.within:
             failures.append(lines[-1])
     with capsys.disabled():
         print("\n" + "\n".join(lines))
@@ -121,3 +116,44 @@ def test_default_profile_predicts_single_item_traffic(
     # near saturation the overhead matters: the b-item profile is further off than the default
     default_err, items_err = errors[-1]
     assert abs(items_err) > abs(default_err)
+
+
+#: a load generator later than this behind its schedule was starved of CPU (ms)
+LAG_MS = 50.0
+
+
+@dataclass(frozen=True)
+class _Judged:
+    line: str
+    within: bool
+    mean_err: float
+    items_err: float
+
+
+def _judge(
+    measured: dict[str, Any],
+    fraction: float,
+    alpha: float,
+    beta: float,
+    over: dict[str, Any],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> _Judged:
+    """The model's prediction at the rate that arrived against what was measured."""
+    rps = float(measured["offeredRps"])  # the rate that arrived
+    predicted = _analyze(tmp_path / "default.json", rps, alpha, beta, capsys, True)
+    mean, p95 = float(measured["meanMs"]), float(measured["percentilesMs"]["p95"])
+    model_mean, model_p95 = float(predicted["avgRespTime"]), float(predicted["p95RespTime"])
+    mean_err, p95_err = model_mean / mean - 1, model_p95 / p95 - 1
+    # what a profile of b-item requests (the same run's 1-, 16- and 32-item ones) predicts
+    items = _analyze(tmp_path / "items.json", rps, over["itemAlpha"], over["itemBeta"], capsys)
+    items_err = float(items["avgRespTime"]) / mean - 1
+    line = (
+        f"{100 * fraction:.0f}% ({rps:.1f} req/s, generator lag ≤ "
+        f"{measured['maxLagMs']:.0f} ms): mean {model_mean:.1f} vs {mean:.1f} ms "
+        f"({100 * mean_err:+.1f}%), p95 {model_p95:.1f} vs {p95:.1f} ms "
+        f"({100 * p95_err:+.1f}%); the b-item profile's mean {items['avgRespTime']:.1f} ms "
+        f"({100 * items_err:+.1f}%)"
+    )
+    within = abs(mean_err) <= MEAN_BOUND and abs(p95_err) <= P95_BOUND
+    return _Judged(line, within, mean_err, items_err)
