@@ -28,7 +28,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..model.profiles import Profile
-from ..partitions.catalogue import Partition, mps_pool, product
+from ..partitions.catalogue import MAX_MPS_REPLICAS, Partition, mps_pool, product
 from ..partitions.interference import GPULET_2080TI, GPULET_3080
 from ..partitions.labels import GPU, GPU_SHARED, MIG_PREFIX, MIG_STRATEGY, PRODUCT, SHARING
 from ..system import Accelerator, ModelProfile
@@ -72,7 +72,7 @@ def partition_accelerators(row: Node, base: Accelerator) -> list[Accelerator]:
                     raise item.data_error(str(err)) from None
     if node.has("mps"):
         for item in node.array("mps"):
-            n = item.as_integer(minimum=2, maximum=48)
+            n = item.as_integer(minimum=2, maximum=MAX_MPS_REPLICAS)
             try:
                 parts.append((item, Partition.of_mps(mps_pool(prod_name, n))))
             except InputError as err:
