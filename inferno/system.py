@@ -117,7 +117,8 @@ class Load:
     arrival_cov: float | None = None
     service_cov: float | None = None
     #: coefficient of variation of the output length (``outTokensCOV``; the accurate model's
-    #: length distribution: 0 fixed, 1 exponential; None: serviceCOV, else 1)
+    #: length distribution: 0 fixed, 1 exponential; None: 1. Not serviceCOV, which is Inferno's
+    #: service-time CV: docs/model.md, "Accurate mode")
     out_tokens_cov: float | None = None
 
 

@@ -14,7 +14,8 @@ for b requests in the batch. Everything is vectorised numpy; the method is in ``
 - *Lengths.* G2/G3 costs are averaged over the batch's members, which are length-biased (a
   request of o tokens stays o + 1 iterations): E[o²] = m²(1 + c²) for an output-length SCV c².
 - *Queue.* The chain's mass on n ≥ N is kept; within it the queue length is geometric with the
-  ratio r' that scales the chain's mean queue by (1 + c_s²)/2 (Allen–Cunneen), c_s² the SCV of
+  ratio r' that scales the chain's mean queue by (1 + c_s²)/2 (Allen–Cunneen; for c_s² < 1
+  Cosmetatos' M/D/c correction of the deterministic half), c_s² the SCV of
   the service time — M/D/1 and M/M/1 exactly at N = 1; capped at K like the chain.
 - *Boundaries.* An arrival that finds room joins at the end of the running iteration (half an
   iteration on average); its first token comes F later (one iteration; G1 the prefill iteration;
@@ -41,16 +42,46 @@ __all__ = [
     "capacity",
     "evaluate",
     "make_block",
-    "response_survival",
-    "wait_survival",
 ]
 
 _TINY = 1e-300
 
 
 @dataclass(frozen=True, slots=True)
+class Static:
+    """The λ-independent per-state arrays of a block whose rows never stall (G0, G3, no input):
+    (C, B) with column n for the state of n requests (n < N; beyond, the head is cut)."""
+
+    tau_all: F  # τ at b = n + 1 (column b − 1) of the block this one was taken from
+    tau_rows: NDArray[np.intp]  # (C,): this block's rows in tau_all (only the latency needs τ)
+    cs: F  # Σ_{b ≤ n} log μ(b); +inf for n ≥ N (no head state)
+    log_mu_n: F  # (C,) log μ(N)
+    it_n: F  # (C,) d̄(N)
+    tau_n: F  # (C,) τ(N)
+    it_state: F  # the mean iteration with n in the batch (column 0: with 1)
+    rate_state: F  # n / d̄(n), tokens per ms with n in the batch (column 0: 0)
+    first_at: F  # the first-token time of a request joining n requests (column n)
+
+    def take(self, rows: NDArray[np.intp], width: int) -> Static:
+        cut = (v[rows] if v.ndim == 1 else v[rows, :width] for v in _static_arrays(self))
+        return Static(self.tau_all, self.tau_rows[rows], *cut)
+
+    def tau(self, width: int) -> F:
+        out: F = self.tau_all[self.tau_rows, :width]
+        return out
+
+
+def _static_arrays(st: Static) -> tuple[F, ...]:
+    return st.cs, st.log_mu_n, st.it_n, st.tau_n, st.it_state, st.rate_state, st.first_at
+
+
+@dataclass(frozen=True, slots=True)
 class AccurateBlock:
-    """C points of LLM kinds, padded to B = max N. ``stall`` rows have prefill iterations."""
+    """C points of LLM kinds, padded to B = max N. ``stall`` rows have prefill iterations.
+
+    A block none of whose rows stalls carries :class:`Static` instead: its per-state arrays
+    ``b`` … ``first_iters`` are then empty, (C, 0) (what :func:`evaluate` needs is in ``static``,
+    and subsets copy less)."""
 
     kind: NDArray[np.int8]  # 0 G0, 1 G1, 2 G2, 3 G3
     alpha: F
@@ -70,15 +101,22 @@ class AccurateBlock:
     pre1: F  # (C,)
     stall: NDArray[np.bool_]  # (C,)
     first_iters: F  # (C, B): iterations before the first token (G3: nc + 1; else 1)
+    static: Static | None = None  # when no row stalls: what does not depend on λ
 
-    def take(self, rows: NDArray[np.intp]) -> AccurateBlock:
-        """The block of ``rows`` (repeats allowed), trimmed to their largest N."""
+    def take(self, rows: NDArray[np.intp], *, same_width: bool = False) -> AccurateBlock:
+        """The block of ``rows`` (repeats allowed), trimmed to their largest N (``same_width``:
+        not trimmed, so that sums over the columns round as in the whole block)."""
         width = int(self.n_batch[rows].max()) if rows.size else 1
-        out = {}
+        if same_width:
+            width = int(self.n_batch.max())
+        out: dict[str, object] = {}
         for name in self.__dataclass_fields__:
             v = getattr(self, name)
-            out[name] = v[rows, :width] if v.ndim == 2 else v[rows]
-        return AccurateBlock(**out)
+            if name == "static":
+                out[name] = None if v is None else v.take(rows, width)
+            else:
+                out[name] = v[rows, :width] if v.ndim == 2 else v[rows]
+        return AccurateBlock(**out)  # type: ignore[arg-type]
 
 
 _CODES = {Kind.G0: 0, Kind.G1: 1, Kind.G2: 2, Kind.G3: 3}
@@ -88,18 +126,19 @@ def make_block(p: KindArrays, n: F, n_tail: F, scv: F) -> AccurateBlock:
     """The λ-independent parts of a block of one kind."""
     c = n.size
     width = int(n.max()) if c else 1
-    b = np.broadcast_to(np.arange(1, width + 1, dtype=np.float64), (c, width)).copy()
+    # read-only broadcasts where a row's values repeat (a subset's take copies what it keeps)
+    b = np.broadcast_to(np.arange(1, width + 1, dtype=np.float64), (c, width))
     inside = b <= n[:, None]
     col = _col
     m, big_l = p.out_tokens, p.in_tokens
     second = m * m * (1.0 + scv)  # E[o²]
-    first_iters = np.ones((c, width))
+    first_iters = np.broadcast_to(1.0, (c, width))
     zero = np.zeros(c)
     kind = p.kind
     if kind is Kind.G0 or kind is Kind.G1:
         decode = col(p.alpha) + col(p.beta) * b
-        iters = np.broadcast_to(col(m), (c, width)).copy()
-        pre0 = np.broadcast_to(col(p.gamma), (c, width)).copy()
+        iters = np.broadcast_to(col(m), (c, width))
+        pre0 = np.broadcast_to(col(p.gamma), (c, width))
         pre1 = p.delta * big_l if kind is Kind.G1 else zero
         stall = (big_l > 0) if kind is Kind.G1 else np.zeros(c, dtype=bool)
     elif kind is Kind.G2:
@@ -111,7 +150,7 @@ def make_block(p: KindArrays, n: F, n_tail: F, scv: F) -> AccurateBlock:
         base = col(p.alpha) + b * col(w_bar)
         decode = base + col(p.beta + p.gamma * tm_bar)
         stall = big_l > 0
-        iters = np.broadcast_to(col(m + stall), (c, width)).copy()
+        iters = np.broadcast_to(col(m + stall), (c, width))
         pre0 = base
         pre1 = (p.beta + p.gamma) * big_l
     else:
@@ -126,6 +165,16 @@ def make_block(p: KindArrays, n: F, n_tail: F, scv: F) -> AccurateBlock:
         stall = np.zeros(c, dtype=bool)
         first_iters = nc + 1.0
     decode = np.maximum(decode, MIN_SERVICE_MS)
+    iters = np.maximum(iters, 1.0)
+    static = None
+    if not stall.any():  # every iteration is a decode iteration: nothing depends on λ
+        tau = np.maximum(decode + (iters - 1.0) * decode, MIN_SERVICE_MS)
+        static = Static(
+            tau, np.arange(c), *_per_state(tau, decode, first_iters * decode, inside, n)
+        )
+        empty = np.zeros((c, 0))
+        b = decode = iters = pre0 = first_iters = empty
+        inside = np.zeros((c, 0), dtype=bool)
     return AccurateBlock(
         kind=np.full(c, _CODES[kind], dtype=np.int8),
         alpha=p.alpha,
@@ -140,16 +189,36 @@ def make_block(p: KindArrays, n: F, n_tail: F, scv: F) -> AccurateBlock:
         b=b,
         inside=inside,
         decode=decode,
-        iters=np.maximum(iters, 1.0),
+        iters=iters,
         pre0=pre0,
         pre1=pre1,
         stall=stall,
         first_iters=first_iters,
+        static=static,
     )
 
 
 def _col(v: F) -> F:
     return v[:, None]
+
+
+def _per_state(tau: F, it_mean: F, first_at: F, inside: NDArray[np.bool_], n: F) -> tuple[F, ...]:
+    """:class:`Static`'s arrays from τ(b), d̄(b) and the first-token time (column b − 1)."""
+    rows = np.arange(n.size)
+    last = n.astype(np.intp) - 1
+    c, width = tau.shape
+    with np.errstate(divide="ignore"):
+        log_mu = np.log(np.arange(1, width + 1) / tau)
+    cs = np.empty((c, width))
+    cs[:, 0] = 0.0
+    np.cumsum(log_mu[:, :-1], axis=1, out=cs[:, 1:])
+    cs[~inside] = np.inf
+    it_state = np.empty((c, width))
+    it_state[:, 0] = it_mean[:, 0]
+    it_state[:, 1:] = it_mean[:, :-1]
+    rate_state = np.arange(width) / it_state
+    at_n = (log_mu[rows, last], it_mean[rows, last], tau[rows, last])
+    return cs, *at_n, it_state, rate_state, first_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,8 +235,9 @@ class BlockState:
     itl: F
     first: F  # mean time from entering the batch to the first token
     p_empty: F  # an accepted arrival finds the replica empty
-    room: F  # (C, B): P(accepted arrival finds n = b requests, 1 ≤ b < N)
-    iteration: F  # (C, B): mean iteration d̄(b)
+    room: F  # (C, B): P(accepted arrival finds n requests), column n, 1 ≤ n < N (else 0)
+    p_room: F  # Σ room: an accepted arrival finds 1 ≤ n < N
+    iteration: F  # (C, B): mean iteration d̄ with n in the batch, column n
     p_queue: F  # an accepted arrival has to queue
     queue_mean: F  # mean queueing wait of those that queue
     queue_rate: F  # κ = −log r': the queued wait is a truncated exponential of rate κ on [0, M]
@@ -176,93 +246,97 @@ class BlockState:
     service_var: F  # variance of the service time
 
 
+def _stalling(blk: AccurateBlock, lam: F) -> tuple[F, tuple[F, ...]]:
+    """τ(b) and :class:`Static`'s arrays at λ for a block with prefill stalls."""
+    b, n = blk.b, blk.n_batch
+    stall = blk.stall[:, None]
+    full = b >= n[:, None]
+    with np.errstate(over="ignore"):
+        j = np.where(full, np.maximum(n[:, None] - 1.0, 0.0) / blk.iters, lam[:, None] * blk.decode)
+    q = -np.expm1(-j)
+    k_bar = np.where(q > 1e-12, j / np.maximum(q, _TINY), 1.0)
+    prefill = blk.pre0 + _col(blk.pre1) * k_bar
+    it_mean = np.where(stall, blk.decode + q * (prefill - blk.decode), blk.decode)
+    own = np.where(stall, prefill, blk.decode)
+    tau = np.maximum(own + (blk.iters - 1.0) * it_mean, MIN_SERVICE_MS)
+    first_at = blk.first_iters * it_mean
+    g2 = (blk.kind == 2)[:, None]
+    first_at = np.where(stall, prefill + np.where(g2, it_mean, 0.0), first_at)
+    return tau, _per_state(tau, it_mean, first_at, blk.inside, n)
+
+
 def evaluate(blk: AccurateBlock, lam: F, *, detail: bool = True) -> BlockState:
     """The accurate model of every point of the block at its arrival rate λ (/ms, > 0).
 
     Without ``detail`` the service time's variance (only the latency distribution needs it) is
     not computed (NaN)."""
-    b, inside, n = blk.b, blk.inside, blk.n_batch
+    n = blk.n_batch
     rows = np.arange(n.size)
     last = n.astype(np.intp) - 1
-    iters = blk.iters
-    stall = blk.stall[:, None]
-    any_stall = bool(blk.stall.any())
-    if any_stall:
-        full = b >= n[:, None]
-        with np.errstate(over="ignore"):
-            j = np.where(full, np.maximum(n[:, None] - 1.0, 0.0) / iters, lam[:, None] * blk.decode)
-        q = -np.expm1(-j)
-        k_bar = np.where(q > 1e-12, j / np.maximum(q, _TINY), 1.0)
-        prefill = blk.pre0 + _col(blk.pre1) * k_bar
-        it_mean = np.where(stall, blk.decode + q * (prefill - blk.decode), blk.decode)
-        own = np.where(stall, prefill, blk.decode)
-    else:  # G0, G3, no input: every iteration is a decode iteration
-        prefill = it_mean = own = blk.decode
-    tau = np.maximum(own + (iters - 1.0) * it_mean, MIN_SERVICE_MS)
-    with np.errstate(divide="ignore"):
-        log_mu = np.where(inside, np.log(b / tau), np.inf)
-    cum = np.concatenate([np.zeros((n.size, 1)), np.cumsum(log_mu, axis=1)], axis=1)
-    log_mu_n = log_mu[rows, last]
-    # the chain's head p(0..N) and the mass of n ≥ N, with the chain's tail ratio r = λ/μ(N)
-    idx = np.arange(cum.shape[1], dtype=np.float64)
-    a = idx * np.log(lam)[:, None] - cum  # log p̃(n), −inf past N
-    a_n = a[rows, last + 1]
-    log_r = np.log(lam) - log_mu_n
+    tau: F | None = None
+    if blk.static is not None:
+        arrays = _static_arrays(blk.static)
+    else:
+        tau, arrays = _stalling(blk, lam)
+    cs, log_mu_n, it_n, tau_n, it_state, rate_state, first_at = arrays
+    width = cs.shape[1]
+    states = np.arange(width, dtype=np.float64)
+    # the chain's head p(0..N−1) (cs = +inf beyond) and the mass of n ≥ N, tail ratio r = λ/μ(N)
+    log_lam = np.log(lam)
+    head = np.multiply.outer(log_lam, states)
+    head -= cs
+    a_n = n * log_lam - (cs[rows, last] + log_mu_n)
+    log_r = log_lam - log_mu_n
     m_tail = blk.n_tail
-    log_g = _log_geometric(log_r, m_tail + 1.0)  # log Σ_{j=0..M} r^j
-    log_tail = a_n + log_g
-    head = a[:, :-1]  # n = 0..N−1 (padding −inf beyond)
-    head = np.where(np.arange(head.shape[1])[None, :] < n[:, None], head, -np.inf)
+    log_tail = a_n + _log_geometric(log_r, m_tail + 1.0)  # + log Σ_{j=0..M} r^j
     shift = np.maximum(head.max(axis=1), log_tail)
-    e = np.exp(head - shift[:, None])
+    head -= shift[:, None]
+    e = np.exp(head, out=head)  # unnormalised p(n), n = 0..N−1
     tail_e = np.exp(log_tail - shift)
     z = e.sum(axis=1) + tail_e
-    p_head = e / z[:, None]  # p(n), n = 0..N−1
-    p_tail = tail_e / z
+    inv = 1.0 / z
+    p_tail = tail_e * inv
     # the queue within n ≥ N: geometric with the mean-matched ratio r'
-    tau_n = tau[rows, last]
-    it_n = it_mean[rows, last]
     cs2 = blk.scv * (blk.out_tokens * it_n / tau_n) ** 2
-    f = 0.5 * (1.0 + cs2)
-    log_r2 = _matched_log_ratio(log_r, f)
+    log_r2 = _matched_log_ratio(log_r, _queue_factor(cs2, log_r, n))
     mean_j, top = _truncated_geometric(log_r2, m_tail)
     p_full = p_tail * top
     accept = 1.0 - p_full
     x = lam * accept
-    in_service = (p_head * np.arange(p_head.shape[1])).sum(axis=1) + n * p_tail
+    in_service = (e @ states) * inv + n * p_tail
     lq = p_tail * mean_j
     held = in_service + lq
     p_queue = np.maximum(p_tail - p_full, 0.0) / accept
     wait_q = lq / x
     queue_mean = np.where(p_queue > 0, wait_q / np.maximum(p_queue, _TINY), 0.0)
     # arrivals that find 1 ≤ n < N join at the end of the running iteration
-    room = p_head[:, 1:] / accept[:, None]  # n = 1..N−1 → columns 0..N−2
-    room = np.concatenate([room, np.zeros((n.size, 1))], axis=1)  # (C, B), n = b
-    it_at = it_mean  # d̄ at b = n (the running batch)
-    boundary = (room * it_at).sum(axis=1) * 0.5
+    scale = inv / accept
+    e0 = e[:, 0].copy()
+    p_empty = e0 * scale
+    first = np.einsum("ij,ij->i", e, first_at) * scale + p_queue * first_at[rows, last]
+    boundary = 0.5 * (np.einsum("ij,ij->i", e, it_state) - e0 * it_state[:, 0]) * scale
     wait = wait_q + boundary
     service = in_service / x
     # ITL: the mean iteration, weighted by the tokens each state produces
-    occ = np.concatenate([p_head[:, 1:], np.zeros((n.size, 1))], axis=1)
-    occ[rows, last] += p_tail
-    occ = occ * b
-    itl = occ.sum(axis=1) / np.maximum((occ / it_mean).sum(axis=1), _TINY)
-    # the first token: one iteration at the batch the request joins (b_join = min(n + 1, N))
-    first_at = blk.first_iters * it_mean
-    if any_stall:
-        g2 = blk.kind[:, None] == 2
-        first_at = np.where(stall, prefill + np.where(g2, it_mean, 0.0), first_at)
-    p_join = p_head / accept[:, None]  # an arrival finding n < N joins a batch of n + 1
-    p_join[rows, last] += p_queue
-    first = (p_join * first_at).sum(axis=1)
+    tokens_per_ms = np.einsum("ij,ij->i", e, rate_state) * inv + p_tail * n / it_n
+    itl = in_service / np.maximum(tokens_per_ms, _TINY)
+    p_room = np.maximum(z - tail_e - e0, 0.0) * scale
+    room = np.multiply(e, scale[:, None], out=e)  # P(an accepted arrival finds n), n < N
+    p_join = room.copy() if detail else room
+    room[:, 0] = 0.0
     # the service time's variance: the output length's, plus the spread of the batch a request
     # joins (half of it: the batch changes during its life)
     d_part = blk.out_tokens * itl
     service_var = np.full(n.size, np.nan)
     if detail:
+        p_join[rows, last] += p_queue  # a queued request joins a full batch
+        if tau is None:
+            assert blk.static is not None
+            tau = blk.static.tau(width)
+        inside = np.arange(1, width + 1) <= n[:, None]
         tau_join = np.where(inside, tau, 0.0)
-        m1 = (p_join * tau_join).sum(axis=1)
-        m2 = (p_join * tau_join**2).sum(axis=1)
+        m1 = np.einsum("ij,ij->i", p_join, tau_join)
+        m2 = np.einsum("ij,ij->i", p_join, tau_join * tau_join)
         var_batch = 0.5 * np.maximum(m2 - m1 * m1, 0.0)
         service_var = blk.scv * d_part**2 + var_batch
     return BlockState(
@@ -271,13 +345,14 @@ def evaluate(blk: AccurateBlock, lam: F, *, detail: bool = True) -> BlockState:
         service=service,
         held=held,
         in_service=in_service,
-        utilization=1.0 - p_head[:, 0],
+        utilization=1.0 - e0 * inv,
         blocking=p_full,
         itl=itl,
         first=first,
-        p_empty=p_head[:, 0] / accept,
+        p_empty=p_empty,
         room=room,
-        iteration=it_mean,
+        p_room=p_room,
+        iteration=it_state,
         p_queue=p_queue,
         queue_mean=queue_mean,
         queue_rate=-log_r2,
@@ -287,8 +362,24 @@ def evaluate(blk: AccurateBlock, lam: F, *, detail: bool = True) -> BlockState:
     )
 
 
+def _queue_factor(cs2: F, log_r: F, n: F) -> F:
+    """The factor f on the chain's mean queue: Allen–Cunneen's (1 + c_s²)/2, with Cosmetatos'
+    correction of the deterministic part for N > 1 (M/D/c: the queue is more than half of
+    M/M/c's when c is large and ρ moderate), interpolated in c_s² as Cosmetatos does:
+    f = c_s² + (1 − c_s²)·½(1 + φ), φ = (1 − ρ)(N − 1)(√(4 + 5N) − 2)/(16ρN), for c_s² < 1.
+    N = 1 gives Pollaczek–Khinchine's factor exactly."""
+    rho = np.clip(np.exp(np.minimum(log_r, 0.0)), 1e-6, 1.0)
+    phi = (1.0 - rho) * (n - 1.0) * (np.sqrt(4.0 + 5.0 * n) - 2.0) / (16.0 * rho * n)
+    low = cs2 + (1.0 - cs2) * 0.5 * (1.0 + phi)
+    out: F = np.where(cs2 < 1.0, low, 0.5 * (1.0 + cs2))
+    return out
+
+
 def capacity(blk: AccurateBlock) -> F:
     """μ(N) of the accurate chain: the largest throughput (λ-independent)."""
+    if blk.static is not None:
+        fixed: F = blk.n_batch / blk.static.tau_n
+        return fixed
     rows = np.arange(blk.n_batch.size)
     last = blk.n_batch.astype(np.intp) - 1
     out: F = blk.n_batch / _rates_at_full(blk)[rows, last]
@@ -335,90 +426,3 @@ def _truncated_geometric(log_r: F, m: F) -> tuple[F, F]:
     mean = np.where(up, m - mean_low, mean_low)
     top = np.where(up, 1.0 / a, np.exp(-m * x) / a)
     return mean, top
-
-
-# --- distributions ------------------------------------------------------------------------------
-
-_NODES = 256  # nodes of the queued wait in the response-time survival
-
-
-def _trunc_sf(kappa: F, m: F, x: F) -> F:
-    """P(X > x) for X on [0, M] with density ∝ e^{−κx} (any sign of κ)."""
-    xx = np.clip(x, 0.0, m)
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        pos = (np.exp(-kappa * xx) - np.exp(-kappa * m)) / -np.expm1(-kappa * m)
-        neg = np.expm1(kappa * (m - xx)) / np.expm1(kappa * m)
-        flat = (m - xx) / m
-    small = np.abs(kappa * m) < 1e-9
-    out: F = np.where(small, flat, np.where(kappa > 0, pos, neg))
-    return np.clip(np.where(x <= 0, 1.0, out), 0.0, 1.0)
-
-
-def _trunc_mean(kappa: F, m: F) -> F:
-    """E[X] of :func:`_trunc_sf`'s distribution."""
-    a = np.abs(kappa)
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        low = 1.0 / a - m * np.exp(-a * m) / -np.expm1(-a * m)
-    small = a * m < 1e-6
-    out: F = np.where(small, 0.5 * m, np.where(kappa > 0, low, m - low))
-    return out
-
-
-def _trunc_ppf(kappa: F, m: F, p: F) -> F:
-    """The p-quantile of :func:`_trunc_sf`'s distribution (p broadcasts against κ)."""
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        pos = -np.log1p(p * np.expm1(-kappa * m)) / kappa
-        neg = m - np.log1p((1.0 - p) * np.expm1(kappa * m)) / kappa
-    small = np.abs(kappa * m) < 1e-9
-    out: F = np.where(small, p * m, np.where(kappa > 0, pos, neg))
-    return np.clip(out, 0.0, m)
-
-
-def _queue_scale(st: BlockState) -> F:
-    """ms per unit of X: the queued wait is X·scale, with the mean ``queue_mean``."""
-    mean_x = _trunc_mean(st.queue_rate, st.queue_room)
-    out: F = np.where(mean_x > 0, st.queue_mean / np.maximum(mean_x, _TINY), 0.0)
-    return out
-
-
-def wait_survival(st: BlockState, t: F) -> F:
-    """P(W > t) per point (t of shape (C,)): the boundary wait, uniform on one iteration, for
-    arrivals that find room; for those that queue, the queue's truncated geometric made
-    continuous (rate κ on [0, K − N]) and scaled to the queued wait's mean."""
-    tt = np.maximum(t, 0.0)
-    scale = _queue_scale(st)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        frac = np.clip(1.0 - tt[:, None] / st.iteration, 0.0, 1.0)
-        x = np.where(scale > 0, tt / np.maximum(scale, _TINY), np.inf)
-    queued = np.where(scale > 0, _trunc_sf(st.queue_rate, st.queue_room, x), 0.0)
-    out: F = (st.room * frac).sum(axis=1) + st.p_queue * queued
-    return np.where(t < 0, 1.0, out)
-
-
-def _gamma_sf(k: F, theta: F, u: F) -> F:
-    from scipy import special  # here: a plain solve with mean targets needs no scipy
-
-    out: F = np.where(u > 0, special.gammaincc(k, np.maximum(u, 0.0) / theta), 1.0)
-    return out
-
-
-def response_survival(st: BlockState, t: F) -> F:
-    """P(R > t) per point, R = W + S: S = s₀ + Gamma (mean and variance of the service), W the
-    mixture of :func:`wait_survival` with the boundary wait at its mean."""
-    mean_g = np.maximum(st.decode_part, 1e-12)
-    var_g = np.maximum(st.service_var, (1e-4 * mean_g) ** 2)
-    k = mean_g**2 / var_g
-    theta = var_g / mean_g
-    s0 = st.service - mean_g
-    u = t - s0
-    out = st.p_empty * _gamma_sf(k, theta, u)
-    half = 0.5 * st.iteration
-    room = (st.room * _gamma_sf(k[:, None], theta[:, None], u[:, None] - half)).sum(axis=1)
-    # the queued wait at equal-probability nodes of its distribution
-    p = (np.arange(_NODES) + 0.5) / _NODES
-    wq = _queue_scale(st)[:, None] * _trunc_ppf(
-        st.queue_rate[:, None], st.queue_room[:, None], p[None, :]
-    )
-    queued = _gamma_sf(k[:, None], theta[:, None], u[:, None] - wq).mean(axis=1)
-    res: F = np.clip(out + room + st.p_queue * queued, 0.0, 1.0)
-    return res

@@ -21,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import _accurate_core as core
+from ._accurate_tails import response_survival, wait_survival
 from ._kinds import KindArrays
 from .points import Metrics, OperatingPoints, ProfileArrays, _cut
 from .profiles import Kind, Profile, Tokens
@@ -55,7 +56,7 @@ class AccurateResponse:
     def survival(self, t: Sequence[float] | F) -> F:
         ts = np.asarray(t, dtype=np.float64).ravel()
         st = _state_take(self.state, np.zeros(ts.size, dtype=np.intp))
-        return core.response_survival(st, ts)
+        return response_survival(st, ts)
 
 
 class AccuratePoints(OperatingPoints):
@@ -77,6 +78,9 @@ class AccuratePoints(OperatingPoints):
         other = np.flatnonzero(~llm)
         self._other = (other, base.subset(other)) if other.size else None
         self._place: tuple[Idx, Idx] | None = None
+        #: the last rates' states: sizing asks for the means and then the wait's survival at the
+        #: same rates, which need the same states
+        self._memo: tuple[bytes, list[tuple[Idx, core.BlockState]], dict[str, F]] | None = None
 
     # --- construction -------------------------------------------------------------------------
 
@@ -164,33 +168,52 @@ class AccuratePoints(OperatingPoints):
         shape = self.n_batch.shape
         lam = np.array(np.broadcast_to(np.asarray(rate, dtype=np.float64), shape))
         beyond = None if wait_beyond is None else np.broadcast_to(wait_beyond, shape)
-        out = {name: np.full(len(self), np.nan) for name in Metrics.__dataclass_fields__}
-        if self._other is not None:
-            idx, pts = self._other
-            m = pts.metrics(lam[idx], wait_beyond=None if beyond is None else beyond[idx])
-            for name in out:
-                out[name][idx] = getattr(m, name)
-        for idx, st in self.states(lam, detail=False):
-            out["rate"][idx] = lam[idx]
-            out["throughput"][idx] = st.throughput
-            out["response"][idx] = st.wait + st.service
-            out["service"][idx] = st.service
-            out["wait"][idx] = st.wait
-            out["held"][idx] = st.held
-            out["in_service"][idx] = st.in_service
-            out["utilization"][idx] = st.utilization
-            out["blocking"][idx] = st.blocking
-            out["itl"][idx] = st.itl
-            out["ttft"][idx] = st.wait + st.first
-            if beyond is not None:
+        key = lam.tobytes()
+        if self._memo is not None and self._memo[0] == key:
+            _, states, means = self._memo
+            out = {name: v.copy() for name, v in means.items()}
+        else:
+            states = self.states(lam, detail=False)
+            out = self._means(lam, states)
+            self._memo = (key, states, {name: v.copy() for name, v in out.items()})
+        if beyond is not None:
+            if self._other is not None:
+                idx, pts = self._other
+                out["wait_sf"][idx] = pts.metrics(lam[idx], wait_beyond=beyond[idx]).wait_sf
+            for idx, st in states:
                 b = beyond[idx]
                 ask = np.isfinite(b)
                 if ask.any():
-                    sf = core.wait_survival(st, np.where(ask, b, 0.0))
+                    sf = wait_survival(st, np.where(ask, b, 0.0))
                     out["wait_sf"][idx] = np.where(ask, sf, np.nan)
         return Metrics(**out)
 
-    def subset(self, idx: Idx) -> AccuratePoints:
+    def _means(self, lam: F, states: list[tuple[Idx, core.BlockState]]) -> dict[str, F]:
+        """Every metric but ``wait_sf`` (NaN) at the rates ``lam``."""
+        out = {name: np.full(len(self), np.nan) for name in Metrics.__dataclass_fields__}
+        if self._other is not None:
+            idx, pts = self._other
+            m = pts.metrics(lam[idx])
+            for name in out:
+                out[name][idx] = getattr(m, name)
+        if not states:
+            return out
+        rows = np.concatenate([idx for idx, _ in states])  # the blocks' rows, in block order
+
+        def each(field: str) -> F:
+            return np.concatenate([getattr(st, field) for _, st in states])
+
+        wait, service = each("wait"), each("service")
+        out["rate"][rows] = lam[rows]
+        out["response"][rows] = wait + service
+        out["service"][rows] = service
+        out["wait"][rows] = wait
+        out["ttft"][rows] = wait + each("first")
+        for name in ("throughput", "held", "in_service", "utilization", "blocking", "itl"):
+            out[name][rows] = each(name)
+        return out
+
+    def subset(self, idx: Idx, *, same_width: bool = False) -> AccuratePoints:
         idx = np.asarray(idx, dtype=np.intp)
         if self._place is None:
             block_of = np.full(len(self), -1, dtype=np.intp)
@@ -205,8 +228,14 @@ class AccuratePoints(OperatingPoints):
         for k, (_, b) in enumerate(self._acc):
             sel = np.flatnonzero(blk == k)
             if sel.size:
-                blocks.append((sel, b.take(row[sel])))
-        return AccuratePoints(self._base.subset(idx), blocks, self.mu_n[idx])
+                blocks.append((sel, b.take(row[sel], same_width=same_width)))
+        if self._other is None:  # every row is an LLM row: the chain's blocks are not needed
+            base = OperatingPoints(
+                [], self.n_batch[idx], self.n_max[idx], self.mu_1[idx], self.mu_n[idx]
+            )
+        else:
+            base = self._base.subset(idx, same_width=same_width)
+        return AccuratePoints(base, blocks, self.mu_n[idx])
 
     def response_time(self, i: int, rate: float) -> AccurateResponse:  # type: ignore[override]
         if not self._llm[i]:

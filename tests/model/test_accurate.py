@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from inferno.model.points import OperatingPoints, ProfileArrays
 from inferno.model.profiles import G0Profile, G1Profile, G2Profile, G3Profile, Profile, Tokens
 from inferno.model.quantiles import latency_quantiles, ttft_quantiles
 from inferno.solver import build_candidates, solve_table
-from inferno.system import PerformanceModel
+from inferno.system import PerformanceModel, System
 from inferno.units import MS_PER_MIN
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "large"
@@ -191,3 +192,72 @@ def test_the_model_option_reaches_the_solver(tmp_path: Path) -> None:
 def test_an_unknown_model_in_the_data_names_the_field(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="model"):
         load_system(_sample_with(tmp_path, model="exact"))
+
+
+def test_the_queue_factor_keeps_its_limits_and_grows_with_the_batch() -> None:
+    """Allen–Cunneen's (1 + c²)/2 at N = 1 (Pollaczek–Khinchine) and for c² ≥ 1; for fixed
+    lengths at a large batch, Cosmetatos' M/D/c correction lifts it above one half."""
+    from inferno.model._accurate_core import _queue_factor
+
+    log_r = np.log(np.array([0.5, 0.8, 0.95]))
+    one = np.ones(3)
+    for cs2 in (0.0, 0.25, 1.0, 2.25):
+        f1 = _queue_factor(np.full(3, cs2), log_r, one)
+        assert f1 == pytest.approx(np.full(3, 0.5 * (1.0 + cs2)))
+    assert _queue_factor(np.ones(3), log_r, np.full(3, 38.0)) == pytest.approx(np.ones(3))
+    big = _queue_factor(np.zeros(3), log_r, np.full(3, 38.0))
+    assert (big > 0.5).all() and big[0] > big[1] > big[2]  # less correction near saturation
+
+
+def _system(*, service_cov: float | None = 1.5, out_tokens_cov: float | None = None) -> System:
+    base = load_system(SAMPLE)
+    servers = tuple(
+        replace(s, load=replace(s.load, service_cov=service_cov, out_tokens_cov=out_tokens_cov))
+        for s in base.servers
+    )
+    return replace(base, servers=servers)
+
+
+def _allocation(system: System, model: str, exact: bool = False) -> dict[str, tuple[str, int]]:
+    spec = replace(system.optimizer, model=PerformanceModel(model), exact_wait_quantile=exact)
+    sol = solve_table(build_candidates(replace(system, optimizer=spec)), None)
+    return {n: (a.accelerator, a.replicas) for n, a in sol.allocations.items()}
+
+
+def test_service_cov_is_not_read_as_the_output_length_cv() -> None:
+    """The sample's serviceCOV 1.5 (Inferno's service-time CV) leaves the accurate mode at its
+    default length CV; outTokensCOV 1.5 does change the allocation."""
+    sample = load_system(SAMPLE)
+    assert {s.load.service_cov for s in sample.servers} == {1.5}
+    as_is = _allocation(sample, "accurate")
+    assert as_is == _allocation(_system(service_cov=None), "accurate")
+    assert as_is == _allocation(_system(out_tokens_cov=1.0), "accurate")
+    assert as_is != _allocation(_system(out_tokens_cov=1.5), "accurate")
+
+
+def test_the_accurate_mode_sizes_slo_ttw_on_the_wait_quantile() -> None:
+    """slo-ttw is the wait's 95th percentile: the accurate mode sizes it so with or without
+    exactWaitQuantile, where the chain follows Inferno's mean rule unless asked."""
+    sample = load_system(SAMPLE)
+    assert _allocation(sample, "accurate") == _allocation(sample, "accurate", exact=True)
+    assert _allocation(sample, "inferno") != _allocation(sample, "inferno", exact=True)
+
+
+def test_a_subset_and_a_second_call_give_the_same_metrics() -> None:
+    """Subsets (trimmed or not) and the memo of the last rates agree with a fresh evaluation,
+    for blocks with prefill stalls (G2 with input) and without (G0)."""
+    profiles: list[Profile] = [G2Profile(12.0, 0.05, 5e-4, 16), G0Profile(20.0, 0.4, 32, 1.0)]
+    tokens = [Tokens(128, 256), Tokens(0, 512)]
+    pts = AccuratePoints.of_accurate(profiles * 3, tokens * 3, out_cv=[0.5, 0.0] * 3)
+    lam = 0.8 * pts.mu_n
+    beyond = np.full(6, 50.0)
+    fresh = pts.metrics(lam, wait_beyond=beyond)
+    again = pts.metrics(lam)
+    assert np.array_equal(again.wait, fresh.wait) and np.isnan(again.wait_sf).all()
+    again = pts.metrics(lam, wait_beyond=beyond)
+    assert np.array_equal(again.wait_sf, fresh.wait_sf)
+    idx = np.array([4, 1, 1], dtype=np.intp)
+    for same_width in (False, True):
+        sub = pts.subset(idx, same_width=same_width).metrics(lam[idx], wait_beyond=beyond[idx])
+        for name in ("wait", "ttft", "itl", "response", "wait_sf"):
+            assert getattr(sub, name) == pytest.approx(getattr(fresh, name)[idx], rel=1e-12)

@@ -1,0 +1,113 @@
+"""The accurate model's distributions: P(W > t) and P(R > t) of a block's points from their
+:class:`~inferno.model._accurate_core.BlockState` (``docs/model.md``, "Accurate mode", item 5).
+
+The queued wait is the queue's truncated geometric made continuous (rate κ on [0, K − N]) and
+scaled to its mean; arrivals that find room wait out the running iteration (uniform on it); the
+service is a shifted gamma of the mean and variance the state gives.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ._accurate_core import BlockState
+
+F = NDArray[np.float64]
+
+__all__ = ["response_survival", "wait_survival"]
+
+_TINY = 1e-300
+_NEGLIGIBLE = 1e-15  # a probability below which a term of a survival is left out
+
+_NODES = 256  # nodes of the queued wait in the response-time survival
+
+
+def _trunc_sf(kappa: F, m: F, x: F) -> F:
+    """P(X > x) for X on [0, M] with density ∝ e^{−κx} (any sign of κ)."""
+    xx = np.clip(x, 0.0, m)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        pos = (np.exp(-kappa * xx) - np.exp(-kappa * m)) / -np.expm1(-kappa * m)
+        neg = np.expm1(kappa * (m - xx)) / np.expm1(kappa * m)
+        flat = (m - xx) / m
+    small = np.abs(kappa * m) < 1e-9
+    out: F = np.where(small, flat, np.where(kappa > 0, pos, neg))
+    return np.clip(np.where(x <= 0, 1.0, out), 0.0, 1.0)
+
+
+def _trunc_mean(kappa: F, m: F) -> F:
+    """E[X] of :func:`_trunc_sf`'s distribution."""
+    a = np.abs(kappa)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        low = 1.0 / a - m * np.exp(-a * m) / -np.expm1(-a * m)
+    small = a * m < 1e-6
+    out: F = np.where(small, 0.5 * m, np.where(kappa > 0, low, m - low))
+    return out
+
+
+def _trunc_ppf(kappa: F, m: F, p: F) -> F:
+    """The p-quantile of :func:`_trunc_sf`'s distribution (p broadcasts against κ)."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        pos = -np.log1p(p * np.expm1(-kappa * m)) / kappa
+        neg = m - np.log1p((1.0 - p) * np.expm1(kappa * m)) / kappa
+    small = np.abs(kappa * m) < 1e-9
+    out: F = np.where(small, p * m, np.where(kappa > 0, pos, neg))
+    return np.clip(out, 0.0, m)
+
+
+def _queue_scale(st: BlockState) -> F:
+    """ms per unit of X: the queued wait is X·scale, with the mean ``queue_mean``."""
+    mean_x = _trunc_mean(st.queue_rate, st.queue_room)
+    out: F = np.where(mean_x > 0, st.queue_mean / np.maximum(mean_x, _TINY), 0.0)
+    return out
+
+
+def wait_survival(st: BlockState, t: F) -> F:
+    """P(W > t) per point (t of shape (C,)): the boundary wait, uniform on one iteration, for
+    arrivals that find room; for those that queue, the queue's truncated geometric made
+    continuous (rate κ on [0, K − N]) and scaled to the queued wait's mean."""
+    tt = np.maximum(t, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        passed = np.divide(tt[:, None], st.iteration)  # of the iteration an arrival waits out
+        np.minimum(passed, 1.0, out=passed)
+    room = st.p_room - np.einsum("ij,ij->i", st.room, passed)
+    out: F = np.maximum(room, 0.0)
+    # the queued part, where arrivals queue at all (P(queue) below 1e-15 adds nothing)
+    q = np.flatnonzero(st.p_queue > _NEGLIGIBLE)
+    if q.size:
+        kappa, m = st.queue_rate[q], st.queue_room[q]
+        mean_x = _trunc_mean(kappa, m)
+        scale = np.where(mean_x > 0, st.queue_mean[q] / np.maximum(mean_x, _TINY), 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x = np.where(scale > 0, tt[q] / np.maximum(scale, _TINY), np.inf)
+        out[q] += st.p_queue[q] * np.where(scale > 0, _trunc_sf(kappa, m, x), 0.0)
+    return np.where(t < 0, 1.0, out)
+
+
+def _gamma_sf(k: F, theta: F, u: F) -> F:
+    from scipy import special  # here: a plain solve with mean targets needs no scipy
+
+    out: F = np.where(u > 0, special.gammaincc(k, np.maximum(u, 0.0) / theta), 1.0)
+    return out
+
+
+def response_survival(st: BlockState, t: F) -> F:
+    """P(R > t) per point, R = W + S: S = s₀ + Gamma (mean and variance of the service), W the
+    mixture of :func:`wait_survival` with the boundary wait at its mean."""
+    mean_g = np.maximum(st.decode_part, 1e-12)
+    var_g = np.maximum(st.service_var, (1e-4 * mean_g) ** 2)
+    k = mean_g**2 / var_g
+    theta = var_g / mean_g
+    s0 = st.service - mean_g
+    u = t - s0
+    out = st.p_empty * _gamma_sf(k, theta, u)
+    half = 0.5 * st.iteration
+    room = (st.room * _gamma_sf(k[:, None], theta[:, None], u[:, None] - half)).sum(axis=1)
+    # the queued wait at equal-probability nodes of its distribution
+    p = (np.arange(_NODES) + 0.5) / _NODES
+    wq = _queue_scale(st)[:, None] * _trunc_ppf(
+        st.queue_rate[:, None], st.queue_room[:, None], p[None, :]
+    )
+    queued = _gamma_sf(k[:, None], theta[:, None], u[:, None] - wq).mean(axis=1)
+    res: F = np.clip(out + room + st.p_queue * queued, 0.0, 1.0)
+    return res
