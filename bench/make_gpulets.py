@@ -4,14 +4,14 @@ Synthetic but plausible, and made only by this script (rerun it to get the same 
 
 - Two GPU products with MIG slices 1g.10gb, 2g.20gb, 3g.40gb, 4g.40gb: ``A100-80GB`` (cost 40)
   and ``H100-80GB`` (cost 65). (MPS shares are not in the sample: without interference data for
-  its models, Inferno does not co-locate different models on one GPU, docs/gpu-partitioning.md.)
+  its models, Inferno does not co-locate different models on one GPU, docs/gpu-partitions.md.)
 - Eight batch-kind models. Their whole-A100 batch times τ(b) = α + β·b are of the order that
   Triton's perf_analyzer reports for these networks at fp16 (a few ms at batch 1, sub-ms per extra
   item); on the H100 they are 0.6× the A100's. Each has a serial fraction s (the share of its batch
   time that does not speed up with more SMs: large for small networks, which use few SMs at their
   batch sizes, as GPU-let measured) and a memory need.
 - On partitions, every profile is derived by the scaling law τ_f = τ_1·(s + (1 − s)/f)
-  (docs/gpu-partitioning.md), except resnet50 on ``A100-80GB:1g.10gb`` and ``2g.20gb``, given as
+  (docs/gpu-partitions.md), except resnet50 on ``A100-80GB:1g.10gb`` and ``2g.20gb``, given as
   measured (the law at s = 0.55, ±2%), from which the sample's resnet50 serial fraction is fitted.
 - Two classes: Premium (mean latency ≤ 3 × τ(1) on the whole A100) and Standard (≤ 6 ×); each
   model in both, with loads between 15,000 and 240,000 requests per minute: from a small slice to

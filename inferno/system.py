@@ -45,7 +45,7 @@ class Accelerator:
     mem_size: float | None = None
     mem_bw: float | None = None
     node_selector: tuple[tuple[str, str], ...] = ()
-    #: a GPU partition (docs/gpu-partitioning.md): the product (``A100-80GB``), the MIG profile or
+    #: a GPU partition (docs/gpu-partitions.md): the product (``A100-80GB``), the MIG profile or
     #: MPS pool (``3g.40gb``, ``mps-4``) and the share of one GPU of ``type`` a replica takes
     product: str = ""
     partition: str = ""

@@ -1,4 +1,4 @@
-"""GPU partitions in the system files (*new*; docs/gpu-partitioning.md).
+"""GPU partitions in the system files (*new*; docs/gpu-partitions.md).
 
 An accelerator row may list the partitions of its GPU::
 
@@ -139,7 +139,7 @@ def _placement(
     }
 
 
-#: GPU-let's fitted constants, by name (the shipped examples; docs/gpu-partitioning.md)
+#: GPU-let's fitted constants, by name (the shipped examples; docs/gpu-partitions.md)
 _NAMED_CONSTANTS = {"gpulet-2080ti": GPULET_2080TI, "gpulet-3080": GPULET_3080}
 
 

@@ -166,7 +166,7 @@ def solution_to_json(solution: Solution, system: System) -> dict[str, Any]:
 
 
 def _partitions_json(solution: Solution, system: System) -> dict[str, Any]:
-    """GPU partitions after packing (docs/gpu-partitioning.md): the GPUs used per type, each
+    """GPU partitions after packing (docs/gpu-partitions.md): the GPUs used per type, each
     GPU's layout, the stranded slices, and per GPU type the MIG geometry to give the GPUs
     (``nvidia.com/mig.config`` is a recommendation: Inferno does not relabel nodes)."""
     out: dict[str, Any] = {}

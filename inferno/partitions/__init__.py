@@ -8,7 +8,7 @@
 - :mod:`.interference`: GPU-let's linear model of the slowdown between MPS co-runners.
 
 Placing chosen slices onto physical GPUs is the solver's: :mod:`inferno.solver.packing` (MIG) and
-:mod:`inferno.solver.packing_mps` (MPS). ``docs/gpu-partitioning.md`` describes the whole design.
+:mod:`inferno.solver.packing_mps` (MPS). ``docs/gpu-partitions.md`` describes the whole design.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The NVIDIA device plugin's resources and GPU feature discovery's node labels for partitions
-(docs/gpu-partitioning.md, "Actuation"). Plain names: the data layer puts them on accelerators,
+(docs/gpu-partitions.md, "Actuation"). Plain names: the data layer puts them on accelerators,
 the cluster layer on Deployments."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """GPU-let's 2080 Ti utilisation table (``resource/2080ti/UTIL.CSV``), at the batches its
 interference model interpolates between: per model, L2 % then DRAM % at b = 1, 2, 4, 8, 16, 32,
-measured with Nsight Compute at the whole GPU (docs/gpu-partitioning.md reproduces it)."""
+measured with Nsight Compute at the whole GPU (docs/gpu-partitions.md reproduces it)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""MIG geometries: the counts of docs/gpu-partitioning.md and the placement rules."""
+"""MIG geometries: the counts of docs/gpu-partitions.md and the placement rules."""
 
 from __future__ import annotations
 

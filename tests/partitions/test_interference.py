@@ -1,4 +1,4 @@
-"""GPU-let's interference model against the reference vectors of docs/gpu-partitioning.md."""
+"""GPU-let's interference model against the reference vectors of docs/gpu-partitions.md."""
 
 from __future__ import annotations
 

@@ -199,7 +199,7 @@ def test_the_json_carries_gpus_used_layouts_and_mig_configs(
     assert derived and all(":" in a["accelerator"] for a in derived)
 
 
-#: GPU-let's 2080 Ti utilisation of bert (L2 %, DRAM % at b = 1, 2, 4, 8), docs/gpu-partitioning.md
+#: GPU-let's 2080 Ti utilisation of bert (L2 %, DRAM % at b = 1, 2, 4, 8), docs/gpu-partitions.md
 BERT = {"1": [9.24, 29.03], "2": [10.66, 29.28], "4": [14.01, 30.32], "8": [16.25, 30.20]}
 
 

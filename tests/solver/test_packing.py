@@ -1,4 +1,4 @@
-"""Packing MIG slices onto GPUs: the reference packings of docs/gpu-partitioning.md, validity of
+"""Packing MIG slices onto GPUs: the reference packings of docs/gpu-partitions.md, validity of
 every layout, the ILP against first-fit decreasing, kept geometries and bad input."""
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ def test_current_geometries_are_kept_when_it_costs_no_gpu() -> None:
 def test_a_large_fleet_packs_fast() -> None:
     rng = random.Random(3)
     demand = {n: rng.randint(500, 1500) for n in ("1g.10gb", "1g.20gb", "2g.20gb", "3g.40gb")}
-    assert sum(demand.values()) == 3539  # the size docs/gpu-partitioning.md quotes
+    assert sum(demand.values()) == 3539  # the size docs/gpu-partitions.md quotes
     start = time.perf_counter()
     packing = pack_mig(A100, demand)
     elapsed = time.perf_counter() - start
