@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 from . import _accurate_core as core
 from ._accurate_tails import response_survival, wait_survival
 from ._kinds import KindArrays
-from .points import Metrics, OperatingPoints, ProfileArrays, _cut
+from .points import Metrics, OperatingPoints, ProfileArrays, _cut, arrays_of, optional_array
 from .profiles import Kind, Profile, Tokens
 
 F = NDArray[np.float64]
@@ -97,16 +97,14 @@ class AccuratePoints(OperatingPoints):
     ) -> AccuratePoints:
         """Points from profile objects, as :meth:`OperatingPoints.of`, with each request shape's
         output-length coefficient of variation (None: :data:`DEFAULT_OUT_CV`)."""
-        nan = float("nan")
+        prof, in_tokens, out_tokens = arrays_of(profiles, tokens)
         return cls.build_accurate(
-            ProfileArrays.of(profiles),
-            np.array([t.in_tokens for t in tokens], dtype=np.float64),
-            np.array([t.out_tokens for t in tokens], dtype=np.float64),
-            out_cv=None if out_cv is None else np.array([nan if v is None else v for v in out_cv]),
-            batch=None if batch is None else np.array([nan if b is None else b for b in batch]),
-            max_queue=None
-            if max_queue is None
-            else np.array([nan if q is None else q for q in max_queue]),
+            prof,
+            in_tokens,
+            out_tokens,
+            out_cv=optional_array(out_cv),
+            batch=optional_array(batch),
+            max_queue=optional_array(max_queue),
             queue_factor=queue_factor,
         )
 

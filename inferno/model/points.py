@@ -7,6 +7,7 @@ blocks, so that padding to the block's largest N wastes little and memory stays 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -166,6 +167,22 @@ def _row(p: Profile) -> tuple[float, ...]:
     raise TypeError(f"not a profile: {p!r}")
 
 
+def arrays_of(profiles: Sequence[Profile], tokens: Sequence[Tokens]) -> tuple[ProfileArrays, F, F]:
+    """Profile objects and request shapes as the arrays points are built from."""
+    return (
+        ProfileArrays.of(profiles),
+        np.array([t.in_tokens for t in tokens], dtype=np.float64),
+        np.array([t.out_tokens for t in tokens], dtype=np.float64),
+    )
+
+
+def optional_array(values: Sequence[float | None] | None) -> F | None:
+    """Per-point values with None (the default) as NaN; None for no values at all."""
+    if values is None:
+        return None
+    return np.array([math.nan if v is None else v for v in values], dtype=np.float64)
+
+
 def batch_limit(prof: ProfileArrays, out_tokens: F) -> F:
     """Inferno's memory-scaled batch limit N = max(⌊maxBatchSize·atTokens/out⌋, 1), at most
     :data:`MAX_BATCH`."""
@@ -221,15 +238,13 @@ class OperatingPoints:
     ) -> OperatingPoints:
         """Points from profile objects (one per point); ``batch`` overrides N, ``max_queue``
         K − N."""
-        nan = float("nan")
+        prof, in_tokens, out_tokens = arrays_of(profiles, tokens)
         return cls.build(
-            ProfileArrays.of(profiles),
-            np.array([t.in_tokens for t in tokens], dtype=np.float64),
-            np.array([t.out_tokens for t in tokens], dtype=np.float64),
-            batch=None if batch is None else np.array([nan if b is None else b for b in batch]),
-            max_queue=None
-            if max_queue is None
-            else np.array([nan if q is None else q for q in max_queue]),
+            prof,
+            in_tokens,
+            out_tokens,
+            batch=optional_array(batch),
+            max_queue=optional_array(max_queue),
             queue_factor=queue_factor,
         )
 
