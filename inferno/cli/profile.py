@@ -97,7 +97,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         type=int,
         default=None,
         help="the server's process id on this machine: sample its CPU and memory (with its "
-        "child processes) idle and at each level, and write a resources block",
+        "child processes) idle, then under single-item Poisson traffic at 25/50/75/90%% of the "
+        "highest rate the levels served, and write a resources block",
     )
     p.add_argument(
         "--idle-seconds",
@@ -112,6 +113,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default=0.2,
         metavar="S",
         help="seconds between resource samples with --pid (default 0.2)",
+    )
+    p.add_argument(
+        "--level-samples",
+        type=int,
+        default=20,
+        metavar="K",
+        help="with --pid: each Poisson traffic level (at 25/50/75/90%% of the highest rate "
+        "served) lasts K sample intervals (default 20)",
     )
     p.add_argument("--max-batch", type=int, default=None, help="maxBatchSize of the row")
     p.add_argument("--at-tokens", type=float, default=None, help="atTokens of a G2 row")
@@ -237,6 +246,7 @@ async def _measure(args: argparse.Namespace) -> Measurement:
         source=args.source,
         instances=args.instances_run or 1,
         idle_seconds=args.idle_seconds,
+        traffic_seconds=args.level_samples * args.sample_interval,
     )
     sampler = None if args.pid is None else ProcessSampler(args.pid, args.sample_interval)
     headers = dict(parse_header(h) for h in args.header)
@@ -307,6 +317,8 @@ def _check_serving_args(args: argparse.Namespace) -> None:
             )
     if not (math.isfinite(args.idle_seconds) and 0 <= args.idle_seconds <= 600):
         raise InputError(f"--idle-seconds must be between 0 and 600, got {args.idle_seconds}")
+    if not 1 <= args.level_samples <= 10_000:
+        raise InputError(f"--level-samples must be from 1 to 10000, got {args.level_samples}")
     if (c is not None or args.pid is not None) and args.observations:
         raise InputError("--instances-run and --pid measure a Triton URL, not --observations")
 
@@ -328,7 +340,7 @@ def _serving_lines(
             "other instance counts (--merge) to fit the contention factor"
         )
     if args.pid is not None:
-        block = resource_levels(m.levels, m.idle, c or 1)
+        block = resource_levels(m.traffic, m.idle, c or 1)
         row["resources"] = block
         result["resources"] = block
         table = [

@@ -31,8 +31,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 
@@ -45,7 +45,9 @@ from ..triton import (
 )
 from ..units import MS_PER_S, NS_PER_MS
 from .fit import BatchPoint
+from .levels import Level
 from .resources import ProcessSampler, ResourceUse
+from .traffic import poisson_level
 
 __all__ = [
     "Level",
@@ -75,6 +77,10 @@ class MeasureOptions:
     seed: int = 0
     instances: int = 1  # model instances the server runs (the single shape's auto levels)
     idle_seconds: float = 2.0  # the idle level's length, when resources are sampled
+    #: with a sampler: open-loop Poisson levels at these shares of the highest rate served,
+    #: each ``traffic_seconds`` long (see :mod:`~inferno.profiling.traffic`)
+    traffic_shares: tuple[float, ...] = (0.25, 0.5, 0.75, 0.9)
+    traffic_seconds: float = 5.0
 
 
 def auto_concurrency(max_batch: int, instances: int = 1) -> tuple[int, ...]:
@@ -91,47 +97,6 @@ def auto_concurrency(max_batch: int, instances: int = 1) -> tuple[int, ...]:
 
 
 @dataclass(frozen=True)
-class Level:
-    """One (batch, concurrency) level: what the client saw and what the server executed."""
-
-    batch: int  # items per request
-    concurrency: int
-    requests: int
-    seconds: float
-    client_mean_ms: float
-    client_p95_ms: float
-    executions: dict[int, tuple[int, float]] = field(default_factory=dict)  # b → (count, mean ms)
-    resources: ResourceUse | None = None  # the server process's use, with --pid
-
-    @property
-    def throughput(self) -> float:
-        """Items per second."""
-        return self.requests * self.batch / self.seconds if self.seconds > 0 else 0.0
-
-    @property
-    def request_rate(self) -> float:
-        """Requests per second."""
-        return self.requests / self.seconds if self.seconds > 0 else 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        out = {
-            "batch": self.batch,
-            "concurrency": self.concurrency,
-            "requests": self.requests,
-            "seconds": self.seconds,
-            "clientMeanMs": self.client_mean_ms,
-            "clientP95Ms": self.client_p95_ms,
-            "itemsPerSecond": self.throughput,
-            "executions": {
-                str(b): {"count": c, "meanMs": m} for b, (c, m) in self.executions.items()
-            },
-        }
-        if self.resources is not None:
-            out["resources"] = self.resources.to_json()
-        return out
-
-
-@dataclass(frozen=True)
 class Measurement:
     """``points``: what executions of each batch size cost, in the request shape measured.
     ``item_points`` (single shape): executions of one request of b items, for the overhead."""
@@ -145,6 +110,8 @@ class Measurement:
     item_points: tuple[BatchPoint, ...] = ()
     item_levels: tuple[Level, ...] = ()
     idle: ResourceUse | None = None  # the server process's use with no load, with --pid
+    #: with --pid: single-item Poisson levels (concurrency 0: open loop), resources sampled
+    traffic: tuple[Level, ...] = ()
 
 
 class _Totals:
@@ -180,7 +147,6 @@ async def _level(
     concurrency: int,
     options: MeasureOptions,
     use_stats: bool,
-    sampler: ProcessSampler | None = None,
 ) -> tuple[Level, ModelStatistics | None]:
     body = make_inputs(info, batch=batch, seed=options.seed)
     for _ in range(options.warmup):
@@ -194,13 +160,8 @@ async def _level(
             await client.infer(info.name, body)
             latencies.append((time.perf_counter() - t0) * MS_PER_S)
 
-    if sampler is not None:
-        sampler.start()
     start = time.perf_counter()
-    try:
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-    finally:
-        use = sampler.stop() if sampler is not None else None
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
     seconds = time.perf_counter() - start
     delta = None
     executions: dict[int, tuple[int, float]] = {}
@@ -219,7 +180,6 @@ async def _level(
         float(lat.mean()),
         float(np.percentile(lat, 95)),
         executions,
-        use,
     )
     logger.info(
         "%d item(s) × concurrency %d: %.2f ms mean (client), executions %s",
@@ -266,7 +226,9 @@ async def measure(
     sampler: ProcessSampler | None = None,
 ) -> Measurement:
     """Measure ``model`` in the request shape of ``options`` (default: single-item requests);
-    with ``sampler``, the server process's resources with no load first, then at each level."""
+    with ``sampler``, the server process's resources with no load first, then under Poisson
+    traffic at shares of the highest rate the levels served (the CPU of a server depends on
+    how its requests arrive: closed-loop levels batch more evenly than live traffic does)."""
     options = options or MeasureOptions()
     idle = None
     if sampler is not None:
@@ -276,17 +238,31 @@ async def measure(
         finally:
             idle = sampler.stop()
     if options.shape == "batch":
-        m = await measure_batch(client, model, options, sampler)
+        m = await measure_batch(client, model, options)
     else:
-        m = await measure_single(client, model, options, sampler)
-    return replace(m, idle=idle)
+        m = await measure_single(client, model, options)
+    if sampler is None:
+        return m
+    top = max(lv.throughput for lv in m.levels)
+    traffic = []
+    for k, share in enumerate(sorted(options.traffic_shares)):
+        traffic.append(
+            await poisson_level(
+                client,
+                m.model,
+                share * top,
+                options.traffic_seconds,
+                sampler,
+                seed=options.seed + k,
+            )
+        )
+    return replace(m, idle=idle, traffic=tuple(traffic))
 
 
 async def measure_batch(
     client: TritonClient,
     model: str,
     options: MeasureOptions | None = None,
-    sampler: ProcessSampler | None = None,
 ) -> Measurement:
     """b-item requests at every (batch size, concurrency) of ``options``."""
     options = options or MeasureOptions(shape="batch")
@@ -315,7 +291,7 @@ async def measure_batch(
     totals = _Totals()
     for c in concurrencies:
         for b in sizes:
-            level, delta = await _level(client, info, b, c, options, use_stats, sampler)
+            level, delta = await _level(client, info, b, c, options, use_stats)
             levels.append(level)
             totals.add_level(level, delta)
     return Measurement(
@@ -332,7 +308,6 @@ async def measure_single(
     client: TritonClient,
     model: str,
     options: MeasureOptions | None = None,
-    sampler: ProcessSampler | None = None,
 ) -> Measurement:
     """Single-item requests at rising concurrency, batched by Triton; then one b-item request
     at a time for the per-item cost (see the module's docstring)."""
@@ -365,7 +340,7 @@ async def measure_single(
     items = _Totals()
     item_levels: list[Level] = []
     for c in concurrencies:
-        level, delta = await _level(client, info, 1, c, options, use_stats, sampler)
+        level, delta = await _level(client, info, 1, c, options, use_stats)
         levels.append(level)
         if use_stats:
             totals.add_level(level, delta)

@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .fit import FitError
-from .measure import Level
+from .levels import Level
 from .resources import ResourceUse
 
 __all__ = [

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +21,7 @@ from inferno.profiling import (
     BatchPoint,
     Measurement,
     MeasureOptions,
+    ProcessSampler,
     auto_concurrency,
     capacity,
     fit_batch,
@@ -100,12 +102,14 @@ class FakeTriton:
         self.stop()
 
 
-def _measure(options: MeasureOptions, *, locked: bool = False) -> Measurement:
+def _measure(
+    options: MeasureOptions, *, locked: bool = False, sampler: ProcessSampler | None = None
+) -> Measurement:
     async def main() -> Measurement:
         fake = FakeTriton(locked=locked)
         try:
             client: Any = fake  # the part of TritonClient's surface measure uses
-            return await measure(client, "m", options)
+            return await measure(client, "m", options, sampler)
         finally:
             fake.stop()
 
@@ -138,6 +142,28 @@ def test_single_shape_sees_the_per_request_overhead() -> None:
     assert over.ms == pytest.approx(OVERHEAD, rel=1e-6)
     assert over.relative == pytest.approx(OVERHEAD / BETA, rel=1e-6)
     assert over.to_json()["itemBeta"] == pytest.approx(BETA, rel=1e-6)
+
+
+def test_resources_are_sampled_under_poisson_traffic_at_shares_of_the_top_rate() -> None:
+    # the sampler follows this test's own process (the stand-in runs in it)
+    options = MeasureOptions(
+        requests=3, warmup=0, idle_seconds=0.1, traffic_shares=(0.5, 0.25), traffic_seconds=1.0
+    )
+    m = _measure(options, sampler=ProcessSampler(os.getpid(), interval=0.05))
+    assert m.idle is not None and m.idle.seconds < 0.5
+    top = max(lv.request_rate for lv in m.levels)
+    assert [lv.concurrency for lv in m.traffic] == [0, 0]  # open loop
+    for level, share in zip(m.traffic, (0.25, 0.5), strict=True):
+        assert level.seconds == 1.0 and level.batch == 1
+        # Poisson counts of ~50 and ~100 requests: within four standard deviations
+        expected = share * top
+        assert abs(level.request_rate - expected) < 4 * (expected**0.5) + 1
+        assert level.resources is not None and level.resources.samples >= 15
+        # each answer waits for a batch of what arrived: at least α + β + o
+        assert level.client_mean_ms >= ALPHA + BETA + OVERHEAD - 1e-6
+    # the closed-loop levels are not sampled: their even batches are not live traffic
+    assert all(lv.resources is None for lv in m.levels)
+    assert _measure(options).traffic == ()
 
 
 def test_batch_shape_measures_the_per_item_cost_only() -> None:

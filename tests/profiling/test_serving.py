@@ -175,6 +175,7 @@ def test_profile_cli_runs_merge_into_contention_and_resources(
     data.write_text(json.dumps({"models": []}))
     argv = ["profile", "fake:8000", "-m", "m", "--requests", "4", "--warmup", "0"]
     argv += ["--pid", str(os.getpid()), "--idle-seconds", "0.3", "--merge", str(data)]
+    argv += ["--sample-interval", "0.05", "--level-samples", "6"]  # Poisson levels of 0.3 s
     monkeypatch.setattr("inferno.triton.TritonClient", lambda *a, **k: FakeInstances(1, 1.0))
     assert main([*argv, "--instances-run", "1"]) == 0
     out = capsys.readouterr().out
@@ -188,7 +189,8 @@ def test_profile_cli_runs_merge_into_contention_and_resources(
     assert row["alpha"] == pytest.approx(ALPHA, rel=1e-6)  # the 1-instance run's fit
     levels = row["resources"]["levels"]
     counts = [lv["instances"] for lv in levels]
-    assert counts == [1] * (len(auto_concurrency(N)) + 1) + [2] * (len(auto_concurrency(N, 2)) + 1)
+    # per run: the idle level and four Poisson levels (25/50/75/90% of the top rate served)
+    assert counts == [1] * 5 + [2] * 5
     idle = [lv for lv in levels if lv["rps"] == 0]
     assert len(idle) == 2 and all(lv["memoryPeakMiB"] > 10 for lv in levels)
     assert max(lv["rps"] for lv in levels if lv["instances"] == 2) > max(
