@@ -117,25 +117,40 @@ def wait_survival(t: F, p_batch: F, blocking: F, log_r: F, mu_n: F, n_tail: F) -
 
 
 def _log_q(m: F, y: F) -> F:
-    """log Q(m, y) = log P(Poisson(y) < m), also where Q underflows (y far above m).
+    """log Q(m, y) = log P(Poisson(y) < m) for whole m ≥ 1, also where Q underflows.
 
-    There Σ_{i<m} y^i/i! is dominated by its last terms: y^{m−1}/(m−1)! · Σ_k (m−1)…(m−k)/y^k.
+    The Poisson terms summed in log space (no scipy: importing scipy.special costs a percentile
+    run more than the sums), over the window that holds all but e^−50 of the sum: around the
+    largest term, min(m − 1, ⌊y⌋), ±(10√y + 30) terms.
     """
-    from scipy.special import gammaincc, gammaln
-
-    q = gammaincc(m, y)
-    with np.errstate(divide="ignore"):
-        out: F = np.log(q)
-    tiny = np.flatnonzero(q < 1e-250)
-    if tiny.size:
-        mt, yt = m[tiny], y[tiny]
-        term, total = np.ones_like(yt), np.ones_like(yt)
-        for k in range(1, int(mt.max())):
-            term = term * np.maximum(mt - k, 0.0) / yt
-            total += term
-            if (term < 1e-17 * total).all():
-                break
-        out[tiny] = -yt + (mt - 1.0) * np.log(yt) - gammaln(mt) + np.log(total)
+    out = np.zeros_like(y)
+    rows = np.flatnonzero(y > 0)  # Q(m, 0) = 1
+    if rows.size == 0:
+        return out
+    mm, yy = m[rows], y[rows]
+    top = mm - 1.0
+    centre = np.minimum(top, np.floor(yy))
+    half = np.ceil(10.0 * np.sqrt(yy) + 30.0)
+    lo = np.maximum(0.0, centre - half)
+    hi = np.minimum(top, centre + half)
+    width = int((hi - lo).max()) + 1
+    lf = log_factorial(int(hi.max()))
+    step = max(1, _WAIT_CELLS // width)
+    offsets = np.arange(width, dtype=np.float64)[None, :]
+    for s in range(0, rows.size, step):
+        part = slice(s, s + step)
+        i = lo[part, None] + offsets
+        valid = i <= hi[part, None]
+        with np.errstate(invalid="ignore"):
+            terms = np.where(
+                valid,
+                -yy[part, None]
+                + i * np.log(yy[part, None])
+                - lf[np.minimum(i, hi[part, None]).astype(np.int64)],
+                -np.inf,
+            )
+        peak = terms.max(axis=1)
+        out[rows[part]] = peak + np.log(np.exp(terms - peak[:, None]).sum(axis=1))
     return out
 
 

@@ -130,3 +130,25 @@ def test_wait_survival_closed_form_matches_the_poisson_sum() -> None:
     assert fast[summed] == pytest.approx(slow[summed], rel=1e-9, abs=1e-15)
     assert (fast[summed] > 1e-6).sum() > c // 4  # most of the cases are not trivially zero
     assert np.isfinite(fast).all() and ((fast >= 0) & (fast <= 1)).all()
+
+
+def test_log_q_matches_scipys_incomplete_gamma_and_never_underflows() -> None:
+    from scipy.special import gammaincc, gammaln
+
+    rng = np.random.default_rng(3)
+    for scale in (1.0, 30.0, 1000.0):
+        m = np.floor(rng.uniform(1, 3 * scale, 500)) + 1
+        y = rng.uniform(0, 3 * scale, 500)
+        y[:5] = 0.0
+        got = percentiles._log_q(m, y)
+        q = gammaincc(m, y)
+        fine = q > 1e-250
+        assert np.allclose(got[fine], np.log(q[fine]), rtol=0, atol=1e-11 * max(scale, 1))
+        assert (got[:5] == 0).all()  # Q(m, 0) = 1
+    # far in the upper tail Q underflows a double; its log is the last term's, and the rest
+    m = np.array([5.0, 200.0])
+    y = np.array([2000.0, 50000.0])
+    assert (gammaincc(m, y) == 0).all()
+    last = -y + (m - 1) * np.log(y) - gammaln(m)
+    assert np.allclose(percentiles._log_q(m, y), last, rtol=1e-12, atol=0.01)
+    assert (percentiles._log_q(m, y) > last).all()
