@@ -21,6 +21,12 @@ Synthetic but plausible, and made only by this script (rerun it to get the same 
 ``samples/gpulets/whole/`` is the same system without partitions (Inferno on whole GPUs), for the
 scenarios that compare the two on the same requests (``samples/scenarios/gpulets*.yaml``).
 
+``samples/gpulets/mps/`` is the same system with the H100-80GB shared by MPS instead of MIG (pools
+of 2 and 4 equal shares), GPU-let's RTX 2080 Ti interference constants (``gpulet-2080ti``) and,
+per model, the L2 and DRAM utilisation of the GPU-let network nearest to it
+(:data:`UTILISATION_OF`; GPU-let's 2080 Ti table, docs/gpu-partitions.md) — a stand-in until the
+models are measured on an H100 with Nsight Compute. vit_b16 has none: it is never co-located.
+
 Usage: python bench/make_gpulets.py [--out samples/gpulets]
 """
 
@@ -45,6 +51,36 @@ MODELS = {
     "vit_b16": (5.0, 1.20, 16, 0.35, 2.0, 30000, 45000),
 }
 H100_SPEED = 0.6
+#: GPU-let's 2080 Ti utilisation (L2 %, DRAM % at b = 1, 2, 4, 8, 16, 32), of the networks used
+GPULET_UTIL = {
+    "bert": ((9.24, 10.66, 14.01, 16.25, 18.01, 18.30), (29.03, 29.28, 30.32, 30.20, 34.41, 34.72)),
+    "mnasnet1_0": (
+        (8.01, 11.17, 14.98, 18.56, 21.50, 21.57),
+        (20.02, 28.56, 37.84, 46.57, 54.27, 57.64),
+    ),
+    "mobilenet_v2": (
+        (8.58, 12.24, 15.92, 20.71, 23.22, 23.87),
+        (21.78, 30.30, 39.87, 51.09, 57.87, 62.28),
+    ),
+    "resnet50": (
+        (15.40, 18.81, 23.02, 25.80, 26.78, 28.19),
+        (27.94, 35.03, 43.91, 51.32, 58.42, 62.27),
+    ),
+    "ssd-mobilenetv1": (
+        (10.58, 11.60, 15.76, 20.09, 23.35, 27.57),
+        (20.50, 26.15, 34.27, 46.43, 54.05, 61.23),
+    ),
+}
+#: the sample's model → the GPU-let network whose utilisation stands in for it
+UTILISATION_OF = {
+    "resnet50": "resnet50",
+    "efficientnet_b0": "mnasnet1_0",
+    "mobilenet_v2": "mobilenet_v2",
+    "yolov5s": "ssd-mobilenetv1",
+    "bert_base": "bert",
+    "bert_large": "bert",
+    "distilbert": "bert",
+}
 MEASURED = {"A100-80GB:1g.10gb": (1 / 7, 1.02), "A100-80GB:2g.20gb": (2 / 7, 0.98)}
 
 
@@ -135,11 +171,32 @@ def whole_files() -> dict[str, Any]:
     return docs
 
 
+def mps_files() -> dict[str, Any]:
+    """The system with MPS shares on the H100-80GB instead of MIG slices, with interference
+    data (the module docstring)."""
+    docs: dict[str, Any] = json.loads(json.dumps(files()))
+    for acc in docs["accelerator-data.json"]["accelerators"]:
+        if acc["name"] == "H100-80GB":
+            acc["partitions"] = {"mps": [2, 4], "interference": "gpulet-2080ti"}
+    for row in docs["model-data.json"]["models"]:
+        net = UTILISATION_OF.get(row["name"])
+        if net is not None and ":" not in row["acc"]:
+            l2, dram = GPULET_UTIL[net]
+            row["utilization"] = {
+                str(b): [x, y] for b, x, y in zip((1, 2, 4, 8, 16, 32), l2, dram, strict=True)
+            }
+    return docs
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(ROOT / "samples" / "gpulets"), help="the directory")
     out = Path(ap.parse_args().out)
-    for directory, docs in ((out, files()), (out / "whole", whole_files())):
+    for directory, docs in (
+        (out, files()),
+        (out / "whole", whole_files()),
+        (out / "mps", mps_files()),
+    ):
         directory.mkdir(parents=True, exist_ok=True)
         for name, content in docs.items():
             (directory / name).write_text(json.dumps(content, indent=2) + "\n")

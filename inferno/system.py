@@ -185,6 +185,9 @@ class OptimizerSpec:
     queue_factor: float | None = None  # K − N = factor·N for every server (None: per-kind default)
     milp_time_limit: float = 60.0
     model: PerformanceModel = PerformanceModel.INFERNO
+    #: decide Triton's model instances and batching delay for batch-kind rows with measured
+    #: contention (solver/serving_config.py): seconds per such server, so asked for explicitly
+    decide_serving: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -821,6 +821,40 @@ def test_startup_script_writes_the_batch_size_and_execs_triton(tmp_path: Path) -
     assert "INFERNO_MAX_BATCH_SIZE=lots" in done.stderr
 
 
+@pytest.mark.skipif(shutil.which("sh") is None, reason="needs a POSIX shell")
+def test_startup_script_writes_the_instances_and_checks_the_delay(tmp_path: Path) -> None:
+    command, env = _startup(served_deployments()[0])
+    assert env["INFERNO_INSTANCES"] == "1" and env["INFERNO_MAX_QUEUE_DELAY_US"] == "0"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    _stub(bin_dir, "nvidia-smi", 'echo "GPU 0: A100 (UUID: a)"\n')
+    _stub(bin_dir, "tritonserver", "true\n")
+    repo = tmp_path / "models"
+    run_env = {
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
+        **env,
+        "INFERNO_INSTANCES": "3",
+        "INFERNO_MAX_QUEUE_DELAY_US": "2500",
+        "MODEL_REPOSITORY": str(repo),
+    }
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["sh", "-c", command[2]], env=run_env, capture_output=True, text=True, timeout=30
+        )
+
+    done = run()
+    assert done.returncode == 0, done.stderr
+    config = (repo / env["MODEL_NAME"] / "config.pbtxt").read_text(encoding="utf-8")
+    assert "instance_group [ { count: 3, kind: KIND_MODEL } ]" in config
+    assert "instances=3 max_queue_delay_us=2500" in done.stdout
+    for name, bad in (("INFERNO_INSTANCES", "0"), ("INFERNO_MAX_QUEUE_DELAY_US", "-5")):
+        run_env = {**run_env, "INFERNO_INSTANCES": "1", "INFERNO_MAX_QUEUE_DELAY_US": "0"}
+        run_env[name] = bad
+        done = run()
+        assert done.returncode == 1 and f"{name}={bad}" in done.stderr
+
+
 # -- the image ----------------------------------------------------------------------------------
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from inferno.settings import Settings, SettingsError
+from inferno.settings import MODELS, Settings, SettingsError
+from inferno.system import PerformanceModel
 
 
 def test_defaults_match_the_original_ports() -> None:
@@ -56,6 +57,11 @@ def test_overrides_win_and_are_checked() -> None:
         ("INFERNO_HPA_HEADROOM", "-0.5", ">= 0"),
         ("INFERNO_BATCH_TOLERANCE", "1.5", "[0, 1)"),
         ("INFERNO_BATCH_TOLERANCE", "-0.1", "[0, 1)"),
+        ("INFERNO_MODEL", "exact", "'inferno' or 'accurate'"),
+        ("INFERNO_MODEL", "Accurate", "'inferno' or 'accurate'"),
+        ("INFERNO_MIG_APPLY", "perhaps", "true"),
+        ("INFERNO_MIG_MAX_NODES", "0", "1..1000"),
+        ("INFERNO_MIG_NAMESPACE", "GPU_Operator", "DNS label"),
     ],
 )
 def test_bad_values_name_the_variable(env: str, value: str, expected: str) -> None:
@@ -63,3 +69,24 @@ def test_bad_values_name_the_variable(env: str, value: str, expected: str) -> No
         Settings.from_env({env: value})
     assert env in str(err.value)
     assert expected in str(err.value)
+
+
+def test_the_model_setting_defaults_to_inferno_and_reads_accurate() -> None:
+    assert Settings.from_env({}).optimizer.model == "inferno"
+    assert Settings.from_env({"INFERNO_MODEL": "accurate"}).optimizer.model == "accurate"
+    assert Settings.from_env({}, model="accurate").optimizer.model == "accurate"
+    with pytest.raises(SettingsError, match="INFERNO_MODEL"):
+        Settings.from_env({}).with_overrides(model="chain")
+    # the settings layer sits below inferno.system: its list of models must be the enum's
+    assert set(MODELS) == {m.value for m in PerformanceModel}
+
+
+def test_mig_application_is_off_unless_asked() -> None:
+    from inferno.services.controller import _mig_options
+
+    assert Settings.from_env({}).mig.apply is False
+    assert _mig_options(Settings.from_env({})) is None
+    on = Settings.from_env({"INFERNO_MIG_APPLY": "true", "INFERNO_MIG_MAX_NODES": "2"})
+    options = _mig_options(on)
+    assert options is not None and options.max_nodes == 2
+    assert (options.namespace, options.config_map) == ("gpu-operator", "inferno-mig-parted-config")

@@ -48,6 +48,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="judge slo-ttw on the true wait quantile instead of Inferno's mean-based rule",
     )
     p.add_argument(
+        "--decide-serving",
+        action="store_true",
+        help="decide Triton's model instances and batching delay for batch-kind rows with "
+        "measured contention (slow: seconds per such server; docs/triton.md)",
+    )
+    p.add_argument(
         "--batch-policy",
         choices=[b.value for b in BatchPolicy],
         default=None,
@@ -103,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
         spec = replace(spec, unlimited=False)
     if args.exact_wait_quantile:
         spec = replace(spec, exact_wait_quantile=True)
+    if args.decide_serving:
+        spec = replace(spec, decide_serving=True)
     if args.batch_policy:
         spec = replace(spec, batch_policy=BatchPolicy(args.batch_policy))
     if args.model:
@@ -144,6 +152,10 @@ def format_solution(solution: Solution, system: System, *, percentiles: bool = F
     headers += ["bound", "ITL ms", "wait|TTFT ms", "batch fill"]
     if percentiles:
         headers += ["p95 wait|TTFT", "p95 latency"]
+    # model instances and batching delay: only when the solver decided them for some server
+    serving = any(a.serving is not None for a in solution.allocations.values())
+    if serving:
+        headers += ["instances", "delay µs"]
     headers.append("note")
     rows = []
     misses = 0
@@ -167,6 +179,9 @@ def format_solution(solution: Solution, system: System, *, percentiles: bool = F
             if missed:
                 misses += 1
                 notes.append("MISSES " + "; ".join(missed))
+        if serving:
+            dec = a.serving
+            row += [dec.instances, dec.delay_us] if dec is not None else [None, None]
         row.append("; ".join(notes))
         rows.append(row)
     numeric = {

@@ -41,6 +41,8 @@ def decisions_from_solution(
                 reason=a.note,
                 cost=a.cost,
                 bound=a.bound,
+                instances=a.serving.instances if a.serving is not None else 0,
+                max_queue_delay_us=a.serving.delay_us if a.serving is not None else -1,
             )
         )
     return out
@@ -58,6 +60,8 @@ def decision_to_json(d: Decision) -> dict[str, Any]:
         "reason": d.reason,
         "cost": d.cost,
         "bound": d.bound,
+        **({"instances": d.instances} if d.instances > 0 else {}),
+        **({"maxQueueDelayUs": d.max_queue_delay_us} if d.max_queue_delay_us >= 0 else {}),
         **({"stay": decision_to_json(d.stay)} if d.stay is not None else {}),
     }
 
@@ -75,5 +79,7 @@ def decision_from_json(obj: Mapping[str, Any]) -> Decision:
         reason=str(obj.get("reason", "")),
         cost=None if obj.get("cost") is None else float(obj["cost"]),
         bound=str(obj.get("bound", "")),
+        instances=int(obj.get("instances", 0)),
+        max_queue_delay_us=int(obj.get("maxQueueDelayUs", -1)),
         stay=None if obj.get("stay") is None else decision_from_json(obj["stay"]),
     )

@@ -14,7 +14,12 @@ decision (min = decision, max = decision × (1 + headroom)) and ``spec.replicas`
 Triton reads its batch size from the model configuration, which the sample Deployments generate at
 start-up from the container variable ``INFERNO_MAX_BATCH_SIZE``: the plan sets that variable
 (which rolls the pods, as a change of GPU type does anyway) and the
-``inferno.server.allocation.maxbatchsize`` label.
+``inferno.server.allocation.maxbatchsize`` label. When the solver decided a batch-kind server's
+model instances and batching delay (:mod:`inferno.solver.serving_config`), the plan sets
+``INFERNO_INSTANCES`` and ``INFERNO_MAX_QUEUE_DELAY_US`` the same way, which the sample
+Deployments write into ``config.pbtxt`` (``instance_group count``, ``max_queue_delay_microseconds``)
+at start-up; like the batch, a running value is kept when the decision keeps the accelerator and
+moves it by at most the batch tolerance (:func:`steady_serving`), so that noise never rolls pods.
 """
 
 from __future__ import annotations
@@ -40,7 +45,12 @@ __all__ = [
     "plan",
     "plan_one",
     "steady_batch",
+    "steady_serving",
 ]
+
+#: the container variables of the decided model instances and batching delay (µs)
+INSTANCES_ENV = "INFERNO_INSTANCES"
+QUEUE_DELAY_ENV = "INFERNO_MAX_QUEUE_DELAY_US"
 
 Patch = tuple[dict[str, Any], ...]
 
@@ -59,6 +69,10 @@ class Decision:
     reason: str = ""  # why it is not allocated, or a note (e.g. a partial grant)
     cost: float | None = None
     bound: str = ""
+    #: model instances and batching delay (µs) when the solver decided them (0 and −1: not
+    #: decided, the container's variables are left alone)
+    instances: int = 0
+    max_queue_delay_us: int = -1
     #: when the decision moves the server off its current accelerator: the cheapest decision
     #: that keeps it there (what the control policy falls back to while it defers a switch)
     stay: Decision | None = None
@@ -103,6 +117,45 @@ def steady_batch(accelerator: str, batch: int, dec: Decision, tolerance: float) 
     if abs(dec.max_batch - batch) <= tolerance * batch:
         return replace(dec, max_batch=batch)
     return dec
+
+
+def _env_int(d: ManagedDeployment, name: str) -> int | None:
+    """The container variable ``name`` as an integer ≥ 0 (None: absent or not one)."""
+    value = dict(d.env).get(name, "").strip()
+    return int(value) if value.isdigit() else None
+
+
+def _steady(running: int | None, wanted: int, tolerance: float) -> int:
+    """``running`` when ``wanted`` moves it by at most ``tolerance`` of it, else ``wanted``."""
+    if running is None or running <= 0 or wanted == running:
+        return wanted
+    return running if abs(wanted - running) <= tolerance * running else wanted
+
+
+def steady_serving(d: ManagedDeployment, dec: Decision, tolerance: float) -> Decision:
+    """``dec`` with the running model instances and batching delay kept, by the rule of
+    :func:`steady_batch`, when it keeps the accelerator: each is kept when the decision moves it
+    by at most ``tolerance`` of the running value (a running 0 or an unknown one is never
+    kept)."""
+    if not dec.allocated or tolerance <= 0 or dec.accelerator != d.accelerator:
+        return dec
+    out = dec
+    if dec.instances > 0:
+        out = replace(out, instances=_steady(_env_int(d, INSTANCES_ENV), dec.instances, tolerance))
+    if dec.max_queue_delay_us >= 0:
+        running = _env_int(d, QUEUE_DELAY_ENV)
+        out = replace(out, max_queue_delay_us=_steady(running, dec.max_queue_delay_us, tolerance))
+    return out
+
+
+def _serving_state(d: ManagedDeployment, dec: Decision | None) -> dict[str, Any]:
+    """The running instances and delay, for the reports of a decision that carries them."""
+    if dec is None or (dec.instances <= 0 and dec.max_queue_delay_us < 0):
+        return {}
+    return {
+        "instances": _env_int(d, INSTANCES_ENV),
+        "maxQueueDelayUs": _env_int(d, QUEUE_DELAY_ENV),
+    }
 
 
 def _escape(key: str) -> str:
@@ -173,34 +226,16 @@ def _deployment_patch(
             if requests or "requests" in resources:
                 resources["requests"] = requests
             ops.append({"op": "add", "path": f"{base}/resources", "value": resources})
+    env = [n for n, _ in d.env]  # the container's variables, with those added below
+    wanted = []
     if dec.max_batch > 0:
-        names = [n for n, _ in d.env]
-        value = str(dec.max_batch)
-        if cfg.batch_env in names:
-            j = names.index(cfg.batch_env)
-            if d.env[j][1] != value:
-                # the whole entry: it may hold a valueFrom, which cannot sit beside a value
-                entry = {"name": cfg.batch_env, "value": value}
-                # the entry is still the batch variable (an edit since the read cannot make the
-                # index point at another one: the patch then fails whole)
-                ops.append({"op": "test", "path": f"{base}/env/{j}/name", "value": cfg.batch_env})
-                ops.append({"op": "replace", "path": f"{base}/env/{j}", "value": entry})
-        elif d.env:
-            ops.append(
-                {
-                    "op": "add",
-                    "path": f"{base}/env/-",
-                    "value": {"name": cfg.batch_env, "value": value},
-                }
-            )
-        else:
-            ops.append(
-                {
-                    "op": "add",
-                    "path": f"{base}/env",
-                    "value": [{"name": cfg.batch_env, "value": value}],
-                }
-            )
+        wanted.append((cfg.batch_env, str(dec.max_batch)))
+    if dec.instances > 0:
+        wanted.append((INSTANCES_ENV, str(dec.instances)))
+    if dec.max_queue_delay_us >= 0:
+        wanted.append((QUEUE_DELAY_ENV, str(dec.max_queue_delay_us)))
+    for name, value in wanted:
+        ops.extend(_env_ops(d, env, base, name, value))
     if any(op["path"].startswith(f"{base}/") for op in ops) and d.container_name:
         # the container at that index is still the serving one
         ops.insert(
@@ -208,6 +243,29 @@ def _deployment_patch(
             {"op": "test", "path": f"{base}/name", "value": d.container_name},
         )
     return ops
+
+
+def _env_ops(
+    d: ManagedDeployment, env: list[str], base: str, name: str, value: str
+) -> list[dict[str, Any]]:
+    """The ops that set the serving container's variable ``name`` to ``value`` (``env``: the
+    names it has, appended to when it gains one)."""
+    if name in env:
+        j = env.index(name)
+        if j >= len(d.env) or d.env[j][1] == value:
+            return []
+        # the whole entry: it may hold a valueFrom, which cannot sit beside a value; the entry is
+        # still that variable (an edit since the read cannot make the index point at another
+        # one: the patch then fails whole)
+        return [
+            {"op": "test", "path": f"{base}/env/{j}/name", "value": name},
+            {"op": "replace", "path": f"{base}/env/{j}", "value": {"name": name, "value": value}},
+        ]
+    entry = {"name": name, "value": value}
+    env.append(name)
+    if len(env) > 1:
+        return [{"op": "add", "path": f"{base}/env/-", "value": entry}]
+    return [{"op": "add", "path": f"{base}/env", "value": [entry]}]
 
 
 def _hpa_patch(d: ManagedDeployment, replicas: int, cfg: PlanSettings) -> list[dict[str, Any]]:
@@ -233,6 +291,12 @@ def _summary(d: ManagedDeployment, dec: Decision, replicas: int) -> str:
         parts.append(f"accelerator {d.accelerator or '-'}→{dec.accelerator}")
     if dec.max_batch != d.max_batch:
         parts.append(f"batch {d.max_batch or '-'}→{dec.max_batch}")
+    running = _serving_state(d, dec)
+    if dec.instances > 0 and dec.instances != running.get("instances"):
+        parts.append(f"instances {running.get('instances') or '-'}→{dec.instances}")
+    if dec.max_queue_delay_us >= 0 and dec.max_queue_delay_us != running.get("maxQueueDelayUs"):
+        was = running.get("maxQueueDelayUs")
+        parts.append(f"delay {'-' if was is None else was}→{dec.max_queue_delay_us} µs")
     detail = ", ".join(parts) or "no change"
     extra = f" (bound by {dec.bound})" if dec.bound else ""
     return f"{detail}{extra}"
@@ -252,8 +316,12 @@ def plan_one(d: ManagedDeployment, dec: Decision | None, cfg: PlanSettings) -> A
             after=before,
         )
     dec = steady_batch(d.accelerator, d.max_batch, dec, cfg.batch_tolerance)
+    dec = steady_serving(d, dec, cfg.batch_tolerance)
     replicas = _replicas(d, dec.replicas)
     after = {"replicas": replicas, "accelerator": dec.accelerator, "maxBatch": dec.max_batch}
+    if dec.instances > 0 or dec.max_queue_delay_us >= 0:
+        before = {**before, **_serving_state(d, dec)}
+        after = {**after, "instances": dec.instances, "maxQueueDelayUs": dec.max_queue_delay_us}
     summary = _summary(d, dec, replicas)
     if d.mode == "recommend":
         return Action(

@@ -41,7 +41,9 @@ from ..errors import InfernoError
 from ..k8s import ClusterAPI, ClusterError
 from .actuate import ActuationReport, CycleStamp, Target, parse_cycle_annotation
 from .collect import Collection
+from .mig import MigOptions, apply_mig
 from .optimize import OptimizeResult
+from .partitions_report import partitions_section
 from .policy import Clamp, Policy
 from .startup import measured_startups
 
@@ -124,6 +126,10 @@ class CycleReport:
     #: per server, the rate the policy sized it for and how (Forecast.to_json), with the
     #: start-up its horizon took (``startup``, s) and where from (``startupSource``)
     forecasts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: with INFERNO_MIG_APPLY: the nodes' MIG plan and what of it was applied (control/mig.py)
+    mig: dict[str, Any] | None = None
+    #: GPU partitions in the decision: GPUs used, layouts, stranded slices (partitions_report.py)
+    partitions: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -205,9 +211,11 @@ async def run_cycle(
     clock: Callable[[], float] = time.perf_counter,
     stamp: CycleStamp | None = None,
     policy: Policy | None = None,
+    mig: MigOptions | None = None,
 ) -> CycleReport:
-    """Collect, optimize, update; then write the ServiceClass statuses. Never raises for a
-    failed phase: the report says what failed (and the cycle's status is ``failed``)."""
+    """Collect, optimize, update; then write the ServiceClass statuses and, with ``mig``,
+    apply the MIG geometries to opted-in nodes. Never raises for a failed phase: the report
+    says what failed (and the cycle's status is ``failed``)."""
     started = now()
     stamp = stamp or new_stamp(deadline, lambda: started.timestamp())
     seconds: dict[str, float] = {}
@@ -277,6 +285,7 @@ async def run_cycle(
         report["decisions"] = decisions
         report["notes"] = list(optimized.notes)
         report["solution_status"] = str(optimized.solution.get("status", ""))
+        report["partitions"] = partitions_section(optimized.solution)
         report["tuning"] = optimized.tuning
         phase = "update"
         targets = [Target(d.namespace, d.name, d.server) for d in collection.deployments]
@@ -311,6 +320,22 @@ async def run_cycle(
         except Exception as exc:  # never fails the cycle
             logger.exception("writing ServiceClass statuses failed")
             report["status_errors"] = [f"{type(exc).__name__}: {exc}"]
+    if api is not None and mig is not None:
+        hold = (
+            "the cycle had errors"
+            if errors
+            else "the policy clamped decisions this cycle: the Deployments do not follow the "
+            "solution the geometries come from"
+            if report.get("clamps")
+            else None
+        )
+        try:
+            report["mig"] = await asyncio.to_thread(
+                apply_mig, api, optimized.solution, mig, hold=hold
+            )
+        except Exception as exc:  # never fails the cycle
+            logger.exception("applying MIG geometries failed")
+            report["mig"] = {"applied": [], "errors": [f"{type(exc).__name__}: {exc}"]}
     return finish("failed" if errors else "ok")
 
 

@@ -20,6 +20,7 @@ from ..errors import InfernoError
 from ..k8s import ClusterAPI
 from .cycle import CyclePhases, CycleReport, run_cycle
 from .leader import LeaderElector
+from .mig import MigOptions
 from .policy import Policy
 from .state import StateStore
 
@@ -53,6 +54,7 @@ class ControlLoop:
         on_report: Callable[[CycleReport], None] | None = None,
         policy: Policy | None = None,
         store: StateStore | None = None,
+        mig: MigOptions | None = None,
     ) -> None:
         self.phases = phases
         self.api = api
@@ -62,6 +64,7 @@ class ControlLoop:
         self.on_report = on_report
         self.policy = policy
         self.store = store
+        self.mig = mig  # apply MIG geometries to opted-in nodes (INFERNO_MIG_APPLY)
         self._lock = asyncio.Lock()
         self._reports: OrderedDict[str, CycleReport] = OrderedDict()
         self._stop = asyncio.Event()
@@ -118,6 +121,7 @@ class ControlLoop:
                 trigger=trigger,
                 deadline=self.deadline,
                 policy=self.policy,
+                mig=self.mig,
             )
         finally:
             self._lock.release()

@@ -17,7 +17,7 @@ from ..data import SYSTEM_FILES, system_from_documents
 from ..data.solution_json import solution_to_json
 from ..errors import InputError
 from ..solver import Solution, solve
-from ..system import System
+from ..system import PerformanceModel, System
 from ..tuning import PairKey, Theta, with_tuned_profiles
 
 __all__ = [
@@ -96,9 +96,11 @@ def prepare(
     *,
     origin: str = "static data",
     request: str = "request",
+    model: str = "inferno",
 ) -> Prepared:
     """Validate and build the system :func:`optimize` solves (see there); InputError if the
     documents or the request are unusable."""
+    default_model = PerformanceModel(model)
     docs = dict(static)
     if service_classes:
         docs["serviceclass-data.json"] = {"serviceClasses": service_classes}
@@ -146,7 +148,7 @@ def prepare(
     while True:
         docs["server-data.json"] = {"servers": usable}
         try:
-            system = system_from_documents(docs, origin, sources)
+            system = system_from_documents(docs, origin, sources, model=default_model)
             break
         except InputError as exc:
             match = _SERVER_INDEX.match(exc.path or "") if exc.source == request else None
@@ -324,6 +326,7 @@ def optimize(
     origin: str = "static data",
     request: str = "request",
     tuned: Mapping[PairKey, Theta] | None = None,
+    model: str = "inferno",
 ) -> OptimizeResult:
     """Solve. Service classes from the cluster replace ``serviceclass-data.json`` when there are
     any. A server of an unknown class, or whose current accelerator is unknown, is not an error
@@ -333,9 +336,14 @@ def optimize(
     :mod:`inferno.tuning`); a tuned profile that leaves a server unallocated which the base
     profiles allocate is put back to its base (``fallbacks``, and a note).
 
+    ``model`` (``inferno`` or ``accurate``: the services' ``INFERNO_MODEL``) is the performance
+    model the servers are sized with unless ``optimizer-data.json`` names one.
+
     Errors in the static documents name ``origin/<file>``; errors in the servers or classes given
     name ``request`` and the server's index in the list given."""
-    prepared = prepare(static, servers, service_classes, origin=origin, request=request)
+    prepared = prepare(
+        static, servers, service_classes, origin=origin, request=request, model=model
+    )
     return solve_prepared(prepared, gpu_node_label=gpu_node_label, tuned=tuned)
 
 

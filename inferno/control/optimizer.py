@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import InfernoError, InputError
-from ..system import System
+from ..system import PerformanceModel, System
 from ..tuning import PairKey, Theta, TuningOptions, TuningReport
 from .optimize import OptimizeResult, prepare, solve_prepared
 from .static_data import StaticData
@@ -53,7 +53,11 @@ class Optimizer:
         *,
         tuning_enabled: bool = True,
         gpu_node_label: str = "nvidia.com/gpu.product",
+        model: str = "inferno",
     ) -> None:
+        """``model``: the performance model when the static optimizer data names none
+        (``INFERNO_MODEL``: inferno or accurate)."""
+        self.model = PerformanceModel(model).value
         self.static = static
         self.tuner = Tuner(tuning, enabled=tuning_enabled)
         self.gpu_node_label = gpu_node_label
@@ -86,6 +90,7 @@ class Optimizer:
                 [dict(c) for c in service_classes],
                 origin=str(self.static.path),
                 request=REQUEST,
+                model=self.model,
             )
         except InputError as exc:
             if exc.source != REQUEST:  # the static data: our configuration

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..model.profiles import Kind
+from ..partitions.labels import MIG_STRATEGY
 from ..solver.result import Allocation, Solution
 from ..system import Load, System
 
@@ -129,6 +130,9 @@ def _allocation_json(
             numbers.append((part, "ratePerReplica", p.rate_per_replica))
             parts.append(part)
         out["parts"] = parts
+    if a.serving is not None:  # decided by the solver (solver/serving_config.py)
+        out["instances"] = a.serving.instances
+        out["maxQueueDelayUs"] = a.serving.delay_us
     if a.note:
         out["note"] = a.note
     return out
@@ -183,6 +187,7 @@ def _partitions_json(solution: Solution, system: System) -> dict[str, Any]:
                 "costOfGpus": _num(g.used * g.gpu_cost),
                 "gpus": [dict(x) for x in g.layout],
                 "migConfig": [_counts(x["slices"]) for x in g.layout if x.get("mode") == "mig"],
+                **_nodes_of(system, k),
                 "notes": list(g.notes),
             }
             for k, g in solution.gpus.items()
@@ -190,6 +195,19 @@ def _partitions_json(solution: Solution, system: System) -> dict[str, Any]:
     if system.notes:
         out["notes"] = list(system.notes)
     return out
+
+
+def _nodes_of(system: System, gpu_type: str) -> dict[str, Any]:
+    """The whole GPU's node selector and the device plugin's MIG strategy on its nodes: where
+    the geometries go (:mod:`inferno.cluster.mig_nodes`)."""
+    base = system.accelerators.get(gpu_type)
+    selector = dict(base.node_selector) if base is not None else {}
+    strategy = "mixed"
+    for acc in system.accelerators.values():
+        if acc.type == gpu_type and acc.partition and not acc.partition.startswith("mps"):
+            strategy = dict(acc.node_selector).get(MIG_STRATEGY, strategy)
+    selector.pop(MIG_STRATEGY, None)
+    return {"nodeSelector": selector, "migStrategy": strategy}
 
 
 def _counts(slices: list[dict[str, Any]]) -> dict[str, int]:

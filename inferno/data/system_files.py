@@ -118,10 +118,13 @@ def system_from_documents(
     documents: Mapping[str, object],
     origin: str = "",
     sources: Mapping[str, str] | None = None,
+    *,
+    model: PerformanceModel = PerformanceModel.INFERNO,
 ) -> System:
     """The same from already-parsed JSON documents keyed by file name (e.g. a ConfigMap's data
     merged with what the collector found in the cluster); errors name ``origin/<file name>``, or
-    ``sources[file name]`` for the documents it names."""
+    ``sources[file name]`` for the documents it names. ``model``: the performance model when the
+    optimizer data names none (the services' ``INFERNO_MODEL``)."""
 
     def source(name: str) -> str:
         if sources and name in sources:
@@ -135,10 +138,14 @@ def system_from_documents(
             source=origin or None,
         )
     nodes = {name: Node(doc, source(name), "$") for name, doc in documents.items()}
-    return _system(nodes, source)
+    return _system(nodes, source, model)
 
 
-def _system(nodes: Mapping[str, Node], source: Callable[[str], str]) -> System:
+def _system(
+    nodes: Mapping[str, Node],
+    source: Callable[[str], str],
+    model: PerformanceModel = PerformanceModel.INFERNO,
+) -> System:
     def required(name: str) -> Node:
         node = nodes.get(name)
         if node is None:
@@ -149,9 +156,9 @@ def _system(nodes: Mapping[str, Node], source: Callable[[str], str]) -> System:
     optimizer_node = nodes.get(OPTIMIZER_FILE)
     unlimited = capacity_node is None
     if optimizer_node is None:
-        optimizer = OptimizerSpec(unlimited=unlimited)
+        optimizer = OptimizerSpec(unlimited=unlimited, model=model)
     else:
-        optimizer = _optimizer(optimizer_node, unlimited)
+        optimizer = _optimizer(optimizer_node, OptimizerSpec(unlimited=unlimited, model=model))
     if not optimizer.unlimited and capacity_node is None:
         raise InputError(
             "required file is missing (the optimizer data asks for capacity limits)",
@@ -317,6 +324,7 @@ def _profile(row: Node, kind: Kind) -> Profile:
             queue_delay_ms=delay,
             batching=batching,
             contention=contention(row),
+            decide_serving=batching == "triton" and row.has("contention"),
         )
     parms = _parms(row, "perfParms")
     alpha, beta = _alpha_beta(parms)
@@ -602,9 +610,8 @@ def _choice(node: Node, key: str, enum: type[_E], default: _E) -> _E:
     raise found.error(f"unknown {key} {text!r}; expected one of {allowed}")
 
 
-def _optimizer(file: Node, unlimited: bool) -> OptimizerSpec:
+def _optimizer(file: Node, defaults: OptimizerSpec) -> OptimizerSpec:
     node = file.as_object().member("optimizer").as_object()
-    defaults = OptimizerSpec(unlimited=unlimited)
     node.boolean("useCplex")  # accepted (checked to be a boolean) and ignored
     return OptimizerSpec(
         unlimited=node.boolean("unlimited", defaults.unlimited),
@@ -623,4 +630,5 @@ def _optimizer(file: Node, unlimited: bool) -> OptimizerSpec:
             "milpTimeLimit", defaults.milp_time_limit, above=0, maximum=MAX_MILP_TIME_LIMIT
         ),
         model=_choice(node, "model", PerformanceModel, defaults.model),
+        decide_serving=node.boolean("decideServing", defaults.decide_serving),
     )

@@ -9,7 +9,8 @@ wait for the first instance to finish (the batcher holds no batch for a busy ins
 of b takes κ(c)·(α + β·b) (``deterministic``, what Triton does) or an exponential time of that
 mean (``exponential``, the chain model's assumption); all members complete together. κ(c) is
 the profile's contention factor at c instances (κ(1) = 1), so the c instances together serve
-c/κ(c) times what one does. ``preferred_batch_size`` is not modelled.
+c/κ(c) times what one does. ``preferred_batch_size`` is not modelled. Co-runners on a shared
+MPS GPU multiply the batch time by the server's ``slowdown`` (:meth:`Simulation.set_slowdown`).
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ class BatchReplica(Replica):
             host.rec.start[members[0]] = t
         else:
             host.rec.start[members] = t
-        mean = self.alpha + self.beta * k
+        mean = (self.alpha + self.beta * k) * host.slowdown
         dur = mean * float(host.rng.standard_exponential()) if self.expo else mean
         inst = self.free.pop()
         self.members[inst] = members

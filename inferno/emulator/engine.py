@@ -153,6 +153,18 @@ class Simulation:
         """Every replica the server has had, by id."""
         return self._server(server).infos()
 
+    def set_slowdown(self, server: str, factor: float) -> None:
+        """Multiply ``server``'s batch (and LLM iteration) times by ``factor`` ≥ 1 from now on:
+        the interference of co-runners on a shared MPS GPU (GPU-let's model; 1 = alone). Batches
+        already running keep their time."""
+        if not (math.isfinite(factor) and factor >= 1.0):
+            raise ValueError(f"a slowdown is a finite factor ≥ 1, not {factor!r}")
+        self._server(server).slowdown = float(factor)
+
+    def slowdown(self, server: str) -> float:
+        """The factor on ``server``'s batch times (1: not slowed by co-runners)."""
+        return self._server(server).slowdown
+
     def replica_count(self, server: str) -> int:
         """Replicas of the current configuration, starting or ready (what was last asked)."""
         return len(self._server(server).active)

@@ -314,6 +314,7 @@ class LLMReplica(Replica):
             stop = fin[0][0]
             if self.expo and ftq and ftq[0][0] < stop:
                 stop = ftq[0][0]
+        d *= host.slowdown  # co-runners on a shared MPS GPU (1 alone)
         n_it = stop - it_now
         dur = float(host.rng.standard_gamma(n_it)) * d if self.expo else n_it * d
         self.d = d

@@ -62,6 +62,8 @@ class Host(Protocol):
     events: EventQueue
     rng: np.random.Generator  # service-time randomness (exponential mode)
     completed: int
+    #: the factor on batch and iteration times from co-runners sharing the GPU (≥ 1; 1 alone)
+    slowdown: float
 
     def busy_period(self, start: float, end: float) -> None: ...
 

@@ -199,6 +199,7 @@ class ServerRuntime:
         "routable",
         "route",
         "rr",
+        "slowdown",
         "spec",
         "tok_rng",
         "trace_end",
@@ -214,6 +215,8 @@ class ServerRuntime:
         self.rec = RecordStore()
         self.completed = 0
         self.rejected = 0
+        # the factor on batch (iteration) times from co-runners on a shared MPS GPU (1: alone)
+        self.slowdown = 1.0
         self.config = spec.config()
         self.all: list[Replica] = []  # every replica ever, by id
         self.active: list[Replica] = []  # replicas of the current config, starting or ready

@@ -45,6 +45,15 @@ class ClusterAPI(Protocol):
         start-up times, :mod:`inferno.cluster.startup`)."""
         ...
 
+    def list_nodes(self, selector: str) -> list[dict[str, Any]]:
+        """The nodes the label query ``selector`` selects (only with the opt-in MIG RBAC:
+        :mod:`inferno.cluster.mig_nodes`)."""
+        ...
+
+    def patch_node(self, name: str, patch: Sequence[Mapping[str, Any]]) -> None:
+        """JSON-patch a node (its MIG configuration label)."""
+        ...
+
     def list_service_classes(self) -> list[dict[str, Any]]: ...
 
     def patch_deployment(

@@ -153,6 +153,29 @@ class KubeCluster:
         items = found.get("items") if isinstance(found, dict) else None
         return [dict(i) for i in items or [] if isinstance(i, dict)]
 
+    def list_nodes(self, selector: str) -> list[dict[str, Any]]:
+        # raw JSON, as for pods: only the names and labels are read
+        response = self._call(
+            f"list nodes {selector}",
+            lambda: self._core.list_node(
+                label_selector=selector, _request_timeout=self._timeout, _preload_content=False
+            ),
+        )
+        try:
+            found = json.loads(response.data)
+        except ValueError as exc:
+            raise ClusterError(f"list nodes: malformed answer ({exc})") from None
+        items = found.get("items") if isinstance(found, dict) else None
+        return [dict(i) for i in items or [] if isinstance(i, dict)]
+
+    def patch_node(self, name: str, patch: Sequence[Mapping[str, Any]]) -> None:
+        self._call(
+            f"patch node {name}",
+            lambda: self._core.patch_node(
+                name, [dict(op) for op in patch], _request_timeout=self._timeout
+            ),
+        )
+
     def list_service_classes(self) -> list[dict[str, Any]]:
         return self._items(
             "list service classes",

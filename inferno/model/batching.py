@@ -6,6 +6,10 @@ knee the gain is marginal while ITL keeps growing. :func:`knee_batches` sizes ea
 batch n = 1..N_memory and returns, per point, the smallest n whose λ*(n) is at least
 (1 − tolerance) × max_n λ*(n): nearly the same replica count, at a lower-latency operating point.
 
+The batches are sized with the model the servers are sized with (``model``: Inferno's chain or
+the accurate model of :mod:`.accurate`, with each point's output-length CV ``out_cv``), so the
+knee is that model's knee.
+
 Sizing every batch costs O(N²) per point, so above :data:`KNEE_MAX_BATCH` the batches searched
 are 1..KNEE_MAX_BATCH and N_memory itself: the knee is the smallest of them within the tolerance
 of the best, N_memory (Inferno's choice) when no smaller one is.
@@ -16,7 +20,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from .points import OperatingPoints, ProfileArrays
+from .accurate import build_points
+from .points import ProfileArrays
 from .sizing import SloArrays, size
 
 F = NDArray[np.float64]
@@ -38,8 +43,12 @@ def knee_batches(
     max_queue: F | None = None,
     queue_factor: float | None = None,
     tolerance: float = 0.01,
+    model: str = "inferno",
+    out_cv: F | None = None,
 ) -> F:
-    """Chosen batch size per point (NaN where no batch size is SLO-feasible)."""
+    """Chosen batch size per point (NaN where no batch size is SLO-feasible), sized with
+    ``model`` (``inferno`` or ``accurate``; ``out_cv``: the accurate model's output-length CV per
+    point, None: its default)."""
     limit = np.minimum(n_limit, KNEE_MAX_BATCH)
     counts = limit.astype(np.intp)
     owner = np.repeat(np.arange(counts.size), counts)
@@ -48,10 +57,12 @@ def knee_batches(
     large = np.flatnonzero(n_limit > KNEE_MAX_BATCH)  # ... and N_memory itself
     owner = np.concatenate([owner, large])
     batch = np.concatenate([batch, n_limit[large].astype(np.float64)])
-    points = OperatingPoints.build(
+    points = build_points(
+        model,
         prof.take(owner),
         in_tokens[owner],
         out_tokens[owner],
+        out_cv=None if out_cv is None else out_cv[owner],
         batch=batch,
         max_queue=None if max_queue is None else max_queue[owner],
         queue_factor=queue_factor,

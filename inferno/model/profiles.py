@@ -146,6 +146,10 @@ class BatchProfile:
     as the LLM kinds' birth-death chain, where a request joins a running batch (optimistic by
     about 30 % for Triton: docs/accuracy.md; kept for comparison and for servers that do join,
     such as sequence batchers; it ignores the delay and the instances).
+
+    ``decide_serving``: the optimizer chooses the instance count (1 to ``len(contention)``) and
+    the delay itself (:mod:`inferno.solver.serving_config`); set when the model row carries
+    ``contention`` (the profiler's measurement), never otherwise.
     """
 
     alpha: float
@@ -155,6 +159,7 @@ class BatchProfile:
     batching: Batching = "triton"
     instances: int = 1
     contention: tuple[float, ...] = (1.0,)
+    decide_serving: bool = False
 
     def __post_init__(self) -> None:
         d = self.queue_delay_ms

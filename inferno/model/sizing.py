@@ -30,7 +30,7 @@ from .points import OperatingPoints
 
 F = NDArray[np.float64]
 
-__all__ = ["BOUNDS", "Sizing", "SloArrays", "size"]
+__all__ = ["BOUNDS", "Sizing", "SloArrays", "meets", "size"]
 
 LOW_FRACTION = 0.001
 HIGH_FRACTION = 0.999
@@ -144,7 +144,17 @@ def _ratios(points: OperatingPoints, lam: F, slo: SloArrays) -> dict[str, F]:
 _TARGETS = ("itl", "ttft", "ttw", "latency")
 
 
-def size(points: OperatingPoints, slo: SloArrays) -> Sizing:
+def meets(points: OperatingPoints, slo: SloArrays, rate: F) -> NDArray[np.bool_]:
+    """Whether each point meets every mean-type target (itl, ttft, ttw, mean latency) at
+    ``rate`` (/ms): one evaluation, where :func:`size` searches. Latency-quantile targets are
+    not judged here."""
+    r = _ratios(points, rate, slo)
+    stack = np.vstack([r[t] for t in _TARGETS])
+    out: NDArray[np.bool_] = np.all(np.where(np.isnan(stack), 0.0, stack) <= 1.0, axis=0)
+    return out
+
+
+def size(points: OperatingPoints, slo: SloArrays, *, rtol: float = _RTOL) -> Sizing:
     """λ* for every point: the smallest of its targets' own largest rates (vectorised over points
     and targets; latency-quantile targets one point at a time). ``detail`` holds each target's own
     λ* (NaN where the point has no such target or misses it even at the low end), as the
@@ -180,7 +190,7 @@ def size(points: OperatingPoints, slo: SloArrays) -> Sizing:
     row_point = np.concatenate(rows)
     row_target = np.concatenate(codes)
     if row_point.size:
-        lam_row = _search(points, slo, row_point, row_target, low, high, r_low, r_high)
+        lam_row = _search(points, slo, row_point, row_target, low, high, r_low, r_high, rtol)
         for k, t in enumerate(_TARGETS):
             sel = row_target == k
             detail[t][row_point[sel]] = lam_row[sel]
@@ -221,8 +231,9 @@ def _search(
     high: F,
     r_low: dict[str, F],
     r_high: dict[str, F],
+    rtol: float = _RTOL,
 ) -> F:
-    """Each (point, target) row's own largest rate, by the Illinois search.
+    """Each (point, target) row's own largest rate, by the Illinois search (to ``rtol``).
 
     The search runs in y = −log(1 − λ/μ(N)), the log-distance to saturation: queue metrics blow
     up like 1/(1 − λ/μ(N)), so log(metric/target) is close to linear in y near the top and in λ
@@ -251,7 +262,7 @@ def _search(
 
     def converged(a: F, b: F) -> NDArray[np.bool_]:
         la, lb = lam_of(a), lam_of(b)
-        out: NDArray[np.bool_] = lb - la <= _RTOL * la
+        out: NDArray[np.bool_] = lb - la <= rtol * la
         return out
 
     everyone = np.arange(row_point.size)
@@ -266,7 +277,7 @@ def _search(
         f_lo,
         f_hi,
         converged,
-        lambda y: 0.4 * _RTOL * np.expm1(y),
+        lambda y: 0.4 * rtol * np.expm1(y),
     )
     return lam_of(ya)
 

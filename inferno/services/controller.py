@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry
 from ..control.cycle import CyclePhases, CycleReport
 from ..control.leader import LeaderElector
 from ..control.loop import Busy, ControlLoop, NotLeader
+from ..control.mig import MigOptions
 from ..control.policy import Policy
 from ..control.state import StateStore
 from ..k8s import ClusterAPI
@@ -37,6 +38,14 @@ from .metrics import ControllerMetrics
 __all__ = ["create_app"]
 
 logger = logging.getLogger(__name__)
+
+
+def _mig_options(settings: Settings) -> MigOptions | None:
+    """The MIG application's options when ``INFERNO_MIG_APPLY`` is on (docs/gpu-partitions.md)."""
+    mig = settings.mig
+    if not mig.apply:
+        return None
+    return MigOptions(namespace=mig.namespace, config_map=mig.config_map, max_nodes=mig.max_nodes)
 
 
 def create_app(
@@ -68,6 +77,7 @@ def create_app(
         on_report=on_report,
         policy=Policy.from_settings(settings, time.time),
         store=None if api is None else StateStore(api, settings.service.namespace),
+        mig=_mig_options(settings),
     )
 
     @asynccontextmanager

@@ -364,5 +364,7 @@ def report_json(r: CycleReport) -> dict[str, Any]:
         "statusErrors": r.status_errors,
         "tuning": r.tuning,
         "clamps": [c.to_json() for c in r.clamps],
+        **({"mig": r.mig} if r.mig is not None else {}),
+        **({"partitions": r.partitions} if r.partitions is not None else {}),
         "forecasts": r.forecasts,
     }

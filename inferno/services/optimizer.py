@@ -69,7 +69,8 @@ def create_app(
     registry: CollectorRegistry | None = None,
     static: StaticData | None = None,
 ) -> FastAPI:
-    """The optimizer over the static data in ``settings.service.data_path`` (or ``static``).
+    """The optimizer over the static data in ``settings.service.data_path`` (or ``static``),
+    sizing with ``settings.optimizer.model`` (``INFERNO_MODEL``) unless the data names a model.
     ``token``: the internal token callers must present (None: no authentication)."""
     metrics = OptimizerMetrics(new_registry() if registry is None else registry)
     data = StaticData(settings.service.data_path) if static is None else static
@@ -78,6 +79,7 @@ def create_app(
         settings.tuning,
         tuning_enabled=settings.tuning.enabled,
         gpu_node_label=settings.service.gpu_node_label,
+        model=settings.optimizer.model,
     )
     lock = threading.Lock()  # metrics of one solve at a time
     counted = [0]  # static data loads already counted

@@ -15,7 +15,7 @@ from ..data import load_system
 from ..data.limits import MAX_COUNT
 from ..emulator import ROUTERS, Lengths, Replay, Trace
 from ..model.profiles import BatchProfile
-from ..settings import PolicyOptions, Settings, SettingsError
+from ..settings import OptimizerOptions, PolicyOptions, Settings, SettingsError
 from ..system import System
 from ._fields import _Fields, _key_path, _show
 from .limits import (
@@ -322,8 +322,12 @@ class Parser(_Fields):
         self.only(obj, path, ("label", *INFERNO_SETTINGS))
         values = {k: v for k, v in obj.items() if k != "label"}
         flags = {k for k, f in PolicyOptions.__dataclass_fields__.items() if f.type == "bool"}
+        names = set(OptimizerOptions.__dataclass_fields__)  # the model: a name, not a number
         for key, value in values.items():
-            if key in flags:
+            if key in names:
+                if not isinstance(value, str):
+                    raise self.error(_key_path(path, key), f"expected a name, got {_show(value)}")
+            elif key in flags:
                 if not isinstance(value, bool):
                     raise self.error(
                         _key_path(path, key), f"expected true or false, got {_show(value)}"

@@ -37,6 +37,7 @@ from ..cluster.plan import Event, PlanSettings
 from ..emulator import ReplicaState, Simulation
 from ..k8s import ClusterError
 from ..model.profiles import Profile
+from ..solver.gpulets import colocation_slowdowns
 from ..system import Server, System
 from ..units import MS_PER_S
 
@@ -115,6 +116,10 @@ class EmulatedCluster:
         self.configs: dict[str, list[Config]] = {}
         self.changes: list[Change] = []
         self.events: list[tuple[str, Event]] = []
+        #: per server sharing an MPS GPU: the slowdown in force (the last decision's layout)
+        self.slowdowns: dict[str, float] = {}
+        self.max_slowdowns: dict[str, float] = {}  # ... the largest over the run
+        self.layout_notes: list[str] = []
         for name, (acc, replicas, batch) in initial.items():
             srv = servers[name]
             dep = deployment_name(name)
@@ -303,6 +308,29 @@ class EmulatedCluster:
                 "%.0f s: %s → %d × %s (batch %d)", now / MS_PER_S, server, replicas, acc, batch
             )
 
+    def apply_layout(self, layout: Mapping[str, Any]) -> dict[str, float]:
+        """Put the decision's GPU layout (its solution JSON's ``layout``) in force: every server
+        sharing an MPS GPU with other servers runs its batches slower by the factor GPU-let's
+        interference model predicts next to them at their current batch sizes (the model the
+        packing checked them with); the others at full speed. Returns the factors set ≠ 1."""
+        batches = {name: self.batch(name) for name in self.configs}
+        factors, notes = colocation_slowdowns(self.system, layout, batches)
+        for name in self.configs:
+            factor = factors.get(name, 1.0)
+            if factor != self.sim.slowdown(name):
+                logger.debug(
+                    "%.0f s: %s slowed ×%.4g by MPS co-runners",
+                    self.sim.now / MS_PER_S,
+                    name,
+                    factor,
+                )
+                self.sim.set_slowdown(name, factor)
+        self.slowdowns = {n: f for n, f in factors.items() if n in self.configs and f > 1.0}
+        for n, f in self.slowdowns.items():
+            self.max_slowdowns[n] = max(self.max_slowdowns.get(n, 1.0), f)
+        self.layout_notes.extend(n for n in notes if n not in self.layout_notes)
+        return dict(self.slowdowns)
+
     def patch_hpa(self, namespace: str, name: str, patch: Sequence[Mapping[str, Any]]) -> None:
         raise ClusterError(f"horizontalpodautoscalers {name!r} not found", 404)
 
@@ -315,6 +343,13 @@ class EmulatedCluster:
         raise ClusterError(f"serviceclasses {name!r} not found", 404)
 
     # one simulated controller: no leader election, no state kept in the cluster
+    def list_nodes(self, selector: str) -> list[dict[str, Any]]:
+        """No nodes: the emulated cluster places replicas, not GPUs on nodes."""
+        return []
+
+    def patch_node(self, name: str, patch: Sequence[Mapping[str, Any]]) -> None:
+        raise ClusterError(f"node {name!r} not found", 404)
+
     def get_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
         return None
 

@@ -168,7 +168,8 @@ class OraclePolicy(Policy):
 
     def step(self, t_ms: float) -> None:
         names = self.cluster.server_names()
-        decisions = self.foresight.sizing(t_ms).decisions
+        sizing = self.foresight.sizing(t_ms)
+        decisions = sizing.decisions
         for name in names:
             dec = decisions.get(name)
             if dec is None or not dec.allocated:
@@ -182,6 +183,7 @@ class OraclePolicy(Policy):
         stamp = CycleStamp(f"oracle-{self.sequence}", self.sequence, math.inf)
         mine = [decisions[n] for n in names if n in decisions]
         report = actuate(self.cluster, targets, mine, self.actuator, stamp)
+        self.cluster.apply_layout(sizing.layout)  # MPS co-runners as the decision places them
         for o in report.outcomes:
             if o.error:
                 self.failures += 1

@@ -5,7 +5,9 @@
   measured loads and the start-up their pods show), :func:`~inferno.control.optimize` (the
   static data + what was collected) and :func:`~inferno.control.actuate` (the plan's JSON
   patches, applied by the emulated cluster).
-  ``headroom`` sizes for the measured rate × (1 + headroom).
+  ``headroom`` sizes for the measured rate × (1 + headroom). The performance model is the
+  deployed default (``INFERNO_MODEL``: inferno), or the scenario's ``model`` for this policy,
+  unless the system's optimizer data names one.
 - :class:`StaticPolicy`: the allocation the optimizer gives for each server's *peak* rate over the
   run (:func:`peak_rate`), set at t = 0 and never changed.
 - :class:`HpaPolicy`: the Kubernetes HPA algorithm (:class:`HpaAlgorithm`) on utilisation, busy /
@@ -112,6 +114,8 @@ class Sizing:
 
     decisions: dict[str, Decision]
     held_per_replica: dict[str, float]
+    #: the solution's GPU layout (partitions packed onto GPUs; {} without partitions)
+    layout: dict[str, Any] = field(default_factory=dict)
 
 
 def size_servers(
@@ -136,7 +140,8 @@ def size_servers(
             continue
         if math.isfinite(in_service):
             held[name] = in_service + (rate * wait if math.isfinite(wait) else 0.0)
-    return Sizing({d.server: d for d in result.decisions}, held)
+    layout = dict(result.solution.get("layout") or {})
+    return Sizing({d.server: d for d in result.decisions}, held, layout)
 
 
 def peak_rate(trace: Trace, duration_ms: float) -> float:
@@ -277,6 +282,7 @@ class InfernoPolicy(Policy):
         self.clamps = 0
         self.policy = ControlPolicy.from_settings(settings, lambda: self.now_s)
         self.options = settings.policy
+        self.model = settings.optimizer.model  # INFERNO_MODEL, unless the system data names one
         self.metrics = metrics
         self.static_docs = dict(static_docs)
         self.failures = 0
@@ -301,7 +307,7 @@ class InfernoPolicy(Policy):
         found = collect(self.cluster, [NAMESPACE], loads=loads, policy=self.options)
         self.policy.set_classes(found.service_classes)
         servers = self.policy.loads(found.servers, backlog, measured_startups(found.deployments))
-        result = optimize(self.static_docs, servers, found.service_classes)
+        result = optimize(self.static_docs, servers, found.service_classes, model=self.model)
         for name, reason in (result.solution.get("unallocated") or {}).items():
             note = f"{t_ms / 1000.0:.0f} s: {name} not allocated ({reason}); kept as is"
             if len(self.notes) < 20:
@@ -313,6 +319,8 @@ class InfernoPolicy(Policy):
         self.sequence += 1
         stamp = CycleStamp(f"sim-{self.sequence}", self.sequence, math.inf)
         report = actuate(self.cluster, targets, guarded.decisions, self.actuator, stamp)
+        # MPS co-runners slow each other down as the decision's layout places them
+        self.cluster.apply_layout(result.solution.get("layout") or {})
         for o in report.outcomes:
             if o.error:
                 self.failures += 1

@@ -157,7 +157,8 @@ def run_scenario(
     system_servers = list(scenario.system.servers)
     initial_sizing = size_servers(docs, system_servers, _loads(scenario, first))
     initial_all = initial_sizing.decisions
-    peak_all = size_servers(docs, system_servers, _loads(scenario, peaks)).decisions
+    peak_sizing = size_servers(docs, system_servers, _loads(scenario, peaks))
+    peak_all = peak_sizing.decisions
     notes: list[str] = []
     initial = _allocated(initial_all)
     peak = _allocated(peak_all)
@@ -180,21 +181,27 @@ def run_scenario(
     runs: list[PolicyRun] = []
     for index, spec in enumerate(scenario.policies):
         t_run = time.perf_counter()
+        # the GPU layout of the allocation the run starts from (MPS co-runners interfere)
+        layout = initial_sizing.layout
         if spec.kind == "static":
             opts = spec.options
             assert isinstance(opts, StaticOptions)
+            layout = peak_sizing.layout
             if opts.headroom > 0:
                 rates = {n: r * (1.0 + opts.headroom) for n, r in peaks.items()}
-                sized = _allocated(
-                    size_servers(docs, system_servers, _loads(scenario, rates)).decisions
-                )
+                headroom = size_servers(docs, system_servers, _loads(scenario, rates))
+                sized = _allocated(headroom.decisions)
                 alloc = {n: sized.get(n, peak[n]) for n in initial}
+                layout = headroom.layout
             else:
                 alloc = dict(peak)
         elif spec.kind == "oracle":
-            alloc = Foresight(scenario).initial(initial)
+            foresight = Foresight(scenario)
+            alloc = foresight.initial(initial)
+            layout = foresight.sizing(0.0).layout if initial_sizing.layout else {}
         elif scenario.initial == "peak":
             alloc = dict(peak)
+            layout = peak_sizing.layout
         else:
             alloc = dict(initial)
         # the oracle's replicas are ready at once (inferno.simulate.oracle)
@@ -206,6 +213,8 @@ def run_scenario(
             {n: (d.accelerator, d.replicas, d.max_batch) for n, d in alloc.items()},
             startup_delay_s=startup_s,
         )
+        if layout:
+            cluster.apply_layout(layout)
         metrics = MetricsSource(
             sim,
             window_s=scenario.metrics.window_s,
@@ -256,7 +265,13 @@ def run_scenario(
             t0 = t1
             if progress is not None:
                 progress(Progress(spec.name, index, len(scenario.policies), k + 1, len(ends)))
-        run.notes = list(policy.notes)
+        run.notes = list(policy.notes) + cluster.layout_notes
+        if cluster.max_slowdowns:
+            run.notes.append(
+                "MPS co-runners slowed batches (GPU-let's interference model, the largest factor "
+                "of the run): "
+                + ", ".join(f"{n} ×{f:.4f}" for n, f in sorted(cluster.max_slowdowns.items()))
+            )
         run.wall_s = time.perf_counter() - t_run
         logger.info(
             "%s: %d events in %.2f s (%d changes)",

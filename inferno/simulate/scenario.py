@@ -102,7 +102,7 @@ from typing import Any, Literal
 from ..data.documents import read_document
 from ..data.limits import MAX_COUNT
 from ..emulator import Lengths, Replay, Router, Service, Trace
-from ..settings import PolicyOptions
+from ..settings import OptimizerOptions, PolicyOptions
 from ..system import Server, System
 from ._fields import LENGTH_KINDS, TRACE_KINDS, _Fields, _key_path
 from .limits import MAX_FACTOR
@@ -149,9 +149,14 @@ MAX_SWEEP = 100
 INITIAL = ("inferno", "peak")
 SERVICES: tuple[Service, ...] = ("deterministic", "exponential")
 
-#: the deployed settings an ``inferno`` policy may set (the policy group, and the plan's batch
-#: tolerance); the control period and the measurement window come from the scenario itself
-INFERNO_SETTINGS: tuple[str, ...] = (*PolicyOptions.__dataclass_fields__, "batch_tolerance")
+#: the deployed settings an ``inferno`` policy may set (the policy group, the plan's batch
+#: tolerance and the optimizer's ``model``, INFERNO_MODEL); the control period and the
+#: measurement window come from the scenario itself
+INFERNO_SETTINGS: tuple[str, ...] = (
+    *PolicyOptions.__dataclass_fields__,
+    "batch_tolerance",
+    *OptimizerOptions.__dataclass_fields__,
+)
 
 
 # --- the resolved scenario ---------------------------------------------------------------------

@@ -25,6 +25,7 @@ from ..units import MS_PER_MIN
 from .candidates import CandidateTable, build_candidates
 from .gpulets import pack_solution, packing_excess
 from .greedy import Grants, solve_greedy, solve_unlimited
+from .mps_resolve import resolve_refused
 from .result import Allocation, Part, ServerStatus, Solution, Status, Unallocated
 
 __all__ = [
@@ -60,9 +61,16 @@ _PACKING_ROUNDS = 3
 def solve_table(table: CandidateTable, solver: SolverName | None = None) -> Solution:
     """Solve, then pack GPU partitions onto whole GPUs; under capacity limits, when the packing
     needs more GPUs of a type than exist, solve again with the excess taken off that type's
-    capacity (a few rounds; what still does not fit is said in the message)."""
+    capacity (a few rounds; what still does not fit is said in the message). Servers whose MPS
+    co-location the interference model refused are solved again without that pool, and the
+    cheapest packed solution kept (:mod:`.mps_resolve`)."""
+    return resolve_refused(table, lambda t: _solve_packed(t, solver))
+
+
+def _solve_packed(table: CandidateTable, solver: SolverName | None) -> Solution:
+    """One solve and its packing, re-solved under capacity when the packing exceeds it."""
     capacity = None if table.system.optimizer.unlimited else dict(table.system.capacity)
-    solution = pack_solution(table.system, _solve_once(table, solver, capacity))
+    solution = pack_solution(table, _solve_once(table, solver, capacity))
     for _ in range(_PACKING_ROUNDS):
         excess = packing_excess(solution, capacity) if capacity is not None else {}
         if not excess:
@@ -70,7 +78,7 @@ def solve_table(table: CandidateTable, solver: SolverName | None = None) -> Solu
         assert capacity is not None
         for kind, n in excess.items():
             capacity[kind] = max(0, capacity[kind] - n)
-        solution = pack_solution(table.system, _solve_once(table, solver, capacity))
+        solution = pack_solution(table, _solve_once(table, solver, capacity))
     excess = packing_excess(solution, dict(table.system.capacity)) if capacity else {}
     if excess:
         over = ", ".join(f"{k} by {n}" for k, n in sorted(excess.items()))
@@ -185,6 +193,7 @@ def _assemble(
                 batch_policy=batch_policy,
                 parts=(Part(accelerator[k], granted, int(n_batch[k]), cost, per),),
                 note=grants.notes[s] if grants.notes else "",
+                serving=table.serving.get(c),
             )
             continue
         parts_in = mix[s]
@@ -246,6 +255,7 @@ def _assemble(
             batch_policy=batch_policy,
             parts=tuple(parts),
             note=grants.notes[s] if grants.notes else "",
+            serving=table.serving.get(c),
         )
     if not allocations:
         status_all = Status.INFEASIBLE

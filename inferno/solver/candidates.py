@@ -8,7 +8,8 @@ their cost and accelerator units, and the predicted metrics at the rate each rep
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -20,6 +21,8 @@ from ..model.points import Metrics, OperatingPoints, ProfileArrays, batch_limit
 from ..model.sizing import Sizing, SloArrays, size
 from ..system import BatchPolicy, PerformanceModel, Server, System, Target
 from ..units import MS_PER_MIN, MS_PER_S
+from .serving_config import ServingDecision
+from .serving_config import decide as decide_serving
 
 F = NDArray[np.float64]
 Idx = NDArray[np.intp]
@@ -56,6 +59,9 @@ class CandidateTable:
     priority: list[int]  # per server: its class's priority (1 = highest; unknown class: 100)
     _ranked: Idx  # feasible candidates sorted by (server, value, cost, accelerator name)
     _starts: Idx  # _ranked[_starts[s]:_starts[s+1]] are server s's
+    #: candidate → its decided model instances and batching delay (opted-in batch-kind rows only:
+    #: :mod:`.serving_config`)
+    serving: Mapping[int, ServingDecision] = field(default_factory=dict)
 
     def of_server(self, s: int) -> Idx:
         """Feasible candidates of server ``s``, best first: value, then cost, then name."""
@@ -309,6 +315,10 @@ def build_candidates(system: System) -> CandidateTable:
     ]
     n_memory = batch_limit(prof, out_tok)
     batch = np.where(np.isfinite(batch_override), batch_override, n_memory)
+    # the accurate model (spec.model) reads each server's output-length CV, outTokensCOV (not
+    # serviceCOV, Inferno's service-time CV: docs/model.md, "Accurate mode")
+    accurate = spec.model is PerformanceModel.ACCURATE
+    out_cv = _column([s.load.out_tokens_cov for s in servers])[server_idx] if accurate else None
     if spec.batch_policy is BatchPolicy.KNEE and server_idx.size:
         free = ~np.isfinite(batch_override)
         if free.any():
@@ -321,11 +331,29 @@ def build_candidates(system: System) -> CandidateTable:
                 n_memory[sel],
                 max_queue=max_queue[sel],
                 queue_factor=spec.queue_factor,
+                model=spec.model.value,  # the knee of the model the servers are sized with
+                out_cv=None if out_cv is None else out_cv[sel],
             )
             batch[sel] = np.where(np.isfinite(chosen), chosen, n_memory[sel])
-    # the accurate model (spec.model) reads each server's output-length CV, outTokensCOV (not
-    # serviceCOV, Inferno's service-time CV: docs/model.md, "Accurate mode")
-    out_cv = _column([s.load.out_tokens_cov for s in servers])[server_idx]
+    # model instances and batching delay of the opted-in batch-kind rows (.serving_config),
+    # when the optimizer data asks for it (decideServing: seconds per such server)
+    serving: dict[int, ServingDecision] = {}
+    if spec.decide_serving:
+        prof, serving = decide_serving(
+            [system.profiles[j].profile for j in profile_idx.tolist()],
+            prof,
+            batch,
+            max_queue,
+            spec.queue_factor,
+            slo,
+            slo_matrix[server_idx],
+            demand[server_idx],
+            min_r,
+            max_r,
+            np.array([system.accelerators[n].cost for n in acc_names], dtype=np.float64)[acc_i]
+            * acc_count,
+            spec.model.value,
+        )
     points, sizing = _sized_points(
         prof,
         in_tok,
@@ -336,7 +364,7 @@ def build_candidates(system: System) -> CandidateTable:
         slo,
         slo_matrix[server_idx],
         model=spec.model.value,
-        out_cv=out_cv if spec.model.value == "accurate" else None,
+        out_cv=out_cv,
     )
 
     names = np.array([a.name for a in acc_table], dtype=object)[acc_i]
@@ -392,6 +420,7 @@ def build_candidates(system: System) -> CandidateTable:
         ],
         _ranked=ranked,
         _starts=starts,
+        serving=serving,
     )
 
 

@@ -104,6 +104,8 @@ def explain(table: CandidateTable, solution: Solution, server: str) -> Explanati
         )
         if alloc.note:
             verdict += f" ({alloc.note})"
+        if alloc.serving is not None:
+            verdict += f". Serving: {alloc.serving.why()}"
         verdict += _partition_verdict(table, s, alloc.accelerator, rows)
     return Explanation(server=server, demand=demand, rows=tuple(rows), verdict=verdict)
 

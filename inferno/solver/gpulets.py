@@ -6,8 +6,10 @@ used. This step places the replicas on partitions onto physical GPUs, per produc
 
 - MIG slices by :func:`~inferno.solver.packing.pack_mig` (placement rules, exact ILP or FFD);
 - MPS shares by :func:`~inferno.solver.packing_mps.pack_mps` (N equal shares per GPU, memory
-  admission). Without interference data for the models, a GPU's shares go to replicas of one
-  server only (no co-location of different models), and the report says so.
+  admission), replicas sharing a GPU only where GPU-let's interference model keeps every one of
+  them within its own SLO (:mod:`.mps_check`; a server's own replicas included). Without
+  interference data for the models, a GPU's shares go to replicas of one server only (no
+  co-location of different models), and the report says so.
 
 It reports the GPUs used per accelerator type (whole-GPU replicas + packed GPUs), each GPU's
 layout, the stranded slices and shares, and a total cost of whole GPUs × their cost. Under capacity
@@ -17,7 +19,7 @@ limits the caller re-solves with the difference between packed and relaxed units
 
 from __future__ import annotations
 
-import math
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
@@ -26,11 +28,15 @@ from typing import Any
 from ..partitions.catalogue import mps_pool
 from ..partitions.interference import Constants, CoRunner, UtilisationTable, interference_factor
 from ..system import Accelerator, System
+from .candidates import CandidateTable
+from .mps_check import pool_check
 from .packing import SliceRequest, pack_mig
 from .packing_mps import MB_PER_GB, MpsProcess, pack_mps
 from .result import Solution
 
-__all__ = ["GpuUse", "pack_solution", "packing_excess"]
+__all__ = ["GpuUse", "colocation_slowdowns", "pack_solution", "packing_excess", "utilisation_table"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +53,9 @@ class GpuUse:
     relaxed: float = 0.0  # the GPUs the solver counted for the partitions (Σ shares)
     layout: tuple[Mapping[str, Any], ...] = ()
     notes: tuple[str, ...] = ()
+    #: (server, MPS accelerator) whose co-location was refused and whose GPUs have free shares:
+    #: the servers :mod:`.mps_resolve` solves again without that pool
+    refused: tuple[tuple[str, str], ...] = ()
 
     @property
     def used(self) -> int:
@@ -57,8 +66,10 @@ def _whole_gpu_cost(acc: Accelerator) -> float:
     return acc.cost / acc.fraction if acc.fraction > 0 else 0.0
 
 
-def pack_solution(system: System, solution: Solution) -> Solution:
-    """``solution`` with its partitions packed (unchanged when it uses none)."""
+def pack_solution(table: CandidateTable, solution: Solution) -> Solution:
+    """``solution`` (solved from ``table``) with its partitions packed (unchanged when it uses
+    none)."""
+    system = table.system
     accs = system.accelerators
     if not any(
         accs[p.accelerator].partition
@@ -76,6 +87,7 @@ def pack_solution(system: System, solution: Solution) -> Solution:
     mps: dict[tuple[str, str, int], list[MpsProcess]] = {}  # (type, product, N) → processes
     relaxed: dict[str, float] = {}
     mps_constants: dict[tuple[str, str, int], tuple[float, ...]] = {}
+    mps_acc: dict[tuple[tuple[str, str, int], str], str] = {}  # (pool, server) → accelerator
     for name, alloc in solution.allocations.items():
         model = servers[name].model if name in servers else ""
         for part in alloc.parts:
@@ -91,17 +103,27 @@ def pack_solution(system: System, solution: Solution) -> Solution:
                 mem = _model_gb(system, model, acc.name)
                 key = (acc.type, acc.product, int(acc.partition.removeprefix("mps-")))
                 mps_constants[key] = acc.interference
+                mps_acc[(key, name)] = acc.name
                 mps.setdefault(key, []).extend(MpsProcess(name, mem * MB_PER_GB) for _ in range(n))
             else:
                 mig.setdefault((acc.type, acc.product), []).extend(
                     SliceRequest(acc.partition, name) for _ in range(n)
                 )
     uses: dict[str, dict[str, Any]] = {}
+    table_util: UtilisationTable | None = None
 
     def use(kind: str) -> dict[str, Any]:
         return uses.setdefault(
             kind,
-            {"packed": 0, "compute": 0, "memory": 0, "shares": 0, "layout": [], "notes": []},
+            {
+                "packed": 0,
+                "compute": 0,
+                "memory": 0,
+                "shares": 0,
+                "layout": [],
+                "notes": [],
+                "refused": [],
+            },
         )
 
     for (kind, prod), slices in sorted(mig.items()):
@@ -127,9 +149,22 @@ def pack_solution(system: System, solution: Solution) -> Solution:
             u["notes"].append(f"{prod} MIG packing not proven minimal ({packing.message})")
     for (kind, prod, n), processes in sorted(mps.items()):
         constants = mps_constants.get((kind, prod, n), ())
-        check = _interference_check(system, solution, constants, 1.0 / n)
-        packed = pack_mps(mps_pool(prod, n), processes, compatible=check or _same_server)
+        key = (kind, prod, n)
+        victims: set[str] = set()
+        owners = {s: a for (k, s), a in mps_acc.items() if k == key}
+        if table_util is None:
+            table_util = utilisation_table(system)
+        check = pool_check(table, solution, constants, 1.0 / n, owners, table_util)
+        packed = pack_mps(
+            mps_pool(prod, n),
+            processes,
+            compatible=check.compatible if check else _same_server_only(victims),
+        )
+        if check is not None:
+            victims = check.victims
         u = use(kind)
+        stranded = {p.owner for g in packed.gpus if g.free_shares for p in g.processes}
+        u["refused"].extend((s, mps_acc[(key, s)]) for s in sorted(victims & stranded))
         u["packed"] += packed.gpus_used
         u["shares"] += packed.stranded_shares
         for shared in packed.gpus:
@@ -149,9 +184,16 @@ def pack_solution(system: System, solution: Solution) -> Solution:
             )
         else:
             u["notes"].append(
-                f"{prod}:mps-{n}: servers share a GPU only where GPU-let's interference model "
-                "predicts both stay within their SLO (and have utilisation data)"
+                f"{prod}:mps-{n}: replicas share a GPU only where GPU-let's interference model "
+                "predicts each stays within its SLO, percentiles included (and has utilisation "
+                "data)"
             )
+            together = {p.owner for g in packed.gpus if len(g.processes) > 1 for p in g.processes}
+            for name in sorted(check.unchecked & together):
+                u["notes"].append(
+                    f"{name} on {prod}:mps-{n}: its replicas share GPUs but have no utilisation "
+                    "data, so their interference with each other is not checked"
+                )
         for proc, why in packed.refused:
             u["notes"].append(f"{proc.owner} on {prod}:mps-{n} not admitted: {why}")
     gpus: dict[str, GpuUse] = {}
@@ -168,6 +210,7 @@ def pack_solution(system: System, solution: Solution) -> Solution:
             relaxed=relaxed.get(kind, 0.0),
             layout=tuple(MappingProxyType(x) for x in u["layout"]),
             notes=tuple(u["notes"]),
+            refused=tuple(u["refused"]),
         )
     units = dict(solution.units_used)
     for kind, g in gpus.items():
@@ -181,62 +224,79 @@ def pack_solution(system: System, solution: Solution) -> Solution:
     )
 
 
-def _same_server(a: MpsProcess, b: MpsProcess) -> bool:
-    return a.owner == b.owner
-
-
-def _interference_check(
-    system: System, solution: Solution, constants: tuple[float, ...], share: float
-) -> Callable[[MpsProcess, MpsProcess], bool] | None:
-    """Whether two replicas may share a GPU: one server's always; two servers' only when GPU-let's
-    model predicts, from both models' utilisation, a slowdown that keeps each within its SLO.
-    The slowdown is applied to the whole batch time, not only its GPU part (the profiles do not
-    separate host time): conservative. None without constants (no co-location at all)."""
-    if len(constants) != 5:
-        return None
-    c = Constants(*constants)
-    servers = {s.name: s for s in system.servers}
-    rows: dict[str, dict[int, tuple[float, float]]] = {}
-    for p in system.profiles:
-        if p.utilization and p.model not in rows:
-            rows[p.model] = {b: (l2, dram) for b, l2, dram in p.utilization}
-    table = UtilisationTable(rows)
-    cache: dict[tuple[str, str], bool] = {}
-
-    def slack(name: str) -> float:
-        """target / prediction of the server's tightest mean target (≤ 1 misses)."""
-        alloc, srv = solution.allocations[name], servers[name]
-        cls = system.classes.get(srv.service_class)
-        target = cls.targets.get(srv.model) if cls is not None else None
-        if target is None:
-            return 0.0
-        m = alloc.metrics
-        pairs = [(target.latency, m.get("response")), (target.itl, m.get("itl"))]
-        pairs.append((target.ttft, m.get("ttft")))
-        ratios = [t / v for t, v in pairs if t and v and math.isfinite(v) and v > 0]
-        return min(ratios) if ratios else 0.0
+def _same_server_only(victims: set[str]) -> Callable[[MpsProcess, MpsProcess], bool]:
+    """Co-location without a prediction: replicas of one server only (both sides of a refused
+    pair go into ``victims``)."""
 
     def ok(a: MpsProcess, b: MpsProcess) -> bool:
         if a.owner == b.owner:
             return True
-        key = (min(a.owner, b.owner), max(a.owner, b.owner))
-        if key not in cache:
-            runners = [
-                CoRunner(servers[o].model, max(solution.allocations[o].max_batch, 1), share)
-                for o in key
-            ]
-            fits = True
-            for me, you, owner in (
-                (runners[0], runners[1], key[0]),
-                (runners[1], runners[0], key[1]),
-            ):
-                factor = interference_factor(c, table, me, [you])
-                if factor is None or factor > slack(owner):
-                    fits = False
-            cache[key] = fits
-        return cache[key]
+        victims.update((a.owner, b.owner))
+        return False
 
     return ok
+
+
+def utilisation_table(system: System) -> UtilisationTable:
+    """The models' L2 and DRAM utilisation from the model data (the first row that has it)."""
+    rows: dict[str, dict[int, tuple[float, float]]] = {}
+    for p in system.profiles:
+        if p.utilization and p.model not in rows:
+            rows[p.model] = {b: (l2, dram) for b, l2, dram in p.utilization}
+    return UtilisationTable(rows)
+
+
+def colocation_slowdowns(
+    system: System, layout: Mapping[str, Any], batch_of: Mapping[str, int]
+) -> tuple[dict[str, float], list[str]]:
+    """Per server on a shared MPS GPU of ``layout`` (a solution JSON's ``layout`` section), the
+    factor GPU-let's model predicts on its batch time next to its co-runners at the batches in
+    ``batch_of`` (the worst over its GPUs; replicas alone on their GPUs are left out), and notes
+    on the GPUs whose servers it cannot predict (taken as 1: the packing co-locates them only
+    when they are one server's replicas without utilisation data). A server's other replicas on
+    the same GPU are co-runners too (the same network next to itself), as in the packing's
+    check."""
+    models = {s.name: s.model for s in system.servers}
+    constants = {
+        (a.type, a.partition): a.interference
+        for a in system.accelerators.values()
+        if a.partition.startswith("mps-")
+    }
+    table = utilisation_table(system)
+    out: dict[str, float] = {}
+    notes: list[str] = []
+    for kind, entry in sorted(layout.items()):
+        for gpu in entry.get("gpus", ()) if isinstance(entry, Mapping) else ():
+            if gpu.get("mode") != "mps":
+                continue
+            processes = [str(o) for o in gpu.get("servers", ()) if str(o) in models]
+            if len(processes) < 2:
+                continue
+            owners = sorted(set(processes))
+            n = int(gpu.get("shares", 1))
+            c = constants.get((kind, f"mps-{n}"), ())
+            runners = {
+                o: CoRunner(models[o], max(int(batch_of.get(o, 1)), 1), 1.0 / n) for o in owners
+            }
+            for o in owners:
+                # every other process of the GPU: other servers', and its own other replicas
+                others = [r for p, r in runners.items() if p != o or processes.count(o) > 1]
+                factor = (
+                    interference_factor(Constants(*c), table, runners[o], others)
+                    if len(c) == 5
+                    else None
+                )
+                if factor is None:
+                    with_ = ", ".join(p for p in owners if p != o) or "its own replicas"
+                    notes.append(
+                        f"{o} shares a {kind} MPS GPU with {with_} but the interference model "
+                        "cannot predict it: no slowdown applied"
+                    )
+                    factor = 1.0
+                out[o] = max(out.get(o, 1.0), factor)
+    for note in notes:
+        logger.warning("%s", note)
+    return out, notes
 
 
 def _model_gb(system: System, model: str, accelerator: str) -> float:

@@ -6,7 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .serving_config import ServingDecision
 
 __all__ = ["Allocation", "Part", "ServerStatus", "Solution", "Status", "Unallocated"]
 
@@ -62,6 +65,13 @@ class Allocation:
     batch_policy: str = "memory"
     parts: tuple[Part, ...] = ()  # more than one for a mixed allocation
     note: str = ""
+    #: model instances and batching delay, when the solver decides them (:mod:`.serving_config`)
+    serving: ServingDecision | None = None
+
+    @property
+    def instances(self) -> int:
+        """Model instances per replica (1 unless decided)."""
+        return self.serving.instances if self.serving is not None else 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,12 @@ class NoCrd:
     def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         raise AssertionError  # no Deployments: no pods to read
 
+    def list_nodes(self, selector: str) -> list[dict[str, Any]]:
+        raise AssertionError  # the collector never reads nodes
+
+    def patch_node(self, name: str, patch: Sequence[Mapping[str, Any]]) -> None:
+        raise AssertionError
+
     def list_service_classes(self) -> list[dict[str, Any]]:
         raise ClusterError("list service classes: HTTP error", self.status)
 

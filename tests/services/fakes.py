@@ -53,6 +53,7 @@ class FakeCluster:
         self.fail: dict[tuple[str, ...], ClusterError] = {}
         self.leases: dict[tuple[str, str], dict[str, Any]] = {}
         self.config_maps: dict[tuple[str, str], dict[str, Any]] = {}
+        self.nodes: dict[str, dict[str, Any]] = {}
         self.calls: list[str] = []
 
     def _call(self, *key: str) -> None:
@@ -95,6 +96,24 @@ class FakeCluster:
     def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         self._call("list_pods", namespace)
         return []  # as a cluster without kubelets: no pod ever Ready (the setting applies)
+
+    def list_nodes(self, selector: str) -> list[dict[str, Any]]:
+        self._call("list_nodes")
+        wanted = dict(p.split("=", 1) for p in selector.split(",") if p)
+        return [
+            copy.deepcopy(n)
+            for _, n in sorted(self.nodes.items())
+            if all(n["metadata"].get("labels", {}).get(k) == v for k, v in wanted.items())
+        ]
+
+    def patch_node(self, name: str, patch: Sequence[Mapping[str, Any]]) -> None:
+        self._call("patch_node", name)
+        ops = [dict(op) for op in patch]
+        try:
+            self.nodes[name] = jsonpatch.apply_patch(self.nodes[name], ops)
+        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
+            raise ClusterError(f"the patch of node {name} failed: {exc}", 422) from None
+        self.patches.append(("node", "", name, ops))
 
     def list_service_classes(self) -> list[dict[str, Any]]:
         self._call("list_service_classes")

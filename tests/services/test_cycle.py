@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -13,13 +14,24 @@ from prometheus_client import CollectorRegistry
 from inferno.cluster.inventory import ManagedDeployment, parse_deployment
 from inferno.cluster.serviceclass import class_row, class_status
 from inferno.control.cycle import run_cycle
+from inferno.data import load_system
 from inferno.prom import LoadMeasurement, ServerObservation
 from inferno.services import collector
 from inferno.services.messages import DeploymentMessage, report_json
 from inferno.services.phases import Phases
-from inferno.system import Load
+from inferno.solver import solve
+from inferno.system import Load, PerformanceModel
 
-from . import INTERNAL, FakeCluster, Stack, client, make_deployment, service_class, settings
+from . import (
+    INTERNAL,
+    SAMPLE,
+    FakeCluster,
+    Stack,
+    client,
+    make_deployment,
+    service_class,
+    settings,
+)
 
 NOW = dt.datetime(2025, 3, 1, 8, 30, tzinfo=dt.UTC)
 
@@ -270,3 +282,33 @@ async def test_tuned_parameters_reach_the_cycle_report_through_the_services() ->
     assert alphas[0] > 9.74 and len(set(alphas)) == 3
     text = (await client(stack.optimizer).get("/metrics")).text
     assert 'inferno_optimizer_tuned_alpha{accelerator="G2",model="llama_7b"}' in text
+
+
+async def test_the_cycle_sizes_with_the_inferno_model_setting() -> None:
+    """The controller's cycle, through the real optimizer app: INFERNO_MODEL=accurate decides
+    llama-70b (the large sample's Premium-llama_70b load) as the accurate model does, a replica
+    fewer than the chain; the patch the actuator applies carries it."""
+    replicas = {}
+    for model in ("inferno", "accurate"):
+        cluster = FakeCluster(
+            [make_deployment("llama-70b", model="llama_70b", rpm=120, tokens=1024)]
+        )
+        stack = Stack(cluster, settings(model=model))
+        try:
+            report = await run_cycle(stack.phases)
+        finally:
+            await stack.aclose()
+        assert report.ok, report.errors
+        (decision,) = report.decisions
+        assert decision.allocated, decision.reason
+        replicas[model] = decision.replicas
+        assert cluster.replicas("llama-70b") == decision.replicas
+    expected = {}
+    for model in ("inferno", "accurate"):
+        system = load_system(SAMPLE)
+        spec = replace(system.optimizer, model=PerformanceModel(model))
+        one = tuple(s for s in system.servers if s.name == "Premium-llama_70b")
+        solution = solve(replace(system, servers=one, optimizer=spec))
+        expected[model] = solution.allocations["Premium-llama_70b"].replicas
+    assert replicas == expected
+    assert replicas["accurate"] != replicas["inferno"]

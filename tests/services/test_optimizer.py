@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from inferno.control import tuner as tuner_module
 from inferno.data import load_system
 from inferno.services import optimizer
 from inferno.solver import solve
+from inferno.system import PerformanceModel
 
 from . import SAMPLE, client, settings
 
@@ -335,3 +337,50 @@ async def test_a_restarted_optimizer_continues_from_the_tuner_state_it_is_handed
     assert r.status_code == 200
     assert pair_of(r.json(), "llama_7b", "G2")["updates"] == 1  # started afresh
     assert any("tuner state not restored" in n and "G9" in n for n in r.json()["tuning"]["notes"])
+
+
+def _decided(body: dict[str, Any]) -> dict[str, tuple[str, int, int]]:
+    return {
+        d["server"]: (d["accelerator"], d["replicas"], d["maxBatch"])
+        for d in body["decisions"]
+        if d["allocated"]
+    }
+
+
+def _solved(model: str) -> dict[str, tuple[str, int, int]]:
+    system = load_system(SAMPLE)
+    spec = replace(system.optimizer, model=PerformanceModel(model))
+    solution = solve(replace(system, optimizer=spec))
+    return {n: (a.accelerator, a.replicas, a.max_batch) for n, a in solution.allocations.items()}
+
+
+async def test_inferno_model_accurate_sizes_with_the_accurate_model() -> None:
+    """INFERNO_MODEL=accurate: the service decides as the solver does with the accurate model,
+    which on the large sample differs from the chain's for some servers."""
+    chain, accurate = _solved("inferno"), _solved("accurate")
+    differ = sorted(n for n in chain if chain[n] != accurate[n])
+    assert differ, "the sample no longer tells the two models apart"
+    answers = {}
+    for model in ("inferno", "accurate"):
+        app = optimizer.create_app(settings(model=model), token=None, registry=CollectorRegistry())
+        async with client(app) as http:
+            r = await http.post("/optimize", json={"servers": sample_servers()})
+        assert r.status_code == 200
+        answers[model] = _decided(r.json())
+    assert answers["inferno"] == chain
+    assert answers["accurate"] == accurate
+    assert all(answers["accurate"][n] != answers["inferno"][n] for n in differ)
+
+
+async def test_the_optimizer_data_model_wins_over_the_setting(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(SAMPLE, data)
+    doc = json.loads((data / "optimizer-data.json").read_text())
+    doc["optimizer"]["model"] = "inferno"
+    (data / "optimizer-data.json").write_text(json.dumps(doc))
+    cfg = settings(data_path=str(data), model="accurate")
+    app = optimizer.create_app(cfg, token=None, registry=CollectorRegistry())
+    async with client(app) as http:
+        r = await http.post("/optimize", json={"servers": sample_servers()})
+    assert r.status_code == 200
+    assert _decided(r.json()) == _solved("inferno")

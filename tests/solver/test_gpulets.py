@@ -45,6 +45,8 @@ def test_the_sample_is_what_its_generator_writes(tmp_path: Path) -> None:
         assert json.loads((SAMPLE / name).read_text()) == content, name
     for name, content in module.whole_files().items():
         assert json.loads((SAMPLE / "whole" / name).read_text()) == content, name
+    for name, content in module.mps_files().items():
+        assert json.loads((SAMPLE / "mps" / name).read_text()) == content, name
     whole = load_system(SAMPLE / "whole")
     assert not any(a.partition for a in whole.accelerators.values())
 

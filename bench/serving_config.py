@@ -1,0 +1,139 @@
+"""Deciding model instances and batching delay (inferno/solver/serving_config.py) against
+batch-only decisions: the cost of the batch-kind servers and the time to decide.
+
+The sample data carries no contention measurement, so the bench gives every batch-kind row under
+Triton's batching of ``samples/gpulets`` (whole GPUs and MIG slices) a contention list,
+κ = ``--kappa`` (default 1, 1.2, 1.35, as in the accuracy bench's range), which opts it in; the
+batch-only run is the same system without it. ``samples/large`` has no batch-kind server.
+
+1. ``samples/gpulets`` as it is (16 servers, capacity limits as in its data);
+2. a fleet of N servers: the sample's servers repeated with loads scaled by a seeded factor in
+   [0.5, 4], capacity unlimited.
+
+Times are in-process wall times of candidates + solve, the option cache cleared first (the
+first cycle of a controller; later cycles find every option sized).
+
+Usage: python bench/serving_config.py [--fleet 200] [--kappa 1,1.2,1.35] [--markdown]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+from _tables import print_table  # bench/, first on sys.path when run as a script
+
+from inferno.data import load_system
+from inferno.model.profiles import BatchProfile
+from inferno.solver import build_candidates, serving_config, solve_table
+from inferno.solver.result import Solution
+from inferno.system import Load, System
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "samples" / "gpulets"
+
+
+def opted_in(system: System, kappa: tuple[float, ...]) -> System:
+    profiles = tuple(
+        dataclasses.replace(
+            mp, profile=dataclasses.replace(mp.profile, contention=kappa, decide_serving=True)
+        )
+        if isinstance(mp.profile, BatchProfile) and mp.profile.batching == "triton"
+        else mp
+        for mp in system.profiles
+    )
+    spec = dataclasses.replace(system.optimizer, decide_serving=True)  # decideServing: true
+    return dataclasses.replace(system, profiles=profiles, optimizer=spec)
+
+
+def fleet(system: System, n: int, seed: int = 1) -> System:
+    rng = np.random.default_rng(seed)
+    servers = []
+    for i in range(n):
+        base = system.servers[i % len(system.servers)]
+        load = base.load or Load(0.0)
+        scale = float(rng.uniform(0.5, 4.0))
+        servers.append(
+            dataclasses.replace(
+                base,
+                name=f"{base.name}-{i}",
+                load=dataclasses.replace(load, arrival_rate=load.arrival_rate * scale),
+            )
+        )
+    spec = dataclasses.replace(system.optimizer, unlimited=True)
+    return dataclasses.replace(system, servers=tuple(servers), optimizer=spec)
+
+
+def _batch_servers(system: System) -> set[str]:
+    models = {
+        mp.model
+        for mp in system.profiles
+        if isinstance(mp.profile, BatchProfile) and mp.profile.batching == "triton"
+    }
+    return {s.name for s in system.servers if s.model in models}
+
+
+def _run(system: System) -> tuple[Solution, float]:
+    serving_config.clear_cache()
+    t = time.perf_counter()
+    sol = solve_table(build_candidates(system))
+    return sol, time.perf_counter() - t
+
+
+def row(name: str, plain: System, kappa: tuple[float, ...]) -> list[str]:
+    names = _batch_servers(plain)
+    base, t_base = _run(plain)
+    decided, t_dec = _run(opted_in(plain, kappa))
+    cost_base = sum(a.cost for n, a in base.allocations.items() if n in names)
+    cost_dec = sum(a.cost for n, a in decided.allocations.items() if n in names)
+    more = sum(
+        1
+        for n, a in decided.allocations.items()
+        if n in names and a.serving is not None and a.serving.instances > 1
+    )
+    return [
+        name,
+        str(len(names)),
+        f"{cost_base:,.2f}",
+        f"{cost_dec:,.2f}",
+        f"{cost_dec / cost_base:.3f}" if cost_base else "-",
+        str(more),
+        f"{len(base.allocations)}/{len(decided.allocations)}",
+        f"{t_base:.1f}",
+        f"{t_dec:.1f}",
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--fleet", type=int, default=200, help="servers in the synthetic fleet")
+    ap.add_argument("--kappa", default="1,1.2,1.35", help="κ(1), κ(2), … given to every row")
+    ap.add_argument("--markdown", action="store_true")
+    args = ap.parse_args()
+    kappa = tuple(float(x) for x in args.kappa.split(","))
+    sample = load_system(SAMPLE)
+    large = load_system(ROOT / "samples" / "large")
+    rows = [
+        row("samples/gpulets", sample, kappa),
+        row(f"fleet of {args.fleet}", fleet(sample, args.fleet), kappa),
+    ]
+    headers = [
+        "system",
+        "batch servers",
+        "cost batch-only",
+        "cost decided",
+        "ratio",
+        "c > 1",
+        "allocated (before/after)",
+        "batch-only s",
+        "decided s",
+    ]
+    print_table(headers, rows, args.markdown)
+    print(f"\nsamples/large: {len(_batch_servers(large))} batch-kind servers (nothing to decide)")
+
+
+if __name__ == "__main__":
+    main()

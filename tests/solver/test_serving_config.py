@@ -1,0 +1,175 @@
+"""The decision of model instances and batching delay (inferno/solver/serving_config.py):
+who opts in, what the grid holds, that the winner needs the fewest replicas, that the fast
+comparison agrees with the full-precision sizing, and that servers without contention data
+solve exactly as before (samples/large and samples/gpulets: the same solution JSON)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _systems import one_model_system, server
+
+from inferno.data import load_system
+from inferno.data.solution_json import solution_to_json
+from inferno.model.points import OperatingPoints
+from inferno.model.profiles import BatchProfile, Tokens
+from inferno.model.sizing import SloArrays, size
+from inferno.solver import build_candidates, serving_config, solve_table
+from inferno.solver.explain import explain
+from inferno.system import Target
+
+ROOT = Path(__file__).resolve().parents[2]
+KAPPA = (1.0, 1.2, 1.35)
+
+
+def _system(rate: float, latency: float = 80.0, *, quantile: float | None = None, opt: bool = True):  # type: ignore[no-untyped-def]
+    p = BatchProfile(20.0, 2.0, 8, contention=KAPPA if opt else (1.0,), decide_serving=opt)
+    target = Target("r", latency=latency, latency_quantile=quantile)
+    system = one_model_system("r", {"A": p}, [server("s", rate, model="r")], {"gold": target})
+    # the optimizer data asks for the decision (decideServing): off by default
+    return dataclasses.replace(
+        system, optimizer=dataclasses.replace(system.optimizer, decide_serving=True)
+    )
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    serving_config.clear_cache()
+
+
+def test_high_load_takes_more_instances_with_a_delay_and_fewer_replicas() -> None:
+    table = build_candidates(_system(60_000.0))
+    sol = solve_table(table)
+    a = sol.allocations["s"]
+    dec = a.serving
+    assert dec is not None and dec.instances > 1 and dec.delay_us > 0
+    base = next(o for o in dec.options if o.instances == 1)
+    assert base.delay_us == 0 and a.replicas < base.replicas
+    sized = [o for o in dec.options if o.feasible]
+    assert a.replicas == min(o.replicas for o in sized)
+    # the chosen option's λ* is the table's (sized again at full precision): within 1e-4
+    chosen = next(
+        o for o in dec.options if (o.instances, o.delay_us) == (dec.instances, dec.delay_us)
+    )
+    assert math.isclose(chosen.max_rate, a.max_rate_per_replica, rel_tol=2e-4)
+    doc = solution_to_json(sol, table.system)["allocations"]["s"]
+    assert doc["instances"] == dec.instances and doc["maxQueueDelayUs"] == dec.delay_us
+    why = explain(table, sol, "s").verdict
+    assert f"{dec.instances} instance(s), delay {dec.delay_us} µs" in why
+    assert "c=1 D=0 µs needs" in why
+
+
+def test_low_load_keeps_one_instance_and_no_delay() -> None:
+    sol = solve_table(build_candidates(_system(600.0)))
+    dec = sol.allocations["s"].serving
+    assert dec is not None and (dec.instances, dec.delay_us) == (1, 0)
+    # the others cannot need fewer than one replica: not even sized
+    assert all(o.at_least == 1 for o in dec.options if o.instances > 1)
+
+
+def test_the_options_fast_sizing_agrees_with_the_full_precision_one() -> None:
+    table = build_candidates(_system(60_000.0))
+    dec = table.serving[0]
+    profiles, slos = [], SloArrays.empty(0)
+    sized = [o for o in dec.options if o.feasible]
+    assert len(sized) >= 2
+    for o in sized:
+        p = BatchProfile(
+            20.0,
+            2.0,
+            8,
+            queue_delay_ms=o.delay_us / 1000.0,
+            instances=o.instances,
+            contention=KAPPA,
+        )
+        profiles.append(p)
+    pts = OperatingPoints.of(profiles, [Tokens(0, 1)] * len(profiles))
+    slos = SloArrays.empty(len(profiles))
+    slos.latency[:] = 80.0
+    exact = size(pts, slos).rate * 60_000.0
+    got = np.array([o.max_rate for o in sized])
+    np.testing.assert_allclose(got, exact, rtol=2e-4)
+
+
+def test_grid_offers_no_instances_without_delay_and_caps_the_delay() -> None:
+    assert serving_config.delay_grid(20.0, 2.0, 8, 1.0, 80.0, 0.0, True) == [0.0]
+    grid = serving_config.delay_grid(20.0, 2.0, 8, 1.2, 80.0, 0.0, False)
+    assert grid == [21.6]  # ½ × κ·τ(N) = ½ × 43.2 ms
+    capped = serving_config.delay_grid(20.0, 2.0, 8, 1.2, 40.0, 0.0, False)
+    assert capped == [round(40.0 - 1.2 * 22.0, 3)]  # L − κ·τ(1)
+    assert serving_config.delay_grid(20.0, 2.0, 8, 1.2, 26.45, 0.0, False) == []  # < 0.1 ms
+    assert serving_config.delay_grid(20.0, 2.0, 8, 1.2, 20.0, 0.0, False) == []
+
+
+def test_a_quantile_target_is_not_decided_and_says_why() -> None:
+    sol = solve_table(build_candidates(_system(6_000.0, 120.0, quantile=0.95)))
+    dec = sol.allocations["s"].serving
+    assert dec is not None and dec.options == () and "quantile" in dec.note
+    assert (dec.instances, dec.delay_us) == (1, 0)
+
+
+def test_without_contention_or_without_being_asked_nothing_is_decided() -> None:
+    unasked = _system(60_000.0)
+    unasked = dataclasses.replace(
+        unasked, optimizer=dataclasses.replace(unasked.optimizer, decide_serving=False)
+    )
+    assert build_candidates(unasked).serving == {}
+    table = build_candidates(_system(60_000.0, opt=False))
+    assert table.serving == {}
+    sol = solve_table(table)
+    assert sol.allocations["s"].serving is None
+    assert "instances" not in solution_to_json(sol, table.system)["allocations"]["s"]
+
+
+@pytest.mark.parametrize("sample", ["large", "gpulets"])
+def test_samples_solve_exactly_as_without_the_decision(
+    sample: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    system = load_system(ROOT / "samples" / sample)
+    table = build_candidates(system)
+    assert table.serving == {}
+    with_hook = solution_to_json(solve_table(table), system)
+    monkeypatch.setattr(
+        "inferno.solver.candidates.decide_serving", lambda _profiles, prof, *a: (prof, {})
+    )
+    without = solution_to_json(solve_table(build_candidates(system)), system)
+    assert with_hook == without
+
+
+@pytest.mark.parametrize(("rate", "latency"), [(30_000.0, 60.0), (120_000.0, 80.0)])
+def test_the_shortcuts_never_drop_a_cheaper_option(rate: float, latency: float) -> None:
+    """Every option — sized, or cut short by its capacity or by one evaluation — against its
+    own full-precision λ*: the decision needs the fewest replicas any option needs."""
+    table = build_candidates(_system(rate, latency))
+    dec = table.serving[0]
+    profiles = [
+        BatchProfile(
+            20.0,
+            2.0,
+            8,
+            queue_delay_ms=o.delay_us / 1000.0,
+            instances=o.instances,
+            contention=KAPPA,
+        )
+        for o in dec.options
+    ]
+    slos = SloArrays.empty(len(profiles))
+    slos.latency[:] = latency
+    exact = size(OperatingPoints.of(profiles, [Tokens(0, 1)] * len(profiles)), slos).rate
+    need = [math.ceil(rate / 60_000.0 / lam) if lam > 0 else math.inf for lam in exact]
+    for o, n in zip(dec.options, need, strict=True):
+        if o.feasible:
+            assert o.replicas == n
+        elif o.at_least:
+            assert n >= o.at_least
+    chosen = next(
+        o for o in dec.options if (o.instances, o.delay_us) == (dec.instances, dec.delay_us)
+    )
+    assert chosen.replicas == min(need)
+    assert any(o.at_least for o in dec.options) or len(dec.options) == sum(
+        o.feasible for o in dec.options
+    )
