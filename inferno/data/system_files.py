@@ -9,29 +9,22 @@ cross-reference (an unknown accelerator or service class, a duplicate name) rais
 :class:`~inferno.errors.DataError`. Every number is finite and within the bounds of
 :mod:`inferno.data.limits`; an error in a server row has a path below ``$.servers[i]`` (the
 optimizer service leaves just that server out).
+
+The model rows are read by :mod:`.model_rows`, the service classes by :mod:`.class_rows`, the
+partitions of an accelerator row by :mod:`.partition_rows`; this module reads the accelerators,
+capacity, servers and optimizer options and assembles the system.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import TypeVar
 
 from ..errors import DataError, InputError
 from ..model.profiles import (
-    BATCHING,
-    DEFAULT_MAX_NUM_TOKENS,
     BatchProfile,
-    G0Profile,
-    G1Profile,
-    G2Profile,
-    G3Profile,
-    Kind,
-    Profile,
 )
 from ..system import (
     Accelerator,
@@ -45,29 +38,26 @@ from ..system import (
     Server,
     ServiceClass,
     System,
-    Target,
 )
 from ._json import Node, read_json
+from ._rows import frozen, known, rows, tokens
+from .class_rows import service_classes
 from .limits import (
     MAX_ARRIVAL_RATE,
     MAX_BATCH_SIZE,
     MAX_COST,
     MAX_COUNT,
     MAX_MILP_TIME_LIMIT,
-    MAX_PROFILE_PARAMETER,
     MAX_QUANTITY,
     MAX_QUEUE_FACTOR,
     MAX_QUEUE_SIZE,
-    MAX_TIME_MS,
     MAX_TOKENS,
-    MAX_TPS,
     MAX_TRITON_BATCH_SIZE,
-    MIN_TIME_MS,
     MIN_TOKENS,
 )
-from .partition_rows import derive_profiles, partition_accelerators, utilization
+from .model_rows import model_profiles, parse_kind
+from .partition_rows import derive_profiles, partition_accelerators
 from .plain_rows import DEFAULT_CLASS, plain_server
-from .serving_rows import contention
 
 __all__ = ["SYSTEM_FILES", "load_system", "parse_kind", "system_from_documents"]
 
@@ -91,8 +81,6 @@ SYSTEM_FILES = (
     SERVER_FILE,
     OPTIMIZER_FILE,
 )
-
-DEFAULT_PRIORITY = 100
 
 
 def load_system(directory: str | Path) -> System:
@@ -165,16 +153,16 @@ def _system(
             source=source(CAPACITY_FILE),
         )
     accelerators = _accelerators(required(ACCELERATOR_FILE))
-    capacity = _frozen({} if capacity_node is None else _capacity(capacity_node))
-    profiles = _profiles(required(MODEL_FILE), accelerators)
+    capacity = frozen({} if capacity_node is None else _capacity(capacity_node))
+    profiles = model_profiles(required(MODEL_FILE), accelerators)
     derived, notes = derive_profiles(profiles, accelerators)
     profiles += derived
-    classes = _classes(required(SERVICE_CLASS_FILE))
+    classes = service_classes(required(SERVICE_CLASS_FILE))
     servers = _servers(required(SERVER_FILE), classes, accelerators, _triton_models(profiles))
     return System(
-        accelerators=_frozen(accelerators),
+        accelerators=frozen(accelerators),
         profiles=profiles,
-        classes=_frozen(classes),
+        classes=frozen(classes),
         servers=servers,
         capacity=capacity,
         optimizer=optimizer,
@@ -182,26 +170,12 @@ def _system(
     )
 
 
-def _frozen(mapping: Mapping[str, _V]) -> Mapping[str, _V]:
-    return MappingProxyType(dict(mapping))
-
-
-def _known(names: Iterable[str]) -> str:
-    listed = sorted(names)
-    return ", ".join(listed) if listed else "none"
-
-
-def _rows(file: Node, key: str) -> list[Node]:
-    """The array ``key`` of a file's top-level object, each item checked to be an object."""
-    return [row.as_object() for row in file.as_object().array(key, required=True)]
-
-
 # -- accelerators and capacity ------------------------------------------------------------------
 
 
 def _accelerators(file: Node) -> dict[str, Accelerator]:
     accelerators: dict[str, Accelerator] = {}
-    for row in _rows(file, "accelerators"):
+    for row in rows(file, "accelerators"):
         name = row.string("name", nonempty=True)
         if name in accelerators:
             raise row.member("name").data_error(f"duplicate accelerator {name!r}")
@@ -231,7 +205,7 @@ def _node_selector(node: Node | None) -> tuple[tuple[str, str], ...]:
 
 def _capacity(file: Node) -> dict[str, int]:
     capacity: dict[str, int] = {}
-    for row in _rows(file, "count"):
+    for row in rows(file, "count"):
         kind = row.string("type", nonempty=True)
         if kind in capacity:
             raise row.member("type").data_error(f"duplicate capacity for accelerator type {kind!r}")
@@ -239,248 +213,7 @@ def _capacity(file: Node) -> dict[str, int]:
     return capacity
 
 
-# -- model profiles -----------------------------------------------------------------------------
-
-_KINDS = {kind.value.casefold(): kind for kind in Kind}
-
-
-def parse_kind(node: Node) -> Kind:
-    """A profile kind given by name ("G0", "G1", "G2", "G3" or "batch", any case)."""
-    text = node.as_string()
-    kind = _KINDS.get(text.strip().casefold())
-    if kind is None:
-        raise node.error(f"unknown profile kind {text!r}; expected one of G0, G1, G2, G3, batch")
-    return kind
-
-
-def _row_kind(row: Node) -> Kind:
-    """The kind of a model row: its ``kind`` key, else guessed from the keys it has."""
-    explicit = row.find("kind")
-    if explicit is not None:
-        return parse_kind(explicit)
-    if row.has("decodeParms") or row.has("prefillParms"):
-        return Kind.G1
-    if row.has("perfParms"):
-        return Kind.G3 if row.has("maxNumTokens") else Kind.G2
-    if row.has("batchParms"):
-        return Kind.BATCH
-    if row.has("alpha") or row.has("beta"):
-        return Kind.G0
-    raise row.error(
-        "no performance parameters: expected alpha and beta (G0), decodeParms and prefillParms"
-        ' (G1), perfParms (G2, G3) or kind "batch"'
-    )
-
-
-def _parms(row: Node, key: str) -> Node:
-    return row.member(key).as_object()
-
-
-def _param(node: Node, key: str) -> float:
-    return node.number(key, minimum=0, maximum=MAX_PROFILE_PARAMETER)
-
-
-def _alpha_beta(node: Node) -> tuple[float, float]:
-    alpha, beta = _param(node, "alpha"), _param(node, "beta")
-    if alpha + beta <= 0:
-        raise node.error("alpha + beta must be > 0 (a batch would take no time)")
-    return alpha, beta
-
-
-def _at_tokens(row: Node) -> float:
-    return row.number("atTokens", above=0, maximum=MAX_TOKENS, least_positive=MIN_TOKENS)
-
-
-def _profile(row: Node, kind: Kind) -> Profile:
-    """The profile of a model row of the given kind."""
-    max_batch = row.integer("maxBatchSize", minimum=1, maximum=MAX_BATCH_SIZE)
-    if kind is Kind.G0:
-        alpha, beta = _alpha_beta(row)
-        return G0Profile(alpha, beta, max_batch, _at_tokens(row))
-    if kind is Kind.G1:
-        alpha, beta = _alpha_beta(_parms(row, "decodeParms"))
-        prefill = _parms(row, "prefillParms")
-        gamma, delta = _param(prefill, "gamma"), _param(prefill, "delta")
-        return G1Profile(alpha, beta, gamma, delta, max_batch, _at_tokens(row))
-    if kind is Kind.BATCH:
-        parms = row.obj("batchParms") or row
-        alpha, beta = _alpha_beta(parms)
-        delay = row.number("queueDelayMs", 0.0, minimum=0, maximum=MAX_TIME_MS)
-        batching = row.string("batching", "triton")
-        if batching not in BATCHING:
-            raise row.member("batching").error(
-                f"unknown batching {batching!r}; expected one of {', '.join(BATCHING)}"
-            )
-        if batching == "triton" and max_batch > MAX_TRITON_BATCH_SIZE:
-            raise row.member("maxBatchSize").error(
-                f"expected an integer <= {MAX_TRITON_BATCH_SIZE} with Triton's batching (the "
-                f'model\'s cost grows as N³; batching: "chain" allows {MAX_BATCH_SIZE}), '
-                f"got {max_batch}"
-            )
-        return BatchProfile(
-            alpha,
-            beta,
-            max_batch,
-            queue_delay_ms=delay,
-            batching=batching,
-            contention=contention(row),
-            decide_serving=batching == "triton" and row.has("contention"),
-        )
-    parms = _parms(row, "perfParms")
-    alpha, beta = _alpha_beta(parms)
-    gamma = _param(parms, "gamma")
-    at_tokens = _tokens(row, "atTokens", 0.0) or None  # 0 (or absent): not given
-    if kind is Kind.G2:
-        return G2Profile(alpha, beta, gamma, max_batch, at_tokens)
-    max_tokens = row.integer(
-        "maxNumTokens", DEFAULT_MAX_NUM_TOKENS, minimum=1, maximum=int(MAX_TOKENS)
-    )
-    return G3Profile(alpha, beta, gamma, max_batch, at_tokens, max_tokens)
-
-
-def _profiles(file: Node, accelerators: Mapping[str, Accelerator]) -> tuple[ModelProfile, ...]:
-    profiles: list[ModelProfile] = []
-    seen: set[tuple[str, str]] = set()
-    for row in _rows(file, "models"):
-        model = row.string("name", nonempty=True)
-        acc = row.string("acc", nonempty=True)
-        if acc not in accelerators:
-            raise row.member("acc").data_error(
-                f"unknown accelerator {acc!r}; known accelerators: {_known(accelerators)}"
-            )
-        if (model, acc) in seen:
-            raise row.data_error(f"duplicate profile of model {model!r} on accelerator {acc!r}")
-        seen.add((model, acc))
-        acc_count = row.integer("accCount", 1, minimum=1, maximum=MAX_COUNT)
-        profiles.append(
-            ModelProfile(
-                model,
-                acc,
-                acc_count,
-                _profile(row, _row_kind(row)),
-                serial_fraction=row.number("serialFraction", None, minimum=0, maximum=1),
-                mem_gb=row.number("memSize", None, minimum=0, maximum=MAX_QUANTITY),
-                utilization=utilization(row),
-            )
-        )
-    return tuple(profiles)
-
-
-# -- service classes ----------------------------------------------------------------------------
-
-_PERCENTILE = re.compile(r"p(\d+(?:\.\d*)?)")
-
-
-def _quantile(node: Node, *, allow_mean: bool = True) -> float | None:
-    """A quantile given as 0.95, "p95" or "mean" (None)."""
-    means = ', or "mean"' if allow_mean else ""
-    expected = f'expected a quantile in (0, 1) such as 0.95, or "p95", "p99"{means}'
-    if isinstance(node.value, str):
-        text = node.value.strip().casefold()
-        if text == "mean" and allow_mean:
-            return None
-        match = _PERCENTILE.fullmatch(text)
-        if match is None or not 0 < float(match.group(1)) < 100:
-            raise node.error(f"{expected}; got {node.value!r}")
-        return float(match.group(1)) / 100
-    value = node.as_number(maximum=1.0)
-    if not 0 < value < 1:
-        raise node.error(f"{expected}; got {value!r}")
-    return value
-
-
-def _slo(node: Node, key: str) -> float | None:
-    """An SLO value; 0 (or absent) means no target, as in Go."""
-    if key == "slo-tps":
-        return node.number(key, None, minimum=0, maximum=MAX_TPS) or None
-    return (
-        node.number(key, None, minimum=0, maximum=MAX_TIME_MS, least_positive=MIN_TIME_MS) or None
-    )
-
-
-def _optional_quantile(node: Node, key: str) -> float | None:
-    found = node.find(key)
-    return None if found is None else _quantile(found)
-
-
-def _target(model: str, node: Node) -> Target:
-    ttw_node = node.find("slo-ttw-quantile")
-    ttw_quantile = 0.95 if ttw_node is None else _quantile(ttw_node, allow_mean=False)
-    assert ttw_quantile is not None
-    target = Target(
-        model=model,
-        itl=_slo(node, "slo-itl"),
-        ttft=_slo(node, "slo-ttft"),
-        ttw=_slo(node, "slo-ttw"),
-        tps=_slo(node, "slo-tps"),
-        latency=_slo(node, "slo-latency"),
-        ttft_quantile=_optional_quantile(node, "slo-ttft-quantile"),
-        latency_quantile=_optional_quantile(node, "slo-latency-quantile"),
-        ttw_quantile=ttw_quantile,
-    )
-    if all(v is None for v in (target.itl, target.ttft, target.ttw, target.tps, target.latency)):
-        raise node.data_error(
-            f"no SLO target for model {model!r}: give at least one of slo-itl, slo-ttft, slo-ttw,"
-            " slo-latency, slo-tps (0 means no target)"
-        )
-    return target
-
-
-@dataclass
-class _ClassDraft:
-    """A service class while its rows are merged."""
-
-    priority: int | None = None
-    targets: dict[str, Target] = field(default_factory=dict)
-
-
-def _row_targets(row: Node) -> list[tuple[Node, str]]:
-    """The (target node, model) pairs of a class row: flat (G0) and/or ``modelTargets``."""
-    pairs: list[tuple[Node, str]] = []
-    if row.has("model"):
-        pairs.append((row, row.string("model", nonempty=True)))
-    if row.has("modelTargets"):
-        entries = [entry.as_object() for entry in row.array("modelTargets")]
-        if not entries:
-            raise row.member("modelTargets").data_error("a service class needs at least one target")
-        pairs.extend((entry, entry.string("model", nonempty=True)) for entry in entries)
-    if not pairs:
-        raise row.error("a service class row needs 'model' (with its slo-* keys) or 'modelTargets'")
-    return pairs
-
-
-def _classes(file: Node) -> dict[str, ServiceClass]:
-    drafts: dict[str, _ClassDraft] = {}
-    for row in _rows(file, "serviceClasses"):
-        name = row.string("name", nonempty=True)
-        draft = drafts.setdefault(name, _ClassDraft())
-        priority = row.integer("priority", None, minimum=1, maximum=MAX_COUNT)
-        if priority is not None:
-            if draft.priority is not None and draft.priority != priority:
-                raise row.member("priority").data_error(
-                    f"service class {name!r} is given priorities {draft.priority} and {priority}"
-                )
-            draft.priority = priority
-        for node, model in _row_targets(row):
-            if model in draft.targets:
-                raise node.data_error(f"duplicate target of model {model!r} in class {name!r}")
-            draft.targets[model] = _target(model, node)
-    return {
-        name: ServiceClass(
-            name=name,
-            priority=DEFAULT_PRIORITY if draft.priority is None else draft.priority,
-            targets=_frozen(draft.targets),
-        )
-        for name, draft in drafts.items()
-    }
-
-
 # -- servers ------------------------------------------------------------------------------------
-
-
-def _tokens(node: Node, key: str, default: float) -> float:
-    """A token count: 0, or in [MIN_TOKENS, MAX_TOKENS]."""
-    return node.number(key, default, minimum=0, maximum=MAX_TOKENS, least_positive=MIN_TOKENS)
 
 
 def _load(node: Node | None) -> Load:
@@ -499,8 +232,8 @@ def _load(node: Node | None) -> Load:
         return Load(arrival_rate=rate, in_tokens=0.0, out_tokens=length, **cov)
     return Load(
         arrival_rate=rate,
-        in_tokens=_tokens(node, "avgInTokens", 0.0),
-        out_tokens=_tokens(node, "avgOutTokens", 0.0),
+        in_tokens=tokens(node, "avgInTokens", 0.0),
+        out_tokens=tokens(node, "avgOutTokens", 0.0),
         **cov,
     )
 
@@ -511,7 +244,7 @@ def _current(node: Node | None, accelerators: Mapping[str, Accelerator]) -> Curr
     acc = node.string("accelerator", "")
     if acc and acc not in accelerators:
         raise node.member("accelerator").data_error(
-            f"unknown accelerator {acc!r}; known accelerators: {_known(accelerators)}"
+            f"unknown accelerator {acc!r}; known accelerators: {known(accelerators)}"
         )
     return CurrentAllocation(
         accelerator=acc,
@@ -552,7 +285,7 @@ def _server(
     service_class = (class_node.as_string() if class_node is not None else "") or DEFAULT_CLASS
     if service_class not in classes:
         raise DataError(
-            f"unknown service class {service_class!r}; known classes: {_known(classes)}",
+            f"unknown service class {service_class!r}; known classes: {known(classes)}",
             source=row.source,
             path=class_node.path if class_node is not None else row.child_path("class"),
         )
@@ -582,7 +315,7 @@ def _servers(
     triton_models: Mapping[str, str],
 ) -> tuple[Server, ...]:
     servers: dict[str, Server] = {}
-    for row in _rows(file, "servers"):
+    for row in rows(file, "servers"):
         # most rows take the fast path; the others (and every bad one) the checked getters
         server = plain_server(row.value, classes, accelerators, triton_models) or _server(
             row, classes, accelerators, triton_models
