@@ -6,7 +6,7 @@ taken and **one** replica is emulated at the server's rate / R (random routing t
 stream into Poisson streams, so this is what each replica sees), deterministic iterations,
 ``--requests`` arrivals after a 5% warm-up. Printed side by side, model vs emulator: the
 probability that an accepted arrival finds the batch full (it queues), the mean wait of those,
-the mean wait, the mean requests in the batch and the service time's mean and CV.
+the mean wait and TTFT, the mean requests in the batch and the service time's mean and CV.
 
 ``--gamma-scale`` scales the profile's memory cost γ (0: an iteration's time depends on the
 batch size only, not on its members' KV tokens) and ``--rate-scale`` the rate, so that the same
@@ -72,6 +72,7 @@ def compare(job: Job, rate_rpm: float, cov: float, requests: int) -> list[str]:
     found = np.searchsorted(starts, arrival, side="left") - np.searchsorted(ends, arrival, "right")
     full = (found >= job.batch)[ok]
     wait = (rec.start[lo:hi] - arrival)[ok]
+    ttft = (rec.first_token[lo:hi] - arrival)[ok]
     service = (rec.completion[lo:hi] - rec.start[lo:hi])[ok]
     in_batch = float(np.mean(np.minimum(found[ok], job.batch)))
     queued = float(wait[full].mean()) if full.any() else 0.0
@@ -83,6 +84,7 @@ def compare(job: Job, rate_rpm: float, cov: float, requests: int) -> list[str]:
         f"{float(st.p_queue[0]):.4f} / {float(full.mean()):.4f}",
         f"{float(st.queue_mean[0]):,.0f} / {queued:,.0f}",
         f"{float(st.wait[0]):,.0f} / {float(wait.mean()):,.0f}",
+        f"{float(st.wait[0] + st.first[0]):,.0f} / {float(ttft.mean()):,.0f}",
         f"{float(st.in_service[0]):.2f} / {in_batch:.2f}",
         f"{float(st.service[0]):,.0f} / {float(service.mean()):,.0f}",
         f"{model_cv:.2f} / {float(service.std() / service.mean()):.2f}",
@@ -120,7 +122,7 @@ def main() -> int:
         f"γ × {args.gamma_scale:g}, rate × {args.rate_scale:g}; model / emulated "
         f"({time.perf_counter() - t0:.0f} s)\n"
     )
-    head = ["server", "N", "rpm", "P(queue)", "queued wait ms", "wait ms", "in batch"]
+    head = ["server", "N", "rpm", "P(queue)", "queued wait ms", "wait ms", "TTFT ms", "in batch"]
     head += ["service ms", "service CV"]
     print_table(head, rows, args.markdown)
     return 0

@@ -30,6 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import _chain, _kinds
+from ._accurate_spread import composition
 from ._kinds import KindArrays
 from .bounds import MIN_SERVICE_MS
 from .profiles import Kind
@@ -101,6 +102,10 @@ class AccurateBlock:
     pre1: F  # (C,)
     stall: NDArray[np.bool_]  # (C,)
     first_iters: F  # (C, B): iterations before the first token (G3: nc + 1; else 1)
+    spread: F  # (C,) σ: relative s.d. of the full batch's iteration from its members' KV
+    skew: F  # (C,) that iteration's skewness over compositions
+    persist: F  # (C,) κ: the queue's window over the composition's time, times (1 − √ρ)²
+    own_kv: F  # (C,) factor on the service SCV at N from the request's own KV tokens (≥ 1)
     static: Static | None = None  # when no row stalls: what does not depend on λ
 
     def take(self, rows: NDArray[np.intp], *, same_width: bool = False) -> AccurateBlock:
@@ -166,6 +171,11 @@ def make_block(p: KindArrays, n: F, n_tail: F, scv: F) -> AccurateBlock:
         first_iters = nc + 1.0
     decode = np.maximum(decode, MIN_SERVICE_MS)
     iters = np.maximum(iters, 1.0)
+    spread, skew, persist, own_kv = zero, zero, zero, np.ones(c)
+    if kind is Kind.G2:
+        spread, skew, persist, own_kv = composition(
+            p, n, scv, decode[np.arange(c), n.astype(np.intp) - 1]
+        )
     static = None
     if not stall.any():  # every iteration is a decode iteration: nothing depends on λ
         tau = np.maximum(decode + (iters - 1.0) * decode, MIN_SERVICE_MS)
@@ -194,6 +204,10 @@ def make_block(p: KindArrays, n: F, n_tail: F, scv: F) -> AccurateBlock:
         pre1=pre1,
         stall=stall,
         first_iters=first_iters,
+        spread=spread,
+        skew=skew,
+        persist=persist,
+        own_kv=own_kv,
         static=static,
     )
 
@@ -244,6 +258,11 @@ class BlockState:
     queue_room: F  # M = K − N
     decode_part: F  # mean of the service's length-dependent part (out · ITL)
     service_var: F  # variance of the service time
+    # the queued wait as a mixture of parts k (one, or the compositions of
+    # :mod:`._accurate_composition`), each a truncated exponential as above: (C, K) arrays
+    part_p: F  # P(an accepted arrival queues, in part k); Σ_k = p_queue
+    part_mean: F  # the mean queued wait in part k
+    part_rate: F  # κ of part k
 
 
 def _stalling(blk: AccurateBlock, lam: F) -> tuple[F, tuple[F, ...]]:
@@ -297,7 +316,7 @@ def evaluate(blk: AccurateBlock, lam: F, *, detail: bool = True) -> BlockState:
     inv = 1.0 / z
     p_tail = tail_e * inv
     # the queue within n ≥ N: geometric with the mean-matched ratio r'
-    cs2 = blk.scv * (blk.out_tokens * it_n / tau_n) ** 2
+    cs2 = blk.scv * blk.own_kv * (blk.out_tokens * it_n / tau_n) ** 2
     log_r2 = _matched_log_ratio(log_r, _queue_factor(cs2, log_r, n))
     mean_j, top = _truncated_geometric(log_r2, m_tail)
     p_full = p_tail * top
@@ -359,6 +378,9 @@ def evaluate(blk: AccurateBlock, lam: F, *, detail: bool = True) -> BlockState:
         queue_room=np.maximum(m_tail, 1.0),
         decode_part=np.minimum(d_part, service),
         service_var=service_var,
+        part_p=p_queue[:, None],
+        part_mean=queue_mean[:, None],
+        part_rate=-log_r2[:, None],
     )
 
 

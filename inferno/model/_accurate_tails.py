@@ -2,8 +2,9 @@
 :class:`~inferno.model._accurate_core.BlockState` (``docs/model.md``, "Accurate mode", item 5).
 
 The queued wait is the queue's truncated geometric made continuous (rate κ on [0, K − N]) and
-scaled to its mean; arrivals that find room wait out the running iteration (uniform on it); the
-service is a shifted gamma of the mean and variance the state gives.
+scaled to its mean, per part where the queue is a mixture over the batch's compositions
+(:mod:`._accurate_composition`); arrivals that find room wait out the running iteration (uniform
+on it); the service is a shifted gamma of the mean and variance the state gives.
 """
 
 from __future__ import annotations
@@ -55,32 +56,35 @@ def _trunc_ppf(kappa: F, m: F, p: F) -> F:
     return np.clip(out, 0.0, m)
 
 
-def _queue_scale(st: BlockState) -> F:
-    """ms per unit of X: the queued wait is X·scale, with the mean ``queue_mean``."""
-    mean_x = _trunc_mean(st.queue_rate, st.queue_room)
-    out: F = np.where(mean_x > 0, st.queue_mean / np.maximum(mean_x, _TINY), 0.0)
+def _queue_scale(rate: F, room: F, mean: F) -> F:
+    """ms per unit of X: the queued wait is X·scale, with the mean ``mean``."""
+    mean_x = _trunc_mean(rate, room)
+    out: F = np.where(mean_x > 0, mean / np.maximum(mean_x, _TINY), 0.0)
     return out
 
 
 def wait_survival(st: BlockState, t: F) -> F:
     """P(W > t) per point (t of shape (C,)): the boundary wait, uniform on one iteration, for
-    arrivals that find room; for those that queue, the queue's truncated geometric made
-    continuous (rate κ on [0, K − N]) and scaled to the queued wait's mean."""
+    arrivals that find room; for those that queue, in each part of the queue (one, or one per
+    composition of the batch) the queue's truncated geometric made continuous (rate κ on
+    [0, K − N]) and scaled to the part's mean queued wait."""
     tt = np.maximum(t, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         passed = np.divide(tt[:, None], st.iteration)  # of the iteration an arrival waits out
         np.minimum(passed, 1.0, out=passed)
     room = st.p_room - np.einsum("ij,ij->i", st.room, passed)
     out: F = np.maximum(room, 0.0)
-    # the queued part, where arrivals queue at all (P(queue) below 1e-15 adds nothing)
-    q = np.flatnonzero(st.p_queue > _NEGLIGIBLE)
-    if q.size:
-        kappa, m = st.queue_rate[q], st.queue_room[q]
-        mean_x = _trunc_mean(kappa, m)
-        scale = np.where(mean_x > 0, st.queue_mean[q] / np.maximum(mean_x, _TINY), 0.0)
+    # the queued parts, where arrivals queue at all (P(queue) below 1e-15 adds nothing)
+    for k in range(st.part_p.shape[1]):
+        pk = st.part_p[:, k]
+        q = np.flatnonzero(pk > _NEGLIGIBLE)
+        if not q.size:
+            continue
+        kappa, m = st.part_rate[q, k], st.queue_room[q]
+        scale = _queue_scale(kappa, m, st.part_mean[q, k])
         with np.errstate(divide="ignore", invalid="ignore"):
             x = np.where(scale > 0, tt[q] / np.maximum(scale, _TINY), np.inf)
-        out[q] += st.p_queue[q] * np.where(scale > 0, _trunc_sf(kappa, m, x), 0.0)
+        out[q] += pk[q] * np.where(scale > 0, _trunc_sf(kappa, m, x), 0.0)
     return np.where(t < 0, 1.0, out)
 
 
@@ -103,11 +107,16 @@ def response_survival(st: BlockState, t: F) -> F:
     out = st.p_empty * _gamma_sf(k, theta, u)
     half = 0.5 * st.iteration
     room = (st.room * _gamma_sf(k[:, None], theta[:, None], u[:, None] - half)).sum(axis=1)
-    # the queued wait at equal-probability nodes of its distribution
-    p = (np.arange(_NODES) + 0.5) / _NODES
-    wq = _queue_scale(st)[:, None] * _trunc_ppf(
-        st.queue_rate[:, None], st.queue_room[:, None], p[None, :]
-    )
-    queued = _gamma_sf(k[:, None], theta[:, None], u[:, None] - wq).mean(axis=1)
-    res: F = np.clip(out + room + st.p_queue * queued, 0.0, 1.0)
+    # each part's queued wait at equal-probability nodes of its distribution
+    parts = st.part_p.shape[1]
+    nodes = -(-_NODES // parts)
+    p = (np.arange(nodes) + 0.5) / nodes
+    queued = np.zeros_like(out)
+    for j in range(parts):
+        rate, room_q = st.part_rate[:, j, None], st.queue_room[:, None]
+        scale = _queue_scale(st.part_rate[:, j], st.queue_room, st.part_mean[:, j])
+        wq = scale[:, None] * _trunc_ppf(rate, room_q, p[None, :])
+        sf = _gamma_sf(k[:, None], theta[:, None], u[:, None] - wq).mean(axis=1)
+        queued += st.part_p[:, j] * sf
+    res: F = np.clip(out + room + queued, 0.0, 1.0)
     return res

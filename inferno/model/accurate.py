@@ -20,6 +20,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 from numpy.typing import NDArray
 
+from . import _accurate_composition as composition
 from . import _accurate_core as core
 from ._accurate_tails import response_survival, wait_survival
 from ._kinds import KindArrays
@@ -160,7 +161,7 @@ class AccuratePoints(OperatingPoints):
         """The accurate model's state of every LLM block at the points' rates (/ms); without
         ``detail``, no service variance (what the latency distribution needs)."""
         lam = np.broadcast_to(np.asarray(rate, dtype=np.float64), self.n_batch.shape)
-        return [(idx, core.evaluate(blk, lam[idx], detail=detail)) for idx, blk in self._acc]
+        return [(idx, composition.evaluate(blk, lam[idx], detail=detail)) for idx, blk in self._acc]
 
     def metrics(self, rate: F | float, *, wait_beyond: F | None = None) -> Metrics:
         shape = self.n_batch.shape

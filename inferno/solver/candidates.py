@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
@@ -66,6 +66,15 @@ class CandidateTable:
     def of_server(self, s: int) -> Idx:
         """Feasible candidates of server ``s``, best first: value, then cost, then name."""
         return self._ranked[self._starts[s] : self._starts[s + 1]]
+
+    def excluding(self, drop: NDArray[np.bool_]) -> CandidateTable:
+        """This table with the candidates where ``drop`` is true made infeasible (the ranking
+        kept for the others)."""
+        feasible = self.feasible & ~drop
+        ranked = self._ranked[feasible[self._ranked]]
+        bounds = np.arange(len(self.system.servers) + 1)
+        starts = np.searchsorted(self.server[ranked], bounds).astype(np.intp)
+        return replace(self, feasible=feasible, _ranked=ranked, _starts=starts)
 
     def all_of_server(self, s: int) -> Idx:
         idx = np.flatnonzero(self.server == s)

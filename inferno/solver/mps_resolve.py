@@ -42,20 +42,16 @@ def without(table: CandidateTable, excluded: Iterable[tuple[int, str]]) -> Candi
         [(int(s), str(a)) in drop for s, a in zip(table.server, table.accelerator, strict=True)],
         dtype=bool,
     )
-    feasible = table.feasible & ~mask
-    ranked = table._ranked[feasible[table._ranked]]
-    starts = np.searchsorted(table.server[ranked], np.arange(len(table.system.servers) + 1)).astype(
-        np.intp
-    )
-    reason = list(table.reason)
+    out = table.excluding(mask)
+    reason = list(out.reason)
     for s, acc in sorted(drop):
-        if starts[s] == starts[s + 1] and not reason[s]:
+        if out.of_server(s).size == 0 and not reason[s]:
             reason[s] = f"its MPS co-location on {acc} was refused and it has no other candidate"
-    return replace(table, feasible=feasible, reason=reason, _ranked=ranked, _starts=starts)
+    return replace(out, reason=reason)
 
 
 def _refused(solution: Solution) -> set[tuple[str, str]]:
-    return {pair for use in solution.gpus.values() for pair in getattr(use, "refused", ())}
+    return {pair for use in solution.gpus.values() for pair in use.refused}
 
 
 def _rank(solution: Solution) -> tuple[int, int, float]:

@@ -1,0 +1,69 @@
+"""How much a G2 batch's speed depends on which requests are in it: λ-independent numbers per
+point for :mod:`._accurate_composition` and the queue factor (``docs/model.md``, "Accurate mode",
+item 3). Output lengths are taken from the gamma family of their mean and SCV (fixed for c² = 0,
+exponential for c² = 1) for the moments the model needs beyond the second.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ._kinds import KindArrays
+
+F = NDArray[np.float64]
+
+__all__ = ["composition", "length_moments"]
+
+logger = logging.getLogger(__name__)
+
+
+def length_moments(m: F, scv: F, k: int) -> F:
+    """E[o^k] of output lengths of mean m and SCV c² in the gamma family (fixed for c² = 0,
+    exponential for c² = 1): m^k·Π_{i<k} (1 + i·c²)."""
+    out = m**k
+    for i in range(1, k):
+        out = out * (1.0 + i * scv)
+    return out
+
+
+def composition(p: KindArrays, n: F, scv: F, d_full: F) -> tuple[F, F, F, F]:
+    """G2: how the full batch's speed depends on which requests are in it (``docs/model.md``,
+    "Accurate mode", item 3): (σ, skewness, κ, own-KV factor).
+
+    Each member adds γ·(in + o/2) to every iteration for its o + 1 iterations, and members are
+    length-biased (E_b[o^k] = E[o^(k+1)]/E[o]). Over the N − 1 others (a request's own length is
+    its service's variance) the iteration D(N) has the relative s.d. σ = ½γ·√((N − 1)·Var_b(o))/D(N)
+    and the skewness of Var_b's distribution over √(N − 1). The sum's autocorrelation decays as
+    its members leave: T = E[w²·I²] / (2·E[w²·I]) iterations, w = in + o/2, I = o + 1;
+    κ = I / (2·N·T). The request's own KV makes its service at N
+    S(o) = (o + 1)·(a + ½γ·o), a = D(N) − ½γ·E_b[o]: the factor is SCV(S) over SCV(o + 1)."""
+    m, big_l, gamma = p.out_tokens, p.in_tokens, p.gamma
+    e = [np.ones_like(m)] + [length_moments(m, scv, k) for k in range(1, 5)]
+    safe = np.maximum(e[1], 1e-12)
+    b1, b2, b3 = e[2] / safe, e[3] / safe, e[4] / safe  # length-biased E_b[o], E_b[o²], E_b[o³]
+    var_o = np.maximum(b2 - b1 * b1, 0.0)
+    others = np.maximum(n - 1.0, 0.0)
+    sigma = 0.5 * gamma * np.sqrt(others * var_o) / d_full
+    with np.errstate(divide="ignore", invalid="ignore"):
+        skew_one = (b3 - 3.0 * b1 * b2 + 2.0 * b1**3) / var_o**1.5
+        skew = np.where((var_o > 0) & (others > 0), skew_one / np.sqrt(others), 0.0)
+    # w²·I and w²·I² as polynomials in o, integrated against the length moments
+    l2 = big_l * big_l
+    w2i = l2 + (l2 + big_l) * e[1] + (big_l + 0.25) * e[2] + 0.25 * e[3]
+    w2i2 = l2 + (2.0 * l2 + big_l) * e[1] + (l2 + 2.0 * big_l + 0.25) * e[2]
+    w2i2 = w2i2 + (big_l + 0.5) * e[3] + 0.25 * e[4]
+    t_corr = w2i2 / np.maximum(2.0 * w2i, 1e-300)
+    kappa = (m + 1.0) / np.maximum(2.0 * n * t_corr, 1e-300)
+    # S = c0 + c1·o + c2·o²
+    a = np.maximum(d_full - 0.5 * gamma * b1, 1e-12)
+    c = (a, a + 0.5 * gamma, 0.5 * gamma)
+    mean_s = sum(ci * e[i] for i, ci in enumerate(c))
+    second = sum(ci * cj * e[i + j] for i, ci in enumerate(c) for j, cj in enumerate(c))
+    scv_s = np.maximum(second / mean_s**2 - 1.0, 0.0)
+    scv_i = scv * (m / (m + 1.0)) ** 2  # SCV of o + 1
+    own = np.where(scv_i > 1e-12, scv_s / np.maximum(scv_i, 1e-300), 1.0)
+    sigma = np.where(np.isfinite(sigma), sigma, 0.0)
+    return sigma, np.nan_to_num(skew), kappa, np.maximum(np.nan_to_num(own, nan=1.0), 1.0)

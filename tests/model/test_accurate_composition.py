@@ -1,0 +1,121 @@
+"""The accurate model's G2 composition (inferno.model._accurate_spread, _accurate_composition):
+the spread of a full batch's iteration over its members' lengths, the own-KV service SCV, the
+queue averaged over compositions, and the worst ``g2exp`` server against the emulator."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from inferno.emulator import Exponential, Fixed, Poisson, ServerSpec, Simulation
+from inferno.model import _accurate_core as core
+from inferno.model._accurate_spread import composition
+from inferno.model._accurate_tails import wait_survival
+from inferno.model._kinds import KindArrays
+from inferno.model.accurate import AccuratePoints
+from inferno.model.profiles import G2Profile, Kind, Tokens
+from inferno.units import MS_PER_MIN
+
+#: Free-mixtral_8_7b of bench/accurate_cost.py's g2exp on MI300X (the G0 row made G2)
+MIXTRAL = G2Profile(11.18, 0.908, 2.956e-3, 19)
+IN, OUT = 128, 512
+
+
+def _points(cv: float, n: int = 19, profile: G2Profile = MIXTRAL) -> AccuratePoints:
+    return AccuratePoints.of_accurate(
+        [profile], [Tokens(IN, OUT)], out_cv=[cv], batch=[n], max_queue=[10 * n]
+    )
+
+
+def _params(profile: G2Profile, out: float) -> KindArrays:
+    one = np.ones(1)
+    return KindArrays(
+        Kind.G2,
+        profile.alpha * one,
+        profile.beta * one,
+        profile.gamma * one,
+        0.0 * one,
+        0.0 * one,
+        IN * one,
+        out * one,
+    )
+
+
+def test_the_spread_and_the_own_kv_factor_match_a_sampled_batch() -> None:
+    n, d_full = 19, 71.4
+    sigma, skew, _, own = composition(
+        _params(MIXTRAL, OUT), np.array([float(n)]), np.array([1.0]), np.array([d_full])
+    )
+    rng = np.random.default_rng(3)
+    # members of a batch are length-biased: an exponential length o weighted by o + 1
+    o = rng.exponential(OUT, 2_000_000)
+    members = rng.choice(o, size=(200_000, n - 1), p=(o + 1) / (o + 1).sum())
+    kv = 0.5 * MIXTRAL.gamma * members.sum(axis=1) / d_full
+    assert abs(sigma[0] / kv.std() - 1.0) < 0.03
+    sampled_skew = float(((kv - kv.mean()) ** 3).mean() / kv.std() ** 3)
+    assert abs(skew[0] - sampled_skew) < 0.05
+    # a request's service at N: (o + 1)·(a + γ·o/2); its SCV over that of o + 1
+    a = d_full - 0.5 * MIXTRAL.gamma * float(((o + 1) * o).sum() / (o + 1).sum())
+    s = (o + 1) * (a + 0.5 * MIXTRAL.gamma * o)
+    ratio = (s.var() / s.mean() ** 2) / ((o + 1).var() / (o + 1).mean() ** 2)
+    assert own[0] > 1.01
+    assert abs(own[0] / ratio - 1.0) < 0.02
+
+
+def test_no_spread_for_fixed_lengths_one_request_or_other_kinds() -> None:
+    for cv, n in ((0.0, 19), (1.0, 1)):
+        ((_, blk),) = _points(cv, n)._acc
+        assert float(blk.spread[0]) == 0.0
+        st = core.evaluate(blk, np.array([20.0 / MS_PER_MIN]))
+        ((_, mixed),) = _points(cv, n).states(np.array([20.0 / MS_PER_MIN]))
+        assert mixed.part_p.shape == (1, 1)
+        assert float(mixed.wait[0]) == float(st.wait[0])
+    no_gamma = _points(1.0, profile=G2Profile(11.18, 0.908, 0.0, 19))
+    assert float(no_gamma._acc[0][1].spread[0]) == 0.0
+
+
+def test_the_composition_raises_the_queue_and_the_survival_keeps_its_mean() -> None:
+    pts = _points(1.0)
+    ((_, blk),) = pts._acc
+    lam = np.array([22.9 / MS_PER_MIN])
+    one = core.evaluate(blk, lam)
+    ((_, st),) = pts.states(lam)
+    assert st.part_p.shape[1] > 1
+    assert float(st.p_queue[0]) > 1.2 * float(one.p_queue[0])
+    assert float(st.wait[0]) > 1.5 * float(one.wait[0])
+    assert abs(float(st.part_p.sum()) - float(st.p_queue[0])) < 1e-12
+    t = np.linspace(0.0, 400_000.0, 400_001)
+    sf = wait_survival(_repeat(st, t.size), t)
+    mean = float(np.trapezoid(sf, t))
+    assert abs(mean / float(st.wait[0]) - 1.0) < 0.01
+
+
+def _repeat(st: core.BlockState, size: int) -> core.BlockState:
+    rows = np.zeros(size, dtype=np.intp)
+    names = core.BlockState.__dataclass_fields__
+    return core.BlockState(**{f: getattr(st, f)[rows] for f in names})
+
+
+def test_the_worst_g2exp_server_is_close_to_the_emulator() -> None:
+    """bench/accurate_worst.py's Free-mixtral_8_7b at its allocation before the fix (22.9 rpm per
+    replica): the model without the composition average gives 0.57 of this emulation's mean TTFT
+    (a wait half the emulator's), with it 0.87."""
+    rpm, requests = 22.9, 150_000
+    lam = rpm / MS_PER_MIN
+    spec = ServerSpec(
+        MIXTRAL,
+        Poisson(rpm),
+        batch_size=19,
+        max_queue=190,
+        service="deterministic",
+        input_tokens=Fixed(IN),
+        output_tokens=Exponential(float(OUT)),
+    )
+    sim = Simulation({"s": spec}, seed=29)
+    t_end = requests / lam
+    sim.run_until(1.3 * t_end)
+    rec = sim.records("s")
+    lo, hi = np.searchsorted(rec.arrival, [0.05 * t_end, t_end])
+    ok = (rec.reason[lo:hi] == 0) & np.isfinite(rec.first_token[lo:hi])
+    ttft = float((rec.first_token[lo:hi] - rec.arrival[lo:hi])[ok].mean())
+    model = float(_points(1.0).metrics(np.array([lam])).ttft[0])
+    assert 0.75 < model / ttft < 1.3
