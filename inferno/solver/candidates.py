@@ -306,7 +306,7 @@ def build_candidates(system: System) -> CandidateTable:
     # one row per distinct target (a class's target is shared by its model's servers)
     distinct: dict[Target | None, int] = {}
     which = np.array([distinct.setdefault(t, len(distinct)) for t in targets], dtype=np.intp)
-    slo_rows = [_slo_row(t) if t else (math.nan,) * 8 for t in distinct]
+    slo_rows = [slo_row(t) for t in distinct]
     slo_matrix = np.array(slo_rows, dtype=np.float64).reshape(-1, 8)[which]
     slo = SloArrays.of_columns(
         [slo_matrix[server_idx, k] if len(servers) else np.zeros(0) for k in range(8)],
@@ -433,7 +433,11 @@ def build_candidates(system: System) -> CandidateTable:
     )
 
 
-def _slo_row(t: Target) -> tuple[float, ...]:
+def slo_row(t: Target | None) -> tuple[float, ...]:
+    """A target's eight values in :class:`~inferno.model.sizing.SloArrays` order (NaN: none)."""
+    if t is None:
+        return (math.nan,) * 8
+
     def f(v: float | None) -> float:
         return math.nan if v is None else float(v)
 

@@ -27,7 +27,6 @@ over them (a few model evaluations for all servers at once); every pair test is 
 from __future__ import annotations
 
 import logging
-import math
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,9 +37,9 @@ from numpy.typing import NDArray
 from ..model.sizing import SloArrays
 from ..model.slowdown import meets_slowed
 from ..partitions.interference import Constants, CoRunner, UtilisationTable, interference_factor
-from ..system import PerformanceModel, Target
+from ..system import PerformanceModel
 from ..units import MS_PER_MIN
-from .candidates import IDLE_RATE_FRACTION, CandidateTable
+from .candidates import IDLE_RATE_FRACTION, CandidateTable, slo_row
 from .packing_mps import MpsProcess
 from .result import ServerStatus, Solution
 
@@ -210,28 +209,9 @@ def _slo_arrays(table: CandidateTable, names: Sequence[str]) -> SloArrays:
         srv = servers[name]
         cls = system.classes.get(srv.service_class)
         target = cls.targets.get(srv.model) if cls is not None else None
-        rows.append(_row(target))
+        rows.append(slo_row(target))
     cols = np.array(rows, dtype=np.float64).reshape(len(names), 8)
     return SloArrays.of_columns(
         [cols[:, k] for k in range(8)],
         exact_wait_quantile=spec.exact_wait_quantile or spec.model is PerformanceModel.ACCURATE,
-    )
-
-
-def _row(t: Target | None) -> tuple[float, ...]:
-    if t is None:
-        return (math.nan,) * 8
-
-    def f(v: float | None) -> float:
-        return math.nan if v is None else float(v)
-
-    return (
-        f(t.itl),
-        f(t.ttft),
-        f(t.ttw),
-        f(t.latency),
-        f(t.tps),
-        f(t.ttft_quantile),
-        f(t.latency_quantile),
-        f(t.ttw_quantile),
     )
