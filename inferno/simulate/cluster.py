@@ -7,7 +7,15 @@ node selector, the serving container's GPU limit and ``INFERNO_MAX_BATCH_SIZE``,
 and a ``status`` read from the simulation. :meth:`EmulatedCluster.patch_deployment` applies the
 JSON patch (RFC 6902, with :mod:`jsonpatch`) to that dict, then enacts it in the simulation:
 :meth:`~inferno.emulator.Simulation.set_replicas` with the new replica count and, when the
-accelerator or the batch size changed, the new profile and batch (a rolling update).
+accelerator, the batch size, the model instances or the batching delay changed, the new profile
+and batch (a rolling update).
+
+The model instances and the batching delay reach the replicas as they reach Triton in a cluster
+(:mod:`inferno.cluster.plan`): through the serving container's ``INFERNO_INSTANCES`` and
+``INFERNO_MAX_QUEUE_DELAY_US`` (µs). A batch-kind server's replicas run its profile with those
+(:mod:`.serving`: Triton's ``instance_group count`` and ``max_queue_delay_microseconds``, which
+:class:`~inferno.emulator.batch_replica.BatchReplica` emulates); where a variable is absent they
+run the profile's own. Other kinds ignore them (the vLLM backend has no dynamic batcher).
 
 It also keeps, per server, the configuration history (when each accelerator and batch was put
 in force), which the report uses to price every replica, and counts the changes it enacted.
@@ -33,13 +41,15 @@ from typing import Any
 import jsonpatch
 
 from ..cluster import labels as L
-from ..cluster.plan import Event, PlanSettings
+from ..cluster.plan import INSTANCES_ENV, QUEUE_DELAY_ENV, Event, PlanSettings
 from ..emulator import ReplicaState, Simulation
+from ..errors import InputError
 from ..k8s import ClusterError
 from ..model.profiles import Profile
 from ..solver.gpulets import colocation_slowdowns
 from ..system import Server, System
 from ..units import MS_PER_S
+from .serving import Serving, container_serving, serving_profile
 
 __all__ = ["NAMESPACE", "Config", "EmulatedCluster", "deployment_name", "replicas_patch"]
 
@@ -65,11 +75,14 @@ def replicas_patch(n: int) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    """What a server's replicas run from ``since_ms`` on."""
+    """What a server's replicas run from ``since_ms`` on (``instances``/``delay_us``: the
+    container's ``INFERNO_INSTANCES`` and ``INFERNO_MAX_QUEUE_DELAY_US``, None when absent)."""
 
     since_ms: float
     accelerator: str
     batch: int
+    instances: int | None = None
+    delay_us: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +99,11 @@ class Change:
 class EmulatedCluster:
     """A :class:`~inferno.k8s.ClusterAPI` over a :class:`~inferno.emulator.Simulation`.
 
-    ``initial`` gives each simulated server's starting (accelerator, replicas, batch); the
-    simulation must have been built with the same.
+    ``initial`` gives each simulated server's starting (accelerator, replicas, batch), and
+    ``serving`` the instances and delay (µs) its initial decision set
+    (:func:`~inferno.simulate.serving.decided_serving`; a server it does not name runs its
+    profile's own); the simulation must have been built with the same
+    (:func:`~inferno.simulate.serving.serving_profile`).
     """
 
     def __init__(
@@ -98,6 +114,7 @@ class EmulatedCluster:
         *,
         namespace: str = NAMESPACE,
         startup_delay_s: float = 0.0,
+        serving: Mapping[str, Serving] | None = None,
     ) -> None:
         self.sim = sim
         self.startup_delay_s = startup_delay_s
@@ -127,8 +144,11 @@ class EmulatedCluster:
                 raise ValueError(f"servers {self._server_of[dep]!r} and {name!r} share a name")
             self._server_of[dep] = name
             self._model[name] = srv.model
-            self.deployments[dep] = self._deployment(srv, dep, acc, replicas, batch)
-            self.configs[name] = [Config(0.0, acc, batch)]
+            instances, delay_us = (serving or {}).get(name, (None, None))
+            self.deployments[dep] = self._deployment(
+                srv, dep, acc, replicas, batch, (instances, delay_us)
+            )
+            self.configs[name] = [Config(0.0, acc, batch, instances, delay_us)]
 
     # --- building -------------------------------------------------------------------------------
 
@@ -152,12 +172,16 @@ class EmulatedCluster:
         return dict(acc.node_selector) if acc.node_selector else {GPU_NODE_LABEL: acc.type}
 
     def _deployment(
-        self, srv: Server, name: str, acc: str, replicas: int, batch: int
+        self, srv: Server, name: str, acc: str, replicas: int, batch: int, serving: Serving
     ) -> dict[str, Any]:
         annotations = {L.MIN_REPLICAS: str(srv.min_replicas)}
         if srv.max_replicas is not None:
             annotations[L.MAX_REPLICAS] = str(srv.max_replicas)
         gpus = str(self.gpus_per_replica(srv.model, acc))
+        env = [{"name": _SETTINGS.batch_env, "value": str(batch)}]
+        for var, value in zip((INSTANCES_ENV, QUEUE_DELAY_ENV), serving, strict=True):
+            if value is not None:
+                env.append({"name": var, "value": str(value)})
         return {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
@@ -186,7 +210,7 @@ class EmulatedCluster:
                             {
                                 "name": "server",
                                 "image": "emulated",
-                                "env": [{"name": _SETTINGS.batch_env, "value": str(batch)}],
+                                "env": env,
                                 "resources": {"limits": {_SETTINGS.gpu_resource: gpus}},
                             }
                         ],
@@ -292,20 +316,41 @@ class EmulatedCluster:
         profile = self._profiles.get((model, acc))
         if profile is None:
             raise ClusterError(f"{name}: model {model!r} has no profile on {acc!r}", 422)
+        instances, delay_us = container_serving(name, after)
+        try:
+            profile = serving_profile(profile, instances, delay_us)
+        except InputError as exc:
+            raise ClusterError(
+                f"{name}: {model!r} on {acc!r} cannot run {INSTANCES_ENV}={instances} "
+                f"{QUEUE_DELAY_ENV}={delay_us}: {exc}",
+                422,
+            ) from None
         current = self.config(server)
         had = self.replicas(server)
         self.deployments[name] = after
         now = self.sim.now
-        changed = acc != current.accelerator or batch != current.batch
+        changed = (acc, batch, instances, delay_us) != (
+            current.accelerator,
+            current.batch,
+            current.instances,
+            current.delay_us,
+        )
         if changed:
-            self.configs[server].append(Config(now, acc, batch))
+            self.configs[server].append(Config(now, acc, batch, instances, delay_us))
             self.sim.set_replicas(server, replicas, profile=profile, batch_size=batch)
         elif replicas != self.sim.replica_count(server):
             self.sim.set_replicas(server, replicas)
         if changed or replicas != had:
             self.changes.append(Change(now, server, had, replicas, changed))
             logger.debug(
-                "%.0f s: %s → %d × %s (batch %d)", now / MS_PER_S, server, replicas, acc, batch
+                "%.0f s: %s → %d × %s (batch %d, instances %s, delay %s µs)",
+                now / MS_PER_S,
+                server,
+                replicas,
+                acc,
+                batch,
+                "-" if instances is None else instances,
+                "-" if delay_us is None else delay_us,
             )
 
     def apply_layout(self, layout: Mapping[str, Any]) -> dict[str, float]:

@@ -11,7 +11,8 @@ replica × the accelerator's multiplicity; × its share of one GPU for a GPU par
 or MPS share). **Cost** = the same replica time × the accelerator's
 cost × accelerators per replica, in ``accelerator-data.json``'s units per hour. **Changes** counts
 the Deployment updates that changed a server's replicas or configuration, **rollouts** those that
-changed its accelerator or batch size (every pod of the server is replaced).
+changed its accelerator, batch size, model instances or batching delay (every pod of the server
+is replaced).
 
 **× oracle**: a policy's cost / the oracle's (:mod:`.oracle`), when the run has one. A **sweep**
 (``hpa: {targets: [...]}``) runs one instance per value; its **best** is the cheapest instance
@@ -99,7 +100,7 @@ class PolicyStat:
     mean_replicas: float
     wall_s: float
     classes: tuple[ClassStat, ...]
-    rollouts: int = 0  # changes of accelerator or batch size: every pod replaced
+    rollouts: int = 0  # changes of accelerator, batch, instances or delay: every pod replaced
     sweep: str = ""  # the sweep this policy is an instance of (empty: none)
 
     @property

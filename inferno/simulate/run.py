@@ -4,7 +4,8 @@ Each policy gets a new :class:`~inferno.emulator.Simulation` built with the scen
 the same server specs, so every policy sees exactly the same arrivals and token counts (the
 emulator keys its random streams by seed and server name); only the replicas differ. The
 replicas start at the optimizer's allocation for the load the traces offer during the first
-control period (``initial: inferno``, the default) or at the peak allocation (``initial: peak``);
+control period (``initial: inferno``, the default) or at the peak allocation (``initial: peak``),
+with the model instances and batching delay the allocation decided, if any (:mod:`.serving`);
 the static policy always starts, and stays, at the peak allocation. The oracle
 (:mod:`.oracle`) starts at its allocation for the first period's true peak, and its simulation
 has no start-up delay (its new replicas are ready at once).
@@ -33,6 +34,7 @@ from .metrics import MetricsSource
 from .oracle import Foresight
 from .policies import build_policy, peak_rate, size_servers
 from .scenario import PolicySpec, Scenario, StaticOptions
+from .serving import decided_serving, serving_profile
 
 __all__ = ["PolicyRun", "Progress", "RunResult", "ServerPeriod", "run_scenario"]
 
@@ -112,8 +114,10 @@ def _specs(
     specs = {}
     for name, dec in alloc.items():
         srv = scenario.server(name)
+        # the model instances and batching delay the decision set, as the cluster would run them
+        profile = serving_profile(profiles[(srv.model, dec.accelerator)], *decided_serving(dec))
         specs[name] = ServerSpec(
-            profiles[(srv.model, dec.accelerator)],
+            profile,
             scenario.traces[name],
             replicas=dec.replicas,
             batch_size=dec.max_batch,
@@ -212,6 +216,7 @@ def run_scenario(
             scenario.system,
             {n: (d.accelerator, d.replicas, d.max_batch) for n, d in alloc.items()},
             startup_delay_s=startup_s,
+            serving={n: decided_serving(d) for n, d in alloc.items()},
         )
         if layout:
             cluster.apply_layout(layout)

@@ -109,9 +109,11 @@ def sleep_triton(
     max_batch: int,
     token: str = TOKEN,
     instances: int = 1,
+    max_queue_delay_us: int = 0,
 ) -> tuple[Child, int, int, int]:
     """``sleep_server.py`` started on three ephemeral ports (HTTP, gRPC, metrics), its
-    statistics behind ``token``; the caller waits for it and stops it."""
+    statistics behind ``token``, with ``instances`` model instances and the dynamic batcher's
+    ``max_queue_delay_us``; the caller waits for it and stops it."""
     http, grpc, metrics = (free_port() for _ in range(3))
     triton = Child(
         "triton",
@@ -126,6 +128,7 @@ def sleep_triton(
             f"--max-batch={max_batch}",
             f"--token={token}",
             f"--instances={instances}",
+            f"--max-queue-delay-us={max_queue_delay_us}",
             f"--workspace={tmp / 'workspace'}",
         ],
         tmp / "triton.log",

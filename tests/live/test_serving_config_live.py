@@ -1,0 +1,227 @@
+"""The batching delay and model instances against a real Triton (pytriton, CPU; issue 12).
+
+Two servers of the sleep model (a batch of b takes α + β·b ms, α 30, β 2.5, max batch 16), one
+at a time: one instance with ``max_queue_delay_microseconds`` 20 000, then two instances (two
+bound callables) with the same delay. Each is profiled by ``inferno profile`` (``--instances-run
+1``, then ``2`` merged into the same row: α, β and κ(2)), then loaded with single-item Poisson
+traffic from ``inferno load`` at two rates; the model's mean and p95 latency for that delay and
+instance count (:class:`~inferno.model.profiles.BatchProfile`, the analyzer's exact bulk model)
+at the rate that arrived are compared with the measured ones.
+
+Each server's low rate is where the delay decides the latency (a request that finds the instance
+idle waits the delay for company): there the model *without* the delay must be further off than
+the model with it. The two-instance server's high rate is past what one instance serves well:
+there the one-instance model must be further off. pytriton and Triton add a per-request cost to β
+when they batch single-item requests; the default profile (``--shape single``) measures β on
+those batches, so the row's β carries it (tests/live/test_profile_traffic_live.py, issue 13).
+
+One level is a known gap with bounds of its own (``GAP``): one instance with the delay at 80
+req/s, where the real Triton is slower than the model (and the emulator, which agrees with it).
+
+    .venv/bin/pytest -s tests/live/test_serving_config_live.py   # prints every comparison
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from inferno.cli import main
+from inferno.model.analyzer import analyze_rate, operating_point
+from inferno.model.profiles import BatchProfile, Tokens
+from inferno.model.quantiles import latency_quantiles
+
+from ._procs import Child
+from .conftest import TOKEN, sleep_triton, wait_for_sleep_model
+
+pytestmark = pytest.mark.slow
+
+ALPHA, BETA, MAX_BATCH = 30.0, 2.5, 16
+DELAY_US = 20_000
+#: (instances, [(req/s, seconds of load)]): the first rate of each is where the delay matters,
+#: the two-instance server's second is 95% of one instance's capacity N/τ(N) (≈ 228 req/s)
+SERVERS = ((1, ((15.0, 16.0), (80.0, 12.0))), (2, ((40.0, 12.0), (215.0, 12.0))))
+#: model vs measured, relative (chosen from the runs recorded in docs/triton.md)
+MEAN_BOUND, P95_BOUND = 0.10, 0.15
+#: the two-instance server at its high rate: the model there moves with κ(2), which one profile
+#: measures to about ±4% (1.00 to 1.05 in three runs), and that moved the mean by up to 10%
+#: (−0.8, −4.6, −10.4%); the bounds allow for that measurement, not for a model error
+HIGH_TWO = (2, 1)
+HIGH_TWO_MEAN, HIGH_TWO_P95 = 0.15, 0.20
+#: the known gap: one instance with the delay at a moderate load (80 req/s, a third of its
+#: capacity), where the model was optimistic in four measurements of two runs (mean −7 to −14%,
+#: p95 −11 to −22%) while the emulator agrees with the model; bounds of its own (mean error in
+#: [GAP_MEAN, 0], p95 within GAP_P95) until the model or the emulator learns what Triton does
+GAP = (1, 1)
+GAP_MEAN, GAP_P95 = -0.20, 0.25
+
+
+@dataclass
+class Served:
+    child: Child
+    url: str
+
+
+@pytest.fixture
+def serve(triton_python: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Start a sleep server with c instances and the delay; every one started is stopped."""
+    started: list[Child] = []
+
+    def start(instances: int) -> Served:
+        tmp = tmp_path_factory.mktemp(f"serving{instances}")
+        child, http, _, _ = sleep_triton(
+            triton_python,
+            tmp,
+            alpha=ALPHA,
+            beta=BETA,
+            max_batch=MAX_BATCH,
+            instances=instances,
+            max_queue_delay_us=DELAY_US,
+        )
+        started.append(child)
+        wait_for_sleep_model(child, http)
+        return Served(child, f"http://127.0.0.1:{http}")
+
+    try:
+        yield start
+    finally:
+        for child in started:
+            child.stop()
+
+
+def _cli_json(argv: list[str], capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    capsys.readouterr()
+    code = main(argv)
+    out = capsys.readouterr().out
+    assert code == 0, f"inferno {argv[0]} exited {code}: {out[-2000:]}"
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+def _predict(
+    row: dict[str, Any], delay_ms: float, instances: int, rps: float
+) -> tuple[float, float]:
+    """The model's mean and p95 response time (ms) at ``rps``."""
+    kappa = tuple(float(k) for k in row.get("contention", [1.0]))
+    profile = BatchProfile(
+        float(row["alpha"]),
+        float(row["beta"]),
+        int(row["maxBatchSize"]),
+        queue_delay_ms=delay_ms,
+        instances=instances,
+        contention=kappa,
+    )
+    result = analyze_rate(profile, Tokens(), rps)
+    if not math.isfinite(result.avg_resp_time) or result.blocking > 0.01:
+        return math.inf, math.inf
+    point = operating_point(profile, Tokens(), None)
+    p95 = latency_quantiles(point, np.array([result.throughput / 1000.0]), (0.95,))[0, 0]
+    return result.avg_resp_time, float(p95)
+
+
+@dataclass(frozen=True)
+class _Level:
+    line: str
+    within: bool
+    mean_err: float
+    other_err: float  # the mean error of the model without the delay (c = 1) or with c = 1
+
+
+def _discriminates(instances: int, level: int) -> bool:
+    """Where what the server runs must matter: the delay at the one-instance server's low rate,
+    the second instance at the two-instance server's high rate."""
+    return (instances, level) in ((1, 0), (2, 1))
+
+
+def _measure(
+    served: Served,
+    row: dict[str, Any],
+    instances: int,
+    rate: float,
+    seconds: float,
+    seed: int,
+    out: Path,
+    level: int,
+) -> _Level:
+    argv = ["load", served.url, "-m", f"sleep={rate:g}", "-d", f"{seconds:g}", "--seed", str(seed)]
+    assert main([*argv, "--quiet", "--json", str(out)]) == 0
+    measured = json.loads(out.read_text())["models"][0]
+    assert measured["errors"] == 0, measured
+    rps = float(measured["offeredRps"])  # the rate that arrived
+    delay_ms = DELAY_US / 1000.0
+    mean, p95 = float(measured["meanMs"]), float(measured["percentilesMs"]["p95"])
+    model_mean, model_p95 = _predict(row, delay_ms, instances, rps)
+    mean_err, p95_err = model_mean / mean - 1, model_p95 / p95 - 1
+    line = (
+        f"c={instances} D={delay_ms:g} ms, {rps:.1f} req/s (lag ≤ {measured['maxLagMs']:.0f} ms, "
+        f"{measured['ok']} ok): mean {model_mean:.1f} vs {mean:.1f} ms ({100 * mean_err:+.1f}%), "
+        f"p95 {model_p95:.1f} vs {p95:.1f} ms ({100 * p95_err:+.1f}%)"
+    )
+    other_err = math.nan
+    if _discriminates(instances, level):
+        # the model that ignores what the server runs: no delay (one instance) or one instance
+        other, what = (
+            (_predict(row, 0.0, 1, rps)[0], "no delay")
+            if instances == 1
+            else (_predict(row, delay_ms, 1, rps)[0], "1 instance")
+        )
+        other_err = other / mean - 1
+        line += f"; the model with {what}: mean {other:.1f} ms ({100 * other_err:+.1f}%)"
+    if (instances, level) == GAP:
+        within = GAP_MEAN <= mean_err <= 0.0 and abs(p95_err) <= GAP_P95
+        line += " [known gap]"
+    elif (instances, level) == HIGH_TWO:
+        within = abs(mean_err) <= HIGH_TWO_MEAN and abs(p95_err) <= HIGH_TWO_P95
+    else:
+        within = abs(mean_err) <= MEAN_BOUND and abs(p95_err) <= P95_BOUND
+    return _Level(line, within, mean_err, other_err)
+
+
+def test_delay_and_instances_predict_a_real_triton(
+    serve: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "model-data.json"
+    data.write_text(json.dumps({"models": []}))
+    header = ["--header", f"triton-access-token={TOKEN}"]
+    lines: list[str] = []
+    failures: list[str] = []
+    for instances, loads in SERVERS:
+        served = serve(instances)
+        argv = ["profile", served.url, "-m", "sleep", *header, "--instances-run", str(instances)]
+        profile = _cli_json([*argv, "--merge", str(data), "--json"], capsys)
+        # the profile reads the delay from the model's configuration
+        assert profile["row"]["queueDelayMs"] == pytest.approx(DELAY_US / 1000.0)
+        row = profile["merged"]
+        kappa = row.get("contention", [1.0])
+        lines.append(
+            f"c={instances} profile: α {row['alpha']:.2f} ms, β {row['beta']:.3f} ms, κ {kappa}"
+        )
+        if instances == 2:
+            # sleeping instances do not contend much: two serve nearly twice one's throughput
+            assert 1.0 <= kappa[1] < 1.35
+        for i, (rate, seconds) in enumerate(loads):
+            for attempt in range(2):
+                seed = 21 + 10 * instances + i + 100 * attempt
+                out = tmp_path / f"load-{seed}.json"
+                level = _measure(served, row, instances, rate, seconds, seed, out, i)
+                lines.append(level.line + (" (again)" if attempt else ""))
+                # a level out of bounds is measured once more: other work on the shared machine
+                # slows a CPU-bound Triton the profile did not see; both attempts are printed
+                if level.within:
+                    break
+            if not level.within:
+                failures.append(lines[-1])
+            # what the server runs matters there: the model without it is further off
+            if _discriminates(instances, i):
+                assert abs(level.other_err) > max(abs(level.mean_err), MEAN_BOUND), lines[-1]
+    capsys.readouterr()  # the load reports
+    with capsys.disabled():
+        print("\n" + "\n".join(lines))
+    assert not failures, "predicted vs measured out of bounds:\n" + "\n".join(failures)
