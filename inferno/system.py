@@ -73,6 +73,9 @@ class ModelProfile:
     mem_gb: float | None = None  # the memory one replica needs (GB), when known
     #: (batch, L2 %, DRAM %) at the whole GPU, for the MPS interference model
     utilization: tuple[tuple[int, float, float], ...] = ()
+    #: the share of a batch's time spent on the GPU (the rest, host work, is not slowed by MPS
+    #: co-runners); 1 when not given
+    gpu_share: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -157,6 +157,7 @@ def model_profiles(file: Node, accelerators: Mapping[str, Accelerator]) -> tuple
                 serial_fraction=row.number("serialFraction", None, minimum=0, maximum=1),
                 mem_gb=row.number("memSize", None, minimum=0, maximum=MAX_QUANTITY),
                 utilization=utilization(row),
+                gpu_share=row.number("gpuShare", 1.0, above=0, maximum=1),
             )
         )
     return tuple(profiles)

@@ -34,6 +34,7 @@ __all__ = [
     "Constants",
     "UtilisationTable",
     "alpha",
+    "batch_factor",
     "inflate",
     "interference_factor",
 ]
@@ -87,9 +88,18 @@ class CoRunner:
 class UtilisationTable:
     """Per model, per batch: the L2 and DRAM utilisation (percent) at the whole GPU."""
 
-    __slots__ = ("_rows",)
+    __slots__ = ("_gpu_share", "_rows")
 
-    def __init__(self, rows: Mapping[str, Mapping[int, tuple[float, float]]]) -> None:
+    def __init__(
+        self,
+        rows: Mapping[str, Mapping[int, tuple[float, float]]],
+        gpu_share: Mapping[str, float] | None = None,
+    ) -> None:
+        self._gpu_share: dict[str, float] = {}
+        for model, share in (gpu_share or {}).items():
+            if not (math.isfinite(share) and 0 < share <= 1):
+                raise InputError(f"GPU share of {model!r}: {share!r} is not in (0, 1]")
+            self._gpu_share[model] = share
         self._rows: dict[str, dict[int, tuple[float, float]]] = {}
         for model, by_batch in rows.items():
             checked: dict[int, tuple[float, float]] = {}
@@ -108,6 +118,10 @@ class UtilisationTable:
     @property
     def models(self) -> tuple[str, ...]:
         return tuple(self._rows)
+
+    def gpu_share(self, model: str) -> float:
+        """The share of ``model``'s batch time on the GPU (1 when not given)."""
+        return self._gpu_share.get(model, 1.0)
 
     def at(self, model: str, batch: int) -> tuple[float, float] | None:
         """(L2, DRAM) utilisation as fractions at ``batch``, or None if the table cannot tell."""
@@ -165,6 +179,19 @@ def interference_factor(
             return None
         worst = max(worst, a)
     return worst
+
+
+def batch_factor(
+    constants: Constants, table: UtilisationTable, me: CoRunner, others: Iterable[CoRunner]
+) -> float | None:
+    """The factor on ``me``'s whole batch time: only its GPU part (the table's
+    :meth:`~UtilisationTable.gpu_share`) is slowed, by :func:`interference_factor`; the host part
+    is not (:func:`inflate` with the batch split by that share). None as there."""
+    factor = interference_factor(constants, table, me, others)
+    if factor is None:
+        return None
+    share = table.gpu_share(me.model)
+    return inflate(share, 1.0 - share, factor)
 
 
 def inflate(gpu_ms: float, host_ms: float, factor: float) -> float:

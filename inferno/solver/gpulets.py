@@ -26,7 +26,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ..partitions.catalogue import mps_pool
-from ..partitions.interference import Constants, CoRunner, UtilisationTable, interference_factor
+from ..partitions.interference import Constants, CoRunner, UtilisationTable, batch_factor
 from ..system import Accelerator, System
 from .candidates import CandidateTable
 from .mps_check import pool_check
@@ -240,10 +240,12 @@ def _same_server_only(victims: set[str]) -> Callable[[MpsProcess, MpsProcess], b
 def utilisation_table(system: System) -> UtilisationTable:
     """The models' L2 and DRAM utilisation from the model data (the first row that has it)."""
     rows: dict[str, dict[int, tuple[float, float]]] = {}
+    shares: dict[str, float] = {}
     for p in system.profiles:
         if p.utilization and p.model not in rows:
             rows[p.model] = {b: (l2, dram) for b, l2, dram in p.utilization}
-    return UtilisationTable(rows)
+            shares[p.model] = p.gpu_share
+    return UtilisationTable(rows, shares)
 
 
 def colocation_slowdowns(
@@ -282,9 +284,7 @@ def colocation_slowdowns(
                 # every other process of the GPU: other servers', and its own other replicas
                 others = [r for p, r in runners.items() if p != o or processes.count(o) > 1]
                 factor = (
-                    interference_factor(Constants(*c), table, runners[o], others)
-                    if len(c) == 5
-                    else None
+                    batch_factor(Constants(*c), table, runners[o], others) if len(c) == 5 else None
                 )
                 if factor is None:
                     with_ = ", ".join(p for p in owners if p != o) or "its own replicas"

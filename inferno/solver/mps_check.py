@@ -36,7 +36,7 @@ from numpy.typing import NDArray
 
 from ..model.sizing import SloArrays
 from ..model.slowdown import meets_slowed
-from ..partitions.interference import Constants, CoRunner, UtilisationTable, interference_factor
+from ..partitions.interference import Constants, CoRunner, UtilisationTable, batch_factor
 from ..system import PerformanceModel
 from ..units import MS_PER_MIN
 from .candidates import IDLE_RATE_FRACTION, CandidateTable, slo_row
@@ -89,7 +89,7 @@ def pool_check(
     for name in names:
         for kind in kinds:
             you = CoRunner(kind[0], kind[1], share)
-            factor[(name, kind)] = interference_factor(c, utilisation, runner[name], [you])
+            factor[(name, kind)] = batch_factor(c, utilisation, runner[name], [you])
     limit = _tolerable(table, solution, names, accelerator_of, factor)
     check = PoolCheck(compatible=lambda a, b: True)
     cache: dict[tuple[str, str], bool] = {}

@@ -143,6 +143,15 @@ def test_memory_keeps_a_model_off_small_partitions(tmp_path: Path) -> None:
     assert any("needs 12 GB" in n and "1g.10gb" in n for n in system.notes)
 
 
+def test_the_gpu_share_of_a_row_is_read_and_bounded(tmp_path: Path) -> None:
+    system = load(tmp_path, files({"mps": [2]}, gpuShare=0.4))
+    assert {p.gpu_share for p in system.profiles} == {0.4}
+    assert {p.gpu_share for p in load(tmp_path, files({"mps": [2]})).profiles} == {1.0}
+    for bad in (0, 1.5, "half"):
+        with pytest.raises(InputError, match="gpuShare"):
+            load(tmp_path, files({"mps": [2]}, gpuShare=bad))
+
+
 def test_a_partition_name_clash_is_an_error(tmp_path: Path) -> None:
     docs = files({"mig": ["1g.10gb"]})
     docs["accelerator-data.json"]["accelerators"].append(

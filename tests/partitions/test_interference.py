@@ -12,6 +12,7 @@ from inferno.partitions.interference import (
     CoRunner,
     UtilisationTable,
     alpha,
+    batch_factor,
     inflate,
     interference_factor,
 )
@@ -96,6 +97,16 @@ def test_only_the_gpu_part_is_inflated() -> None:
     assert inflate(10.0, 3.0, 1.2) == pytest.approx(15.0)
     with pytest.raises(InputError, match="at least 1"):
         inflate(10.0, 3.0, 0.9)
+    # the whole batch's factor: the GPU share slowed, the host part not
+    me, you = runner(("resnet50", 32, 50)), runner(("vgg16", 32, 50))
+    rows = {m: dict(zip(BATCHES, zip(*L2_DRAM[m], strict=True), strict=True)) for m in L2_DRAM}
+    gpu = interference_factor(GPULET_2080TI, table(), me, [you])
+    assert gpu is not None and gpu > 1.1
+    assert batch_factor(GPULET_2080TI, table(), me, [you]) == pytest.approx(gpu)
+    partly = UtilisationTable(rows, {"resnet50": 0.25})
+    assert batch_factor(GPULET_2080TI, partly, me, [you]) == pytest.approx(1 + 0.25 * (gpu - 1))
+    with pytest.raises(InputError, match="GPU share of 'm'"):
+        UtilisationTable({}, {"m": 0.0})
 
 
 @pytest.mark.parametrize(

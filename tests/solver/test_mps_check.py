@@ -56,9 +56,13 @@ def util(model: str) -> dict[str, list[float]]:
 
 
 def make_system(
-    path: Path, servers: dict[str, tuple[str, float]], targets: dict[str, dict[str, float]]
+    path: Path,
+    servers: dict[str, tuple[str, float]],
+    targets: dict[str, dict[str, float]],
+    gpu_share: float | None = None,
 ) -> System:
-    """``servers``: name → (model, req/min); ``targets``: model → its class's SLO keys."""
+    """``servers``: name → (model, req/min); ``targets``: model → its class's SLO keys;
+    ``gpu_share``: every model row's ``gpuShare`` (None: not given)."""
     models = [
         {
             "name": m,
@@ -69,6 +73,7 @@ def make_system(
             "maxBatchSize": 8,
             "memSize": 1,
             "utilization": util(m),
+            **({} if gpu_share is None else {"gpuShare": gpu_share}),
         }
         for m, (a, b) in PROFILES.items()
     ]
@@ -200,3 +205,25 @@ def test_the_emulator_counts_own_replicas_and_other_servers() -> None:
     assert own is not None and other is not None and own > other
     assert slow[a] == pytest.approx(own)
     assert slow[b] == pytest.approx(interference_factor(c, table, you, [me]))
+
+
+def test_only_the_gpu_share_of_a_batch_is_slowed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``gpuShare`` s, a batch of τ ms is τ·(s·α + 1 − s) next to co-runners: the host part
+    is not slowed. A pair refused on its whole batch time fits when most of it is host work."""
+    servers = {"v": ("vgg16", 60_000.0)}
+    alpha = factor("vgg16", "vgg16")
+    whole = make_system(tmp_path / "whole", servers, {"vgg16": {"slo-latency": 500.0}})
+    mean = solve(whole, monkeypatch).allocations["v"].metrics["response"]
+    tight = {"vgg16": {"slo-latency": 1.05 * mean}}
+    assert shared_gpus(solve(make_system(tmp_path / "t1", servers, tight), monkeypatch)) == [
+        ["v"],
+        ["v"],
+    ]
+    host_bound = make_system(tmp_path / "t2", servers, tight, gpu_share=0.1)
+    sol = solve(host_bound, monkeypatch)
+    assert shared_gpus(sol) == [["v", "v"]]  # 1 + 0.1·(α − 1) ≈ 1.015 fits 5 %
+    layout = {"H100-80GB": {"gpus": sol.gpus["H100-80GB"].layout}}
+    slow, _ = colocation_slowdowns(host_bound, layout, {"v": 8})
+    assert slow == {"v": pytest.approx(1.0 + 0.1 * (alpha - 1.0))}
