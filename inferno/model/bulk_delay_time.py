@@ -88,10 +88,11 @@ class DelayResponseTime:
         ths.append(np.full(1, d))
         wts.append(np.array([p_idle]))
         # windows: joined v into a window (x0, θ0)
-        keep = ch.win_weight * ch.pi[ch.win_state.astype(np.intp)] > 1e-15
-        x0 = ch.win_x[keep]
-        t0 = ch.win_theta[keep]
-        ww = (ch.win_weight * ch.pi[ch.win_state.astype(np.intp)])[keep] / cycle
+        win_state, win_x, win_theta, win_weight = ch.opened()
+        keep = win_weight * ch.pi[win_state.astype(np.intp)] > 1e-15
+        x0 = win_x[keep]
+        t0 = win_theta[keep]
+        ww = (win_weight * ch.pi[win_state.astype(np.intp)])[keep] / cycle
         if x0.size:
             v = t0[:, None] * (_U_NODES[None, :] + 1.0) / 2.0  # (W, S)
             wv = (ww * t0 / 2.0)[:, None] * _U_WEIGHTS[None, :]
