@@ -189,7 +189,7 @@ class OptimizerSpec:
     milp_time_limit: float = 60.0
     model: PerformanceModel = PerformanceModel.INFERNO
     #: decide Triton's model instances and batching delay for batch-kind rows with measured
-    #: contention (solver/serving_config.py): seconds per such server, so asked for explicitly
+    #: contention (solver/serving_config.py): ~0.4 s per such server, so asked for explicitly
     decide_serving: bool = False
 
 

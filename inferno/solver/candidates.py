@@ -345,7 +345,7 @@ def build_candidates(system: System) -> CandidateTable:
             )
             batch[sel] = np.where(np.isfinite(chosen), chosen, n_memory[sel])
     # model instances and batching delay of the opted-in batch-kind rows (.serving_config),
-    # when the optimizer data asks for it (decideServing: seconds per such server)
+    # when the optimizer data asks for it (decideServing: ~0.4 s per such server)
     serving: dict[int, ServingDecision] = {}
     if spec.decide_serving:
         prof, serving = decide_serving(
