@@ -35,13 +35,17 @@ def whole_only(system: System) -> System:
     return dataclasses.replace(system, accelerators=MappingProxyType(accs), profiles=profiles)
 
 
-def fleet(system: System, n: int, seed: int = 1) -> System:
+def fleet(
+    system: System, n: int, seed: int = 1, spread: tuple[float, float] = (0.5, 2.0)
+) -> System:
+    """``n`` servers cycling over ``system``'s, each at its rate × a uniform draw in ``spread``
+    (bench/serving_config.py uses it too)."""
     rng = np.random.default_rng(seed)
     servers = []
     for i in range(n):
         base = system.servers[i % len(system.servers)]
         load = base.load or Load(0.0)
-        scale = float(rng.uniform(0.5, 2.0))
+        scale = float(rng.uniform(*spread))
         servers.append(
             dataclasses.replace(
                 base,

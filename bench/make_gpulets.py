@@ -37,6 +37,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from inferno.partitions.gpulet_2080ti import BATCHES, L2_DRAM
+
 ROOT = Path(__file__).resolve().parent.parent
 
 #: name: (α ms, β ms, max batch, serial fraction, memory GB, Premium load, Standard load /min)
@@ -51,26 +53,6 @@ MODELS = {
     "vit_b16": (5.0, 1.20, 16, 0.35, 2.0, 30000, 45000),
 }
 H100_SPEED = 0.6
-#: GPU-let's 2080 Ti utilisation (L2 %, DRAM % at b = 1, 2, 4, 8, 16, 32), of the networks used
-GPULET_UTIL = {
-    "bert": ((9.24, 10.66, 14.01, 16.25, 18.01, 18.30), (29.03, 29.28, 30.32, 30.20, 34.41, 34.72)),
-    "mnasnet1_0": (
-        (8.01, 11.17, 14.98, 18.56, 21.50, 21.57),
-        (20.02, 28.56, 37.84, 46.57, 54.27, 57.64),
-    ),
-    "mobilenet_v2": (
-        (8.58, 12.24, 15.92, 20.71, 23.22, 23.87),
-        (21.78, 30.30, 39.87, 51.09, 57.87, 62.28),
-    ),
-    "resnet50": (
-        (15.40, 18.81, 23.02, 25.80, 26.78, 28.19),
-        (27.94, 35.03, 43.91, 51.32, 58.42, 62.27),
-    ),
-    "ssd-mobilenetv1": (
-        (10.58, 11.60, 15.76, 20.09, 23.35, 27.57),
-        (20.50, 26.15, 34.27, 46.43, 54.05, 61.23),
-    ),
-}
 #: the sample's model → the GPU-let network whose utilisation stands in for it
 UTILISATION_OF = {
     "resnet50": "resnet50",
@@ -181,10 +163,8 @@ def mps_files() -> dict[str, Any]:
     for row in docs["model-data.json"]["models"]:
         net = UTILISATION_OF.get(row["name"])
         if net is not None and ":" not in row["acc"]:
-            l2, dram = GPULET_UTIL[net]
-            row["utilization"] = {
-                str(b): [x, y] for b, x, y in zip((1, 2, 4, 8, 16, 32), l2, dram, strict=True)
-            }
+            l2, dram = L2_DRAM[net]
+            row["utilization"] = {str(b): [x, y] for b, x, y in zip(BATCHES, l2, dram, strict=True)}
     return docs
 
 

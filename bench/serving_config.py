@@ -23,14 +23,14 @@ import dataclasses
 import time
 from pathlib import Path
 
-import numpy as np
-from _tables import print_table  # bench/, first on sys.path when run as a script
+import gpulets  # bench/, first on sys.path when run as a script
+from _tables import print_table
 
 from inferno.data import load_system
 from inferno.model.profiles import BatchProfile
 from inferno.solver import build_candidates, serving_config, solve_table
 from inferno.solver.result import Solution
-from inferno.system import Load, System
+from inferno.system import System
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "samples" / "gpulets"
@@ -50,21 +50,8 @@ def opted_in(system: System, kappa: tuple[float, ...]) -> System:
 
 
 def fleet(system: System, n: int, seed: int = 1) -> System:
-    rng = np.random.default_rng(seed)
-    servers = []
-    for i in range(n):
-        base = system.servers[i % len(system.servers)]
-        load = base.load or Load(0.0)
-        scale = float(rng.uniform(0.5, 4.0))
-        servers.append(
-            dataclasses.replace(
-                base,
-                name=f"{base.name}-{i}",
-                load=dataclasses.replace(load, arrival_rate=load.arrival_rate * scale),
-            )
-        )
-    spec = dataclasses.replace(system.optimizer, unlimited=True)
-    return dataclasses.replace(system, servers=tuple(servers), optimizer=spec)
+    """bench/gpulets.py's fleet, with rates from 0.5 to 4 times the sample's."""
+    return gpulets.fleet(system, n, seed, spread=(0.5, 4.0))
 
 
 def _batch_servers(system: System) -> set[str]:

@@ -7,6 +7,7 @@ import statistics
 import pytest
 
 from inferno.errors import InputError
+from inferno.partitions.gpulet_2080ti import BATCHES, L2_DRAM, table
 from inferno.partitions.interference import (
     GPULET_2080TI,
     CoRunner,
@@ -16,8 +17,6 @@ from inferno.partitions.interference import (
     inflate,
     interference_factor,
 )
-
-from .gpulet_2080ti import BATCHES, L2_DRAM, table
 
 # (me: model, batch, share %), (you: ...), raw α with the 2080 Ti constants
 REFERENCE = [

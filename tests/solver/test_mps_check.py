@@ -24,6 +24,8 @@ from inferno.data import load_system
 from inferno.model.points import OperatingPoints
 from inferno.model.profiles import BatchProfile, Tokens
 from inferno.model.quantiles import latency_quantiles
+from inferno.partitions.gpulet_2080ti import BATCHES
+from inferno.partitions.gpulet_2080ti import L2_DRAM as GPULET_UTIL
 from inferno.partitions.interference import (
     GPULET_2080TI,
     Constants,
@@ -38,15 +40,8 @@ from inferno.solver.result import Solution
 from inferno.system import System
 from inferno.units import MS_PER_MIN
 
-BATCHES = (1, 2, 4, 8, 16, 32)
-#: GPU-let's 2080 Ti utilisation (tests/partitions/gpulet_2080ti.py): L2 % then DRAM % at b = 1…32
-L2_DRAM = {
-    "lenet": ((2.41, 2.52, 4.45, 4.35, 5.37, 6.97), (11.28, 11.22, 17.75, 14.98, 18.10, 25.40)),
-    "vgg16": (
-        (31.01, 33.76, 34.99, 32.06, 30.52, 30.22),
-        (55.95, 55.93, 54.19, 56.68, 60.84, 61.15),
-    ),
-}
+#: GPU-let's 2080 Ti utilisation of the two networks here (the shipped table)
+L2_DRAM = {m: GPULET_UTIL[m] for m in ("lenet", "vgg16")}
 PROFILES = {"lenet": (1.0, 0.1), "vgg16": (4.0, 1.0)}  # α, β (ms) on an mps-2 share, batch ≤ 8
 
 

@@ -1,10 +1,14 @@
 """GPU-let's 2080 Ti utilisation table (``resource/2080ti/UTIL.CSV``), at the batches its
 interference model interpolates between: per model, L2 % then DRAM % at b = 1, 2, 4, 8, 16, 32,
-measured with Nsight Compute at the whole GPU (docs/gpu-partitions.md reproduces it)."""
+measured with Nsight Compute at the whole GPU (docs/gpu-partitions.md reproduces it). Shipped
+data, like the constants it goes with (:data:`.interference.GPULET_2080TI`): the reference
+vectors' tests and the MPS sample's stand-in utilisation (bench/make_gpulets.py) read it."""
 
 from __future__ import annotations
 
-from inferno.partitions.interference import UtilisationTable
+from .interference import UtilisationTable
+
+__all__ = ["BATCHES", "L2_DRAM", "table"]
 
 BATCHES = (1, 2, 4, 8, 16, 32)
 
