@@ -26,7 +26,7 @@ import math
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +61,12 @@ class ResourceUse:
     samples: int  # CPU intervals
     seconds: float
     memory: str  # "pss" or "rss"
+    #: the cores of each interval (not written to the row: what a caller compares a request with)
+    cores: tuple[float, ...] = field(default=(), repr=False, compare=False)
+
+    def share_above(self, cores: float) -> float:
+        """The share of the intervals that used more than ``cores``."""
+        return sum(c > cores for c in self.cores) / len(self.cores) if self.cores else 0.0
 
     def to_json(self) -> dict[str, float | int | str]:
         return {
@@ -207,6 +213,7 @@ class ProcessSampler:
             samples=len(cores),
             seconds=span,
             memory=self._kind,
+            cores=tuple(cores),
         )
         logger.info(
             "pid %d: %.3f cores mean, %.3f p95, %.1f MiB peak (%d samples)",

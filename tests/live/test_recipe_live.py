@@ -26,8 +26,13 @@ ALPHA, BETA, MAX_BATCH = 30.0, 2.5, 16
 #: the load offered to the server: this share of one instance's capacity N/τ(N)
 LOAD_SHARE = 0.5
 #: seconds between CPU samples, in the profile and under load alike (the p95 depends on it);
-#: each Poisson level of the profile lasts --level-samples (default 20) intervals
-INTERVAL = 0.25
+#: each Poisson level of the profile lasts --level-samples (default 20) intervals. CPU is counted
+#: in 10 ms ticks: a 0.5 s interval resolves 0.02 cores
+INTERVAL = 0.5
+#: the recipe's CPU request is the p95 of 20 intervals at a level, so it is itself a noisy
+#: estimate; under load at the decided rate, the intervals using more than it must stay a small
+#: share (a request at the mean would leave 40–50% above it)
+MOST_ABOVE = 0.25
 
 
 @dataclass
@@ -148,7 +153,7 @@ def test_recipe_requests_cover_the_servers_use_at_the_decided_rate(
     try:
         load = tmp_path / "load.json"
         code = main(
-            ["load", one.url, "-m", f"sleep={rate:.3f}", "-d", "20", "--quiet", "--json", str(load)]
+            ["load", one.url, "-m", f"sleep={rate:.3f}", "-d", "30", "--quiet", "--json", str(load)]
         )
     finally:
         use = sampler.stop()
@@ -160,8 +165,13 @@ def test_recipe_requests_cover_the_servers_use_at_the_decided_rate(
         f"under load ({served['ok']} ok): CPU mean {use.cpu_mean:.3f}, p95 {use.cpu_p95:.3f} "
         f"cores, memory peak {use.memory_peak_mib:.0f} MiB ({use.memory})"
     )
-    assert parse_cpu(requests["cpu"]) >= use.cpu_p95 * 0.9
-    assert parse_cpu(limits["cpu"]) >= use.cpu_p95
+    above = use.share_above(parse_cpu(requests["cpu"]))
+    print(
+        f"intervals above the CPU request under load: {100 * above:.1f}% "
+        f"(above the mean: {100 * use.share_above(use.cpu_mean):.1f}%)"
+    )
+    assert above <= MOST_ABOVE
+    assert use.share_above(parse_cpu(limits["cpu"])) <= 0.05
     # the server's memory creeps up a few MiB after the profile (Python's allocations): 2%
     assert parse_memory_mib(requests["memory"]) >= use.memory_peak_mib * 0.98
     assert parse_memory_mib(limits["memory"]) >= use.memory_peak_mib

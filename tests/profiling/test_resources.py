@@ -98,3 +98,12 @@ def test_bad_pids_are_named() -> None:
         ProcessSampler(proc.pid)
     with pytest.raises(InputError, match="sample interval"):
         ProcessSampler(1, interval=0.0)
+
+
+def test_the_share_of_intervals_above_a_level() -> None:
+    from inferno.profiling import ResourceUse
+
+    use = ResourceUse(0.2, 0.3, 10.0, 3, 1.5, "pss", cores=(0.1, 0.2, 0.3))
+    assert use.share_above(0.15) == pytest.approx(2 / 3)
+    assert use.share_above(0.3) == 0.0 and use.share_above(0.0) == 1.0
+    assert ResourceUse(0.0, 0.0, 1.0, 0, 0.0, "rss").share_above(0.1) == 0.0
