@@ -8,12 +8,14 @@ Needs ``prometheus`` (Debian package) on PATH or in ``INFERNO_PROMETHEUS``, and 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sysconfig
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -188,3 +190,15 @@ def stack(
     finally:
         for child in reversed(children):
             child.stop()
+
+
+def cli_json(argv: list[str], capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    """``inferno ARGV`` in this process: its JSON on stdout (the command must exit 0)."""
+    from inferno.cli import main
+
+    capsys.readouterr()
+    code = main(argv)
+    out = capsys.readouterr().out
+    assert code == 0, f"inferno {argv[0]} exited {code}: {out[-2000:]}"
+    result: dict[str, Any] = json.loads(out)
+    return result

@@ -19,7 +19,7 @@ import pytest
 
 from inferno.cli import main
 
-from .conftest import TOKEN, sleep_triton, wait_for_sleep_model
+from .conftest import TOKEN, cli_json, sleep_triton, wait_for_sleep_model
 
 pytestmark = pytest.mark.slow
 
@@ -42,15 +42,6 @@ def triton_http(triton_python: str, tmp_path_factory: pytest.TempPathFactory) ->
         triton.stop()
 
 
-def _cli_json(argv: list[str], capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
-    capsys.readouterr()
-    code = main(argv)
-    out = capsys.readouterr().out
-    assert code == 0, f"inferno {argv[0]} exited {code}: {out[-2000:]}"
-    result: dict[str, Any] = json.loads(out)
-    return result
-
-
 def _analyze(
     path: Path,
     rps: float,
@@ -64,14 +55,14 @@ def _analyze(
     problem |= {"beta": beta, "AvgInputTokens": 0, "AvgOutputTokens": 0}
     path.write_text(json.dumps(problem))
     flags = ["--percentiles"] if percentiles else []
-    return _cli_json(["analyze", str(path), *flags], capsys)
+    return cli_json(["analyze", str(path), *flags], capsys)
 
 
 def test_default_profile_predicts_single_item_traffic(
     triton_http: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     header = ["--header", f"triton-access-token={TOKEN}"]
-    profile = _cli_json(["profile", triton_http, "--model", "sleep", *header, "--json"], capsys)
+    profile = cli_json(["profile", triton_http, "--model", "sleep", *header, "--json"], capsys)
     assert profile["shape"] == "single" and profile["source"] == "server"
     row, over, cap = profile["row"], profile["overhead"], profile["capacity"]
     alpha, beta = float(row["alpha"]), float(row["beta"])

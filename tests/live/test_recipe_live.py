@@ -9,7 +9,6 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,7 +17,7 @@ from inferno.cli.recipe import parse_cpu, parse_memory_mib
 from inferno.profiling import ProcessSampler
 
 from ._procs import Child
-from .conftest import TOKEN, sleep_triton, wait_for_sleep_model
+from .conftest import TOKEN, cli_json, sleep_triton, wait_for_sleep_model
 
 pytestmark = pytest.mark.slow
 
@@ -60,15 +59,6 @@ def one(triton_python: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         yield served
     finally:
         served.child.stop()
-
-
-def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
-    capsys.readouterr()
-    code = main(argv)
-    out = capsys.readouterr().out
-    assert code == 0, f"inferno {argv[0]} exited {code}: {out[-2000:]}"
-    result: dict[str, Any] = json.loads(out)
-    return result
 
 
 def _profile(served: Served, instances: int, data: Path) -> list[str]:
@@ -139,7 +129,7 @@ def test_recipe_requests_cover_the_servers_use_at_the_decided_rate(
     assert levels[-1]["cpuMean"] > levels[0]["cpuMean"] + 0.02
     capacity = MAX_BATCH / (row["alpha"] + row["beta"] * MAX_BATCH) * 1000.0
     _system(profiled, LOAD_SHARE * capacity * 60.0)
-    result = _cli(["recipe", str(profiled), "sleep-server", "--json"], capsys)
+    result = cli_json(["recipe", str(profiled), "sleep-server", "--json"], capsys)
     recipe = result["recipe"]
     rate = recipe["ratePerReplica"]
     assert result["objects"][1]["spec"]["minReplicas"] == 1 and rate == pytest.approx(
@@ -186,7 +176,7 @@ def test_two_instances_merge_into_the_contention_factor(
     data = profiled / "model-data.json"
     two = _start(triton_python, tmp_path_factory.mktemp("recipe2"), 2)
     try:
-        result = _cli(_profile(two, 2, data), capsys)
+        result = cli_json(_profile(two, 2, data), capsys)
     finally:
         two.child.stop()
     row = json.loads(data.read_text())["models"][0]
@@ -199,5 +189,7 @@ def test_two_instances_merge_into_the_contention_factor(
     assert kappa[0] == 1.0 and 1.0 <= kappa[1] < 1.35
     assert {lv["instances"] for lv in row["resources"]["levels"]} == {1, 2}
     # the recipe for two instances uses their levels
-    two_cpu = _cli(["recipe", str(profiled), "sleep-server", "--instances", "2", "--json"], capsys)
+    two_cpu = cli_json(
+        ["recipe", str(profiled), "sleep-server", "--instances", "2", "--json"], capsys
+    )
     assert two_cpu["recipe"]["instances"] == 2

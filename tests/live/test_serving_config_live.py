@@ -40,7 +40,7 @@ from inferno.model.profiles import BatchProfile, Tokens
 from inferno.model.quantiles import latency_quantiles
 
 from ._procs import Child
-from .conftest import TOKEN, sleep_triton, wait_for_sleep_model
+from .conftest import TOKEN, cli_json, sleep_triton, wait_for_sleep_model
 
 pytestmark = pytest.mark.slow
 
@@ -95,15 +95,6 @@ def serve(triton_python: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     finally:
         for child in started:
             child.stop()
-
-
-def _cli_json(argv: list[str], capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
-    capsys.readouterr()
-    code = main(argv)
-    out = capsys.readouterr().out
-    assert code == 0, f"inferno {argv[0]} exited {code}: {out[-2000:]}"
-    result: dict[str, Any] = json.loads(out)
-    return result
 
 
 def _predict(
@@ -196,7 +187,7 @@ def test_delay_and_instances_predict_a_real_triton(
     for instances, loads in SERVERS:
         served = serve(instances)
         argv = ["profile", served.url, "-m", "sleep", *header, "--instances-run", str(instances)]
-        profile = _cli_json([*argv, "--merge", str(data), "--json"], capsys)
+        profile = cli_json([*argv, "--merge", str(data), "--json"], capsys)
         # the profile reads the delay from the model's configuration
         assert profile["row"]["queueDelayMs"] == pytest.approx(DELAY_US / 1000.0)
         row = profile["merged"]
