@@ -4,16 +4,19 @@ batch-only decisions: the cost of the batch-kind servers and the time to decide.
 The sample data carries no contention measurement, so the bench gives every batch-kind row under
 Triton's batching of ``samples/gpulets`` (whole GPUs and MIG slices) a contention list,
 κ = ``--kappa`` (default 1, 1.2, 1.35, as in the accuracy bench's range), which opts it in; the
-batch-only run is the same system without it. ``samples/large`` has no batch-kind server.
+batch-only run is the same system without it. ``samples/large`` has no batch-kind server (the
+bench says so: nothing to decide there).
 
 1. ``samples/gpulets`` as it is (16 servers, capacity limits as in its data);
-2. a fleet of N servers: the sample's servers repeated with loads scaled by a seeded factor in
-   [0.5, 4], capacity unlimited.
+2. a fleet of N servers (default 1,000, issue 12's size): the sample's servers repeated with loads
+   scaled by a seeded factor in [0.5, 4], capacity unlimited. Its servers share the sample's
+   (model, accelerator, class) rows, so each option's λ* is sized once and cached
+   (inferno/solver/serving_config.py); bench/README.md has the times.
 
 Times are in-process wall times of candidates + solve, the option cache cleared first (the
 first cycle of a controller; later cycles find every option sized).
 
-Usage: python bench/serving_config.py [--fleet 200] [--kappa 1,1.2,1.35] [--markdown]
+Usage: python bench/serving_config.py [--fleet 1000] [--kappa 1,1.2,1.35] [--markdown]
 """
 
 from __future__ import annotations
@@ -96,7 +99,7 @@ def row(name: str, plain: System, kappa: tuple[float, ...]) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--fleet", type=int, default=200, help="servers in the synthetic fleet")
+    ap.add_argument("--fleet", type=int, default=1000, help="servers in the synthetic fleet")
     ap.add_argument("--kappa", default="1,1.2,1.35", help="κ(1), κ(2), … given to every row")
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args()

@@ -147,6 +147,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def format_solution(solution: Solution, system: System, *, percentiles: bool = False) -> str:
+    from ..solver.serving_config import fallback_note
+
     servers = {s.name: s for s in system.servers}
     headers = ["server", "accelerator", "replicas", "batch", "cost", "req/min", "λ*/replica"]
     headers += ["bound", "ITL ms", "wait|TTFT ms", "batch fill"]
@@ -160,6 +162,7 @@ def format_solution(solution: Solution, system: System, *, percentiles: bool = F
     rows = []
     misses = 0
     derived: dict[str, set[str]] = {}
+    profiles = {(p.model, p.accelerator): p.profile for p in system.profiles}
     for p in system.profiles:
         if p.derived:
             derived.setdefault(p.model, set()).add(p.accelerator)
@@ -182,6 +185,10 @@ def format_solution(solution: Solution, system: System, *, percentiles: bool = F
         if serving:
             dec = a.serving
             row += [dec.instances, dec.delay_us] if dec is not None else [None, None]
+        if a.serving is None and system.optimizer.decide_serving:
+            fallback = fallback_note(profiles.get((servers[name].model, a.accelerator)))
+            if fallback:
+                notes.append(fallback)
         row.append("; ".join(notes))
         rows.append(row)
     numeric = {

@@ -133,8 +133,14 @@ def _recipe(args: argparse.Namespace) -> tuple[Recipe, Allocation, str]:
     from ..data._json import read_json
     from ..data.serving_rows import model_row, resource_levels
     from ..data.system_files import MODEL_FILE
+    from ..model.profiles import MAX_INSTANCES
     from ..solver.recipe import RecipeOptions, recipe
 
+    if args.instances is not None and not 1 <= args.instances <= MAX_INSTANCES:
+        raise InputError(
+            f"--instances must be from 1 to {MAX_INSTANCES} (Triton's instance_group count, "
+            f"Inferno's limit), got {args.instances}"
+        )
     options = RecipeOptions(
         cpu_headroom=args.cpu_headroom,
         memory_headroom=args.memory_headroom,
@@ -152,7 +158,7 @@ def _recipe(args: argparse.Namespace) -> tuple[Recipe, Allocation, str]:
             "`inferno profile URL -m MODEL --pid PID --merge model-data.json` on the server",
             source=str(path),
         )
-    instances = args.instances or _decided_instances(alloc)
+    instances = _decided_instances(alloc) if args.instances is None else args.instances
     replicas = max(alloc.replicas, 1)
     r = recipe(
         levels,

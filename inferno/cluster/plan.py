@@ -20,6 +20,8 @@ model instances and batching delay (:mod:`inferno.solver.serving_config`), the p
 Deployments write into ``config.pbtxt`` (``instance_group count``, ``max_queue_delay_microseconds``)
 at start-up; like the batch, a running value is kept when the decision keeps the accelerator and
 moves it by at most the batch tolerance (:func:`steady_serving`), so that noise never rolls pods.
+The three variables' names are settings (:class:`~inferno.settings.PlanOptions`: ``batch_env``,
+``instances_env``, ``queue_delay_env``); the names above are their defaults.
 """
 
 from __future__ import annotations
@@ -48,9 +50,10 @@ __all__ = [
     "steady_serving",
 ]
 
-#: the container variables of the decided model instances and batching delay (µs)
-INSTANCES_ENV = "INFERNO_INSTANCES"
-QUEUE_DELAY_ENV = "INFERNO_MAX_QUEUE_DELAY_US"
+#: the default names of the container variables of the decided model instances and batching
+#: delay (µs): the plan uses its settings' ``instances_env`` / ``queue_delay_env``
+INSTANCES_ENV = PlanOptions().instances_env
+QUEUE_DELAY_ENV = PlanOptions().queue_delay_env
 
 Patch = tuple[dict[str, Any], ...]
 
@@ -132,29 +135,31 @@ def _steady(running: int | None, wanted: int, tolerance: float) -> int:
     return running if abs(wanted - running) <= tolerance * running else wanted
 
 
-def steady_serving(d: ManagedDeployment, dec: Decision, tolerance: float) -> Decision:
-    """``dec`` with the running model instances and batching delay kept, by the rule of
-    :func:`steady_batch`, when it keeps the accelerator: each is kept when the decision moves it
-    by at most ``tolerance`` of the running value (a running 0 or an unknown one is never
-    kept)."""
+def steady_serving(d: ManagedDeployment, dec: Decision, cfg: PlanSettings) -> Decision:
+    """``dec`` with the running model instances and batching delay (the container's
+    ``cfg.instances_env`` / ``cfg.queue_delay_env``) kept, by the rule of :func:`steady_batch`,
+    when it keeps the accelerator: each is kept when the decision moves it by at most
+    ``cfg.batch_tolerance`` of the running value (a running 0 or an unknown one is never kept)."""
+    tolerance = cfg.batch_tolerance
     if not dec.allocated or tolerance <= 0 or dec.accelerator != d.accelerator:
         return dec
     out = dec
     if dec.instances > 0:
-        out = replace(out, instances=_steady(_env_int(d, INSTANCES_ENV), dec.instances, tolerance))
+        running = _env_int(d, cfg.instances_env)
+        out = replace(out, instances=_steady(running, dec.instances, tolerance))
     if dec.max_queue_delay_us >= 0:
-        running = _env_int(d, QUEUE_DELAY_ENV)
+        running = _env_int(d, cfg.queue_delay_env)
         out = replace(out, max_queue_delay_us=_steady(running, dec.max_queue_delay_us, tolerance))
     return out
 
 
-def _serving_state(d: ManagedDeployment, dec: Decision | None) -> dict[str, Any]:
+def _serving_state(d: ManagedDeployment, dec: Decision | None, cfg: PlanSettings) -> dict[str, Any]:
     """The running instances and delay, for the reports of a decision that carries them."""
     if dec is None or (dec.instances <= 0 and dec.max_queue_delay_us < 0):
         return {}
     return {
-        "instances": _env_int(d, INSTANCES_ENV),
-        "maxQueueDelayUs": _env_int(d, QUEUE_DELAY_ENV),
+        "instances": _env_int(d, cfg.instances_env),
+        "maxQueueDelayUs": _env_int(d, cfg.queue_delay_env),
     }
 
 
@@ -231,9 +236,9 @@ def _deployment_patch(
     if dec.max_batch > 0:
         wanted.append((cfg.batch_env, str(dec.max_batch)))
     if dec.instances > 0:
-        wanted.append((INSTANCES_ENV, str(dec.instances)))
+        wanted.append((cfg.instances_env, str(dec.instances)))
     if dec.max_queue_delay_us >= 0:
-        wanted.append((QUEUE_DELAY_ENV, str(dec.max_queue_delay_us)))
+        wanted.append((cfg.queue_delay_env, str(dec.max_queue_delay_us)))
     for name, value in wanted:
         ops.extend(_env_ops(d, env, base, name, value))
     if any(op["path"].startswith(f"{base}/") for op in ops) and d.container_name:
@@ -283,7 +288,7 @@ def _hpa_patch(d: ManagedDeployment, replicas: int, cfg: PlanSettings) -> list[d
     return ops
 
 
-def _summary(d: ManagedDeployment, dec: Decision, replicas: int) -> str:
+def _summary(d: ManagedDeployment, dec: Decision, replicas: int, cfg: PlanSettings) -> str:
     parts = []
     if replicas != d.replicas:
         parts.append(f"replicas {d.replicas}→{replicas}")
@@ -291,7 +296,7 @@ def _summary(d: ManagedDeployment, dec: Decision, replicas: int) -> str:
         parts.append(f"accelerator {d.accelerator or '-'}→{dec.accelerator}")
     if dec.max_batch != d.max_batch:
         parts.append(f"batch {d.max_batch or '-'}→{dec.max_batch}")
-    running = _serving_state(d, dec)
+    running = _serving_state(d, dec, cfg)
     if dec.instances > 0 and dec.instances != running.get("instances"):
         parts.append(f"instances {running.get('instances') or '-'}→{dec.instances}")
     if dec.max_queue_delay_us >= 0 and dec.max_queue_delay_us != running.get("maxQueueDelayUs"):
@@ -316,13 +321,13 @@ def plan_one(d: ManagedDeployment, dec: Decision | None, cfg: PlanSettings) -> A
             after=before,
         )
     dec = steady_batch(d.accelerator, d.max_batch, dec, cfg.batch_tolerance)
-    dec = steady_serving(d, dec, cfg.batch_tolerance)
+    dec = steady_serving(d, dec, cfg)
     replicas = _replicas(d, dec.replicas)
     after = {"replicas": replicas, "accelerator": dec.accelerator, "maxBatch": dec.max_batch}
     if dec.instances > 0 or dec.max_queue_delay_us >= 0:
-        before = {**before, **_serving_state(d, dec)}
+        before = {**before, **_serving_state(d, dec, cfg)}
         after = {**after, "instances": dec.instances, "maxQueueDelayUs": dec.max_queue_delay_us}
-    summary = _summary(d, dec, replicas)
+    summary = _summary(d, dec, replicas, cfg)
     if d.mode == "recommend":
         return Action(
             d.namespace,

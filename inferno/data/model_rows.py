@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from ..model.profiles import (
     BATCHING,
     DEFAULT_MAX_NUM_TOKENS,
+    MAX_QUEUE_DELAY_MS,
     BatchProfile,
     G0Profile,
     G1Profile,
@@ -102,6 +103,11 @@ def _profile(row: Node, kind: Kind) -> Profile:
         parms = row.obj("batchParms") or row
         alpha, beta = _alpha_beta(parms)
         delay = row.number("queueDelayMs", 0.0, minimum=0, maximum=MAX_TIME_MS)
+        if delay > MAX_QUEUE_DELAY_MS:
+            raise row.member("queueDelayMs").error(
+                f"expected a batching delay <= {MAX_QUEUE_DELAY_MS:g} ms (Triton's "
+                f"max_queue_delay_microseconds; longer is a configuration mistake), got {delay:g}"
+            )
         batching = row.string("batching", "triton")
         if batching not in BATCHING:
             raise row.member("batching").error(

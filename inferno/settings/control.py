@@ -4,11 +4,15 @@ decisions become patches (:class:`PlanOptions`)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ._group import Group, finite, option
 
 __all__ = ["MODELS", "OptimizerOptions", "PlanOptions", "PolicyOptions"]
+
+#: a container variable the sample Deployments' ``sh -c`` scripts can read: a POSIX shell name
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +25,16 @@ class PlanOptions(Group):
     batch_env: str = option(
         "INFERNO_MAX_BATCH_SIZE", "INFERNO_BATCH_ENV", "the container variable of the batch size"
     )
+    instances_env: str = option(
+        "INFERNO_INSTANCES",
+        "INFERNO_INSTANCES_ENV",
+        "the container variable of the decided model instances (batch kind)",
+    )
+    queue_delay_env: str = option(
+        "INFERNO_MAX_QUEUE_DELAY_US",
+        "INFERNO_QUEUE_DELAY_ENV",
+        "the container variable of the decided batching delay, in µs (batch kind)",
+    )
     hpa_headroom: float = option(
         0.25, "INFERNO_HPA_HEADROOM", "HPA maxReplicas headroom above the decision"
     )
@@ -31,6 +45,22 @@ class PlanOptions(Group):
     )
 
     def check(self) -> None:
+        names = ("batch_env", "instances_env", "queue_delay_env")
+        for name in names:
+            value = getattr(self, name)
+            self._require(
+                name,
+                isinstance(value, str) and ENV_NAME.fullmatch(value) is not None,
+                "a container variable name (letters, digits and _, not starting with a digit)",
+            )
+        for j, name in enumerate(names[1:], start=1):
+            value = getattr(self, name)
+            for other in names[:j]:
+                self._require(
+                    name,
+                    value != getattr(self, other),
+                    f"a name other than {self.__dataclass_fields__[other].metadata['env']}'s",
+                )
         self._require(
             "hpa_headroom",
             finite(self.hpa_headroom) and self.hpa_headroom >= 0,

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from ..units import MS_PER_MIN
 from .candidates import CandidateTable
 from .result import Solution
+from .serving_config import fallback_note
 
 __all__ = ["CandidateRow", "Explanation", "explain"]
 
@@ -106,6 +107,19 @@ def explain(table: CandidateTable, solution: Solution, server: str) -> Explanati
             verdict += f" ({alloc.note})"
         if alloc.serving is not None:
             verdict += f". Serving: {alloc.serving.why()}"
+        elif table.system.optimizer.decide_serving:
+            model = table.system.servers[s].model
+            profile = next(
+                (
+                    p.profile
+                    for p in table.system.profiles
+                    if p.model == model and p.accelerator == alloc.accelerator
+                ),
+                None,
+            )
+            fallback = fallback_note(profile)
+            if fallback:
+                verdict += f". Serving: {fallback}"
         verdict += _partition_verdict(table, s, alloc.accelerator, rows)
     return Explanation(server=server, demand=demand, rows=tuple(rows), verdict=verdict)
 

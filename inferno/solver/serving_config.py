@@ -24,6 +24,10 @@ replicas as the best so far, or it misses the targets at the rate each of (best 
 would take (one evaluation; the mean latency is quasi-convex in the rate, so every higher rate
 misses too).
 
+**Not asked** (:func:`fallback_note`): a batch-kind row under Triton's batching without
+``contention`` is sized as before, with one instance (c = 1) and its own delay, and has no
+decision; ``optimize`` and ``explain`` say so when the optimizer data asks for the decision.
+
 **Not decided** (the pair keeps c = 1 and the row's delay, and the reason is reported): a server
 with a latency *quantile* target — sizing a delay option on its exact response-time distribution
 rebuilds it at every rate of the bisection (seconds per rate at N = 32, minutes per option; the
@@ -54,6 +58,7 @@ __all__ = [
     "clear_cache",
     "decide",
     "delay_grid",
+    "fallback_note",
 ]
 
 logger = logging.getLogger(__name__)
@@ -146,6 +151,22 @@ def clear_cache() -> None:
     """Forget the sized options (tests; a changed profile gets a new key anyway)."""
     _CACHE.clear()
     _PRECHECKED.clear()
+
+
+def fallback_note(profile: object) -> str:
+    """Why a row the decision could apply to is not decided (empty when it is, or cannot be): a
+    batch-kind row under Triton's batching without contention data falls back to c = 1."""
+    if (
+        isinstance(profile, BatchProfile)
+        and profile.batching == "triton"
+        and not profile.decide_serving
+        and len(profile.contention) == 1
+    ):
+        return (
+            "serving not decided (no contention data: profile with --instances-run): 1 "
+            f"instance, delay {round(profile.queue_delay_ms * 1000.0)} µs"
+        )
+    return ""
 
 
 def delay_grid(

@@ -239,6 +239,13 @@ SYSTEM_VALUES = [
      "$.models[3].maxBatchSize", "<= 128"),
     ("queue-delay-1e308", "model-data.json", "models.3.queueDelayMs", 1e308,
      "$.models[3].queueDelayMs", "<= 1e+09"),
+    # issue 12: Triton's batching delay and instance counts out of range
+    ("queue-delay-over-a-minute", "model-data.json", "models.3.queueDelayMs", 60_001,
+     "$.models[3].queueDelayMs", "expected a batching delay <= 60000 ms"),
+    ("contention-17-instances", "model-data.json", "models.3.contention", [1.0] + [1.1] * 16,
+     "$.models[3].contention", "at most 16 factors (Inferno's instance limit), got 17"),
+    ("contention-kappa1-not-1", "model-data.json", "models.3.contention", [1.5, 2.0],
+     "$.models[3].contention[0]", "κ(1) must be 1"),
     ("acc-cost-1e308", "accelerator-data.json", "accelerators.0.cost", 1e308,
      "$.accelerators[0].cost", "<= 1e+12"),
     ("multiplicity-1e9", "accelerator-data.json", "accelerators.0.multiplicity", 10**9,
@@ -669,6 +676,33 @@ def test_an_unknown_model_leaves_its_server_unallocated(
     out, err = capsys.readouterr()
     assert "UNALLOCATED sg: no performance profile for model 'nobody'" in out
     assert err == ""
+
+
+def test_a_profile_without_contention_falls_back_to_one_instance_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 12: deciding instances and delay needs the row's contention; without it the server
+    is sized with one instance and its own delay, and optimize and explain say so."""
+    files = base_files()
+    _set(files["model-data.json"], "models.3.queueDelayMs", 1.5)
+    directory = write_system(tmp_path / "plain", files)
+    assert main(["optimize", str(directory), "--decide-serving"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    says = "serving not decided (no contention data: profile with --instances-run): 1 instance"
+    (row,) = [line for line in out.splitlines() if line.startswith("sr ")]
+    assert says in row and "delay 1500 µs" in row
+    assert says not in out.replace(row, "")  # the other kinds have nothing to decide
+    assert main(["optimize", str(directory)]) == 0  # not asked: nothing said
+    assert "serving not decided" not in capsys.readouterr().out
+    files["optimizer-data.json"]["optimizer"]["decideServing"] = True
+    assert main(["explain", str(write_system(tmp_path / "asked", files)), "sr"]) == 0
+    assert f"Serving: {says}, delay 1500 µs" in capsys.readouterr().out
+    # with contention the server is decided instead
+    _set(files["model-data.json"], "models.3.contention", [1.0, 1.2])
+    assert main(["optimize", str(write_system(tmp_path / "kappa", files)), "--format", "json"]) == 0
+    sr = json.loads(capsys.readouterr().out)["allocations"]["sr"]
+    assert sr["instances"] in (1, 2) and sr["maxQueueDelayUs"] >= 0
 
 
 def test_an_empty_server_list_is_bad_input_as_in_simulate(

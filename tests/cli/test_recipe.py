@@ -138,6 +138,8 @@ def test_quantities() -> None:
         (LEVELS, ["--node-memory", "lots"], "--node-memory 'lots'"),
         (LEVELS, ["--node-cpu", "-1"], "--node-cpu '-1'"),
         (LEVELS, ["--instances", "2"], "not with 2"),
+        (LEVELS, ["--instances", "0"], "--instances must be from 1 to 16 (Triton's"),
+        (LEVELS, ["--instances", "17"], "--instances must be from 1 to 16 (Triton's"),
         (LEVELS, ["--cpu-headroom", "-1"], "cpu-headroom"),
         (LEVELS, ["--deployment", "Bad_Name"], "is not a DNS"),
         ([{**LEVELS[0], "cpuP95": "x"}], [], "levels[0].cpuP95: expected a number"),

@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from cluster.test_plan import applied, decision, one, settled, triton
 from inferno.cluster.decisions import decision_from_json, decision_to_json
-from inferno.cluster.plan import INSTANCES_ENV, QUEUE_DELAY_ENV, Decision
+from inferno.cluster.inventory import parse_deployment
+from inferno.cluster.plan import INSTANCES_ENV, QUEUE_DELAY_ENV, Decision, PlanSettings, plan
+from inferno.settings import Settings, SettingsError
 
 
 def serving(dec: Decision, instances: int, delay_us: int) -> Decision:
@@ -86,3 +90,70 @@ def test_decisions_without_serving_leave_the_variables_alone() -> None:
     assert doc["instances"] == 3 and doc["maxQueueDelayUs"] == 0
     assert decision_from_json(doc) == decided
     assert decision_from_json(decision_to_json(plain)) == plain
+
+
+# -- the variables' names are settings (PlanOptions.instances_env / queue_delay_env) ---------------
+
+
+def test_the_default_names_are_the_settings_defaults() -> None:
+    cfg = Settings.from_env({}).plan
+    assert (cfg.instances_env, cfg.queue_delay_env) == (INSTANCES_ENV, QUEUE_DELAY_ENV)
+    assert (INSTANCES_ENV, QUEUE_DELAY_ENV) == ("INFERNO_INSTANCES", "INFERNO_MAX_QUEUE_DELAY_US")
+
+
+def test_renamed_variables_are_the_ones_patched_and_read() -> None:
+    cfg = Settings.from_env(
+        {"INFERNO_INSTANCES_ENV": "TRITON_COUNT", "INFERNO_QUEUE_DELAY_ENV": "TRITON_DELAY_US"}
+    ).plan
+    assert (cfg.instances_env, cfg.queue_delay_env) == ("TRITON_COUNT", "TRITON_DELAY_US")
+    obj = settled()
+    [action] = plan([parse_deployment(obj)], [serving(decision("llama"), 3, 2500)], cfg)
+    env = env_of(applied(obj, action))
+    assert env["TRITON_COUNT"] == "3" and env["TRITON_DELAY_US"] == "2500"
+    assert INSTANCES_ENV not in env and QUEUE_DELAY_ENV not in env
+    # the running values are read from the renamed variables: 4 → 5 and 4000 → 4600 µs are
+    # within the tolerance and kept (no patch); under the default names they would be unknown
+    triton(obj)["env"] += [
+        {"name": "TRITON_COUNT", "value": "4"},
+        {"name": "TRITON_DELAY_US", "value": "4000"},
+    ]
+    dec = serving(decision("llama"), 5, 4600)
+    [kept] = plan([parse_deployment(obj)], [dec], cfg)
+    assert kept.kind == "unchanged" and kept.patch == ()
+    assert kept.before["instances"] == 4 and kept.before["maxQueueDelayUs"] == 4000
+    [default] = plan([parse_deployment(obj)], [dec], PlanSettings())
+    assert default.kind == "update" and default.before["instances"] is None
+    assert env_of(applied(obj, default))[INSTANCES_ENV] == "5"
+
+
+@pytest.mark.parametrize(
+    ("env", "value"),
+    [
+        ("INFERNO_INSTANCES_ENV", "1INSTANCES"),
+        ("INFERNO_INSTANCES_ENV", "TRITON-COUNT"),
+        ("INFERNO_QUEUE_DELAY_ENV", "DELAY US"),
+        ("INFERNO_QUEUE_DELAY_ENV", "DELAY=5"),
+        ("INFERNO_BATCH_ENV", "Ä_BATCH"),
+    ],
+)
+def test_a_bad_variable_name_is_a_settings_error_naming_it(env: str, value: str) -> None:
+    with pytest.raises(SettingsError) as err:
+        Settings.from_env({env: value})
+    assert str(err.value) == (
+        f"{env}={value!r}: expected a container variable name (letters, digits and _, not "
+        "starting with a digit)"
+    )
+
+
+def test_an_empty_or_shared_name_is_a_settings_error() -> None:
+    # an empty variable reads as unset (the default); an empty value given in code is refused
+    assert Settings.from_env({"INFERNO_INSTANCES_ENV": " "}).plan.instances_env == INSTANCES_ENV
+    with pytest.raises(SettingsError, match="INFERNO_INSTANCES_ENV=''"):
+        Settings.from_env({}, instances_env="")
+    with pytest.raises(SettingsError, match="INFERNO_QUEUE_DELAY_ENV=''"):
+        PlanSettings(queue_delay_env="")
+    # two decisions in one variable would overwrite each other
+    with pytest.raises(SettingsError) as err:
+        Settings.from_env({"INFERNO_QUEUE_DELAY_ENV": "INFERNO_MAX_BATCH_SIZE"})
+    assert "INFERNO_QUEUE_DELAY_ENV='INFERNO_MAX_BATCH_SIZE'" in str(err.value)
+    assert "other than INFERNO_BATCH_ENV's" in str(err.value)

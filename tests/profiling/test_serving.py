@@ -202,6 +202,7 @@ def test_profile_cli_runs_merge_into_contention_and_resources(
     ("extra", "problem"),
     [
         (["--instances-run", "0"], "--instances-run must be from 1 to 16"),
+        (["--instances-run", "17"], "--instances-run must be from 1 to 16, got 17"),
         (["--instances-run", "2", "--shape", "batch"], "needs --shape single"),
         (["--pid", "0"], "--pid must be a process id"),
         (["--idle-seconds", "-1"], "--idle-seconds"),

@@ -37,6 +37,18 @@ def test_a_bad_setting_stops_with_exit_2(
     )
 
 
+def test_a_bad_container_variable_name_stops_the_actuator_with_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the name the actuator would patch the decided batching delay into (issue 12)
+    monkeypatch.setenv("INFERNO_QUEUE_DELAY_ENV", "MAX-DELAY")
+    assert main(["actuator"]) == 2
+    assert capsys.readouterr().err == (
+        "inferno: error: INFERNO_QUEUE_DELAY_ENV='MAX-DELAY': expected a container variable name "
+        "(letters, digits and _, not starting with a digit)\n"
+    )
+
+
 @pytest.mark.parametrize("command", ["collector", "actuator", "controller"])
 def test_no_cluster_credentials_stop_with_exit_2(
     command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
