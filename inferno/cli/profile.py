@@ -323,6 +323,31 @@ def _check_serving_args(args: argparse.Namespace) -> None:
         raise InputError("--instances-run and --pid measure a Triton URL, not --observations")
 
 
+def _gpu_share_lines(m: Measurement, result: dict[str, Any]) -> list[str]:
+    """The row's ``gpuShare`` from Triton's compute phases, or why the row has none."""
+    split = m.compute
+    share = split.share if split is not None else None
+    if split is not None and share is not None:
+        result["gpuShare"] = split.to_json()
+        ms = split.to_json()["computeMs"]
+        return [
+            f"gpuShare {share:.3f}: compute_infer {ms['infer']:.1f} ms of "
+            f"{sum(ms.values()):.1f} ms compute (input {ms['input']:.1f}, output "
+            f"{ms['output']:.1f}) over {split.executions} executions: the part of a batch MPS "
+            "interference slows (on a GPU backend infer also holds the launch overheads)"
+        ]
+    why = (
+        "timing from the client: Triton's compute phases are unknown"
+        if split is None
+        else split.problem()
+    )
+    result["gpuShare"] = {"value": None, "note": why}
+    return [
+        f"note: gpuShare not measured ({why}): the row leaves it out, so under MPS "
+        "interference the whole batch time is slowed"
+    ]
+
+
 def _serving_lines(
     m: Measurement, args: argparse.Namespace, row: dict[str, Any], result: dict[str, Any]
 ) -> list[str]:
@@ -402,6 +427,7 @@ def run(args: argparse.Namespace) -> int:
         except FitError as exc:
             raise InputError(f"model {args.model!r}: {exc}") from None
         info = measurement.model
+        split = measurement.compute
         row = batch_entry(
             args.name or args.model,
             args.accelerator,
@@ -409,6 +435,7 @@ def run(args: argparse.Namespace) -> int:
             max_batch_size=args.max_batch or info.max_batch_size,
             queue_delay_ms=info.queue_delay_us / 1000.0,
             acc_count=args.acc_count,
+            gpu_share=split.share if split is not None else None,
         )
         shape = (
             "single-item requests batched by Triton"
@@ -431,7 +458,10 @@ def run(args: argparse.Namespace) -> int:
             {"batch": p.batch, "ms": p.ms, "executions": p.weight} for p in measurement.points
         ]
         result["source"] = measurement.source
-        serving = _serving_lines(measurement, args, row, result)
+        serving = [
+            *_gpu_share_lines(measurement, result),
+            *_serving_lines(measurement, args, row, result),
+        ]
     result["fit"] = fit.to_json()
     result["row"] = row
     lines += _fit_lines(fit)

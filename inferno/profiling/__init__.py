@@ -17,6 +17,7 @@ from .fit import (
     fit_linear,
     request_overhead,
 )
+from .gpu_share import ComputeSplit
 from .measure import (
     Level,
     Measurement,
@@ -32,6 +33,7 @@ from .serving import contention_factors, merge_row, resource_levels, saturated_t
 
 __all__ = [
     "BatchPoint",
+    "ComputeSplit",
     "FitError",
     "Level",
     "LinearFit",

@@ -23,8 +23,9 @@ def batch_entry(
     max_batch_size: int,
     queue_delay_ms: float = 0.0,
     acc_count: int = 1,
+    gpu_share: float | None = None,
 ) -> dict[str, Any]:
-    """A ``kind: "batch"`` row."""
+    """A ``kind: "batch"`` row; ``gpu_share`` (measured, in (0, 1]) as its ``gpuShare``."""
     row: dict[str, Any] = {
         "name": model,
         "acc": accelerator,
@@ -36,6 +37,10 @@ def batch_entry(
     }
     if queue_delay_ms > 0:
         row["queueDelayMs"] = _round(queue_delay_ms)
+    if gpu_share is not None:
+        if not 0 < gpu_share <= 1:
+            raise ValueError(f"gpuShare must be in (0, 1], got {gpu_share!r}")
+        row["gpuShare"] = min(_round(gpu_share), 1.0)
     return row
 
 

@@ -17,7 +17,8 @@ sources of timing:
 
 - ``server`` (preferred): Triton's statistics before and after the level. Their per-batch-size
   rows say how many executions of each size ran and how long they took (compute input + infer +
-  output), whatever batches the dynamic batcher formed. Needs the statistics API (with
+  output), whatever batches the dynamic batcher formed; their split into those phases gives the
+  row's ``gpuShare`` (:mod:`~inferno.profiling.gpu_share`). Needs the statistics API (with
   restricted APIs: its header, e.g. ``triton-access-token``).
 - ``client``: when the statistics are refused. The batch shape times b-item requests at
   concurrency 1 (one execution each). The single shape cannot see the batches Triton forms, so
@@ -45,6 +46,7 @@ from ..triton import (
 )
 from ..units import MS_PER_S, NS_PER_MS
 from .fit import BatchPoint
+from .gpu_share import ComputeSplit
 from .levels import Level
 from .resources import ProcessSampler, ResourceUse
 from .traffic import poisson_level
@@ -112,6 +114,9 @@ class Measurement:
     idle: ResourceUse | None = None  # the server process's use with no load, with --pid
     #: with --pid: single-item Poisson levels (concurrency 0: open loop), resources sampled
     traffic: tuple[Level, ...] = ()
+    #: Triton's compute time of the fitted executions by phase (the row's ``gpuShare``); None
+    #: with client timing
+    compute: ComputeSplit | None = None
 
 
 class _Totals:
@@ -119,6 +124,7 @@ class _Totals:
 
     def __init__(self) -> None:
         self.per_size: dict[int, tuple[float, float]] = {}  # b → (executions, total ms)
+        self.split = ComputeSplit()  # Triton's compute by phase (server timing only)
 
     def add(self, size: int, count: float, total_ms: float) -> None:
         n, t = self.per_size.get(size, (0.0, 0.0))
@@ -129,6 +135,7 @@ class _Totals:
         if delta is not None:
             for size, stat in delta.batches.items():
                 self.add(size, stat.count, stat.compute_ns / NS_PER_MS)
+            self.split = self.split.plus(delta)
         else:
             self.add(level.batch, level.requests, level.client_mean_ms * level.requests)
 
@@ -295,7 +302,12 @@ async def measure_batch(
             levels.append(level)
             totals.add_level(level, delta)
     return Measurement(
-        info, "server" if use_stats else "client", tuple(levels), totals.points(), tuple(notes)
+        info,
+        "server" if use_stats else "client",
+        tuple(levels),
+        totals.points(),
+        tuple(notes),
+        compute=totals.split if use_stats else None,
     )
 
 
@@ -371,4 +383,5 @@ async def measure_single(
         shape="single",
         item_points=items.points(),
         item_levels=tuple(item_levels),
+        compute=totals.split if use_stats else None,
     )

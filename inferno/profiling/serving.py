@@ -16,9 +16,9 @@ callable per instance at start; Triton's own model-control reload needs explicit
 count is one ``inferno profile --instances-run c`` against a server started with c instances.
 Its row carries ``instanceThroughput: {"c": X(c)}`` and resources levels labelled with c.
 :func:`merge_row` folds it into the row already in the model-data file: the throughputs and the
-levels of the other counts are kept, κ is recomputed, and α, β, maxBatchSize and queueDelayMs
-stay those of the 1-instance run when the new run has more (a c-instance run's fit measures
-κ(c)·τ(b), not τ(b)).
+levels of the other counts are kept, κ is recomputed, and α, β, maxBatchSize, queueDelayMs and
+gpuShare stay those of the 1-instance run when the new run has more (a c-instance run's fit
+measures κ(c)·τ(b), not τ(b), and its phases are timed under the instances' contention).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: the fields a c-instance run (c > 1) does not override in a row that has the 1-instance run
-_BASE_FIELDS = ("alpha", "beta", "maxBatchSize", "queueDelayMs", "batchParms")
+_BASE_FIELDS = ("alpha", "beta", "maxBatchSize", "queueDelayMs", "batchParms", "gpuShare")
 
 
 def _round(x: float) -> float:

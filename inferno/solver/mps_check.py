@@ -19,6 +19,11 @@ A server that misses its targets even alone (a partial grant under a capacity li
 judged: its replicas share among themselves (spreading them would only cost GPUs) and never with
 other servers'.
 
+Each side is judged at its decided (largest) batch next to the other's. At the decided load
+batches are mostly smaller, so this is conservative (7–9 % of latency on a bert_large/yolov5s pair);
+the time-weighted mean batch would be too lax on a p95, which comes from busy periods of full
+batches (``tests/solver/test_mps_batch.py``, docs/gpu-partitions.md "At which batch").
+
 Per server, the factors it can meet in the pool are found once: the distinct α it would see next
 to each kind of co-runner (model and batch) in the pool, sorted, and a vectorised binary search
 over them (a few model evaluations for all servers at once); every pair test is then a lookup.

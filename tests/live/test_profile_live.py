@@ -17,7 +17,7 @@ from inferno.model.points import OperatingPoints
 from inferno.model.profiles import BatchProfile, Tokens
 from inferno.prom import PrometheusClient, PrometheusLoadSource
 
-from .conftest import ALPHA, BETA, MAX_BATCH, TOKEN, Stack
+from .conftest import ALPHA, BETA, MAX_BATCH, TOKEN, Stack, cli_json
 from .test_collector_live import _deployment
 
 TOKEN_GRPC_HEADER = "triton-grpc-protocol-triton-access-token"
@@ -87,6 +87,45 @@ def test_profile_without_statistics_falls_back_to_client_timing(
             assert levels == [(1, 1), (1, 2 * MAX_BATCH)] and "overhead" in result
         else:
             assert levels == [(1, 1), (8, 1)] and "overhead" not in result
+
+
+def test_profile_measures_the_gpu_share_and_optimize_reads_it_back(
+    stack: Stack, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The row's ``gpuShare`` from Triton's compute phases (input, infer, output) of the
+    fitted executions, merged into a system directory that ``inferno optimize`` then solves."""
+    data = tmp_path / "model-data.json"
+    argv = ["profile", stack.triton_http, "--model", "sleep", "--shape", "batch"]
+    argv += ["--batch-sizes", "1,8", "--requests", "4", "--header", f"triton-access-token={TOKEN}"]
+    result = cli_json([*argv, "--merge", str(data), "--json"], capsys)
+    share = result["row"]["gpuShare"]
+    phases = result["gpuShare"]["computeMs"]
+    with capsys.disabled():
+        print(f"\ngpuShare {share} from Triton's compute phases (ms): {phases}")
+    assert 0 < share <= 1
+    assert share == pytest.approx(phases["infer"] / sum(phases.values()), rel=1e-4)
+    # the executions were those fitted: 4 b-item requests of each size, one execution each
+    assert result["gpuShare"]["executions"] == 8
+    # the sleep is the model's work (the Python backend's execute): most of each execution
+    assert phases["infer"] >= 8 * ALPHA
+    docs = {
+        "accelerator-data.json": {"accelerators": [{"name": "CPU", "cost": 1.0}]},
+        "serviceclass-data.json": {
+            "serviceClasses": [{"name": "Live", "model": "sleep", "slo-latency": 1000}]
+        },
+        "server-data.json": {
+            "servers": [
+                {"name": "s", "class": "Live", "model": "sleep", "load": {"arrivalRate": 600}}
+            ]
+        },
+    }
+    for name, doc in docs.items():
+        (tmp_path / name).write_text(json.dumps(doc))
+    assert json.loads(data.read_text())["models"][0]["gpuShare"] == share
+    solution = cli_json(["optimize", str(tmp_path), "--format", "json"], capsys)
+    allocation = solution["allocations"]["s"]
+    assert allocation["status"] == "allocated" and allocation["accelerator"] == "CPU"
+    assert allocation["numReplicas"] >= 1
 
 
 @pytest.mark.parametrize("token", [None, "triton-access-token", TOKEN_GRPC_HEADER])
