@@ -10,21 +10,11 @@ per minute. See :mod:`inferno.emulator.replica` for the serving model and its co
 
 from .engine import Simulation
 from .records import REJECT_NO_REPLICA, REJECT_QUEUE_FULL, RequestRecords, Totals, Window
+from .replay import REPLAY_COLUMNS, Replay, read_replay
 from .replica import ReplicaConfig, ReplicaState, Service
 from .server import ROUTERS, ReplicaInfo, Router, ServerSpec, ServerState, rate_path
 from .tokens import Empirical, Exponential, Fixed, Lengths
-from .traces import (
-    REPLAY_COLUMNS,
-    Arrivals,
-    ArrivalStream,
-    Bursts,
-    Diurnal,
-    Poisson,
-    Replay,
-    Steps,
-    Trace,
-    read_replay,
-)
+from .traces import Arrivals, ArrivalStream, Bursts, Diurnal, Poisson, Steps, Trace
 
 __all__ = [
     "REJECT_NO_REPLICA",
