@@ -41,10 +41,11 @@ from ..errors import InfernoError
 from ..k8s import ClusterAPI, ClusterError
 from .actuate import ActuationReport, CycleStamp, Target, parse_cycle_annotation
 from .collect import Collection
+from .guards import Clamp
 from .mig import MigOptions, apply_mig
 from .optimize import OptimizeResult
 from .partitions_report import partitions_section
-from .policy import Clamp, Policy
+from .policy import Policy
 from .startup import measured_startups
 
 __all__ = [

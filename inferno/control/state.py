@@ -17,7 +17,8 @@ from typing import Any
 
 from ..k8s import ClusterAPI, ClusterError
 from .forecast import Track
-from .policy import Entry, PolicyState
+from .guards import Entry
+from .policy import PolicyState
 
 __all__ = [
     "STATE_CONFIG_MAP",

@@ -10,7 +10,8 @@ import pytest
 
 from inferno.cluster.inventory import ManagedDeployment
 from inferno.cluster.plan import Decision
-from inferno.control.policy import Policy, forecast_params, guard
+from inferno.control.guards import guard
+from inferno.control.policy import Policy, forecast_params
 from inferno.settings import PolicyOptions, Settings, SettingsError, variables
 
 
