@@ -3,14 +3,17 @@ the percentile step alone in-process (wait/TTFT quantiles and the exact latency 
 
 Whole process: start to output on stdout, the median of ``--repeat`` runs (the machine may be
 shared: a median, not a best, and say so when quoting it). In-process: the median of
-``add_percentiles`` after a first call (which also pays its imports, shown apart).
+``add_percentiles`` after a first call (which also pays its imports, shown apart). ``--cpu``
+times CPU seconds instead of wall seconds (the child's user + system time; the process's own for
+the step): less disturbed by other work on a shared machine, though not by contention for caches.
 
-Usage: python bench/percentiles.py [DIR ...] [--repeat 5] [--markdown]
+Usage: python bench/percentiles.py [DIR ...] [--repeat 5] [--cpu] [--markdown]
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import statistics
 import subprocess
@@ -27,28 +30,35 @@ from inferno.solver.percentiles import add_percentiles
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def whole(directory: str, flags: list[str], repeat: int) -> float:
+def children_cpu() -> float:
+    use = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return use.ru_utime + use.ru_stime
+
+
+def whole(directory: str, flags: list[str], repeat: int, cpu: bool = False) -> float:
     exe = shutil.which("inferno", path=str(Path(sys.executable).parent)) or "inferno"
+    clock = children_cpu if cpu else time.perf_counter
     times = []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start = clock()
         subprocess.run([exe, "optimize", directory, *flags], check=True, capture_output=True)
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return statistics.median(times)
 
 
-def in_process(directory: str, repeat: int) -> tuple[float, float, int]:
+def in_process(directory: str, repeat: int, cpu: bool = False) -> tuple[float, float, int]:
     system = load_system(directory)
     table = build_candidates(system)
     solution = solve_table(table, None)
-    start = time.perf_counter()
+    clock = time.process_time if cpu else time.perf_counter
+    start = clock()
     add_percentiles(table, solution)  # the first call also imports what it needs
-    first = time.perf_counter() - start
+    first = clock() - start
     times = []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start = clock()
         add_percentiles(table, solution)
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return first, statistics.median(times), len(solution.allocations)
 
 
@@ -56,18 +66,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("directories", nargs="*", default=[str(ROOT / "samples" / "large")])
     ap.add_argument("--repeat", type=int, default=5, help="runs per measurement (median)")
+    ap.add_argument("--cpu", action="store_true", help="CPU seconds instead of wall seconds")
     ap.add_argument("--markdown", action="store_true", help="a table for bench/README.md")
     args = ap.parse_args()
     rows = []
     for d in args.directories:
-        plain = whole(d, [], args.repeat)
-        with_p = whole(d, ["--percentiles"], args.repeat)
-        first, again, servers = in_process(d, args.repeat)
+        plain = whole(d, [], args.repeat, args.cpu)
+        with_p = whole(d, ["--percentiles"], args.repeat, args.cpu)
+        first, again, servers = in_process(d, args.repeat, args.cpu)
         name = Path(d).name
         rows.append(
             [name, str(servers), f"{plain:.2f}", f"{with_p:.2f}", f"{first:.2f}", f"{again:.2f}"]
         )
-    headers = ["system", "servers", "optimize s", "+ --percentiles s", "step, 1st s", "step s"]
+    unit = "cpu s" if args.cpu else "s"
+    headers = ["system", "servers"] + [
+        f"{h} {unit}" for h in ("optimize", "+ --percentiles", "step, 1st", "step")
+    ]
     print_table(headers, rows, args.markdown)
 
 

@@ -16,7 +16,7 @@ from ..cluster.plan import Decision
 from ..data import SYSTEM_FILES, system_from_documents
 from ..data.solution_json import solution_to_json
 from ..errors import InputError
-from ..solver import Solution, solve
+from ..solver import SizingMemo, Solution, solve
 from ..system import PerformanceModel, System
 from ..tuning import PairKey, Theta, with_tuned_profiles
 
@@ -171,7 +171,7 @@ def prepare(
 
 
 def _guarded_solve(
-    system: System, tuned: Mapping[PairKey, Theta]
+    system: System, tuned: Mapping[PairKey, Theta], memo: SizingMemo | None = None
 ) -> tuple[Solution, System, dict[PairKey, Theta], dict[PairKey, str], list[str]]:
     """Solve with the tuned profiles, under the feasibility guard: a server the base profiles
     allocate but the tuned ones leave unallocated gets its model's base profiles back (every
@@ -179,10 +179,10 @@ def _guarded_solve(
     server, the base profiles are used for everything. Returns the solution, the system it
     solved, the tuned pairs applied, the pairs put back (with why) and notes."""
     applied = dict(tuned)
-    solution = solve(with_tuned_profiles(system, applied))
+    solution = solve(with_tuned_profiles(system, applied), memo=memo)
     if not solution.unallocated:
         return solution, with_tuned_profiles(system, applied), applied, {}, []
-    base = solve(system)
+    base = solve(system, memo=memo)
     lost = sorted(s for s in solution.unallocated if s in base.allocations)
     if not lost:
         return solution, with_tuned_profiles(system, applied), applied, {}, []
@@ -202,7 +202,7 @@ def _guarded_solve(
             f"tuning: {why}: base profile used for {model_of[server]} on "
             + (", ".join(k[1] for k in pairs) or "no tuned accelerator")
         )
-    solution = solve(with_tuned_profiles(system, applied))
+    solution = solve(with_tuned_profiles(system, applied), memo=memo)
     still = sorted(s for s in solution.unallocated if s in base.allocations)
     if still:
         why = f"servers {', '.join(still)} still unallocated with the remaining tuned profiles"
@@ -220,11 +220,13 @@ def _guarded_solve(
 _NUMERIC = (ArithmeticError, ValueError, MemoryError, RecursionError)
 
 
-def _isolating_solve(system: System) -> tuple[Solution, System, list[Decision]]:
+def _isolating_solve(
+    system: System, memo: SizingMemo | None = None
+) -> tuple[Solution, System, list[Decision]]:
     """Solve; if the model fails on some server's values, find the servers it fails on (each
     solved alone), leave them out with the error as their reason, and solve the rest."""
     try:
-        return solve(system), system, []
+        return solve(system, memo=memo), system, []
     except _NUMERIC as first:
         logger.warning(
             "optimize: the solve failed (%s: %s); isolating", type(first).__name__, first
@@ -240,7 +242,7 @@ def _isolating_solve(system: System) -> tuple[Solution, System, list[Decision]]:
         else:
             keep.append(srv)
     rest = replace(system, servers=tuple(keep))
-    return solve(rest), rest, culprits
+    return solve(rest, memo=memo), rest, culprits
 
 
 #: the most replicas any decision may carry (a larger one is a data error, not a plan)
@@ -255,7 +257,12 @@ def _bounded(d: Decision) -> Decision:
     return d
 
 
-def _with_stays(decisions: list[Decision], system: System, gpu_node_label: str) -> list[Decision]:
+def _with_stays(
+    decisions: list[Decision],
+    system: System,
+    gpu_node_label: str,
+    memo: SizingMemo | None = None,
+) -> list[Decision]:
     """Each decision that moves a server off its current accelerator, with ``stay``: the
     cheapest decision keeping it there (the server alone, ``keepAccelerator``), which the
     control policy uses while it defers the switch."""
@@ -271,7 +278,7 @@ def _with_stays(decisions: list[Decision], system: System, gpu_node_label: str) 
     if not movers:
         return decisions
     try:
-        kept = solve(replace(system, servers=tuple(movers)))
+        kept = solve(replace(system, servers=tuple(movers)), memo=memo)
     except _NUMERIC as exc:  # the main solve passed: a failure here only loses the option
         logger.warning("optimize: no stay decisions (%s: %s)", type(exc).__name__, exc)
         return decisions
@@ -287,9 +294,11 @@ def solve_prepared(
     *,
     gpu_node_label: str = "nvidia.com/gpu.product",
     tuned: Mapping[PairKey, Theta] | None = None,
+    memo: SizingMemo | None = None,
 ) -> OptimizeResult:
     """Solve a prepared system, with the tuned (α, β) of ``tuned`` replacing the base profiles'
-    (under the feasibility guard of :func:`_guarded_solve`)."""
+    (under the feasibility guard of :func:`_guarded_solve`). ``memo``: the candidates' sizing
+    kept across solves (:class:`~inferno.solver.SizingMemo`: the same answers, bit for bit)."""
     system = prepared.system
     notes = list(prepared.notes)
     applied: dict[PairKey, Theta] = {}
@@ -298,13 +307,13 @@ def solve_prepared(
     usable = {k: v for k, v in (tuned or {}).items() if k in known}
     left_out = list(prepared.left_out)
     if usable:
-        solution, system, applied, fallbacks, guard_notes = _guarded_solve(system, usable)
+        solution, system, applied, fallbacks, guard_notes = _guarded_solve(system, usable, memo)
         notes.extend(guard_notes)
     else:
-        solution, system, culprits = _isolating_solve(system)
+        solution, system, culprits = _isolating_solve(system, memo)
         left_out.extend(culprits)
     decisions = [_bounded(d) for d in decisions_from_solution(solution, system, gpu_node_label)]
-    decisions = _with_stays(decisions, system, gpu_node_label)
+    decisions = _with_stays(decisions, system, gpu_node_label, memo)
     too_many = [d for d in decisions if not d.allocated and d.reason.startswith(_TOO_MANY)]
     decisions += left_out
     left_out += too_many

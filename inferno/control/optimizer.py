@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import InfernoError, InputError
+from ..solver import SizingMemo
 from ..system import PerformanceModel, System
 from ..tuning import PairKey, Theta, TuningOptions, TuningReport
 from .optimize import OptimizeResult, prepare, solve_prepared
@@ -54,9 +55,12 @@ class Optimizer:
         tuning_enabled: bool = True,
         gpu_node_label: str = "nvidia.com/gpu.product",
         model: str = "inferno",
+        memo: SizingMemo | None = None,
     ) -> None:
         """``model``: the performance model when the static optimizer data names none
-        (``INFERNO_MODEL``: inferno or accurate)."""
+        (``INFERNO_MODEL``: inferno or accurate). ``memo``: the candidates' sizing kept across
+        requests (the same answers, bit for bit; None: every request sizes everything)."""
+        self.memo = memo
         self.model = PerformanceModel(model).value
         self.static = static
         self.tuner = Tuner(tuning, enabled=tuning_enabled)
@@ -97,7 +101,9 @@ class Optimizer:
                 raise StaticDataError(f"static data: {exc}") from None
             raise
         tuned, report, section = self._tune(prepared.system, servers, observations)
-        result = solve_prepared(prepared, gpu_node_label=self.gpu_node_label, tuned=tuned)
+        result = solve_prepared(
+            prepared, gpu_node_label=self.gpu_node_label, tuned=tuned, memo=self.memo
+        )
         if section is not None:
             for p in section["profiles"]:
                 key = (p["model"], p["accelerator"])

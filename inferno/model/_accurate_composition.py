@@ -8,7 +8,8 @@ the block is evaluated at speeds s = 1 + σ_eff·(x + skew·(x² − 1)/6) (7 Ga
 Cornish–Fisher's skew correction), σ_eff the part of the composition's spread σ
 (:func:`._accurate_spread.composition`) that persists over the queue's window, and the queue's
 numbers (the chance to queue, the queued wait, the blocking) are the average; the queued wait's
-distribution keeps one part per node (``BlockState.part_*``). The method: ``docs/model.md``,
+distribution keeps one part per node (``BlockState.part_*``). A row's nodes are evaluated
+together, for the queue's numbers only (:mod:`._accurate_nodes`). The method: ``docs/model.md``,
 "Accurate mode", item 3.
 """
 
@@ -20,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import _accurate_core as core
+from . import _accurate_nodes as nodes
 
 F = NDArray[np.float64]
 
@@ -66,20 +68,19 @@ def evaluate(blk: core.AccurateBlock, lam: F, *, detail: bool = True) -> core.Bl
     rows = np.flatnonzero((sigma > 0) & (st.p_queue + st.blocking > _CONGESTED))
     if not rows.size:
         return st
-    sub = blk if rows.size == lam.size else blk.take(rows, same_width=True)
-    lam_r, sigma_r, skew = lam[rows], sigma[rows], blk.skew[rows]
-    parts = []
+    lam_r, sigma_r, skew = lam[rows], sigma[rows, None], blk.skew[rows, None]
+    # the composition is skewed (a few long requests): Cornish–Fisher's first correction
+    x = _NODES
+    s = np.clip(1.0 + sigma_r * (x + skew / 6.0 * (x * x - 1.0)), *_SPEED_RANGE)
+    # every time s times longer: the chain at rate λ·s, its times scaled by s; the nodes of a
+    # row evaluated together (:mod:`._accurate_nodes`)
+    p_node, mean_node, rate_node, blocking_node = nodes.queue_at(blk, rows, lam_r[:, None] * s)
     blocking_r = np.zeros(rows.size)
-    for x, w in zip(_NODES, _WEIGHTS, strict=True):
-        # the composition is skewed (a few long requests): Cornish–Fisher's first correction
-        s = np.clip(1.0 + sigma_r * (x + skew / 6.0 * (x * x - 1.0)), *_SPEED_RANGE)
-        # every time s times longer: the chain at rate λ·s, its times scaled by s
-        node = core.evaluate(sub, lam_r * s, detail=False)
-        parts.append((w * node.p_queue, s * node.queue_mean, node.queue_rate))
-        blocking_r += w * node.blocking
+    for k, w in enumerate(_WEIGHTS):  # node by node: the sum rounds as it always has
+        blocking_r += w * blocking_node[:, k]
     blocking = st.blocking.copy()
     blocking[rows] = blocking_r
-    mixed = [np.stack(v, axis=1) for v in zip(*parts, strict=True)]
+    mixed = [_WEIGHTS * p_node, s * mean_node, rate_node]
     # rows left out keep their one part (in the first column, the others empty)
     central = (st.part_p, st.part_mean, st.part_rate)
     stacked = []

@@ -108,20 +108,35 @@ class AccurateBlock:
     own_kv: F  # (C,) factor on the service SCV at N from the request's own KV tokens (≥ 1)
     static: Static | None = None  # when no row stalls: what does not depend on λ
 
-    def take(self, rows: NDArray[np.intp], *, same_width: bool = False) -> AccurateBlock:
+    def take(
+        self, rows: NDArray[np.intp], *, same_width: bool = False, width: int | None = None
+    ) -> AccurateBlock:
         """The block of ``rows`` (repeats allowed), trimmed to their largest N (``same_width``:
-        not trimmed, so that sums over the columns round as in the whole block)."""
-        width = int(self.n_batch[rows].max()) if rows.size else 1
-        if same_width:
-            width = int(self.n_batch.max())
+        not trimmed, so that sums over the columns round as in the whole block; ``width``: that
+        many columns)."""
+        if width is None:
+            width = int(self.n_batch[rows].max()) if rows.size else 1
+            if same_width:
+                width = int(self.n_batch.max())
         out: dict[str, object] = {}
         for name in self.__dataclass_fields__:
             v = getattr(self, name)
             if name == "static":
                 out[name] = None if v is None else v.take(rows, width)
             else:
-                out[name] = v[rows, :width] if v.ndim == 2 else v[rows]
+                out[name] = _take_rows(v, rows, width) if v.ndim == 2 else v[rows]
         return AccurateBlock(**out)  # type: ignore[arg-type]
+
+
+def _take_rows(v: NDArray[np.generic], rows: NDArray[np.intp], width: int) -> NDArray[np.generic]:
+    """``v[rows, :width]`` of a (C, B) array; a read-only broadcast (:func:`make_block`'s rows or
+    columns that repeat) stays one, so a subset of many repeated rows copies only what varies."""
+    if rows.size and v.size:
+        if v.strides[0] == 0:  # every row the same
+            return np.broadcast_to(v[0, :width], (rows.size, width))
+        if v.strides[1] == 0:  # every column the same
+            return np.broadcast_to(v[rows, :1], (rows.size, width))
+    return v[rows, :width]
 
 
 _CODES = {Kind.G0: 0, Kind.G1: 1, Kind.G2: 2, Kind.G3: 3}
@@ -402,24 +417,24 @@ def capacity(blk: AccurateBlock) -> F:
     if blk.static is not None:
         fixed: F = blk.n_batch / blk.static.tau_n
         return fixed
-    rows = np.arange(blk.n_batch.size)
-    last = blk.n_batch.astype(np.intp) - 1
-    out: F = blk.n_batch / _rates_at_full(blk)[rows, last]
+    out: F = blk.n_batch / at_full(blk, np.arange(blk.n_batch.size))[1]
     return out
 
 
-def _rates_at_full(blk: AccurateBlock) -> F:
-    """τ(b) with the full-batch join rate everywhere (used for the capacity at b = N)."""
-    n = blk.n_batch
-    j = np.maximum(n[:, None] - 1.0, 0.0) / blk.iters
+def at_full(blk: AccurateBlock, rows: NDArray[np.intp]) -> tuple[F, F]:
+    """d̄(N) and τ(N) of a stalling block's ``rows``: column N − 1 of :func:`_stalling`'s, which
+    does not depend on λ (a full batch's join rate is (N − 1)/I), the same operations."""
+    n = blk.n_batch[rows]
+    last = n.astype(np.intp) - 1
+    decode, iters = blk.decode[rows, last], blk.iters[rows, last]
+    j = np.maximum(n - 1.0, 0.0) / iters
     q = -np.expm1(-j)
     k_bar = np.where(q > 1e-12, j / np.maximum(q, _TINY), 1.0)
-    prefill = blk.pre0 + _col(blk.pre1) * k_bar
-    stall = blk.stall[:, None]
-    it_mean = np.where(stall, blk.decode + q * (prefill - blk.decode), blk.decode)
-    own = np.where(stall, prefill, blk.decode)
-    out: F = np.maximum(own + (blk.iters - 1.0) * it_mean, MIN_SERVICE_MS)
-    return out
+    prefill = blk.pre0[rows, last] + blk.pre1[rows] * k_bar
+    stall = blk.stall[rows]
+    it_mean = np.where(stall, decode + q * (prefill - decode), decode)
+    own = np.where(stall, prefill, decode)
+    return it_mean, np.maximum(own + (iters - 1.0) * it_mean, MIN_SERVICE_MS)
 
 
 def _log_geometric(log_r: F, m: F) -> F:

@@ -60,18 +60,37 @@ class AccurateResponse:
         return response_survival(st, ts)
 
 
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A subset's block before it is taken: ``source.take(rows, width=width)``, done when the
+    points are first evaluated. A subset of a subset takes straight from the first source (the
+    same arrays: both are plain copies of rows and columns), so the solver's table of every
+    candidate, subset again to the chosen ones, copies only what is evaluated."""
+
+    source: core.AccurateBlock
+    rows: Idx
+    width: int
+
+    def of(self, rows: Idx, *, same_width: bool) -> _Pending:
+        """The subset ``rows`` of this one, with the width :meth:`AccurateBlock.take` gives."""
+        n = self.source.n_batch[self.rows]
+        width = int(n.max()) if same_width else int(n[rows].max())
+        return _Pending(self.source, self.rows[rows], width)
+
+
 class AccuratePoints(OperatingPoints):
     """Operating points whose LLM rows follow the accurate model (see the module docstring)."""
 
     def __init__(
         self,
         base: OperatingPoints,
-        blocks: list[tuple[Idx, core.AccurateBlock]],
+        blocks: Sequence[tuple[Idx, core.AccurateBlock | _Pending]],
         mu_n: F,
     ) -> None:
         super().__init__(base._blocks, base.n_batch, base.n_max, base.mu_1, mu_n)
         self._base = base
-        self._acc = blocks
+        self._parts = list(blocks)
+        self._taken: list[tuple[Idx, core.AccurateBlock]] | None = None
         llm = np.zeros(len(base), dtype=bool)
         for idx, _ in blocks:
             llm[idx] = True
@@ -163,6 +182,16 @@ class AccuratePoints(OperatingPoints):
         lam = np.broadcast_to(np.asarray(rate, dtype=np.float64), self.n_batch.shape)
         return [(idx, composition.evaluate(blk, lam[idx], detail=detail)) for idx, blk in self._acc]
 
+    @property
+    def _acc(self) -> list[tuple[Idx, core.AccurateBlock]]:
+        """The LLM blocks (a subset's taken now, once: :class:`_Pending`)."""
+        if self._taken is None:
+            self._taken = [
+                (idx, b.source.take(b.rows, width=b.width) if isinstance(b, _Pending) else b)
+                for idx, b in self._parts
+            ]
+        return self._taken
+
     def metrics(self, rate: F | float, *, wait_beyond: F | None = None) -> Metrics:
         shape = self.n_batch.shape
         lam = np.array(np.broadcast_to(np.asarray(rate, dtype=np.float64), shape))
@@ -217,17 +246,18 @@ class AccuratePoints(OperatingPoints):
         if self._place is None:
             block_of = np.full(len(self), -1, dtype=np.intp)
             row_of = np.zeros(len(self), dtype=np.intp)
-            for k, (members, _) in enumerate(self._acc):
+            for k, (members, _) in enumerate(self._parts):
                 block_of[members] = k
                 row_of[members] = np.arange(members.size)
             self._place = (block_of, row_of)
         block_of, row_of = self._place
         blk, row = block_of[idx], row_of[idx]
         blocks = []
-        for k, (_, b) in enumerate(self._acc):
+        for k, (_, b) in enumerate(self._parts):
             sel = np.flatnonzero(blk == k)
             if sel.size:
-                blocks.append((sel, b.take(row[sel], same_width=same_width)))
+                whole = b if isinstance(b, _Pending) else _Pending(b, np.arange(len(b.n_batch)), 0)
+                blocks.append((sel, whole.of(row[sel], same_width=same_width)))
         if self._other is None:  # every row is an LLM row: the chain's blocks are not needed
             base = OperatingPoints(
                 [], self.n_batch[idx], self.n_max[idx], self.mu_1[idx], self.mu_n[idx]
@@ -262,8 +292,12 @@ def build_points(
     batch: F | None = None,
     max_queue: F | None = None,
     queue_factor: float | None = None,
+    widths: F | None = None,
 ) -> OperatingPoints:
-    """Operating points of the chosen model (``"inferno"``: the chain; ``"accurate"``)."""
+    """Operating points of the chosen model (``"inferno"``: the chain; ``"accurate"``).
+    ``widths``: the chain's block widths (:meth:`OperatingPoints.build`; the chain only)."""
+    if widths is not None and model != "inferno":
+        raise ValueError(f"block widths are the chain model's, not {model!r}'s")
     if model == "accurate":
         return AccuratePoints.build_accurate(
             prof,
@@ -277,5 +311,11 @@ def build_points(
     if model != "inferno":
         raise ValueError(f"model must be one of {', '.join(MODELS)}, got {model!r}")
     return OperatingPoints.build(
-        prof, in_tokens, out_tokens, batch=batch, max_queue=max_queue, queue_factor=queue_factor
+        prof,
+        in_tokens,
+        out_tokens,
+        batch=batch,
+        max_queue=max_queue,
+        queue_factor=queue_factor,
+        widths=widths,
     )

@@ -25,14 +25,21 @@ a falls below N it joins the batch. In service its state is n; with b = min(n, N
 1/τ(b), another request leaves at rate (b − 1)/τ(b), and arrivals join at rate λ. Later arrivals
 matter because they grow the batch and slow every member. The survival function
 P(R > t) = π₀ᵀ exp(Qt) 1 is computed by uniformisation (Poisson-weighted powers of the uniformised
-transition matrix): the waiting part in closed form where the queue cannot fill (a negative
-binomial number of events until the request joins the batch, a binomial number of arrivals behind
-it), else stepped over its (K − N)(K − N + 1)/2 states; the K in-service states are stepped one
-event at a time (a tridiagonal update). See :class:`ResponseTime` for the truncations, each below
-1e-15 of probability. A chain of more than :data:`MAX_RESPONSE_STATES` states is refused (an
-:class:`~inferno.errors.InputError` saying how to shorten the queue) rather than built.
+transition matrix): the waiting part in closed form for the arrivals whose wait cannot fill the
+queue (a negative binomial number of events until the request joins the batch, a multinomial split
+of the events before it), the others stepped over their part of the (K − N)(K − N + 1)/2 waiting
+states; the K in-service states are stepped one event at a time (a tridiagonal update). See
+:class:`ResponseTime` for the truncations, each below 1e-15 of probability. A chain of more than
+:data:`MAX_RESPONSE_STATES` states is refused (an :class:`~inferno.errors.InputError` saying how to
+shorten the queue) rather than built.
 
-The tests check all three against a direct Monte-Carlo simulation of the chain.
+*Quantiles* of all three solve P(X > t) = 1 − q by Newton steps on log P(X > t) with a bisection
+guard (:mod:`.quantile_search`): the wait's density is the first term of its closed form, and the
+response time's slope Λ·Σ_k Pois(k; Λt)·(s_{k+1} − s_k) comes from the same stepped sums s_k.
+
+The tests check all three against a direct Monte-Carlo simulation of the chain, and the quantiles
+against a term-by-term Erlang mixture and a dense uniformisation of the whole chain
+(tests/model/test_quantile_paths.py).
 """
 
 from __future__ import annotations
@@ -44,8 +51,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import InputError
+from ._waiting import Waiting
+from .quantile_search import newton_quantiles
+from .wait_tail import _log_q as _log_q  # the tests reach these here
+from .wait_tail import _wait_survival as _wait_survival
+from .wait_tail import log_factorial, wait_survival, wait_survival_density
 
 F = NDArray[np.float64]
+Idx = NDArray[np.intp]
 
 __all__ = [
     "MAX_RESPONSE_STATES",
@@ -54,6 +67,7 @@ __all__ = [
     "quantile",
     "response_states",
     "wait_survival",
+    "wait_survival_density",
 ]
 
 #: the most tagged-request states one distribution may need: the K in-service states and the
@@ -73,122 +87,6 @@ def response_states(n_batch: int, n_max: int) -> int:
     return m * (m + 1) // 2 + n_max
 
 
-#: the most (point × queue state) terms :func:`wait_survival` holds at once (32 MB an array)
-_WAIT_CELLS = 1 << 22
-
-
-def wait_survival(t: F, p_batch: F, blocking: F, log_r: F, mu_n: F, n_tail: F) -> F:
-    """P(W > t) for C chains at once (arrays of shape (C,)).
-
-    ``p_batch`` = p(N), ``blocking`` = p(K), ``log_r`` = log λ/μ(N), ``n_tail`` = M = K − N.
-
-    Closed form: with x = μ(N)·t, Σ_{i<M} Pois(i; x)·(r^i − r^M)/(1 − r) is
-    [e^{−x(1−r)}·Q(M, x·r) − r^M·Q(M, x)] / (1 − r), Q the regularised upper incomplete gamma
-    function (Q(M, y) = P(Poisson(y) < M)), evaluated in log space. Where r is within 1e-3 of 1
-    the difference would cancel, and the Poisson terms are summed instead (a few at a time, so
-    that memory stays bounded whatever C and M are).
-    """
-    out = np.zeros_like(t)
-    m = n_tail.astype(np.float64)
-    near = np.abs(np.expm1(log_r)) < 1e-3
-    closed = (m > 0) & ~near
-    if closed.any():
-        x = mu_n[closed] * t[closed]
-        lr, mc = log_r[closed], m[closed]
-        one_minus_r = -np.expm1(lr)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            log_p = np.log(p_batch[closed])
-            la = log_p - x * one_minus_r + _log_q(mc, x * np.exp(lr))
-            lb = log_p + mc * lr + _log_q(mc, x)
-            hi = np.maximum(la, lb)
-            s = np.exp(hi) * -np.expm1(np.minimum(la, lb) - hi) / np.abs(one_minus_r)
-        out[closed] = np.where(np.isfinite(hi), s, 0.0) / (1.0 - blocking[closed])
-    summed = np.flatnonzero((m > 0) & near)
-    if summed.size:
-        mmax = int(m[summed].max())
-        step = max(1, _WAIT_CELLS // mmax)
-        for i in range(0, summed.size, step):
-            idx = summed[i : i + step]
-            out[idx] = _wait_survival(
-                mmax, *(a[idx] for a in (t, p_batch, blocking, log_r, mu_n, n_tail))
-            )
-    clipped: F = np.clip(out, 0.0, 1.0)
-    return clipped
-
-
-def _log_q(m: F, y: F) -> F:
-    """log Q(m, y) = log P(Poisson(y) < m) for whole m ≥ 1, also where Q underflows.
-
-    The Poisson terms summed in log space (no scipy: importing scipy.special costs a percentile
-    run more than the sums), over the window that holds all but e^−50 of the sum: around the
-    largest term, min(m − 1, ⌊y⌋), ±(10√y + 30) terms.
-    """
-    out = np.zeros_like(y)
-    rows = np.flatnonzero(y > 0)  # Q(m, 0) = 1
-    if rows.size == 0:
-        return out
-    mm, yy = m[rows], y[rows]
-    top = mm - 1.0
-    centre = np.minimum(top, np.floor(yy))
-    half = np.ceil(10.0 * np.sqrt(yy) + 30.0)
-    lo = np.maximum(0.0, centre - half)
-    hi = np.minimum(top, centre + half)
-    width = int((hi - lo).max()) + 1
-    lf = log_factorial(int(hi.max()))
-    step = max(1, _WAIT_CELLS // width)
-    offsets = np.arange(width, dtype=np.float64)[None, :]
-    for s in range(0, rows.size, step):
-        part = slice(s, s + step)
-        i = lo[part, None] + offsets
-        valid = i <= hi[part, None]
-        with np.errstate(invalid="ignore"):
-            terms = np.where(
-                valid,
-                -yy[part, None]
-                + i * np.log(yy[part, None])
-                - lf[np.minimum(i, hi[part, None]).astype(np.int64)],
-                -np.inf,
-            )
-        peak = terms.max(axis=1)
-        out[rows[part]] = peak + np.log(np.exp(terms - peak[:, None]).sum(axis=1))
-    return out
-
-
-_LOG_FACTORIAL: list[F] = [np.zeros(1)]
-
-
-def log_factorial(n: int) -> F:
-    """log i! for i = 0..n (math.lgamma's, kept: scipy.special costs an import for this alone)."""
-    table = _LOG_FACTORIAL[0]
-    if table.size <= n:
-        size = max(n + 1, 2 * table.size)
-        table = np.array([math.lgamma(i + 1.0) for i in range(size)])
-        _LOG_FACTORIAL[0] = table
-    return table[: n + 1]
-
-
-def _wait_survival(mmax: int, t: F, p_batch: F, blocking: F, log_r: F, mu_n: F, n_tail: F) -> F:
-    """:func:`wait_survival` of a few points, summed over ``mmax`` terms (the same for all)."""
-    i = np.arange(mmax, dtype=np.float64)
-    x = np.maximum(mu_n * t, 1e-300)[:, None]
-    log_pois = -x + i * np.log(x) - log_factorial(mmax - 1)
-    # r^i (1 − r^{M−i}) / (1 − r) = Σ_{j=i}^{M−1} r^j, in log space
-    lr = log_r[:, None]
-    left = n_tail[:, None] - i  # M − i ≥ 1 on the valid part
-    valid = left >= 1
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        # log Σ_{j=0}^{left−1} r^j
-        geo = np.where(
-            np.abs(lr) < 1e-12,
-            np.log(np.maximum(left, 1.0)),
-            np.log(np.abs(np.expm1(left * lr))) - np.log(np.abs(np.expm1(lr))),
-        )
-    terms = np.where(valid, np.exp(log_pois + i * lr + geo), 0.0)
-    total = p_batch * terms.sum(axis=1) / (1.0 - blocking)
-    out: F = np.clip(total, 0.0, 1.0)
-    return out
-
-
 class ResponseTime:
     """The response-time distribution of one chain (exact in the model, by uniformisation).
 
@@ -197,16 +95,18 @@ class ResponseTime:
     The uniformised chain is stepped in two parts. The waiting part has a closed form: while a
     request waits the batch is full, so each event is a departure (probability d = μ(N)/Λ), an
     arrival (e = λ/Λ) or nothing, whatever the state, until the queue is full. An arrival that
-    sees a ≥ N joins the batch at the event of the (a − N + 1)-th departure, a negative binomial,
-    with the arrivals among the m events before it binomial (m, e / (1 − d)); it joins with that
-    many behind it. Where the waiting requests could fill the queue (probability above
-    :data:`NEGLIGIBLE`) the waiting states are stepped instead (:class:`_Waiting`).
-    The K in-service states are stepped one event at a time, a tridiagonal update.
+    sees a ≥ N joins the batch at the event of the D-th departure (D = a − N + 1), a negative
+    binomial, with x arrivals among the events before it (a multinomial split, see
+    :func:`_entries`); it joins with x behind it. The arrivals whose wait could fill the queue
+    (the largest D, above :data:`_MAY_FILL` in all) have their waiting states stepped instead
+    (:class:`~._waiting.Waiting`). The K in-service states are stepped one event at a time, a
+    tridiagonal update.
 
     Truncations lose at most a few :data:`NEGLIGIBLE` of probability, so P(R > t) is low by at most
     that much and quantiles move by far less than 1e-9: arrivals that see the top
-    :data:`NEGLIGIBLE` of the entry distribution are dropped, and so are entries to service after
-    the waiting part's remaining mass falls below :data:`NEGLIGIBLE`.
+    :data:`NEGLIGIBLE` of the entry distribution are dropped, so are entries to service after
+    the waiting part's remaining mass falls below :data:`NEGLIGIBLE`, and so are the stepped
+    waiting states that stop being stepped (:meth:`~._waiting.Waiting._trim`).
     """
 
     def __init__(self, lam: float, tau: F, n_max: int, p: F) -> None:
@@ -241,40 +141,61 @@ class ResponseTime:
         self._first = n_b - 1  # the index of n = N: a request joining with x behind is at N + x
         self._entry: F | None = None  # mass joining state n = N + x at event k: [k, x]
         self._left = np.zeros(1)  # mass still waiting after event k
-        self._numeric: _Waiting | None = None
+        self._numeric: Waiting | None = None
         if kept:
             w = accepted[n_b : n_b + kept]
             closed = _entries(w, mu_n / self._rate, lam / self._rate, n_max - n_b - kept)
+            rows = 0
             if closed is not None:
-                self._entry, self._left = closed
-            else:
-                self._numeric = _Waiting(lam, mu_n, n_b, n_max, kept, self._rate, accepted)
+                self._entry, self._left, rows = closed
+            if rows < kept:  # the rows whose waits may fill the queue are stepped
+                self._numeric = Waiting(
+                    lam, mu_n, n_b, n_max, kept, self._rate, accepted, NEGLIGIBLE, rows
+                )
                 self._nnz += 4 * (states - n_max)
         self._s: list[float] = []  # s_k = π0ᵀ P^k 1
+        self._s_array: F | None = None  # self._s as an array, until it grows
 
     def _extend(self, kmax: int) -> None:
-        vs, first = self._vs, self._first
-        while len(self._s) <= kmax:
-            k = len(self._s)
-            if self._numeric is not None:
-                waiting = self._numeric.mass
-            else:
-                waiting = float(self._left[k]) if k < self._left.size else 0.0
-            self._s.append(float(vs.sum()) + waiting)
-            nxt = vs * self._stay
-            nxt[:-1] += vs[1:] * self._down
-            nxt[1:] += vs[:-1] * self._up
-            if self._numeric is not None:
-                self._numeric.step_into(nxt)
-            elif self._entry is not None and k + 1 < self._entry.shape[0]:
-                row = self._entry[k + 1]
-                nxt[first : first + row.size] += row
-            vs = nxt
+        """Step the chain until s_0..s_kmax are known. The in-service vectors of a run of events
+        are rows of one array, summed in one call at its end."""
+        vs, first, s = self._vs, self._first, self._s
+        stay, down, up = self._stay, self._down, self._up
+        numeric, entry, left = self._numeric, self._entry, self._left
+        n_entry = 0 if entry is None else entry.shape[0]
+        tmp = np.empty(max(vs.size - 1, 0))
+        run = max(1, min(_RUN, _RUN_CELLS // vs.size))
+        while len(s) <= kmax:
+            k0 = len(s)
+            rows = min(run, kmax + 1 - k0)
+            buf = np.empty((rows + 1, vs.size))
+            buf[0] = vs
+            waiting = np.zeros(rows)
+            if k0 < left.size:
+                part = left[k0 : k0 + rows]
+                waiting[: part.size] = part
+            for r in range(rows):
+                k = k0 + r
+                if numeric is not None:
+                    waiting[r] += numeric.mass
+                cur, nxt = buf[r], buf[r + 1]
+                np.multiply(cur, stay, out=nxt)
+                np.multiply(cur[1:], down, out=tmp)
+                nxt[:-1] += tmp
+                np.multiply(cur[:-1], up, out=tmp)
+                nxt[1:] += tmp
+                if numeric is not None:
+                    numeric.step_into(nxt)
+                if k + 1 < n_entry:
+                    row = entry[k + 1]  # type: ignore[index]
+                    nxt[first : first + row.size] += row
+            s.extend((buf[:rows].sum(axis=1) + waiting).tolist())
+            vs = buf[rows].copy()
         self._vs = vs
+        self._s_array = None
 
-    def survival(self, times: Sequence[float] | F) -> F:
-        """P(R > t) at each t."""
-        t = np.asarray(times, dtype=np.float64)
+    def _weights(self, t: F) -> tuple[F, F]:
+        """(s_0..s_k, the Poisson(Λt) weights of k = 0.. at each t), s stepped far enough."""
         mean_events = self._rate * float(t.max()) if t.size else 0.0
         steps = mean_events + 10.0 * np.sqrt(mean_events + 1.0) + 20
         if not steps * self._nnz <= MAX_RESPONSE_WORK:
@@ -284,160 +205,183 @@ class ResponseTime:
                 f"{MAX_RESPONSE_WORK:,.0f} steps × non-zeros: the arrival and service rates are "
                 "too far apart for it (drop the latency percentile or its quantile target)"
             )
-        self._extend(int(steps))
-        s_k = np.asarray(self._s)
+        self._extend(int(steps) + 1)  # one more: the slope takes s_{k+1} − s_k
+        if self._s_array is None:
+            self._s_array = np.asarray(self._s)
+        s_k = self._s_array
         k = np.arange(s_k.size, dtype=np.float64)
         bt = np.maximum(self._rate * t, 1e-300)[:, None]
         weights = np.exp(-bt + k * np.log(bt) - log_factorial(s_k.size - 1))
+        return s_k, weights
+
+    def survival(self, times: Sequence[float] | F) -> F:
+        """P(R > t) at each t."""
+        t = np.asarray(times, dtype=np.float64)
+        s_k, weights = self._weights(t)
         # not `weights @ s_k`: a BLAS call whose threads spin for nothing on a busy machine
         out: F = np.clip((weights * s_k).sum(axis=1), 0.0, 1.0)
         return out
 
+    def survival_slope(self, times: F) -> tuple[F, F]:
+        """P(R > t) and its derivative at each t: d/dt Σ_k Pois(k; Λt)·s_k is
+        Λ·Σ_k Pois(k; Λt)·(s_{k+1} − s_k)."""
+        t = np.asarray(times, dtype=np.float64)
+        s_k, weights = self._weights(t)
+        sf: F = np.clip((weights * s_k).sum(axis=1), 0.0, 1.0)
+        slope: F = self._rate * (weights[:, :-1] * np.diff(s_k)).sum(axis=1)
+        return sf, slope
 
-#: the closed form is used when the queue fills during a wait with at most this probability (the
-#: distribution is then off by at most this much)
+    def quantiles(self, qs: Sequence[float], guess: float, *, rtol: float = 1e-12) -> F:
+        """The ``qs``-quantiles (ms), by Newton steps on log P(R > t) (:mod:`.quantile_search`)
+        from ``guess`` (a time near the largest quantile, e.g. 3 × the mean response time)."""
+        target = 1.0 - np.asarray(qs, dtype=np.float64)
+        out = np.zeros(target.size)
+        s0 = float(self.survival(np.zeros(1))[0])
+        search = np.flatnonzero(s0 > target)  # else P(R > 0) ≤ 1 − q: the quantile is 0
+        if search.size:
+
+            def evaluate(t: F, rows: Idx) -> tuple[F, F]:
+                return self.survival_slope(t)
+
+            start = np.full(search.size, max(guess, 1e-9))
+            out[search] = newton_quantiles(evaluate, target[search], start, rtol=rtol)
+        return out
+
+
+#: events stepped into one array before their in-service sums are taken (at most _RUN_CELLS)
+_RUN = 256
+_RUN_CELLS = 1 << 18
+
+#: the closed form is used for the arrivals whose waits fill the queue with at most this
+#: probability in all (the distribution is then off by at most this much): bounded by
+#: P(X_D > room) (X_D the arrivals before the D-th departure, negative binomial) and, below
+#: capacity, by (λ/μ(N))^(K − N − D), the chance that the queue ever climbs the room to K
 _MAY_FILL = 1000 * NEGLIGIBLE
 #: the longest waiting part (events) the closed form builds; beyond, the states are stepped
 _MAX_CLOSED_EVENTS = 20_000
-#: rows of the entry matrix built at once (memory: rows × (rows + waiting rows) doubles)
-_CHUNK = 512
 
 
-def _entries(w: F, d: float, e: float, room: int) -> tuple[F, F] | None:
-    """The waiting part in closed form: (entry[k, x], left[k]), or None where it does not hold.
+def _entries(w: F, d: float, e: float, room: int) -> tuple[F, F, int] | None:
+    """The waiting part in closed form: (entry[k, x], left[k], rows), or None where it does not
+    hold for any row.
 
     ``w[D − 1]`` is the mass of arrivals that wait for D departures; ``d``, ``e`` the probability
     that an event is a departure, an arrival; ``room`` the arrivals the queue takes behind the
     last kept waiting state before it is full. ``entry[k, x]`` is the mass that joins the batch at
-    event k with x requests behind it, ``left[k]`` the mass still waiting after event k.
+    event k with x requests behind it, ``left[k]`` the mass still waiting after event k, of the
+    arrivals that wait for D ≤ ``rows`` departures: the first rows, whose waits fill the queue
+    with probability below :data:`_MAY_FILL` in all (the rest are stepped, :class:`Waiting`).
     """
     n_d = w.size
     dd = np.arange(1, n_d + 1, dtype=np.float64)
+    di = dd.astype(np.int64)
     log_d, log_nd = math.log(d), math.log1p(-d)
     with np.errstate(divide="ignore"):
         log_w = np.log(w)
-    # the last event to keep: the negative binomial tail beyond it below NEGLIGIBLE
-    k_end = int((n_d + 12.0 * math.sqrt(n_d) + 40.0) / d)
-    while True:
-        if k_end > _MAX_CLOSED_EVENTS:
-            return None
-        lf = log_factorial(k_end)
-        k = np.arange(k_end + 1, dtype=np.float64)[:, None]
-        kk = k.astype(np.int64)
-        di = dd.astype(np.int64)
-        ok = kk >= di
-        with np.errstate(invalid="ignore"):
-            log_nb = np.where(
-                ok,
-                lf[np.maximum(kk - 1, 0)]
-                - lf[di - 1]
-                - lf[np.maximum(kk - di, 0)]
-                + dd * log_d
-                + (k - dd) * log_nd
-                + log_w,
-                -np.inf,
-            )
-        total = np.exp(log_nb).sum(axis=1)  # mass joining at event k
-        # beyond k_end each term falls by at least r per event (r < 1 past the mode)
-        r = k_end * (1.0 - d) / (k_end - n_d + 1.0)
-        if r < 1.0 and total[-1] * r / (1.0 - r) < NEGLIGIBLE:
-            break
-        k_end *= 2
-    left = np.cumsum(total[::-1])[::-1] - total  # still waiting after event k
-    stop = np.flatnonzero(left < NEGLIGIBLE)
-    k_end = int(stop[0]) if stop.size else k_end
-    left, log_nb = left[: k_end + 1], log_nb[: k_end + 1]
     # X_D, the arrivals before the D-th departure, is negative binomial (D, d / (d + e)). A
     # request that waits for D departures can only find the queue full if X_D > room + n_d − D.
-    x_cap = 0
+    more: F | None = None
     if e > 0.0:
         top = room + n_d  # the most arrivals any of them can see before the queue could fill
-        lf = log_factorial(max(k_end, top + n_d))
+        lf = log_factorial(top + n_d)
         xs_all = np.arange(top + 2)[None, :]
-        di = np.arange(1, n_d + 1)[:, None]
+        dc = di[:, None]
         p_dep = d / (d + e)
         log_x = (
-            lf[xs_all + di - 1]
+            lf[xs_all + dc - 1]
             - lf[xs_all]
-            - lf[di - 1]
-            + di * math.log(p_dep)
+            - lf[dc - 1]
+            + dc * math.log(p_dep)
             + xs_all * math.log1p(-p_dep)
             + log_w[:, None]
         )
         more = np.cumsum(np.exp(log_x)[:, ::-1], axis=1)[:, ::-1]  # [D, x]: w_D P(X_D ≥ x)
-        if more[di[:, 0] - 1, room + n_d - di[:, 0] + 1].sum() >= _MAY_FILL:
+        fill = more[di - 1, room + n_d - di + 1]
+        if e < d:
+            # n − n₀ (arrivals − departures) is a walk whose (d/e)^(n − n₀) is a martingale, so
+            # it ever climbs the room + n_d − D to K with probability at most (e/d)^that
+            fill = np.minimum(fill, np.exp(log_w + (room + n_d - dd) * math.log(e / d)))
+        fills = np.cumsum(fill)
+        n_rows = int(np.count_nonzero(fills < _MAY_FILL))  # the first rows, in all below
+        if n_rows == 0:
             return None
+        if n_rows < n_d:  # the rows beyond are stepped
+            w = np.where(dd <= n_rows, w, 0.0)
+            log_w = np.where(dd <= n_rows, log_w, -np.inf)
+            more = more[:n_rows]
+    else:
+        n_rows = n_d
+    # the last event to keep: the negative binomial tail beyond it below NEGLIGIBLE. A first
+    # guess from each D's mean and spread (D/d, √(D(1 − d))/d), as far out as its mass needs
+    live = w > NEGLIGIBLE * 1e-5
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.sqrt(2.0 * np.maximum(np.log(w / (NEGLIGIBLE * 1e-5)), 0.0)) + 3.0
+    reach = (dd + z * np.sqrt(dd * (1.0 - d))) / d + 10.0
+    k_end = int(reach[live].max(initial=n_d / d + 10.0))
+    jj = di[None, :] - 1  # j = D − 1: the departures before the last one
+    while True:
+        if k_end > _MAX_CLOSED_EVENTS:
+            return None
+        lf = log_factorial(k_end)
+        ui = np.arange(k_end)[:, None]  # u = k − 1: the events before event k = 1..k_end
+        spare = (ui - jj).astype(np.float64)  # u − j: the events before k not departures
+        with np.errstate(invalid="ignore"):
+            # log of w_D·C(u, j)·d^j, shared by the negative binomial and F below
+            base = np.where(
+                spare >= 0.0,
+                lf[:k_end, None] - lf[jj] - lf[np.maximum(ui - jj, 0)] + jj * log_d + log_w,
+                -np.inf,
+            )
+            nb_all = np.exp(base + log_d + spare * log_nd)  # [k − 1, D]: joins at event k
+        total = np.concatenate([np.zeros(1), nb_all.sum(axis=1)])  # mass joining at event k
+        # beyond k_end each D's terms fall by at least r_D per event where r_D < 1 (past its
+        # mode); where not, all of its mass w_D is counted as beyond
+        r = k_end * (1.0 - d) / (k_end - dd + 1.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            beyond = np.where(r < 1.0, nb_all[-1] * r / (1.0 - r), w)
+        if beyond.sum() < NEGLIGIBLE:
+            break
+        k_end = int(k_end * 1.5) + 1
+    left = np.cumsum(total[::-1])[::-1] - total  # still waiting after event k
+    stop = np.flatnonzero(left < NEGLIGIBLE)
+    k_end = max(int(stop[0]), 1) if stop.size else k_end
+    left = left[: k_end + 1]
+    # X_D, the arrivals before the D-th departure, is negative binomial (D, d / (d + e)). A
+    # request that waits for D departures can only find the queue full if X_D > room + n_d − D.
+    x_cap = 0
+    if more is not None:
         x_cap = int(np.flatnonzero(more.sum(axis=0) >= NEGLIGIBLE).max(initial=0))
         x_cap = min(x_cap, room + n_d - 1)  # joining with x behind: n = N + x ≤ K − 1
-    # entry[k, x] = Σ_D nb[k, D] · Binomial(x; k − D, pe): the arrivals among the k − D events
-    # that were not departures, each an arrival with probability pe
-    pe = e / (1.0 - d)
-    m = np.arange(k_end + 1)[:, None]
-    xs = np.arange(x_cap + 1)[None, :]
+    # entry[k, x]: the k-th event is the D-th departure, and the k − 1 before it hold D − 1
+    # departures, x arrivals and k − D − x events that were neither (probability g = 1 − d − e),
+    # in any order: d·eˣ·C(k − 1, x)·F(k − 1 − x) with
+    # F(u) = Σ_D w_D·C(u, D − 1)·d^(D − 1)·g^(u − D + 1), one sum per u (no sum over D per cell)
+    lf = log_factorial(max(k_end, x_cap))
+    g = 1.0 - d - e
+    log_g = math.log(g) if g > 0.0 else -np.inf
+    base, spare = base[:k_end], spare[:k_end]
     with np.errstate(divide="ignore", invalid="ignore"):
-        log_pe = math.log(pe) if pe > 0 else -np.inf
-        log_binom = np.where(
-            xs <= m,
-            lf[m]
-            - lf[np.minimum(xs, m)]
-            - lf[np.maximum(m - xs, 0)]
-            + np.where(xs > 0, xs * log_pe, 0.0)
-            + (m - xs) * math.log1p(-pe),
+        terms = base + np.where(spare > 0.0, spare * log_g, 0.0)
+        peak = terms.max(axis=1)
+        log_f = peak + np.log(
+            np.exp(terms - np.where(np.isfinite(peak), peak, 0.0)[:, None]).sum(1)
+        )
+        k1 = np.arange(k_end + 1)[:, None] - 1  # k − 1
+        xs = np.arange(x_cap + 1)[None, :]
+        uu = k1 - xs
+        log_e = math.log(e) if e > 0.0 else -np.inf
+        log_entry = np.where(
+            uu >= 0,
+            log_d
+            + np.where(xs > 0, xs * log_e, 0.0)
+            + lf[np.maximum(k1, 0)]
+            - lf[xs]
+            - lf[np.maximum(uu, 0)]
+            + log_f[np.maximum(uu, 0)],
             -np.inf,
         )
-    binom = np.exp(log_binom)  # [m, x]
-    nb = np.exp(log_nb)  # [k, D]
-    entry = np.zeros((k_end + 1, x_cap + 1))
-    for start in range(0, k_end + 1, _CHUNK):
-        rows = np.arange(start, min(start + _CHUNK, k_end + 1))
-        lo = max(start - n_d, 0)
-        # h[k, m] = nb[k, D = k − m]
-        mm = np.arange(lo, rows[-1] + 1)
-        dk = rows[:, None] - mm[None, :]
-        h = np.where((dk >= 1) & (dk <= n_d), nb[rows[:, None], np.clip(dk - 1, 0, n_d - 1)], 0.0)
-        entry[rows] = h @ binom[lo : rows[-1] + 1]
-    return entry, left
-
-
-class _Waiting:
-    """The waiting states stepped one event at a time, for chains whose queue may fill.
-
-    ``w[i, j]``: the mass waiting with a = N + i requests ahead and j behind (n = a + 1 + j ≤ K).
-    Only the columns j < ``cols`` can hold mass (one arrival per event), so only they are stepped.
-    """
-
-    def __init__(
-        self, lam: float, mu_n: float, n_b: int, n_max: int, kept: int, rate: float, accepted: F
-    ) -> None:
-        m = n_max - n_b
-        i = np.arange(kept)[:, None]
-        j = np.arange(m)[None, :]
-        can_arrive = i + j + 1 <= m - 1
-        self._stay = np.where(i + j <= m - 1, 1.0 - (mu_n + lam * can_arrive) / rate, 0.0)
-        self._arrive = np.where(can_arrive, lam / rate, 0.0)
-        self._depart = mu_n / rate
-        self._first = n_b - 1  # joining with j behind: n = N + j in the system
-        self._w: F | None = np.zeros((kept, m))
-        self._w[:, 0] = accepted[n_b : n_b + kept]  # an arrival seeing a ≥ N waits behind a
-        self._cols = 1
-        self.mass = float(self._w.sum())
-
-    def step_into(self, in_service: F) -> None:
-        """One event: add the requests joining the batch to ``in_service``."""
-        if self._w is None:
-            return
-        if self.mass < NEGLIGIBLE:
-            self._w, self.mass = None, 0.0
-            return
-        c, c1 = self._cols, min(self._cols + 1, self._w.shape[1])
-        w = self._w[:, :c]
-        in_service[self._first : self._first + c] += w[0] * self._depart
-        new = self._w[:, :c1] * self._stay[:, :c1]
-        new[:-1, :c] += w[1:] * self._depart
-        new[:, 1:c1] += self._w[:, : c1 - 1] * self._arrive[:, : c1 - 1]
-        self._w[:, :c1] = new
-        self._cols = c1
-        self.mass = float(new.sum())
+    entry = np.exp(log_entry)
+    return entry, left, n_rows
 
 
 def quantile(survival: Callable[[F], F], q: float, hi: float, *, rtol: float = 1e-7) -> float:

@@ -15,6 +15,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import _chain, _kinds, bulk_instances, percentiles
+from ._blocks import _cut as _cut  # accurate.py's blocks are cut alike
+from ._blocks import blocks_of, width_groups
 from ._bulk_rows import bulk_means, bulk_response
 from ._kinds import KindArrays
 from .bounds import MAX_BATCH, MAX_QUEUE, MIN_SERVICE_MS
@@ -53,22 +55,6 @@ DEFAULT_QUEUE_FACTOR: dict[Kind, float] = {
 }
 
 _KINDS = list(Kind)
-_BLOCK = 4096  # points per block at most
-_SPAN = 2.0  # a block's largest N is at most this times its smallest (padding stays under half)
-_MIN_WIDTH = 16  # ... or this, for small N
-
-
-def _cut(members: Idx, n_sorted: F) -> list[Idx]:
-    """Cut points sorted by N into blocks of bounded size and bounded padding."""
-    out = []
-    start = 0
-    while start < members.size:
-        limit = max(_SPAN * n_sorted[start], n_sorted[start] + _MIN_WIDTH)
-        end = int(np.searchsorted(n_sorted, limit, side="right"))
-        end = min(max(end, start + 1), start + _BLOCK)
-        out.append(members[start:end])
-        start = end
-    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +181,24 @@ def batch_limit(prof: ProfileArrays, out_tokens: F) -> F:
     return np.clip(n, 1.0, MAX_BATCH)
 
 
+def batch_size(prof: ProfileArrays, out_tokens: F, batch: F | None = None) -> F:
+    """N of each point: :func:`batch_limit`, or ``batch`` where finite (within 1..MAX_BATCH)."""
+    n = batch_limit(prof, out_tokens)
+    if batch is not None:
+        n = np.where(np.isfinite(batch), np.clip(batch, 1.0, MAX_BATCH), n)
+    return n
+
+
+def block_widths(prof: ProfileArrays, out_tokens: F, batch: F | None = None) -> F:
+    """The block width of each point as :meth:`OperatingPoints.build` of these points would
+    cut them (without building them)."""
+    n = batch_size(prof, out_tokens, batch)
+    out = np.empty(n.shape[0])
+    for _, idx, width in blocks_of(prof.kind, n):
+        out[idx] = width
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class _Block:
     index: Idx  # positions in the caller's order
@@ -258,12 +262,16 @@ class OperatingPoints:
         batch: F | None = None,
         max_queue: F | None = None,
         queue_factor: float | None = None,
+        widths: F | None = None,
     ) -> OperatingPoints:
-        """Points from arrays of shape (C,). NaN in ``batch``/``max_queue`` means the default."""
+        """Points from arrays of shape (C,). NaN in ``batch``/``max_queue`` means the default.
+
+        ``widths``: each point's block width (:meth:`widths` of an earlier build, or
+        :func:`block_widths`) instead of the blocks cut here: a point's sums then run over the
+        same columns as in that build, so that it evaluates to the same bits whatever other
+        points are built with it."""
         c = prof.kind.shape[0]
-        n = batch_limit(prof, out_tokens)
-        if batch is not None:
-            n = np.where(np.isfinite(batch), np.clip(batch, 1.0, MAX_BATCH), n)
+        n = batch_size(prof, out_tokens, batch)
         factor = np.array([DEFAULT_QUEUE_FACTOR[k] for k in _KINDS])[prof.kind]
         if queue_factor is not None:
             factor = np.full(c, float(queue_factor))
@@ -274,19 +282,30 @@ class OperatingPoints:
         blocks: list[_Block] = []
         mu_1 = np.empty(c)
         mu_n = np.empty(c)
-        for code, kind in enumerate(_KINDS):
-            members = np.flatnonzero(prof.kind == code)
-            if members.size == 0:
-                continue
-            members = members[np.argsort(n[members], kind="stable")]
-            for idx in _cut(members, n[members]):
-                block = _make_block(
-                    kind, prof.take(idx), in_tokens[idx], out_tokens[idx], n[idx], queue[idx], idx
-                )
-                blocks.append(block)
-                mu_1[idx] = block.mu_1
-                mu_n[idx] = np.exp(block.log_mu_n)
+        groups = blocks_of(prof.kind, n) if widths is None else width_groups(prof.kind, widths)
+        for code, idx, width in groups:
+            block = _make_block(
+                _KINDS[code],
+                prof.take(idx),
+                in_tokens[idx],
+                out_tokens[idx],
+                n[idx],
+                queue[idx],
+                idx,
+                width,
+            )
+            blocks.append(block)
+            mu_1[idx] = block.mu_1
+            mu_n[idx] = np.exp(block.log_mu_n)
         return cls(blocks, n, n + queue, mu_1, mu_n)
+
+    def widths(self) -> F:
+        """Each point's block width (Nmax + 1 of its block): what its sums run over. Points
+        built again with :meth:`build`'s ``widths`` evaluate to the same bits."""
+        out = np.empty(len(self))
+        for b in self._blocks:
+            out[b.index] = b.logmu_cum.shape[1]
+        return out
 
     def metrics(self, rate: F | float, *, wait_beyond: F | None = None) -> Metrics:
         """Metrics of every point at arrival rate(s) ``rate`` (/ms, > 0).
@@ -385,6 +404,23 @@ class OperatingPoints:
             bulk_means(out, b, lam, beyond)
         return out
 
+    def wait_tail(self, rate: F) -> tuple[NDArray[np.bool_], tuple[F, F, F, F, F]]:
+        """What the chain's P(W > t) depends on at ``rate`` (per point): (``chain``, (p(N), p(K),
+        log λ/μ(N), μ(N), K − N)), the arguments of :func:`.percentiles.wait_survival` after t.
+        ``chain`` is False on the rows whose wait is not the chain's (the bulk model's); their
+        values are NaN. Solves each block once, where :meth:`metrics` would per call."""
+        lam = np.broadcast_to(np.asarray(rate, dtype=np.float64), self.n_batch.shape)
+        chain = np.zeros(len(self), dtype=bool)
+        out = tuple(np.full(len(self), np.nan) for _ in range(5))
+        for b in self._blocks:
+            st = _chain.solve(lam[b.index], b.logmu_cum, b.n_batch, b.n_tail, b.log_mu_n)
+            values = (st.p_batch, st.p_full, st.log_ratio, np.exp(b.log_mu_n), b.n_tail)
+            for o, v in zip(out, values, strict=True):
+                o[b.index] = np.where(b.bulk, np.nan, v)
+            chain[b.index] = ~b.bulk
+        p_batch, p_full, log_r, mu_n, n_tail = out
+        return chain, (p_batch, p_full, log_r, mu_n, n_tail)
+
     def distribution(self, i: int, rate: float) -> F:
         """p(0..K) of point ``i`` at arrival rate ``rate``."""
         b, j = self._locate(i)
@@ -427,7 +463,14 @@ class OperatingPoints:
 
 
 def _make_block(
-    kind: Kind, prof: ProfileArrays, in_tokens: F, out_tokens: F, n: F, queue: F, idx: Idx
+    kind: Kind,
+    prof: ProfileArrays,
+    in_tokens: F,
+    out_tokens: F,
+    n: F,
+    queue: F,
+    idx: Idx,
+    width: int,
 ) -> _Block:
     params = KindArrays(
         kind,
@@ -439,7 +482,7 @@ def _make_block(
         in_tokens,
         out_tokens,
     )
-    nmax = int(n.max())
+    nmax = width - 1  # ≥ n.max(): the columns past a point's own N are padding
     b = np.broadcast_to(np.arange(1, nmax + 1, dtype=np.float64), (n.size, nmax))
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.maximum(_kinds.tau(params, b), MIN_SERVICE_MS)  # NaN stays NaN

@@ -9,10 +9,13 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from .percentiles import quantile
-from .points import OperatingPoints
+from .percentiles import ResponseTime, quantile
+from .points import Metrics, OperatingPoints
+from .quantile_search import newton_quantiles
+from .wait_tail import wait_survival, wait_survival_density
 
 F = NDArray[np.float64]
+Idx = NDArray[np.intp]
 
 __all__ = ["latency_quantiles", "ttft_quantiles", "wait_quantiles", "wait_quantiles_of"]
 
@@ -28,20 +31,62 @@ def wait_quantiles(points: OperatingPoints, rate: F, q: float) -> F:
     return wait_quantiles_of(points, rate, [q])[:, 0]
 
 
-def wait_quantiles_of(points: OperatingPoints, rate: F, qs: Sequence[float]) -> F:
+def wait_quantiles_of(
+    points: OperatingPoints, rate: F, qs: Sequence[float], *, metrics: Metrics | None = None
+) -> F:
     """The waiting time's ``qs``-quantiles of every point at its rate (ms), shape (C, len(qs)).
 
-    One bisection for all points and quantiles at once; a point leaves it when its bracket is
-    :data:`_RTOL` narrow (its wait survival is then no longer computed).
+    Where the wait is the chain's (:meth:`OperatingPoints.wait_tail`), Newton steps on its log
+    survival with the density in closed form (:func:`.wait_tail.wait_survival_density`), from the
+    guess an exponential tail would give; elsewhere (bulk rows, other models) one bisection for
+    all points and quantiles, a point leaving when its bracket is :data:`_RTOL` narrow.
+    ``metrics``: ``points.metrics(rate)`` if the caller has it.
     """
     c, nq = len(points), len(qs)
-    pts = points if nq == 1 else points.subset(np.tile(np.arange(c), nq))
-    lam = np.tile(np.asarray(rate, dtype=np.float64), nq)
-    target = np.repeat(1.0 - np.asarray(qs, dtype=np.float64), c)
-    m = pts.metrics(lam, wait_beyond=np.zeros(c * nq))
+    rate = np.asarray(rate, dtype=np.float64)
+    m = points.metrics(rate) if metrics is None else metrics
+    target = np.repeat(1.0 - np.asarray(qs, dtype=np.float64), c)  # [q0 of all points, q1 …]
+    each = np.tile(np.arange(c), nq)
+    out = np.zeros(c * nq)
+    # the wait is the chain's unless a subclass (another model) evaluates it in its own metrics
+    plain = type(points).metrics is OperatingPoints.metrics
+    chain, tail = points.wait_tail(rate) if plain else (np.zeros(c, dtype=bool), ())
+    if chain.any():
+        rows = np.flatnonzero(chain[each])
+        args = tuple(a[each[rows]] for a in tail)
+        sf0 = wait_survival(np.zeros(rows.size), *args)
+        tau = target[rows]
+        go = np.flatnonzero(sf0 > tau)  # else most requests do not wait at all: the quantile is 0
+        if go.size:
+            sub = tuple(a[go] for a in args)
+            sf0, tau = sf0[go], tau[go]
+
+            def evaluate(t: F, r: Idx) -> tuple[F, F]:
+                sf, dens = wait_survival_density(t, *(a[r] for a in sub))
+                return sf, -dens
+
+            # P(W > t) ≈ P(W > 0)·e^{−t/θ}, θ = E[W | W > 0]: the quantile θ·log(P(W > 0)/(1 − q))
+            theta = m.wait[each[rows[go]]] / sf0
+            start = np.maximum(theta * np.log(sf0 / tau), 1e-9)
+            # Markov's inequality: P(W > E[W]/(1−q)) ≤ 1−q, so the quantile lies below that
+            hi = np.maximum(m.wait[each[rows[go]]] / tau, 1e-9) * (1.0 + 1e-9)
+            start = np.minimum(start, 0.5 * hi)
+            out[rows[go]] = newton_quantiles(evaluate, tau, start, hi=hi, rtol=_RTOL)
+    if not chain.all():
+        rest = np.flatnonzero(~chain[each])
+        out[rest] = _bisect_waits(
+            points.subset(each[rest], same_width=True), rate[each[rest]], target[rest]
+        )
+    result: F = out.reshape(nq, c).T
+    return result
+
+
+def _bisect_waits(pts: OperatingPoints, lam: F, target: F) -> F:
+    """The wait quantiles by bisection on ``pts.metrics(…, wait_beyond=…)`` (any model)."""
+    m = pts.metrics(lam, wait_beyond=np.zeros(len(pts)))
     zero = m.wait_sf <= target  # most requests do not wait at all
     # Markov's inequality: P(W > E[W]/(1−q)) ≤ 1−q, so the quantile lies below that
-    lo = np.zeros(c * nq)
+    lo = np.zeros(len(pts))
     hi = np.maximum(m.wait / target, 1e-9) * (1.0 + 1e-9)
     for _ in range(_ITERATIONS):
         active = ~zero & (hi - lo > _RTOL * hi)
@@ -52,7 +97,7 @@ def wait_quantiles_of(points: OperatingPoints, rate: F, qs: Sequence[float]) -> 
         above = active & (sf > target)
         lo = np.where(above, mid, lo)
         hi = np.where(active & ~above, mid, hi)
-    out: F = np.where(zero, 0.0, hi).reshape(nq, c).T
+    out: F = np.where(zero, 0.0, hi)
     return out
 
 
@@ -63,10 +108,13 @@ def ttft_quantiles(points: OperatingPoints, rate: F, q: float) -> F:
     return out
 
 
-def latency_quantiles(points: OperatingPoints, rate: F, qs: Sequence[float]) -> F:
+def latency_quantiles(
+    points: OperatingPoints, rate: F, qs: Sequence[float], *, metrics: Metrics | None = None
+) -> F:
     """Response-time quantiles, shape (C, len(qs)), from the exact tagged-request chain (solved
-    once per distinct chain: several classes of one model often share one)."""
-    m = points.metrics(rate)
+    once per distinct chain: several classes of one model often share one). ``metrics``:
+    ``points.metrics(rate)`` if the caller has it."""
+    m = points.metrics(rate) if metrics is None else metrics
     out = np.empty((len(points), len(qs)))
     done: dict[tuple[bool, float, int, bytes], int] = {}
     for i in range(len(points)):
@@ -76,6 +124,10 @@ def latency_quantiles(points: OperatingPoints, rate: F, qs: Sequence[float]) -> 
             continue
         done[key] = i
         rt = points.response_time(i, float(rate[i]))
+        guess = float(m.response[i]) * 3.0
+        if isinstance(rt, ResponseTime):  # the survival's slope is at hand: Newton steps
+            out[i] = rt.quantiles(qs, guess, rtol=_RTOL)
+            continue
         for j, q in enumerate(qs):
-            out[i, j] = quantile(rt.survival, q, float(m.response[i]) * 3.0, rtol=_RTOL_LATENCY)
+            out[i, j] = quantile(rt.survival, q, guess, rtol=_RTOL_LATENCY)
     return out

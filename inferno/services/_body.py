@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
 from ._common import error
+from ._gc import gc_paused
 
 __all__ = ["read_body", "validation_message"]
 
@@ -47,6 +48,11 @@ async def read_body(request: Request, model: type[M], limit: int) -> M | JSONRes
             return error(413, f"the body is over the limit of {limit} bytes")
         chunks.append(chunk)
     raw = b"".join(chunks)
+    with gc_paused():  # a large body's objects trigger collections that only traverse them
+        return _parsed(raw, model)
+
+
+def _parsed(raw: bytes, model: type[M]) -> M | JSONResponse:
     try:
         obj = json.loads(raw)
     except RecursionError:

@@ -11,12 +11,9 @@ reason while the others are decided; only unusable *static* data (our configurat
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -26,9 +23,11 @@ from ..control.optimizer import Optimized, Optimizer, StaticDataError
 from ..control.static_data import StaticData
 from ..errors import InputError
 from ..settings import Settings
+from ..solver import SizingMemo
 from ..tuning import TuningReport
 from ._auth import InternalGate
 from ._common import add_probes, error, new_registry
+from ._gc import gc_paused
 from .answer import answer_body
 from .messages import OptimizeAnswer, OptimizeRequest
 from .metrics import OptimizerMetrics
@@ -36,30 +35,6 @@ from .metrics import OptimizerMetrics
 __all__ = ["create_app"]
 
 logger = logging.getLogger(__name__)
-
-_GC_LOCK = threading.Lock()
-_GC_PAUSES = {"active": 0, "was_enabled": 0}
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """The cyclic garbage collector paused while a solve and its answer are made. A
-    10,000-server solve makes a few hundred thousand objects that reference counting frees;
-    the collections they trigger traverse the request's rows and every live allocation again
-    and again (0.35 s of a 10,000-server answer). Nested and concurrent pauses: the last one
-    out enables the collector again, if it was enabled before the first."""
-    with _GC_LOCK:
-        if _GC_PAUSES["active"] == 0:
-            _GC_PAUSES["was_enabled"] = int(gc.isenabled())
-            gc.disable()
-        _GC_PAUSES["active"] += 1
-    try:
-        yield
-    finally:
-        with _GC_LOCK:
-            _GC_PAUSES["active"] -= 1
-            if _GC_PAUSES["active"] == 0 and _GC_PAUSES["was_enabled"]:
-                gc.enable()
 
 
 def create_app(
@@ -71,15 +46,21 @@ def create_app(
 ) -> FastAPI:
     """The optimizer over the static data in ``settings.service.data_path`` (or ``static``),
     sizing with ``settings.optimizer.model`` (``INFERNO_MODEL``) unless the data names a model.
+    The candidates' sizing is kept across requests (up to ``INFERNO_SIZING_MEMO_ENTRIES``:
+    :class:`~inferno.solver.SizingMemo`), which changes no answer.
     ``token``: the internal token callers must present (None: no authentication)."""
     metrics = OptimizerMetrics(new_registry() if registry is None else registry)
     data = StaticData(settings.service.data_path) if static is None else static
+    entries = settings.service.sizing_memo_entries
+    memo = SizingMemo(entries) if entries > 0 else None
     optimizer = Optimizer(
         data,
         settings.tuning,
         tuning_enabled=settings.tuning.enabled,
         gpu_node_label=settings.service.gpu_node_label,
         model=settings.optimizer.model,
+        # λ* does not depend on the load: the periods' requests size their candidates once
+        memo=memo,
     )
     lock = threading.Lock()  # metrics of one solve at a time
     counted = [0]  # static data loads already counted
@@ -132,7 +113,7 @@ def create_app(
         return optimized
 
     def solve_and_write(request: OptimizeRequest) -> tuple[Optimized, bytes | None] | JSONResponse:
-        with _gc_paused():
+        with gc_paused():  # see ._gc
             result = solve(request)
             if isinstance(result, JSONResponse):
                 return result
@@ -152,6 +133,7 @@ def create_app(
 
     gate = InternalGate(token, metrics.security.rejected, settings.security.max_body_bytes)
     app = FastAPI(title="inferno optimizer", version="1")
+    app.state.sizing_memo = memo  # its stats(): for tests and benches
     add_probes(app, metrics.registry, ready)
 
     @app.post("/optimize")

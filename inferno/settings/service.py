@@ -40,6 +40,12 @@ class ServiceOptions(Group):
     http_timeout: float = option(
         30.0, "INFERNO_HTTP_TIMEOUT", "seconds, for the calls between the services"
     )
+    sizing_memo_entries: int = option(
+        250_000,
+        "INFERNO_SIZING_MEMO_ENTRIES",
+        "the optimizer's memo of sized (server, accelerator) candidates across requests "
+        "(about 330 bytes each; 0: none)",
+    )
 
     def check(self) -> None:
         self._require(
@@ -62,6 +68,11 @@ class ServiceOptions(Group):
             "http_timeout",
             finite(self.http_timeout) and self.http_timeout > 0,
             "> 0 seconds",
+        )
+        self._require(
+            "sizing_memo_entries",
+            0 <= self.sizing_memo_entries <= 10_000_000,
+            "an integer in 0..10000000 (0: no memo)",
         )
 
 

@@ -27,12 +27,14 @@ from .gpulets import pack_solution, packing_excess
 from .greedy import Grants, solve_greedy, solve_unlimited
 from .mps_resolve import resolve_refused
 from .result import Allocation, Part, ServerStatus, Solution, Status, Unallocated
+from .sizing_memo import SizingMemo
 
 __all__ = [
     "Allocation",
     "CandidateTable",
     "Part",
     "ServerStatus",
+    "SizingMemo",
     "Solution",
     "Status",
     "Unallocated",
@@ -44,13 +46,16 @@ __all__ = [
 SolverName = Literal["greedy", "milp"]
 
 
-def solve(system: System, solver: SolverName | None = None) -> Solution:
+def solve(
+    system: System, solver: SolverName | None = None, *, memo: SizingMemo | None = None
+) -> Solution:
     """Allocate every server of ``system``.
 
     ``solver`` overrides the optimizer data's choice (``milpSolver``); capacity limits apply unless
-    the optimizer data says ``unlimited``.
+    the optimizer data says ``unlimited``. ``memo``: candidates' sizing kept across solves
+    (:class:`SizingMemo`; the same answers, bit for bit).
     """
-    table = build_candidates(system)
+    table = build_candidates(system, memo)
     return solve_table(table, solver)
 
 
@@ -142,7 +147,7 @@ def _assemble(
     acc_type = [str(x) for x in table.acc_type[ref_idx].tolist()]
     accelerator = [str(x) for x in table.accelerator[ref_idx].tolist()]
     units_per_replica = table.units_per_replica[ref_idx].tolist()
-    n_batch = table.points.n_batch[ref_idx].tolist()
+    n_batch = table.lazy.n_batch[ref_idx].tolist()
     required_of = table.replicas[ref_idx].tolist()
     rate = table.rate[ref_idx].tolist()
     bound = [str(x) for x in table.bound[ref_idx].tolist()]

@@ -3,6 +3,8 @@
 Built column-wise with numpy, so that tens of thousands of servers size in one vectorised pass:
 for each pair, λ* (the largest rate per replica meeting the SLOs), the replicas the demand needs,
 their cost and accelerator units, and the predicted metrics at the rate each replica would receive.
+The sizing itself is :func:`.sized_points.sized_points` (with a :class:`.sizing_memo.SizingMemo`,
+kept across solves by its owner: the optimizer service).
 """
 
 from __future__ import annotations
@@ -15,14 +17,15 @@ from functools import cached_property
 import numpy as np
 from numpy.typing import NDArray
 
-from ..model.accurate import build_points
 from ..model.batching import knee_batches
 from ..model.points import Metrics, OperatingPoints, ProfileArrays, batch_limit
-from ..model.sizing import Sizing, SloArrays, size
+from ..model.sizing import SloArrays
 from ..system import BatchPolicy, PerformanceModel, Server, System, Target
 from ..units import MS_PER_MIN, MS_PER_S
 from .serving_config import ServingDecision
 from .serving_config import decide as decide_serving
+from .sized_points import LazyPoints, sized_points
+from .sizing_memo import SizingMemo
 
 F = NDArray[np.float64]
 Idx = NDArray[np.intp]
@@ -43,7 +46,7 @@ class CandidateTable:
     acc_count: F  # accelerators per replica
     multiplicity: F  # units of the type per accelerator
     unit_cost: F  # cost per replica (accelerator cost × acc_count)
-    points: OperatingPoints
+    lazy: LazyPoints  # the operating points (built when needed: :attr:`points`)
     n_memory: F  # Inferno's batch limit
     rate: F  # λ* per replica, /ms (NaN if infeasible)
     feasible: NDArray[np.bool_]
@@ -62,6 +65,11 @@ class CandidateTable:
     #: candidate → its decided model instances and batching delay (opted-in batch-kind rows only:
     #: :mod:`.serving_config`)
     serving: Mapping[int, ServingDecision] = field(default_factory=dict)
+
+    @property
+    def points(self) -> OperatingPoints:
+        """Every candidate's operating point (built on first use)."""
+        return self.lazy.full
 
     def of_server(self, s: int) -> Idx:
         """Feasible candidates of server ``s``, best first: value, then cost, then name."""
@@ -91,7 +99,7 @@ class CandidateTable:
     def metrics_of(self, idx: Idx) -> Metrics:
         """The metrics of the candidates ``idx`` at demand / replicas."""
         idx = np.asarray(idx, dtype=np.intp)
-        m = self.points.subset(idx, same_width=True).metrics(self.rate_each[idx])
+        m = self.lazy.of(idx, same_width=True).metrics(self.rate_each[idx])
         idle = self.demand[self.server[idx]] <= 0
         if idle.any():
             m.rate[idle] = 0.0
@@ -106,7 +114,7 @@ class CandidateTable:
 
     def metrics_at_rate(self, c: int, rate: float) -> dict[str, float]:
         """Metrics of candidate ``c`` with each replica offered ``rate`` (/ms; 0 = idle)."""
-        one = self.points.subset(np.array([c], dtype=np.intp))
+        one = self.lazy.of(np.array([c], dtype=np.intp))
         lam = rate if rate > 0 else IDLE_RATE_FRACTION * float(one.mu_1[0])
         m = one.metrics(np.array([lam])).take(0)
         if rate <= 0:
@@ -164,127 +172,9 @@ def _column(values: list[float | int | None], default: float = math.nan) -> F:
     return np.array([default if v is None else v for v in values], dtype=np.float64)
 
 
-#: odd 64-bit multipliers of the rows' hash (any fixed odd numbers do: collisions are checked)
-_HASH_MULTIPLIERS = np.array(
-    [(0x9E3779B97F4A7C15 * (2 * i + 1) + (i << 33)) % 2**64 | 1 for i in range(64)],
-    dtype=np.uint64,
-)
-
-
-def _first_of_equal_rows(key: F) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
-    """For the rows of ``key``: the index of each distinct row's first occurrence, and for
-    every row the position of its distinct row among those (rows are equal when their bytes
-    are). Each row is hashed to 64 bits (its values' bits mixed, then summed with fixed odd
-    multipliers, mod 2^64): rows of distinct hashes are distinct, so all-distinct rows (servers
-    whose request shapes differ) cost a sort of the hashes; rows of one hash are checked to be
-    equal, and only if two distinct rows share a hash are they grouped by a dict on their
-    bytes (the dict alone took 0.2 s of a 10,000-server solve; ``np.unique(axis=0)`` more)."""
-    rows = np.ascontiguousarray(key, dtype=np.float64)
-    n = rows.shape[0]
-    if n == 0 or rows.shape[1] > _HASH_MULTIPLIERS.size:
-        return _first_of_equal_rows_dict(rows)
-    bits = rows.view(np.uint64)
-    # mix each value's bits (those of small integers sit in the top bits), then combine
-    mixed = bits ^ (bits >> np.uint64(32))
-    mixed *= np.uint64(0xBF58476D1CE4E5B9)
-    mixed ^= mixed >> np.uint64(29)
-    h = mixed @ _HASH_MULTIPLIERS[: bits.shape[1]]  # wraps mod 2^64
-    h ^= h >> np.uint64(32)
-    if (np.diff(np.sort(h)) != 0).all():  # every row distinct
-        every = np.arange(n, dtype=np.intp)
-        return every, every.copy()
-    order = np.argsort(h)
-    new_hash = np.ones(n, dtype=bool)
-    new_hash[1:] = h[order[1:]] != h[order[:-1]]
-    starts = np.flatnonzero(new_hash)
-    first_of_hash = np.minimum.reduceat(order, starts)  # each hash's first row
-    which = np.empty(n, dtype=np.intp)
-    which[order] = np.cumsum(new_hash) - 1
-    if not (bits == bits[first_of_hash[which]]).all():  # a collision: two rows, one hash
-        return _first_of_equal_rows_dict(rows)
-    by_first = np.argsort(first_of_hash)  # distinct rows in order of first occurrence
-    rank = np.empty(by_first.size, dtype=np.intp)
-    rank[by_first] = np.arange(by_first.size)
-    return first_of_hash[by_first].astype(np.intp), rank[which]
-
-
-def _first_of_equal_rows_dict(rows: F) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
-    """:func:`_first_of_equal_rows` by a dict on the rows' bytes (the reference)."""
-    rows = np.ascontiguousarray(rows)
-    width = rows.shape[1] * rows.dtype.itemsize
-    seen: dict[object, int] = {}
-    first: list[int] = []
-    inverse = np.empty(rows.shape[0], dtype=np.intp)
-    records = rows.view(np.dtype((np.void, width))).ravel().tolist()  # one bytes per row
-    for i, record in enumerate(records):
-        j = seen.get(record)
-        if j is None:
-            j = seen[record] = len(first)
-            first.append(i)
-        inverse[i] = j
-    return np.asarray(first, dtype=np.intp), inverse
-
-
-def _sized_points(
-    prof: ProfileArrays,
-    in_tok: F,
-    out_tok: F,
-    batch: F,
-    max_queue: F,
-    queue_factor: float | None,
-    slo: SloArrays,
-    slo_rows: F,
-    model: str = "inferno",
-    out_cv: F | None = None,
-) -> tuple[OperatingPoints, Sizing]:
-    """The candidates' operating points and their sizing. Candidates that are the same point
-    under the same targets (servers of one model and class whose request shapes agree — every
-    batch-kind server of a class) are sized once: λ* does not depend on the server's load."""
-    rows = prof.kind.size
-    first = np.arange(rows)
-    inverse = first
-    if rows:
-        key = np.column_stack(
-            [
-                *(getattr(prof, f).astype(np.float64) for f in ProfileArrays.__dataclass_fields__),
-                in_tok,
-                out_tok,
-                batch,
-                max_queue,
-                slo_rows.reshape(rows, -1),
-                *([] if out_cv is None else [out_cv]),
-            ]
-        )
-        key = np.where(np.isnan(key), -np.inf, key)  # NaN ≠ NaN; −inf equals itself
-        first, inverse = _first_of_equal_rows(key)
-    if first.size == rows:
-        points = build_points(
-            model,
-            prof,
-            in_tok,
-            out_tok,
-            out_cv=out_cv,
-            batch=batch,
-            max_queue=max_queue,
-            queue_factor=queue_factor,
-        )
-        return points, size(points, slo)
-    unique = build_points(
-        model,
-        prof.take(first),
-        in_tok[first],
-        out_tok[first],
-        out_cv=None if out_cv is None else out_cv[first],
-        batch=batch[first],
-        max_queue=max_queue[first],
-        queue_factor=queue_factor,
-    )
-    sized = size(unique, slo.take(first))
-    back = inverse.reshape(-1)
-    return unique.subset(back), sized.take(back)
-
-
-def build_candidates(system: System) -> CandidateTable:
+def build_candidates(system: System, memo: SizingMemo | None = None) -> CandidateTable:
+    """Every candidate of ``system``, sized (with ``memo``: sizing found there is not
+    computed again, :func:`~.sized_points.sized_points`)."""
     servers = system.servers
     spec = system.optimizer
     targets: list[Target | None] = []
@@ -363,7 +253,7 @@ def build_candidates(system: System) -> CandidateTable:
             * acc_count,
             spec.model.value,
         )
-    points, sizing = _sized_points(
+    points, sizing = sized_points(
         prof,
         in_tok,
         out_tok,
@@ -374,6 +264,7 @@ def build_candidates(system: System) -> CandidateTable:
         slo_matrix[server_idx],
         model=spec.model.value,
         out_cv=out_cv,
+        memo=memo,
     )
 
     names = np.array([a.name for a in acc_table], dtype=object)[acc_i]
@@ -411,7 +302,7 @@ def build_candidates(system: System) -> CandidateTable:
         acc_count=acc_count,
         multiplicity=multiplicity,
         unit_cost=unit_cost,
-        points=points,
+        lazy=points,
         n_memory=n_memory,
         rate=sizing.rate,
         feasible=feasible,

@@ -39,13 +39,13 @@ def add_percentiles(table: CandidateTable, solution: Solution, *, latency: bool 
     rate = np.where(idle, 1e-9 * points.mu_1, rate)
     base = points.metrics(rate)
     extra: dict[str, np.ndarray] = {}
-    waits = wait_quantiles_of(points, rate, QUANTILES)
+    waits = wait_quantiles_of(points, rate, QUANTILES, metrics=base)
     for j, q in enumerate(QUANTILES):
         w = waits[:, j]
         extra[f"wait_p{round(q * 100)}"] = w
         extra[f"ttft_p{round(q * 100)}"] = w + (base.ttft - base.wait)
     if latency:
-        lat = latency_quantiles(points, rate, QUANTILES)
+        lat = latency_quantiles(points, rate, QUANTILES, metrics=base)
         for j, q in enumerate(QUANTILES):
             extra[f"latency_p{round(q * 100)}"] = lat[:, j]
     allocations = dict(solution.allocations)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import inferno.solver.candidates as candidates
+import inferno.solver.sized_points as sized_points
 from inferno.data import load_system
 from inferno.solver import build_candidates, solve_table
 from inferno.system import Load, OptimizerSpec, SaturationPolicy, Server, System
@@ -33,8 +33,8 @@ def test_equal_rows_by_hash_are_equal_rows_by_bytes(seed: int) -> None:
     key = rows_with_repeats(rng, n, width) if seed % 2 else rng.random((n, width))
     if seed % 5 == 0 and n > 3:
         key[1] = key[3]  # one repeat among distinct rows
-    first, inverse = candidates._first_of_equal_rows(key)
-    want_first, want_inverse = candidates._first_of_equal_rows_dict(key)
+    first, inverse = sized_points._first_of_equal_rows(key)
+    want_first, want_inverse = sized_points._first_of_equal_rows_dict(key)
     assert first.dtype == want_first.dtype == inverse.dtype == np.intp
     assert np.array_equal(first, want_first)
     assert np.array_equal(inverse, want_inverse)
@@ -42,10 +42,10 @@ def test_equal_rows_by_hash_are_equal_rows_by_bytes(seed: int) -> None:
 
 def test_a_hash_collision_falls_back_to_the_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
     """With every row hashed alike the check finds the distinct rows and the dict groups them."""
-    monkeypatch.setattr(candidates, "_HASH_MULTIPLIERS", np.zeros(64, dtype=np.uint64))
+    monkeypatch.setattr(sized_points, "_HASH_MULTIPLIERS", np.zeros(64, dtype=np.uint64))
     key = rows_with_repeats(np.random.default_rng(1), 300, 6)
-    first, inverse = candidates._first_of_equal_rows(key)
-    want_first, want_inverse = candidates._first_of_equal_rows_dict(key)
+    first, inverse = sized_points._first_of_equal_rows(key)
+    want_first, want_inverse = sized_points._first_of_equal_rows_dict(key)
     assert np.array_equal(first, want_first) and np.array_equal(inverse, want_inverse)
     assert want_first.size > 1  # the rows were not all equal
 
