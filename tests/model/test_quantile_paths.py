@@ -24,6 +24,8 @@ from inferno.model.profiles import BatchProfile, G0Profile, G1Profile, G2Profile
 from inferno.model.quantile_search import newton_quantiles
 from inferno.model.quantiles import latency_quantiles, wait_quantiles_of
 
+from ._tagged_chain import tagged_chain
+
 QS = (0.5, 0.95, 0.99)
 
 
@@ -56,33 +58,9 @@ class ReferenceResponse:
     """P(R > t) by dense uniformisation of the whole tagged-request chain."""
 
     def __init__(self, lam: float, tau: np.ndarray, k: int, p: np.ndarray) -> None:
-        n_b = tau.size
-        states: dict[tuple[str, int, int], int] = {}
-        for n in range(1, k + 1):
-            states[("s", 0, n)] = len(states)
-        for a in range(n_b, k):
-            for n in range(a + 1, k + 1):
-                states[("w", a, n)] = len(states)
-        q = np.zeros((len(states), len(states)))
-        mu = n_b / tau[-1]
-        for (kind, a, n), i in states.items():
-            if kind == "s":
-                b = min(n, n_b)
-                q[i, i] -= b / tau[b - 1]  # the tagged request or another one leaves
-                if b > 1:
-                    q[i, states[("s", 0, n - 1)]] += (b - 1) / tau[b - 1]
-            else:
-                q[i, states[("w", a - 1, n - 1) if a - 1 >= n_b else ("s", 0, n - 1)]] += mu
-                q[i, i] -= mu
-            if n < k:
-                q[i, states[(kind, a, n + 1)]] += lam
-                q[i, i] -= lam
+        q, v = tagged_chain(lam, tau, k, p)
         self.rate = float(-q.diagonal().min()) * 1.01
-        self.step = np.eye(len(states)) + q / self.rate
-        accepted = p[:k] / p[:k].sum()
-        v = np.zeros(len(states))
-        for n in range(k):  # an arrival that sees n
-            v[states[("s", 0, n + 1)] if n < n_b else states[("w", n, n + 1)]] += accepted[n]
+        self.step = np.eye(v.size) + q / self.rate
         self.v, self.s = v, [float(v.sum())]
 
     def sf(self, t: float) -> float:

@@ -16,38 +16,14 @@ from inferno.model import percentiles
 from inferno.model.points import OperatingPoints
 from inferno.model.profiles import BatchProfile, G2Profile, Tokens
 
+from ._tagged_chain import tagged_chain
+
 
 def reference_survival(
     lam: float, tau: np.ndarray, k: int, p: np.ndarray, t: np.ndarray
 ) -> np.ndarray:
-    n_b = tau.size
-    states: dict[tuple[str, int, int], int] = {}
-    for n in range(1, k + 1):
-        states[("s", 0, n)] = len(states)
-    for a in range(n_b, k):
-        for n in range(a + 1, k + 1):
-            states[("w", a, n)] = len(states)
-    q = np.zeros((len(states), len(states)))
-    for (kind, a, n), i in states.items():
-        if kind == "s":
-            b = min(n, n_b)
-            q[i, i] -= 1.0 / tau[b - 1]  # the tagged request leaves
-            if b > 1:
-                q[i, states[("s", 0, n - 1)]] += (b - 1) / tau[b - 1]
-                q[i, i] -= (b - 1) / tau[b - 1]
-        else:
-            mu = n_b / tau[-1]
-            to = ("w", a - 1, n - 1) if a - 1 >= n_b else ("s", 0, n - 1)
-            q[i, states[to]] += mu
-            q[i, i] -= mu
-        if n < k:
-            q[i, states[(kind, a, n + 1)]] += lam
-            q[i, i] -= lam
-    pi0 = np.zeros(len(states))
-    accepted = p[:k] / p[:k].sum()
-    for n in range(k):  # an arrival that sees n
-        pi0[states[("s", 0, n + 1)] if n < n_b else states[("w", n, n + 1)]] += accepted[n]
-    return np.array([pi0 @ expm(q * x) @ np.ones(len(states)) for x in t])
+    q, entry = tagged_chain(lam, tau, k, p)
+    return np.array([entry @ expm(q * x) @ np.ones(entry.size) for x in t])
 
 
 def chain(profile: BatchProfile | G2Profile, tokens: Tokens, queue: int, load: float):  # type: ignore[no-untyped-def]
