@@ -18,31 +18,38 @@ def decisions_from_solution(
 ) -> list[Decision]:
     """One decision per server of ``system``: its allocation, or why it has none."""
     acc_count = {(p.model, p.accelerator): max(p.acc_count, 1) for p in system.profiles}
+    # per accelerator, once: its node selector and GPUs per accelerator (10,000 servers share
+    # a few accelerators); each decision still gets its own selector dict
+    selectors: dict[str, tuple[dict[str, str], int]] = {}
+    for name, acc in system.accelerators.items():
+        selector = dict(acc.node_selector) if acc.node_selector else {gpu_node_label: acc.type}
+        selectors[name] = (selector, acc.multiplicity)
+    allocations = solution.allocations
     out = []
     for srv in system.servers:
-        a = solution.allocations.get(srv.name)
+        a = allocations.get(srv.name)
         if a is None:
             reason = (
                 solution.unallocated[srv.name].reason if srv.name in solution.unallocated else ""
             )
             out.append(Decision(server=srv.name, allocated=False, reason=reason or "not allocated"))
             continue
-        acc = system.accelerators[a.accelerator]
-        selector = dict(acc.node_selector) if acc.node_selector else {gpu_node_label: acc.type}
+        selector, multiplicity = selectors[a.accelerator]
+        serving = a.serving
         out.append(
             Decision(
                 server=srv.name,
                 accelerator=a.accelerator,
                 replicas=a.replicas,
                 max_batch=a.max_batch,
-                gpus_per_replica=acc_count.get((srv.model, a.accelerator), 1) * acc.multiplicity,
-                node_selector=selector,
+                gpus_per_replica=acc_count.get((srv.model, a.accelerator), 1) * multiplicity,
+                node_selector=dict(selector),
                 allocated=True,
                 reason=a.note,
                 cost=a.cost,
                 bound=a.bound,
-                instances=a.serving.instances if a.serving is not None else 0,
-                max_queue_delay_us=a.serving.delay_us if a.serving is not None else -1,
+                instances=serving.instances if serving is not None else 0,
+                max_queue_delay_us=serving.delay_us if serving is not None else -1,
             )
         )
     return out

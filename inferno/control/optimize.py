@@ -115,29 +115,35 @@ def prepare(
     left_out: list[Decision] = []
     notes: list[str] = []
     canonical = {name.casefold(): name for name in known_classes}
+    # a row is copied only where it changes (a class spelt in another case, an unknown current
+    # accelerator): the rows are read, never written, from here on
     for position, raw in enumerate(servers):
-        if not isinstance(raw, Mapping):
+        if type(raw) is dict:
+            row: dict[str, Any] = raw
+        elif isinstance(raw, Mapping):
+            row = dict(raw)
+        else:
             raise InputError("expected an object", source=request, path=f"$.servers[{position}]")
-        row = dict(raw)
-        cls = str(row.get("class") or "Free")
+        given = row.get("class")
+        cls = str(given or "Free")
         # class labels match ServiceClass names case-insensitively (resource names are lowercase)
-        if cls.casefold() in canonical:
-            cls = canonical[cls.casefold()]
-            row = {**row, "class": cls}
+        spelt = canonical.get(cls.casefold())
+        if spelt is not None:
+            cls = spelt
+            if given != cls:
+                row = {**row, "class": cls}
         if cls not in known_classes:
             known = ", ".join(sorted(known_classes)) or "none"
             reason = f"unknown service class {cls!r} (known: {known})"
             left_out.append(Decision(server=str(row.get("name")), allocated=False, reason=reason))
             continue
-        current_raw = row.get("currentAlloc") or {}
-        current = dict(current_raw) if isinstance(current_raw, Mapping) else {}
-        acc = current.get("accelerator")
-        if acc and acc not in known_accs:
+        current = row.get("currentAlloc")
+        acc = current.get("accelerator") if isinstance(current, Mapping) else None
+        if acc and acc not in known_accs and isinstance(current, Mapping):
             notes.append(
                 f"server {row.get('name')}: current accelerator {acc!r} is unknown; ignored"
             )
-            current["accelerator"] = ""
-            row = {**row, "currentAlloc": current}
+            row = {**row, "currentAlloc": {**current, "accelerator": ""}}
         usable.append(row)
         positions.append(position)
     sources = {"server-data.json": request}

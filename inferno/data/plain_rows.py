@@ -59,7 +59,13 @@ _SERVER_KEYS = _keys(
 )
 _CURRENT_KEYS = _keys("accelerator", "numReplicas", "maxBatch", "cost", "load")
 _LOAD_KEYS = _keys(
-    "arrivalRate", "arrivalCOV", "serviceCOV", "avgLength", "avgInTokens", "avgOutTokens"
+    "arrivalRate",
+    "arrivalCOV",
+    "serviceCOV",
+    "outTokensCOV",
+    "avgLength",
+    "avgInTokens",
+    "avgOutTokens",
 )
 
 
@@ -105,6 +111,8 @@ def _string(value: object, *, nonempty: bool = False) -> str:
 
 
 def _tokens(value: object) -> float:
+    if type(value) is float and MIN_TOKENS <= value <= MAX_TOKENS:  # the usual case, at once
+        return value
     return _number(value, MAX_TOKENS, least_positive=MIN_TOKENS)
 
 
@@ -112,24 +120,30 @@ def _load(row: dict[str, Any] | None) -> Load:
     if row is None:
         return Load(arrival_rate=0.0)
     row = _object(row, _LOAD_KEYS)
-    rate = _number(row.get("arrivalRate"), MAX_ARRIVAL_RATE)
-    arrival_cov = row.get("arrivalCOV")
-    service_cov = row.get("serviceCOV")
+    get = row.get
+    rate = get("arrivalRate")
+    if type(rate) is not float or not 0.0 <= rate <= MAX_ARRIVAL_RATE:  # NaN, ±inf fail too
+        rate = _number(rate, MAX_ARRIVAL_RATE)
+    arrival_cov = get("arrivalCOV")
+    service_cov = get("serviceCOV")
+    out_cov = get("outTokensCOV")
     a_cov = None if arrival_cov is None else _number(arrival_cov, MAX_QUANTITY)
     s_cov = None if service_cov is None else _number(service_cov, MAX_QUANTITY)
-    length = row.get("avgLength")
-    n_in = row.get("avgInTokens")
-    n_out = row.get("avgOutTokens")
+    o_cov = None if out_cov is None else _number(out_cov, MAX_QUANTITY)
+    length = get("avgLength")
+    n_in = get("avgInTokens")
+    n_out = get("avgOutTokens")
     if length is not None:
         if n_in is not None or n_out is not None:
             raise _Bad
-        return Load(rate, 0.0, _tokens(length), a_cov, s_cov)
+        return Load(rate, 0.0, _tokens(length), a_cov, s_cov, o_cov)
     return Load(
         rate,
         0.0 if n_in is None else _tokens(n_in),
         0.0 if n_out is None else _tokens(n_out),
         a_cov,
         s_cov,
+        o_cov,
     )
 
 

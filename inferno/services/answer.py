@@ -40,50 +40,57 @@ def _row(value: object) -> bytes:
     return _ROW.dump_json(_ROW.validate_python(value))
 
 
-def _name(value: object) -> bool:
-    return type(value) is str and len(value) <= _NAME
-
-
-def _count(value: object) -> bool:
-    return type(value) is int and 0 <= value <= _COUNT
-
-
 def _decision(d: Decision, nested: bool = False) -> dict[str, Any] | None:
-    """``DecisionMessage.of(d).wire()``, or None when ``d`` is not of the plain shape."""
+    """``DecisionMessage.of(d).wire()``, or None when ``d`` is not of the plain shape: names
+    are strings of at most 253 characters, counts ints in 0..1,000,000 (the messages' bounds;
+    written out, not called: this runs once per server)."""
+    if type(d) is not Decision:
+        return None
+    server, accelerator, bound = d.server, d.accelerator, d.bound
+    replicas, max_batch, gpus = d.replicas, d.max_batch, d.gpus_per_replica
     selector = d.node_selector
     cost = d.cost
     if not (
-        type(d) is Decision
-        and _name(d.server)
-        and _name(d.accelerator)
-        and _count(d.replicas)
-        and _count(d.max_batch)
-        and _count(d.gpus_per_replica)
+        type(server) is str
+        and len(server) <= _NAME
+        and type(accelerator) is str
+        and len(accelerator) <= _NAME
+        and type(replicas) is int
+        and 0 <= replicas <= _COUNT
+        and type(max_batch) is int
+        and 0 <= max_batch <= _COUNT
+        and type(gpus) is int
+        and 0 <= gpus <= _COUNT
         and type(d.allocated) is bool
         and type(d.reason) is str
-        and _name(d.bound)
+        and type(bound) is str
+        and len(bound) <= _NAME
         and (cost is None or (type(cost) is float and math.isfinite(cost)))
         and type(selector) is dict
         and len(selector) <= _SELECTOR_ITEMS
-        and all(_name(k) and _name(v) for k, v in selector.items())
     ):
         return None
+    for key, value in selector.items():
+        if not (type(key) is str and len(key) <= _NAME and type(value) is str):
+            return None
+        if len(value) > _NAME:
+            return None
     stay: dict[str, Any] | None = None
     if d.stay is not None and not nested:
         stay = _decision(d.stay, nested=True)  # one level: the message drops the stay's own
         if stay is None:
             return None
     return {
-        "server": d.server,
-        "accelerator": d.accelerator,
-        "replicas": d.replicas,
-        "maxBatch": d.max_batch,
-        "gpusPerReplica": d.gpus_per_replica,
+        "server": server,
+        "accelerator": accelerator,
+        "replicas": replicas,
+        "maxBatch": max_batch,
+        "gpusPerReplica": gpus,
         "nodeSelector": dict(selector),
         "allocated": d.allocated,
         "reason": d.reason[:_TEXT],
         "cost": cost,
-        "bound": d.bound,
+        "bound": bound,
         "stay": stay,
     }
 

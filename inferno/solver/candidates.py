@@ -75,6 +75,12 @@ class CandidateTable:
         """Feasible candidates of server ``s``, best first: value, then cost, then name."""
         return self._ranked[self._starts[s] : self._starts[s + 1]]
 
+    def best_of_servers(self) -> tuple[Idx, Idx]:
+        """(servers with a feasible candidate, the best candidate of each): ``of_server(s)[0]``
+        for every server at once."""
+        has = np.flatnonzero(self._starts[1:] > self._starts[:-1])
+        return has, self._ranked[self._starts[has]]
+
     def excluding(self, drop: NDArray[np.bool_]) -> CandidateTable:
         """This table with the candidates where ``drop`` is true made infeasible (the ranking
         kept for the others)."""

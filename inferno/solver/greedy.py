@@ -43,11 +43,12 @@ def solve_unlimited(table: CandidateTable) -> Grants:
     """Each server takes its best candidate (lowest value, then cost, then accelerator name)."""
     n = len(table.system.servers)
     grants = Grants.empty(n, table.reason)
-    for s in range(n):
-        cands = table.of_server(s)
-        if cands.size:
-            c = int(cands[0])
-            grants.grant(s, c, int(table.replicas[c]))
+    # each server's first ranked candidate, for all servers at once (of_server(s)[0])
+    has, first = table.best_of_servers()
+    if has.size:
+        replicas = table.replicas[first].astype(np.int64)
+        for s, c, r in zip(has.tolist(), first.tolist(), replicas.tolist(), strict=True):
+            grants.grant(s, c, r)
     return grants
 
 

@@ -86,7 +86,7 @@ def random_row(rng: random.Random) -> dict[str, Any]:
             target[key.upper()] = target.pop(key)
         else:
             target[key] = random_value(rng)
-    for key in ("arrivalCOV", "serviceCOV"):
+    for key in ("arrivalCOV", "serviceCOV", "outTokensCOV"):
         if rng.random() < 0.05:
             load[key] = rng.choice([0.5, -1, "x"])
     return row
