@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from .batching import knee_batches
     from .bulk import BulkMetrics, BulkResponseTime, bulk_metrics
     from .percentiles import ResponseTime, quantile
-    from .points import Metrics, OperatingPoints, ProfileArrays, batch_limit
+    from .points import Metrics, OperatingPoints
+    from .profile_arrays import ProfileArrays, batch_limit
     from .profiles import (
         BATCHING,
         DEFAULT_MAX_NUM_TOKENS,
@@ -76,7 +77,8 @@ _HOME = {
     "knee_batches": "batching",
     **dict.fromkeys(("BulkMetrics", "BulkResponseTime", "bulk_metrics"), "bulk"),
     **dict.fromkeys(("ResponseTime", "quantile"), "percentiles"),
-    **dict.fromkeys(("Metrics", "OperatingPoints", "ProfileArrays", "batch_limit"), "points"),
+    **dict.fromkeys(("Metrics", "OperatingPoints"), "points"),
+    **dict.fromkeys(("ProfileArrays", "batch_limit"), "profile_arrays"),
     **dict.fromkeys(
         (
             "BATCHING",

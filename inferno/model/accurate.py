@@ -24,7 +24,8 @@ from . import _accurate_composition as composition
 from . import _accurate_core as core
 from ._accurate_tails import response_survival, wait_survival
 from ._kinds import KindArrays
-from .points import Metrics, OperatingPoints, ProfileArrays, _cut, arrays_of, optional_array
+from .points import Metrics, OperatingPoints, _cut
+from .profile_arrays import ProfileArrays, arrays_of, optional_array
 from .profiles import Kind, Profile, Tokens
 
 F = NDArray[np.float64]

@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .accurate import build_points
-from .points import ProfileArrays
+from .profile_arrays import ProfileArrays
 from .sizing import SloArrays, size
 
 F = NDArray[np.float64]

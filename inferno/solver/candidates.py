@@ -18,7 +18,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..model.batching import knee_batches
-from ..model.points import Metrics, OperatingPoints, ProfileArrays, batch_limit
+from ..model.points import Metrics, OperatingPoints
+from ..model.profile_arrays import ProfileArrays, batch_limit
 from ..model.sizing import SloArrays
 from ..system import BatchPolicy, PerformanceModel, Server, System, Target
 from ..units import MS_PER_MIN, MS_PER_S

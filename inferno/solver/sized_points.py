@@ -11,7 +11,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..model.accurate import build_points
-from ..model.points import OperatingPoints, ProfileArrays, batch_size, block_widths
+from ..model.points import OperatingPoints
+from ..model.profile_arrays import ProfileArrays, batch_size, block_widths
 from ..model.sizing import Sizing, SloArrays, size
 from .sizing_memo import SizingMemo, pack_sizing, unpack_sizing
 
