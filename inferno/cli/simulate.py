@@ -78,7 +78,13 @@ class ProgressBar:
 
 
 def format_report(report: Report) -> str:
-    from ..simulate.tables import class_rows, comparison_lines, summary_rows, sweep_lines
+    from ..simulate.tables import (
+        class_rows,
+        comparison_lines,
+        server_lines,
+        summary_rows,
+        sweep_lines,
+    )
 
     sc = report.result.scenario
     out = [
@@ -94,6 +100,9 @@ def format_report(report: Report) -> str:
         out += ["", *lines]
     headers, rows = class_rows(report)
     out += ["", render(headers, rows, right=set(range(2, len(headers))))]
+    lines = server_lines(report)
+    if lines:
+        out += ["", *lines]
     notes = list(report.result.notes)
     for r in report.result.runs:
         notes += [f"{r.spec.name}: {n}" for n in r.notes]

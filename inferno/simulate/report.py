@@ -2,8 +2,10 @@
 time series behind the files and plots (:mod:`.tables`, :mod:`.plots`).
 
 **SLO attainment** is per request, against the targets of the server's class for its model
-(:mod:`.slo`): attainment = requests meeting their SLO / requests judged. The p95 columns are
-the 95th percentile of value / target over the completed requests (≤ 1: the p95 meets the target).
+(:mod:`.slo`): attainment = requests meeting their SLO / requests judged, per policy, class and
+server (a server *meets its SLO* when at least :data:`SWEEP_ATTAINMENT` of its requests do). The
+p95 columns are the 95th percentile of value / target over the completed requests (≤ 1: the p95
+meets the target).
 
 **GPU-hours** = Σ over replicas of the time it is provisioned (from its creation, start-up
 included, until it is gone after draining, within the run) × GPUs per replica (accelerators per
@@ -43,6 +45,7 @@ __all__ = [
     "MetricStat",
     "PolicyStat",
     "Report",
+    "ServerStat",
     "Sweep",
     "best_of_sweep",
     "build_report",
@@ -85,6 +88,19 @@ class ClassStat:
 
 
 @dataclass(frozen=True, slots=True)
+class ServerStat:
+    """One server's requests judged and meeting every target of its class."""
+
+    server: str
+    judged: int
+    met: int
+
+    @property
+    def attainment(self) -> float:
+        return self.met / self.judged if self.judged else math.nan
+
+
+@dataclass(frozen=True, slots=True)
 class PolicyStat:
     name: str
     kind: str
@@ -102,10 +118,22 @@ class PolicyStat:
     classes: tuple[ClassStat, ...]
     rollouts: int = 0  # changes of accelerator, batch, instances or delay: every pod replaced
     sweep: str = ""  # the sweep this policy is an instance of (empty: none)
+    servers: tuple[ServerStat, ...] = ()  # per server, in the cluster's order
 
     @property
     def attainment(self) -> float:
         return self.met / self.judged if self.judged else math.nan
+
+    def servers_meeting(self, bar: float = SWEEP_ATTAINMENT) -> int:
+        """How many servers have at least ``bar`` of their judged requests within the SLO (a
+        server with no judged request counts as meeting it)."""
+        return sum(1 for s in self.servers if not s.judged or s.attainment >= bar)
+
+    @property
+    def worst_server(self) -> ServerStat | None:
+        """The server with the lowest share of its requests within the SLO (None: none judged)."""
+        judged = [s for s in self.servers if s.judged]
+        return min(judged, key=lambda s: (s.attainment, s.server)) if judged else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +330,10 @@ def build_report(result: RunResult) -> Report:
                 classes=tuple(class_stats),
                 rollouts=sum(1 for c in cluster.changes if c.config_changed),
                 sweep=run.spec.sweep,
+                servers=tuple(
+                    ServerStat(n, int(judged[n].judged.sum()), int(judged[n].met.sum()))
+                    for n in names
+                ),
             )
         )
         timeseries.extend(_series(run, judged, rt, gpus, price, edges, period_len, accelerators))

@@ -1,9 +1,11 @@
 """A simulation report as tables and files: the terminal's tables (:func:`summary_rows`,
-:func:`class_rows`, :func:`comparison_lines`, :func:`sweep_lines`) and the CSV files
+:func:`class_rows`, :func:`comparison_lines`, :func:`sweep_lines`, :func:`server_lines`: how
+many servers meet their SLO for ≥ 99% of their requests) and the CSV files
 (:func:`write_csv`: ``timeseries.csv``, one row per policy and control period, totals over
 servers, replicas per accelerator, and ``servers.csv``, one row per policy, period and server;
 :func:`write_summary`: ``summary.csv``, one row per policy, the summary table's figures with
-× oracle, rollouts and the sweeps' best). See :mod:`.report` for what the figures mean.
+× oracle, rollouts, the sweeps' best and the servers meeting their SLO). See :mod:`.report` for
+what the figures mean.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from .report import Report, times_oracle
+from .report import SWEEP_ATTAINMENT, Report, times_oracle
 from .slo import METRICS
 
 __all__ = [
     "class_rows",
     "comparison_lines",
+    "server_lines",
     "summary_records",
     "summary_rows",
     "sweep_lines",
@@ -111,6 +114,22 @@ def comparison_lines(report: Report) -> list[str]:
     return lines
 
 
+def server_lines(report: Report) -> list[str]:
+    """Per policy: how many servers meet their SLO for at least :data:`SWEEP_ATTAINMENT` of their
+    requests, and the worst one."""
+    bar = f"{100 * SWEEP_ATTAINMENT:g}%"
+    lines = []
+    for p in report.policies:
+        worst = p.worst_server
+        if worst is None:
+            continue
+        lines.append(
+            f"{p.name}: {p.servers_meeting()}/{len(p.servers)} servers meet their SLO for "
+            f"≥ {bar} of their requests (worst: {worst.server} {_pct(worst.attainment)})"
+        )
+    return lines
+
+
 # --- files -------------------------------------------------------------------------------------
 
 
@@ -152,6 +171,10 @@ def summary_records(report: Report) -> list[dict[str, object]]:
             "replicas_started": p.replicas_started,
             "wall_s": p.wall_s,
         }
+        worst = p.worst_server
+        row["servers_meeting_slo"] = p.servers_meeting()
+        row["worst_server"] = worst.server if worst is not None else ""
+        row["worst_server_attainment"] = worst.attainment if worst is not None else math.nan
         for c in p.classes:
             row[f"slo_attainment_{c.service_class}"] = c.attainment
         out.append(row)

@@ -31,7 +31,7 @@ from inferno.simulate import (
     write_summary,
 )
 from inferno.simulate.oracle import Foresight, peak_between
-from inferno.simulate.tables import summary_rows
+from inferno.simulate.tables import server_lines, summary_rows
 
 from .scenarios import SMALL_SERVERS, small_scenario, write_scenario
 
@@ -154,6 +154,34 @@ def test_times_oracle_column_and_summary_csv(
     assert int(got["oracle"]["rollouts"]) == report.policy("oracle").rollouts
 
 
+def test_servers_meeting_their_slo_add_up_to_the_policy(
+    stepped: tuple[RunResult, Report], tmp_path: Path
+) -> None:
+    result, report = stepped
+    for p in report.policies:
+        assert [s.server for s in p.servers] == list(result.runs[0].cluster.server_names())
+        # the servers' requests are the policy's, judged and met
+        assert sum(s.judged for s in p.servers) == p.judged
+        assert sum(s.met for s in p.servers) == p.met
+        worst = p.worst_server
+        assert worst is not None and worst.attainment == min(s.attainment for s in p.servers)
+        assert p.servers_meeting() == sum(s.attainment >= 0.99 for s in p.servers)
+        # a bar above the worst server's share leaves it out; one at it keeps it
+        assert p.servers_meeting(worst.attainment) == len(p.servers)
+        if worst.attainment < 1.0:
+            above = math.nextafter(worst.attainment, 2.0)
+            assert p.servers_meeting(above) < len(p.servers)
+    lines = server_lines(report)
+    assert len(lines) == len(report.policies)
+    oracle = report.policy("oracle")
+    assert lines[0].startswith(f"oracle: {oracle.servers_meeting()}/2 servers meet their SLO")
+    with open(write_summary(report, tmp_path), newline="") as f:
+        got = {r["policy"]: r for r in csv.DictReader(f)}
+    for p in report.policies:
+        assert int(got[p.name]["servers_meeting_slo"]) == p.servers_meeting()
+        assert got[p.name]["worst_server"] == p.worst_server.server  # type: ignore[union-attr]
+
+
 def test_foresight_sizes_each_period_for_its_own_peak(tmp_path: Path) -> None:
     doc = small_scenario(duration=120, policies=["oracle"])
     sc = load_scenario(write_scenario(tmp_path, doc))
@@ -174,4 +202,5 @@ def test_cli_prints_the_oracle_column(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["simulate", str(path), "--out", str(out), "--quiet", "--no-plots"]) == 0
     text = capsys.readouterr().out
     assert "× oracle" in text and "1.00×" in text
+    assert "servers meet their SLO for ≥ 99% of their requests (worst: " in text
     assert (out / "summary.csv").is_file()
