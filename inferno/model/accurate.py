@@ -23,8 +23,9 @@ from numpy.typing import NDArray
 from . import _accurate_composition as composition
 from . import _accurate_core as core
 from ._accurate_tails import response_survival, wait_survival
+from ._blocks import _cut
 from ._kinds import KindArrays
-from .points import Metrics, OperatingPoints, _cut
+from .points import Metrics, OperatingPoints
 from .profile_arrays import ProfileArrays, arrays_of, optional_array
 from .profiles import Kind, Profile, Tokens
 

@@ -53,8 +53,6 @@ from numpy.typing import NDArray
 from ..errors import InputError
 from ._waiting import Waiting
 from .quantile_search import newton_quantiles
-from .wait_tail import _log_q as _log_q  # the tests reach these here
-from .wait_tail import _wait_survival as _wait_survival
 from .wait_tail import log_factorial, wait_survival, wait_survival_density
 
 F = NDArray[np.float64]

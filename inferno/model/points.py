@@ -14,7 +14,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import _chain, _kinds, bulk_instances, percentiles
-from ._blocks import _cut as _cut  # accurate.py's blocks are cut alike
 from ._blocks import blocks_of, width_groups
 from ._bulk_rows import bulk_means, bulk_response
 from ._kinds import KindArrays
@@ -32,7 +31,6 @@ __all__ = [
     "MIN_SERVICE_MS",
     "Metrics",
     "OperatingPoints",
-    "ProfileArrays",
 ]
 
 #: K = N + factor·N unless a queue length is given: Inferno's samples use K = 10N for G0 and
@@ -136,10 +134,10 @@ class OperatingPoints:
     ) -> OperatingPoints:
         """Points from arrays of shape (C,). NaN in ``batch``/``max_queue`` means the default.
 
-        ``widths``: each point's block width (:meth:`widths` of an earlier build, or
-        :func:`~inferno.model.profile_arrays.block_widths`) instead of the blocks cut here: a
-        point's sums then run over the same columns as in that build, so that it evaluates to
-        the same bits whatever other points are built with it."""
+        ``widths``: each point's block width (as
+        :func:`~inferno.model.profile_arrays.block_widths` gives it for an earlier build) instead
+        of the blocks cut here: a point's sums then run over the same columns as in that build,
+        so that it evaluates to the same bits whatever other points are built with it."""
         c = prof.kind.shape[0]
         n = batch_size(prof, out_tokens, batch)
         factor = np.array([DEFAULT_QUEUE_FACTOR[k] for k in _KINDS])[prof.kind]
@@ -168,14 +166,6 @@ class OperatingPoints:
             mu_1[idx] = block.mu_1
             mu_n[idx] = np.exp(block.log_mu_n)
         return cls(blocks, n, n + queue, mu_1, mu_n)
-
-    def widths(self) -> F:
-        """Each point's block width (Nmax + 1 of its block): what its sums run over. Points
-        built again with :meth:`build`'s ``widths`` evaluate to the same bits."""
-        out = np.empty(len(self))
-        for b in self._blocks:
-            out[b.index] = b.logmu_cum.shape[1]
-        return out
 
     def metrics(self, rate: F | float, *, wait_beyond: F | None = None) -> Metrics:
         """Metrics of every point at arrival rate(s) ``rate`` (/ms, > 0).

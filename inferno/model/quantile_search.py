@@ -62,6 +62,12 @@ def newton_quantiles(
             break
         tr = t[rows]
         s, ds = evaluate(tr, rows)
+        lost = np.isnan(s)  # a survival that is not a number: no quantile to find
+        if lost.any():
+            t[rows[lost]] = np.nan
+            active[rows[lost]] = False
+            keep = ~lost
+            rows, tr, s, ds = rows[keep], tr[keep], s[keep], ds[keep]
         above = s > target[rows]
         lo[rows] = np.where(above, tr, lo[rows])
         hi[rows] = np.where(above, hi[rows], tr)

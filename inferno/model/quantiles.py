@@ -56,6 +56,7 @@ def wait_quantiles_of(
         args = tuple(a[each[rows]] for a in tail)
         sf0 = wait_survival(np.zeros(rows.size), *args)
         tau = target[rows]
+        out[rows[np.isnan(sf0)]] = np.nan  # a rate the chain cannot take (NaN): no quantile
         go = np.flatnonzero(sf0 > tau)  # else most requests do not wait at all: the quantile is 0
         if go.size:
             sub = tuple(a[go] for a in args)

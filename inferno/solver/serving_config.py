@@ -46,7 +46,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..model.accurate import build_points
-from ..model.points import OperatingPoints, ProfileArrays
+from ..model.points import OperatingPoints
+from ..model.profile_arrays import ProfileArrays
 from ..model.profiles import MAX_QUEUE_DELAY_MS, BatchProfile
 from ..model.sizing import HIGH_FRACTION, SloArrays, meets, size
 from ..units import MS_PER_MIN

@@ -16,7 +16,8 @@ from inferno.data import load_system
 from inferno.emulator import Exponential, Fixed, Lengths, Poisson, ServerSpec, Simulation
 from inferno.errors import InputError
 from inferno.model.accurate import AccuratePoints, build_points
-from inferno.model.points import OperatingPoints, ProfileArrays
+from inferno.model.points import OperatingPoints
+from inferno.model.profile_arrays import ProfileArrays
 from inferno.model.profiles import G0Profile, G1Profile, G2Profile, G3Profile, Profile, Tokens
 from inferno.model.quantiles import latency_quantiles, ttft_quantiles
 from inferno.solver import build_candidates, solve_table

@@ -162,3 +162,21 @@ def test_newton_search_on_an_exponential_and_on_a_flat_start() -> None:
 
     got = newton_quantiles(kinked, target, np.full(3, 1.0))
     assert got == pytest.approx(5.0 + np.sqrt(-np.log(target)), rel=1e-12)
+
+
+def test_a_rate_that_is_not_a_number_has_no_quantile() -> None:
+    """NaN in, NaN out (not 0 ms: a quantile of 0 would read as "nobody waits")."""
+    pts, _ = chain("G0 near capacity, short queue")
+    waits = wait_quantiles_of(pts, np.array([math.nan]), QS)[0]
+    assert np.isnan(waits).all()
+    # the search itself stops on a survival that is not a number, row by row
+    calls = []
+
+    def half_nan(t: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        calls.append(rows.size)
+        sf = np.where(rows == 0, np.nan, np.exp(-t))
+        return sf, -sf
+
+    got = newton_quantiles(half_nan, np.array([0.1, 0.1]), np.full(2, 1.0))
+    assert math.isnan(got[0]) and got[1] == pytest.approx(-math.log(0.1), rel=1e-12)
+    assert max(calls[1:]) == 1  # the NaN row left after its first evaluation

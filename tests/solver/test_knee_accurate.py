@@ -10,7 +10,7 @@ import pytest
 from _systems import one_model_system, server
 
 from inferno.model.accurate import build_points
-from inferno.model.points import ProfileArrays
+from inferno.model.profile_arrays import ProfileArrays
 from inferno.model.profiles import G2Profile
 from inferno.model.sizing import SloArrays, size
 from inferno.solver import solve

@@ -25,7 +25,8 @@ from _systems import (
     server,
 )
 
-from inferno.model.points import OperatingPoints, ProfileArrays
+from inferno.model.points import OperatingPoints
+from inferno.model.profile_arrays import ProfileArrays
 from inferno.model.profiles import BatchProfile, G0Profile, Profile, Tokens
 from inferno.model.sizing import SloArrays, size
 from inferno.solver import Allocation, ServerStatus, Solution, Status, build_candidates, solve
