@@ -71,8 +71,10 @@ class ServiceOptions(Group):
         )
         self._require(
             "sizing_memo_entries",
-            0 <= self.sizing_memo_entries <= 10_000_000,
-            "an integer in 0..10000000 (0: no memo)",
+            # 1,000,000 entries hold about 330 MB (twice that while the memo grows): within the
+            # optimizer container's 1 GiB limit in manifests/
+            0 <= self.sizing_memo_entries <= 1_000_000,
+            "an integer in 0..1000000 (0: no memo; about 330 bytes each)",
         )
 
 
