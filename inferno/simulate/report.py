@@ -3,9 +3,9 @@ time series behind the files and plots (:mod:`.tables`, :mod:`.plots`).
 
 **SLO attainment** is per request, against the targets of the server's class for its model
 (:mod:`.slo`): attainment = requests meeting their SLO / requests judged, per policy, class and
-server (a server *meets its SLO* when at least :data:`SWEEP_ATTAINMENT` of its requests do). The
-p95 columns are the 95th percentile of value / target over the completed requests (≤ 1: the p95
-meets the target).
+server (a server *meets its SLO* when at least the scenario's sizing quantile, or
+:data:`SWEEP_ATTAINMENT` without one, of its requests do). The p95 columns are the 95th
+percentile of value / target over the completed requests (≤ 1: the p95 meets the target).
 
 **GPU-hours** = Σ over replicas of the time it is provisioned (from its creation, start-up
 included, until it is gone after draining, within the run) × GPUs per replica (accelerators per

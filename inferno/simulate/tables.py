@@ -1,7 +1,7 @@
 """A simulation report as tables and files: the terminal's tables (:func:`summary_rows`,
 :func:`class_rows`, :func:`comparison_lines`, :func:`sweep_lines`, :func:`server_lines`: how
-many servers meet their SLO for ≥ 99% of their requests) and the CSV files
-(:func:`write_csv`: ``timeseries.csv``, one row per policy and control period, totals over
+many servers meet their SLO: ≥ the sizing quantile, or 99%, of their requests within it) and the
+CSV files (:func:`write_csv`: ``timeseries.csv``, one row per policy and control period, totals over
 servers, replicas per accelerator, and ``servers.csv``, one row per policy, period and server;
 :func:`write_summary`: ``summary.csv``, one row per policy, the summary table's figures with
 × oracle, rollouts, the sweeps' best and the servers meeting their SLO). See :mod:`.report` for
@@ -21,6 +21,7 @@ from .slo import METRICS
 __all__ = [
     "class_rows",
     "comparison_lines",
+    "server_bar",
     "server_lines",
     "summary_records",
     "summary_rows",
@@ -114,18 +115,27 @@ def comparison_lines(report: Report) -> list[str]:
     return lines
 
 
+def server_bar(report: Report) -> float:
+    """The share of its requests a server must have within the targets to meet its SLO: the
+    scenario's sizing quantile when it sizes on one (a p95 target lets 5% of requests above it),
+    else :data:`SWEEP_ATTAINMENT`."""
+    q = report.result.scenario.sizing_quantile
+    return q if q is not None else SWEEP_ATTAINMENT
+
+
 def server_lines(report: Report) -> list[str]:
-    """Per policy: how many servers meet their SLO for at least :data:`SWEEP_ATTAINMENT` of their
-    requests, and the worst one."""
-    bar = f"{100 * SWEEP_ATTAINMENT:g}%"
+    """Per policy: how many servers meet their SLO (:func:`server_bar` of their requests within
+    the targets), and the worst one."""
+    bar = server_bar(report)
     lines = []
     for p in report.policies:
         worst = p.worst_server
         if worst is None:
             continue
         lines.append(
-            f"{p.name}: {p.servers_meeting()}/{len(p.servers)} servers meet their SLO for "
-            f"≥ {bar} of their requests (worst: {worst.server} {_pct(worst.attainment)})"
+            f"{p.name}: {p.servers_meeting(bar)}/{len(p.servers)} servers meet their SLO for "
+            f"≥ {100 * bar:g}% of their requests (worst: {worst.server} "
+            f"{_pct(worst.attainment)})"
         )
     return lines
 
@@ -172,7 +182,7 @@ def summary_records(report: Report) -> list[dict[str, object]]:
             "wall_s": p.wall_s,
         }
         worst = p.worst_server
-        row["servers_meeting_slo"] = p.servers_meeting()
+        row["servers_meeting_slo"] = p.servers_meeting(server_bar(report))
         row["worst_server"] = worst.server if worst is not None else ""
         row["worst_server_attainment"] = worst.attainment if worst is not None else math.nan
         for c in p.classes:

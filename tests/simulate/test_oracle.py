@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,7 @@ from inferno.simulate import (
     write_summary,
 )
 from inferno.simulate.oracle import Foresight, peak_between
-from inferno.simulate.tables import server_lines, summary_rows
+from inferno.simulate.tables import server_bar, server_lines, summary_rows
 
 from .scenarios import SMALL_SERVERS, small_scenario, write_scenario
 
@@ -171,6 +172,13 @@ def test_servers_meeting_their_slo_add_up_to_the_policy(
         if worst.attainment < 1.0:
             above = math.nextafter(worst.attainment, 2.0)
             assert p.servers_meeting(above) < len(p.servers)
+    # the bar is the scenario's sizing quantile (0.99 here), or 99% without one
+    assert server_bar(report) == 0.99
+    p95 = replace(result, scenario=replace(result.scenario, sizing_quantile=0.95))
+    assert server_bar(replace(report, result=p95)) == 0.95
+    assert "≥ 95% of their requests" in server_lines(replace(report, result=p95))[0]
+    mean = replace(result, scenario=replace(result.scenario, sizing_quantile=None))
+    assert server_bar(replace(report, result=mean)) == 0.99
     lines = server_lines(report)
     assert len(lines) == len(report.policies)
     oracle = report.policy("oracle")
