@@ -18,7 +18,11 @@ phase's CPU seconds in the thread that runs it (the solve's worker thread, or th
 the body and the answer), the rest of the wall time (the ASGI transport, the event loop, waiting
 for a core on a busy machine), and the client's parsing of the answer.
 
+With ``--memory`` it only reports what the service keeps across requests: the sizing memo's
+entries and the candidate table kept for the next request of the same servers.
+
 Usage: python bench/service.py [--sizes 2700,10000] [--repeat 3] [--queue-factor 0] [--phases]
+       [--memory]
 """
 
 from __future__ import annotations
@@ -149,6 +153,29 @@ async def answer_seconds(
     return best, len(body), decided, best_phases
 
 
+def table_mib(n: int, seed: int, queue_factor: float) -> tuple[int, float]:
+    """The sizing memo's entries after one solve of ``n`` servers, and the MiB of the candidate
+    table it keeps for the next solve of the same servers (``inferno.solver.candidate_reuse``):
+    the memory traced while it is held, less after it is dropped."""
+    import gc
+    import tracemalloc
+
+    from inferno.solver import SizingMemo, solve
+
+    system = synthetic(load_system(SAMPLE), n, seed, queue_factor)
+    memo = SizingMemo(Settings.from_env({}).service.sizing_memo_entries)
+    tracemalloc.start()
+    try:
+        solve(system, memo=memo)
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0]
+        memo.tables.clear()
+        gc.collect()
+        return len(memo), (held - tracemalloc.get_traced_memory()[0]) / 2**20
+    finally:
+        tracemalloc.stop()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="2700,10000")
@@ -157,7 +184,19 @@ def main() -> None:
     ap.add_argument("--queue-factor", type=float, default=0.0, help="0: K = N")
     ap.add_argument("--markdown", action="store_true")
     ap.add_argument("--phases", action="store_true", help="where the time of each answer goes")
+    ap.add_argument(
+        "--memory",
+        action="store_true",
+        help="only the memory the service keeps across requests (no timing)",
+    )
     args = ap.parse_args()
+    if args.memory:
+        cells = []
+        for n in (int(x) for x in args.sizes.split(",")):
+            entries, mib = table_mib(n, args.seed, args.queue_factor)
+            cells.append([str(n), str(entries), f"{mib:.1f}"])
+        print_table(["servers", "memo entries", "candidate table kept MiB"], cells, args.markdown)
+        return
     cells = []
     phase_tables: list[tuple[int, dict[str, float]]] = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..solver.allocation_columns import AllocationColumns
 from ..solver.result import Solution
 from ..system import System
 from .plan import Decision
@@ -25,6 +26,8 @@ def decisions_from_solution(
         selector = dict(acc.node_selector) if acc.node_selector else {gpu_node_label: acc.type}
         selectors[name] = (selector, acc.multiplicity)
     allocations = solution.allocations
+    if isinstance(allocations, AllocationColumns):
+        return _from_columns(allocations, solution, system, acc_count, selectors)
     out = []
     for srv in system.servers:
         a = allocations.get(srv.name)
@@ -50,6 +53,51 @@ def decisions_from_solution(
                 bound=a.bound,
                 instances=serving.instances if serving is not None else 0,
                 max_queue_delay_us=serving.delay_us if serving is not None else -1,
+            )
+        )
+    return out
+
+
+def _from_columns(
+    cols: AllocationColumns,
+    solution: Solution,
+    system: System,
+    acc_count: dict[tuple[str, str], int],
+    selectors: dict[str, tuple[dict[str, str], int]],
+) -> list[Decision]:
+    """:func:`decisions_from_solution` read from the allocations' columns (no allocation
+    object is built)."""
+    position = cols.position
+    accelerator, replicas, max_batch = cols.accelerator, cols.replicas, cols.max_batch
+    note, cost, bound, serving = cols.note, cols.cost, cols.bound, cols.serving
+    out = []
+    for srv in system.servers:
+        name = srv.name
+        try:
+            i = position(name)
+        except KeyError:
+            reason = solution.unallocated[name].reason if name in solution.unallocated else ""
+            out.append(Decision(server=name, allocated=False, reason=reason or "not allocated"))
+            continue
+        acc = accelerator[i]
+        selector, multiplicity = selectors[acc]
+        decided = serving[i]
+        # positional (Decision's field order): a third quicker than by keyword
+        out.append(
+            Decision(
+                name,
+                acc,
+                replicas[i],
+                max_batch[i],
+                acc_count.get((srv.model, acc), 1) * multiplicity,
+                dict(selector),
+                True,
+                note[i],
+                cost[i],
+                bound[i],
+                decided.instances if decided is not None else 0,
+                decided.delay_us if decided is not None else -1,
+                None,
             )
         )
     return out

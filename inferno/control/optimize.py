@@ -304,7 +304,8 @@ def solve_prepared(
 ) -> OptimizeResult:
     """Solve a prepared system, with the tuned (α, β) of ``tuned`` replacing the base profiles'
     (under the feasibility guard of :func:`_guarded_solve`). ``memo``: the candidates' sizing
-    kept across solves (:class:`~inferno.solver.SizingMemo`: the same answers, bit for bit)."""
+    kept across solves (:class:`~inferno.solver.SizingMemo`: the same answers, bit for bit, for
+    the servers it was filled with)."""
     system = prepared.system
     notes = list(prepared.notes)
     applied: dict[PairKey, Theta] = {}

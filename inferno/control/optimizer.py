@@ -59,7 +59,8 @@ class Optimizer:
     ) -> None:
         """``model``: the performance model when the static optimizer data names none
         (``INFERNO_MODEL``: inferno or accurate). ``memo``: the candidates' sizing kept across
-        requests (the same answers, bit for bit; None: every request sizes everything)."""
+        requests (the same answers for the same servers, bit for bit; None: every request sizes
+        everything)."""
         self.memo = memo
         self.model = PerformanceModel(model).value
         self.static = static

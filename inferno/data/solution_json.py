@@ -14,8 +14,9 @@ import numpy as np
 
 from ..model.profiles import Kind
 from ..partitions.labels import MIG_STRATEGY
-from ..solver.result import Allocation, Solution
-from ..system import Load, System
+from ..solver.allocation_columns import AllocationColumns
+from ..solver.result import Allocation, ServerStatus, Solution
+from ..system import Load, Server, System
 
 __all__ = ["solution_to_json"]
 
@@ -146,15 +147,18 @@ def solution_to_json(solution: Solution, system: System) -> dict[str, Any]:
     kinds = {(p.model, p.accelerator): p.profile.kind for p in system.profiles}
     derived = {(p.model, p.accelerator) for p in system.profiles if p.derived}
     servers = {s.name: s for s in system.servers}
-    allocations = {}
     numbers: list[tuple[dict[str, Any], str, Any]] = []
-    for name in sorted(solution.allocations):
-        a = solution.allocations[name]
-        srv = servers[name]
-        kind = kinds.get((srv.model, a.accelerator))
-        allocations[name] = _allocation_json(a, kind, srv.load, numbers)
-        if (srv.model, a.accelerator) in derived:
-            allocations[name]["derived"] = True  # the profile on this partition is derived
+    if isinstance(solution.allocations, AllocationColumns):
+        allocations = _columns_json(solution.allocations, kinds, derived, servers, numbers)
+    else:
+        allocations = {}
+        for name in sorted(solution.allocations):
+            a = solution.allocations[name]
+            srv = servers[name]
+            kind = kinds.get((srv.model, a.accelerator))
+            allocations[name] = _allocation_json(a, kind, srv.load, numbers)
+            if (srv.model, a.accelerator) in derived:
+                allocations[name]["derived"] = True  # the profile on this partition is derived
     rounded = _rounded([value for _, _, value in numbers])
     for (obj, key, _), value in zip(numbers, rounded, strict=True):
         obj[key] = value
@@ -167,6 +171,79 @@ def solution_to_json(solution: Solution, system: System) -> dict[str, Any]:
         "unitsUsed": dict(solution.units_used),
         **_partitions_json(solution, system),
     }
+
+
+#: the metrics an allocation's JSON carries besides its quantiles
+_AVERAGES = ("response", "wait", "itl", "ttft", "utilization", "in_service")
+_STATUS = {False: str(ServerStatus.ALLOCATED), True: str(ServerStatus.PARTIAL)}
+
+
+def _columns_json(
+    cols: AllocationColumns,
+    kinds: dict[tuple[str, str], Kind],
+    derived: set[tuple[str, str]],
+    servers: dict[str, Server],
+    numbers: list[tuple[dict[str, Any], str, Any]],
+) -> dict[str, Any]:
+    """:func:`_allocation_json` of every row of ``cols``, by server name, its numbers rounded
+    a column at a time (the same values: :func:`_rounded` rounds each number alone); the rows
+    built apart go through :func:`_allocation_json` (their numbers appended to ``numbers``)."""
+    n = len(cols.server)
+    m = cols.metrics
+    nan = [math.nan] * n
+    quantile_keys = {batch: _quantile_keys(tuple(m), batch) for batch in (False, True)}
+    written = {*_AVERAGES, *(key for keys in quantile_keys.values() for key, _ in keys)}
+    r: dict[str, list[Any]] = {k: _rounded(v) for k, v in m.items() if k in written}
+    cost = _rounded(cols.cost)
+    max_rate = _rounded(cols.max_rate)
+    response, wait, itl, ttft, utilization, in_service = (r.get(k, nan) for k in _AVERAGES)
+    quantiles = {
+        batch: [(name, r[key]) for key, name in keys] for batch, keys in quantile_keys.items()
+    }
+    built = cols.built
+    out: dict[str, Any] = {}
+    accelerator, replicas, max_batch = cols.accelerator, cols.replicas, cols.max_batch
+    memory, note, serving = cols.max_batch_memory, cols.note, cols.serving
+    for i in sorted(range(n), key=cols.server.__getitem__):
+        name = cols.server[i]
+        srv = servers[name]
+        acc = accelerator[i]
+        pair = (srv.model, acc)
+        kind = kinds.get(pair)
+        if i in built:
+            row = _allocation_json(built[i], kind, srv.load, numbers)
+        else:
+            row = {"accelerator": acc, "numReplicas": replicas[i], "maxBatch": max_batch[i]}
+            row["cost"] = cost[i]
+            if kind is Kind.BATCH:
+                row["latencyAverage"] = response[i]
+                row["waitAverage"] = wait[i]
+            else:
+                row["itlAverage"] = itl[i]
+                if kind is not Kind.G0:
+                    row["ttftAverage"] = ttft[i]
+                row["waitAverage"] = wait[i]
+            for key, values in quantiles[kind is Kind.BATCH]:
+                row[key] = values[i]
+            row["load"] = _load_json(srv.load, kind is Kind.G0)
+            row["status"] = _STATUS[cols.partial[i]]
+            row["requiredReplicas"] = cols.required[i]
+            row["maxRatePerReplica"] = max_rate[i]
+            row["boundBy"] = cols.bound[i]
+            row["utilization"] = utilization[i]
+            row["avgNumInServ"] = in_service[i]
+            if memory[i] and memory[i] != max_batch[i]:
+                row["maxBatchMemory"] = memory[i]
+            decided = serving[i]
+            if decided is not None:  # decided by the solver (solver/serving_config.py)
+                row["instances"] = decided.instances
+                row["maxQueueDelayUs"] = decided.delay_us
+            if note[i]:
+                row["note"] = note[i]
+        if pair in derived:
+            row["derived"] = True  # the profile on this partition is derived
+        out[name] = row
+    return out
 
 
 def _partitions_json(solution: Solution, system: System) -> dict[str, Any]:

@@ -47,7 +47,8 @@ def create_app(
     """The optimizer over the static data in ``settings.service.data_path`` (or ``static``),
     sizing with ``settings.optimizer.model`` (``INFERNO_MODEL``) unless the data names a model.
     The candidates' sizing is kept across requests (up to ``INFERNO_SIZING_MEMO_ENTRIES``:
-    :class:`~inferno.solver.SizingMemo`), which changes no answer.
+    :class:`~inferno.solver.SizingMemo`): the same answers for the same servers (within 1e-12 of
+    λ* when others were added or changed in between).
     ``token``: the internal token callers must present (None: no authentication)."""
     metrics = OptimizerMetrics(new_registry() if registry is None else registry)
     data = StaticData(settings.service.data_path) if static is None else static

@@ -44,7 +44,7 @@ class ServiceOptions(Group):
         250_000,
         "INFERNO_SIZING_MEMO_ENTRIES",
         "the optimizer's memo of sized (server, accelerator) candidates across requests "
-        "(about 330 bytes each; 0: none)",
+        "(330-600 bytes each, the reused candidate tables included; 0: none)",
     )
 
     def check(self) -> None:
@@ -71,10 +71,10 @@ class ServiceOptions(Group):
         )
         self._require(
             "sizing_memo_entries",
-            # 1,000,000 entries hold about 330 MB (twice that while the memo grows): within the
-            # optimizer container's 1 GiB limit in manifests/
-            0 <= self.sizing_memo_entries <= 1_000_000,
-            "an integer in 0..1000000 (0: no memo; about 330 bytes each)",
+            # 500,000 entries hold about 165 MB, up to 300 MB with the reused candidate tables
+            # and twice the keys while the memo grows: within the optimizer's 1 GiB (manifests/)
+            0 <= self.sizing_memo_entries <= 500_000,
+            "an integer in 0..500000 (0: no memo; 330-600 bytes each)",
         )
 
 

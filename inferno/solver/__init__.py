@@ -22,6 +22,7 @@ import numpy as np
 from ..model.points import Metrics
 from ..system import System
 from ..units import MS_PER_MIN
+from .allocation_columns import AllocationColumns
 from .candidates import CandidateTable, build_candidates
 from .gpulets import pack_solution, packing_excess
 from .greedy import Grants, solve_greedy, solve_unlimited
@@ -53,7 +54,7 @@ def solve(
 
     ``solver`` overrides the optimizer data's choice (``milpSolver``); capacity limits apply unless
     the optimizer data says ``unlimited``. ``memo``: candidates' sizing kept across solves
-    (:class:`SizingMemo`; the same answers, bit for bit).
+    (:class:`SizingMemo`; the same answers, bit for bit, for the servers it was filled with).
     """
     table = build_candidates(system, memo)
     return solve_table(table, solver)
@@ -131,138 +132,71 @@ def _assemble(
     solver: str,
     message: str,
 ) -> Solution:
+    """The solution of ``grants``: its allocations as columns (:class:`AllocationColumns`),
+    gathered for every allocated server at once; a mixed allocation, or one granted other than
+    the replicas required (its metrics evaluated again), is built as an object."""
     system = table.system
-    allocations: dict[str, Allocation] = {}
     unallocated: dict[str, Unallocated] = {}
-    units_used: dict[str, float] = {}
-    any_partial = False
-    # the columns of every candidate referred to, as Python values, taken at once (a numpy
-    # scalar per field and server was a third of a 10,000-server solve's assembly)
-    refs = sorted(
-        {c for c in grants.choice if c >= 0} | {pc for parts in mix.values() for pc, _ in parts}
-    )
-    at = {c: k for k, c in enumerate(refs)}
+    choice = grants.choice
+    granted_of = grants.granted
+    # the columns of every candidate referred to, taken at once
+    refs = sorted({c for c in choice if c >= 0} | {pc for parts in mix.values() for pc, _ in parts})
     ref_idx = np.asarray(refs, dtype=np.intp)
-    unit_cost = table.unit_cost[ref_idx].tolist()
-    acc_type = [str(x) for x in table.acc_type[ref_idx].tolist()]
-    accelerator = [str(x) for x in table.accelerator[ref_idx].tolist()]
-    units_per_replica = table.units_per_replica[ref_idx].tolist()
-    n_batch = table.lazy.n_batch[ref_idx].tolist()
-    required_of = table.replicas[ref_idx].tolist()
-    rate = table.rate[ref_idx].tolist()
-    bound = [str(x) for x in table.bound[ref_idx].tolist()]
-    n_memory = table.n_memory[ref_idx].tolist()
-    demand_of = table.demand.tolist()
     names = list(Metrics.__dataclass_fields__)
     chosen = table.metrics_of(ref_idx)  # only the candidates the solution refers to
-    metric_rows = list(zip(*(getattr(chosen, n).tolist() for n in names), strict=True))
-    batch_policy = str(system.optimizer.batch_policy)
-
-    def metric_rows_of(k: int) -> dict[str, float]:
-        return dict(zip(names, metric_rows[k], strict=True))
-
-    for s, srv in enumerate(system.servers):
-        c = grants.choice[s]
+    servers = system.servers
+    rows = [s for s, c in enumerate(choice) if c >= 0]
+    for s, c in enumerate(choice):
         if c < 0:
-            reason = grants.reason[s] or "not allocated"
-            unallocated[srv.name] = Unallocated(srv.name, reason)
+            name = servers[s].name
+            unallocated[name] = Unallocated(name, grants.reason[s] or "not allocated")
+    s_idx = np.asarray(rows, dtype=np.intp)
+    c_idx = np.asarray([choice[s] for s in rows], dtype=np.intp)
+    k_idx = np.searchsorted(ref_idx, c_idx)  # each row's place among the referred candidates
+    granted = [granted_of[s] for s in rows]
+    g = np.asarray(granted, dtype=np.int64)
+    required = table.replicas[c_idx].astype(np.int64).tolist()
+    demand = table.demand[s_idx]
+    unit_cost = table.unit_cost[c_idx]
+    cost = (0.0 + unit_cost * g).tolist()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per = np.where(g > 0, demand / g * MS_PER_MIN, 0.0).tolist()
+    accelerator = table.accelerator[c_idx].tolist()
+    acc_type = table.acc_type[c_idx].tolist()
+    units_per_replica = table.units_per_replica[c_idx].tolist()
+    notes = grants.notes
+    columns = AllocationColumns(
+        server=[servers[s].name for s in rows],
+        accelerator=[str(a) for a in accelerator],
+        replicas=list(granted),
+        max_batch=table.lazy.n_batch[c_idx].astype(np.int64).tolist(),
+        cost=cost,
+        partial=[n < r for n, r in zip(granted, required, strict=True)],
+        demand=(demand * MS_PER_MIN).tolist(),
+        max_rate=(table.rate[c_idx] * MS_PER_MIN).tolist(),
+        bound=[str(b) for b in table.bound[c_idx].tolist()],
+        required=required,
+        metrics={n: getattr(chosen, n)[k_idx].tolist() for n in names},
+        max_batch_memory=table.n_memory[c_idx].astype(np.int64).tolist(),
+        batch_policy=str(system.optimizer.batch_policy),
+        rate_per_replica=per,
+        note=[notes[s] for s in rows] if notes else [""] * len(rows),
+        serving=[table.serving.get(c) for c in c_idx.tolist()]
+        if table.serving
+        else [None] * len(rows),
+    )
+    units_used: dict[str, float] = {}
+    for i, s in enumerate(rows):
+        if s in mix:
+            columns.set_built(i, _mixed(table, columns, i, choice[s], mix[s], units_used))
             continue
-        k = at[c]
-        if s not in mix:  # one accelerator (the usual case): its part made once
-            granted = grants.granted[s]
-            cost = unit_cost[k] * granted
-            kind = acc_type[k]
-            units_used[kind] = units_used.get(kind, 0.0) + granted * units_per_replica[k]
-            required = int(required_of[k])
-            demand = demand_of[s]
-            if granted != required:
-                metrics = table.metrics_at(c, granted)
-            else:
-                metrics = dict(zip(names, metric_rows[k], strict=True))
-            status = ServerStatus.PARTIAL if granted < required else ServerStatus.ALLOCATED
-            per = demand / granted * MS_PER_MIN if granted else 0.0
-            any_partial |= status is ServerStatus.PARTIAL
-            allocations[srv.name] = Allocation(
-                server=srv.name,
-                accelerator=accelerator[k],
-                replicas=0 + granted,  # as the sum of the parts' replicas below
-                max_batch=int(n_batch[k]),
-                cost=0.0 + cost,
-                status=status,
-                demand=demand * MS_PER_MIN,
-                max_rate_per_replica=rate[k] * MS_PER_MIN,
-                bound=bound[k],
-                required_replicas=required,
-                metrics=MappingProxyType(metrics),
-                max_batch_memory=int(n_memory[k]),
-                batch_policy=batch_policy,
-                parts=(Part(accelerator[k], granted, int(n_batch[k]), cost, per),),
-                note=grants.notes[s] if grants.notes else "",
-                serving=table.serving.get(c),
-            )
-            continue
-        parts_in = mix[s]
-        parts = []
-        total_cost = 0.0
-        for pc, pr in parts_in:
-            pk = at[pc]
-            pcost = unit_cost[pk] * pr
-            total_cost += pcost
-            kind = acc_type[pk]
-            units_used[kind] = units_used.get(kind, 0.0) + pr * units_per_replica[pk]
-            parts.append(
-                Part(
-                    accelerator=accelerator[pk],
-                    replicas=pr,
-                    max_batch=int(n_batch[pk]),
-                    cost=pcost,
-                    rate_per_replica=0.0,
-                )
-            )
-        granted = sum(p.replicas for p in parts)
-        required = int(required_of[k])
-        demand = demand_of[s]
-        if len(parts) > 1:
-            # mixed: each replica gets a share of the load proportional to its λ*
-            capacity_sum = sum(rate[at[pc]] * pr for pc, pr in parts_in)
-            parts = [
-                Part(
-                    p.accelerator,
-                    p.replicas,
-                    p.max_batch,
-                    p.cost,
-                    demand * rate[at[pc]] / capacity_sum * MS_PER_MIN,
-                )
-                for p, (pc, _) in zip(parts, parts_in, strict=True)
-            ]
-            metrics = table.metrics_at_rate(c, demand * rate[k] / capacity_sum)
-            status = ServerStatus.ALLOCATED
-            required = granted  # the mix covers the demand: its count is what the SLOs need
-        else:  # a mix of one part
-            metrics = table.metrics_at(c, granted) if granted != required else metric_rows_of(k)
-            status = ServerStatus.PARTIAL if granted < required else ServerStatus.ALLOCATED
-            per = demand / granted * MS_PER_MIN if granted else 0.0
-            parts = [Part(p.accelerator, p.replicas, p.max_batch, p.cost, per) for p in parts]
-        any_partial |= status is ServerStatus.PARTIAL
-        allocations[srv.name] = Allocation(
-            server=srv.name,
-            accelerator=accelerator[k],
-            replicas=granted,
-            max_batch=int(n_batch[k]),
-            cost=total_cost,
-            status=status,
-            demand=demand * MS_PER_MIN,
-            max_rate_per_replica=rate[k] * MS_PER_MIN,
-            bound=bound[k],
-            required_replicas=required,
-            metrics=MappingProxyType(metrics),
-            max_batch_memory=int(n_memory[k]),
-            batch_policy=batch_policy,
-            parts=tuple(parts),
-            note=grants.notes[s] if grants.notes else "",
-            serving=table.serving.get(c),
-        )
-    if not allocations:
+        kind = acc_type[i]
+        units_used[kind] = units_used.get(kind, 0.0) + granted[i] * units_per_replica[i]
+        if granted[i] != required[i]:  # its metrics at the replicas granted
+            metrics = table.metrics_at(int(c_idx[i]), granted[i])
+            columns.set_built(i, replace(columns.row(i), metrics=MappingProxyType(metrics)))
+    any_partial = any(columns.partial)
+    if not columns:
         status_all = Status.INFEASIBLE
     elif unallocated or any_partial:
         status_all = Status.PARTIAL
@@ -270,13 +204,78 @@ def _assemble(
         status_all = Status.OPTIMAL if proven else Status.FEASIBLE
     return Solution(
         status=status_all,
-        allocations=MappingProxyType(allocations),
+        allocations=columns,
         unallocated=MappingProxyType(unallocated),
         solver=solver,
-        total_cost=sum(a.cost for a in allocations.values()),
+        total_cost=sum(columns.cost),
         # whole units; GPU partitions' shares summed, rounded up (packing replaces them)
         units_used=MappingProxyType(
             {k: math.ceil(v - 1e-9) for k, v in sorted(units_used.items())}
         ),
         message=message,
+    )
+
+
+def _mixed(
+    table: CandidateTable,
+    columns: AllocationColumns,
+    i: int,
+    c: int,
+    parts_in: list[tuple[int, int]],
+    units_used: dict[str, float],
+) -> Allocation:
+    """Row ``i``'s allocation (its server's chosen candidate ``c``) over the candidates and
+    replicas of ``parts_in`` (the MILP's mix); the units its parts use added to
+    ``units_used``."""
+    parts = []
+    total_cost = 0.0
+    for pc, pr in parts_in:
+        pcost = float(table.unit_cost[pc]) * pr
+        total_cost += pcost
+        kind = str(table.acc_type[pc])
+        units_used[kind] = units_used.get(kind, 0.0) + pr * float(table.units_per_replica[pc])
+        parts.append(
+            Part(
+                accelerator=str(table.accelerator[pc]),
+                replicas=pr,
+                max_batch=int(table.lazy.n_batch[pc]),
+                cost=pcost,
+                rate_per_replica=0.0,
+            )
+        )
+    granted = sum(p.replicas for p in parts)
+    required = columns.required[i]
+    demand = float(table.demand[table.server[c]])
+    if len(parts) > 1:
+        # mixed: each replica gets a share of the load proportional to its λ*
+        capacity_sum = sum(float(table.rate[pc]) * pr for pc, pr in parts_in)
+        parts = [
+            Part(
+                p.accelerator,
+                p.replicas,
+                p.max_batch,
+                p.cost,
+                demand * float(table.rate[pc]) / capacity_sum * MS_PER_MIN,
+            )
+            for p, (pc, _) in zip(parts, parts_in, strict=True)
+        ]
+        metrics = table.metrics_at_rate(c, demand * float(table.rate[c]) / capacity_sum)
+        status = ServerStatus.ALLOCATED
+        required = granted  # the mix covers the demand: its count is what the SLOs need
+    else:  # a mix of one part
+        if granted != required:
+            metrics = table.metrics_at(c, granted)
+        else:
+            metrics = {n: v[i] for n, v in columns.metrics.items()}
+        status = ServerStatus.PARTIAL if granted < required else ServerStatus.ALLOCATED
+        per = demand / granted * MS_PER_MIN if granted else 0.0
+        parts = [Part(p.accelerator, p.replicas, p.max_batch, p.cost, per) for p in parts]
+    return replace(
+        columns.row(i),
+        replicas=granted,
+        cost=total_cost,
+        status=status,
+        required_replicas=required,
+        metrics=MappingProxyType(metrics),
+        parts=tuple(parts),
     )

@@ -23,6 +23,7 @@ from ..model.profile_arrays import ProfileArrays, batch_limit
 from ..model.sizing import SloArrays
 from ..system import BatchPolicy, PerformanceModel, Server, System, Target
 from ..units import MS_PER_MIN, MS_PER_S
+from .candidate_reuse import StaticCandidates, static_key
 from .serving_config import ServingDecision
 from .serving_config import decide as decide_serving
 from .sized_points import LazyPoints, sized_points
@@ -181,9 +182,9 @@ def _column(values: list[float | int | None], default: float = math.nan) -> F:
 
 def build_candidates(system: System, memo: SizingMemo | None = None) -> CandidateTable:
     """Every candidate of ``system``, sized (with ``memo``: sizing found there is not
-    computed again, :func:`~.sized_points.sized_points`)."""
+    computed again, :func:`~.sized_points.sized_points`; the rate-free columns of a solve of
+    the same servers at other rates are reused whole, :mod:`.candidate_reuse`)."""
     servers = system.servers
-    spec = system.optimizer
     targets: list[Target | None] = []
     for srv in servers:
         cls = system.classes.get(srv.service_class)
@@ -191,11 +192,38 @@ def build_candidates(system: System, memo: SizingMemo | None = None) -> Candidat
     demand = np.array(
         [server_demand(srv, t.tps if t else None) for srv, t in zip(servers, targets, strict=True)]
     )
+    floats = np.array(
+        [
+            [s.load.in_tokens for s in servers],
+            [s.load.out_tokens for s in servers],
+            _column([s.load.out_tokens_cov for s in servers]),
+        ],
+        dtype=np.float64,
+    ).reshape(3, len(servers))
+    # the serving decision depends on the demand: never reused
+    reuse = memo is not None and not system.optimizer.decide_serving
+    key = static_key(system, floats) if reuse else None
+    static = memo.tables.find(key) if memo is not None and key is not None else None
+    if static is not None and memo is not None:
+        memo.reused(static.looked_up)
+    else:
+        static = _static_columns(system, targets, floats, memo)
+        if memo is not None and key is not None:
+            memo.tables.keep(key, static, memo.max_entries)
+    return _rated(system, static, demand)
+
+
+def _static_columns(
+    system: System, targets: list[Target | None], floats: F, memo: SizingMemo | None
+) -> StaticCandidates:
+    """The candidates' rate-free columns: pairs, sizing, points, costs per replica."""
+    servers = system.servers
+    spec = system.optimizer
     reasons = [""] * len(servers)
     server_idx, profile_idx = _pairs(system, reasons, targets)
     prof = ProfileArrays.of([mp.profile for mp in system.profiles]).take(profile_idx)
-    in_tok = _column([srv.load.in_tokens for srv in servers])[server_idx]
-    out_tok = _column([srv.load.out_tokens for srv in servers])[server_idx]
+    in_tok = floats[0][server_idx]
+    out_tok = floats[1][server_idx]
     batch_override = _column([srv.max_batch_size for srv in servers])[server_idx]
     max_queue = _column([srv.max_queue_size for srv in servers])[server_idx]
     min_r = _column([srv.min_replicas for srv in servers])[server_idx]
@@ -224,7 +252,7 @@ def build_candidates(system: System, memo: SizingMemo | None = None) -> Candidat
     # the accurate model (spec.model) reads each server's output-length CV, outTokensCOV (not
     # serviceCOV, Inferno's service-time CV: docs/model.md, "Accurate mode")
     accurate = spec.model is PerformanceModel.ACCURATE
-    out_cv = _column([s.load.out_tokens_cov for s in servers])[server_idx] if accurate else None
+    out_cv = floats[2][server_idx] if accurate else None
     if spec.batch_policy is BatchPolicy.KNEE and server_idx.size:
         free = ~np.isfinite(batch_override)
         if free.any():
@@ -245,6 +273,12 @@ def build_candidates(system: System, memo: SizingMemo | None = None) -> Candidat
     # when the optimizer data asks for it (decideServing: ~0.4 s per such server)
     serving: dict[int, ServingDecision] = {}
     if spec.decide_serving:
+        demand = np.array(
+            [
+                server_demand(srv, t.tps if t else None)
+                for srv, t in zip(servers, targets, strict=True)
+            ]
+        )
         prof, serving = decide_serving(
             [system.profiles[j].profile for j in profile_idx.tolist()],
             prof,
@@ -260,6 +294,7 @@ def build_candidates(system: System, memo: SizingMemo | None = None) -> Candidat
             * acc_count,
             spec.model.value,
         )
+    asked = memo.stats() if memo is not None else None
     points, sizing = sized_points(
         prof,
         in_tok,
@@ -273,61 +308,92 @@ def build_candidates(system: System, memo: SizingMemo | None = None) -> Candidat
         out_cv=out_cv,
         memo=memo,
     )
-
-    names = np.array([a.name for a in acc_table], dtype=object)[acc_i]
+    looked_up = 0
+    if memo is not None and asked is not None:
+        now = memo.stats()
+        looked_up = now.hits + now.misses - asked.hits - asked.misses
     # units of the type: a GPU partition takes its share of one GPU
     multiplicity = np.array([a.multiplicity * a.fraction for a in acc_table], dtype=np.float64)[
         acc_i
     ]
-    unit_cost = np.array([a.cost for a in acc_table], dtype=np.float64)[acc_i] * acc_count
+    return StaticCandidates(
+        server_idx=server_idx,
+        acc_i=acc_i,
+        names=np.array([a.name for a in acc_table], dtype=object)[acc_i],
+        acc_type=np.array([a.type for a in acc_table], dtype=object)[acc_i],
+        acc_count=acc_count,
+        multiplicity=multiplicity,
+        unit_cost=np.array([a.cost for a in acc_table], dtype=np.float64)[acc_i] * acc_count,
+        points=points,
+        n_memory=n_memory,
+        rate=sizing.rate,
+        feasible=sizing.feasible,
+        bound=sizing.bound,
+        min_r=min_r,
+        max_r=max_r,
+        out_tok=floats[1],
+        reasons=tuple(reasons),
+        priority=tuple(
+            cls.priority if (cls := system.classes.get(srv.service_class)) else 100
+            for srv in servers
+        ),
+        serving=serving,
+        looked_up=looked_up,
+    )
+
+
+def _rated(system: System, st: StaticCandidates, demand: F) -> CandidateTable:
+    """The candidate table of ``system`` from its rate-free columns and its servers' demand."""
+    servers = system.servers
+    server_idx = st.server_idx
+    points = st.points
+    unit_cost = st.unit_cost
     d = demand[server_idx]
-    feasible = sizing.feasible.copy()
+    feasible = st.feasible.copy()
     with np.errstate(divide="ignore", invalid="ignore"):
-        need = np.ceil(d / sizing.rate * (1.0 - 1e-12))
+        need = np.ceil(d / st.rate * (1.0 - 1e-12))
     need = np.where(d > 0, np.maximum(need, 1.0), 0.0)
-    replicas = np.where(feasible, np.maximum(need, min_r), 0.0)
-    over = feasible & (replicas > max_r)
+    replicas = np.where(feasible, np.maximum(need, st.min_r), 0.0)
+    over = feasible & (replicas > st.max_r)
     feasible &= ~over
     cost = unit_cost * replicas
-    value = _values(system, server_idx, names, replicas, cost)
+    value = _values(system, server_idx, st.names, replicas, cost)
 
     idle = d <= 0
     rate_each = np.where(
         idle | (replicas <= 0), IDLE_RATE_FRACTION * points.mu_1, d / np.maximum(replicas, 1.0)
     )
 
-    _explain_missing(reasons, server_idx, feasible, sizing.bound, over, servers)
+    reasons = list(st.reasons)
+    _explain_missing(reasons, server_idx, feasible, st.bound, over, servers)
     feas = np.flatnonzero(feasible)
-    name_rank = acc_i[feas]  # accelerator names are sorted, so their index orders them by name
+    name_rank = st.acc_i[feas]  # accelerator names are sorted, so their index orders them
     ranked = feas[np.lexsort((name_rank, cost[feas], value[feas], server_idx[feas]))]
     starts = np.searchsorted(server_idx[ranked], np.arange(len(servers) + 1)).astype(np.intp)
     return CandidateTable(
         system=system,
         server=server_idx,
-        accelerator=names,
-        acc_type=np.array([a.type for a in acc_table], dtype=object)[acc_i],
-        acc_count=acc_count,
-        multiplicity=multiplicity,
+        accelerator=st.names,
+        acc_type=st.acc_type,
+        acc_count=st.acc_count,
+        multiplicity=st.multiplicity,
         unit_cost=unit_cost,
         lazy=points,
-        n_memory=n_memory,
-        rate=sizing.rate,
+        n_memory=st.n_memory,
+        rate=st.rate,
         feasible=feasible,
-        bound=sizing.bound,
+        bound=st.bound,
         replicas=replicas,
         cost=cost,
         value=value,
         rate_each=rate_each,
         demand=demand,
         reason=reasons,
-        units_per_replica=acc_count * multiplicity,
-        priority=[
-            cls.priority if (cls := system.classes.get(srv.service_class)) else 100
-            for srv in servers
-        ],
+        units_per_replica=st.acc_count * st.multiplicity,
+        priority=list(st.priority),
         _ranked=ranked,
         _starts=starts,
-        serving=serving,
+        serving=st.serving,
     )
 
 

@@ -28,6 +28,7 @@ from typing import Any
 from ..partitions.catalogue import mps_pool
 from ..partitions.interference import Constants, CoRunner, UtilisationTable, batch_factor
 from ..system import Accelerator, System
+from .allocation_columns import AllocationColumns
 from .candidates import CandidateTable
 from .mps_check import pool_check
 from .packing import SliceRequest, pack_mig
@@ -71,12 +72,12 @@ def pack_solution(table: CandidateTable, solution: Solution) -> Solution:
     none)."""
     system = table.system
     accs = system.accelerators
-    if not any(
-        accs[p.accelerator].partition
-        for a in solution.allocations.values()
-        for p in a.parts or ()
-        if p.accelerator in accs
-    ):
+    allocations = solution.allocations
+    if isinstance(allocations, AllocationColumns):  # every accelerator used, from its column
+        used = allocations.accelerators()
+    else:
+        used = {p.accelerator for a in allocations.values() for p in a.parts or ()}
+    if not any(accs[name].partition for name in used if name in accs):
         return solution
     acc_count = {(p.model, p.accelerator): max(p.acc_count, 1) for p in system.profiles}
     servers = {s.name: s for s in system.servers}

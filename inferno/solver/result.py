@@ -85,6 +85,8 @@ class Unallocated:
 @dataclass(frozen=True, slots=True)
 class Solution:
     status: Status
+    #: by server; from the solver, held as columns (:mod:`.allocation_columns`: each object
+    #: built when first read)
     allocations: Mapping[str, Allocation]
     unallocated: Mapping[str, Unallocated]
     solver: str

@@ -32,6 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..model.sizing import BOUNDS, Sizing
+from .candidate_reuse import StaticTables
 
 F = NDArray[np.float64]
 Idx = NDArray[np.intp]
@@ -105,12 +106,14 @@ class SizingMemo:
         self._hash = np.zeros(0, dtype=np.uint64)
         self._stamp = np.zeros(0, dtype=np.int64)
         self._used = 0
-        #: the last few requests, by their number of rows (:meth:`remember`)
-        self._last: dict[int, tuple[Idx, Idx, F, Idx]] = {}
+        #: the last few requests, the most recent first (:meth:`remember`)
+        self._last: list[tuple[Idx, Idx, F, Idx]] = []
         self._clock = 0
         self._hits = 0
         self._misses = 0
         self._evictions = 0
+        #: the last solves' rate-free candidate columns (:mod:`.candidate_reuse`)
+        self.tables = StaticTables()
 
     def __len__(self) -> int:
         return self._used
@@ -123,14 +126,24 @@ class SizingMemo:
 
     def clear(self) -> None:
         with self._lock:
-            self._sorted = np.zeros(0, dtype=np.uint64)
-            self._sorted_slot = np.zeros(0, dtype=np.intp)
-            self._used = 0
-            self._last.clear()
-            self._keys = np.zeros((0, 0))
-            self._values = np.zeros((0, VALUES))
-            self._hash = np.zeros(0, dtype=np.uint64)
-            self._stamp = np.zeros(0, dtype=np.int64)
+            self._reset(0)
+        self.tables.clear()
+
+    def _reset(self, width: int) -> None:
+        """Empty, for keys of ``width`` columns (the lock held)."""
+        self._sorted = np.zeros(0, dtype=np.uint64)
+        self._sorted_slot = np.zeros(0, dtype=np.intp)
+        self._used = 0
+        self._last.clear()
+        self._keys = np.zeros((0, width))
+        self._values = np.zeros((0, VALUES))
+        self._hash = np.zeros(0, dtype=np.uint64)
+        self._stamp = np.zeros(0, dtype=np.int64)
+
+    def reused(self, rows: int) -> None:
+        """Count ``rows`` found again without a look-up (a reused candidate table)."""
+        with self._lock:
+            self._hits += rows
 
     def lookup(self, keys: F, hashes: U64) -> tuple[NDArray[np.bool_], F, Idx]:
         """Which rows of ``keys`` (with their ``hashes``) are held, their values (rows of
@@ -163,39 +176,41 @@ class SizingMemo:
         :meth:`remember` hold: the distinct rows' first index, every row's distinct row, the
         distinct rows' widths and values. None otherwise (then :meth:`lookup` row by row)."""
         with self._lock:
-            last = self._last.get(key.shape[0])
-            if last is None:
+            if self._keys.shape[1] != key.shape[1] + 1 + options.size:
                 return None
-            first, inverse, widths, slots = last
-            width = key.shape[1]
-            if self._keys.shape[1] != width + 1 + options.size:
-                return None
-            every = slots[inverse]
-            if every.size and int(every.max()) >= self._used:
-                return None
-            held = self._keys[every]
-            expect = np.column_stack(
-                [key, widths[inverse], np.broadcast_to(options, (every.size, options.size))]
-            )
-            if not (held.view(np.uint64) == expect.view(np.uint64)).all():
-                return None
-            self._clock += 1
-            self._stamp[slots] = self._clock
-            self._hits += slots.size
-            return first, inverse, widths, self._values[slots]
+            for first, inverse, widths, slots in self._last:
+                if inverse.size != key.shape[0]:
+                    continue
+                every = slots[inverse]
+                if every.size and int(every.max()) >= self._used:
+                    continue
+                held = self._keys[every]
+                expect = np.column_stack(
+                    [key, widths[inverse], np.broadcast_to(options, (every.size, options.size))]
+                )
+                if not (held.view(np.uint64) == expect.view(np.uint64)).all():
+                    continue
+                self._clock += 1
+                self._stamp[slots] = self._clock
+                self._hits += slots.size
+                return first, inverse, widths, self._values[slots]
+            return None
 
     def remember(self, first: Idx, inverse: Idx, widths: F, slots: Idx) -> None:
-        """The request just looked up (its distinct rows held at ``slots``), for :meth:`recall`
-        (the last :data:`REMEMBERED` by their number of rows: a cycle's solve, its stay
-        decisions' and the tuning guard's are told apart). Slots reused since are no harm: a
-        recall compares the rows' bits."""
+        """The request just looked up (its distinct rows held at ``slots``), for :meth:`recall`:
+        the last :data:`REMEMBERED` requests, so that a cycle's solve, its stay decisions' and
+        the tuning guard's solves (tuned and base profiles: as many rows, other keys) are each
+        found again. Slots reused since are no harm: a recall compares the rows' bits."""
         with self._lock:
-            self._last.pop(inverse.size, None)
             if (slots < 0).any():
                 return
-            self._last[inverse.size] = (first, inverse, widths, slots)
-            while len(self._last) > REMEMBERED:
-                del self._last[next(iter(self._last))]
+            # the same request again replaces its entry (not a second copy)
+            kept = [
+                e
+                for e in self._last
+                if not (e[3].size == slots.size and np.array_equal(e[3], slots))
+            ]
+            self._last[:] = [(first, inverse, widths, slots), *kept][:REMEMBERED]
 
     def store(self, keys: F, hashes: U64, values: F) -> Idx:
         """Hold these rows, evicting the least recently used beyond the bound; their slots (−1
@@ -203,11 +218,7 @@ class SizingMemo:
         held = np.full(keys.shape[0], -1, dtype=np.intp)
         with self._lock:
             if keys.shape[1] != self._keys.shape[1]:  # another key layout: start again
-                self._last.clear()
-                self._sorted = np.zeros(0, dtype=np.uint64)
-                self._sorted_slot = np.zeros(0, dtype=np.intp)
-                self._used = 0
-                self._keys = np.zeros((0, keys.shape[1]))
+                self._reset(keys.shape[1])
             _, first = np.unique(hashes, return_index=True)  # one row per hash
             first = np.sort(first)[: self.max_entries]
             keys, hashes, values = keys[first], hashes[first], values[first]
@@ -237,14 +248,16 @@ class SizingMemo:
         return out
 
     def _free_slots(self, m: int, protect: Idx) -> Idx:
-        """``m`` slots to fill: unused ones, then the least recently used (evicted)."""
-        fresh = min(m, self.max_entries - self._used)
-        out = np.arange(self._used, self._used + fresh, dtype=np.intp)
+        """``m`` slots to fill: unused ones, then the least recently used (evicted) among those
+        held before (never a slot just handed out, nor one of ``protect``)."""
+        held = self._used
+        fresh = min(m, self.max_entries - held)
+        out = np.arange(held, held + fresh, dtype=np.intp)
         self._used += fresh
         evict = m - fresh
         if evict <= 0:
             return out
-        stamp = self._stamp[: self._used].copy()
+        stamp = self._stamp[:held].copy()
         stamp[protect] = np.iinfo(np.int64).max
         victims = np.argpartition(stamp, evict - 1)[:evict].astype(np.intp)
         self._evictions += evict
