@@ -56,7 +56,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["Forecast", "ForecastParams", "Track", "observe", "plan_rate", "rate_at"]
+__all__ = [
+    "Forecast",
+    "ForecastParams",
+    "Track",
+    "error_sigma",
+    "observe",
+    "plan_rate",
+    "rate_at",
+]
 
 #: relative residuals are taken against at least this rate (req/min), so an idle server's
 #: first requests are not a 10⁶ % surprise
@@ -253,6 +261,15 @@ def rate_at(track: Track, ahead_s: float, p: ForecastParams) -> float:
     return max(track.level + track.trend * p.period_s * gain, 0.0) * index
 
 
+def error_sigma(track: Track, base: float, p: ForecastParams) -> float:
+    """σ: the relative error of the forecast at the horizon, the tracked one-step error grown
+    to it, at least the Poisson noise of counting ``base``·window/60 arrivals (smoothed)."""
+    steps = max(p.horizon_s / p.period_s, 1.0)
+    grown = track.variance * (1.0 + (steps - 1.0) * p.alpha * p.alpha)
+    poisson = 60.0 / (max(base, 1e-9) * p.window_s) * p.smoothing
+    return math.sqrt(max(grown, poisson))
+
+
 def plan_rate(
     track: Track, measured: float, p: ForecastParams, backlog_excess: float = 0.0
 ) -> Forecast:
@@ -263,9 +280,5 @@ def plan_rate(
     drain = max(backlog_excess, 0.0) * 60.0 / p.drain_s if p.drain_s > 0 else 0.0
     if base <= 0.0:
         return Forecast(measured, now, ahead, 0.0, drain, drain)
-    steps = max(p.horizon_s / p.period_s, 1.0)
-    grown = track.variance * (1.0 + (steps - 1.0) * p.alpha * p.alpha)
-    poisson = 60.0 / (base * p.window_s) * p.smoothing
-    sigma = math.sqrt(max(grown, poisson))
-    margin = min(max(p.margin_z * sigma, track.jump), p.max_margin)
+    margin = min(max(p.margin_z * error_sigma(track, base, p), track.jump), p.max_margin)
     return Forecast(measured, now, ahead, margin, drain, base * (1.0 + margin) + drain)

@@ -27,6 +27,7 @@ from ..cluster.plan import Decision
 from ..settings import PolicyOptions, Settings
 from .forecast import Forecast, ForecastParams, Track, observe, plan_rate
 from .guards import Entry, Guarded, Switches, guard
+from .pool import Pool, observe_pool, pooled_forecast
 from .startup import Startup, choose_startup
 
 __all__ = ["Policy", "PolicyState", "forecast_params"]
@@ -44,6 +45,9 @@ class PolicyState:
     tokens: Mapping[str, tuple[float, float, float]] = field(default_factory=dict)
     #: the optimizer's tuner filters (inferno.tuning.persist), kept for its next start
     tuner: Mapping[str, Any] | None = None
+    #: the pooled forecaster (``forecast_pool``: the sum of the rates and each server's share;
+    #: not persisted: it restarts from the servers' own filters)
+    pool: Pool = field(default_factory=Pool)
 
 
 def _rate_of(row: Mapping[str, Any]) -> float | None:
@@ -143,6 +147,8 @@ class Policy:
         #: the last cycle's forecasts, by server (for the report), and the start-ups they took
         self.forecasts: dict[str, Forecast] = {}
         self.startups: dict[str, Startup] = {}
+        #: the servers the last cycle sized by the pooled forecast (``forecast_pool``)
+        self.pooled: set[str] = set()
         #: per service class (casefolded), its options with the class's overrides
         self._classes: dict[str, PolicyOptions] = {}
         self._class_startup: dict[str, float] = {}  # classes that set startupTime
@@ -199,15 +205,17 @@ class Policy:
         tracks: dict[str, Track] = {}
         tokens: dict[str, tuple[float, float, float]] = {}
         forecasts: dict[str, Forecast] = {}
-        out: list[dict[str, Any]] = []
+        sized: list[tuple[Mapping[str, Any], str, float, PolicyOptions]] = []
+        rates: dict[str, float] = {}
+        plans: dict[str, tuple[ForecastParams, float]] = {}
         for row in rows:
             name, rate = row.get("name"), _rate_of(row)
             if not isinstance(name, str) or rate is None or rate < 0:
-                out.append(dict(row))
+                sized.append((row, "", -1.0, self.opts))
                 continue
             cls = str(row.get("class") or "")
             opts = self.options_for(cls)
-            target = rate
+            sized.append((row, name, rate, opts))
             if self.opts.forecast:
                 took = choose_startup(
                     self.params.startup_s,  # the deployed setting
@@ -218,9 +226,25 @@ class Policy:
                 params = self._params_for(opts, took.seconds)
                 track = observe(self.state.tracks.get(name), rate, now, params)
                 tracks[name] = track
-                f = plan_rate(track, rate, params, _backlog_excess(row, backlog.get(name)))
-                forecasts[name] = f
-                target = f.target
+                excess = _backlog_excess(row, backlog.get(name))
+                forecasts[name] = plan_rate(track, rate, params, excess)
+                rates[name] = rate
+                plans[name] = (params, excess)
+        pool = self.state.pool
+        self.pooled = set()
+        if self.opts.forecast and self.opts.forecast_pool and rates:
+            pool = observe_pool(pool, rates, tracks, now, self.params)
+            for name, (params, excess) in plans.items():
+                f = pooled_forecast(pool, name, tracks[name], rates[name], params, now, excess)
+                if f is not None:
+                    forecasts[name] = f
+                    self.pooled.add(name)
+        out: list[dict[str, Any]] = []
+        for row, name, rate, opts in sized:
+            if rate < 0:
+                out.append(dict(row))
+                continue
+            target = forecasts[name].target if name in forecasts else rate
             target *= 1.0 + opts.headroom
             smoothed = _smooth_tokens(
                 row, self.state.tokens.get(name), now, self.opts.token_halflife
@@ -231,7 +255,7 @@ class Policy:
             tokens[name] = smoothed
             kept = dict(zip(_TOKEN_KEYS, smoothed[:2], strict=True))
             out.append(_with_rate(row, target, **kept))
-        self.state = replace(self.state, tracks=tracks, tokens=tokens)
+        self.state = replace(self.state, tracks=tracks, tokens=tokens, pool=pool)
         self.forecasts = forecasts
         return out
 

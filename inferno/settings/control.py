@@ -117,6 +117,12 @@ class PolicyOptions(Group):
         "INFERNO_FORECAST_SEASON",
         "seconds: the load's seasonal period (86400: daily), learnt in 48 bins; 0: none",
     )
+    forecast_pool: bool = option(
+        False,
+        "INFERNO_FORECAST_POOL",
+        "forecast each server as its share of all servers' summed rate (less count noise), "
+        "falling back to its own forecast where it departs from its share",
+    )
     drain_time: float = option(
         60.0, "INFERNO_DRAIN_TIME", "seconds within which a reported backlog is to be drained"
     )
