@@ -11,6 +11,7 @@ from typing import Any, TypeVar, cast
 
 import kubernetes
 import urllib3
+import yaml
 from kubernetes.client.exceptions import ApiException
 
 from ..cluster.labels import MANAGED, MANAGED_SELECTOR
@@ -40,6 +41,11 @@ def connect(kubeconfig: str | None = None, context: str | None = None) -> KubeCl
         except (kubernetes.config.ConfigException, OSError) as exc:
             where = f" in kubeconfig {kubeconfig}" if kubeconfig else ""
             raise ClusterError(f"no cluster credentials{where}: {exc}") from None
+        except (yaml.YAMLError, TypeError, ValueError, KeyError, AttributeError) as exc:
+            # not YAML, or not a kubeconfig's shape: the client's loader fails on its own terms
+            where = f"kubeconfig {kubeconfig}" if kubeconfig else "the kubeconfig"
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ClusterError(f"{where} is not a usable kubeconfig: {detail}") from None
     return KubeCluster(kubernetes.client.ApiClient(config))
 
 

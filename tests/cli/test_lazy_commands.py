@@ -12,7 +12,8 @@ import pytest
 
 from inferno.cli import COMMAND_MODULES, COMMANDS, build_parser, main
 
-SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "large"
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "samples" / "large"
 
 
 def commands(parser: argparse.ArgumentParser) -> list[str]:
@@ -38,6 +39,22 @@ def test_optimize_loads_no_other_commands_stack() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_simulate_loads_no_kubernetes_client(tmp_path: Path) -> None:
+    """The emulated cluster needs the adapter's errors, not the client behind it (~0.3 s)."""
+    demo = ROOT / "samples" / "scenarios" / "demo.yaml"
+    code = (
+        "import sys; import inferno.k8s\n"
+        "from inferno.simulate import load_scenario, run_scenario, build_report\n"
+        "import inferno.cli.simulate, inferno.simulate.policies, inferno.control.cycle\n"
+        f"load_scenario({str(demo)!r})\n"
+        "print('kubernetes' in sys.modules)\n"
+        "inferno.k8s.KubeCluster  # the client, loaded on first use\n"
+        "print('kubernetes' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"]
 
 
 def test_help_and_errors_still_list_every_command(capsys: pytest.CaptureFixture[str]) -> None:

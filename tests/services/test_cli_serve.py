@@ -59,6 +59,25 @@ def test_no_cluster_credentials_stop_with_exit_2(
     assert err.count("\n") == 1
 
 
+@pytest.mark.parametrize(
+    "text", ["clusters: [\n  - {name: x\n", "- just\n- a list\n", "clusters: 5\n"]
+)
+@pytest.mark.parametrize("command", ["collector", "run"])
+def test_a_kubeconfig_that_is_not_one_is_named_with_exit_2(
+    command: str, text: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "kubeconfig"
+    path.write_text(text)
+    extra = ["--all-in-one", "--data-path", str(SAMPLE)] if command == "run" else []
+    assert main([command, *extra, "--kubeconfig", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"inferno: error: kubeconfig {path} is not a usable kubeconfig: ")
+    assert err.count("\n") == 1  # one line, no traceback
+    # a missing file is named too
+    assert main([command, *extra, "--kubeconfig", str(tmp_path / "missing")]) == 2
+    assert str(tmp_path / "missing") in capsys.readouterr().err
+
+
 def test_all_in_one_with_a_wrong_data_path(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
