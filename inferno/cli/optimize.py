@@ -51,7 +51,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--decide-serving",
         action="store_true",
         help="decide Triton's model instances and batching delay for batch-kind rows with "
-        "measured contention (about 0.4 s per such server; docs/triton.md)",
+        "measured contention (about 0.2 s per such server; docs/triton.md)",
     )
     p.add_argument(
         "--batch-policy",
