@@ -131,7 +131,7 @@ class ServingDecision:
             elif o.at_least:
                 parts.append(
                     f"c={o.instances} D={o.delay_us} µs needs ≥ {o.at_least} (misses the targets "
-                    f"at the rate each of {o.at_least - 1} replicas would take)"
+                    f"at the rate {_of_replicas(o.at_least - 1)} would take)"
                 )
             elif not o.feasible:
                 parts.append(f"c={o.instances} D={o.delay_us} µs misses {o.bound}")
@@ -413,3 +413,8 @@ def _sized(
         logger.debug("sized %d serving options (%d cached)", len(missing), len(keys))
     out = [_CACHE[k] for k in keys]
     return [r for r, _ in out], [b for _, b in out]
+
+
+def _of_replicas(n: int) -> str:
+    """How the rate splits over ``n`` replicas, in words: each of 3 replicas, or 1 replica."""
+    return "1 replica" if n == 1 else f"each of {n} replicas"

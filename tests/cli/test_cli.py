@@ -601,3 +601,23 @@ def test_every_argument_of_every_command_says_what_it_is() -> None:
         for name, command in sub.choices.items()
     }
     assert {k: v for k, v in missing.items() if v} == {}
+
+
+@pytest.mark.parametrize("servers", [200, 201])
+def test_json_is_indented_up_to_200_servers_and_compact_above(
+    servers: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from inferno.cli.optimize import PRETTY_MAX
+
+    assert PRETTY_MAX == 200
+    shutil.copytree(SAMPLE, tmp_path, dirs_exist_ok=True)
+    doc = json.loads((SAMPLE / "server-data.json").read_text())
+    first = doc["servers"][0]
+    doc["servers"] = [first | {"name": f"s{k}"} for k in range(servers)]
+    (tmp_path / "server-data.json").write_text(json.dumps(doc))
+    (tmp_path / "solution-data.json").unlink(missing_ok=True)
+    assert main(["optimize", str(tmp_path), "--format", "json"]) == 0
+    out = capsys.readouterr().out
+    assert len(json.loads(out)["allocations"]) == servers
+    lines = out.strip().count("\n") + 1
+    assert (lines > servers) if servers <= PRETTY_MAX else lines == 1

@@ -73,7 +73,7 @@ def test_queue_analysis_target(reference_dir: Path, field: str, attr: str) -> No
     assert getattr(got, attr) == pytest.approx(expected[field], rel=RTOL)
 
 
-# maths doc §6: B, α, β, γ, in, out -> nc, iteration time α+Bδ, prefill, itl, τ
+# docs/model.md (the kinds G1–G3): B, α, β, γ, in, out -> nc, iteration time α+Bδ, prefill, itl, τ
 G3_TABLE = [
     (1, 8, 0.033, 0.000333, 256, 1024, 1, 8.296954, 16.533249, 8.288911, 8504.378),
     (40, 8, 0.033, 0.000333, 256, 1024, 1, 19.878149, 28.114445, 19.870108, 20375.104),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -101,13 +102,28 @@ def test_csv_has_one_row_per_period_per_policy(
     assert len(per_server) == periods * len(result.runs) * len(SMALL_SERVERS)
 
 
-def test_plots_are_written(ran: tuple[RunResult, Report, list[Progress]], tmp_path: Path) -> None:
+def test_plots_are_written(
+    ran: tuple[RunResult, Report, list[Progress]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from inferno.simulate import plots
+
     _, report, _ = ran
+    labels: dict[str, list[str]] = {}
+    save = plots._save
+
+    def keep_labels(fig: Any, path: Path) -> Path:
+        labels[path.name] = [ax.get_ylabel() for ax in fig.axes]
+        return save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", keep_labels)
     files = write_plots(report, tmp_path / "plots")
     assert sorted(f.name for f in files) == ["cost.png", "latency.png", "load.png", "replicas.png"]
     for f in files:
         data = f.read_bytes()
         assert len(data) > 10_000 and data[:8] == b"\x89PNG\r\n\x1a\n"
+    # every axis says what it shows; the cost in the data's own units (issue 13)
+    assert all(all(label for label in axes) for axes in labels.values()), labels
+    assert labels["cost.png"][0] == "cost per hour (accelerator-data.json's cost units)"
 
 
 def test_judging_requests() -> None:

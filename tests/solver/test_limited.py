@@ -175,7 +175,7 @@ def test_server_moves_to_its_next_candidate(
 
 # Each instance: servers (name, req/min, class) of model "a" (A only, λ* = 999/min) unless noted,
 # and the TA capacity. Expected grants are (accelerator, granted, required) or None, derived by
-# following §4 of the maths doc by hand (comments).
+# following docs/model.md by hand (comments).
 Grant = tuple[str, int, int] | None
 
 INSTANCES: dict[str, tuple[list[tuple[str, float, str, str]], dict[str, int]]] = {
