@@ -8,8 +8,14 @@ the accelerator units the unlimited solution uses, per type ("limited"). Queue: 
 of 10N, the published samples' semantics for the later kinds) or K = N (no queue beyond the batch).
 ``--model accurate`` sizes with the accurate model (docs/model.md, "Accurate mode").
 
+``--profiles g2``: every G0 profile of the sample made G2 (``perfParms``) as
+``bench/accurate_cost.py``'s ``g2`` system makes it (α, β₂ = 0.4β, γ₂ = 0.5β/384, the G0 row's
+maxBatchSize and atTokens), and its classes (Premium, Bronze, Free: the sample's slo-itl and a mean
+slo-ttft of 250 / 500 / 1000 ms, no slo-ttw); the servers and their loads are the same as with
+G0. The directory the whole process reads then holds these profiles and classes as JSON rows.
+
 Usage: python bench/solver.py [--sizes 27,270,2700,10000] [--milp-max 2700] [--repeat 3]
-                              [--model inferno|accurate]
+                              [--model inferno|accurate] [--profiles g0|g2]
 """
 
 from __future__ import annotations
@@ -29,10 +35,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import accurate_cost  # bench/, first on sys.path when run as a script
 import numpy as np
 from _tables import print_table  # bench/, first on sys.path when run as a script
 
 from inferno.data import load_system
+from inferno.model.profiles import G2Profile
 from inferno.solver import solve
 from inferno.system import Load, OptimizerSpec, PerformanceModel, Server, System
 
@@ -57,6 +65,13 @@ def synthetic(
         servers.append(Server(f"s{i:05d}-{cls}-{name}", cls, name, Load(rate, n_in, n_out)))
     spec = OptimizerSpec(unlimited=True, queue_factor=queue_factor, model=performance)
     return replace(base, servers=tuple(servers), optimizer=spec)
+
+
+def g2_base(base: System) -> System:
+    """``base`` with its G0 profiles made G2 and its classes given TTFT targets, as
+    ``bench/accurate_cost.py``'s ``synthetic(base, "G2", 0.0)`` does (its servers, which that
+    function also changes, are replaced by :func:`synthetic`'s)."""
+    return accurate_cost.synthetic(base, "G2", 0.0)
 
 
 def limited(system: System) -> System:
@@ -106,12 +121,63 @@ def server_rows(system: System) -> list[dict[str, Any]]:
     ]
 
 
-def write_system(system: System, queue_factor: float, directory: Path) -> Path:
-    """``system``'s servers as a system directory: the sample's static files, its optimizer
-    data with ``queueFactor``, and a ``server-data.json`` of the synthetic servers."""
+def g2_model_rows(system: System) -> list[dict[str, Any]]:
+    """``system``'s profiles, all G2, as ``model-data.json`` rows (``perfParms``)."""
+    rows = []
+    for mp in system.profiles:
+        p = mp.profile
+        if not isinstance(p, G2Profile):
+            raise TypeError(f"{mp.model} on {mp.accelerator}: a {p.kind} profile, not G2")
+        row: dict[str, Any] = {
+            "name": mp.model,
+            "acc": mp.accelerator,
+            "accCount": mp.acc_count,
+            "perfParms": {"alpha": p.alpha, "beta": p.beta, "gamma": p.gamma},
+            "maxBatchSize": p.max_batch_size,
+        }
+        if p.at_tokens is not None:
+            row["atTokens"] = p.at_tokens
+        rows.append(row)
+    return rows
+
+
+def class_rows(system: System) -> list[dict[str, Any]]:
+    """``system``'s service classes as ``serviceclass-data.json`` rows (``modelTargets``) with
+    the targets :func:`g2_base` gives: slo-itl and a mean slo-ttft (slo-ttw if any)."""
+    rows = []
+    for cls in system.classes.values():
+        targets = []
+        for t in cls.targets.values():
+            if t.tps or t.latency or t.ttft_quantile is not None or t.ttw_quantile != 0.95:
+                raise ValueError(f"class {cls.name}, model {t.model}: a target not written here")
+            entry: dict[str, Any] = {"model": t.model}
+            for key, value in (("slo-itl", t.itl), ("slo-ttft", t.ttft), ("slo-ttw", t.ttw)):
+                if value:
+                    entry[key] = value
+            targets.append(entry)
+        rows.append({"name": cls.name, "priority": cls.priority, "modelTargets": targets})
+    return rows
+
+
+def write_system(
+    system: System, queue_factor: float, directory: Path, profiles: str = "g0"
+) -> Path:
+    """``system``'s servers as a system directory: the sample's accelerators, its optimizer
+    data with ``queueFactor``, and a ``server-data.json`` of the synthetic servers. Profiles and
+    classes: ``g0`` the sample's files as they are; ``g2`` ``system``'s (made by
+    :func:`g2_base`), written as G2 ``perfParms`` rows and ``modelTargets`` classes."""
     directory.mkdir(parents=True, exist_ok=True)
-    for name in ("accelerator-data.json", "model-data.json", "serviceclass-data.json"):
-        shutil.copy(SAMPLE / name, directory / name)
+    shutil.copy(SAMPLE / "accelerator-data.json", directory / "accelerator-data.json")
+    if profiles == "g0":
+        for name in ("model-data.json", "serviceclass-data.json"):
+            shutil.copy(SAMPLE / name, directory / name)
+    elif profiles == "g2":
+        models = {"models": g2_model_rows(system)}
+        (directory / "model-data.json").write_text(json.dumps(models), encoding="utf-8")
+        classes = {"serviceClasses": class_rows(system)}
+        (directory / "serviceclass-data.json").write_text(json.dumps(classes), encoding="utf-8")
+    else:
+        raise ValueError(f"unknown profiles {profiles!r}; expected g0 or g2")
     optimizer = {
         "optimizer": {
             "unlimited": True,
@@ -161,6 +227,12 @@ def main() -> int:
     ap.add_argument("--markdown", action="store_true")
     ap.add_argument("--model", choices=[m.value for m in PerformanceModel], default="inferno")
     ap.add_argument(
+        "--profiles",
+        choices=["g0", "g2"],
+        default="g0",
+        help="the sample's G0 profiles, or each made G2 as bench/accurate_cost.py does",
+    )
+    ap.add_argument(
         "--no-compiled",
         dest="compiled",
         action="store_false",
@@ -168,6 +240,8 @@ def main() -> int:
     )
     args = ap.parse_args()
     base = load_system(SAMPLE)
+    if args.profiles == "g2":
+        base = g2_base(base)
     rows = []
     for qf, qname in ((10.0, "K=11N"), (0.0, "K=N")):
         for n in (int(x) for x in args.sizes.split(",")):
@@ -175,7 +249,9 @@ def main() -> int:
             t_u, c_u, _ = timed(sys_u, None, args.repeat)
             with tempfile.TemporaryDirectory() as tmp:
                 p_u = process_seconds(
-                    write_system(sys_u, qf, Path(tmp)), args.repeat, compiled=args.compiled
+                    write_system(sys_u, qf, Path(tmp), args.profiles),
+                    args.repeat,
+                    compiled=args.compiled,
                 )
             m_u = peak_mib(sys_u, None)
             sys_l = limited(sys_u)
