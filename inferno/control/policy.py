@@ -45,8 +45,7 @@ class PolicyState:
     tokens: Mapping[str, tuple[float, float, float]] = field(default_factory=dict)
     #: the optimizer's tuner filters (inferno.tuning.persist), kept for its next start
     tuner: Mapping[str, Any] | None = None
-    #: the pooled forecaster (``forecast_pool``: the sum of the rates and each server's share;
-    #: not persisted: it restarts from the servers' own filters)
+    #: the pooled forecaster (``forecast_pool``: the sum of the rates and each server's share)
     pool: Pool = field(default_factory=Pool)
 
 

@@ -54,7 +54,17 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from .forecast import Forecast, ForecastParams, Track, error_sigma, observe, plan_rate, rate_at
+from .forecast import (
+    _FLOOR_RPM,
+    _MAX_RESIDUAL,
+    Forecast,
+    ForecastParams,
+    Track,
+    error_sigma,
+    observe,
+    plan_rate,
+    rate_at,
+)
 
 __all__ = ["Pool", "Share", "observe_pool", "pooled_forecast"]
 
@@ -70,8 +80,6 @@ DRIFT_SIGMAS = 3.0
 SURPRISE_GAIN = 2.0
 #: observations of a share before the pooled forecast is used
 MIN_OBSERVATIONS = 4
-_FLOOR_RPM = 1.0
-_MAX_RESIDUAL = 3.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,6 @@
 """What the controller remembers across restarts: the control policy's state (the decisions of
-the scale-down window and each server's load forecaster), kept in the ConfigMap
+the scale-down window, each server's load forecaster and, with ``forecast_pool``, the pooled
+forecaster's sum and shares), kept in the ConfigMap
 ``inferno-state`` of Inferno's namespace.
 
 Saved after every cycle, restored when the controller starts, so a restart neither forgets the
@@ -19,6 +20,7 @@ from ..k8s import ClusterAPI, ClusterError
 from .forecast import Track
 from .guards import Entry
 from .policy import PolicyState
+from .pool import Pool, Share
 
 __all__ = [
     "STATE_CONFIG_MAP",
@@ -37,12 +39,90 @@ _MAX_ENTRIES = 64
 _MAX_SERVERS = 5000
 
 
+def _track_doc(t: Track) -> list[Any]:
+    return [t.level, t.trend, t.t, t.variance, t.n, t.smooth, t.jump] + (
+        [list(t.season), t.seen_s] if t.season else []
+    )
+
+
+def _track_of(v: object, what: str) -> Track:
+    """A forecaster's state from :func:`_track_doc`'s list; ValueError naming ``what``."""
+    if (
+        not isinstance(v, list)
+        or len(v) not in (7, 9)
+        or not all(_finite(x) for x in (*v[:4], *v[5:7]))
+        or not isinstance(v[4], int)
+        or isinstance(v[4], bool)
+        or (len(v) == 9 and not (isinstance(v[7], list) and _finite(v[8])))
+        or (len(v) == 9 and not all(_finite(x) for x in v[7]))
+    ):
+        raise ValueError(f"a malformed forecaster state of {what}: {str(v)[:80]}")
+    level, trend, at, variance = (float(x) for x in v[:4])
+    season = tuple(float(x) for x in v[7]) if len(v) == 9 else ()
+    seen = float(v[8]) if len(v) == 9 else 0.0
+    track = Track(level, trend, at, variance, int(v[4]), float(v[5]), float(v[6]), season, seen)
+    if not track.is_valid():
+        raise ValueError(f"an impossible forecaster state of {what}: {str(v)[:80]}")
+    return track
+
+
+#: a pooled share's fields, in the order they are saved (:class:`~inferno.control.pool.Share`)
+_SHARE_FIELDS = (
+    "share",
+    "variance",
+    "share_variance",
+    "drift",
+    "estimate",
+    "hold_until",
+    "n",
+    "departures",
+    "weight",
+    "persist",
+)
+
+
+def _pool_doc(pool: Pool) -> dict[str, Any] | None:
+    if pool.total is None or len(pool.shares) > _MAX_SERVERS:
+        return None
+    shares = {k: [getattr(v, f) for f in _SHARE_FIELDS] for k, v in sorted(pool.shares.items())}
+    return {"total": _track_doc(pool.total), "shares": shares}
+
+
+def _pool_of(doc: object) -> Pool:
+    """The pooled forecaster saved by :func:`_pool_doc` (ValueError if malformed)."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("shares"), dict):
+        raise ValueError("pool is not an object with shares")
+    total = _track_of(doc.get("total"), "the pool's sum")
+    shares: dict[str, Share] = {}
+    for server, v in doc["shares"].items():
+        if (
+            not isinstance(v, list)
+            or len(v) != len(_SHARE_FIELDS)
+            or not all(_finite(x) for x in v)
+            or not all(isinstance(v[i], int) and v[i] >= 0 for i in (6, 7))
+            or min(v[:3]) < 0
+            or min(v[4], v[8], v[9]) < 0
+        ):
+            raise ValueError(f"a malformed pooled share of {server!r}: {str(v)[:80]}")
+        f = [float(x) for x in v]
+        shares[str(server)] = Share(
+            share=f[0],
+            variance=f[1],
+            share_variance=f[2],
+            drift=f[3],
+            estimate=f[4],
+            hold_until=f[5],
+            n=int(v[6]),
+            departures=int(v[7]),
+            weight=f[8],
+            persist=f[9],
+        )
+    return Pool(total, shares)
+
+
 def state_to_json(state: PolicyState) -> str:
-    tracks = {
-        server: [t.level, t.trend, t.t, t.variance, t.n, t.smooth, t.jump]
-        + ([list(t.season), t.seen_s] if t.season else [])
-        for server, t in sorted(state.tracks.items())[:_MAX_SERVERS]
-    }
+    tracks = {server: _track_doc(t) for server, t in sorted(state.tracks.items())[:_MAX_SERVERS]}
+    pool = _pool_doc(state.pool)
     switches = {
         server: [acc, since]
         for server, (acc, since) in sorted(state.switches.items())[:_MAX_SERVERS]
@@ -54,6 +134,7 @@ def state_to_json(state: PolicyState) -> str:
         "tracks": tracks,
         "switches": switches,
         "tokens": tokens,
+        **({"pool": pool} if pool is not None else {}),
         **({"tuner": dict(state.tuner)} if state.tuner is not None else {}),
     }
     return json.dumps(doc, separators=(",", ":"))
@@ -96,23 +177,7 @@ def state_from_json(text: str) -> PolicyState:
     if not isinstance(raw_tracks, dict):
         raise ValueError("tracks is not an object")
     for server, v in list(raw_tracks.items())[:_MAX_SERVERS]:
-        if (
-            not isinstance(v, list)
-            or len(v) not in (7, 9)
-            or not all(_finite(x) for x in (*v[:4], *v[5:7]))
-            or not isinstance(v[4], int)
-            or isinstance(v[4], bool)
-            or (len(v) == 9 and not (isinstance(v[7], list) and _finite(v[8])))
-            or (len(v) == 9 and not all(_finite(x) for x in v[7]))
-        ):
-            raise ValueError(f"a malformed forecaster state of {server!r}: {str(v)[:80]}")
-        level, trend, at, variance = (float(x) for x in v[:4])
-        season = tuple(float(x) for x in v[7]) if len(v) == 9 else ()
-        seen = float(v[8]) if len(v) == 9 else 0.0
-        track = Track(level, trend, at, variance, int(v[4]), float(v[5]), float(v[6]), season, seen)
-        if not track.is_valid():
-            raise ValueError(f"an impossible forecaster state of {server!r}: {str(v)[:80]}")
-        tracks[str(server)] = track
+        tracks[str(server)] = _track_of(v, repr(server))
     switches: dict[str, tuple[str, float]] = {}
     raw_switches = doc.get("switches", {})
     if not isinstance(raw_switches, dict):
@@ -138,7 +203,8 @@ def state_from_json(text: str) -> PolicyState:
     if tuner is not None and not isinstance(tuner, dict):
         raise ValueError("tuner is not an object")
     # the tuner's document is checked by the optimizer that restores it
-    return PolicyState(out, tracks, switches, tokens, tuner)
+    pool = _pool_of(doc["pool"]) if "pool" in doc else Pool()
+    return PolicyState(out, tracks, switches, tokens, tuner, pool)
 
 
 def _finite(x: object) -> bool:

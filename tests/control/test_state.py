@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from services.fakes import Stack, settings
 from inferno.control.forecast import Track
 from inferno.control.loop import ControlLoop
 from inferno.control.policy import Policy, PolicyState
+from inferno.control.pool import Pool, Share
 from inferno.control.state import (
     StateStore,
     state_from_json,
@@ -64,6 +66,33 @@ def test_state_round_trip_with_forecasters() -> None:
     ):
         with pytest.raises(ValueError):
             state_from_json(bad)
+
+
+def test_the_pooled_forecaster_goes_round_the_state() -> None:
+    total = Track(600.0, 0.1, 30.0, 0.002, 9, 590.0, 0.0)
+    shares = {
+        "a": Share(0.25, 0.01, 0.0004, -0.02, 0.003, 30.0, 9, 1, 0.2, 0.001),
+        "b": Share(0.75),
+    }
+    state = PolicyState(tracks={"a": Track(150.0, 0.0, 30.0)}, pool=Pool(total, shares))
+    back = state_from_json(state_to_json(state))
+    assert back.pool == state.pool and back == state
+    # an empty pool is not written, and reads back empty
+    assert "pool" not in state_to_json(PolicyState())
+    assert state_from_json(state_to_json(PolicyState())).pool == Pool()
+    good = json.loads(state_to_json(state))
+    for key, bad in (
+        ("total", [1, 0]),
+        ("shares", []),
+        ("shares", {"a": [0.5] * 9}),
+        ("shares", {"a": [-0.5, 0, 0, 0, 0, 0, 1, 0, 1, 0]}),
+        ("shares", {"a": [0.5, 0, 0, 0, 0, 0, 1.5, 0, 1, 0]}),
+        ("shares", {"a": [0.5, 0, 0, 0, 0, math.inf, 1, 0, 1, 0]}),
+    ):
+        doc = json.loads(json.dumps(good))
+        doc["pool"][key] = bad
+        with pytest.raises(ValueError):
+            state_from_json(json.dumps(doc))
 
 
 def test_an_unusable_state_is_ignored() -> None:
