@@ -111,12 +111,16 @@ def variant_doc(
     quick: bool,
     extra: tuple[tuple[str, dict[str, Any]], ...] = (),
     only_extra: bool = False,
+    seed: int | None = None,
 ) -> dict[str, Any]:
     """The scenario document of ``variant`` (``exp``: exponential output lengths; a replay
     reads its ``-exp`` series), shortened to :data:`QUICK_SERVERS` and
     :data:`QUICK_DURATION_S` when ``quick``; ``extra`` Inferno instances (:func:`parse_variant`)
-    are added, and with ``only_extra`` the policies are only them, inferno and the oracle."""
+    are added, and with ``only_extra`` the policies are only them, inferno and the oracle;
+    ``seed`` replaces the scenario's (another draw of the same loads)."""
     out = copy.deepcopy(doc)
+    if seed is not None:
+        out["seed"] = seed
     if only_extra:
         out["policies"] = ["inferno", "oracle"]
     for name, settings in extra:
@@ -169,10 +173,11 @@ def run_one(
     quick: bool,
     extra: tuple[tuple[str, dict[str, Any]], ...] = (),
     only_extra: bool = False,
+    seed: int | None = None,
 ) -> Outcome:
     path = SCENARIOS_DIR / f"{stem}.yaml"
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    doc = variant_doc(raw, variant, quick, extra, only_extra)
+    doc = variant_doc(raw, variant, quick, extra, only_extra, seed)
     started = time.perf_counter()
     scenario = parse_scenario(doc, source=str(path), base=path.parent)
     report = build_report(run_scenario(scenario))
@@ -192,7 +197,7 @@ def run_one(
     )
 
 
-Job = tuple[str, str, bool, tuple[tuple[str, dict[str, Any]], ...], bool]
+Job = tuple[str, str, bool, tuple[tuple[str, dict[str, Any]], ...], bool, int | None]
 
 
 def _run(job: Job) -> Outcome:
@@ -227,11 +232,19 @@ def main() -> None:
         action="store_true",
         help="with --variant: run only inferno, the oracle and the variants (no baselines)",
     )
+    ap.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="the scenarios' random seed (default: each scenario's own, 1)",
+    )
     args = ap.parse_args()
     chosen = [(k, s) for k, s in SCENARIOS if args.only is None or s in args.only]
     extra = tuple(args.variant)
     jobs: list[Job] = [
-        (s, v, args.quick, extra, args.variants_only) for _, s in chosen for v in args.lengths
+        (s, v, args.quick, extra, args.variants_only, args.seed)
+        for _, s in chosen
+        for v in args.lengths
     ]
     started = time.perf_counter()
     if args.jobs <= 1:
@@ -248,7 +261,8 @@ def main() -> None:
         name = f"({letters[o.scenario]}) {o.scenario}"
         rows += [[name, o.variant, *r] for r in o.rows]
     print(
-        f"closed loop{' (--quick)' if args.quick else ''}: {len(outcomes)} runs, "
+        f"closed loop{' (--quick)' if args.quick else ''}"
+        f"{f' (seed {args.seed})' if args.seed is not None else ''}: {len(outcomes)} runs, "
         f"{args.jobs} job(s), {wall:.1f} s wall in all"
     )
     print("")

@@ -82,14 +82,14 @@ SEASON_GAIN = 0.3
 class ForecastParams:
     """The forecaster's constants (from :class:`inferno.settings.PolicyOptions`)."""
 
-    alpha: float = 0.5  # level smoothing
+    alpha: float = 0.7  # level smoothing
     beta: float = 0.2  # trend smoothing
-    damping: float = 0.9  # φ, per control period
+    damping: float = 0.8  # φ, per control period
     period_s: float = 60.0  # the control period P
     window_s: float = 60.0  # the measurement window
     startup_s: float = 60.0  # a new replica's start-up time
     margin_z: float = 1.0  # z: margins in standard deviations of the forecast error
-    halflife_s: float = 600.0  # of the residual variance
+    halflife_s: float = 1200.0  # of the residual variance
     drain_s: float = 60.0  # a backlog is sized to drain within this
     max_margin: float = 1.0  # the margin never exceeds this fraction of the rate
     season_s: float = 0.0  # the seasonal period Q (0: none)

@@ -1,6 +1,5 @@
-"""A pooled load forecast (``INFERNO_FORECAST_POOL``, a prototype, off by default): each server
-as its share of the summed rate of all servers, which carries far less count noise than one
-server's rate.
+"""A pooled load forecast (``INFERNO_FORECAST_POOL``, on by default): each server as its share
+of the summed rate of all servers, which carries far less count noise than one server's rate.
 
 The loads of one cluster are often driven by the same users and the same day. The sum ``Y`` of
 every server's measured rate then moves as each of them does, with the Poisson noise of all
@@ -42,8 +41,8 @@ surprise), in two ways:
   ``Vᵢ`` grows and the server keeps its own forecast.
 
 The pool starts over (every server on its own filter for :data:`MIN_OBSERVATIONS` cycles) when
-the set of servers changes, since the sum then jumps with no change in any load. It is not
-persisted across a restart (it starts over then too).
+the set of servers changes, since the sum then jumps with no change in any load. It is kept
+across a restart with the other forecasters (:mod:`.state`).
 
 Pure: no clock (times are given), no I/O.
 """

@@ -104,13 +104,13 @@ class PolicyOptions(Group):
     max_margin: float = option(
         1.0, "INFERNO_MAX_MARGIN", "the margin never exceeds this fraction of the rate"
     )
-    forecast_alpha: float = option(0.5, "INFERNO_FORECAST_ALPHA", "level smoothing, in (0, 1]")
+    forecast_alpha: float = option(0.7, "INFERNO_FORECAST_ALPHA", "level smoothing, in (0, 1]")
     forecast_beta: float = option(0.2, "INFERNO_FORECAST_BETA", "trend smoothing, in [0, 1]")
     forecast_damping: float = option(
-        0.9, "INFERNO_FORECAST_DAMPING", "trend damping per control period, in [0, 1]"
+        0.8, "INFERNO_FORECAST_DAMPING", "trend damping per control period, in [0, 1]"
     )
     residual_halflife: float = option(
-        600.0, "INFERNO_RESIDUAL_HALFLIFE", "seconds: half-life of the forecast error's variance"
+        1200.0, "INFERNO_RESIDUAL_HALFLIFE", "seconds: half-life of the forecast error's variance"
     )
     forecast_season: float = option(
         0.0,
@@ -118,7 +118,7 @@ class PolicyOptions(Group):
         "seconds: the load's seasonal period (86400: daily), learnt in 48 bins; 0: none",
     )
     forecast_pool: bool = option(
-        False,
+        True,
         "INFERNO_FORECAST_POOL",
         "forecast each server as its share of all servers' summed rate (less count noise), "
         "falling back to its own forecast where it departs from its share",

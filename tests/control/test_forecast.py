@@ -4,6 +4,7 @@ margin, a fall is followed without overshooting below the rate, noise costs a bo
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -13,7 +14,12 @@ from inferno.control.forecast import ForecastParams, Track, observe, plan_rate, 
 from inferno.control.policy import Policy
 from inferno.settings import PolicyOptions
 
-P = ForecastParams(period_s=30.0, window_s=60.0, startup_s=60.0)
+#: the filter's mechanics at fixed constants (α 0.5, φ 0.9, a 600 s error half-life: the defaults
+#: until the pooled forecast became the default; the deployed defaults are judged by the
+#: closed-loop bench, bench/closed_loop.py)
+P = ForecastParams(
+    alpha=0.5, damping=0.9, halflife_s=600.0, period_s=30.0, window_s=60.0, startup_s=60.0
+)
 
 
 def feed(rates: list[float], p: ForecastParams = P, t0: float = 0.0) -> Track:
@@ -52,6 +58,24 @@ def test_a_rising_trend_is_anticipated_over_the_horizon() -> None:
     # sized for within 1%
     f = plan_rate(t, now, P)
     assert f.ahead == ahead and f.target >= 0.99 * (now + slope * P.horizon_s)
+
+
+def test_the_deployed_defaults_trade_some_of_a_clean_ramp_for_less_noise() -> None:
+    """docs/control-policy.md: the deployed φ damps the trend harder than ``P``'s, so a clean
+    ramp is sized for less far ahead (within 5% of its rate at the horizon, not 1.5%)."""
+    o = PolicyOptions()
+    deployed = replace(
+        P, alpha=o.forecast_alpha, damping=o.forecast_damping, halflife_s=o.residual_halflife
+    )
+    slope = 0.5
+    rates = [100.0 + slope * 30.0 * k for k in range(20)]
+    need = rates[-1] + slope * P.horizon_s
+    short = {
+        name: 1.0 - plan_rate(feed(rates, p), rates[-1], p).target / need
+        for name, p in (("P", P), ("deployed", deployed))
+    }
+    assert 0.0 < short["P"] < 0.015
+    assert short["P"] < short["deployed"] < 0.05
 
 
 def test_a_step_up_is_caught_within_two_cycles() -> None:
@@ -232,13 +256,13 @@ def horizon_errors(p: ForecastParams, seasons: int) -> list[float]:
 
 def test_a_learnt_season_forecasts_the_daily_rise_better_than_the_trend() -> None:
     plain = horizon_errors(P, 3)
-    seasonal_p = ForecastParams(period_s=30.0, window_s=60.0, startup_s=60.0, season_s=SEASON)
+    seasonal_p = replace(P, season_s=SEASON)
     seasonal = horizon_errors(seasonal_p, 3)
     assert float(np.mean(seasonal)) < 0.5 * float(np.mean(plain))
 
 
 def test_the_season_is_used_only_after_one_whole_season() -> None:
-    seasonal_p = ForecastParams(period_s=30.0, window_s=60.0, startup_s=60.0, season_s=SEASON)
+    seasonal_p = replace(P, season_s=SEASON)
     rates = [daily(k * 30.0) for k in range(int(0.9 * SEASON / 30.0))]
     with_season, without = feed(rates, seasonal_p), feed(rates, P)
     assert rate_at(with_season, P.horizon_s, seasonal_p) == pytest.approx(
@@ -248,7 +272,7 @@ def test_the_season_is_used_only_after_one_whole_season() -> None:
 
 
 def test_the_seasonal_indices_follow_the_shape_and_keep_mean_one() -> None:
-    seasonal_p = ForecastParams(period_s=30.0, window_s=60.0, startup_s=60.0, season_s=SEASON)
+    seasonal_p = replace(P, season_s=SEASON)
     track = feed([daily(k * 30.0 - 30.0) for k in range(int(3 * SEASON / 30.0))], seasonal_p)
     indices = [track.index(SEASON * (k + 0.5) / 48, seasonal_p) for k in range(48)]
     assert sum(indices) / 48 == pytest.approx(1.0)
@@ -260,7 +284,7 @@ def test_the_season_survives_a_restart() -> None:
     from inferno.control.policy import PolicyState
     from inferno.control.state import state_from_json, state_to_json
 
-    seasonal_p = ForecastParams(period_s=30.0, window_s=60.0, startup_s=60.0, season_s=SEASON)
+    seasonal_p = replace(P, season_s=SEASON)
     track = feed([daily(k * 30.0) for k in range(150)], seasonal_p)
     back = state_from_json(state_to_json(PolicyState(tracks={"s": track})))
     assert back.tracks["s"] == track
