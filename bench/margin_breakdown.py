@@ -1,14 +1,17 @@
 """Where the Inferno policy's sizing margin goes, cycle by cycle, on one closed-loop scenario.
 
 Runs a scenario of ``bench/scenarios/`` (default: the diurnal day) with the ``inferno`` policy
-only, records every forecast the policy makes (:func:`inferno.control.forecast.plan_rate`, as
-:mod:`inferno.control.policy` calls it), and prints how the rate it sized for splits:
+only, records every forecast the policy sizes a server by — its own filter's
+(:func:`inferno.control.forecast.plan_rate`) or, with ``forecast_pool`` (the default), the pooled
+one that replaced it (:func:`inferno.control.pool.pooled_forecast`), as
+:mod:`inferno.control.policy` calls them — and prints how the rate it sized for splits:
 
-- **base / measured**: the largest of the smoothed rate, the forecast now and the forecast at the
-  horizon, over the measured rate (how much the forecast itself adds);
-- the **margin** on top of the base, split by the term that set it (``margin =
-  max(z·σ, J)``, ``σ² = max(grown error, Poisson floor)``): the tracked forecast error, the
-  Poisson floor of the count, or a held surprise ``J``; each row gives the share of forecasts it
+- **base / measured**: the forecast's base (before the margin) over the measured rate (how much
+  the forecast itself adds);
+- the **margin** on top of the base, split by the term that set it. Own filter: ``margin =
+  max(z·σ, J)``, ``σ² = max(grown error, Poisson floor)``: the tracked forecast error, the
+  Poisson floor of the count, or a held surprise ``J``. Pooled: ``max(z·σᵢ, 2·J_Y)``: the sum's
+  and the share's error, or the sum's held surprise. Each row gives the share of forecasts it
   set and its contribution to the mean margin (its margins summed over all forecasts).
 
 The numbers are those of the deployed code with the deployed defaults (``--variant`` style
@@ -33,18 +36,23 @@ from closed_loop import SCENARIOS_DIR, parse_variant, variant_doc
 
 import inferno.control.policy as policy_module
 from inferno.control.forecast import Forecast, ForecastParams, Track, plan_rate
+from inferno.control.pool import SURPRISE_GAIN, Pool, pooled_forecast
 from inferno.simulate import parse_scenario, run_scenario
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Seen:
     forecast: Forecast
     track: Track
     params: ForecastParams
+    #: the pooled forecast's held surprise (SURPRISE_GAIN·J_Y) when the pool sized the server,
+    #: None when its own filter did
+    pooled_hold: float | None = None
 
 
 def record(doc: dict[str, Any], path: Path) -> list[Seen]:
-    """Every forecast the inferno policy makes while the scenario runs."""
+    """Every forecast the inferno policy sizes by while the scenario runs: its own filter's, or
+    the pooled one that replaced it (``forecast_pool``)."""
     seen: list[Seen] = []
 
     def spy(
@@ -54,41 +62,77 @@ def record(doc: dict[str, Any], path: Path) -> list[Seen]:
         seen.append(Seen(f, track, p))
         return f
 
-    # the policy module's own name for the function (it imported it from .forecast)
+    def spy_pool(
+        pool: Pool,
+        name: str,
+        own: Track,
+        measured: float,
+        p: ForecastParams,
+        now: float,
+        backlog_excess: float = 0.0,
+    ) -> Forecast | None:
+        f = pooled_forecast(pool, name, own, measured, p, now, backlog_excess)
+        if f is not None:  # it replaces the server's own forecast of this cycle
+            last = next(s for s in reversed(seen) if s.track is own)
+            jump = pool.total.jump if pool.total is not None else 0.0
+            last.forecast, last.pooled_hold = f, SURPRISE_GAIN * jump
+        return f
+
+    # the policy module's own names for the functions (it imported them)
     namespace = vars(policy_module)
-    namespace["plan_rate"] = spy
+    namespace["plan_rate"], namespace["pooled_forecast"] = spy, spy_pool
     try:
         run_scenario(parse_scenario(doc, source=str(path), base=path.parent))
     finally:
-        namespace["plan_rate"] = plan_rate
+        namespace["plan_rate"], namespace["pooled_forecast"] = plan_rate, pooled_forecast
     return seen
+
+
+TERMS = (
+    "own filter: tracked forecast error",
+    "own filter: Poisson floor",
+    "own filter: held surprise J",
+    "pooled: the sum's and the share's error (z·σ)",
+    "pooled: the sum's held surprise (2·J_Y)",
+)
+
+
+def _term(s: Seen, base: float) -> str:
+    f, t, p = s.forecast, s.track, s.params
+    if s.pooled_hold is not None:
+        held = s.pooled_hold > 0 and s.pooled_hold >= f.margin - 1e-12
+        return TERMS[4] if held else TERMS[3]
+    steps = max(p.horizon_s / p.period_s, 1.0)
+    grown = p.margin_z * math.sqrt(t.variance * (1.0 + (steps - 1.0) * p.alpha**2))
+    floor = p.margin_z * math.sqrt(60.0 / (base * p.window_s) * p.smoothing) if base > 0 else 0
+    if t.jump >= max(grown, floor):
+        return TERMS[2]
+    return TERMS[0] if grown > floor else TERMS[1]
 
 
 def breakdown(seen: Sequence[Seen]) -> tuple[list[str], list[list[str]]]:
     n = len(seen)
-    terms = {"tracked forecast error": 0.0, "Poisson floor": 0.0, "held surprise J": 0.0}
-    wins = dict.fromkeys(terms, 0)
+    terms = dict.fromkeys(TERMS, 0.0)
+    wins = dict.fromkeys(TERMS, 0)
     base_ratio = smooth_wins = 0.0
+    own = 0
     for s in seen:
-        f, t, p = s.forecast, s.track, s.params
+        f, t = s.forecast, s.track
         base = f.target - f.drain
         base = base / (1.0 + f.margin) if f.margin > -1.0 else base
         if f.measured > 0:
             base_ratio += base / f.measured
-        smooth_wins += 1.0 if t.smooth >= max(f.now, f.ahead) else 0.0
-        steps = max(p.horizon_s / p.period_s, 1.0)
-        grown = p.margin_z * math.sqrt(t.variance * (1.0 + (steps - 1.0) * p.alpha**2))
-        floor = p.margin_z * math.sqrt(60.0 / (base * p.window_s) * p.smoothing) if base > 0 else 0
-        if t.jump >= max(grown, floor):
-            key = "held surprise J"
-        else:
-            key = "tracked forecast error" if grown > floor else "Poisson floor"
+        if s.pooled_hold is None:
+            own += 1
+            smooth_wins += 1.0 if t.smooth >= max(f.now, f.ahead) else 0.0
+        key = _term(s, base)
         terms[key] += f.margin
         wins[key] += 1
     headers = ["part", "share of forecasts", "mean, % of the rate"]
     rows = [
         ["base / measured (forecast over the measured rate)", "100%", _pct(base_ratio / n - 1)],
-        ["… the smoothed rate is the base", _pct(smooth_wins / n), "-"],
+        ["forecasts by the pool", _pct((n - own) / n), "-"],
+        ["… own filter's: the smoothed rate is the base", _pct(smooth_wins / n), "-"],
     ]
     rows += [[f"margin: {k}", _pct(wins[k] / n), _pct(v / n)] for k, v in terms.items()]
     rows.append(["margin, all", "100%", _pct(sum(terms.values()) / n)])
