@@ -6,6 +6,13 @@ forecaster's sum and shares), kept in the ConfigMap
 Saved after every cycle, restored when the controller starts, so a restart neither forgets the
 recent decisions (and scales down early) nor needs a window to rebuild them. A state that cannot
 be read is logged and ignored (the policy starts empty): it is a cache, never a reason to stop.
+
+A ConfigMap holds at most 1 MiB. A document larger than :data:`MAX_STATE_BYTES` (a few thousand
+servers, with the pooled forecast) leaves out, in this order and with a warning, what costs least
+to rebuild: the pooled forecast (it restarts on its servers' own filters and pools again after a
+few cycles), the smoothed tokens per request, then the forecasters of as many servers as it takes
+(the last by name first). The scale-down window's decisions, the pending GPU switches and the
+tuner's profiles are always kept.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import json
 import logging
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from ..k8s import ClusterAPI, ClusterError
@@ -23,8 +31,10 @@ from .policy import PolicyState
 from .pool import Pool, Share
 
 __all__ = [
+    "MAX_STATE_BYTES",
     "STATE_CONFIG_MAP",
     "StateStore",
+    "fit_state",
     "state_from_json",
     "state_to_json",
 ]
@@ -37,6 +47,8 @@ _VERSION = 2  # 1: the history alone (still read)
 #: entries kept per server and servers kept (a ConfigMap holds at most 1 MiB)
 _MAX_ENTRIES = 64
 _MAX_SERVERS = 5000
+#: the largest document saved (a ConfigMap's data, keys and metadata hold at most 1 MiB)
+MAX_STATE_BYTES = 1_000_000
 
 
 def _track_doc(t: Track) -> list[Any]:
@@ -120,7 +132,35 @@ def _pool_of(doc: object) -> Pool:
     return Pool(total, shares)
 
 
-def state_to_json(state: PolicyState) -> str:
+def state_to_json(state: PolicyState, max_bytes: int = MAX_STATE_BYTES) -> str:
+    """The state's document, within ``max_bytes`` (:func:`fit_state`)."""
+    return fit_state(state, max_bytes)[0]
+
+
+def fit_state(state: PolicyState, max_bytes: int = MAX_STATE_BYTES) -> tuple[str, list[str]]:
+    """The state's document within ``max_bytes`` (ASCII: a byte per character), and what was
+    left out to fit it (empty: nothing), in the order of the module's docstring."""
+    left: list[str] = []
+    text = _dump(state)
+    if len(text) > max_bytes and state.pool.total is not None:
+        state = replace(state, pool=Pool())
+        left.append("the pooled forecast")
+        text = _dump(state)
+    if len(text) > max_bytes and state.tokens:
+        state = replace(state, tokens={})
+        left.append("the smoothed tokens")
+        text = _dump(state)
+    kept = sorted(state.tracks)
+    n = len(kept)
+    while len(text) > max_bytes and n > 0:
+        n //= 2
+        text = _dump(replace(state, tracks={k: state.tracks[k] for k in kept[:n]}))
+    if n < len(kept):
+        left.append(f"the forecasters of {len(kept) - n} of {len(kept)} servers")
+    return text, left
+
+
+def _dump(state: PolicyState) -> str:
     tracks = {server: _track_doc(t) for server, t in sorted(state.tracks.items())[:_MAX_SERVERS]}
     pool = _pool_doc(state.pool)
     switches = {
@@ -137,7 +177,7 @@ def state_to_json(state: PolicyState) -> str:
         **({"pool": pool} if pool is not None else {}),
         **({"tuner": dict(state.tuner)} if state.tuner is not None else {}),
     }
-    return json.dumps(doc, separators=(",", ":"))
+    return json.dumps(doc, separators=(",", ":"))  # ASCII: non-ASCII names are escaped
 
 
 def _history_doc(history: Mapping[str, tuple[Entry, ...]]) -> dict[str, list[list[Any]]]:
@@ -251,8 +291,15 @@ class StateStore:
 
     def save(self, state: PolicyState) -> str:
         """Save; the error ("" when saved)."""
+        text, left = fit_state(state)
+        if left:
+            logger.warning(
+                "policy state over %d bytes: saved without %s (rebuilt after a restart)",
+                MAX_STATE_BYTES,
+                ", ".join(left),
+            )
         try:
-            self.api.put_config_map(self.namespace, self.name, {_KEY: state_to_json(state)})
+            self.api.put_config_map(self.namespace, self.name, {_KEY: text})
         except ClusterError as exc:
             logger.warning("policy state not saved: %s", exc)
             return str(exc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -15,7 +16,9 @@ from inferno.control.loop import ControlLoop
 from inferno.control.policy import Policy, PolicyState
 from inferno.control.pool import Pool, Share
 from inferno.control.state import (
+    MAX_STATE_BYTES,
     StateStore,
+    fit_state,
     state_from_json,
     state_to_json,
 )
@@ -93,6 +96,59 @@ def test_the_pooled_forecaster_goes_round_the_state() -> None:
         doc["pool"][key] = bad
         with pytest.raises(ValueError):
             state_from_json(json.dumps(doc))
+
+
+def _large_state(n: int) -> PolicyState:
+    """``n`` servers with a window decision, a forecaster, smoothed tokens and a pooled share."""
+    names = [f"Premium-model-{i:05d}" for i in range(n)]
+    return PolicyState(
+        history={s: ((1.5 + i, "A100", 8, 3),) for i, s in enumerate(names)},
+        tracks={
+            s: Track(100.0 + i / 7, 0.01 * i / 3, 1e9 + i / 9, 1e-3) for i, s in enumerate(names)
+        },
+        switches={names[0]: ("H100", 2.0)},
+        tokens={s: (128.0 + i / 3, 900.0 + i / 7, 1e9 + i / 11) for i, s in enumerate(names)},
+        tuner={"filters": {"x": 1}},
+        pool=Pool(
+            Track(1e5, 1.0, 1e9, 1e-4),
+            {s: Share(share=1.0 / (n + i), variance=1e-3 / (i + 1)) for i, s in enumerate(names)},
+        ),
+    )
+
+
+def test_a_state_too_large_for_a_config_map_leaves_out_what_rebuilds_fastest() -> None:
+    state = _large_state(4000)
+    assert len(state_to_json(state, max_bytes=10**9)) > MAX_STATE_BYTES  # it would not fit
+    text, left = fit_state(state)
+    assert len(text.encode()) <= MAX_STATE_BYTES
+    assert left == ["the pooled forecast"]
+    back = state_from_json(text)
+    assert back == replace(state, pool=Pool())  # everything else kept, bit for bit
+    # tighter: the tokens go next, then forecasters (the last by name first); the window's
+    # decisions, the pending switches and the tuner always stay
+    small = _large_state(200)
+    budget = len(state_to_json(replace(small, pool=Pool(), tokens={}), max_bytes=10**9)) - 1
+    text, left = fit_state(small, budget)
+    back = state_from_json(text)
+    assert len(text) <= budget
+    assert left[:2] == ["the pooled forecast", "the smoothed tokens"]
+    assert left[2].startswith("the forecasters of ") and left[2].endswith(" of 200 servers")
+    assert back.history == small.history and back.switches == small.switches
+    assert back.tuner == small.tuner and not back.tokens and back.pool == Pool()
+    assert 0 < len(back.tracks) < 200
+    assert sorted(back.tracks) == sorted(small.tracks)[: len(back.tracks)]
+
+
+def test_an_oversized_state_is_saved_smaller_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cluster = FakeCluster()
+    with caplog.at_level("WARNING", logger="inferno.control.state"):
+        assert StateStore(cluster, "inferno").save(_large_state(4000)) == ""
+    assert "saved without the pooled forecast" in caplog.text
+    saved = cluster.config_maps[("inferno", "inferno-state")]["data"]["policy.json"]
+    assert len(saved) <= MAX_STATE_BYTES
+    assert len(StateStore(cluster, "inferno").load().tracks) == 4000
 
 
 def test_an_unusable_state_is_ignored() -> None:
