@@ -148,6 +148,36 @@ def wait_for_sleep_model(triton: Child, http: int) -> None:
     )
 
 
+#: tries of :func:`ready_sleep_triton`
+START_ATTEMPTS = 2
+
+
+def ready_sleep_triton(python: str, tmp: Path, **options: Any) -> tuple[Child, int, int, int]:
+    """:func:`sleep_triton` (its ``options``) started and its model ready; the caller stops it.
+
+    Started once more, in a fresh directory, when the server exits before its model is ready:
+    pytriton's Python backend stub sometimes connects to its own handshake socket before the
+    socket listens (``ConnectionRefusedError`` in ``get_config_from_handshake_server``, seen
+    with two instances), and the server then shuts down. A second failure, or a server that
+    is still up but not ready in time, fails the test."""
+    for attempt in range(1, START_ATTEMPTS + 1):
+        where = tmp / f"start{attempt}"
+        where.mkdir(parents=True, exist_ok=True)
+        child, http, grpc, metrics = sleep_triton(python, where, **options)
+        try:
+            wait_for_sleep_model(child, http)
+        except AssertionError as exc:
+            child.stop()
+            if attempt == START_ATTEMPTS or "exited before" not in str(exc):
+                raise
+            continue
+        except BaseException:
+            child.stop()
+            raise
+        return child, http, grpc, metrics
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 @pytest.fixture(scope="module")
 def stack(
     prometheus_bin: str, triton_python: str, tmp_path_factory: pytest.TempPathFactory

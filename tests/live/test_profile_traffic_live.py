@@ -19,7 +19,7 @@ import pytest
 
 from inferno.cli import main
 
-from .conftest import TOKEN, cli_json, sleep_triton, wait_for_sleep_model
+from .conftest import TOKEN, cli_json, ready_sleep_triton
 
 pytestmark = pytest.mark.slow
 
@@ -32,11 +32,10 @@ MEAN_BOUND, P95_BOUND = 0.10, 0.15
 @pytest.fixture(scope="module")
 def triton_http(triton_python: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("traffic")
-    triton, http, _, _ = sleep_triton(
+    triton, http, _, _ = ready_sleep_triton(
         triton_python, tmp, alpha=ALPHA, beta=BETA, max_batch=MAX_BATCH
     )
     try:
-        wait_for_sleep_model(triton, http)
         yield f"http://127.0.0.1:{http}"
     finally:
         triton.stop()

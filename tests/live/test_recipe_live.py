@@ -17,7 +17,7 @@ from inferno.cli.recipe import parse_cpu, parse_memory_mib
 from inferno.profiling import ProcessSampler
 
 from ._procs import Child
-from .conftest import TOKEN, cli_json, sleep_triton, wait_for_sleep_model
+from .conftest import TOKEN, cli_json, ready_sleep_triton
 
 pytestmark = pytest.mark.slow
 
@@ -41,14 +41,9 @@ class Served:
 
 
 def _start(python: str, tmp: Path, instances: int) -> Served:
-    child, http, _, _ = sleep_triton(
+    child, http, _, _ = ready_sleep_triton(
         python, tmp, alpha=ALPHA, beta=BETA, max_batch=MAX_BATCH, instances=instances
     )
-    try:
-        wait_for_sleep_model(child, http)
-    except BaseException:
-        child.stop()
-        raise
     return Served(child, f"http://127.0.0.1:{http}")
 
 

@@ -40,7 +40,7 @@ from inferno.model.profiles import BatchProfile, Tokens
 from inferno.model.quantiles import latency_quantiles
 
 from ._procs import Child
-from .conftest import TOKEN, cli_json, sleep_triton, wait_for_sleep_model
+from .conftest import TOKEN, cli_json, ready_sleep_triton
 
 pytestmark = pytest.mark.slow
 
@@ -77,7 +77,7 @@ def serve(triton_python: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
     def start(instances: int) -> Served:
         tmp = tmp_path_factory.mktemp(f"serving{instances}")
-        child, http, _, _ = sleep_triton(
+        child, http, _, _ = ready_sleep_triton(
             triton_python,
             tmp,
             alpha=ALPHA,
@@ -87,7 +87,6 @@ def serve(triton_python: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
             max_queue_delay_us=DELAY_US,
         )
         started.append(child)
-        wait_for_sleep_model(child, http)
         return Served(child, f"http://127.0.0.1:{http}")
 
     try:
