@@ -258,6 +258,7 @@ class StateStore:
         self.api = api
         self.namespace = namespace
         self.name = name
+        self._left: list[str] = []  # what the last save left out (warned once, not every cycle)
 
     def load(self) -> PolicyState:
         """The saved state (empty when there is none or it is unusable: logged)."""
@@ -292,12 +293,15 @@ class StateStore:
     def save(self, state: PolicyState) -> str:
         """Save; the error ("" when saved)."""
         text, left = fit_state(state)
-        if left:
+        if left and left != self._left:
             logger.warning(
                 "policy state over %d bytes: saved without %s (rebuilt after a restart)",
                 MAX_STATE_BYTES,
                 ", ".join(left),
             )
+        elif not left and self._left:
+            logger.info("policy state saved whole again")
+        self._left = left
         try:
             self.api.put_config_map(self.namespace, self.name, {_KEY: text})
         except ClusterError as exc:

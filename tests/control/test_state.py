@@ -143,12 +143,17 @@ def test_an_oversized_state_is_saved_smaller_and_says_so(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     cluster = FakeCluster()
+    store = StateStore(cluster, "inferno")
     with caplog.at_level("WARNING", logger="inferno.control.state"):
-        assert StateStore(cluster, "inferno").save(_large_state(4000)) == ""
-    assert "saved without the pooled forecast" in caplog.text
+        assert store.save(_large_state(4000)) == ""
+        assert store.save(_large_state(4000)) == ""  # said once, not every cycle
+    assert caplog.text.count("saved without the pooled forecast") == 1
     saved = cluster.config_maps[("inferno", "inferno-state")]["data"]["policy.json"]
     assert len(saved) <= MAX_STATE_BYTES
     assert len(StateStore(cluster, "inferno").load().tracks) == 4000
+    with caplog.at_level("INFO", logger="inferno.control.state"):
+        assert store.save(PolicyState()) == ""
+    assert "saved whole again" in caplog.text
 
 
 def test_an_unusable_state_is_ignored() -> None:
