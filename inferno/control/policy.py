@@ -110,14 +110,25 @@ def _backlog_excess(row: Mapping[str, Any], backlog: float | None) -> float:
 def forecast_params(settings: Settings) -> ForecastParams:
     """The forecaster's constants from the deployed settings (the control period, the load
     window and the policy group)."""
-    o = settings.policy
     period = settings.service.control_period
+    return options_params(
+        settings.policy,
+        period_s=period if period > 0 else 60.0,
+        window_s=settings.prometheus.load_window,
+    )
+
+
+def options_params(
+    o: PolicyOptions, period_s: float = 60.0, window_s: float = 60.0
+) -> ForecastParams:
+    """The forecaster's constants from the policy group, for a control period and a load
+    window of these lengths."""
     return ForecastParams(
         alpha=o.forecast_alpha,
         beta=o.forecast_beta,
         damping=o.forecast_damping,
-        period_s=period if period > 0 else 60.0,
-        window_s=settings.prometheus.load_window,
+        period_s=period_s,
+        window_s=window_s,
         startup_s=o.startup_time,
         margin_z=o.margin_z,
         halflife_s=o.residual_halflife,
@@ -141,7 +152,7 @@ class Policy:
         self.opts = opts
         self.clock = clock
         self.batch_tolerance = batch_tolerance
-        self.params = params if params is not None else ForecastParams()
+        self.params = params if params is not None else options_params(opts)
         self.state = PolicyState()
         #: the last cycle's forecasts, by server (for the report), and the start-ups they took
         self.forecasts: dict[str, Forecast] = {}

@@ -60,6 +60,15 @@ def test_a_rising_trend_is_anticipated_over_the_horizon() -> None:
     assert f.ahead == ahead and f.target >= 0.99 * (now + slope * P.horizon_s)
 
 
+def test_the_filters_defaults_are_the_deployed_ones() -> None:
+    """ForecastParams' defaults repeat PolicyOptions' (the pure module cannot read settings):
+    they must not drift apart."""
+    from inferno.control.policy import options_params
+
+    assert ForecastParams() == options_params(PolicyOptions())
+    assert options_params(PolicyOptions(forecast_alpha=0.3)).alpha == 0.3
+
+
 def test_the_deployed_defaults_trade_some_of_a_clean_ramp_for_less_noise() -> None:
     """docs/control-policy.md: the deployed φ damps the trend harder than ``P``'s, so a clean
     ramp is sized for less far ahead (within 5% of its rate at the horizon, not 1.5%)."""
