@@ -15,9 +15,15 @@ there the one-instance model must be further off. pytriton and Triton add a per-
 when they batch single-item requests; the default profile (``--shape single``) measures β on
 those batches, so the row's β carries it (tests/live/test_profile_traffic_live.py, issue 13).
 
-One level is a known gap (``GAP``): one instance with the delay at 80 req/s, where the real
-Triton is slower than the model (and the emulator, which agrees with it) by 7–28% on the mean
-from run to run; it is printed, and only the direction of the error is asserted.
+One level is a known gap (``GAP``): one instance with the 20 ms delay at 80 req/s, where the
+real Triton is slower than the model (and the emulator, which agrees with it) by 7–28% on the
+mean from run to run. Triton's scheduler closes the next batch as soon as its oldest request has
+waited the delay, even while the instance still runs the current one (it prefetches up to two
+batches per instance), so with a delay shorter than the batch time later arrivals wait one batch
+more; the model lets them join. The level is printed with Triton's own queue time per request,
+and what is asserted is the direction of the error and that the missing time is in that queue.
+With delays of 35 and 50 ms, at least the batch time, the same rates are within the bounds
+(:func:`test_longer_delays_predict_a_real_triton_at_every_rate`).
 
     .venv/bin/pytest -s tests/live/test_serving_config_live.py   # prints every comparison
 """
@@ -31,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 
@@ -38,6 +45,7 @@ from inferno.cli import main
 from inferno.model.analyzer import analyze_rate, operating_point
 from inferno.model.profiles import BatchProfile, Tokens
 from inferno.model.quantiles import latency_quantiles
+from inferno.triton import ModelStatistics, parse_statistics
 
 from ._procs import Child
 from .conftest import TOKEN, cli_json, ready_sleep_triton
@@ -56,11 +64,12 @@ MEAN_BOUND, P95_BOUND = 0.10, 0.15
 #: (−0.8, −4.6, −10.4%); the bounds allow for that measurement, not for a model error
 HIGH_TWO = (2, 1)
 HIGH_TWO_MEAN, HIGH_TWO_P95 = 0.15, 0.20
-#: the known gap: one instance with the delay at a moderate load (80 req/s, a third of its
+#: the known gap: one instance with the 20 ms delay at a moderate load (80 req/s, a third of its
 #: capacity), where the real Triton is slower than the model in every measurement (mean −7% to
-#: −28%, p95 −11% to −30%, varying from run to run) while the emulator agrees with the model: no
-#: bound holds it, so the level is printed and only the direction is asserted (the model is
-#: optimistic there) until the model or the emulator learns what Triton does
+#: −28%, p95 −11% to −30%, varying from run to run) while the emulator agrees with the model:
+#: Triton's prefetching scheduler (module docstring). No bound holds it, so the level is printed
+#: and the direction and the place of the missing time are asserted, until the model and the
+#: emulator learn the prefetch
 GAP = (1, 1)
 
 
@@ -75,8 +84,8 @@ def serve(triton_python: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     """Start a sleep server with c instances and the delay; every one started is stopped."""
     started: list[Child] = []
 
-    def start(instances: int) -> Served:
-        tmp = tmp_path_factory.mktemp(f"serving{instances}")
+    def start(instances: int, delay_us: int = DELAY_US) -> Served:
+        tmp = tmp_path_factory.mktemp(f"serving{instances}-{delay_us}")
         child, http, _, _ = ready_sleep_triton(
             triton_python,
             tmp,
@@ -84,7 +93,7 @@ def serve(triton_python: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
             beta=BETA,
             max_batch=MAX_BATCH,
             instances=instances,
-            max_queue_delay_us=DELAY_US,
+            max_queue_delay_us=delay_us,
         )
         started.append(child)
         return Served(child, f"http://127.0.0.1:{http}")
@@ -100,6 +109,14 @@ def _predict(
     row: dict[str, Any], delay_ms: float, instances: int, rps: float
 ) -> tuple[float, float]:
     """The model's mean and p95 response time (ms) at ``rps``."""
+    mean, p95, _ = _predict_wait(row, delay_ms, instances, rps)
+    return mean, p95
+
+
+def _predict_wait(
+    row: dict[str, Any], delay_ms: float, instances: int, rps: float
+) -> tuple[float, float, float]:
+    """The model's mean and p95 response time and its mean wait (ms) at ``rps``."""
     kappa = tuple(float(k) for k in row.get("contention", [1.0]))
     profile = BatchProfile(
         float(row["alpha"]),
@@ -111,10 +128,19 @@ def _predict(
     )
     result = analyze_rate(profile, Tokens(), rps)
     if not math.isfinite(result.avg_resp_time) or result.blocking > 0.01:
-        return math.inf, math.inf
+        return math.inf, math.inf, math.inf
     point = operating_point(profile, Tokens(), None)
     p95 = latency_quantiles(point, np.array([result.throughput / 1000.0]), (0.95,))[0, 0]
-    return result.avg_resp_time, float(p95)
+    return result.avg_resp_time, float(p95), result.avg_wait_time
+
+
+def _statistics(served: Served) -> ModelStatistics:
+    """Triton's own counters for the model (cumulative)."""
+    answer = httpx.get(
+        f"{served.url}/v2/models/sleep/stats", headers={"triton-access-token": TOKEN}, timeout=10
+    )
+    answer.raise_for_status()
+    return parse_statistics(answer.json(), "sleep")
 
 
 @dataclass(frozen=True)
@@ -140,23 +166,28 @@ def _measure(
     seed: int,
     out: Path,
     level: int,
+    delay_us: int = DELAY_US,
 ) -> _Level:
     argv = ["load", served.url, "-m", f"sleep={rate:g}", "-d", f"{seconds:g}", "--seed", str(seed)]
+    before = _statistics(served)
     assert main([*argv, "--quiet", "--json", str(out)]) == 0
+    triton = _statistics(served).minus(before)
     measured = json.loads(out.read_text())["models"][0]
     assert measured["errors"] == 0, measured
     rps = float(measured["offeredRps"])  # the rate that arrived
-    delay_ms = DELAY_US / 1000.0
+    delay_ms = delay_us / 1000.0
     mean, p95 = float(measured["meanMs"]), float(measured["percentilesMs"]["p95"])
-    model_mean, model_p95 = _predict(row, delay_ms, instances, rps)
+    model_mean, model_p95, model_wait = _predict_wait(row, delay_ms, instances, rps)
     mean_err, p95_err = model_mean / mean - 1, model_p95 / p95 - 1
     line = (
         f"c={instances} D={delay_ms:g} ms, {rps:.1f} req/s (lag ≤ {measured['maxLagMs']:.0f} ms, "
         f"{measured['ok']} ok): mean {model_mean:.1f} vs {mean:.1f} ms ({100 * mean_err:+.1f}%), "
-        f"p95 {model_p95:.1f} vs {p95:.1f} ms ({100 * p95_err:+.1f}%)"
+        f"p95 {model_p95:.1f} vs {p95:.1f} ms ({100 * p95_err:+.1f}%); wait {model_wait:.1f} vs "
+        f"Triton's queue {triton.queue_ms:.1f} ms, batch {triton.avg_batch:.2f}"
     )
     other_err = math.nan
-    if _discriminates(instances, level):
+    special = delay_us == DELAY_US  # the levels below are those of the 20 ms servers
+    if special and _discriminates(instances, level):
         # the model that ignores what the server runs: no delay (one instance) or one instance
         other, what = (
             (_predict(row, 0.0, 1, rps)[0], "no delay")
@@ -165,10 +196,13 @@ def _measure(
         )
         other_err = other / mean - 1
         line += f"; the model with {what}: mean {other:.1f} ms ({100 * other_err:+.1f}%)"
-    if (instances, level) == GAP:
+    if special and (instances, level) == GAP:
         within = mean_err < 0.0 and p95_err < 0.0
         line += " [known gap: printed, only its sign checked]"
-    elif (instances, level) == HIGH_TWO:
+        # where the missing time is: in Triton's queue, before the batch runs (the scheduler
+        # forms the next batch while the instance is busy, docs/triton.md), not in the run
+        assert triton.queue_ms - model_wait > 0.5 * (mean - model_mean), line
+    elif special and (instances, level) == HIGH_TWO:
         within = abs(mean_err) <= HIGH_TWO_MEAN and abs(p95_err) <= HIGH_TWO_P95
     else:
         within = abs(mean_err) <= MEAN_BOUND and abs(p95_err) <= P95_BOUND
@@ -213,6 +247,44 @@ def test_delay_and_instances_predict_a_real_triton(
             if _discriminates(instances, i):
                 assert abs(level.other_err) > max(abs(level.mean_err), MEAN_BOUND), lines[-1]
     capsys.readouterr()  # the load reports
+    with capsys.disabled():
+        print("\n" + "\n".join(lines))
+    assert not failures, "predicted vs measured out of bounds:\n" + "\n".join(failures)
+
+
+#: longer delays on one instance, each at three rates (the 20 ms server's, and one between)
+LONG_DELAYS_US = (35_000, 50_000)
+LONG_RATES = ((15.0, 12.0), (40.0, 12.0), (77.0, 12.0))
+
+
+@pytest.mark.parametrize("delay_us", LONG_DELAYS_US)
+def test_longer_delays_predict_a_real_triton_at_every_rate(
+    delay_us: int, serve: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With a delay at least the batch time, the batch the scheduler forms while the instance is
+    busy is still growing when the instance frees (the delay has not run out), so Triton serves
+    as the model does at every rate, the 20 ms server's known gap included: mean ±10%, p95
+    ±15%. With 20 ms (and shorter: docs/triton.md) the same rates show the gap."""
+    data = tmp_path / "model-data.json"
+    data.write_text(json.dumps({"models": []}))
+    served = serve(1, delay_us)
+    argv = ["profile", served.url, "-m", "sleep", "--header", f"triton-access-token={TOKEN}"]
+    profile = cli_json([*argv, "--merge", str(data), "--json"], capsys)
+    assert profile["row"]["queueDelayMs"] == pytest.approx(delay_us / 1000.0)
+    row = profile["merged"]
+    lines = [f"c=1 D={delay_us / 1000:g} ms profile: α {row['alpha']:.2f} ms, β {row['beta']:.3f}"]
+    failures = []
+    for i, (rate, seconds) in enumerate(LONG_RATES):
+        for attempt in range(2):
+            seed = 71 + i + 100 * attempt
+            out = tmp_path / f"load-{seed}.json"
+            level = _measure(served, row, 1, rate, seconds, seed, out, i, delay_us)
+            lines.append(level.line + (" (again)" if attempt else ""))
+            if level.within:  # out of bounds: measured once more, as above
+                break
+        if not level.within:
+            failures.append(lines[-1])
+    capsys.readouterr()
     with capsys.disabled():
         print("\n" + "\n".join(lines))
     assert not failures, "predicted vs measured out of bounds:\n" + "\n".join(failures)
