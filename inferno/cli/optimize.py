@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def format_solution(solution: Solution, system: System, *, percentiles: bool = False) -> str:
-    from ..solver.serving_config import fallback_note
+    from ..solver.serving_config import fallback_note, prefetch_note
 
     servers = {s.name: s for s in system.servers}
     headers = ["server", "accelerator", "replicas", "batch", "cost", "req/min", "λ*/replica"]
@@ -185,10 +185,14 @@ def format_solution(solution: Solution, system: System, *, percentiles: bool = F
         if serving:
             dec = a.serving
             row += [dec.instances, dec.delay_us] if dec is not None else [None, None]
+        profile = profiles.get((servers[name].model, a.accelerator))
         if a.serving is None and system.optimizer.decide_serving:
-            fallback = fallback_note(profiles.get((servers[name].model, a.accelerator)))
+            fallback = fallback_note(profile)
             if fallback:
                 notes.append(fallback)
+        prefetch = prefetch_note(profile, a.serving)
+        if prefetch:
+            notes.append(prefetch)
         row.append("; ".join(notes))
         rows.append(row)
     numeric = {

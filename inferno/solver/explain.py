@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from ..units import MS_PER_MIN
 from .candidates import CandidateTable
 from .result import Solution
-from .serving_config import fallback_note
+from .serving_config import fallback_note, prefetch_note
 
 __all__ = ["CandidateRow", "Explanation", "explain"]
 
@@ -105,21 +105,24 @@ def explain(table: CandidateTable, solution: Solution, server: str) -> Explanati
         )
         if alloc.note:
             verdict += f" ({alloc.note})"
+        model = table.system.servers[s].model
+        profile = next(
+            (
+                p.profile
+                for p in table.system.profiles
+                if p.model == model and p.accelerator == alloc.accelerator
+            ),
+            None,
+        )
         if alloc.serving is not None:
             verdict += f". Serving: {alloc.serving.why()}"
         elif table.system.optimizer.decide_serving:
-            model = table.system.servers[s].model
-            profile = next(
-                (
-                    p.profile
-                    for p in table.system.profiles
-                    if p.model == model and p.accelerator == alloc.accelerator
-                ),
-                None,
-            )
             fallback = fallback_note(profile)
             if fallback:
                 verdict += f". Serving: {fallback}"
+        prefetch = prefetch_note(profile, alloc.serving)
+        if prefetch:
+            verdict += f". Caution: {prefetch}"
         verdict += _partition_verdict(table, s, alloc.accelerator, rows)
     return Explanation(server=server, demand=demand, rows=tuple(rows), verdict=verdict)
 

@@ -28,6 +28,14 @@ misses too).
 ``contention`` is sized as before, with one instance (c = 1) and its own delay, and has no
 decision; ``optimize`` and ``explain`` say so when the optimizer data asks for the decision.
 
+**Short delays on one instance** (:func:`prefetch_note`): a real Triton's scheduler closes the
+next batch as soon as its oldest request has waited the delay, even while the instance still runs
+the current one (it prefetches up to two batches per instance). With one instance and a delay
+shorter than the batch time, later arrivals then wait one batch more than the model lets them,
+so the model is optimistic under load, the more the shorter the delay (docs/triton.md, "Checked
+against a real Triton"); ``optimize`` and ``explain`` say so for every allocation that runs one
+instance with a delay shorter than its shortest batch, α + β.
+
 **Not decided** (the pair keeps c = 1 and the row's delay, and the reason is reported): a server
 with a latency *quantile* target — sizing a delay option on its exact response-time distribution
 rebuilds it at every rate of the bisection (seconds per rate at N = 32, minutes per option; the
@@ -60,6 +68,7 @@ __all__ = [
     "decide",
     "delay_grid",
     "fallback_note",
+    "prefetch_note",
 ]
 
 logger = logging.getLogger(__name__)
@@ -168,6 +177,25 @@ def fallback_note(profile: object) -> str:
             f"instance, delay {round(profile.queue_delay_ms * 1000.0)} µs"
         )
     return ""
+
+
+def prefetch_note(profile: object, decision: ServingDecision | None = None) -> str:
+    """A warning where a real Triton is slower than the model (empty elsewhere): one model
+    instance under Triton's batching with a delay that runs out within even the shortest batch
+    (D < τ(1)) — the row's own instances and delay, or the ``decision``'s when the optimizer
+    made one."""
+    if not isinstance(profile, BatchProfile) or profile.batching != "triton":
+        return ""
+    instances = decision.instances if decision is not None else profile.instances
+    delay_ms = decision.delay_us / 1000.0 if decision is not None else profile.queue_delay_ms
+    shortest = profile.alpha + profile.beta
+    if instances != 1 or not 0.0 < delay_ms < shortest:
+        return ""
+    return (
+        f"delay {delay_ms:g} ms < a batch's {shortest:.1f} ms on one instance: a real Triton "
+        "closes the next batch while one runs, so under load it queues longer than predicted, "
+        "the more the shorter the delay (docs/triton.md)"
+    )
 
 
 def delay_grid(

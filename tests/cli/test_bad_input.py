@@ -705,6 +705,39 @@ def test_a_profile_without_contention_falls_back_to_one_instance_and_says_so(
     assert sr["instances"] in (1, 2) and sr["maxQueueDelayUs"] >= 0
 
 
+def test_a_delay_shorter_than_a_batch_on_one_instance_is_flagged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A real Triton closes the next batch while one runs, so one instance with a delay shorter
+    than its shortest batch (α + β = 6 ms here) queues longer than the model predicts under load
+    (docs/triton.md): optimize's note and explain's verdict say so; a longer delay, no delay, or
+    two instances have nothing to flag."""
+    says = "delay 1.5 ms < a batch's 6.0 ms on one instance: a real Triton closes the next batch"
+    files = base_files()
+    _set(files["model-data.json"], "models.3.queueDelayMs", 1.5)
+    short = write_system(tmp_path / "short", files)
+    assert main(["optimize", str(short)]) == 0
+    out = capsys.readouterr().out
+    (row,) = [line for line in out.splitlines() if line.startswith("sr ")]
+    assert says in row
+    assert "closes the next batch" not in out.replace(row, "")  # not the LLM kinds
+    assert main(["explain", str(short), "sr"]) == 0
+    assert f"Caution: {says}" in capsys.readouterr().out
+    for value in (8.0, 0.0):
+        _set(files["model-data.json"], "models.3.queueDelayMs", value)
+        assert main(["optimize", str(write_system(tmp_path / f"d{value}", files))]) == 0
+        assert "closes the next batch" not in capsys.readouterr().out
+    # two instances decided with a delay: the other instance takes the closed batch
+    _set(files["model-data.json"], "models.3.queueDelayMs", 1.5)
+    _set(files["model-data.json"], "models.3.contention", [1.0, 1.0])
+    kappa = write_system(tmp_path / "kappa", files)
+    assert main(["optimize", str(kappa), "--decide-serving", "--format", "json"]) == 0
+    sr = json.loads(capsys.readouterr().out)["allocations"]["sr"]
+    assert main(["optimize", str(kappa), "--decide-serving"]) == 0
+    flagged = "closes the next batch" in capsys.readouterr().out
+    assert flagged == (sr["instances"] == 1 and 0 < sr["maxQueueDelayUs"] < 6000)
+
+
 def test_an_empty_server_list_is_bad_input_as_in_simulate(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

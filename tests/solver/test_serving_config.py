@@ -173,3 +173,22 @@ def test_the_shortcuts_never_drop_a_cheaper_option(rate: float, latency: float) 
     assert any(o.at_least for o in dec.options) or len(dec.options) == sum(
         o.feasible for o in dec.options
     )
+
+
+def test_the_prefetch_note_flags_one_instance_with_a_delay_shorter_than_a_batch() -> None:
+    """docs/triton.md: a real Triton closes the next batch while one runs; the model is
+    optimistic for one instance with D < α + β (here 12 ms), and only there."""
+    from inferno.solver.serving_config import ServingDecision, prefetch_note
+
+    replace = dataclasses.replace
+    row = BatchProfile(10.0, 2.0, 16, queue_delay_ms=5.0)
+    assert "delay 5 ms < a batch's 12.0 ms on one instance" in prefetch_note(row)
+    assert prefetch_note(replace(row, queue_delay_ms=12.0)) == ""  # the shortest batch's own
+    assert prefetch_note(replace(row, queue_delay_ms=0.0)) == ""  # no delay: nothing closes early
+    assert prefetch_note(replace(row, instances=2, contention=(1.0, 1.1))) == ""
+    assert prefetch_note(replace(row, batching="chain")) == ""  # not Triton's batcher
+    # the optimizer's decision, not the row's, is what runs
+    assert prefetch_note(row, ServingDecision(2, 5000)) == ""
+    assert "delay 3 ms" in prefetch_note(replace(row, queue_delay_ms=0.0), ServingDecision(1, 3000))
+    assert prefetch_note(row, ServingDecision(1, 0)) == ""
+    assert prefetch_note(object()) == ""
