@@ -31,7 +31,7 @@ decision; ``optimize`` and ``explain`` say so when the optimizer data asks for t
 **Short delays on one instance** (:func:`prefetch_note`): a real Triton's scheduler closes the
 next batch as soon as its oldest request has waited the delay, even while the instance still runs
 the current one (it prefetches up to two batches per instance). With one instance and a delay
-shorter than the batch time, later arrivals then wait one batch more than the model lets them,
+shorter than the batch time, later arrivals can wait one batch more than the model lets them,
 so the model is optimistic under load, the more the shorter the delay (docs/triton.md, "Checked
 against a real Triton"); ``optimize`` and ``explain`` say so for every allocation that runs one
 instance with a delay shorter than its shortest batch, α + β.
