@@ -275,7 +275,7 @@ def test_delay_and_instances_predict_a_real_triton(
 
 
 #: longer delays on one instance, each at three rates (the 20 ms server's, and one between)
-LONG_DELAYS_US = (35_000, 50_000)
+LONG_DELAYS_US = (45_000, 60_000)
 LONG_RATES = ((15.0, 12.0), (40.0, 12.0), (77.0, 12.0))
 
 
