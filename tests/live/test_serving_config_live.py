@@ -22,7 +22,7 @@ waited the delay, even while the instance still runs the current one (it prefetc
 batches per instance), so with a delay shorter than the batch time later arrivals can wait one batch
 more; the model lets them join. The level is printed with Triton's own queue time per request,
 and what is asserted is the direction of the error and that the missing time is in that queue.
-With delays of 35 and 50 ms, close to the batch time or longer, the same rates are within the
+With delays of 45 and 60 ms, about the batch time or longer, the same rates are within the
 bounds
 (:func:`test_longer_delays_predict_a_real_triton_at_every_rate`).
 
@@ -283,11 +283,11 @@ LONG_RATES = ((15.0, 12.0), (40.0, 12.0), (77.0, 12.0))
 def test_longer_delays_predict_a_real_triton_at_every_rate(
     delay_us: int, serve: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """With a delay close to the batch time or longer (35 and 50 ms against batches of about
-    36–47 ms), the oldest request's delay runs out late in a run if at all, so the scheduler
+    """With a delay about the batch time or longer (45 and 60 ms against batches of about
+    36–50 ms), the oldest request's delay runs out late in a run if at all, so the scheduler
     rarely closes a batch while the instance is busy, and Triton serves as the model does at
-    every rate, the 20 ms server's known gap included: mean ±10%, p95 ±15%. With 20 ms the
-    same rates show the gap (docs/triton.md)."""
+    every rate, the rate of the 20 ms server's known gap included: mean ±10%, p95 ±15%. With
+    20 ms that rate shows the gap (docs/triton.md)."""
     data = tmp_path / "model-data.json"
     data.write_text(json.dumps({"models": []}))
     served = serve(1, delay_us)
