@@ -23,8 +23,7 @@ batches per instance), so with a delay shorter than the batch time later arrival
 more; the model lets them join. The level is printed with Triton's own queue time per request,
 and what is asserted is the direction of the error and that the missing time is in that queue.
 With delays of 45 and 60 ms, about the batch time or longer, the same rates are within the
-bounds
-(:func:`test_longer_delays_predict_a_real_triton_at_every_rate`).
+bounds (:func:`test_longer_delays_predict_a_real_triton_at_every_rate`).
 
     .venv/bin/pytest -s tests/live/test_serving_config_live.py   # prints every comparison
 """
@@ -231,6 +230,30 @@ def _measure(
     return _Level(line, within, mean_err, other_err)
 
 
+def _measure_level(
+    served: Served,
+    row: dict[str, Any],
+    instances: int,
+    rate: float,
+    seconds: float,
+    seed: int,
+    tmp: Path,
+    level: int,
+    lines: list[str],
+    delay_us: int = DELAY_US,
+) -> _Level:
+    """:func:`_measure`, once more when out of bounds (other work on the shared machine slows a
+    CPU-bound Triton the profile did not see); both attempts' lines are appended to ``lines``."""
+    for attempt in range(2):
+        run_seed = seed + 100 * attempt
+        out = tmp / f"load-{run_seed}.json"
+        result = _measure(served, row, instances, rate, seconds, run_seed, out, level, delay_us)
+        lines.append(result.line + (" (again)" if attempt else ""))
+        if result.within:
+            break
+    return result
+
+
 def test_delay_and_instances_predict_a_real_triton(
     serve: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -254,15 +277,9 @@ def test_delay_and_instances_predict_a_real_triton(
             # sleeping instances do not contend much: two serve nearly twice one's throughput
             assert 1.0 <= kappa[1] < 1.35
         for i, (rate, seconds) in enumerate(loads):
-            for attempt in range(2):
-                seed = 21 + 10 * instances + i + 100 * attempt
-                out = tmp_path / f"load-{seed}.json"
-                level = _measure(served, row, instances, rate, seconds, seed, out, i)
-                lines.append(level.line + (" (again)" if attempt else ""))
-                # a level out of bounds is measured once more: other work on the shared machine
-                # slows a CPU-bound Triton the profile did not see; both attempts are printed
-                if level.within:
-                    break
+            level = _measure_level(
+                served, row, instances, rate, seconds, 21 + 10 * instances + i, tmp_path, i, lines
+            )
             if not level.within:
                 failures.append(lines[-1])
             # what the server runs matters there: the model without it is further off
@@ -274,7 +291,8 @@ def test_delay_and_instances_predict_a_real_triton(
     assert not failures, "predicted vs measured out of bounds:\n" + "\n".join(failures)
 
 
-#: longer delays on one instance, each at three rates (the 20 ms server's, and one between)
+#: longer delays on one instance, each at three rates (the one-instance 20 ms server's two, and
+#: one between)
 LONG_DELAYS_US = (45_000, 60_000)
 LONG_RATES = ((15.0, 12.0), (40.0, 12.0), (77.0, 12.0))
 
@@ -298,13 +316,7 @@ def test_longer_delays_predict_a_real_triton_at_every_rate(
     lines = [f"c=1 D={delay_us / 1000:g} ms profile: α {row['alpha']:.2f} ms, β {row['beta']:.3f}"]
     failures = []
     for i, (rate, seconds) in enumerate(LONG_RATES):
-        for attempt in range(2):
-            seed = 71 + i + 100 * attempt
-            out = tmp_path / f"load-{seed}.json"
-            level = _measure(served, row, 1, rate, seconds, seed, out, i, delay_us)
-            lines.append(level.line + (" (again)" if attempt else ""))
-            if level.within:  # out of bounds: measured once more, as above
-                break
+        level = _measure_level(served, row, 1, rate, seconds, 71 + i, tmp_path, i, lines, delay_us)
         if not level.within:
             failures.append(lines[-1])
     capsys.readouterr()
