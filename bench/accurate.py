@@ -9,11 +9,12 @@ drops a 5% warm-up and gives 95% confidence intervals by 20 batch means (as
 (model − sim)/sim in %; the report ends with the worst cells of each model.
 
 Lengths: ``fixed`` (every request ``out`` tokens), ``exp`` (the emulator's rounded exponential,
-CV 1) and ``lognormal`` (CV 1.5, rounded, at least 1). The accurate model is told each CV.
+CV 1) and ``lognormal`` (CV 1.5, rounded, at least 1). The accurate model is told each CV and
+family (``outTokensDist``: lognormal for the last; ``--cv-only``: the CV alone, so gamma).
 
 Usage::
 
-    python bench/accurate.py [--quick] [--jobs N] [--scale 1.0] [--markdown]
+    python bench/accurate.py [--quick] [--jobs N] [--scale 1.0] [--cv-only] [--markdown]
 
 ``--quick`` (3 cases × 3 loads, ~1 min on 2 cores) is what ``tests/model/test_accurate.py``
 checks in a smaller form; the full grid takes about 10 minutes on 2 cores.
@@ -33,7 +34,15 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.stats import t as student_t
 
-from inferno.emulator import Exponential, Fixed, Lengths, Poisson, ServerSpec, Simulation
+from inferno.emulator import (
+    Exponential,
+    Fixed,
+    Lengths,
+    LogNormal,
+    Poisson,
+    ServerSpec,
+    Simulation,
+)
 from inferno.model.accurate import AccuratePoints
 from inferno.model.points import OperatingPoints
 from inferno.model.profiles import G0Profile, G1Profile, G2Profile, G3Profile, Profile, Tokens
@@ -56,29 +65,6 @@ METRICS = (
     ("ttft95", "TTFT p95"),
     ("itl", "ITL mean"),
 )
-
-
-@dataclass(frozen=True, slots=True)
-class LogNormal(Lengths):
-    """max(1, round(X)), X lognormal with the given mean and coefficient of variation."""
-
-    mean_tokens: float
-    cv: float
-
-    @property
-    def mean(self) -> float:
-        return float(self.mean_tokens)
-
-    @property
-    def minimum(self) -> int:
-        return 1
-
-    def sample(self, n: int, rng: np.random.Generator) -> NDArray[np.int64]:
-        s2 = math.log1p(self.cv**2)
-        mu = math.log(self.mean_tokens) - 0.5 * s2
-        x = np.rint(rng.lognormal(mu, math.sqrt(s2), n))
-        out: NDArray[np.int64] = np.maximum(x, 1.0).astype(np.int64)
-        return out
 
 
 def lengths_of(name: str, out: int) -> tuple[Lengths, float]:
@@ -151,11 +137,16 @@ class Row:
     wall: float
 
 
-def model_values(case: Case, rho: float, cv: float) -> tuple[dict[str, float], ...]:
-    """(chain, accurate) metrics at ρ·μ(N) of the chain, and the rate (/ms) as a 1-key dict."""
+def model_values(
+    case: Case, rho: float, cv: float, family: str | None = None
+) -> tuple[dict[str, float], ...]:
+    """(chain, accurate) metrics at ρ·μ(N) of the chain, and the rate (/ms) as a 1-key dict;
+    ``family``: the lengths' family the accurate model is told (None: the default, gamma)."""
     tokens = Tokens(float(case.in_tokens), float(case.out_tokens))
     chain = OperatingPoints.of([case.profile], [tokens], batch=[case.n])
-    acc = AccuratePoints.of_accurate([case.profile], [tokens], out_cv=[cv], batch=[case.n])
+    acc = AccuratePoints.of_accurate(
+        [case.profile], [tokens], out_cv=[cv], out_dist=[family], batch=[case.n]
+    )
     lam = np.array([rho * float(chain.mu_n[0])])
     res = []
     for pts in (chain, acc):
@@ -229,11 +220,12 @@ def simulate(
     return out
 
 
-def run_point(args: tuple[Case, float, float, int]) -> Row:
-    case, rho, base, seed = args
+def run_point(args: tuple[Case, float, float, int, bool]) -> Row:
+    case, rho, base, seed, cv_only = args
     t0 = time.perf_counter()
     _, cv = lengths_of(case.lengths, case.out_tokens)
-    chain, acc, extra = model_values(case, rho, cv)
+    family = "lognormal" if case.lengths == "lognormal" and not cv_only else None
+    chain, acc, extra = model_values(case, rho, cv, family)
     requests = int(base * min(max(0.25, 0.15 / (1.0 - rho)), 3.0))
     sim = simulate(case, extra["lam"], int(extra["k"]), requests, seed)
     return Row(case, rho, chain, acc, sim, time.perf_counter() - t0)
@@ -296,12 +288,15 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--scale", type=float, default=1.0, help="multiply the requests per point")
+    ap.add_argument(
+        "--cv-only", action="store_true", help="tell the accurate model the lengths' CV, not family"
+    )
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args()
     rhos = QUICK_RHOS if args.quick else RHOS
     base = (60_000.0 if args.quick else 120_000.0) * args.scale
     work = [
-        (case, rho, base, 7_000 + i)
+        (case, rho, base, 7_000 + i, args.cv_only)
         for i, (case, rho) in enumerate((c, r) for c in grid(args.quick) for r in rhos)
     ]
     t0 = time.perf_counter()

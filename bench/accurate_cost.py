@@ -49,11 +49,10 @@ from types import MappingProxyType
 
 import numpy as np
 from _tables import print_table  # bench/, first on sys.path when run as a script
-from accurate import LogNormal  # bench/accurate.py: the lognormal lengths of its grid
 from numpy.typing import NDArray
 
 from inferno.data import load_system
-from inferno.emulator import Exponential, Fixed, Lengths, Poisson, ServerSpec, Simulation
+from inferno.emulator import Exponential, Fixed, Lengths, LogNormal, Poisson, ServerSpec, Simulation
 from inferno.model.points import DEFAULT_QUEUE_FACTOR
 from inferno.model.profiles import G0Profile, G1Profile, G2Profile, Profile
 from inferno.solver import Solution, solve

@@ -123,6 +123,10 @@ class Load:
     #: length distribution: 0 fixed, 1 exponential; None: 1. Not serviceCOV, which is Inferno's
     #: service-time CV: docs/model.md, "Accurate mode")
     out_tokens_cov: float | None = None
+    #: the output lengths' family (``outTokensDist``, one of
+    #: :data:`inferno.model.accurate.LENGTH_FAMILIES`; None: gamma), the accurate model's
+    #: latency distribution takes it with the CV
+    out_tokens_dist: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

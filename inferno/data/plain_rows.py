@@ -17,6 +17,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, Final
 
+from ..model.accurate import LENGTH_FAMILIES
 from ..system import Accelerator, CurrentAllocation, Load, Server, ServiceClass
 from .limits import (
     MAX_ARRIVAL_RATE,
@@ -63,6 +64,7 @@ _LOAD_KEYS = _keys(
     "arrivalCOV",
     "serviceCOV",
     "outTokensCOV",
+    "outTokensDist",
     "avgLength",
     "avgInTokens",
     "avgOutTokens",
@@ -130,13 +132,16 @@ def _load(row: dict[str, Any] | None) -> Load:
     a_cov = None if arrival_cov is None else _number(arrival_cov, MAX_QUANTITY)
     s_cov = None if service_cov is None else _number(service_cov, MAX_QUANTITY)
     o_cov = None if out_cov is None else _number(out_cov, MAX_QUANTITY)
+    family = get("outTokensDist")
+    if family is not None and family not in LENGTH_FAMILIES:  # the slow path names it
+        raise _Bad
     length = get("avgLength")
     n_in = get("avgInTokens")
     n_out = get("avgOutTokens")
     if length is not None:
         if n_in is not None or n_out is not None:
             raise _Bad
-        return Load(rate, 0.0, _tokens(length), a_cov, s_cov, o_cov)
+        return Load(rate, 0.0, _tokens(length), a_cov, s_cov, o_cov, family)
     return Load(
         rate,
         0.0 if n_in is None else _tokens(n_in),
@@ -144,6 +149,7 @@ def _load(row: dict[str, Any] | None) -> Load:
         a_cov,
         s_cov,
         o_cov,
+        family,
     )
 
 

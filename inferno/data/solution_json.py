@@ -59,6 +59,10 @@ def _load_json(load: Load, g0: bool) -> dict[str, Any]:
         out["arrivalCOV"] = load.arrival_cov
     if load.service_cov is not None:
         out["serviceCOV"] = load.service_cov
+    if load.out_tokens_cov is not None:
+        out["outTokensCOV"] = load.out_tokens_cov
+    if load.out_tokens_dist is not None:
+        out["outTokensDist"] = load.out_tokens_dist
     return out
 
 

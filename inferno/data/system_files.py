@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..errors import DataError, InputError
+from ..model.accurate import LENGTH_FAMILIES
 from ..model.profiles import (
     BatchProfile,
 )
@@ -216,6 +217,15 @@ def _capacity(file: Node) -> dict[str, int]:
 # -- servers ------------------------------------------------------------------------------------
 
 
+def _length_family(node: Node) -> str | None:
+    family = node.string("outTokensDist", None)
+    if family is not None and family not in LENGTH_FAMILIES:
+        raise node.member("outTokensDist").error(
+            f"unknown output-length family {family!r}; expected one of {', '.join(LENGTH_FAMILIES)}"
+        )
+    return family
+
+
 def _load(node: Node | None) -> Load:
     if node is None:
         return Load(arrival_rate=0.0)
@@ -225,15 +235,19 @@ def _load(node: Node | None) -> Load:
         "service_cov": node.number("serviceCOV", None, minimum=0, maximum=MAX_QUANTITY),
         "out_tokens_cov": node.number("outTokensCOV", None, minimum=0, maximum=MAX_QUANTITY),
     }
+    family = _length_family(node)
     if node.has("avgLength"):
         if node.has("avgInTokens") or node.has("avgOutTokens"):
             raise node.error("give either avgLength or avgInTokens and avgOutTokens, not both")
         length = node.number("avgLength", minimum=0, maximum=MAX_TOKENS, least_positive=MIN_TOKENS)
-        return Load(arrival_rate=rate, in_tokens=0.0, out_tokens=length, **cov)
+        return Load(
+            arrival_rate=rate, in_tokens=0.0, out_tokens=length, out_tokens_dist=family, **cov
+        )
     return Load(
         arrival_rate=rate,
         in_tokens=tokens(node, "avgInTokens", 0.0),
         out_tokens=tokens(node, "avgOutTokens", 0.0),
+        out_tokens_dist=family,
         **cov,
     )
 

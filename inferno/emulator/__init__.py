@@ -13,7 +13,7 @@ from .records import REJECT_NO_REPLICA, REJECT_QUEUE_FULL, RequestRecords, Total
 from .replay import REPLAY_COLUMNS, Replay, read_replay
 from .replica import ReplicaConfig, ReplicaState, Service
 from .server import ROUTERS, ReplicaInfo, Router, ServerSpec, ServerState, rate_path
-from .tokens import Empirical, Exponential, Fixed, Lengths
+from .tokens import Empirical, Exponential, Fixed, Lengths, LogNormal
 from .traces import Arrivals, ArrivalStream, Bursts, Diurnal, Poisson, Steps, Trace
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "Exponential",
     "Fixed",
     "Lengths",
+    "LogNormal",
     "Poisson",
     "Replay",
     "ReplicaConfig",

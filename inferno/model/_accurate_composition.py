@@ -115,6 +115,7 @@ def evaluate(blk: core.AccurateBlock, lam: F, *, detail: bool = True) -> core.Bl
         queue_room=st.queue_room,
         decode_part=st.decode_part,
         service_var=st.service_var,
+        lognormal=st.lognormal,
         part_p=part_p,
         part_mean=part_mean,
         part_rate=part_rate,

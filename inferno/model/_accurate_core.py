@@ -106,6 +106,7 @@ class AccurateBlock:
     skew: F  # (C,) that iteration's skewness over compositions
     persist: F  # (C,) κ: the queue's window over the composition's time, times (1 − √ρ)²
     own_kv: F  # (C,) factor on the service SCV at N from the request's own KV tokens (≥ 1)
+    lognormal: NDArray[np.bool_]  # (C,) output lengths lognormal (else gamma: exponential, fixed)
     static: Static | None = None  # when no row stalls: what does not depend on λ
 
     def take(
@@ -142,8 +143,11 @@ def _take_rows(v: NDArray[np.generic], rows: NDArray[np.intp], width: int) -> ND
 _CODES = {Kind.G0: 0, Kind.G1: 1, Kind.G2: 2, Kind.G3: 3}
 
 
-def make_block(p: KindArrays, n: F, n_tail: F, scv: F) -> AccurateBlock:
-    """The λ-independent parts of a block of one kind."""
+def make_block(
+    p: KindArrays, n: F, n_tail: F, scv: F, lognormal: NDArray[np.bool_] | None = None
+) -> AccurateBlock:
+    """The λ-independent parts of a block of one kind (``lognormal``: per point, the output
+    lengths' family is lognormal, else gamma)."""
     c = n.size
     width = int(n.max()) if c else 1
     # read-only broadcasts where a row's values repeat (a subset's take copies what it keeps)
@@ -223,6 +227,7 @@ def make_block(p: KindArrays, n: F, n_tail: F, scv: F) -> AccurateBlock:
         skew=skew,
         persist=persist,
         own_kv=own_kv,
+        lognormal=np.zeros(c, dtype=bool) if lognormal is None else np.asarray(lognormal, bool),
         static=static,
     )
 
@@ -273,6 +278,7 @@ class BlockState:
     queue_room: F  # M = K − N
     decode_part: F  # mean of the service's length-dependent part (out · ITL)
     service_var: F  # variance of the service time
+    lognormal: NDArray[np.bool_]  # the service's length part is lognormal (else gamma)
     # the queued wait as a mixture of parts k (one, or the compositions of
     # :mod:`._accurate_composition`), each a truncated exponential as above: (C, K) arrays
     part_p: F  # P(an accepted arrival queues, in part k); Σ_k = p_queue
@@ -393,6 +399,7 @@ def evaluate(blk: AccurateBlock, lam: F, *, detail: bool = True) -> BlockState:
         queue_room=np.maximum(m_tail, 1.0),
         decode_part=np.minimum(d_part, service),
         service_var=service_var,
+        lognormal=blk.lognormal,
         part_p=p_queue[:, None],
         part_mean=queue_mean[:, None],
         part_rate=-log_r2[:, None],

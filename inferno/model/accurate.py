@@ -32,7 +32,15 @@ from .profiles import Kind, Profile, Tokens
 F = NDArray[np.float64]
 Idx = NDArray[np.intp]
 
-__all__ = ["DEFAULT_OUT_CV", "MODELS", "AccuratePoints", "AccurateResponse", "build_points"]
+__all__ = [
+    "DEFAULT_OUT_CV",
+    "LENGTH_FAMILIES",
+    "MODELS",
+    "AccuratePoints",
+    "AccurateResponse",
+    "build_points",
+    "lognormal_mask",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +49,20 @@ MODELS = ("inferno", "accurate")
 #: the output-length coefficient of variation assumed when the data gives none: exponential
 #: lengths, the chain's own assumption (fixed lengths would be 0)
 DEFAULT_OUT_CV = 1.0
+#: the output lengths' families the accurate model's service distribution takes (the first is
+#: the default): gamma — exact for exponential lengths, and fixed ones at CV 0 — or lognormal
+LENGTH_FAMILIES = ("gamma", "lognormal")
+
+
+def lognormal_mask(families: Sequence[str | None]) -> NDArray[np.bool_]:
+    """Per point, whether its lengths' family (one of :data:`LENGTH_FAMILIES`, None: the
+    default) is lognormal."""
+    for f in families:
+        if f is not None and f not in LENGTH_FAMILIES:
+            known = ", ".join(LENGTH_FAMILIES)
+            raise ValueError(f"length family must be one of {known}, got {f!r}")
+    return np.array([f == "lognormal" for f in families], dtype=bool)
+
 
 _KINDS = list(Kind)
 _LLM = (Kind.G0, Kind.G1, Kind.G2, Kind.G3)
@@ -113,18 +135,21 @@ class AccuratePoints(OperatingPoints):
         tokens: Sequence[Tokens],
         *,
         out_cv: Sequence[float | None] | None = None,
+        out_dist: Sequence[str | None] | None = None,
         batch: Sequence[int | None] | None = None,
         max_queue: Sequence[int | None] | None = None,
         queue_factor: float | None = None,
     ) -> AccuratePoints:
         """Points from profile objects, as :meth:`OperatingPoints.of`, with each request shape's
-        output-length coefficient of variation (None: :data:`DEFAULT_OUT_CV`)."""
+        output-length coefficient of variation (None: :data:`DEFAULT_OUT_CV`) and family (one of
+        :data:`LENGTH_FAMILIES`; None: gamma)."""
         prof, in_tokens, out_tokens = arrays_of(profiles, tokens)
         return cls.build_accurate(
             prof,
             in_tokens,
             out_tokens,
             out_cv=optional_array(out_cv),
+            out_lognormal=None if out_dist is None else lognormal_mask(out_dist),
             batch=optional_array(batch),
             max_queue=optional_array(max_queue),
             queue_factor=queue_factor,
@@ -138,18 +163,21 @@ class AccuratePoints(OperatingPoints):
         out_tokens: F,
         *,
         out_cv: F | None = None,
+        out_lognormal: NDArray[np.bool_] | None = None,
         batch: F | None = None,
         max_queue: F | None = None,
         queue_factor: float | None = None,
     ) -> AccuratePoints:
         """Points from arrays of shape (C,), as :meth:`OperatingPoints.build`; ``out_cv`` is the
-        output-length coefficient of variation per point (NaN: :data:`DEFAULT_OUT_CV`)."""
+        output-length coefficient of variation per point (NaN: :data:`DEFAULT_OUT_CV`) and
+        ``out_lognormal`` whether the lengths are lognormal (else gamma; None: none is)."""
         base = OperatingPoints.build(
             prof, in_tokens, out_tokens, batch=batch, max_queue=max_queue, queue_factor=queue_factor
         )
         c = len(base)
         cv = np.full(c, DEFAULT_OUT_CV) if out_cv is None else np.asarray(out_cv, dtype=float)
         cv = np.where(np.isfinite(cv), np.maximum(cv, 0.0), DEFAULT_OUT_CV)
+        logn = np.zeros(c, dtype=bool) if out_lognormal is None else np.asarray(out_lognormal, bool)
         n = base.n_batch
         tail = base.n_max - n
         mu_n = base.mu_n.copy()
@@ -171,7 +199,7 @@ class AccuratePoints(OperatingPoints):
                     in_tokens[idx],
                     out_tokens[idx],
                 )
-                blk = core.make_block(params, n[idx], tail[idx], cv[idx] ** 2)
+                blk = core.make_block(params, n[idx], tail[idx], cv[idx] ** 2, logn[idx])
                 blocks.append((idx, blk))
                 mu_n[idx] = core.capacity(blk)
         return cls(base, blocks, mu_n)
@@ -291,13 +319,15 @@ def build_points(
     out_tokens: F,
     *,
     out_cv: F | None = None,
+    out_lognormal: NDArray[np.bool_] | None = None,
     batch: F | None = None,
     max_queue: F | None = None,
     queue_factor: float | None = None,
     widths: F | None = None,
 ) -> OperatingPoints:
-    """Operating points of the chosen model (``"inferno"``: the chain; ``"accurate"``).
-    ``widths``: the chain's block widths (:meth:`OperatingPoints.build`; the chain only)."""
+    """Operating points of the chosen model (``"inferno"``: the chain; ``"accurate"``, with the
+    output lengths' CV and family per point). ``widths``: the chain's block widths
+    (:meth:`OperatingPoints.build`; the chain only)."""
     if widths is not None and model != "inferno":
         raise ValueError(f"block widths are the chain model's, not {model!r}'s")
     if model == "accurate":
@@ -306,6 +336,7 @@ def build_points(
             in_tokens,
             out_tokens,
             out_cv=out_cv,
+            out_lognormal=out_lognormal,
             batch=batch,
             max_queue=max_queue,
             queue_factor=queue_factor,

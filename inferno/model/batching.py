@@ -45,10 +45,11 @@ def knee_batches(
     tolerance: float = 0.01,
     model: str = "inferno",
     out_cv: F | None = None,
+    out_lognormal: NDArray[np.bool_] | None = None,
 ) -> F:
     """Chosen batch size per point (NaN where no batch size is SLO-feasible), sized with
     ``model`` (``inferno`` or ``accurate``; ``out_cv``: the accurate model's output-length CV per
-    point, None: its default)."""
+    point, None: its default; ``out_lognormal``: whether those lengths are lognormal)."""
     limit = np.minimum(n_limit, KNEE_MAX_BATCH)
     counts = limit.astype(np.intp)
     owner = np.repeat(np.arange(counts.size), counts)
@@ -63,6 +64,7 @@ def knee_batches(
         in_tokens[owner],
         out_tokens[owner],
         out_cv=None if out_cv is None else out_cv[owner],
+        out_lognormal=None if out_lognormal is None else out_lognormal[owner],
         batch=batch,
         max_queue=None if max_queue is None else max_queue[owner],
         queue_factor=queue_factor,

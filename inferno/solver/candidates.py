@@ -197,9 +197,10 @@ def build_candidates(system: System, memo: SizingMemo | None = None) -> Candidat
             [s.load.in_tokens for s in servers],
             [s.load.out_tokens for s in servers],
             _column([s.load.out_tokens_cov for s in servers]),
+            [float(s.load.out_tokens_dist == "lognormal") for s in servers],
         ],
         dtype=np.float64,
-    ).reshape(3, len(servers))
+    ).reshape(4, len(servers))
     # the serving decision depends on the demand: never reused
     reuse = memo is not None and not system.optimizer.decide_serving
     key = static_key(system, floats) if reuse else None
@@ -253,6 +254,7 @@ def _static_columns(
     # serviceCOV, Inferno's service-time CV: docs/model.md, "Accurate mode")
     accurate = spec.model is PerformanceModel.ACCURATE
     out_cv = floats[2][server_idx] if accurate else None
+    out_lognormal = floats[3][server_idx] > 0.5 if accurate else None
     if spec.batch_policy is BatchPolicy.KNEE and server_idx.size:
         free = ~np.isfinite(batch_override)
         if free.any():
@@ -267,6 +269,7 @@ def _static_columns(
                 queue_factor=spec.queue_factor,
                 model=spec.model.value,  # the knee of the model the servers are sized with
                 out_cv=None if out_cv is None else out_cv[sel],
+                out_lognormal=None if out_lognormal is None else out_lognormal[sel],
             )
             batch[sel] = np.where(np.isfinite(chosen), chosen, n_memory[sel])
     # model instances and batching delay of the opted-in batch-kind rows (.serving_config),
@@ -306,6 +309,7 @@ def _static_columns(
         slo_matrix[server_idx],
         model=spec.model.value,
         out_cv=out_cv,
+        out_lognormal=out_lognormal,
         memo=memo,
     )
     looked_up = 0

@@ -142,6 +142,7 @@ def sized_points(
     slo_rows: F,
     model: str = "inferno",
     out_cv: F | None = None,
+    out_lognormal: NDArray[np.bool_] | None = None,
     memo: SizingMemo | None = None,
 ) -> tuple[LazyPoints, Sizing]:
     """The candidates' operating points and their sizing. Candidates that are the same point
@@ -168,6 +169,7 @@ def sized_points(
                 max_queue,
                 slo_rows.reshape(rows, -1),
                 *([] if out_cv is None else [out_cv]),
+                *([] if out_lognormal is None else [out_lognormal.astype(np.float64)]),
             ]
         )
         key = np.where(np.isnan(key), -np.inf, key)  # NaN ≠ NaN; −inf equals itself
@@ -193,6 +195,7 @@ def sized_points(
             in_tok[sel],
             out_tok[sel],
             out_cv=None if out_cv is None else out_cv[sel],
+            out_lognormal=None if out_lognormal is None else out_lognormal[sel],
             batch=batch[sel],
             max_queue=max_queue[sel],
             queue_factor=queue_factor,

@@ -89,6 +89,8 @@ def random_row(rng: random.Random) -> dict[str, Any]:
     for key in ("arrivalCOV", "serviceCOV", "outTokensCOV"):
         if rng.random() < 0.05:
             load[key] = rng.choice([0.5, -1, "x"])
+    if rng.random() < 0.1:
+        load["outTokensDist"] = rng.choice(["gamma", "lognormal", "weibull", 3, None])
     return row
 
 

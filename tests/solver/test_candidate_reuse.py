@@ -90,6 +90,9 @@ CHANGES: dict[str, Callable[[System], System]] = {
     "input tokens": _server(2, lambda s: replace(s, load=replace(s.load, in_tokens=99.0))),
     "output tokens": _server(3, lambda s: replace(s, load=replace(s.load, out_tokens=77.0))),
     "output CV": _server(1, lambda s: replace(s, load=replace(s.load, out_tokens_cov=0.5))),
+    "output family": _server(
+        1, lambda s: replace(s, load=replace(s.load, out_tokens_dist="lognormal"))
+    ),
     "batch limit": _server(4, lambda s: replace(s, max_batch_size=4)),
     "queue": _server(5, lambda s: replace(s, max_queue_size=3)),
     "max replicas": _server(7, lambda s: replace(s, max_replicas=1)),
