@@ -116,6 +116,7 @@ def evaluate(blk: core.AccurateBlock, lam: F, *, detail: bool = True) -> core.Bl
         decode_part=st.decode_part,
         service_var=st.service_var,
         lognormal=st.lognormal,
+        slot_scv=st.slot_scv,
         part_p=part_p,
         part_mean=part_mean,
         part_rate=part_rate,

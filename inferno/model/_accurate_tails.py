@@ -13,7 +13,6 @@ percentile is 0.83 of a gamma's of the same mean and variance).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -28,6 +27,7 @@ _TINY = 1e-300
 _NEGLIGIBLE = 1e-15  # a probability below which a term of a survival is left out
 
 _NODES = 256  # nodes of the queued wait in the response-time survival
+_WAIT_NODES = 64  # nodes of X in the wait's survival where the places' times vary (N = 1)
 
 
 def _trunc_sf(kappa: F, m: F, x: F) -> F:
@@ -69,11 +69,25 @@ def _queue_scale(rate: F, room: F, mean: F) -> F:
     return out
 
 
+def _places(kappa: F, m: F, mean: F, count: int) -> tuple[F, F]:
+    """The places a queued request waits for, at ``count`` equal-probability nodes: (C, count)
+    — the one in service and the ⌊X⌋ requests ahead (X's truncated exponential floored is the
+    queue's truncated geometric) — and the mean time per place that gives the queued wait its
+    ``mean``."""
+    p = (np.arange(count) + 0.5) / count
+    places: F = 1.0 + np.floor(_trunc_ppf(kappa[:, None], m[:, None], p[None, :]))
+    per: F = mean / places.mean(axis=1)
+    return places, per
+
+
 def wait_survival(st: BlockState, t: F) -> F:
     """P(W > t) per point (t of shape (C,)): the boundary wait, uniform on one iteration, for
     arrivals that find room; for those that queue, in each part of the queue (one, or one per
     composition of the batch) the queue's truncated geometric made continuous (rate κ on
-    [0, K − N]) and scaled to the part's mean queued wait."""
+    [0, K − N]) and scaled to the part's mean queued wait. Where a queued place takes a whole,
+    variable service to free (N = 1: ``slot_scv`` > 0), the request waits for 1 + X places (the
+    one in service and X ahead), each of that SCV: a gamma time of the part's mean, averaged
+    over X's nodes."""
     tt = np.maximum(t, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         passed = np.divide(tt[:, None], st.iteration)  # of the iteration an arrival waits out
@@ -90,8 +104,24 @@ def wait_survival(st: BlockState, t: F) -> F:
         scale = _queue_scale(kappa, m, st.part_mean[q, k])
         with np.errstate(divide="ignore", invalid="ignore"):
             x = np.where(scale > 0, tt[q] / np.maximum(scale, _TINY), np.inf)
-        out[q] += pk[q] * np.where(scale > 0, _trunc_sf(kappa, m, x), 0.0)
+        sf = np.where(scale > 0, _trunc_sf(kappa, m, x), 0.0)
+        v = st.slot_scv[q]
+        summed = np.flatnonzero(v > 0)
+        if summed.size:
+            i = summed
+            places, per = _places(kappa[i], m[i], st.part_mean[q[i], k], _WAIT_NODES)
+            sf[i] = _summed_sf(st.lognormal[q[i]], places, v[i], per, tt[q[i]])
+        out[q] += pk[q] * sf
     return np.where(t < 0, 1.0, out)
+
+
+def _summed_sf(logn: NDArray[np.bool_], x: F, v: F, per: F, t: F) -> F:
+    """P(the time of x places > t), averaged over the nodes ``x`` (C, X): of mean x·per and
+    variance x·v·per² (a sum of x places of SCV v), in the lengths' family."""
+    mean = x * per[:, None]
+    var = mean * (v * per)[:, None]
+    out: F = _family_sf(logn, mean, var, np.broadcast_to(t[:, None], x.shape)).mean(axis=1)
+    return np.where(t > 0, out, 1.0)
 
 
 def _gamma_sf(k: F, theta: F, u: F) -> F:
@@ -111,25 +141,29 @@ def _lognormal_sf(m: F, s: F, u: F) -> F:
     return out
 
 
+def _family_sf(logn: NDArray[np.bool_], mean: F, var: F, u: F) -> F:
+    """P(G > u), G gamma or (``logn``, per row) lognormal of ``mean`` and ``var`` (all of one
+    shape, or (C, X) with ``logn`` (C,))."""
+    k = mean**2 / var
+    theta = var / mean
+    rows = logn if logn.ndim == mean.ndim else logn[:, None]
+    gam = _gamma_sf(k, theta, u)
+    if not logn.any():
+        return gam
+    s2 = np.log1p(var / mean**2)
+    m = np.log(mean) - 0.5 * s2
+    out: F = np.where(rows, _lognormal_sf(m, np.sqrt(s2), u), gam)
+    return out
+
+
 def _length_sf(st: BlockState, mean: F, var: F) -> Callable[[F], F]:
     """P(G > u) of the service's length part G (its mean and variance per point), in the
     lengths' family; ``u`` is (C,) or (C, X)."""
-    k = mean**2 / var
-    theta = var / mean
-    logn = st.lognormal
-    s2 = np.log1p(var / mean**2)
-    m = np.log(mean) - 0.5 * s2
-    s = np.sqrt(s2)
 
     def sf(u: F) -> F:
-        def per_point(v: NDArray[Any]) -> NDArray[Any]:
-            return v if u.ndim == 1 else v[:, None]
-
-        gam = _gamma_sf(per_point(k), per_point(theta), u)
-        if not logn.any():
-            return gam
-        out: F = np.where(per_point(logn), _lognormal_sf(per_point(m), per_point(s), u), gam)
-        return out
+        if u.ndim == 1:
+            return _family_sf(st.lognormal, mean, var, u)
+        return _family_sf(st.lognormal, mean[:, None], var[:, None], u)
 
     return sf
 
@@ -151,10 +185,20 @@ def response_survival(st: BlockState, t: F) -> F:
     nodes = -(-_NODES // parts)
     p = (np.arange(nodes) + 0.5) / nodes
     queued = np.zeros_like(out)
+    v = st.slot_scv
+    summed = np.flatnonzero(v > 0)
     for j in range(parts):
         rate, room_q = st.part_rate[:, j, None], st.queue_room[:, None]
         scale = _queue_scale(st.part_rate[:, j], st.queue_room, st.part_mean[:, j])
         wq = scale[:, None] * _trunc_ppf(rate, room_q, p[None, :])
-        queued += st.part_p[:, j] * sf(u[:, None] - wq).mean(axis=1)
+        part = sf(u[:, None] - wq).mean(axis=1)
+        if summed.size:  # the places' times vary (N = 1): wait and service summed by moments
+            i = summed
+            places, per = _places(st.part_rate[i, j], st.queue_room[i], st.part_mean[i, j], nodes)
+            wait = places * per[:, None]
+            mean = mean_g[i, None] + wait
+            var = var_g[i, None] + wait * (v[i] * per)[:, None]
+            part[i] = _family_sf(st.lognormal[i], mean, var, u[i, None]).mean(axis=1)
+        queued += st.part_p[:, j] * part
     res: F = np.clip(out + room + queued, 0.0, 1.0)
     return res

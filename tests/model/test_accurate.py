@@ -172,6 +172,29 @@ def test_md1_and_the_chain_are_limits() -> None:
         assert getattr(a, name)[0] == pytest.approx(getattr(c, name)[0], rel=1e-9)
 
 
+@pytest.mark.parametrize("rho", [0.3, 0.7, 0.95])
+def test_one_request_at_a_time_waits_for_whole_services(rho: float) -> None:
+    """N = 1: a queued request waits for the service in progress and one whole service per
+    request ahead. With CV 1 (G0) the chain is M/M/1/K, whose wait is exactly a mixture of
+    Erlangs: the accurate model's wait and response percentiles are the chain's (they were 10%
+    short at ρ = 0.95 while the queue was taken as a continuous count times a fixed time), and
+    with fixed lengths (CV 0) the places take no spread."""
+    profile, tokens = G0Profile(20.0, 0.5, 1, 1.0), Tokens(0, 100)
+    chain = OperatingPoints.of([profile], [tokens], batch=[1])
+    same = AccuratePoints.of_accurate([profile], [tokens], out_cv=[1.0], batch=[1])
+    lam = np.array([rho * float(chain.mu_n[0])])
+    for q in (0.5, 0.95, 0.99):
+        exact = float(latency_quantiles(chain, lam, [q])[0, 0])
+        assert float(latency_quantiles(same, lam, [q])[0, 0]) == pytest.approx(exact, rel=0.02)
+        exact = float(ttft_quantiles(chain, lam, q)[0])
+        assert float(ttft_quantiles(same, lam, q)[0]) == pytest.approx(exact, rel=0.02)
+    fixed = AccuratePoints.of_accurate([profile], [tokens], out_cv=[0.0], batch=[1])
+    (state,) = [st for _, st in fixed.states(lam)]
+    assert state.slot_scv[0] == 0.0
+    (state,) = [st for _, st in same.states(lam)]
+    assert state.slot_scv[0] == pytest.approx(1.0, rel=0.05)
+
+
 def test_wait_survival_integrates_to_the_mean_wait() -> None:
     """∫ P(W > t) dt = E[W] for a point that queues (the survival and the mean agree)."""
     profile = G2Profile(12.0, 0.05, 5e-4, 16)
