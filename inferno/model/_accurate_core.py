@@ -279,8 +279,8 @@ class BlockState:
     decode_part: F  # mean of the service's length-dependent part (out · ITL)
     service_var: F  # variance of the service time
     lognormal: NDArray[np.bool_]  # the service's length part is lognormal (else gamma)
-    #: the SCV of the time one queued place takes to free: a whole service at N = 1 (c_s²); 0
-    #: for N > 1 (the queue moves at a full batch's departures, taken at their mean)
+    #: N = 1: the service's SCV c_s² (a queued request waits for whole services); NaN for N > 1
+    #: (the queue moves at a full batch's departures, taken at their mean)
     slot_scv: F
     # the queued wait as a mixture of parts k (one, or the compositions of
     # :mod:`._accurate_composition`), each a truncated exponential as above: (C, K) arrays
@@ -403,7 +403,7 @@ def evaluate(blk: AccurateBlock, lam: F, *, detail: bool = True) -> BlockState:
         decode_part=np.minimum(d_part, service),
         service_var=service_var,
         lognormal=blk.lognormal,
-        slot_scv=np.where(n == 1, cs2, 0.0),
+        slot_scv=np.where(n == 1, cs2, np.nan),
         part_p=p_queue[:, None],
         part_mean=queue_mean[:, None],
         part_rate=-log_r2[:, None],

@@ -69,25 +69,33 @@ def _queue_scale(rate: F, room: F, mean: F) -> F:
     return out
 
 
-def _places(kappa: F, m: F, mean: F, count: int) -> tuple[F, F]:
-    """The places a queued request waits for, at ``count`` equal-probability nodes: (C, count)
-    — the one in service and the ⌊X⌋ requests ahead (X's truncated exponential floored is the
-    queue's truncated geometric) — and the mean time per place that gives the queued wait its
-    ``mean``."""
+def _places(kappa: F, m: F, mean: F, v: F, logn: NDArray[np.bool_], count: int) -> tuple[F, F]:
+    """A queued request's wait at N = 1, at ``count`` equal-probability nodes: the residual of
+    the service in progress, then one whole service per request ahead (⌊X⌋ of them: X's
+    truncated exponential floored is the queue's truncated geometric). Services have SCV ``v``
+    in the lengths' family (E[S³] = (1 + v)(1 + 2v)·E[S]³ for a gamma, (1 + v)³ for a
+    lognormal); the residual has mean (1 + v)/2 and second moment E[S³]/(3·E[S]) in units of a
+    service. Returns the (C, count) means and variances, scaled so that their average is the
+    queued wait's ``mean``."""
     p = (np.arange(count) + 0.5) / count
-    places: F = 1.0 + np.floor(_trunc_ppf(kappa[:, None], m[:, None], p[None, :]))
-    per: F = mean / places.mean(axis=1)
-    return places, per
+    ahead = np.floor(_trunc_ppf(kappa[:, None], m[:, None], p[None, :]))
+    third = np.where(logn, (1.0 + v) ** 3, (1.0 + v) * (1.0 + 2.0 * v))
+    r_mean = 0.5 * (1.0 + v)
+    r_var = third / 3.0 - r_mean**2
+    units = r_mean[:, None] + ahead
+    per = mean / units.mean(axis=1)
+    means: F = units * per[:, None]
+    variances: F = (r_var[:, None] + ahead * v[:, None]) * (per * per)[:, None]
+    return means, variances
 
 
 def wait_survival(st: BlockState, t: F) -> F:
     """P(W > t) per point (t of shape (C,)): the boundary wait, uniform on one iteration, for
     arrivals that find room; for those that queue, in each part of the queue (one, or one per
     composition of the batch) the queue's truncated geometric made continuous (rate κ on
-    [0, K − N]) and scaled to the part's mean queued wait. Where a queued place takes a whole,
-    variable service to free (N = 1: ``slot_scv`` > 0), the request waits for 1 + X places (the
-    one in service and X ahead), each of that SCV: a gamma time of the part's mean, averaged
-    over X's nodes."""
+    [0, K − N]) and scaled to the part's mean queued wait — except at N = 1 (``slot_scv``
+    finite), where a queued request waits for the residual of the service in progress and one
+    whole service per request ahead (:func:`_places`)."""
     tt = np.maximum(t, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         passed = np.divide(tt[:, None], st.iteration)  # of the iteration an arrival waits out
@@ -106,21 +114,21 @@ def wait_survival(st: BlockState, t: F) -> F:
             x = np.where(scale > 0, tt[q] / np.maximum(scale, _TINY), np.inf)
         sf = np.where(scale > 0, _trunc_sf(kappa, m, x), 0.0)
         v = st.slot_scv[q]
-        summed = np.flatnonzero(v > 0)
-        if summed.size:
-            i = summed
-            places, per = _places(kappa[i], m[i], st.part_mean[q[i], k], _WAIT_NODES)
-            sf[i] = _summed_sf(st.lognormal[q[i]], places, v[i], per, tt[q[i]])
+        one = np.flatnonzero(np.isfinite(v))
+        if one.size:
+            i, logn = one, st.lognormal[q[one]]
+            means, variances = _places(
+                kappa[i], m[i], st.part_mean[q[i], k], v[i], logn, _WAIT_NODES
+            )
+            sf[i] = _summed_sf(logn, means, variances, tt[q[i]])
         out[q] += pk[q] * sf
     return np.where(t < 0, 1.0, out)
 
 
-def _summed_sf(logn: NDArray[np.bool_], x: F, v: F, per: F, t: F) -> F:
-    """P(the time of x places > t), averaged over the nodes ``x`` (C, X): of mean x·per and
-    variance x·v·per² (a sum of x places of SCV v), in the lengths' family."""
-    mean = x * per[:, None]
-    var = mean * (v * per)[:, None]
-    out: F = _family_sf(logn, mean, var, np.broadcast_to(t[:, None], x.shape)).mean(axis=1)
+def _summed_sf(logn: NDArray[np.bool_], mean: F, var: F, t: F) -> F:
+    """P(W > t) averaged over the nodes of :func:`_places` (their means and variances, (C, X)),
+    in the lengths' family."""
+    out: F = _family_sf(logn, mean, var, np.broadcast_to(t[:, None], mean.shape)).mean(axis=1)
     return np.where(t > 0, out, 1.0)
 
 
@@ -186,18 +194,24 @@ def response_survival(st: BlockState, t: F) -> F:
     p = (np.arange(nodes) + 0.5) / nodes
     queued = np.zeros_like(out)
     v = st.slot_scv
-    summed = np.flatnonzero(v > 0)
+    one = np.flatnonzero(np.isfinite(v))
     for j in range(parts):
         rate, room_q = st.part_rate[:, j, None], st.queue_room[:, None]
         scale = _queue_scale(st.part_rate[:, j], st.queue_room, st.part_mean[:, j])
         wq = scale[:, None] * _trunc_ppf(rate, room_q, p[None, :])
         part = sf(u[:, None] - wq).mean(axis=1)
-        if summed.size:  # the places' times vary (N = 1): wait and service summed by moments
-            i = summed
-            places, per = _places(st.part_rate[i, j], st.queue_room[i], st.part_mean[i, j], nodes)
-            wait = places * per[:, None]
-            mean = mean_g[i, None] + wait
-            var = var_g[i, None] + wait * (v[i] * per)[:, None]
+        if one.size:  # N = 1: the wait's places and the service summed by moments
+            i = one
+            means, variances = _places(
+                st.part_rate[i, j],
+                st.queue_room[i],
+                st.part_mean[i, j],
+                v[i],
+                st.lognormal[i],
+                nodes,
+            )
+            mean = mean_g[i, None] + means
+            var = var_g[i, None] + variances
             part[i] = _family_sf(st.lognormal[i], mean, var, u[i, None]).mean(axis=1)
         queued += st.part_p[:, j] * part
     res: F = np.clip(out + room + queued, 0.0, 1.0)

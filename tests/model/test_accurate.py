@@ -190,7 +190,7 @@ def test_one_request_at_a_time_waits_for_whole_services(rho: float) -> None:
         assert float(ttft_quantiles(same, lam, q)[0]) == pytest.approx(exact, rel=0.02)
     fixed = AccuratePoints.of_accurate([profile], [tokens], out_cv=[0.0], batch=[1])
     (state,) = [st for _, st in fixed.states(lam)]
-    assert state.slot_scv[0] == 0.0
+    assert state.slot_scv[0] == 0.0  # the residual of a fixed service: uniform, SCV 1/3
     (state,) = [st for _, st in same.states(lam)]
     assert state.slot_scv[0] == pytest.approx(1.0, rel=0.05)
 
