@@ -20,6 +20,7 @@ from ..emulator import (
     Exponential,
     Fixed,
     Lengths,
+    LogNormal,
     Poisson,
     Replay,
     Steps,
@@ -27,12 +28,12 @@ from ..emulator import (
     read_replay,
 )
 from ..errors import InputError
-from .limits import MAX_TIME_S
+from .limits import MAX_LENGTH_CV, MAX_TIME_S
 
 __all__ = ["LENGTH_KINDS", "TRACE_KINDS"]  # and the private parts of the scenario parser
 
 TRACE_KINDS = ("poisson", "steps", "diurnal", "bursts", "replay")
-LENGTH_KINDS = ("fixed", "exponential", "empirical")
+LENGTH_KINDS = ("fixed", "exponential", "lognormal", "empirical")
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -328,6 +329,13 @@ class _Fields:
                 obj, "mean", path, mean if mean > 0 else None, above=0.0, maximum=MAX_TOKENS
             )
             return Exponential(m)
+        if kind == "lognormal":
+            self.only(obj, path, ("kind", "mean", "cv"))
+            m = self.number(
+                obj, "mean", path, mean if mean > 0 else None, above=0.0, maximum=MAX_TOKENS
+            )
+            cv = self.number(obj, "cv", path, None, above=0.0, maximum=MAX_LENGTH_CV)
+            return LogNormal(m, cv)
         self.only(obj, path, ("kind", "values"))
         values = obj.get("values")
         if not isinstance(values, list) or not values:

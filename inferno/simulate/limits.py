@@ -24,6 +24,7 @@ __all__ = [
     "MAX_DURATION_S",
     "MAX_EVENTS",
     "MAX_FACTOR",
+    "MAX_LENGTH_CV",
     "MAX_SEED",
     "MAX_TIME_S",
     "MIN_CONTROL_PERIOD_S",
@@ -44,6 +45,8 @@ MAX_TIME_S: Final = MAX_DURATION_S
 MAX_FACTOR: Final = 1000.0
 #: ``seed``
 MAX_SEED: Final = 2**63 - 1
+#: a lognormal token length's coefficient of variation (``{kind: lognormal, cv}``)
+MAX_LENGTH_CV: Final = 100.0
 #: the largest run ``inferno simulate`` starts without ``--force``: the bundled demo is about
 #: 0.4 million events (5 s of wall time), bench/simulate.py's hour of the large sample 2.5 million
 #: (70 s, 290 MB); a request costs about 60 µs and 130 bytes, one server's control step about

@@ -285,6 +285,23 @@ def test_exponential_lengths_in_simulation() -> None:
     assert r.output_tokens.min() >= 1
 
 
+def test_lognormal_lengths_have_their_mean_and_cv() -> None:
+    """LogNormal(m, c): the rounded draws (at least 1) keep the mean and the CV (to rounding),
+    and a non-positive mean or CV is refused."""
+    from inferno.emulator import LogNormal
+
+    x = LogNormal(512.0, 1.5).sample(400_000, np.random.default_rng(3)).astype(np.float64)
+    assert x.min() >= 1
+    assert x.mean() == pytest.approx(512.0, rel=0.02)
+    assert x.std() / x.mean() == pytest.approx(1.5, rel=0.05)
+    # the tail is a lognormal's, not a gamma's of the same moments (95th percentile 3.31× the
+    # mean, against 4.01×)
+    assert np.quantile(x, 0.95) / 512.0 == pytest.approx(3.31, rel=0.03)
+    for bad in ((0.0, 1.0), (10.0, 0.0), (float("nan"), 1.0)):
+        with pytest.raises(ValueError, match="LogNormal"):
+            LogNormal(*bad)
+
+
 def test_g1_join_is_a_prefill_iteration_that_stalls_the_batch() -> None:
     """G1: a join is a prefill iteration of γ + δ·Σ in over the joiners, in which the running
     requests also produce a token; decoding resumes at the larger batch."""

@@ -7,7 +7,16 @@ from typing import Any
 
 import pytest
 
-from inferno.emulator import Bursts, Diurnal, Exponential, Fixed, Poisson, Replay, Steps
+from inferno.emulator import (
+    Bursts,
+    Diurnal,
+    Exponential,
+    Fixed,
+    LogNormal,
+    Poisson,
+    Replay,
+    Steps,
+)
 from inferno.errors import InputError
 from inferno.simulate import load_scenario
 from inferno.simulate.scenario import HpaOptions, InfernoOptions, QueueOptions
@@ -61,6 +70,16 @@ def test_relative_paths_options_and_json(tmp_path: Path) -> None:
     assert isinstance(steps, Steps) and steps.steps == ((0.0, 240.0), (60.0, 360.0))
     assert sc.output_tokens["Bronze-mistral_7b"] == Exponential(1024.0)
     assert sc.output_tokens["Premium-llama3_8b"] == Fixed(64)
+    doc["tokens"] = {"default": {"out": {"kind": "lognormal", "cv": 1.5}}}
+    sc = load_scenario(write_scenario(sub, doc, "lognormal.json"))
+    assert sc.output_tokens["Bronze-mistral_7b"] == LogNormal(1024.0, 1.5)
+    for bad, says in (({"kind": "lognormal"}, "cv: required field is missing"),
+                      ({"kind": "lognormal", "cv": 0}, "cv: must be > 0"),
+                      ({"kind": "lognormal", "cv": 1e9}, "cv"),
+                      ({"kind": "lognormal", "cv": 1, "n": 3}, "n")):  # fmt: skip
+        doc["tokens"] = {"default": {"out": bad}}
+        with pytest.raises(InputError, match=says):
+            load_scenario(write_scenario(sub, doc, "bad.json"))
     names = [p.name for p in sc.policies]
     assert names == ["inferno", "hpa", "hpa-90", "queue"]
     assert sc.policies[0].options == InfernoOptions(
