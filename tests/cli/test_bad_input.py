@@ -842,3 +842,30 @@ def _with_text_rate(rate: str) -> Files:
 def _write(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def test_the_lengths_family_reaches_the_accurate_percentiles(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """outTokensDist: lognormal moves the accurate mode's latency percentiles (a lognormal's
+    tail, not a gamma's, of the same mean and variance) and nothing of the chain's; the solution
+    JSON keeps the load's length CV and family."""
+    files = base_files()
+    _set(files["server-data.json"], "servers.1.currentAlloc.load.outTokensCOV", 1.5)
+    outputs = {}
+    for family in ("gamma", "lognormal"):
+        _set(files["server-data.json"], "servers.1.currentAlloc.load.outTokensDist", family)
+        directory = write_system(tmp_path / family, files)
+        for model in ("inferno", "accurate"):
+            args = ["optimize", str(directory), "--model", model, "--percentiles"]
+            assert main([*args, "--format", "json"]) == 0
+            outputs[family, model] = json.loads(capsys.readouterr().out)
+    name = files["server-data.json"]["servers"][1]["name"]
+
+    def p95(family: str, model: str) -> float:
+        return float(outputs[family, model]["allocations"][name]["latencyP95"])
+
+    assert p95("lognormal", "accurate") < p95("gamma", "accurate")
+    assert p95("lognormal", "inferno") == p95("gamma", "inferno")
+    load = outputs["lognormal", "accurate"]["allocations"][name]["load"]
+    assert load["outTokensCOV"] == 1.5 and load["outTokensDist"] == "lognormal"
