@@ -282,6 +282,8 @@ class BlockState:
     #: N = 1: the service's SCV c_s² (a queued request waits for whole services); NaN for N > 1
     #: (the queue moves at a full batch's departures, taken at their mean)
     slot_scv: F
+    first_at: F  # (C, B): the first-token time of a request joining n requests (column n)
+    first_full: F  # the first-token time of a queued request (it joins N − 1)
     # the queued wait as a mixture of parts k (one, or the compositions of
     # :mod:`._accurate_composition`), each a truncated exponential as above: (C, K) arrays
     part_p: F  # P(an accepted arrival queues, in part k); Σ_k = p_queue
@@ -404,6 +406,8 @@ def evaluate(blk: AccurateBlock, lam: F, *, detail: bool = True) -> BlockState:
         service_var=service_var,
         lognormal=blk.lognormal,
         slot_scv=np.where(n == 1, cs2, np.nan),
+        first_at=first_at,
+        first_full=first_at[rows, last],
         part_p=p_queue[:, None],
         part_mean=queue_mean[:, None],
         part_rate=-log_r2[:, None],

@@ -21,7 +21,7 @@ from ._accurate_core import BlockState
 
 F = NDArray[np.float64]
 
-__all__ = ["response_survival", "wait_survival"]
+__all__ = ["response_survival", "ttft_survival", "wait_survival"]
 
 _TINY = 1e-300
 _NEGLIGIBLE = 1e-15  # a probability below which a term of a survival is left out
@@ -91,17 +91,39 @@ def _places(kappa: F, m: F, mean: F, v: F, logn: NDArray[np.bool_], count: int) 
 
 def wait_survival(st: BlockState, t: F) -> F:
     """P(W > t) per point (t of shape (C,)): the boundary wait, uniform on one iteration, for
-    arrivals that find room; for those that queue, in each part of the queue (one, or one per
-    composition of the batch) the queue's truncated geometric made continuous (rate κ on
-    [0, K − N]) and scaled to the part's mean queued wait — except at N = 1 (``slot_scv``
-    finite), where a queued request waits for the residual of the service in progress and one
-    whole service per request ahead (:func:`_places`)."""
+    arrivals that find room; for those that queue, :func:`_queued_sf`."""
     tt = np.maximum(t, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         passed = np.divide(tt[:, None], st.iteration)  # of the iteration an arrival waits out
         np.minimum(passed, 1.0, out=passed)
     room = st.p_room - np.einsum("ij,ij->i", st.room, passed)
-    out: F = np.maximum(room, 0.0)
+    out: F = np.maximum(room, 0.0) + _queued_sf(st, tt)
+    return np.where(t < 0, 1.0, out)
+
+
+def ttft_survival(st: BlockState, t: F) -> F:
+    """P(TTFT > t) per point (t of shape (C,)): an arrival that finds n requests gets its first
+    token the first-token time of joining n after its wait (``first_at``, column n): at once on
+    the empty replica, after the boundary wait (uniform on the running iteration) with room in
+    the batch, and after its queued wait (:func:`_queued_sf`) when it joins a full batch
+    (``first_full``)."""
+    out: F = st.p_empty * (st.first_at[:, 0] > t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        passed = np.divide(t[:, None] - st.first_at, st.iteration)
+    np.clip(np.nan_to_num(passed, nan=1.0), 0.0, 1.0, out=passed)
+    out = out + np.einsum("ij,ij->i", st.room, 1.0 - passed)  # room's column 0 is 0
+    tq = t - st.first_full
+    out = out + np.where(tq < 0, st.p_queue, _queued_sf(st, np.maximum(tq, 0.0)))
+    return np.clip(out, 0.0, 1.0)
+
+
+def _queued_sf(st: BlockState, tt: F) -> F:
+    """Σ over the queue's parts of P(queue in part k, queued wait > tt) (tt ≥ 0): in each part
+    (one, or one per composition of the batch) the queue's truncated geometric made continuous
+    (rate κ on [0, K − N]) and scaled to the part's mean queued wait — except at N = 1
+    (``slot_scv`` finite), where a queued request waits for the residual of the service in
+    progress and one whole service per request ahead (:func:`_places`)."""
+    out = np.zeros(tt.size)
     # the queued parts, where arrivals queue at all (P(queue) below 1e-15 adds nothing)
     for k in range(st.part_p.shape[1]):
         pk = st.part_p[:, k]
@@ -122,7 +144,7 @@ def wait_survival(st: BlockState, t: F) -> F:
             )
             sf[i] = _summed_sf(logn, means, variances, tt[q[i]])
         out[q] += pk[q] * sf
-    return np.where(t < 0, 1.0, out)
+    return out
 
 
 def _summed_sf(logn: NDArray[np.bool_], mean: F, var: F, t: F) -> F:

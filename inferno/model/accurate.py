@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from . import _accurate_composition as composition
 from . import _accurate_core as core
-from ._accurate_tails import response_survival, wait_survival
+from ._accurate_tails import response_survival, ttft_survival, wait_survival
 from ._blocks import _cut
 from ._kinds import KindArrays
 from .points import Metrics, OperatingPoints
@@ -245,6 +245,26 @@ class AccuratePoints(OperatingPoints):
                     sf = wait_survival(st, np.where(ask, b, 0.0))
                     out["wait_sf"][idx] = np.where(ask, sf, np.nan)
         return Metrics(**out)
+
+    def ttft_sf(self, rate: F, t: F, *, metrics: Metrics | None = None) -> F:
+        """P(TTFT > ``t``) per point (NaN where ``t`` is NaN): for the LLM rows the first-token
+        time depends on the occupancy an arrival finds (:func:`._accurate_tails.ttft_survival`);
+        other rows as :meth:`OperatingPoints.ttft_sf`."""
+        shape = self.n_batch.shape
+        lam = np.array(np.broadcast_to(np.asarray(rate, dtype=np.float64), shape))
+        at = np.broadcast_to(np.asarray(t, dtype=np.float64), shape)
+        out = np.full(len(self), np.nan)
+        if self._other is not None:
+            idx, pts = self._other
+            out[idx] = pts.ttft_sf(lam[idx], at[idx])
+        self.metrics(lam)  # the states at these rates (memo)
+        assert self._memo is not None
+        for idx, st in self._memo[1]:
+            a = at[idx]
+            ask = np.isfinite(a)
+            if ask.any():
+                out[idx] = np.where(ask, ttft_survival(st, np.where(ask, a, 0.0)), np.nan)
+        return out
 
     def _means(self, lam: F, states: list[tuple[Idx, core.BlockState]]) -> dict[str, F]:
         """Every metric but ``wait_sf`` (NaN) at the rates ``lam``."""

@@ -185,6 +185,15 @@ class OperatingPoints:
                 out[name][b.index] = values
         return Metrics(**out)
 
+    def ttft_sf(self, rate: F, t: F, *, metrics: Metrics | None = None) -> F:
+        """P(TTFT > ``t``) per point at ``rate`` (NaN where ``t`` is NaN). Here TTFT is the wait
+        plus a constant (the prefill at the mean occupancy, + one ITL for G2/G3), so it is the
+        wait's survival at t − that constant; a model whose first-token time depends on what an
+        arrival finds overrides it. ``metrics``: ``self.metrics(rate)`` if the caller has it."""
+        m = self.metrics(rate) if metrics is None else metrics
+        sf: F = self.metrics(rate, wait_beyond=t - (m.ttft - m.wait)).wait_sf
+        return sf
+
     def subset(self, idx: Idx, *, same_width: bool = False) -> OperatingPoints:
         """The points at ``idx`` (in that order, repeats allowed), without recomputing τ.
 

@@ -103,10 +103,28 @@ def _bisect_waits(pts: OperatingPoints, lam: F, target: F) -> F:
 
 
 def ttft_quantiles(points: OperatingPoints, rate: F, q: float) -> F:
-    """TTFT = W + a constant (prefill at the mean occupancy, + one ITL for G2/G3)."""
+    """The q-quantile of TTFT of every point at its rate (ms). Where TTFT is W + a constant
+    (prefill at the mean occupancy, + one ITL for G2/G3: :meth:`OperatingPoints.ttft_sf`), the
+    wait's quantile shifted; where a model has its own TTFT survival, a bisection on it."""
     m = points.metrics(rate)
-    out: F = wait_quantiles(points, rate, q) + (m.ttft - m.wait)
-    return out
+    if type(points).ttft_sf is OperatingPoints.ttft_sf:
+        out: F = wait_quantiles(points, rate, q) + (m.ttft - m.wait)
+        return out
+    target = np.full(len(points), 1.0 - q)
+    # Markov's inequality: P(T > E[T]/(1−q)) ≤ 1−q, so the quantile lies below that
+    lo = np.zeros(len(points))
+    hi = np.maximum(m.ttft / target, 1e-9) * (1.0 + 1e-9)
+    for _ in range(_ITERATIONS):
+        active = hi - lo > _RTOL * hi
+        if not active.any():
+            break
+        mid = 0.5 * (lo + hi)
+        sf = points.ttft_sf(rate, np.where(active, mid, np.nan), metrics=m)
+        above = active & (sf > target)
+        lo = np.where(above, mid, lo)
+        hi = np.where(active & ~above, mid, hi)
+    result: F = hi
+    return result
 
 
 def latency_quantiles(

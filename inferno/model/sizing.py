@@ -127,11 +127,9 @@ def _ratios(points: OperatingPoints, lam: F, slo: SloArrays) -> dict[str, F]:
         ratios["ttw"] = m.wait * -np.log1p(-ttw_q) / slo.ttw
     mean_ttft = m.ttft / slo.ttft
     if np.isfinite(ttft_q).any():
-        # TTFT = W + a constant offset, so P(TTFT > t) = P(W > t − offset)
-        shift = np.where(
-            np.isfinite(ttft_q) & np.isfinite(slo.ttft), slo.ttft - (m.ttft - m.wait), np.nan
-        )
-        sf = points.metrics(lam, wait_beyond=shift).wait_sf
+        # the model's TTFT survival (the chain's: the wait's, shifted by a constant)
+        at = np.where(np.isfinite(ttft_q) & np.isfinite(slo.ttft), slo.ttft, np.nan)
+        sf = points.ttft_sf(lam, at, metrics=m)
         ratios["ttft"] = np.where(np.isfinite(ttft_q), sf / (1.0 - ttft_q), mean_ttft)
     else:
         ratios["ttft"] = mean_ttft

@@ -27,7 +27,7 @@ from inferno.model.accurate import AccuratePoints, build_points, lognormal_mask
 from inferno.model.points import OperatingPoints
 from inferno.model.profile_arrays import ProfileArrays
 from inferno.model.profiles import G0Profile, G1Profile, G2Profile, G3Profile, Profile, Tokens
-from inferno.model.quantiles import latency_quantiles, ttft_quantiles
+from inferno.model.quantiles import latency_quantiles, ttft_quantiles, wait_quantiles
 from inferno.solver import build_candidates, solve_table
 from inferno.system import PerformanceModel, System
 from inferno.units import MS_PER_MIN
@@ -145,6 +145,30 @@ def test_lognormal_lengths_get_a_lognormal_service_tail() -> None:
     )
     assert abs(p95["lognormal"] / sim["lat95"] - 1.0) <= BOUND["lat95"], (p95, sim["lat95"])
     assert p95["gamma"] / sim["lat95"] - 1.0 > BOUND["lat95"], (p95, sim["lat95"])
+
+
+def wait_quantile(points: OperatingPoints, lam: np.ndarray) -> float:
+    return float(wait_quantiles(points, lam, 0.95)[0])
+
+
+def test_the_first_token_time_depends_on_what_an_arrival_finds() -> None:
+    """G3 (2048 input tokens, chunked prefill): a request's prefill chunks cost more when it
+    joins a fuller batch, so TTFT is not the wait plus a constant. The model's TTFT p95 is the
+    mixture over the occupancy an arrival finds, within 5% of the emulator's (the wait plus the
+    mean first-token time, its former TTFT, is 10% short); its mean is unchanged."""
+    profile, n, tokens = G3Profile(16.0, 0.067, 6.67e-4, 8, None, 4096), 8, Tokens(2048, 256)
+    chain = OperatingPoints.of([profile], [tokens], batch=[n])
+    acc = AccuratePoints.of_accurate([profile], [tokens], out_cv=[0.0], batch=[n])
+    lam = np.array([0.3 * float(chain.mu_n[0])])
+    p95 = float(ttft_quantiles(acc, lam, 0.95)[0])
+    m = acc.metrics(lam)
+    sim = _emulate(profile, n, tokens, Fixed(256), float(lam[0]), int(chain.n_max[0]), 20_000)
+    assert p95 == pytest.approx(sim["ttft95"], rel=0.05)
+    former = float(wait_quantile(acc, lam) + (m.ttft[0] - m.wait[0]))
+    assert former < 0.93 * sim["ttft95"]
+    # the survival is a probability, falling in t, 1 below the fastest first token
+    sf = np.array([acc.ttft_sf(lam, np.array([t]))[0] for t in np.linspace(0.0, 3 * p95, 50)])
+    assert (np.diff(sf) <= 1e-12).all() and sf[0] == 1.0 and 0.0 <= sf[-1] < 0.01
 
 
 def test_a_length_family_must_be_known() -> None:
