@@ -30,6 +30,7 @@ from ..cluster.inventory import ManagedDeployment
 from ..settings import Settings, SettingsError
 from ..system import Load
 from ._client import NoData, PrometheusClient, PrometheusError
+from .lengths import LengthFit, fit_lengths
 from .queries import (
     REQUEST_SUCCESS,
     ServerQueries,
@@ -70,6 +71,7 @@ class ServerObservation:
     latency_ms: Mapping[str, float] = field(default_factory=dict)  # quantile → ms
     in_tokens: float | None = None  # measured (None: not measured; the Load may use labels)
     out_tokens: float | None = None
+    lengths: LengthFit | None = None  # the output lengths' CV and family (None: not measured)
     notes: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
@@ -84,6 +86,11 @@ class ServerObservation:
                 "arrivalRate": self.load.arrival_rate,
                 "avgInTokens": self.load.in_tokens,
                 "avgOutTokens": self.load.out_tokens,
+                **(
+                    {}
+                    if self.lengths is None
+                    else {"outTokensCOV": self.lengths.cv, "outTokensDist": self.lengths.family}
+                ),
             },
             "completionsRpm": self.completions_rpm,
             "pendingDelta": self.pending_delta,
@@ -212,10 +219,13 @@ class PrometheusLoadSource:
                 if value is None
             ]
             notes.append(f"no tokens per request from {', '.join(missing)}: taken from {source}")
+        lengths = None if out_tokens is None else self._lengths(q.out_buckets, out_tokens, at)
         load = Load(
             offered_rpm(completions, pending or 0.0, self.window),
             labels.in_tokens if in_tokens is None else in_tokens,
             labels.out_tokens if out_tokens is None else out_tokens,
+            out_tokens_cov=None if lengths is None else lengths.cv,
+            out_tokens_dist=None if lengths is None else lengths.family,
         )
         return replace(
             base,
@@ -229,8 +239,24 @@ class PrometheusLoadSource:
             latency_ms=self._quantiles(q.latency_ms, at),
             in_tokens=in_tokens,
             out_tokens=out_tokens,
+            lengths=lengths,
             notes=tuple(notes),
         )
+
+    def _lengths(self, promql: str, mean: float, at: float) -> LengthFit | None:
+        """The output lengths' fit from the histogram's buckets (None: no histogram, or one
+        that cannot say: :func:`~inferno.prom.lengths.fit_lengths`)."""
+        try:
+            samples = self.client.query(promql, at=at)
+        except NoData:
+            return None
+        buckets = []
+        for s in samples:
+            try:
+                buckets.append((float(s.labels.get("le", "nan")), s.value))
+            except ValueError:
+                return None
+        return fit_lengths(buckets, mean)
 
     def _quantiles(self, promql: str, at: float) -> dict[str, float]:
         try:
@@ -278,6 +304,7 @@ def source_from_settings(settings: Settings) -> PrometheusLoadSource | None:
         settings.prometheus.tokens_in_metric,
         settings.prometheus.tokens_out_metric,
         settings.prometheus.tokens_requests_metric,
+        settings.prometheus.tokens_out_histogram,
     )
     logger.info(
         "loads from Prometheus at %s over %s windows (auth: %s, CA: %s)",

@@ -79,6 +79,10 @@ class TokenMetrics:
     in_tokens: str = "vllm:prompt_tokens_total"
     out_tokens: str = "vllm:generation_tokens_total"
     requests: str = REQUEST_SUCCESS
+    #: a histogram of generated tokens per request (its ``_bucket`` series): the output
+    #: lengths' CV and family (:mod:`inferno.prom.lengths`); TensorRT-LLM:
+    #: ``nv_llm_output_token_len``
+    out_histogram: str = "vllm:request_generation_tokens"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +115,7 @@ class ServerQueries:
     latency_ms: str  # request latency quantiles, ms: one series per ``quantile`` label
     in_tokens: str  # mean prompt tokens per request
     out_tokens: str  # mean generated tokens per request
+    out_buckets: str  # generated tokens per request: requests per ``le`` bucket (cumulative)
 
     def items(self) -> list[tuple[str, str]]:
         """(name, PromQL) pairs, in the order above."""
@@ -151,6 +156,7 @@ def server_queries(
         latency_ms=f"max by ({GROUP}, quantile) ({REQUEST_SUMMARY}{{{sel}}}) / 1000",
         in_tokens=per_request(tokens.in_tokens, tokens.requests),
         out_tokens=per_request(tokens.out_tokens, tokens.requests),
+        out_buckets=f"sum by ({GROUP}, le) (increase({tokens.out_histogram}_bucket{{{sel}}}[{w}]))",
     )
 
 

@@ -35,6 +35,11 @@ class PrometheusOptions(Group):
         "INFERNO_TOKENS_REQUESTS_METRIC",
         "the request counter of the token means",
     )
+    tokens_out_histogram: str = option(
+        "vllm:request_generation_tokens",
+        "INFERNO_TOKENS_OUT_HISTOGRAM",
+        "the histogram of generated tokens per request (the output lengths' CV and family)",
+    )
 
     def check(self) -> None:
         self._require(
@@ -50,7 +55,12 @@ class PrometheusOptions(Group):
             raise SettingsError(
                 "PROMETHEUS_TOKEN and PROMETHEUS_TOKEN_FILE are both set: expected one of them"
             )
-        for name in ("tokens_in_metric", "tokens_out_metric", "tokens_requests_metric"):
+        for name in (
+            "tokens_in_metric",
+            "tokens_out_metric",
+            "tokens_requests_metric",
+            "tokens_out_histogram",
+        ):
             self._require(
                 name,
                 METRIC_NAME.fullmatch(getattr(self, name)) is not None,

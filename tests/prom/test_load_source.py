@@ -311,3 +311,44 @@ def test_unreadable_files_are_settings_errors(tmp_path: Path) -> None:
         source_from_settings(Settings.from_env({**url, "PROMETHEUS_TOKEN_FILE": missing}))
     with pytest.raises(SettingsError, match=r"PROMETHEUS_CA_FILE=.*cannot use the CA file"):
         source_from_settings(Settings.from_env({**url, "PROMETHEUS_CA_FILE": missing}))
+
+
+def test_a_histogram_of_generated_tokens_gives_the_lengths_cv_and_family() -> None:
+    """With the backend's histogram of generated tokens per request, the load carries the
+    lengths' fitted CV and family (inferno.prom.lengths), and so does the server's row of the
+    optimizer data; without it, or without a mean to fit to, neither."""
+    import numpy as np
+
+    from inferno.cluster.inventory import server_row
+    from inferno.emulator import LogNormal
+
+    x = LogNormal(256.0, 1.5).sample(3000, np.random.default_rng(5)).astype(np.float64)
+    bounds = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000)
+    labels = {"namespace": "inference", "model": "llama_7b"}
+    buckets = [({**labels, "le": f"{b:.1f}"}, float(np.sum(x <= b))) for b in bounds]
+    buckets.append(({**labels, "le": "+Inf"}, float(x.size)))
+    q = queries(LLAMA)
+    values = answer(q, completions_rpm=120.0, pending_delta=0.0, in_tokens=512.0)
+    fake = FakePrometheus({**values, **answer(q, out_tokens=float(x.mean()), out_buckets=buckets)})
+    m = PrometheusLoadSource(fake.client(), 60).measure([LLAMA])
+    load = m.loads["llama-7b"]
+    assert load.out_tokens_dist == "lognormal"
+    assert load.out_tokens_cov == pytest.approx(1.5, rel=0.1)
+    assert m.to_json()["servers"][0]["load"]["outTokensDist"] == "lognormal"
+    row = server_row(LLAMA, load)["currentAlloc"]["load"]
+    assert row["outTokensDist"] == "lognormal" and row["outTokensCOV"] == load.out_tokens_cov
+    assert q.out_buckets in fake.queries
+    # no histogram: the defaults stay (nothing in the load, nothing in the row)
+    fake = FakePrometheus({**values, **answer(q, out_tokens=256.0)})
+    load = PrometheusLoadSource(fake.client(), 60).measure([LLAMA]).loads["llama-7b"]
+    assert (load.out_tokens_cov, load.out_tokens_dist) == (None, None)
+    assert "outTokensDist" not in server_row(LLAMA, load)["currentAlloc"]["load"]
+    # no mean (no token counters): the histogram is not even asked
+    fake = FakePrometheus({**values, **answer(q, out_buckets=buckets)})
+    load = PrometheusLoadSource(fake.client(), 60).measure([LLAMA]).loads["llama-7b"]
+    assert load.out_tokens_dist is None and q.out_buckets not in fake.queries
+    # a bucket label that is not a number: not a histogram, not fitted
+    bad = [*buckets[:-1], ({**labels, "le": "many"}, float(x.size))]
+    fake = FakePrometheus({**values, **answer(q, out_tokens=256.0, out_buckets=bad)})
+    load = PrometheusLoadSource(fake.client(), 60).measure([LLAMA]).loads["llama-7b"]
+    assert load.out_tokens_dist is None

@@ -1,0 +1,92 @@
+"""The output lengths' coefficient of variation and family, from a Prometheus histogram of the
+tokens generated per request (vLLM's ``vllm:request_generation_tokens``): pure, no I/O.
+
+The accurate model (docs/model.md, "Accurate mode") takes each server's output-length CV
+(``outTokensCOV``) and family (``outTokensDist``: gamma or lognormal). A serving engine that
+exports a histogram of generated tokens per request gives both: over the load window the
+buckets' increases are the lengths' empirical distribution function at the bucket bounds. With
+the mean fixed at the measured one (the token counters'), each family's one shape parameter is
+fitted by least squares on the distribution function at the bounds (lengths are whole numbers,
+``le`` is inclusive, so at bound + ½), and the family that fits better is taken (gamma on a tie,
+the default). A histogram says nothing of the shape when all its mass is in one bucket, or with
+fewer than :data:`MIN_REQUESTS` requests in the window: no fit then, and the model keeps its
+default.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import optimize, stats
+
+__all__ = ["MIN_REQUESTS", "LengthFit", "fit_lengths"]
+
+#: requests in the window below which the histogram is not fitted
+MIN_REQUESTS = 100.0
+#: the coefficient of variation each family's fit may take
+_CV_RANGE = (0.01, 10.0)
+
+
+@dataclass(frozen=True, slots=True)
+class LengthFit:
+    """A fitted output-length distribution: its CV and family, the requests it rests on and
+    each family's sum of squared errors on the distribution function (gamma, lognormal)."""
+
+    cv: float
+    family: str
+    requests: float
+    sse: tuple[float, float]
+
+
+def _gamma_cdf(x: np.ndarray, mean: float, cv: float) -> np.ndarray:
+    k = 1.0 / (cv * cv)
+    out: np.ndarray = stats.gamma.cdf(x, k, scale=mean / k)
+    return out
+
+
+def _lognormal_cdf(x: np.ndarray, mean: float, cv: float) -> np.ndarray:
+    s2 = math.log1p(cv * cv)
+    out: np.ndarray = stats.lognorm.cdf(x, math.sqrt(s2), scale=math.exp(math.log(mean) - s2 / 2))
+    return out
+
+
+def fit_lengths(buckets: Sequence[tuple[float, float]], mean: float) -> LengthFit | None:
+    """The lengths' CV and family from ``buckets`` — (upper bound ``le``, cumulative count)
+    pairs in any order, ``+Inf`` included, as ``increase()`` of the ``_bucket`` series gives
+    them — with the mean ``mean`` tokens per request; None when they cannot say (too few
+    requests, no spread across the bounds, or values that are not a histogram)."""
+    if not (math.isfinite(mean) and mean > 0):
+        return None
+    pairs = sorted(
+        (le, c) for le, c in buckets if not math.isnan(le) and math.isfinite(c) and c >= 0
+    )
+    if not pairs or not math.isinf(pairs[-1][0]):
+        return None
+    bounds = np.array([le for le, _ in pairs[:-1]], dtype=np.float64)
+    # increase() extrapolates each bucket on its own: a running maximum restores the order
+    counts = np.maximum.accumulate(np.array([c for _, c in pairs], dtype=np.float64))
+    total = float(counts[-1])
+    if total < MIN_REQUESTS:
+        return None
+    cdf = counts[:-1] / total
+    inside = (cdf > 0.0) & (cdf < 1.0)
+    if np.count_nonzero(inside) < 2:
+        return None
+    x = bounds + 0.5
+    fits = []
+    for family in (_gamma_cdf, _lognormal_cdf):
+
+        def sse(log_cv: float, family: object = family) -> float:
+            model = family(x, mean, math.exp(log_cv))  # type: ignore[operator]
+            return float(np.sum((model - cdf) ** 2))
+
+        lo, hi = (math.log(v) for v in _CV_RANGE)
+        best = optimize.minimize_scalar(sse, bounds=(lo, hi), method="bounded")
+        fits.append((float(best.fun), math.exp(float(best.x))))
+    (g_sse, g_cv), (l_sse, l_cv) = fits
+    if l_sse < g_sse:
+        return LengthFit(l_cv, "lognormal", total, (g_sse, l_sse))
+    return LengthFit(g_cv, "gamma", total, (g_sse, l_sse))

@@ -1,0 +1,85 @@
+"""The output lengths' CV and family from a histogram of generated tokens per request
+(inferno.prom.lengths): samples binned into vLLM's 1-2-5 buckets, and what cannot be fitted."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from inferno.emulator import Exponential, Fixed, Lengths, LogNormal
+from inferno.prom.lengths import MIN_REQUESTS, fit_lengths
+
+#: vLLM's build_1_2_5_buckets up to a 20,000-token context
+BOUNDS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000)
+
+
+def histogram(x: np.ndarray) -> list[tuple[float, float]]:
+    """(le, cumulative count) as increase() of the _bucket series answers, +Inf included."""
+    out = [(float(b), float(np.sum(x <= b))) for b in BOUNDS]
+    return [*out, (math.inf, float(x.size))]
+
+
+class Gamma(Lengths):
+    __slots__ = ("k", "m")
+
+    def __init__(self, m: float, cv: float) -> None:
+        self.m, self.k = m, 1.0 / (cv * cv)
+
+    @property
+    def mean(self) -> float:
+        return self.m
+
+    @property
+    def minimum(self) -> int:
+        return 1
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        x = np.rint(rng.gamma(self.k, self.m / self.k, n))
+        return np.maximum(x, 1.0).astype(np.int64)
+
+
+@pytest.mark.parametrize(
+    ("lengths", "family", "cv"),
+    [
+        (LogNormal(256.0, 1.5), "lognormal", 1.5),
+        (LogNormal(256.0, 0.7), "lognormal", 0.7),
+        (Exponential(256.0), "gamma", 1.0),
+        (Gamma(256.0, 0.5), "gamma", 0.5),
+        (Gamma(512.0, 1.414), "gamma", 1.414),
+    ],
+    ids=["lognormal-1.5", "lognormal-0.7", "exponential", "gamma-0.5", "gamma-1.4"],
+)
+def test_the_family_and_the_cv_of_binned_lengths(lengths: Lengths, family: str, cv: float) -> None:
+    x = lengths.sample(2000, np.random.default_rng(1)).astype(np.float64)
+    fit = fit_lengths(histogram(x), float(x.mean()))
+    assert fit is not None
+    assert fit.family == family
+    assert fit.cv == pytest.approx(cv, rel=0.06)
+    assert fit.requests == 2000.0
+    assert fit.sse[family == "lognormal"] <= fit.sse[family != "lognormal"]
+
+
+def test_what_a_histogram_cannot_say_is_not_fitted() -> None:
+    rng = np.random.default_rng(2)
+    x = LogNormal(256.0, 1.5).sample(2000, rng).astype(np.float64)
+    good = histogram(x)
+    assert fit_lengths(good, float(x.mean())) is not None
+    # fixed lengths: every request in one bucket, no spread to fit
+    fixed = Fixed(256).sample(2000, rng).astype(np.float64)
+    assert fit_lengths(histogram(fixed), 256.0) is None
+    # too few requests in the window
+    few = x[: int(MIN_REQUESTS) - 1]
+    assert fit_lengths(histogram(few), float(few.mean())) is None
+    # no +Inf bucket, no mean, NaN and negative counts (dropped, then too little is left)
+    assert fit_lengths(good[:-1], float(x.mean())) is None
+    assert fit_lengths(good, 0.0) is None and fit_lengths(good, math.nan) is None
+    assert fit_lengths([(b, math.nan) for b, _ in good], 256.0) is None
+    assert fit_lengths([], 256.0) is None
+    # buckets out of order, or a count that dips (increase() extrapolates each series): the
+    # order is restored and the fit is the same
+    shuffled = list(reversed(good))
+    assert fit_lengths(shuffled, float(x.mean())) == fit_lengths(good, float(x.mean()))
+    dipped = [(b, c - 1.0 if i == 5 else c) for i, (b, c) in enumerate(good)]
+    assert fit_lengths(dipped, float(x.mean())) is not None
