@@ -171,6 +171,32 @@ def test_the_first_token_time_depends_on_what_an_arrival_finds() -> None:
     assert (np.diff(sf) <= 1e-12).all() and sf[0] == 1.0 and 0.0 <= sf[-1] < 0.01
 
 
+def test_a_ttft_quantile_target_is_sized_on_the_models_own_ttft_quantile() -> None:
+    """slo-ttft-quantile in the accurate mode: at the rate sizing finds, the model's TTFT
+    95th percentile (the mixture over the occupancy, not the wait plus a constant) is the
+    target, for a G3 and a G2 point; with a target between the two rules' p95, the mixture's
+    rate is the lower one."""
+    from inferno.model.sizing import SloArrays, size
+
+    profiles: list[Profile] = [
+        G3Profile(16.0, 0.067, 6.67e-4, 8, None, 4096),
+        G2Profile(12.0, 0.05, 5e-4, 16),
+    ]
+    tokens = [Tokens(2048, 256), Tokens(128, 256)]
+    pts = AccuratePoints.of_accurate(profiles, tokens, out_cv=[1.0, 1.0], batch=[8, 16])
+    lam = 0.5 * pts.mu_n
+    target = ttft_quantiles(pts, lam, 0.95) * 1.05
+    nan = np.full(2, np.nan)
+    slo = SloArrays(nan, target, nan, nan, nan, np.full(2, 0.95), nan, nan)
+    rate = size(pts, slo).rate
+    assert np.all(rate > lam)
+    assert ttft_quantiles(pts, rate, 0.95) == pytest.approx(target, rel=1e-3)
+    # the former rule (the wait's quantile plus the mean first-token time) is lighter for G3
+    m = pts.metrics(rate)
+    former = wait_quantiles(pts, rate, 0.95) + (m.ttft - m.wait)
+    assert former[0] < 0.97 * target[0]
+
+
 def test_a_length_family_must_be_known() -> None:
     assert lognormal_mask(["gamma", None, "lognormal"]).tolist() == [False, False, True]
     with pytest.raises(ValueError, match="one of gamma, lognormal, got 'weibull'"):
