@@ -158,7 +158,9 @@ def test_resources_are_sampled_under_poisson_traffic_at_shares_of_the_top_rate()
         # Poisson counts of ~50 and ~100 requests: within four standard deviations
         expected = share * top
         assert abs(level.request_rate - expected) < 4 * (expected**0.5) + 1
-        assert level.resources is not None and level.resources.samples >= 15
+        # 20 samples at 50 ms in the level's second on a quiet machine; a loaded one (2 cores,
+        # another job running) was seen to take 14: at least 10, the sampler kept sampling
+        assert level.resources is not None and level.resources.samples >= 10
         # each answer waits for a batch of what arrived: at least α + β + o
         assert level.client_mean_ms >= ALPHA + BETA + OVERHEAD - 1e-6
     # the closed-loop levels are not sampled: their even batches are not live traffic
