@@ -20,6 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
+from inferno.cluster.inventory import ManagedDeployment
+
 from ._procs import Child, free_port, http_ok, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -220,6 +222,24 @@ def stack(
     finally:
         for child in reversed(children):
             child.stop()
+
+
+def managed_deployment(namespace: str, name: str, server: str, model: str) -> ManagedDeployment:
+    """The inventory's view of a one-replica Premium Deployment serving ``model`` on CPU (what
+    the collector measures)."""
+    return ManagedDeployment(
+        namespace=namespace,
+        name=name,
+        server=server,
+        model=model,
+        service_class="Premium",
+        replicas=1,
+        ready_replicas=1,
+        accelerator="CPU",
+        max_batch=16,
+        container=0,
+        container_name="triton",
+    )
 
 
 def cli_json(argv: list[str], capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:

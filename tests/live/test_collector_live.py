@@ -14,7 +14,7 @@ from inferno.cli import main
 from inferno.cluster.inventory import ManagedDeployment
 from inferno.prom import PrometheusClient, PrometheusLoadSource
 
-from .conftest import DEPLOYMENT, NAMESPACE, Stack
+from .conftest import DEPLOYMENT, NAMESPACE, Stack, managed_deployment
 
 pytestmark = pytest.mark.slow
 
@@ -23,19 +23,7 @@ WINDOW_S = 15.0  # shorter than the phase: the window must not reach outside it
 
 
 def _deployment() -> ManagedDeployment:
-    return ManagedDeployment(
-        namespace=NAMESPACE,
-        name=DEPLOYMENT,
-        server="sleep-premium",
-        model="sleep",
-        service_class="Premium",
-        replicas=1,
-        ready_replicas=1,
-        accelerator="CPU",
-        max_batch=16,
-        container=0,
-        container_name="triton",
-    )
+    return managed_deployment(NAMESPACE, DEPLOYMENT, "sleep-premium", "sleep")
 
 
 def _triton_counter(metrics: str, name: str) -> float:

@@ -28,6 +28,7 @@ from inferno.emulator import Exponential, Lengths, LogNormal
 from inferno.prom import PrometheusClient, PrometheusLoadSource
 
 from ._procs import Child, free_port, http_ok, wait_until
+from .conftest import managed_deployment
 
 pytestmark = pytest.mark.slow
 
@@ -140,19 +141,7 @@ def scraped(prometheus_bin: str, tmp_path: Path) -> Iterator[tuple[Exporter, str
 
 
 def _deployment() -> ManagedDeployment:
-    return ManagedDeployment(
-        namespace=NAMESPACE,
-        name=DEPLOYMENT,
-        server="llm-premium",
-        model=MODEL,
-        service_class="Premium",
-        replicas=1,
-        ready_replicas=1,
-        accelerator="CPU",
-        max_batch=16,
-        container=0,
-        container_name="triton",
-    )
+    return managed_deployment(NAMESPACE, DEPLOYMENT, "llm-premium", MODEL)
 
 
 @pytest.mark.parametrize(
