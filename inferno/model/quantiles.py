@@ -4,7 +4,7 @@ chain one point at a time, so they are opt-in where many servers are involved.""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -86,19 +86,32 @@ def _bisect_waits(pts: OperatingPoints, lam: F, target: F) -> F:
     """The wait quantiles by bisection on ``pts.metrics(…, wait_beyond=…)`` (any model)."""
     m = pts.metrics(lam, wait_beyond=np.zeros(len(pts)))
     zero = m.wait_sf <= target  # most requests do not wait at all
-    # Markov's inequality: P(W > E[W]/(1−q)) ≤ 1−q, so the quantile lies below that
-    lo = np.zeros(len(pts))
-    hi = np.maximum(m.wait / target, 1e-9) * (1.0 + 1e-9)
+
+    def survival(t: F) -> F:
+        sf: F = pts.metrics(lam, wait_beyond=t).wait_sf
+        return sf
+
+    return _bisect(survival, m.wait, target, np.where(zero, 0.0, np.nan))
+
+
+def _bisect(survival: Callable[[F], F], mean: F, target: F, known: F) -> F:
+    """The ``target``-survival times of a non-negative time of ``mean`` by bisection on
+    ``survival`` (per point; NaN where a point is not asked), except where ``known`` already
+    holds the answer (not NaN)."""
+    # Markov's inequality: P(T > E[T]/(1−q)) ≤ 1−q, so the quantile lies below that
+    lo = np.zeros(mean.size)
+    hi = np.maximum(mean / target, 1e-9) * (1.0 + 1e-9)
+    done = ~np.isnan(known)
     for _ in range(_ITERATIONS):
-        active = ~zero & (hi - lo > _RTOL * hi)
+        active = ~done & (hi - lo > _RTOL * hi)
         if not active.any():
             break
         mid = 0.5 * (lo + hi)
-        sf = pts.metrics(lam, wait_beyond=np.where(active, mid, np.nan)).wait_sf
+        sf = survival(np.where(active, mid, np.nan))
         above = active & (sf > target)
         lo = np.where(above, mid, lo)
         hi = np.where(active & ~above, mid, hi)
-    out: F = np.where(zero, 0.0, hi)
+    out: F = np.where(done, known, hi)
     return out
 
 
@@ -111,20 +124,9 @@ def ttft_quantiles(points: OperatingPoints, rate: F, q: float) -> F:
         out: F = wait_quantiles(points, rate, q) + (m.ttft - m.wait)
         return out
     target = np.full(len(points), 1.0 - q)
-    # Markov's inequality: P(T > E[T]/(1−q)) ≤ 1−q, so the quantile lies below that
-    lo = np.zeros(len(points))
-    hi = np.maximum(m.ttft / target, 1e-9) * (1.0 + 1e-9)
-    for _ in range(_ITERATIONS):
-        active = hi - lo > _RTOL * hi
-        if not active.any():
-            break
-        mid = 0.5 * (lo + hi)
-        sf = points.ttft_sf(rate, np.where(active, mid, np.nan), metrics=m)
-        above = active & (sf > target)
-        lo = np.where(above, mid, lo)
-        hi = np.where(active & ~above, mid, hi)
-    result: F = hi
-    return result
+    return _bisect(
+        lambda t: points.ttft_sf(rate, t, metrics=m), m.ttft, target, np.full(len(points), np.nan)
+    )
 
 
 def latency_quantiles(

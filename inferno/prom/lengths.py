@@ -16,7 +16,7 @@ default.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,17 +76,25 @@ def fit_lengths(buckets: Sequence[tuple[float, float]], mean: float) -> LengthFi
     if np.count_nonzero(inside) < 2:
         return None
     x = bounds + 0.5
-    fits = []
-    for family in (_gamma_cdf, _lognormal_cdf):
-
-        def sse(log_cv: float, family: object = family) -> float:
-            model = family(x, mean, math.exp(log_cv))  # type: ignore[operator]
-            return float(np.sum((model - cdf) ** 2))
-
-        lo, hi = (math.log(v) for v in _CV_RANGE)
-        best = optimize.minimize_scalar(sse, bounds=(lo, hi), method="bounded")
-        fits.append((float(best.fun), math.exp(float(best.x))))
-    (g_sse, g_cv), (l_sse, l_cv) = fits
+    g_sse, g_cv = _fit(_gamma_cdf, x, cdf, mean)
+    l_sse, l_cv = _fit(_lognormal_cdf, x, cdf, mean)
     if l_sse < g_sse:
         return LengthFit(l_cv, "lognormal", total, (g_sse, l_sse))
     return LengthFit(g_cv, "gamma", total, (g_sse, l_sse))
+
+
+def _fit(
+    family: Callable[[np.ndarray, float, float], np.ndarray],
+    x: np.ndarray,
+    cdf: np.ndarray,
+    mean: float,
+) -> tuple[float, float]:
+    """The least sum of squared errors of ``family``'s distribution function at ``x`` against
+    ``cdf``, over the CV (mean fixed), and that CV."""
+
+    def sse(log_cv: float) -> float:
+        return float(np.sum((family(x, mean, math.exp(log_cv)) - cdf) ** 2))
+
+    lo, hi = (math.log(v) for v in _CV_RANGE)
+    best = optimize.minimize_scalar(sse, bounds=(lo, hi), method="bounded")
+    return float(best.fun), math.exp(float(best.x))
