@@ -226,14 +226,8 @@ class AccuratePoints(OperatingPoints):
         shape = self.n_batch.shape
         lam = np.array(np.broadcast_to(np.asarray(rate, dtype=np.float64), shape))
         beyond = None if wait_beyond is None else np.broadcast_to(wait_beyond, shape)
-        key = lam.tobytes()
-        if self._memo is not None and self._memo[0] == key:
-            _, states, means = self._memo
-            out = {name: v.copy() for name, v in means.items()}
-        else:
-            states = self.states(lam, detail=False)
-            out = self._means(lam, states)
-            self._memo = (key, states, {name: v.copy() for name, v in out.items()})
+        states, means = self._at(lam)
+        out = {name: v.copy() for name, v in means.items()}
         if beyond is not None:
             if self._other is not None:
                 idx, pts = self._other
@@ -246,6 +240,15 @@ class AccuratePoints(OperatingPoints):
                     out["wait_sf"][idx] = np.where(ask, sf, np.nan)
         return Metrics(**out)
 
+    def _at(self, lam: F) -> tuple[list[tuple[Idx, core.BlockState]], dict[str, F]]:
+        """The blocks' states and the means at the rates ``lam`` (of the points' shape): the
+        last rates' are kept, since sizing and the quantile searches ask the same rates again."""
+        key = lam.tobytes()
+        if self._memo is None or self._memo[0] != key:
+            states = self.states(lam, detail=False)
+            self._memo = (key, states, self._means(lam, states))
+        return self._memo[1], self._memo[2]
+
     def ttft_sf(self, rate: F, t: F, *, metrics: Metrics | None = None) -> F:
         """P(TTFT > ``t``) per point (NaN where ``t`` is NaN): for the LLM rows the first-token
         time depends on the occupancy an arrival finds (:func:`._accurate_tails.ttft_survival`);
@@ -257,9 +260,7 @@ class AccuratePoints(OperatingPoints):
         if self._other is not None:
             idx, pts = self._other
             out[idx] = pts.ttft_sf(lam[idx], at[idx])
-        self.metrics(lam)  # the states at these rates (memo)
-        assert self._memo is not None
-        for idx, st in self._memo[1]:
+        for idx, st in self._at(lam)[0]:
             a = at[idx]
             ask = np.isfinite(a)
             if ask.any():
