@@ -12,8 +12,6 @@ percentile is 0.83 of a gamma's of the same mean and variance).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 from numpy.typing import NDArray
 
@@ -186,30 +184,18 @@ def _family_sf(logn: NDArray[np.bool_], mean: F, var: F, u: F) -> F:
     return out
 
 
-def _length_sf(st: BlockState, mean: F, var: F) -> Callable[[F], F]:
-    """P(G > u) of the service's length part G (its mean and variance per point), in the
-    lengths' family; ``u`` is (C,) or (C, X)."""
-
-    def sf(u: F) -> F:
-        if u.ndim == 1:
-            return _family_sf(st.lognormal, mean, var, u)
-        return _family_sf(st.lognormal, mean[:, None], var[:, None], u)
-
-    return sf
-
-
 def response_survival(st: BlockState, t: F) -> F:
     """P(R > t) per point, R = W + S: S = s₀ + G (G the service's length part, gamma or
     lognormal of the state's mean and variance), W the mixture of :func:`wait_survival` with the
     boundary wait at its mean."""
     mean_g = np.maximum(st.decode_part, 1e-12)
     var_g = np.maximum(st.service_var, (1e-4 * mean_g) ** 2)
-    sf = _length_sf(st, mean_g, var_g)
+    logn, mean_c, var_c = st.lognormal, mean_g[:, None], var_g[:, None]
     s0 = st.service - mean_g
     u = t - s0
-    out = st.p_empty * sf(u)
+    out = st.p_empty * _family_sf(logn, mean_g, var_g, u)
     half = 0.5 * st.iteration
-    room = (st.room * sf(u[:, None] - half)).sum(axis=1)
+    room = (st.room * _family_sf(logn, mean_c, var_c, u[:, None] - half)).sum(axis=1)
     # each part's queued wait at equal-probability nodes of its distribution
     parts = st.part_p.shape[1]
     nodes = -(-_NODES // parts)
@@ -221,7 +207,7 @@ def response_survival(st: BlockState, t: F) -> F:
         rate, room_q = st.part_rate[:, j, None], st.queue_room[:, None]
         scale = _queue_scale(st.part_rate[:, j], st.queue_room, st.part_mean[:, j])
         wq = scale[:, None] * _trunc_ppf(rate, room_q, p[None, :])
-        part = sf(u[:, None] - wq).mean(axis=1)
+        part = _family_sf(logn, mean_c, var_c, u[:, None] - wq).mean(axis=1)
         if one.size:  # N = 1: the wait's places and the service summed by moments
             i = one
             means, variances = _places(

@@ -198,6 +198,14 @@ def test_a_ttft_quantile_target_is_sized_on_the_models_own_ttft_quantile() -> No
 
 
 def test_a_length_family_must_be_known() -> None:
+    from inferno.model._accurate_tails import _family_sf
+
+    # the two families of one mean and variance (CV 1.5) part in the tail: a gamma's 95th
+    # percentile is 1.21× a lognormal's (4.01 and 3.31 times the mean; docs/model.md)
+    t = np.array([3.31, 4.01])
+    one, var = np.ones(2), np.full(2, 2.25)
+    assert _family_sf(np.ones(2, dtype=bool), one, var, t)[0] == pytest.approx(0.05, abs=1e-3)
+    assert _family_sf(np.zeros(2, dtype=bool), one, var, t)[1] == pytest.approx(0.05, abs=1e-3)
     assert lognormal_mask(["gamma", None, "lognormal"]).tolist() == [False, False, True]
     with pytest.raises(ValueError, match="one of gamma, lognormal, got 'weibull'"):
         lognormal_mask(["weibull"])
