@@ -127,6 +127,11 @@ class Load:
     #: :data:`inferno.model.accurate.LENGTH_FAMILIES`; None: gamma), the accurate model's
     #: latency distribution takes it with the CV
     out_tokens_dist: str | None = None
+    #: the input lengths' coefficient of variation and family (``inTokensCOV``,
+    #: ``inTokensDist``; None: fixed, gamma): the accurate model's first-token time and service
+    #: vary with them
+    in_tokens_cov: float | None = None
+    in_tokens_dist: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -202,6 +202,10 @@ def server_row(d: ManagedDeployment, load: Load | None) -> dict[str, Any]:
         row["currentAlloc"]["load"]["outTokensCOV"] = use.out_tokens_cov
     if use.out_tokens_dist is not None:
         row["currentAlloc"]["load"]["outTokensDist"] = use.out_tokens_dist
+    if use.in_tokens_cov is not None:
+        row["currentAlloc"]["load"]["inTokensCOV"] = use.in_tokens_cov
+    if use.in_tokens_dist is not None:
+        row["currentAlloc"]["load"]["inTokensDist"] = use.in_tokens_dist
     if d.max_replicas is not None:
         row["maxNumReplicas"] = d.max_replicas
     return row

@@ -65,6 +65,8 @@ _LOAD_KEYS = _keys(
     "serviceCOV",
     "outTokensCOV",
     "outTokensDist",
+    "inTokensCOV",
+    "inTokensDist",
     "avgLength",
     "avgInTokens",
     "avgOutTokens",
@@ -132,16 +134,20 @@ def _load(row: dict[str, Any] | None) -> Load:
     a_cov = None if arrival_cov is None else _number(arrival_cov, MAX_QUANTITY)
     s_cov = None if service_cov is None else _number(service_cov, MAX_QUANTITY)
     o_cov = None if out_cov is None else _number(out_cov, MAX_QUANTITY)
+    in_cov = get("inTokensCOV")
+    i_cov = None if in_cov is None else _number(in_cov, MAX_QUANTITY)
     family = get("outTokensDist")
-    if family is not None and family not in LENGTH_FAMILIES:  # the slow path names it
-        raise _Bad
+    in_family = get("inTokensDist")
+    for f in (family, in_family):
+        if f is not None and f not in LENGTH_FAMILIES:  # the slow path names it
+            raise _Bad
     length = get("avgLength")
     n_in = get("avgInTokens")
     n_out = get("avgOutTokens")
     if length is not None:
         if n_in is not None or n_out is not None:
             raise _Bad
-        return Load(rate, 0.0, _tokens(length), a_cov, s_cov, o_cov, family)
+        return Load(rate, 0.0, _tokens(length), a_cov, s_cov, o_cov, family, i_cov, in_family)
     return Load(
         rate,
         0.0 if n_in is None else _tokens(n_in),
@@ -150,6 +156,8 @@ def _load(row: dict[str, Any] | None) -> Load:
         s_cov,
         o_cov,
         family,
+        i_cov,
+        in_family,
     )
 
 

@@ -63,6 +63,10 @@ def _load_json(load: Load, g0: bool) -> dict[str, Any]:
         out["outTokensCOV"] = load.out_tokens_cov
     if load.out_tokens_dist is not None:
         out["outTokensDist"] = load.out_tokens_dist
+    if load.in_tokens_cov is not None:
+        out["inTokensCOV"] = load.in_tokens_cov
+    if load.in_tokens_dist is not None:
+        out["inTokensDist"] = load.in_tokens_dist
     return out
 
 

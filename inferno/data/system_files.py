@@ -217,11 +217,13 @@ def _capacity(file: Node) -> dict[str, int]:
 # -- servers ------------------------------------------------------------------------------------
 
 
-def _length_family(node: Node) -> str | None:
-    family = node.string("outTokensDist", None)
+def _length_family(node: Node, key: str = "outTokensDist") -> str | None:
+    family = node.string(key, None)
     if family is not None and family not in LENGTH_FAMILIES:
-        raise node.member("outTokensDist").error(
-            f"unknown output-length family {family!r}; expected one of {', '.join(LENGTH_FAMILIES)}"
+        which = "output" if key.startswith("out") else "input"
+        known = ", ".join(LENGTH_FAMILIES)
+        raise node.member(key).error(
+            f"unknown {which}-length family {family!r}; expected one of {known}"
         )
     return family
 
@@ -234,20 +236,28 @@ def _load(node: Node | None) -> Load:
         "arrival_cov": node.number("arrivalCOV", None, minimum=0, maximum=MAX_QUANTITY),
         "service_cov": node.number("serviceCOV", None, minimum=0, maximum=MAX_QUANTITY),
         "out_tokens_cov": node.number("outTokensCOV", None, minimum=0, maximum=MAX_QUANTITY),
+        "in_tokens_cov": node.number("inTokensCOV", None, minimum=0, maximum=MAX_QUANTITY),
     }
     family = _length_family(node)
+    in_family = _length_family(node, "inTokensDist")
     if node.has("avgLength"):
         if node.has("avgInTokens") or node.has("avgOutTokens"):
             raise node.error("give either avgLength or avgInTokens and avgOutTokens, not both")
         length = node.number("avgLength", minimum=0, maximum=MAX_TOKENS, least_positive=MIN_TOKENS)
         return Load(
-            arrival_rate=rate, in_tokens=0.0, out_tokens=length, out_tokens_dist=family, **cov
+            arrival_rate=rate,
+            in_tokens=0.0,
+            out_tokens=length,
+            out_tokens_dist=family,
+            in_tokens_dist=in_family,
+            **cov,
         )
     return Load(
         arrival_rate=rate,
         in_tokens=tokens(node, "avgInTokens", 0.0),
         out_tokens=tokens(node, "avgOutTokens", 0.0),
         out_tokens_dist=family,
+        in_tokens_dist=in_family,
         **cov,
     )
 

@@ -30,6 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import _chain, _kinds
+from ._accurate_inputs import input_nodes
 from ._accurate_spread import composition
 from ._kinds import KindArrays
 from .bounds import MIN_SERVICE_MS
@@ -107,6 +108,16 @@ class AccurateBlock:
     persist: F  # (C,) κ: the queue's window over the composition's time, times (1 − √ρ)²
     own_kv: F  # (C,) factor on the service SCV at N from the request's own KV tokens (≥ 1)
     lognormal: NDArray[np.bool_]  # (C,) output lengths lognormal (else gamma: exponential, fixed)
+    #: (C, B): the part of the first-token time (column n) that the request's own input makes
+    #: (G1 δ·L̄, G2 (β+γ)·L̄, G3 its nc chunk iterations), which varies with its input length
+    pre_part: F
+    own_in: F  # (C,) the part of the service at N that the own input makes (prompt, KV)
+    in_stall: F  # (C,) another member's prompt: the time it adds to a request's service per token
+    in_kv: F  # (C,) another member's input KV: the same, over the request's decode iterations
+    in_mean_kv: F  # (C,) G2's decode term γ·mean t_m: in_kv's part that is divided by b
+    in_scv: F  # (C,) the input lengths' SCV (0: fixed)
+    in_nodes: F  # (C, J): L/L̄ − 1 at the input-length nodes (:mod:`._accurate_inputs`)
+    in_w: F  # (C, J): their weights
     static: Static | None = None  # when no row stalls: what does not depend on λ
 
     def take(
@@ -124,6 +135,8 @@ class AccurateBlock:
             v = getattr(self, name)
             if name == "static":
                 out[name] = None if v is None else v.take(rows, width)
+            elif name in _NODE_FIELDS:
+                out[name] = v[rows]
             else:
                 out[name] = _take_rows(v, rows, width) if v.ndim == 2 else v[rows]
         return AccurateBlock(**out)  # type: ignore[arg-type]
@@ -141,13 +154,22 @@ def _take_rows(v: NDArray[np.generic], rows: NDArray[np.intp], width: int) -> ND
 
 
 _CODES = {Kind.G0: 0, Kind.G1: 1, Kind.G2: 2, Kind.G3: 3}
+#: (C, J) fields: J nodes, not B states (a subset keeps every column)
+_NODE_FIELDS = ("in_nodes", "in_w")
 
 
 def make_block(
-    p: KindArrays, n: F, n_tail: F, scv: F, lognormal: NDArray[np.bool_] | None = None
+    p: KindArrays,
+    n: F,
+    n_tail: F,
+    scv: F,
+    lognormal: NDArray[np.bool_] | None = None,
+    in_scv: F | None = None,
+    in_lognormal: NDArray[np.bool_] | None = None,
 ) -> AccurateBlock:
     """The λ-independent parts of a block of one kind (``lognormal``: per point, the output
-    lengths' family is lognormal, else gamma)."""
+    lengths' family is lognormal, else gamma; ``in_scv``, ``in_lognormal``: the input lengths'
+    SCV and family, None: fixed)."""
     c = n.size
     width = int(n.max()) if c else 1
     # read-only broadcasts where a row's values repeat (a subset's take copies what it keeps)
@@ -165,6 +187,7 @@ def make_block(
         pre0 = np.broadcast_to(col(p.gamma), (c, width))
         pre1 = p.delta * big_l if kind is Kind.G1 else zero
         stall = (big_l > 0) if kind is Kind.G1 else np.zeros(c, dtype=bool)
+        own = pre1
     elif kind is Kind.G2:
         # batch members are length-biased: weights o + 1 (a request stays o + 1 iterations)
         w_bar = (p.beta * (big_l + m) + p.gamma * (big_l * (m + 1.0) + 0.5 * (second + m))) / (
@@ -177,6 +200,7 @@ def make_block(
         iters = np.broadcast_to(col(m + stall), (c, width))
         pre0 = base
         pre1 = (p.beta + p.gamma) * big_l
+        own = pre1
     else:
         nc = _kinds.g3_chunks(p, b)
         w_pre = (col(p.beta) + col(p.gamma) * (nc + 1.0) / 2.0) * col(big_l)
@@ -188,12 +212,33 @@ def make_block(
         pre1 = zero
         stall = np.zeros(c, dtype=bool)
         first_iters = nc + 1.0
+        own = zero
     decode = np.maximum(decode, MIN_SERVICE_MS)
-    iters = np.maximum(iters, 1.0)
+    pre_part = np.broadcast_to(col(own), (c, width))
+    if kind is Kind.G3:
+        pre_part = (first_iters - 1.0) * decode
+    in_scv = np.zeros(c) if in_scv is None else np.asarray(in_scv, dtype=np.float64)
+    in_scv = np.where(np.isfinite(in_scv) & (big_l > 0), np.maximum(in_scv, 0.0), 0.0)
+    in_logn = np.zeros(c, dtype=bool) if in_lognormal is None else np.asarray(in_lognormal, bool)
+    in_nodes, in_w = input_nodes(in_scv, in_logn)
+    # the own input's part of the service at N: its prompt, and (G2, G3) its KV (below)
+    own_in = pre_part[np.arange(c), n.astype(np.intp) - 1]
+    # what another member's input adds to a request's service, per input token: its prompt
+    # stalls the batch (G1 δ, G2 β + γ) and its KV slows each of the request's iterations (G2:
+    # β/(m+1) + γ per decode iteration; G3: its per-iteration share δᵢ over the request's nc + m
+    # iterations). A request's own input adds both to its own service.
+    in_stall, in_kv, in_mean_kv = np.where(stall, own / np.maximum(big_l, 1e-300), 0.0), zero, zero
+    if kind is Kind.G2:
+        in_kv = m * (p.beta / (m + 1.0) + p.gamma)
+        in_mean_kv = m * p.gamma  # γ·mean t_m: per token, over the b in the batch (at λ)
+    elif kind is Kind.G3:
+        nc_n = nc[np.arange(c), n.astype(np.intp) - 1]
+        in_kv = p.beta + p.gamma * ((nc_n + 1.0) / 2.0 + m)
+    own_in = own_in + in_kv * big_l
     spread, skew, persist, own_kv = zero, zero, zero, np.ones(c)
     if kind is Kind.G2:
         spread, skew, persist, own_kv = composition(
-            p, n, scv, decode[np.arange(c), n.astype(np.intp) - 1]
+            p, n, scv, decode[np.arange(c), n.astype(np.intp) - 1], in_scv, in_logn
         )
     static = None
     if not stall.any():  # every iteration is a decode iteration: nothing depends on λ
@@ -228,6 +273,14 @@ def make_block(
         persist=persist,
         own_kv=own_kv,
         lognormal=np.zeros(c, dtype=bool) if lognormal is None else np.asarray(lognormal, bool),
+        pre_part=pre_part,
+        own_in=own_in,
+        in_stall=in_stall,
+        in_kv=in_kv,
+        in_mean_kv=in_mean_kv,
+        in_scv=in_scv,
+        in_nodes=in_nodes,
+        in_w=in_w,
         static=static,
     )
 
@@ -284,6 +337,11 @@ class BlockState:
     slot_scv: F
     first_at: F  # (C, B): the first-token time of a request joining n requests (column n)
     first_full: F  # the first-token time of a queued request (it joins N − 1)
+    pre_part: F  # (C, B): the own input's part of ``first_at`` (:class:`AccurateBlock`)
+    pre_full: F  # that part of ``first_full``
+    own_in: F  # the own input's part of the service (:class:`AccurateBlock`)
+    in_nodes: F  # (C, J): L/L̄ − 1 at the input-length nodes
+    in_w: F  # (C, J): their weights
     # the queued wait as a mixture of parts k (one, or the compositions of
     # :mod:`._accurate_composition`), each a truncated exponential as above: (C, K) arrays
     part_p: F  # P(an accepted arrival queues, in part k); Σ_k = p_queue
@@ -342,7 +400,9 @@ def evaluate(blk: AccurateBlock, lam: F, *, detail: bool = True) -> BlockState:
     inv = 1.0 / z
     p_tail = tail_e * inv
     # the queue within n ≥ N: geometric with the mean-matched ratio r'
-    cs2 = blk.scv * blk.own_kv * (blk.out_tokens * it_n / tau_n) ** 2
+    # the service's SCV: the output length's, and the own prompt's where input lengths vary
+    cs2 = blk.scv * blk.own_kv * (blk.out_tokens * it_n) ** 2 + blk.in_scv * blk.own_in**2
+    cs2 = cs2 / tau_n**2
     log_r2 = _matched_log_ratio(log_r, _queue_factor(cs2, log_r, n))
     mean_j, top = _truncated_geometric(log_r2, m_tail)
     p_full = p_tail * top
@@ -384,6 +444,12 @@ def evaluate(blk: AccurateBlock, lam: F, *, detail: bool = True) -> BlockState:
         m2 = np.einsum("ij,ij->i", p_join, tau_join * tau_join)
         var_batch = 0.5 * np.maximum(m2 - m1 * m1, 0.0)
         service_var = blk.scv * d_part**2 + var_batch
+        # the other members' inputs: each joiner during its stay stalls it (about as many as
+        # are in service), and the KV of those it finds and of those that join, each over a
+        # uniform share of its stay (E[share²] = 1/3)
+        var_in = blk.in_scv * blk.in_tokens**2
+        kv = blk.in_kv + blk.in_mean_kv / np.maximum(in_service, 1.0)
+        service_var += var_in * in_service * (blk.in_stall**2 + (2.0 / 3.0) * kv**2)
     return BlockState(
         throughput=x,
         wait=wait,
@@ -408,6 +474,11 @@ def evaluate(blk: AccurateBlock, lam: F, *, detail: bool = True) -> BlockState:
         slot_scv=np.where(n == 1, cs2, np.nan),
         first_at=first_at,
         first_full=first_at[rows, last],
+        pre_part=blk.pre_part,
+        pre_full=blk.pre_part[rows, last],
+        own_in=blk.own_in + blk.in_mean_kv * blk.in_tokens / np.maximum(in_service, 1.0),
+        in_nodes=blk.in_nodes,
+        in_w=blk.in_w,
         part_p=p_queue[:, None],
         part_mean=queue_mean[:, None],
         part_rate=-log_r2[:, None],

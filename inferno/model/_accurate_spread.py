@@ -29,7 +29,23 @@ def length_moments(m: F, scv: F, k: int) -> F:
     return out
 
 
-def composition(p: KindArrays, n: F, scv: F, d_full: F) -> tuple[F, F, F, F]:
+def input_moments(mean: F, scv: F, lognormal: NDArray[np.bool_]) -> tuple[F, F]:
+    """(variance, third central moment) of input lengths of ``mean`` and SCV in their family
+    (gamma, else lognormal)."""
+    var = scv * mean * mean
+    cv = np.sqrt(scv)
+    skew = np.where(lognormal, (scv + 3.0) * cv, 2.0 * cv)  # lognormal: (e^{σ²} + 2)·√(e^{σ²} − 1)
+    return var, skew * var**1.5
+
+
+def composition(
+    p: KindArrays,
+    n: F,
+    scv: F,
+    d_full: F,
+    in_scv: F | None = None,
+    in_lognormal: NDArray[np.bool_] | None = None,
+) -> tuple[F, F, F, F]:
     """G2: how the full batch's speed depends on which requests are in it (``docs/model.md``,
     "Accurate mode", item 3): (σ, skewness, κ, own-KV factor).
 
@@ -39,19 +55,33 @@ def composition(p: KindArrays, n: F, scv: F, d_full: F) -> tuple[F, F, F, F]:
     and the skewness of Var_b's distribution over √(N − 1). The sum's autocorrelation decays as
     its members leave: T = E[w²·I²] / (2·E[w²·I]) iterations, w = in + o/2, I = o + 1;
     κ = I / (2·N·T). The request's own KV makes its service at N
-    S(o) = (o + 1)·(a + ½γ·o), a = D(N) − ½γ·E_b[o]: the factor is SCV(S) over SCV(o + 1)."""
+    S(o) = (o + 1)·(a + ½γ·o), a = D(N) − ½γ·E_b[o]: the factor is SCV(S) over SCV(o + 1).
+
+    Input lengths that vary (``in_scv``, independent of the output's) add their variance and
+    third moment to each member's w (members are not biased in their input)."""
     m, big_l, gamma = p.out_tokens, p.in_tokens, p.gamma
+    zero = np.zeros_like(m)
+    var_in, mu3_in = (
+        (zero, zero)
+        if in_scv is None
+        else input_moments(
+            big_l, in_scv, np.zeros(m.shape, dtype=bool) if in_lognormal is None else in_lognormal
+        )
+    )
     e = [np.ones_like(m)] + [length_moments(m, scv, k) for k in range(1, 5)]
     safe = np.maximum(e[1], 1e-12)
     b1, b2, b3 = e[2] / safe, e[3] / safe, e[4] / safe  # length-biased E_b[o], E_b[o²], E_b[o³]
     var_o = np.maximum(b2 - b1 * b1, 0.0)
+    var_w = var_in + 0.25 * var_o  # a member's w = in + o/2
     others = np.maximum(n - 1.0, 0.0)
-    sigma = 0.5 * gamma * np.sqrt(others * var_o) / d_full
+    sigma = gamma * np.sqrt(others * var_w) / d_full
     with np.errstate(divide="ignore", invalid="ignore"):
-        skew_one = (b3 - 3.0 * b1 * b2 + 2.0 * b1**3) / var_o**1.5
-        skew = np.where((var_o > 0) & (others > 0), skew_one / np.sqrt(others), 0.0)
-    # w²·I and w²·I² as polynomials in o, integrated against the length moments
-    l2 = big_l * big_l
+        mu3_w = mu3_in + 0.125 * (b3 - 3.0 * b1 * b2 + 2.0 * b1**3)
+        skew_one = mu3_w / var_w**1.5
+        skew = np.where((var_w > 0) & (others > 0), skew_one / np.sqrt(others), 0.0)
+    # w²·I and w²·I² as polynomials in o, integrated against the length moments (in²: its
+    # second moment)
+    l2 = big_l * big_l + var_in
     w2i = l2 + (l2 + big_l) * e[1] + (big_l + 0.25) * e[2] + 0.25 * e[3]
     w2i2 = l2 + (2.0 * l2 + big_l) * e[1] + (l2 + 2.0 * big_l + 0.25) * e[2]
     w2i2 = w2i2 + (big_l + 0.5) * e[3] + 0.25 * e[4]

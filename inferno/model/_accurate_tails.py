@@ -104,15 +104,25 @@ def ttft_survival(st: BlockState, t: F) -> F:
     token the first-token time of joining n after its wait (``first_at``, column n): at once on
     the empty replica, after the boundary wait (uniform on the running iteration) with room in
     the batch, and after its queued wait (:func:`_queued_sf`) when it joins a full batch
-    (``first_full``)."""
-    out: F = st.p_empty * (st.first_at[:, 0] > t)
+    (``first_full``). With varying input lengths, the mixture over the request's own input
+    (``in_nodes``): its prompt's part of the first-token time (``pre_part``) scales with it."""
+    out = np.zeros(t.size)
+    for j in range(st.in_w.shape[1]):
+        x = st.in_nodes[:, j]
+        first_at = st.first_at + st.pre_part * x[:, None]
+        out += st.in_w[:, j] * _ttft_given(st, t, first_at, st.first_full + st.pre_full * x)
+    return np.clip(out, 0.0, 1.0)
+
+
+def _ttft_given(st: BlockState, t: F, first_at: F, first_full: F) -> F:
+    """:func:`ttft_survival` at given first-token times (one input length)."""
+    out: F = st.p_empty * (first_at[:, 0] > t)
     with np.errstate(divide="ignore", invalid="ignore"):
-        passed = np.divide(t[:, None] - st.first_at, st.iteration)
+        passed = np.divide(t[:, None] - first_at, st.iteration)
     np.clip(np.nan_to_num(passed, nan=1.0), 0.0, 1.0, out=passed)
     out = out + np.einsum("ij,ij->i", st.room, 1.0 - passed)  # room's column 0 is 0
-    tq = t - st.first_full
-    out = out + np.where(tq < 0, st.p_queue, _queued_sf(st, np.maximum(tq, 0.0)))
-    return np.clip(out, 0.0, 1.0)
+    tq = t - first_full
+    return out + np.where(tq < 0, st.p_queue, _queued_sf(st, np.maximum(tq, 0.0)))
 
 
 def _queued_sf(st: BlockState, tt: F) -> F:
@@ -187,7 +197,16 @@ def _family_sf(logn: NDArray[np.bool_], mean: F, var: F, u: F) -> F:
 def response_survival(st: BlockState, t: F) -> F:
     """P(R > t) per point, R = W + S: S = s₀ + G (G the service's length part, gamma or
     lognormal of the state's mean and variance), W the mixture of :func:`wait_survival` with the
-    boundary wait at its mean."""
+    boundary wait at its mean; with varying input lengths, the mixture over the request's own
+    input, which shifts S by its input's part (``own_in``: its prompt and its KV)."""
+    out = np.zeros(t.size)
+    for j in range(st.in_w.shape[1]):
+        out += st.in_w[:, j] * _response_given(st, t - st.own_in * st.in_nodes[:, j])
+    return np.clip(out, 0.0, 1.0)
+
+
+def _response_given(st: BlockState, t: F) -> F:
+    """:func:`response_survival` for one input length (the service's shift taken off ``t``)."""
     mean_g = np.maximum(st.decode_part, 1e-12)
     var_g = np.maximum(st.service_var, (1e-4 * mean_g) ** 2)
     logn, mean_c, var_c = st.lognormal, mean_g[:, None], var_g[:, None]

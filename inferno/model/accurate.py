@@ -136,13 +136,15 @@ class AccuratePoints(OperatingPoints):
         *,
         out_cv: Sequence[float | None] | None = None,
         out_dist: Sequence[str | None] | None = None,
+        in_cv: Sequence[float | None] | None = None,
+        in_dist: Sequence[str | None] | None = None,
         batch: Sequence[int | None] | None = None,
         max_queue: Sequence[int | None] | None = None,
         queue_factor: float | None = None,
     ) -> AccuratePoints:
         """Points from profile objects, as :meth:`OperatingPoints.of`, with each request shape's
         output-length coefficient of variation (None: :data:`DEFAULT_OUT_CV`) and family (one of
-        :data:`LENGTH_FAMILIES`; None: gamma)."""
+        :data:`LENGTH_FAMILIES`; None: gamma), and its input lengths' (None: fixed)."""
         prof, in_tokens, out_tokens = arrays_of(profiles, tokens)
         return cls.build_accurate(
             prof,
@@ -150,6 +152,8 @@ class AccuratePoints(OperatingPoints):
             out_tokens,
             out_cv=optional_array(out_cv),
             out_lognormal=None if out_dist is None else lognormal_mask(out_dist),
+            in_cv=optional_array(in_cv),
+            in_lognormal=None if in_dist is None else lognormal_mask(in_dist),
             batch=optional_array(batch),
             max_queue=optional_array(max_queue),
             queue_factor=queue_factor,
@@ -164,13 +168,16 @@ class AccuratePoints(OperatingPoints):
         *,
         out_cv: F | None = None,
         out_lognormal: NDArray[np.bool_] | None = None,
+        in_cv: F | None = None,
+        in_lognormal: NDArray[np.bool_] | None = None,
         batch: F | None = None,
         max_queue: F | None = None,
         queue_factor: float | None = None,
     ) -> AccuratePoints:
         """Points from arrays of shape (C,), as :meth:`OperatingPoints.build`; ``out_cv`` is the
         output-length coefficient of variation per point (NaN: :data:`DEFAULT_OUT_CV`) and
-        ``out_lognormal`` whether the lengths are lognormal (else gamma; None: none is)."""
+        ``out_lognormal`` whether the lengths are lognormal (else gamma; None: none is);
+        ``in_cv``, ``in_lognormal`` the same of the input lengths (None or NaN: fixed)."""
         base = OperatingPoints.build(
             prof, in_tokens, out_tokens, batch=batch, max_queue=max_queue, queue_factor=queue_factor
         )
@@ -178,6 +185,9 @@ class AccuratePoints(OperatingPoints):
         cv = np.full(c, DEFAULT_OUT_CV) if out_cv is None else np.asarray(out_cv, dtype=float)
         cv = np.where(np.isfinite(cv), np.maximum(cv, 0.0), DEFAULT_OUT_CV)
         logn = np.zeros(c, dtype=bool) if out_lognormal is None else np.asarray(out_lognormal, bool)
+        in_v = np.zeros(c) if in_cv is None else np.asarray(in_cv, dtype=float)
+        in_v = np.where(np.isfinite(in_v), np.maximum(in_v, 0.0), 0.0)
+        in_ln = np.zeros(c, dtype=bool) if in_lognormal is None else np.asarray(in_lognormal, bool)
         n = base.n_batch
         tail = base.n_max - n
         mu_n = base.mu_n.copy()
@@ -199,7 +209,9 @@ class AccuratePoints(OperatingPoints):
                     in_tokens[idx],
                     out_tokens[idx],
                 )
-                blk = core.make_block(params, n[idx], tail[idx], cv[idx] ** 2, logn[idx])
+                blk = core.make_block(
+                    params, n[idx], tail[idx], cv[idx] ** 2, logn[idx], in_v[idx] ** 2, in_ln[idx]
+                )
                 blocks.append((idx, blk))
                 mu_n[idx] = core.capacity(blk)
         return cls(base, blocks, mu_n)
@@ -341,13 +353,15 @@ def build_points(
     *,
     out_cv: F | None = None,
     out_lognormal: NDArray[np.bool_] | None = None,
+    in_cv: F | None = None,
+    in_lognormal: NDArray[np.bool_] | None = None,
     batch: F | None = None,
     max_queue: F | None = None,
     queue_factor: float | None = None,
     widths: F | None = None,
 ) -> OperatingPoints:
     """Operating points of the chosen model (``"inferno"``: the chain; ``"accurate"``, with the
-    output lengths' CV and family per point). ``widths``: the chain's block widths
+    output and input lengths' CV and family per point). ``widths``: the chain's block widths
     (:meth:`OperatingPoints.build`; the chain only)."""
     if widths is not None and model != "inferno":
         raise ValueError(f"block widths are the chain model's, not {model!r}'s")
@@ -358,6 +372,8 @@ def build_points(
             out_tokens,
             out_cv=out_cv,
             out_lognormal=out_lognormal,
+            in_cv=in_cv,
+            in_lognormal=in_lognormal,
             batch=batch,
             max_queue=max_queue,
             queue_factor=queue_factor,

@@ -46,10 +46,13 @@ def knee_batches(
     model: str = "inferno",
     out_cv: F | None = None,
     out_lognormal: NDArray[np.bool_] | None = None,
+    in_cv: F | None = None,
+    in_lognormal: NDArray[np.bool_] | None = None,
 ) -> F:
     """Chosen batch size per point (NaN where no batch size is SLO-feasible), sized with
     ``model`` (``inferno`` or ``accurate``; ``out_cv``: the accurate model's output-length CV per
-    point, None: its default; ``out_lognormal``: whether those lengths are lognormal)."""
+    point, None: its default; ``out_lognormal``: whether those lengths are lognormal; ``in_cv``,
+    ``in_lognormal``: the same of the input lengths, None: fixed)."""
     limit = np.minimum(n_limit, KNEE_MAX_BATCH)
     counts = limit.astype(np.intp)
     owner = np.repeat(np.arange(counts.size), counts)
@@ -65,6 +68,8 @@ def knee_batches(
         out_tokens[owner],
         out_cv=None if out_cv is None else out_cv[owner],
         out_lognormal=None if out_lognormal is None else out_lognormal[owner],
+        in_cv=None if in_cv is None else in_cv[owner],
+        in_lognormal=None if in_lognormal is None else in_lognormal[owner],
         batch=batch,
         max_queue=None if max_queue is None else max_queue[owner],
         queue_factor=queue_factor,

@@ -1,9 +1,11 @@
-"""The output lengths' coefficient of variation and family, from a Prometheus histogram of the
-tokens generated per request (vLLM's ``vllm:request_generation_tokens``): pure, no I/O.
+"""The lengths' coefficient of variation and family, from a Prometheus histogram of the tokens
+generated per request (vLLM's ``vllm:request_generation_tokens``) or of the prompt tokens
+(``vllm:request_prompt_tokens``): pure, no I/O.
 
 The accurate model (docs/model.md, "Accurate mode") takes each server's output-length CV
-(``outTokensCOV``) and family (``outTokensDist``: gamma or lognormal). A serving engine that
-exports a histogram of generated tokens per request gives both: over the load window the
+(``outTokensCOV``) and family (``outTokensDist``: gamma or lognormal), and the input lengths'
+(``inTokensCOV``, ``inTokensDist``). A serving engine that exports a histogram of tokens per
+request gives both: over the load window the
 buckets' increases are the lengths' empirical distribution function at the bucket bounds. With
 the mean fixed at the measured one (the token counters'), each family's one shape parameter is
 fitted by least squares on the distribution function at the bounds (lengths are whole numbers,

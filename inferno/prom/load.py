@@ -72,6 +72,7 @@ class ServerObservation:
     in_tokens: float | None = None  # measured (None: not measured; the Load may use labels)
     out_tokens: float | None = None
     lengths: LengthFit | None = None  # the output lengths' CV and family (None: not measured)
+    in_lengths: LengthFit | None = None  # the input lengths' (None: not measured)
     notes: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
@@ -90,6 +91,11 @@ class ServerObservation:
                     {}
                     if self.lengths is None
                     else {"outTokensCOV": self.lengths.cv, "outTokensDist": self.lengths.family}
+                ),
+                **(
+                    {}
+                    if self.in_lengths is None
+                    else {"inTokensCOV": self.in_lengths.cv, "inTokensDist": self.in_lengths.family}
                 ),
             },
             "completionsRpm": self.completions_rpm,
@@ -220,12 +226,15 @@ class PrometheusLoadSource:
             ]
             notes.append(f"no tokens per request from {', '.join(missing)}: taken from {source}")
         lengths = None if out_tokens is None else self._lengths(q.out_buckets, out_tokens, at)
+        in_lengths = None if not in_tokens else self._lengths(q.in_buckets, in_tokens, at)
         load = Load(
             offered_rpm(completions, pending or 0.0, self.window),
             labels.in_tokens if in_tokens is None else in_tokens,
             labels.out_tokens if out_tokens is None else out_tokens,
             out_tokens_cov=None if lengths is None else lengths.cv,
             out_tokens_dist=None if lengths is None else lengths.family,
+            in_tokens_cov=None if in_lengths is None else in_lengths.cv,
+            in_tokens_dist=None if in_lengths is None else in_lengths.family,
         )
         return replace(
             base,
@@ -240,11 +249,12 @@ class PrometheusLoadSource:
             in_tokens=in_tokens,
             out_tokens=out_tokens,
             lengths=lengths,
+            in_lengths=in_lengths,
             notes=tuple(notes),
         )
 
     def _lengths(self, promql: str, mean: float, at: float) -> LengthFit | None:
-        """The output lengths' fit from the histogram's buckets (None: no histogram, or one
+        """The lengths' fit from a histogram's buckets (None: no histogram, or one
         that cannot say: :func:`~inferno.prom.lengths.fit_lengths`)."""
         try:
             samples = self.client.query(promql, at=at)
@@ -305,6 +315,7 @@ def source_from_settings(settings: Settings) -> PrometheusLoadSource | None:
         settings.prometheus.tokens_out_metric,
         settings.prometheus.tokens_requests_metric,
         settings.prometheus.tokens_out_histogram,
+        settings.prometheus.tokens_in_histogram,
     )
     logger.info(
         "loads from Prometheus at %s over %s windows (auth: %s, CA: %s)",

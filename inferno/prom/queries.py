@@ -83,6 +83,9 @@ class TokenMetrics:
     #: lengths' CV and family (:mod:`inferno.prom.lengths`); TensorRT-LLM:
     #: ``nv_llm_output_token_len``
     out_histogram: str = "vllm:request_generation_tokens"
+    #: the same of prompt tokens per request: the input lengths' CV and family; TensorRT-LLM:
+    #: ``nv_llm_input_token_len``
+    in_histogram: str = "vllm:request_prompt_tokens"
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +119,7 @@ class ServerQueries:
     in_tokens: str  # mean prompt tokens per request
     out_tokens: str  # mean generated tokens per request
     out_buckets: str  # generated tokens per request: requests per ``le`` bucket (cumulative)
+    in_buckets: str  # prompt tokens per request, the same
 
     def items(self) -> list[tuple[str, str]]:
         """(name, PromQL) pairs, in the order above."""
@@ -157,6 +161,7 @@ def server_queries(
         in_tokens=per_request(tokens.in_tokens, tokens.requests),
         out_tokens=per_request(tokens.out_tokens, tokens.requests),
         out_buckets=f"sum by ({GROUP}, le) (increase({tokens.out_histogram}_bucket{{{sel}}}[{w}]))",
+        in_buckets=f"sum by ({GROUP}, le) (increase({tokens.in_histogram}_bucket{{{sel}}}[{w}]))",
     )
 
 

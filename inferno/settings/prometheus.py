@@ -40,6 +40,11 @@ class PrometheusOptions(Group):
         "INFERNO_TOKENS_OUT_HISTOGRAM",
         "the histogram of generated tokens per request (the output lengths' CV and family)",
     )
+    tokens_in_histogram: str = option(
+        "vllm:request_prompt_tokens",
+        "INFERNO_TOKENS_IN_HISTOGRAM",
+        "the histogram of prompt tokens per request (the input lengths' CV and family)",
+    )
 
     def check(self) -> None:
         self._require(
@@ -60,6 +65,7 @@ class PrometheusOptions(Group):
             "tokens_out_metric",
             "tokens_requests_metric",
             "tokens_out_histogram",
+            "tokens_in_histogram",
         ):
             self._require(
                 name,

@@ -198,9 +198,11 @@ def build_candidates(system: System, memo: SizingMemo | None = None) -> Candidat
             [s.load.out_tokens for s in servers],
             _column([s.load.out_tokens_cov for s in servers]),
             [float(s.load.out_tokens_dist == "lognormal") for s in servers],
+            _column([s.load.in_tokens_cov for s in servers]),
+            [float(s.load.in_tokens_dist == "lognormal") for s in servers],
         ],
         dtype=np.float64,
-    ).reshape(4, len(servers))
+    ).reshape(6, len(servers))
     # the serving decision depends on the demand: never reused
     reuse = memo is not None and not system.optimizer.decide_serving
     key = static_key(system, floats) if reuse else None
@@ -255,6 +257,9 @@ def _static_columns(
     accurate = spec.model is PerformanceModel.ACCURATE
     out_cv = floats[2][server_idx] if accurate else None
     out_lognormal = floats[3][server_idx] > 0.5 if accurate else None
+    # and its input lengths' (inTokensCOV, inTokensDist; none: fixed)
+    in_cv = floats[4][server_idx] if accurate else None
+    in_lognormal = floats[5][server_idx] > 0.5 if accurate else None
     if spec.batch_policy is BatchPolicy.KNEE and server_idx.size:
         free = ~np.isfinite(batch_override)
         if free.any():
@@ -270,6 +275,8 @@ def _static_columns(
                 model=spec.model.value,  # the knee of the model the servers are sized with
                 out_cv=None if out_cv is None else out_cv[sel],
                 out_lognormal=None if out_lognormal is None else out_lognormal[sel],
+                in_cv=None if in_cv is None else in_cv[sel],
+                in_lognormal=None if in_lognormal is None else in_lognormal[sel],
             )
             batch[sel] = np.where(np.isfinite(chosen), chosen, n_memory[sel])
     # model instances and batching delay of the opted-in batch-kind rows (.serving_config),
@@ -310,6 +317,8 @@ def _static_columns(
         model=spec.model.value,
         out_cv=out_cv,
         out_lognormal=out_lognormal,
+        in_cv=in_cv,
+        in_lognormal=in_lognormal,
         memo=memo,
     )
     looked_up = 0

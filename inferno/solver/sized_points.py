@@ -143,6 +143,8 @@ def sized_points(
     model: str = "inferno",
     out_cv: F | None = None,
     out_lognormal: NDArray[np.bool_] | None = None,
+    in_cv: F | None = None,
+    in_lognormal: NDArray[np.bool_] | None = None,
     memo: SizingMemo | None = None,
 ) -> tuple[LazyPoints, Sizing]:
     """The candidates' operating points and their sizing. Candidates that are the same point
@@ -170,6 +172,8 @@ def sized_points(
                 slo_rows.reshape(rows, -1),
                 *([] if out_cv is None else [out_cv]),
                 *([] if out_lognormal is None else [out_lognormal.astype(np.float64)]),
+                *([] if in_cv is None else [in_cv]),
+                *([] if in_lognormal is None else [in_lognormal.astype(np.float64)]),
             ]
         )
         key = np.where(np.isnan(key), -np.inf, key)  # NaN ≠ NaN; −inf equals itself
@@ -196,6 +200,8 @@ def sized_points(
             out_tok[sel],
             out_cv=None if out_cv is None else out_cv[sel],
             out_lognormal=None if out_lognormal is None else out_lognormal[sel],
+            in_cv=None if in_cv is None else in_cv[sel],
+            in_lognormal=None if in_lognormal is None else in_lognormal[sel],
             batch=batch[sel],
             max_queue=max_queue[sel],
             queue_factor=queue_factor,

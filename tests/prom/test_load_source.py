@@ -352,3 +352,35 @@ def test_a_histogram_of_generated_tokens_gives_the_lengths_cv_and_family() -> No
     fake = FakePrometheus({**values, **answer(q, out_tokens=256.0, out_buckets=bad)})
     load = PrometheusLoadSource(fake.client(), 60).measure([LLAMA]).loads["llama-7b"]
     assert load.out_tokens_dist is None
+
+
+def test_a_histogram_of_prompt_tokens_gives_the_input_lengths_cv_and_family() -> None:
+    """The prompt-token histogram (``INFERNO_TOKENS_IN_HISTOGRAM``) gives the input lengths'
+    CV and family, carried into the load, the collector's JSON and the server's row; the output
+    lengths' fit is independent of it."""
+    import numpy as np
+
+    from inferno.cluster.inventory import server_row
+    from inferno.emulator import Exponential
+
+    x = Exponential(512.0).sample(3000, np.random.default_rng(6)).astype(np.float64)
+    bounds = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000)
+    labels = {"namespace": "inference", "model": "llama_7b"}
+    buckets = [({**labels, "le": f"{b:.1f}"}, float(np.sum(x <= b))) for b in bounds]
+    buckets.append(({**labels, "le": "+Inf"}, float(x.size)))
+    q = queries(LLAMA)
+    values = answer(q, completions_rpm=120.0, pending_delta=0.0, out_tokens=128.0)
+    fake = FakePrometheus({**values, **answer(q, in_tokens=float(x.mean()), in_buckets=buckets)})
+    m = PrometheusLoadSource(fake.client(), 60).measure([LLAMA])
+    load = m.loads["llama-7b"]
+    assert load.in_tokens_dist == "gamma"
+    assert load.in_tokens_cov == pytest.approx(1.0, rel=0.1)
+    assert (load.out_tokens_cov, load.out_tokens_dist) == (None, None)
+    assert m.to_json()["servers"][0]["load"]["inTokensCOV"] == load.in_tokens_cov
+    row = server_row(LLAMA, load)["currentAlloc"]["load"]
+    assert row["inTokensDist"] == "gamma" and row["inTokensCOV"] == load.in_tokens_cov
+    assert "outTokensCOV" not in row
+    # a model with no prompt (0 input tokens per request): nothing to fit, nothing asked
+    fake = FakePrometheus({**values, **answer(q, in_tokens=0.0, in_buckets=buckets)})
+    load = PrometheusLoadSource(fake.client(), 60).measure([LLAMA]).loads["llama-7b"]
+    assert load.in_tokens_dist is None and q.in_buckets not in fake.queries

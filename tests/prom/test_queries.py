@@ -133,9 +133,10 @@ def test_counters_are_only_read_through_a_window_summed_over_pods() -> None:
             assert not promql.endswith("]))")
             continue
         assert all(window == "[60s]" for window in selectors), name
-        if name == "out_buckets":  # a histogram: one series per bucket bound, still per server
+        if name in ("out_buckets", "in_buckets"):  # histograms: a series per bucket bound
             assert promql.startswith("sum by (namespace, model, le) (increase(")
-            assert "vllm:request_generation_tokens_bucket{" in promql
+            metric = "generation" if name == "out_buckets" else "prompt"
+            assert f"vllm:request_{metric}_tokens_bucket{{" in promql
             continue
         calls = re.findall(r"sum by \(namespace, model\) \((rate|increase|delta)\(", promql)
         assert len(calls) == len(selectors), name
