@@ -12,9 +12,15 @@ Lengths: ``fixed`` (every request ``out`` tokens), ``exp`` (the emulator's round
 CV 1) and ``lognormal`` (CV 1.5, rounded, at least 1). The accurate model is told each CV and
 family (``outTokensDist``: lognormal for the last; ``--cv-only``: the CV alone, so gamma).
 
+Input lengths are fixed unless ``--inputs exp|lognormal`` draws every prompt (of the kinds that
+have one: G1–G3) from that distribution (lognormal: CV 1), and the accurate model is told their
+CV and family (``inTokensCOV``, ``inTokensDist``; ``--untold-inputs``: not told, the model
+before it took them).
+
 Usage::
 
     python bench/accurate.py [--quick] [--jobs N] [--scale 1.0] [--cv-only] [--markdown]
+                             [--inputs exp|lognormal [--untold-inputs]]
 
 ``--quick`` (3 cases × 3 loads, ~1 min on 2 cores) is what ``tests/model/test_accurate.py``
 checks in a smaller form; the full grid takes about 10 minutes on 2 cores.
@@ -26,7 +32,7 @@ import argparse
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import pairwise
 from multiprocessing import Pool
 
@@ -56,6 +62,7 @@ WARMUP = 0.05
 Q = 0.95
 T_CRIT = float(student_t.ppf(0.975, BATCHES - 1))
 LOGNORMAL_CV = 1.5
+INPUT_LOGNORMAL_CV = 1.0
 #: (key, header): the compared metrics
 METRICS = (
     ("lat", "latency mean"),
@@ -67,12 +74,12 @@ METRICS = (
 )
 
 
-def lengths_of(name: str, out: int) -> tuple[Lengths, float]:
+def lengths_of(name: str, out: int, lognormal_cv: float = LOGNORMAL_CV) -> tuple[Lengths, float]:
     """The emulator's distribution and its coefficient of variation (measured on a sample)."""
     dist: Lengths
-    if name == "fixed":
+    if name == "fixed" or out <= 0:
         return Fixed(out), 0.0
-    dist = Exponential(float(out)) if name == "exp" else LogNormal(float(out), LOGNORMAL_CV)
+    dist = Exponential(float(out)) if name == "exp" else LogNormal(float(out), lognormal_cv)
     x = dist.sample(400_000, np.random.default_rng(0)).astype(np.float64)
     return dist, float(x.std() / x.mean())
 
@@ -86,6 +93,7 @@ class Case:
     in_tokens: int
     out_tokens: int
     lengths: str
+    inputs: str = "fixed"  # the input lengths: fixed, exp or lognormal (INPUT_LOGNORMAL_CV)
 
 
 def _profile(kind: str, params: tuple[float, ...], n: int) -> Profile:
@@ -139,14 +147,25 @@ class Row:
 
 
 def model_values(
-    case: Case, rho: float, cv: float, family: str | None = None
+    case: Case,
+    rho: float,
+    cv: float,
+    family: str | None = None,
+    inputs: tuple[float, str | None] = (0.0, None),
 ) -> tuple[dict[str, float], ...]:
     """(chain, accurate) metrics at ρ·μ(N) of the chain, and the rate (/ms) as a 1-key dict;
-    ``family``: the lengths' family the accurate model is told (None: the default, gamma)."""
+    ``family``: the lengths' family the accurate model is told (None: the default, gamma);
+    ``inputs``: the input lengths' CV and family it is told."""
     tokens = Tokens(float(case.in_tokens), float(case.out_tokens))
     chain = OperatingPoints.of([case.profile], [tokens], batch=[case.n])
     acc = AccuratePoints.of_accurate(
-        [case.profile], [tokens], out_cv=[cv], out_dist=[family], batch=[case.n]
+        [case.profile],
+        [tokens],
+        out_cv=[cv],
+        out_dist=[family],
+        in_cv=[inputs[0]],
+        in_dist=[inputs[1]],
+        batch=[case.n],
     )
     lam = np.array([rho * float(chain.mu_n[0])])
     res = []
@@ -192,7 +211,7 @@ def simulate(
         batch_size=case.n,
         max_queue=k - case.n,
         service="deterministic",
-        input_tokens=Fixed(case.in_tokens),
+        input_tokens=lengths_of(case.inputs, case.in_tokens, INPUT_LOGNORMAL_CV)[0],
         output_tokens=dist,
     )
     sim = Simulation({"s": spec}, seed=seed)
@@ -225,12 +244,16 @@ def simulate(
     return out
 
 
-def run_point(args: tuple[Case, float, float, int, bool]) -> Row:
-    case, rho, base, seed, cv_only = args
+def run_point(args: tuple[Case, float, float, int, bool, bool]) -> Row:
+    case, rho, base, seed, cv_only, untold = args
     t0 = time.perf_counter()
     _, cv = lengths_of(case.lengths, case.out_tokens)
     family = "lognormal" if case.lengths == "lognormal" and not cv_only else None
-    chain, acc, extra = model_values(case, rho, cv, family)
+    told: tuple[float, str | None] = (0.0, None)
+    if not untold:
+        in_cv = lengths_of(case.inputs, case.in_tokens, INPUT_LOGNORMAL_CV)[1]
+        told = (in_cv, "lognormal" if case.inputs == "lognormal" else None)
+    chain, acc, extra = model_values(case, rho, cv, family, told)
     requests = int(base * min(max(0.25, 0.15 / (1.0 - rho)), 3.0))
     sim = simulate(case, extra["lam"], int(extra["k"]), requests, seed)
     return Row(case, rho, chain, acc, sim, time.perf_counter() - t0, extra["rho_acc"])
@@ -263,7 +286,10 @@ def report(rows: list[Row], markdown: bool) -> None:
     for r in rows:
         c = r.case
         where = f"{c.kind} N={c.n} {c.in_tokens}/{c.out_tokens} {c.lengths} ρ={r.rho:g}"
-        line = [c.kind, str(c.n), f"{c.in_tokens}/{c.out_tokens}", c.lengths, f"{r.rho:g}"]
+        if c.inputs != "fixed":
+            where += f" (in {c.inputs})"
+        lengths = c.lengths if c.inputs == "fixed" else f"{c.lengths}, in {c.inputs}"
+        line = [c.kind, str(c.n), f"{c.in_tokens}/{c.out_tokens}", lengths, f"{r.rho:g}"]
         for key, name in METRICS:
             s, hw = r.sim[key]
             ea, ec = rel(r.accurate[key], s), rel(r.chain[key], s)
@@ -315,13 +341,25 @@ def main() -> None:
     ap.add_argument(
         "--cv-only", action="store_true", help="tell the accurate model the lengths' CV, not family"
     )
+    ap.add_argument(
+        "--inputs",
+        choices=("fixed", "exp", "lognormal"),
+        default="fixed",
+        help="the input lengths of the kinds with a prompt (G1–G3)",
+    )
+    ap.add_argument(
+        "--untold-inputs", action="store_true", help="do not tell the model the input lengths"
+    )
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args()
     rhos = QUICK_RHOS if args.quick else RHOS
     base = (60_000.0 if args.quick else 120_000.0) * args.scale
+    cases = [replace(c, inputs=args.inputs) if c.in_tokens > 0 else c for c in grid(args.quick)]
+    if args.inputs != "fixed":  # the kinds with a prompt only
+        cases = [c for c in cases if c.in_tokens > 0]
     work = [
-        (case, rho, base, 7_000 + i, args.cv_only)
-        for i, (case, rho) in enumerate((c, r) for c in grid(args.quick) for r in rhos)
+        (case, rho, base, 7_000 + i, args.cv_only, args.untold_inputs)
+        for i, (case, rho) in enumerate((c, r) for c in cases for r in rhos)
     ]
     t0 = time.perf_counter()
     order = sorted(range(len(work)), key=lambda i: -work[i][1])

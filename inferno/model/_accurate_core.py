@@ -24,7 +24,7 @@ for b requests in the batch. Everything is vectorised numpy; the method is in ``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -111,12 +111,16 @@ class AccurateBlock:
     #: (C, B): the part of the first-token time (column n) that the request's own input makes
     #: (G1 δ·L̄, G2 (β+γ)·L̄, G3 its nc chunk iterations), which varies with its input length
     pre_part: F
-    own_in: F  # (C,) the part of the service at N that the own input makes (prompt, KV)
+    in_shift: F  # (C, J): at each input node, the own input's shift of the service (ms)
     in_stall: F  # (C,) another member's prompt: the time it adds to a request's service per token
     in_kv: F  # (C,) another member's input KV: the same, over the request's decode iterations
     in_mean_kv: F  # (C,) G2's decode term γ·mean t_m: in_kv's part that is divided by b
     in_scv: F  # (C,) the input lengths' SCV (0: fixed)
-    in_nodes: F  # (C, J): L/L̄ − 1 at the input-length nodes (:mod:`._accurate_inputs`)
+    in_x: F  # (C, J): L/L̄ − 1 at the input-length nodes (:mod:`._accurate_inputs`)
+    in_nodes: F  # (C, J): ``pre_part``'s relative change there at b = N (G3: of the chunks;
+    #: else in_x), and at b = 1 (in between: linear in b)
+    in_nodes_1: F
+    in_first: F  # (C, J): ms added to the first-token time at each node (G3's own cost)
     in_w: F  # (C, J): their weights
     static: Static | None = None  # when no row stalls: what does not depend on λ
 
@@ -155,7 +159,7 @@ def _take_rows(v: NDArray[np.generic], rows: NDArray[np.intp], width: int) -> ND
 
 _CODES = {Kind.G0: 0, Kind.G1: 1, Kind.G2: 2, Kind.G3: 3}
 #: (C, J) fields: J nodes, not B states (a subset keeps every column)
-_NODE_FIELDS = ("in_nodes", "in_w")
+_NODE_FIELDS = ("in_shift", "in_x", "in_nodes", "in_nodes_1", "in_first", "in_w")
 
 
 def make_block(
@@ -181,6 +185,15 @@ def make_block(
     first_iters = np.broadcast_to(1.0, (c, width))
     zero = np.zeros(c)
     kind = p.kind
+    in_scv = np.zeros(c) if in_scv is None else np.asarray(in_scv, dtype=np.float64)
+    in_scv = np.where(np.isfinite(in_scv) & (big_l > 0), np.maximum(in_scv, 0.0), 0.0)
+    in_logn = np.zeros(c, dtype=bool) if in_lognormal is None else np.asarray(in_lognormal, bool)
+    x_nodes, in_w = input_nodes(in_scv, in_logn)  # L/L̄ − 1
+    # the first-token time's prompt part, relative, at b = N and b = 1 (G3: its chunks, which
+    # depend on the batch; else it is the prompt's length)
+    t_nodes = t_one = x_nodes
+    in_first = np.zeros(x_nodes.shape)  # G3: the own cost's extra time to the first token
+    last_col = n.astype(np.intp) - 1
     if kind is Kind.G0 or kind is Kind.G1:
         decode = col(p.alpha) + col(p.beta) * b
         iters = np.broadcast_to(col(m), (c, width))
@@ -205,6 +218,10 @@ def make_block(
         nc = _kinds.g3_chunks(p, b)
         w_pre = (col(p.beta) + col(p.gamma) * (nc + 1.0) / 2.0) * col(big_l)
         w_dec = p.beta * m + p.gamma * (m * big_l + 0.5 * (second + m))
+        if x_nodes.any():  # varying prompts: the chunks a prompt needs are a step function of it
+            nc, w_pre, t_one, t_nodes, in_first = _g3_chunks_over_inputs(
+                p, b, x_nodes, in_w, last_col, w_dec
+            )
         delta = (w_pre + col(w_dec)) / (nc + col(m))
         decode = col(p.alpha) + b * delta
         iters = nc + col(m)
@@ -217,12 +234,6 @@ def make_block(
     pre_part = np.broadcast_to(col(own), (c, width))
     if kind is Kind.G3:
         pre_part = (first_iters - 1.0) * decode
-    in_scv = np.zeros(c) if in_scv is None else np.asarray(in_scv, dtype=np.float64)
-    in_scv = np.where(np.isfinite(in_scv) & (big_l > 0), np.maximum(in_scv, 0.0), 0.0)
-    in_logn = np.zeros(c, dtype=bool) if in_lognormal is None else np.asarray(in_lognormal, bool)
-    in_nodes, in_w = input_nodes(in_scv, in_logn)
-    # the own input's part of the service at N: its prompt, and (G2, G3) its KV (below)
-    own_in = pre_part[np.arange(c), n.astype(np.intp) - 1]
     # what another member's input adds to a request's service, per input token: its prompt
     # stalls the batch (G1 δ, G2 β + γ) and its KV slows each of the request's iterations (G2:
     # β/(m+1) + γ per decode iteration; G3: its per-iteration share δᵢ over the request's nc + m
@@ -232,9 +243,9 @@ def make_block(
         in_kv = m * (p.beta / (m + 1.0) + p.gamma)
         in_mean_kv = m * p.gamma  # γ·mean t_m: per token, over the b in the batch (at λ)
     elif kind is Kind.G3:
-        nc_n = nc[np.arange(c), n.astype(np.intp) - 1]
-        in_kv = p.beta + p.gamma * ((nc_n + 1.0) / 2.0 + m)
-    own_in = own_in + in_kv * big_l
+        in_kv = p.beta + p.gamma * ((nc[np.arange(c), last_col] + 1.0) / 2.0 + m)
+    # the own input's shift of the service at N, per node: its prompt and its KV
+    in_shift = pre_part[np.arange(c), last_col, None] * t_nodes + col(in_kv * big_l) * x_nodes
     spread, skew, persist, own_kv = zero, zero, zero, np.ones(c)
     if kind is Kind.G2:
         spread, skew, persist, own_kv = composition(
@@ -274,15 +285,54 @@ def make_block(
         own_kv=own_kv,
         lognormal=np.zeros(c, dtype=bool) if lognormal is None else np.asarray(lognormal, bool),
         pre_part=pre_part,
-        own_in=own_in,
+        in_shift=in_shift,
         in_stall=in_stall,
         in_kv=in_kv,
         in_mean_kv=in_mean_kv,
         in_scv=in_scv,
-        in_nodes=in_nodes,
+        in_x=x_nodes,
+        in_nodes=t_nodes,
+        in_nodes_1=t_one,
+        in_first=in_first,
         in_w=in_w,
         static=static,
     )
+
+
+def _g3_chunks_over_inputs(
+    p: KindArrays, b: F, x: F, w: F, last: NDArray[np.intp], w_dec: F
+) -> tuple[F, F, F, F, F]:
+    """G3 with varying prompts: the mean chunk count nc(b) and prefill work w_pre(b) over the
+    input nodes (a prompt of L tokens needs nc(L, b) chunks: a step function of L, so the mean
+    is not nc at the mean); per node the relative change of the chunk count at b = 1 and at
+    b = N; and per node the time its own cost δ = (w_pre + w_dec)/(nc + m), charged in each of
+    its iterations, adds to its first nc + 1 iterations beyond the mean member's (at b = N)."""
+    rows = np.arange(x.shape[0])
+    nc = np.zeros(b.shape)
+    w_pre = np.zeros(b.shape)
+    at_n = np.empty(x.shape)
+    at_1 = np.empty(x.shape)
+    own = np.empty(x.shape)  # δ of a request at the node, b = N
+    m = p.out_tokens
+    for j in range(x.shape[1]):
+        big_l = p.in_tokens * (1.0 + x[:, j])
+        nc_j = _kinds.g3_chunks(replace(p, in_tokens=big_l), b)
+        pre_j = (_col(p.beta) + _col(p.gamma) * (nc_j + 1.0) / 2.0) * _col(big_l)
+        wj = w[:, j, None]
+        nc += wj * nc_j
+        w_pre += wj * pre_j
+        at_n[:, j] = nc_j[rows, last]
+        at_1[:, j] = nc_j[:, 0]
+        dec_j = w_dec + p.gamma * m * (big_l - p.in_tokens)  # its own KV in its decode
+        own[:, j] = (pre_j[rows, last] + dec_j) / (at_n[:, j] + m)
+    mean_own = np.einsum("ij,ij->i", w, own)
+    first = (at_n + 1.0) * (own - mean_own[:, None])
+
+    def rel(at: F, mean: F) -> F:
+        out: F = np.where(mean[:, None] > 0, at / np.maximum(mean[:, None], 1e-300) - 1.0, 0.0)
+        return out
+
+    return nc, w_pre, rel(at_1, nc[:, 0]), rel(at_n, nc[rows, last]), first
 
 
 def _col(v: F) -> F:
@@ -339,8 +389,11 @@ class BlockState:
     first_full: F  # the first-token time of a queued request (it joins N − 1)
     pre_part: F  # (C, B): the own input's part of ``first_at`` (:class:`AccurateBlock`)
     pre_full: F  # that part of ``first_full``
-    own_in: F  # the own input's part of the service (:class:`AccurateBlock`)
-    in_nodes: F  # (C, J): L/L̄ − 1 at the input-length nodes
+    in_shift: F  # (C, J): the own input's shift of the service at each node (ms)
+    in_nodes: F  # (C, J): ``pre_part``'s relative change at the input nodes, at b = N
+    in_nodes_1: F  # (C, J): the same at b = 1
+    in_first: F  # (C, J): ms added to the first-token time at each node
+    n_batch: F  # N
     in_w: F  # (C, J): their weights
     # the queued wait as a mixture of parts k (one, or the compositions of
     # :mod:`._accurate_composition`), each a truncated exponential as above: (C, K) arrays
@@ -401,7 +454,8 @@ def evaluate(blk: AccurateBlock, lam: F, *, detail: bool = True) -> BlockState:
     p_tail = tail_e * inv
     # the queue within n ≥ N: geometric with the mean-matched ratio r'
     # the service's SCV: the output length's, and the own prompt's where input lengths vary
-    cs2 = blk.scv * blk.own_kv * (blk.out_tokens * it_n) ** 2 + blk.in_scv * blk.own_in**2
+    own_in_var = np.einsum("ij,ij->i", blk.in_w, blk.in_shift**2)
+    cs2 = blk.scv * blk.own_kv * (blk.out_tokens * it_n) ** 2 + own_in_var
     cs2 = cs2 / tau_n**2
     log_r2 = _matched_log_ratio(log_r, _queue_factor(cs2, log_r, n))
     mean_j, top = _truncated_geometric(log_r2, m_tail)
@@ -476,8 +530,12 @@ def evaluate(blk: AccurateBlock, lam: F, *, detail: bool = True) -> BlockState:
         first_full=first_at[rows, last],
         pre_part=blk.pre_part,
         pre_full=blk.pre_part[rows, last],
-        own_in=blk.own_in + blk.in_mean_kv * blk.in_tokens / np.maximum(in_service, 1.0),
+        in_shift=blk.in_shift
+        + (blk.in_mean_kv * blk.in_tokens / np.maximum(in_service, 1.0))[:, None] * blk.in_x,
         in_nodes=blk.in_nodes,
+        in_nodes_1=blk.in_nodes_1,
+        in_first=blk.in_first,
+        n_batch=n,
         in_w=blk.in_w,
         part_p=p_queue[:, None],
         part_mean=queue_mean[:, None],

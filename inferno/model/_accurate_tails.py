@@ -107,10 +107,19 @@ def ttft_survival(st: BlockState, t: F) -> F:
     (``first_full``). With varying input lengths, the mixture over the request's own input
     (``in_nodes``): its prompt's part of the first-token time (``pre_part``) scales with it."""
     out = np.zeros(t.size)
-    for j in range(st.in_w.shape[1]):
-        x = st.in_nodes[:, j]
-        first_at = st.first_at + st.pre_part * x[:, None]
-        out += st.in_w[:, j] * _ttft_given(st, t, first_at, st.first_full + st.pre_full * x)
+    nodes = st.in_w.shape[1]
+    if nodes > 1:  # column n joins b = n + 1: the share of the way from b = 1 to b = N
+        cols = np.arange(st.first_at.shape[1], dtype=np.float64)
+        frac = np.clip(cols[None, :] / np.maximum(st.n_batch - 1.0, 1.0)[:, None], 0.0, 1.0)
+    for j in range(nodes):
+        hi = st.in_nodes[:, j]
+        x = hi[:, None]
+        if nodes > 1:
+            x = st.in_nodes_1[:, j, None] * (1.0 - frac) + x * frac
+        more = st.in_first[:, j]
+        first_at = st.first_at + st.pre_part * x + more[:, None]
+        full = st.first_full + st.pre_full * hi + more
+        out += st.in_w[:, j] * _ttft_given(st, t, first_at, full)
     return np.clip(out, 0.0, 1.0)
 
 
@@ -198,10 +207,10 @@ def response_survival(st: BlockState, t: F) -> F:
     """P(R > t) per point, R = W + S: S = s₀ + G (G the service's length part, gamma or
     lognormal of the state's mean and variance), W the mixture of :func:`wait_survival` with the
     boundary wait at its mean; with varying input lengths, the mixture over the request's own
-    input, which shifts S by its input's part (``own_in``: its prompt and its KV)."""
+    input, which shifts S by its input's part (``in_shift``: its prompt and its KV)."""
     out = np.zeros(t.size)
     for j in range(st.in_w.shape[1]):
-        out += st.in_w[:, j] * _response_given(st, t - st.own_in * st.in_nodes[:, j])
+        out += st.in_w[:, j] * _response_given(st, t - st.in_shift[:, j])
     return np.clip(out, 0.0, 1.0)
 
 

@@ -7,7 +7,8 @@ from types import MappingProxyType
 
 import numpy as np
 
-from ..model.quantiles import latency_quantiles, wait_quantiles_of
+from ..model.points import OperatingPoints
+from ..model.quantiles import latency_quantiles, ttft_quantiles, wait_quantiles_of
 from .candidates import CandidateTable
 from .result import Solution
 
@@ -40,10 +41,15 @@ def add_percentiles(table: CandidateTable, solution: Solution, *, latency: bool 
     base = points.metrics(rate)
     extra: dict[str, np.ndarray] = {}
     waits = wait_quantiles_of(points, rate, QUANTILES, metrics=base)
+    # TTFT is the wait + a constant, unless the model has its own TTFT distribution (the
+    # accurate mode's mixture over what an arrival finds and over its own prompt)
+    own_ttft = type(points).ttft_sf is not OperatingPoints.ttft_sf
     for j, q in enumerate(QUANTILES):
         w = waits[:, j]
         extra[f"wait_p{round(q * 100)}"] = w
-        extra[f"ttft_p{round(q * 100)}"] = w + (base.ttft - base.wait)
+        extra[f"ttft_p{round(q * 100)}"] = (
+            ttft_quantiles(points, rate, q) if own_ttft else w + (base.ttft - base.wait)
+        )
     if latency:
         lat = latency_quantiles(points, rate, QUANTILES, metrics=base)
         for j, q in enumerate(QUANTILES):

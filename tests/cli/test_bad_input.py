@@ -196,6 +196,11 @@ SYSTEM_VALUES = [
      "unknown output-length family 'weibull'; expected one of gamma, lognormal"),
     ("out-tokens-dist-number", "server-data.json", "servers.1.currentAlloc.load.outTokensDist",
      1.5, "$.servers[1].currentAlloc.load.outTokensDist", "string"),
+    ("in-tokens-dist-unknown", "server-data.json", "servers.1.currentAlloc.load.inTokensDist",
+     "pareto", "$.servers[1].currentAlloc.load.inTokensDist",
+     "unknown input-length family 'pareto'; expected one of gamma, lognormal"),
+    ("in-tokens-cov-negative", "server-data.json", "servers.1.currentAlloc.load.inTokensCOV",
+     -0.5, f"{LOAD1}.inTokensCOV", ">= 0"),
     ("arrival-cov-1e308", "server-data.json", "servers.0.currentAlloc.load.arrivalCOV", 1e308,
      f"{LOAD0}.arrivalCOV", "<= 1e+12"),
     ("service-cov-negative", "server-data.json", "servers.0.currentAlloc.load.serviceCOV", -1,
@@ -869,3 +874,29 @@ def test_the_lengths_family_reaches_the_accurate_percentiles(
     assert p95("lognormal", "inferno") == p95("gamma", "inferno")
     load = outputs["lognormal", "accurate"]["allocations"][name]["load"]
     assert load["outTokensCOV"] == 1.5 and load["outTokensDist"] == "lognormal"
+
+
+def test_the_input_lengths_reach_the_accurate_percentiles(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """inTokensCOV widens the accurate mode's TTFT percentiles (the request's own prompt) and
+    nothing of the chain's; the solution JSON keeps the input lengths' CV and family."""
+    files = base_files()
+    outputs = {}
+    for cov in (0.0, 1.5):
+        _set(files["server-data.json"], "servers.1.currentAlloc.load.inTokensCOV", cov)
+        _set(files["server-data.json"], "servers.1.currentAlloc.load.inTokensDist", "lognormal")
+        directory = write_system(tmp_path / str(cov), files)
+        for model in ("inferno", "accurate"):
+            args = ["optimize", str(directory), "--model", model, "--percentiles"]
+            assert main([*args, "--format", "json"]) == 0
+            outputs[cov, model] = json.loads(capsys.readouterr().out)
+    name = files["server-data.json"]["servers"][1]["name"]
+
+    def p95(cov: float, model: str) -> float:
+        return float(outputs[cov, model]["allocations"][name]["ttftP95"])
+
+    assert p95(1.5, "accurate") > p95(0.0, "accurate")
+    assert p95(1.5, "inferno") == p95(0.0, "inferno")
+    load = outputs[1.5, "accurate"]["allocations"][name]["load"]
+    assert load["inTokensCOV"] == 1.5 and load["inTokensDist"] == "lognormal"

@@ -86,11 +86,13 @@ def random_row(rng: random.Random) -> dict[str, Any]:
             target[key.upper()] = target.pop(key)
         else:
             target[key] = random_value(rng)
-    for key in ("arrivalCOV", "serviceCOV", "outTokensCOV"):
+    for key in ("arrivalCOV", "serviceCOV", "outTokensCOV", "inTokensCOV"):
         if rng.random() < 0.05:
             load[key] = rng.choice([0.5, -1, "x"])
     if rng.random() < 0.1:
         load["outTokensDist"] = rng.choice(["gamma", "lognormal", "weibull", 3, None])
+    if rng.random() < 0.1:
+        load["inTokensDist"] = rng.choice(["gamma", "lognormal", "pareto", 3, None])
     return row
 
 
