@@ -193,6 +193,7 @@ def make_block(
     # depend on the batch; else it is the prompt's length)
     t_nodes = t_one = x_nodes
     in_first = np.zeros(x_nodes.shape)  # G3: the own cost's extra time to the first token
+    g3_own: F | None = None  # G3: its variance and third moment over the prompts
     last_col = n.astype(np.intp) - 1
     if kind is Kind.G0 or kind is Kind.G1:
         decode = col(p.alpha) + col(p.beta) * b
@@ -219,7 +220,7 @@ def make_block(
         w_pre = (col(p.beta) + col(p.gamma) * (nc + 1.0) / 2.0) * col(big_l)
         w_dec = p.beta * m + p.gamma * (m * big_l + 0.5 * (second + m))
         if x_nodes.any():  # varying prompts: the chunks a prompt needs are a step function of it
-            nc, w_pre, t_one, t_nodes, in_first = _g3_chunks_over_inputs(
+            nc, w_pre, t_one, t_nodes, in_first, g3_own = _g3_chunks_over_inputs(
                 p, b, x_nodes, in_w, last_col, w_dec
             )
         delta = (w_pre + col(w_dec)) / (nc + col(m))
@@ -251,6 +252,19 @@ def make_block(
         spread, skew, persist, own_kv = composition(
             p, n, scv, decode[np.arange(c), n.astype(np.intp) - 1], in_scv, in_logn
         )
+    elif g3_own is not None:
+        # G3 with varying prompts: each member adds its own δ to every iteration for its
+        # nc + m iterations, so the full batch's speed depends on its members' prompts as G2's
+        # on their lengths: σ over the N − 1 others, the skewness of one over √(N − 1), and a
+        # correlation time of half a stay (members leave uniformly): κ = I/(2N·I/2) = 1/N
+        others = np.maximum(n - 1.0, 0.0)
+        var_d, mu3_d = g3_own
+        d_full = decode[np.arange(c), last_col]
+        spread = np.sqrt(others * var_d) / d_full
+        with np.errstate(divide="ignore", invalid="ignore"):
+            one = np.where(var_d > 0, mu3_d / np.maximum(var_d, 1e-300) ** 1.5, 0.0)
+        skew = np.where(others > 0, one / np.sqrt(np.maximum(others, 1.0)), 0.0)
+        persist = 1.0 / n
     static = None
     if not stall.any():  # every iteration is a decode iteration: nothing depends on λ
         tau = np.maximum(decode + (iters - 1.0) * decode, MIN_SERVICE_MS)
@@ -301,12 +315,13 @@ def make_block(
 
 def _g3_chunks_over_inputs(
     p: KindArrays, b: F, x: F, w: F, last: NDArray[np.intp], w_dec: F
-) -> tuple[F, F, F, F, F]:
+) -> tuple[F, F, F, F, F, F]:
     """G3 with varying prompts: the mean chunk count nc(b) and prefill work w_pre(b) over the
     input nodes (a prompt of L tokens needs nc(L, b) chunks: a step function of L, so the mean
     is not nc at the mean); per node the relative change of the chunk count at b = 1 and at
-    b = N; and per node the time its own cost δ = (w_pre + w_dec)/(nc + m), charged in each of
-    its iterations, adds to its first nc + 1 iterations beyond the mean member's (at b = N)."""
+    b = N; per node the time its own cost δ = (w_pre + w_dec)/(nc + m), charged in each of
+    its iterations, adds to its first nc + 1 iterations beyond the mean member's (at b = N);
+    and δ's variance and third central moment over the prompts, (2, C)."""
     rows = np.arange(x.shape[0])
     nc = np.zeros(b.shape)
     w_pre = np.zeros(b.shape)
@@ -326,13 +341,15 @@ def _g3_chunks_over_inputs(
         dec_j = w_dec + p.gamma * m * (big_l - p.in_tokens)  # its own KV in its decode
         own[:, j] = (pre_j[rows, last] + dec_j) / (at_n[:, j] + m)
     mean_own = np.einsum("ij,ij->i", w, own)
-    first = (at_n + 1.0) * (own - mean_own[:, None])
+    dev = own - mean_own[:, None]
+    first = (at_n + 1.0) * dev
+    moments = np.stack([np.einsum("ij,ij->i", w, dev**2), np.einsum("ij,ij->i", w, dev**3)])
 
     def rel(at: F, mean: F) -> F:
         out: F = np.where(mean[:, None] > 0, at / np.maximum(mean[:, None], 1e-300) - 1.0, 0.0)
         return out
 
-    return nc, w_pre, rel(at_1, nc[:, 0]), rel(at_n, nc[rows, last]), first
+    return nc, w_pre, rel(at_1, nc[:, 0]), rel(at_n, nc[rows, last]), first, moments
 
 
 def _col(v: F) -> F:
