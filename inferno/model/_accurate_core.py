@@ -30,7 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import _chain, _kinds
-from ._accurate_inputs import input_nodes
+from ._accurate_inputs import BIN_EDGES, input_nodes
 from ._accurate_spread import composition
 from ._kinds import KindArrays
 from .bounds import MIN_SERVICE_MS
@@ -121,6 +121,8 @@ class AccurateBlock:
     #: else in_x), and at b = 1 (in between: linear in b)
     in_nodes_1: F
     in_first: F  # (C, J): ms added to the first-token time at each node (G3's own cost)
+    #: (C,) G3: the variance the first-token time takes from each other member's own cost
+    first_var: F
     in_w: F  # (C, J): their weights
     static: Static | None = None  # when no row stalls: what does not depend on λ
 
@@ -219,11 +221,18 @@ def make_block(
         nc = _kinds.g3_chunks(p, b)
         w_pre = (col(p.beta) + col(p.gamma) * (nc + 1.0) / 2.0) * col(big_l)
         w_dec = p.beta * m + p.gamma * (m * big_l + 0.5 * (second + m))
-        if x_nodes.any():  # varying prompts: the chunks a prompt needs are a step function of it
-            nc, w_pre, t_one, t_nodes, in_first, g3_own = _g3_chunks_over_inputs(
+        delta = (w_pre + col(w_dec)) / (nc + col(m))
+        if x_nodes.any() or (scv > 0).any():  # varying prompts or output lengths
+            nc, w_pre, *chunks, g3_own = _g3_chunks_over_inputs(
                 p, b, x_nodes, in_w, last_col, w_dec
             )
-        delta = (w_pre + col(w_dec)) / (nc + col(m))
+            delta = (w_pre + col(w_dec)) / (nc + col(m))
+            rows = np.arange(c)
+            means = (nc[:, 0], nc[rows, last_col], delta[rows, last_col])
+            out_logn = np.zeros(c, bool) if lognormal is None else np.asarray(lognormal, bool)
+            x_nodes, t_one, t_nodes, in_first, in_w = _g3_own_nodes(
+                p, x_nodes, in_w, (chunks[0], chunks[1], chunks[2]), means, scv, out_logn
+            )
         decode = col(p.alpha) + b * delta
         iters = nc + col(m)
         pre0 = decode
@@ -252,7 +261,7 @@ def make_block(
         spread, skew, persist, own_kv = composition(
             p, n, scv, decode[np.arange(c), n.astype(np.intp) - 1], in_scv, in_logn
         )
-    elif g3_own is not None:
+    elif g3_own is not None and g3_own[0].any():
         # G3 with varying prompts: each member adds its own δ to every iteration for its
         # nc + m iterations, so the full batch's speed depends on its members' prompts as G2's
         # on their lengths: σ over the N − 1 others, the skewness of one over √(N − 1), and a
@@ -265,6 +274,11 @@ def make_block(
             one = np.where(var_d > 0, mu3_d / np.maximum(var_d, 1e-300) ** 1.5, 0.0)
         skew = np.where(others > 0, one / np.sqrt(np.maximum(others, 1.0)), 0.0)
         persist = 1.0 / n
+    first_var = zero  # G3: a member's δ's variance × (nc + 1)², per other member at the join
+    if kind is Kind.G3 and (x_nodes.any() or (scv > 0).any()):
+        logn = np.zeros(c, dtype=bool) if lognormal is None else np.asarray(lognormal, bool)
+        var_b = _g3_member_variance(p, b[np.arange(c), last_col], x_nodes, in_w, scv, logn)
+        first_var = var_b * first_iters[np.arange(c), last_col] ** 2
     static = None
     if not stall.any():  # every iteration is a decode iteration: nothing depends on λ
         tau = np.maximum(decode + (iters - 1.0) * decode, MIN_SERVICE_MS)
@@ -308,6 +322,7 @@ def make_block(
         in_nodes=t_nodes,
         in_nodes_1=t_one,
         in_first=in_first,
+        first_var=first_var,
         in_w=in_w,
         static=static,
     )
@@ -316,18 +331,17 @@ def make_block(
 def _g3_chunks_over_inputs(
     p: KindArrays, b: F, x: F, w: F, last: NDArray[np.intp], w_dec: F
 ) -> tuple[F, F, F, F, F, F]:
-    """G3 with varying prompts: the mean chunk count nc(b) and prefill work w_pre(b) over the
-    input nodes (a prompt of L tokens needs nc(L, b) chunks: a step function of L, so the mean
-    is not nc at the mean); per node the relative change of the chunk count at b = 1 and at
-    b = N; per node the time its own cost δ = (w_pre + w_dec)/(nc + m), charged in each of
-    its iterations, adds to its first nc + 1 iterations beyond the mean member's (at b = N);
-    and δ's variance and third central moment over the prompts, (2, C)."""
+    """G3 over the input nodes ``x`` (weights ``w``): the mean chunk count nc(b) and prefill
+    work w_pre(b) (a prompt of L tokens needs nc(L, b) chunks: a step function of L, so the
+    mean is not nc at the mean); per node its chunk count at b = 1 and at b = N and its
+    prefill work at N; and the variance and third central moment over the prompts of a
+    member's own cost δ = (w_pre + w_dec)/(nc + m), (2, C), for the batch's composition."""
     rows = np.arange(x.shape[0])
     nc = np.zeros(b.shape)
     w_pre = np.zeros(b.shape)
     at_n = np.empty(x.shape)
     at_1 = np.empty(x.shape)
-    own = np.empty(x.shape)  # δ of a request at the node, b = N
+    pre_n = np.empty(x.shape)
     m = p.out_tokens
     for j in range(x.shape[1]):
         big_l = p.in_tokens * (1.0 + x[:, j])
@@ -338,18 +352,92 @@ def _g3_chunks_over_inputs(
         w_pre += wj * pre_j
         at_n[:, j] = nc_j[rows, last]
         at_1[:, j] = nc_j[:, 0]
-        dec_j = w_dec + p.gamma * m * (big_l - p.in_tokens)  # its own KV in its decode
-        own[:, j] = (pre_j[rows, last] + dec_j) / (at_n[:, j] + m)
-    mean_own = np.einsum("ij,ij->i", w, own)
-    dev = own - mean_own[:, None]
-    first = (at_n + 1.0) * dev
+        pre_n[:, j] = pre_j[rows, last]
+    own = (pre_n + (w_dec + p.gamma * m * p.in_tokens * x.T).T) / (at_n + m[:, None])
+    dev = own - np.einsum("ij,ij->i", w, own)[:, None]
     moments = np.stack([np.einsum("ij,ij->i", w, dev**2), np.einsum("ij,ij->i", w, dev**3)])
+    return nc, w_pre, at_1, at_n, pre_n, moments
 
-    def rel(at: F, mean: F) -> F:
-        out: F = np.where(mean[:, None] > 0, at / np.maximum(mean[:, None], 1e-300) - 1.0, 0.0)
+
+def _g3_own_nodes(
+    p: KindArrays,
+    x: F,
+    w: F,
+    chunks: tuple[F, F, F],
+    mean: tuple[F, F, F],
+    out_scv: F,
+    out_logn: NDArray[np.bool_],
+) -> tuple[F, F, F, F, F]:
+    """G3: the nodes of a request's own (prompt, output length), re-binned to the input nodes'
+    bins by the time they add to its first token: (x, the relative chunk count at b = 1 and at
+    b = N, the extra first-token time, the weights), each (C, J).
+
+    A request's own cost δ = (w_pre(L) + β·o + γ·o·(L + (o + 1)/2))/(nc(L) + o) is charged in
+    each of its nc + o iterations, so its first nc + 1 iterations last (nc + 1)·(δ − δ̄) longer
+    than the batch's mean member's (δ̄, length-biased, what the iteration time takes): a short
+    output carries its prompt's whole prefill cost over few iterations. ``chunks``: per input
+    node its chunk count at b = 1 and at b = N and its prefill work at N; ``mean``: the mean
+    chunk count at b = 1 and at N and δ̄."""
+    at_1, at_n, pre_n = chunks
+    nc_1, nc_n, d_bar = mean
+    m, big_l = p.out_tokens[:, None], p.in_tokens[:, None]
+    y, wy = input_nodes(out_scv, out_logn)
+    c = x.shape[0]
+    # every (input node j, output node k), flattened j-major: (C, J·K)
+    rep = (np.repeat(v, y.shape[1], axis=1) for v in (x, w, at_1, at_n, pre_n))
+    xx, ww, a1, an, pn = rep
+    o = np.maximum(np.tile(m * (1.0 + y), (1, x.shape[1])), 1.0)
+    ww = ww * np.tile(wy, (1, x.shape[1]))
+    big = big_l * (1.0 + xx)
+    d = (pn + p.beta[:, None] * o + p.gamma[:, None] * o * (big + (o + 1.0) / 2.0)) / (an + o)
+    first = (an + 1.0) * (d - d_bar[:, None])
+    key = first + (an - nc_n[:, None]) * d_bar[:, None] * (p.in_tokens[:, None] > 0)
+    order = np.argsort(key, axis=1, kind="stable")
+    take = np.take_along_axis
+    ww = take(ww, order, axis=1)
+    centre = np.cumsum(ww, axis=1) - 0.5 * ww
+    bins = np.clip(np.searchsorted(BIN_EDGES, centre, side="right") - 1, 0, BIN_EDGES.size - 2)
+    flat = (np.arange(c)[:, None] * (BIN_EDGES.size - 1) + bins).ravel()
+    size = c * (BIN_EDGES.size - 1)
+    weight: F = np.bincount(flat, weights=ww.ravel(), minlength=size).reshape(c, -1).astype(float)
+    safe = np.maximum(weight, 1e-300)
+
+    def binned(v: F) -> F:
+        sums = np.bincount(flat, weights=(ww * take(v, order, axis=1)).ravel(), minlength=size)
+        out: F = np.where(weight > 0, sums.reshape(c, -1) / safe, 0.0)
         return out
 
-    return nc, w_pre, rel(at_1, nc[:, 0]), rel(at_n, nc[rows, last]), first, moments
+    rel_1 = np.where(nc_1[:, None] > 0, a1 / np.maximum(nc_1[:, None], 1e-300) - 1.0, 0.0)
+    rel_n = np.where(nc_n[:, None] > 0, an / np.maximum(nc_n[:, None], 1e-300) - 1.0, 0.0)
+    return binned(xx), binned(rel_1), binned(rel_n), binned(first), weight
+
+
+def _g3_member_variance(
+    p: KindArrays, b_full: F, x: F, w: F, out_scv: F, out_logn: NDArray[np.bool_]
+) -> F:
+    """G3: the variance of a member's own cost δ = (w_pre + w_dec)/(nc + o) over the members of
+    a full batch, whose prompts (nodes ``x``, weights ``w``) and output lengths (nodes of their
+    SCV and family) vary; members are length-biased by their stay nc + o."""
+    m = p.out_tokens
+    y, wy = input_nodes(out_scv, out_logn)  # the same nodes serve the output lengths
+    total = np.zeros(m.size)
+    first = np.zeros(m.size)
+    second = np.zeros(m.size)
+    for j in range(x.shape[1]):
+        big_l = p.in_tokens * (1.0 + x[:, j])
+        nc = _kinds.g3_chunks(replace(p, in_tokens=big_l), b_full)
+        pre = (p.beta + p.gamma * (nc + 1.0) / 2.0) * big_l
+        for k in range(y.shape[1]):
+            o = np.maximum(m * (1.0 + y[:, k]), 1.0)
+            stay = nc + o
+            d = (pre + p.beta * o + p.gamma * o * (big_l + (o + 1.0) / 2.0)) / stay
+            weight = w[:, j] * wy[:, k] * stay
+            total += weight
+            first += weight * d
+            second += weight * d * d
+    mean = first / np.maximum(total, 1e-300)
+    out: F = np.maximum(second / np.maximum(total, 1e-300) - mean * mean, 0.0)
+    return out
 
 
 def _col(v: F) -> F:
@@ -410,6 +498,7 @@ class BlockState:
     in_nodes: F  # (C, J): ``pre_part``'s relative change at the input nodes, at b = N
     in_nodes_1: F  # (C, J): the same at b = 1
     in_first: F  # (C, J): ms added to the first-token time at each node
+    first_var: F  # (C,): its variance per other member in the batch (G3)
     n_batch: F  # N
     in_w: F  # (C, J): their weights
     # the queued wait as a mixture of parts k (one, or the compositions of
@@ -490,6 +579,7 @@ def evaluate(blk: AccurateBlock, lam: F, *, detail: bool = True) -> BlockState:
     e0 = e[:, 0].copy()
     p_empty = e0 * scale
     first = np.einsum("ij,ij->i", e, first_at) * scale + p_queue * first_at[rows, last]
+    first = first + np.einsum("ij,ij->i", blk.in_w, blk.in_first)  # G3: the own cost's mean
     boundary = 0.5 * (np.einsum("ij,ij->i", e, it_state) - e0 * it_state[:, 0]) * scale
     wait = wait_q + boundary
     service = in_service / x
@@ -552,6 +642,7 @@ def evaluate(blk: AccurateBlock, lam: F, *, detail: bool = True) -> BlockState:
         in_nodes=blk.in_nodes,
         in_nodes_1=blk.in_nodes_1,
         in_first=blk.in_first,
+        first_var=blk.first_var,
         n_batch=n,
         in_w=blk.in_w,
         part_p=p_queue[:, None],
