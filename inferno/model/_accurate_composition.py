@@ -125,7 +125,6 @@ def evaluate(blk: core.AccurateBlock, lam: F, *, detail: bool = True) -> core.Bl
         in_nodes=st.in_nodes,
         in_nodes_1=st.in_nodes_1,
         in_first=st.in_first,
-        first_var=st.first_var,
         n_batch=st.n_batch,
         in_w=st.in_w,
         part_p=part_p,

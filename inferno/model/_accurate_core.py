@@ -121,8 +121,6 @@ class AccurateBlock:
     #: else in_x), and at b = 1 (in between: linear in b)
     in_nodes_1: F
     in_first: F  # (C, J): ms added to the first-token time at each node (G3's own cost)
-    #: (C,) G3: the variance the first-token time takes from each other member's own cost
-    first_var: F
     in_w: F  # (C, J): their weights
     static: Static | None = None  # when no row stalls: what does not depend on λ
 
@@ -274,11 +272,6 @@ def make_block(
             one = np.where(var_d > 0, mu3_d / np.maximum(var_d, 1e-300) ** 1.5, 0.0)
         skew = np.where(others > 0, one / np.sqrt(np.maximum(others, 1.0)), 0.0)
         persist = 1.0 / n
-    first_var = zero  # G3: a member's δ's variance × (nc + 1)², per other member at the join
-    if kind is Kind.G3 and (x_nodes.any() or (scv > 0).any()):
-        logn = np.zeros(c, dtype=bool) if lognormal is None else np.asarray(lognormal, bool)
-        var_b = _g3_member_variance(p, b[np.arange(c), last_col], x_nodes, in_w, scv, logn)
-        first_var = var_b * first_iters[np.arange(c), last_col] ** 2
     static = None
     if not stall.any():  # every iteration is a decode iteration: nothing depends on λ
         tau = np.maximum(decode + (iters - 1.0) * decode, MIN_SERVICE_MS)
@@ -322,7 +315,6 @@ def make_block(
         in_nodes=t_nodes,
         in_nodes_1=t_one,
         in_first=in_first,
-        first_var=first_var,
         in_w=in_w,
         static=static,
     )
@@ -412,34 +404,6 @@ def _g3_own_nodes(
     return binned(xx), binned(rel_1), binned(rel_n), binned(first), weight
 
 
-def _g3_member_variance(
-    p: KindArrays, b_full: F, x: F, w: F, out_scv: F, out_logn: NDArray[np.bool_]
-) -> F:
-    """G3: the variance of a member's own cost δ = (w_pre + w_dec)/(nc + o) over the members of
-    a full batch, whose prompts (nodes ``x``, weights ``w``) and output lengths (nodes of their
-    SCV and family) vary; members are length-biased by their stay nc + o."""
-    m = p.out_tokens
-    y, wy = input_nodes(out_scv, out_logn)  # the same nodes serve the output lengths
-    total = np.zeros(m.size)
-    first = np.zeros(m.size)
-    second = np.zeros(m.size)
-    for j in range(x.shape[1]):
-        big_l = p.in_tokens * (1.0 + x[:, j])
-        nc = _kinds.g3_chunks(replace(p, in_tokens=big_l), b_full)
-        pre = (p.beta + p.gamma * (nc + 1.0) / 2.0) * big_l
-        for k in range(y.shape[1]):
-            o = np.maximum(m * (1.0 + y[:, k]), 1.0)
-            stay = nc + o
-            d = (pre + p.beta * o + p.gamma * o * (big_l + (o + 1.0) / 2.0)) / stay
-            weight = w[:, j] * wy[:, k] * stay
-            total += weight
-            first += weight * d
-            second += weight * d * d
-    mean = first / np.maximum(total, 1e-300)
-    out: F = np.maximum(second / np.maximum(total, 1e-300) - mean * mean, 0.0)
-    return out
-
-
 def _col(v: F) -> F:
     return v[:, None]
 
@@ -498,7 +462,6 @@ class BlockState:
     in_nodes: F  # (C, J): ``pre_part``'s relative change at the input nodes, at b = N
     in_nodes_1: F  # (C, J): the same at b = 1
     in_first: F  # (C, J): ms added to the first-token time at each node
-    first_var: F  # (C,): its variance per other member in the batch (G3)
     n_batch: F  # N
     in_w: F  # (C, J): their weights
     # the queued wait as a mixture of parts k (one, or the compositions of
@@ -642,7 +605,6 @@ def evaluate(blk: AccurateBlock, lam: F, *, detail: bool = True) -> BlockState:
         in_nodes=blk.in_nodes,
         in_nodes_1=blk.in_nodes_1,
         in_first=blk.in_first,
-        first_var=blk.first_var,
         n_batch=n,
         in_w=blk.in_w,
         part_p=p_queue[:, None],

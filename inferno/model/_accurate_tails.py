@@ -99,28 +99,20 @@ def wait_survival(st: BlockState, t: F) -> F:
     return np.where(t < 0, 1.0, out)
 
 
-#: three-point Gauss–Hermite rule of a standard normal
-_GH_Z = (-np.sqrt(3.0), 0.0, np.sqrt(3.0))
-_GH_W = (1.0 / 6.0, 2.0 / 3.0, 1.0 / 6.0)
-
-
 def ttft_survival(st: BlockState, t: F) -> F:
     """P(TTFT > t) per point (t of shape (C,)): an arrival that finds n requests gets its first
     token the first-token time of joining n after its wait (``first_at``, column n): at once on
     the empty replica, after the boundary wait (uniform on the running iteration) with room in
     the batch, and after its queued wait (:func:`_queued_sf`) when it joins a full batch
-    (``first_full``). With varying input lengths, the mixture over the request's own input
-    (``in_nodes``): its prompt's part of the first-token time (``pre_part``) scales with it."""
+    (``first_full``). With varying lengths, the mixture over the request's own prompt and
+    (G3) output length (nodes ``in_nodes``, weights ``in_w``): its prompt's part of the
+    first-token time (``pre_part``) scales with it (G3: with its chunks, linear in the batch
+    from b = 1 to N), and G3's own cost adds ``in_first``."""
     out = np.zeros(t.size)
     nodes = st.in_w.shape[1]
     cols = np.arange(st.first_at.shape[1], dtype=np.float64)
     if nodes > 1:  # column n joins b = n + 1: the share of the way from b = 1 to b = N
         frac = np.clip(cols[None, :] / np.maximum(st.n_batch - 1.0, 1.0)[:, None], 0.0, 1.0)
-    # G3: the other members' own costs, a normal of variance n·first_var when joining n, at
-    # three Gauss–Hermite nodes (none where the lengths are fixed)
-    spread = st.first_var.any()
-    others = np.sqrt(cols[None, :] * st.first_var[:, None]) if spread else None
-    full_sd = np.sqrt(np.maximum(st.n_batch - 1.0, 0.0) * st.first_var)
     for j in range(nodes):
         hi = st.in_nodes[:, j]
         x = hi[:, None]
@@ -129,14 +121,7 @@ def ttft_survival(st: BlockState, t: F) -> F:
         more = st.in_first[:, j]
         first_at = st.first_at + st.pre_part * x + more[:, None]
         full = st.first_full + st.pre_full * hi + more
-        if others is None:
-            out += st.in_w[:, j] * _ttft_given(st, t, first_at, full)
-            continue
-        for z, wz in zip(_GH_Z, _GH_W, strict=True):
-            at = np.maximum(first_at + z * others, 0.0)
-            out += (st.in_w[:, j] * wz) * _ttft_given(
-                st, t, at, np.maximum(full + z * full_sd, 0.0)
-            )
+        out += st.in_w[:, j] * _ttft_given(st, t, first_at, full)
     return np.clip(out, 0.0, 1.0)
 
 
