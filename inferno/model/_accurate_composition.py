@@ -121,7 +121,6 @@ def evaluate(blk: core.AccurateBlock, lam: F, *, detail: bool = True) -> core.Bl
         first_full=st.first_full,
         pre_part=st.pre_part,
         pre_full=st.pre_full,
-        in_shift=st.in_shift,
         in_nodes=st.in_nodes,
         in_nodes_1=st.in_nodes_1,
         in_first=st.in_first,

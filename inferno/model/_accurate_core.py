@@ -458,7 +458,6 @@ class BlockState:
     first_full: F  # the first-token time of a queued request (it joins N − 1)
     pre_part: F  # (C, B): the own input's part of ``first_at`` (:class:`AccurateBlock`)
     pre_full: F  # that part of ``first_full``
-    in_shift: F  # (C, J): the own input's shift of the service at each node (ms)
     in_nodes: F  # (C, J): ``pre_part``'s relative change at the input nodes, at b = N
     in_nodes_1: F  # (C, J): the same at b = 1
     in_first: F  # (C, J): ms added to the first-token time at each node
@@ -557,6 +556,9 @@ def evaluate(blk: AccurateBlock, lam: F, *, detail: bool = True) -> BlockState:
     # joins (half of it: the batch changes during its life)
     d_part = blk.out_tokens * itl
     service_var = np.full(n.size, np.nan)
+    # the own input's shift of the service at each node, with G2's mean-KV term at this λ
+    mean_kv = blk.in_mean_kv * blk.in_tokens / np.maximum(in_service, 1.0)
+    in_shift = blk.in_shift + mean_kv[:, None] * blk.in_x
     if detail:
         p_join[rows, last] += p_queue  # a queued request joins a full batch
         if tau is None:
@@ -574,6 +576,8 @@ def evaluate(blk: AccurateBlock, lam: F, *, detail: bool = True) -> BlockState:
         var_in = blk.in_scv * blk.in_tokens**2
         kv = blk.in_kv + blk.in_mean_kv / np.maximum(in_service, 1.0)
         service_var += var_in * in_service * (blk.in_stall**2 + (2.0 / 3.0) * kv**2)
+        # and its own input (its prompt and KV: the shift at each node)
+        service_var += np.einsum("ij,ij->i", blk.in_w, in_shift**2)
     return BlockState(
         throughput=x,
         wait=wait,
@@ -600,8 +604,6 @@ def evaluate(blk: AccurateBlock, lam: F, *, detail: bool = True) -> BlockState:
         first_full=first_at[rows, last],
         pre_part=blk.pre_part,
         pre_full=blk.pre_part[rows, last],
-        in_shift=blk.in_shift
-        + (blk.in_mean_kv * blk.in_tokens / np.maximum(in_service, 1.0))[:, None] * blk.in_x,
         in_nodes=blk.in_nodes,
         in_nodes_1=blk.in_nodes_1,
         in_first=blk.in_first,

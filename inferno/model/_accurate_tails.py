@@ -207,17 +207,8 @@ def _family_sf(logn: NDArray[np.bool_], mean: F, var: F, u: F) -> F:
 
 def response_survival(st: BlockState, t: F) -> F:
     """P(R > t) per point, R = W + S: S = s₀ + G (G the service's length part, gamma or
-    lognormal of the state's mean and variance), W the mixture of :func:`wait_survival` with the
-    boundary wait at its mean; with varying input lengths, the mixture over the request's own
-    input, which shifts S by its input's part (``in_shift``: its prompt and its KV)."""
-    out = np.zeros(t.size)
-    for j in range(st.in_w.shape[1]):
-        out += st.in_w[:, j] * _response_given(st, t - st.in_shift[:, j])
-    return np.clip(out, 0.0, 1.0)
-
-
-def _response_given(st: BlockState, t: F) -> F:
-    """:func:`response_survival` for one input length (the service's shift taken off ``t``)."""
+    lognormal of the state's mean and variance — the request's own prompt's included), W the
+    mixture of :func:`wait_survival` with the boundary wait at its mean."""
     mean_g = np.maximum(st.decode_part, 1e-12)
     var_g = np.maximum(st.service_var, (1e-4 * mean_g) ** 2)
     logn, mean_c, var_c = st.lognormal, mean_g[:, None], var_g[:, None]
