@@ -211,6 +211,18 @@ class Totals:
     in_flight: int
 
 
+#: the bounds of the token histograms a window counts: vLLM's 1-2-5 buckets
+#: (``vllm:request_prompt_tokens``, ``vllm:request_generation_tokens``), up to 10⁶ tokens
+TOKEN_BUCKETS = tuple(float(m * 10**e) for e in range(7) for m in (1, 2, 5) if m * 10**e <= 10**6)
+
+
+def _cumulative(values: NDArray[np.integer]) -> tuple[int, ...]:
+    """Cumulative counts of ``values`` at :data:`TOKEN_BUCKETS`, then the total (+Inf)."""
+    sorted_values = np.sort(values)
+    counts = np.searchsorted(sorted_values, TOKEN_BUCKETS, side="right")
+    return (*(int(c) for c in counts), int(values.size))
+
+
 @dataclass(frozen=True, slots=True)
 class Window:
     """What a server did during [t0, t1) (ms). NaN where there is nothing to average.
@@ -248,6 +260,10 @@ class Window:
     busy: float
     ready: float
     replicas: float
+    #: the prompt and generated tokens of the requests completed in the window, as a serving
+    #: engine's histograms count them (cumulative counts at :data:`TOKEN_BUCKETS`, then +Inf)
+    input_tokens_le: tuple[int, ...] = ()
+    output_tokens_le: tuple[int, ...] = ()
 
     @property
     def arrival_rate_per_min(self) -> float:
@@ -336,4 +352,6 @@ def summarize(
         busy=busy_ms / span,
         ready=ready_ms / span,
         replicas=replica_ms / span,
+        input_tokens_le=_cumulative(store.input_tokens[rows][finished]),
+        output_tokens_le=_cumulative(n_out[finished]),
     )

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..emulator import Simulation, Window
+from ..emulator.records import TOKEN_BUCKETS
+from ..prom.lengths import LengthFit, fit_lengths
 from ..system import Load
 from ..units import MS_PER_S
 
@@ -59,10 +61,31 @@ class Measurement:
     backlog: float  # requests waiting (time average)
     ready: float  # ready replicas (time average; not noisy)
     window: Window  # the ground truth it was measured from
+    #: the output and input lengths' CV and family, fitted from the window's token histograms
+    #: as the collector fits the serving engine's (:mod:`inferno.prom.lengths`; None: no fit)
+    lengths: LengthFit | None = None
+    in_lengths: LengthFit | None = None
 
     @property
     def load(self) -> Load:
-        return Load(self.arrival_rate, self.in_tokens, self.out_tokens)
+        out, inp = self.lengths, self.in_lengths
+        return Load(
+            self.arrival_rate,
+            self.in_tokens,
+            self.out_tokens,
+            out_tokens_cov=None if out is None else out.cv,
+            out_tokens_dist=None if out is None else out.family,
+            in_tokens_cov=None if inp is None else inp.cv,
+            in_tokens_dist=None if inp is None else inp.family,
+        )
+
+
+def _fit(cumulative: tuple[int, ...], mean: float) -> LengthFit | None:
+    """The collector's fit of a window's token histogram (None: nothing counted, or no fit)."""
+    if not cumulative or not mean > 0:
+        return None
+    bounds = (*TOKEN_BUCKETS, math.inf)
+    return fit_lengths(list(zip(bounds, (float(c) for c in cumulative), strict=True)), mean)
 
 
 def _key(name: str) -> int:
@@ -139,6 +162,8 @@ class MetricsSource:
             backlog=w.queue * f_held if math.isfinite(w.queue) else 0.0,
             ready=w.ready,
             window=w,
+            lengths=_fit(w.output_tokens_le, n_out),
+            in_lengths=_fit(w.input_tokens_le, n_in),
         )
 
     def loads(self, servers: Iterable[str], t_ms: float | None = None) -> dict[str, Load]:

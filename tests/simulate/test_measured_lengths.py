@@ -1,0 +1,47 @@
+"""The simulated collector measures the lengths' spread as the deployed one does: from the
+window's token histograms (vLLM's 1-2-5 buckets), fitted by inferno.prom.lengths."""
+
+from __future__ import annotations
+
+import pytest
+
+from inferno.emulator import Exponential, Fixed, LogNormal, Poisson, ServerSpec, Simulation
+from inferno.emulator.records import TOKEN_BUCKETS
+from inferno.model.profiles import G2Profile
+from inferno.simulate.metrics import MetricsSource
+
+
+def _measured(outputs: object, inputs: object) -> MetricsSource:
+    spec = ServerSpec(
+        G2Profile(12.0, 0.05, 5e-4, 64),
+        Poisson(6000.0),  # 100 requests a second
+        batch_size=64,
+        service="deterministic",
+        input_tokens=inputs,  # type: ignore[arg-type]
+        output_tokens=outputs,  # type: ignore[arg-type]
+    )
+    sim = Simulation({"s": spec}, seed=4)
+    sim.run_until(120_000.0)
+    return MetricsSource(
+        sim, window_s=60.0, noise=0.0, seed=1, batch_of=lambda _: 64, tokens={"s": (256, 64)}
+    )
+
+
+def test_the_window_fits_the_lengths_family_and_cv_into_the_load() -> None:
+    m = _measured(LogNormal(64.0, 1.5), Exponential(256.0)).measure("s")
+    counts = m.window.output_tokens_le
+    assert len(counts) == len(TOKEN_BUCKETS) + 1 and counts[-1] == m.window.completions
+    assert list(counts) == sorted(counts)  # cumulative
+    load = m.load
+    assert load.out_tokens_dist == "lognormal"
+    assert load.out_tokens_cov == pytest.approx(1.5, rel=0.15)
+    assert load.in_tokens_dist == "gamma"
+    assert load.in_tokens_cov == pytest.approx(1.0, rel=0.15)
+
+
+def test_fixed_lengths_are_not_fitted() -> None:
+    """All in one bucket: the histogram cannot tell a spread (the collector's rule), so the load
+    carries none and the model keeps its defaults."""
+    load = _measured(Fixed(64), Fixed(256)).measure("s").load
+    assert (load.out_tokens_cov, load.out_tokens_dist) == (None, None)
+    assert (load.in_tokens_cov, load.in_tokens_dist) == (None, None)
