@@ -24,15 +24,12 @@ for b requests in the batch. Everything is vectorised numpy; the method is in ``
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
-from . import _chain, _kinds
-from ._accurate_inputs import BIN_EDGES, input_nodes
-from ._accurate_spread import composition
-from ._kinds import KindArrays
+from ._accurate_queue import log_geometric, matched_log_ratio, queue_factor, truncated_geometric
 from .bounds import MIN_SERVICE_MS
 from .profiles import Kind
 
@@ -43,7 +40,6 @@ __all__ = [
     "BlockState",
     "capacity",
     "evaluate",
-    "make_block",
 ]
 
 _TINY = 1e-300
@@ -147,8 +143,9 @@ class AccurateBlock:
 
 
 def _take_rows(v: NDArray[np.generic], rows: NDArray[np.intp], width: int) -> NDArray[np.generic]:
-    """``v[rows, :width]`` of a (C, B) array; a read-only broadcast (:func:`make_block`'s rows or
-    columns that repeat) stays one, so a subset of many repeated rows copies only what varies."""
+    """``v[rows, :width]`` of a (C, B) array; a read-only broadcast (the rows or columns that
+    repeat in :func:`._accurate_build.make_block`) stays one, so a subset of many repeated rows
+    copies only what varies."""
     if rows.size and v.size:
         if v.strides[0] == 0:  # every row the same
             return np.broadcast_to(v[0, :width], (rows.size, width))
@@ -160,248 +157,6 @@ def _take_rows(v: NDArray[np.generic], rows: NDArray[np.intp], width: int) -> ND
 _CODES = {Kind.G0: 0, Kind.G1: 1, Kind.G2: 2, Kind.G3: 3}
 #: (C, J) fields: J nodes, not B states (a subset keeps every column)
 _NODE_FIELDS = ("in_shift", "in_x", "in_nodes", "in_nodes_1", "in_first", "in_w")
-
-
-def make_block(
-    p: KindArrays,
-    n: F,
-    n_tail: F,
-    scv: F,
-    lognormal: NDArray[np.bool_] | None = None,
-    in_scv: F | None = None,
-    in_lognormal: NDArray[np.bool_] | None = None,
-) -> AccurateBlock:
-    """The λ-independent parts of a block of one kind (``lognormal``: per point, the output
-    lengths' family is lognormal, else gamma; ``in_scv``, ``in_lognormal``: the input lengths'
-    SCV and family, None: fixed)."""
-    c = n.size
-    width = int(n.max()) if c else 1
-    # read-only broadcasts where a row's values repeat (a subset's take copies what it keeps)
-    b = np.broadcast_to(np.arange(1, width + 1, dtype=np.float64), (c, width))
-    inside = b <= n[:, None]
-    col = _col
-    m, big_l = p.out_tokens, p.in_tokens
-    second = m * m * (1.0 + scv)  # E[o²]
-    first_iters = np.broadcast_to(1.0, (c, width))
-    zero = np.zeros(c)
-    kind = p.kind
-    in_scv = np.zeros(c) if in_scv is None else np.asarray(in_scv, dtype=np.float64)
-    in_scv = np.where(np.isfinite(in_scv) & (big_l > 0), np.maximum(in_scv, 0.0), 0.0)
-    in_logn = np.zeros(c, dtype=bool) if in_lognormal is None else np.asarray(in_lognormal, bool)
-    x_nodes, in_w = input_nodes(in_scv, in_logn)  # L/L̄ − 1
-    # the first-token time's prompt part, relative, at b = N and b = 1 (G3: its chunks, which
-    # depend on the batch; else it is the prompt's length)
-    t_nodes = t_one = x_nodes
-    in_first = np.zeros(x_nodes.shape)  # G3: the own cost's extra time to the first token
-    g3_own: F | None = None  # G3: its variance and third moment over the prompts
-    last_col = n.astype(np.intp) - 1
-    if kind is Kind.G0 or kind is Kind.G1:
-        decode = col(p.alpha) + col(p.beta) * b
-        iters = np.broadcast_to(col(m), (c, width))
-        pre0 = np.broadcast_to(col(p.gamma), (c, width))
-        pre1 = p.delta * big_l if kind is Kind.G1 else zero
-        stall = (big_l > 0) if kind is Kind.G1 else np.zeros(c, dtype=bool)
-        own = pre1
-    elif kind is Kind.G2:
-        # batch members are length-biased: weights o + 1 (a request stays o + 1 iterations)
-        w_bar = (p.beta * (big_l + m) + p.gamma * (big_l * (m + 1.0) + 0.5 * (second + m))) / (
-            m + 1.0
-        )
-        tm_bar = big_l + 0.5 * (second + m) / (m + 1.0)
-        base = col(p.alpha) + b * col(w_bar)
-        decode = base + col(p.beta + p.gamma * tm_bar)
-        stall = big_l > 0
-        iters = np.broadcast_to(col(m + stall), (c, width))
-        pre0 = base
-        pre1 = (p.beta + p.gamma) * big_l
-        own = pre1
-    else:
-        nc = _kinds.g3_chunks(p, b)
-        w_pre = (col(p.beta) + col(p.gamma) * (nc + 1.0) / 2.0) * col(big_l)
-        w_dec = p.beta * m + p.gamma * (m * big_l + 0.5 * (second + m))
-        delta = (w_pre + col(w_dec)) / (nc + col(m))
-        if x_nodes.any() or (scv > 0).any():  # varying prompts or output lengths
-            nc, w_pre, *chunks, g3_own = _g3_chunks_over_inputs(
-                p, b, x_nodes, in_w, last_col, w_dec
-            )
-            delta = (w_pre + col(w_dec)) / (nc + col(m))
-            rows = np.arange(c)
-            means = (nc[:, 0], nc[rows, last_col], delta[rows, last_col])
-            out_logn = np.zeros(c, bool) if lognormal is None else np.asarray(lognormal, bool)
-            x_nodes, t_one, t_nodes, in_first, in_w = _g3_own_nodes(
-                p, x_nodes, in_w, (chunks[0], chunks[1], chunks[2]), means, scv, out_logn
-            )
-        decode = col(p.alpha) + b * delta
-        iters = nc + col(m)
-        pre0 = decode
-        pre1 = zero
-        stall = np.zeros(c, dtype=bool)
-        first_iters = nc + 1.0
-        own = zero
-    decode = np.maximum(decode, MIN_SERVICE_MS)
-    pre_part = np.broadcast_to(col(own), (c, width))
-    if kind is Kind.G3:
-        pre_part = (first_iters - 1.0) * decode
-    # what another member's input adds to a request's service, per input token: its prompt
-    # stalls the batch (G1 δ, G2 β + γ) and its KV slows each of the request's iterations (G2:
-    # β/(m+1) + γ per decode iteration; G3: its per-iteration share δᵢ over the request's nc + m
-    # iterations). A request's own input adds both to its own service.
-    in_stall, in_kv, in_mean_kv = np.where(stall, own / np.maximum(big_l, 1e-300), 0.0), zero, zero
-    if kind is Kind.G2:
-        in_kv = m * (p.beta / (m + 1.0) + p.gamma)
-        in_mean_kv = m * p.gamma  # γ·mean t_m: per token, over the b in the batch (at λ)
-    elif kind is Kind.G3:
-        in_kv = p.beta + p.gamma * ((nc[np.arange(c), last_col] + 1.0) / 2.0 + m)
-    # the own input's shift of the service at N, per node: its prompt and its KV
-    in_shift = pre_part[np.arange(c), last_col, None] * t_nodes + col(in_kv * big_l) * x_nodes
-    spread, skew, persist, own_kv = zero, zero, zero, np.ones(c)
-    if kind is Kind.G2:
-        spread, skew, persist, own_kv = composition(
-            p, n, scv, decode[np.arange(c), n.astype(np.intp) - 1], in_scv, in_logn
-        )
-    elif g3_own is not None and g3_own[0].any():
-        # G3 with varying prompts: each member adds its own δ to every iteration for its
-        # nc + m iterations, so the full batch's speed depends on its members' prompts as G2's
-        # on their lengths: σ over the N − 1 others, the skewness of one over √(N − 1), and a
-        # correlation time of half a stay (members leave uniformly): κ = I/(2N·I/2) = 1/N
-        others = np.maximum(n - 1.0, 0.0)
-        var_d, mu3_d = g3_own
-        d_full = decode[np.arange(c), last_col]
-        spread = np.sqrt(others * var_d) / d_full
-        with np.errstate(divide="ignore", invalid="ignore"):
-            one = np.where(var_d > 0, mu3_d / np.maximum(var_d, 1e-300) ** 1.5, 0.0)
-        skew = np.where(others > 0, one / np.sqrt(np.maximum(others, 1.0)), 0.0)
-        persist = 1.0 / n
-    static = None
-    if not stall.any():  # every iteration is a decode iteration: nothing depends on λ
-        tau = np.maximum(decode + (iters - 1.0) * decode, MIN_SERVICE_MS)
-        static = Static(
-            tau, np.arange(c), *_per_state(tau, decode, first_iters * decode, inside, n)
-        )
-        empty = np.zeros((c, 0))
-        b = decode = iters = pre0 = first_iters = empty
-        inside = np.zeros((c, 0), dtype=bool)
-    return AccurateBlock(
-        kind=np.full(c, _CODES[kind], dtype=np.int8),
-        alpha=p.alpha,
-        beta=p.beta,
-        gamma=p.gamma,
-        delta=p.delta,
-        in_tokens=big_l,
-        out_tokens=m,
-        scv=scv,
-        n_batch=n,
-        n_tail=n_tail,
-        b=b,
-        inside=inside,
-        decode=decode,
-        iters=iters,
-        pre0=pre0,
-        pre1=pre1,
-        stall=stall,
-        first_iters=first_iters,
-        spread=spread,
-        skew=skew,
-        persist=persist,
-        own_kv=own_kv,
-        lognormal=np.zeros(c, dtype=bool) if lognormal is None else np.asarray(lognormal, bool),
-        pre_part=pre_part,
-        in_shift=in_shift,
-        in_stall=in_stall,
-        in_kv=in_kv,
-        in_mean_kv=in_mean_kv,
-        in_scv=in_scv,
-        in_x=x_nodes,
-        in_nodes=t_nodes,
-        in_nodes_1=t_one,
-        in_first=in_first,
-        in_w=in_w,
-        static=static,
-    )
-
-
-def _g3_chunks_over_inputs(
-    p: KindArrays, b: F, x: F, w: F, last: NDArray[np.intp], w_dec: F
-) -> tuple[F, F, F, F, F, F]:
-    """G3 over the input nodes ``x`` (weights ``w``): the mean chunk count nc(b) and prefill
-    work w_pre(b) (a prompt of L tokens needs nc(L, b) chunks: a step function of L, so the
-    mean is not nc at the mean); per node its chunk count at b = 1 and at b = N and its
-    prefill work at N; and the variance and third central moment over the prompts of a
-    member's own cost δ = (w_pre + w_dec)/(nc + m), (2, C), for the batch's composition."""
-    rows = np.arange(x.shape[0])
-    nc = np.zeros(b.shape)
-    w_pre = np.zeros(b.shape)
-    at_n = np.empty(x.shape)
-    at_1 = np.empty(x.shape)
-    pre_n = np.empty(x.shape)
-    m = p.out_tokens
-    for j in range(x.shape[1]):
-        big_l = p.in_tokens * (1.0 + x[:, j])
-        nc_j = _kinds.g3_chunks(replace(p, in_tokens=big_l), b)
-        pre_j = (_col(p.beta) + _col(p.gamma) * (nc_j + 1.0) / 2.0) * _col(big_l)
-        wj = w[:, j, None]
-        nc += wj * nc_j
-        w_pre += wj * pre_j
-        at_n[:, j] = nc_j[rows, last]
-        at_1[:, j] = nc_j[:, 0]
-        pre_n[:, j] = pre_j[rows, last]
-    own = (pre_n + (w_dec + p.gamma * m * p.in_tokens * x.T).T) / (at_n + m[:, None])
-    dev = own - np.einsum("ij,ij->i", w, own)[:, None]
-    moments = np.stack([np.einsum("ij,ij->i", w, dev**2), np.einsum("ij,ij->i", w, dev**3)])
-    return nc, w_pre, at_1, at_n, pre_n, moments
-
-
-def _g3_own_nodes(
-    p: KindArrays,
-    x: F,
-    w: F,
-    chunks: tuple[F, F, F],
-    mean: tuple[F, F, F],
-    out_scv: F,
-    out_logn: NDArray[np.bool_],
-) -> tuple[F, F, F, F, F]:
-    """G3: the nodes of a request's own (prompt, output length), re-binned to the input nodes'
-    bins by the time they add to its first token: (x, the relative chunk count at b = 1 and at
-    b = N, the extra first-token time, the weights), each (C, J).
-
-    A request's own cost δ = (w_pre(L) + β·o + γ·o·(L + (o + 1)/2))/(nc(L) + o) is charged in
-    each of its nc + o iterations, so its first nc + 1 iterations last (nc + 1)·(δ − δ̄) longer
-    than the batch's mean member's (δ̄, length-biased, what the iteration time takes): a short
-    output carries its prompt's whole prefill cost over few iterations. ``chunks``: per input
-    node its chunk count at b = 1 and at b = N and its prefill work at N; ``mean``: the mean
-    chunk count at b = 1 and at N and δ̄."""
-    at_1, at_n, pre_n = chunks
-    nc_1, nc_n, d_bar = mean
-    m, big_l = p.out_tokens[:, None], p.in_tokens[:, None]
-    y, wy = input_nodes(out_scv, out_logn)
-    c = x.shape[0]
-    # every (input node j, output node k), flattened j-major: (C, J·K)
-    rep = (np.repeat(v, y.shape[1], axis=1) for v in (x, w, at_1, at_n, pre_n))
-    xx, ww, a1, an, pn = rep
-    o = np.maximum(np.tile(m * (1.0 + y), (1, x.shape[1])), 1.0)
-    ww = ww * np.tile(wy, (1, x.shape[1]))
-    big = big_l * (1.0 + xx)
-    d = (pn + p.beta[:, None] * o + p.gamma[:, None] * o * (big + (o + 1.0) / 2.0)) / (an + o)
-    first = (an + 1.0) * (d - d_bar[:, None])
-    key = first + (an - nc_n[:, None]) * d_bar[:, None] * (p.in_tokens[:, None] > 0)
-    order = np.argsort(key, axis=1, kind="stable")
-    take = np.take_along_axis
-    ww = take(ww, order, axis=1)
-    centre = np.cumsum(ww, axis=1) - 0.5 * ww
-    bins = np.clip(np.searchsorted(BIN_EDGES, centre, side="right") - 1, 0, BIN_EDGES.size - 2)
-    flat = (np.arange(c)[:, None] * (BIN_EDGES.size - 1) + bins).ravel()
-    size = c * (BIN_EDGES.size - 1)
-    weight: F = np.bincount(flat, weights=ww.ravel(), minlength=size).reshape(c, -1).astype(float)
-    safe = np.maximum(weight, 1e-300)
-
-    def binned(v: F) -> F:
-        sums = np.bincount(flat, weights=(ww * take(v, order, axis=1)).ravel(), minlength=size)
-        out: F = np.where(weight > 0, sums.reshape(c, -1) / safe, 0.0)
-        return out
-
-    rel_1 = np.where(nc_1[:, None] > 0, a1 / np.maximum(nc_1[:, None], 1e-300) - 1.0, 0.0)
-    rel_n = np.where(nc_n[:, None] > 0, an / np.maximum(nc_n[:, None], 1e-300) - 1.0, 0.0)
-    return binned(xx), binned(rel_1), binned(rel_n), binned(first), weight
 
 
 def _col(v: F) -> F:
@@ -512,7 +267,7 @@ def evaluate(blk: AccurateBlock, lam: F, *, detail: bool = True) -> BlockState:
     a_n = n * log_lam - (cs[rows, last] + log_mu_n)
     log_r = log_lam - log_mu_n
     m_tail = blk.n_tail
-    log_tail = a_n + _log_geometric(log_r, m_tail + 1.0)  # + log Σ_{j=0..M} r^j
+    log_tail = a_n + log_geometric(log_r, m_tail + 1.0)  # + log Σ_{j=0..M} r^j
     shift = np.maximum(head.max(axis=1), log_tail)
     head -= shift[:, None]
     e = np.exp(head, out=head)  # unnormalised p(n), n = 0..N−1
@@ -525,8 +280,8 @@ def evaluate(blk: AccurateBlock, lam: F, *, detail: bool = True) -> BlockState:
     own_in_var = np.einsum("ij,ij->i", blk.in_w, blk.in_shift**2)
     cs2 = blk.scv * blk.own_kv * (blk.out_tokens * it_n) ** 2 + own_in_var
     cs2 = cs2 / tau_n**2
-    log_r2 = _matched_log_ratio(log_r, _queue_factor(cs2, log_r, n))
-    mean_j, top = _truncated_geometric(log_r2, m_tail)
+    log_r2 = matched_log_ratio(log_r, queue_factor(cs2, log_r, n))
+    mean_j, top = truncated_geometric(log_r2, m_tail)
     p_full = p_tail * top
     accept = 1.0 - p_full
     x = lam * accept
@@ -615,19 +370,6 @@ def evaluate(blk: AccurateBlock, lam: F, *, detail: bool = True) -> BlockState:
     )
 
 
-def _queue_factor(cs2: F, log_r: F, n: F) -> F:
-    """The factor f on the chain's mean queue: Allen–Cunneen's (1 + c_s²)/2, with Cosmetatos'
-    correction of the deterministic part for N > 1 (M/D/c: the queue is more than half of
-    M/M/c's when c is large and ρ moderate), interpolated in c_s² as Cosmetatos does:
-    f = c_s² + (1 − c_s²)·½(1 + φ), φ = (1 − ρ)(N − 1)(√(4 + 5N) − 2)/(16ρN), for c_s² < 1.
-    N = 1 gives Pollaczek–Khinchine's factor exactly."""
-    rho = np.clip(np.exp(np.minimum(log_r, 0.0)), 1e-6, 1.0)
-    phi = (1.0 - rho) * (n - 1.0) * (np.sqrt(4.0 + 5.0 * n) - 2.0) / (16.0 * rho * n)
-    low = cs2 + (1.0 - cs2) * 0.5 * (1.0 + phi)
-    out: F = np.where(cs2 < 1.0, low, 0.5 * (1.0 + cs2))
-    return out
-
-
 def capacity(blk: AccurateBlock) -> F:
     """μ(N) of the accurate chain: the largest throughput (λ-independent)."""
     if blk.static is not None:
@@ -651,31 +393,3 @@ def at_full(blk: AccurateBlock, rows: NDArray[np.intp]) -> tuple[F, F]:
     it_mean = np.where(stall, decode + q * (prefill - decode), decode)
     own = np.where(stall, prefill, decode)
     return it_mean, np.maximum(own + (iters - 1.0) * it_mean, MIN_SERVICE_MS)
-
-
-def _log_geometric(log_r: F, m: F) -> F:
-    """log Σ_{j<M} r^j for M ≥ 1, stable for every r (reflected above 1)."""
-    a, _ = _chain._geometric_sums(np.abs(log_r), m)
-    out: F = np.log(a) + np.where(log_r > 0, (m - 1.0) * log_r, 0.0)
-    return out
-
-
-def _matched_log_ratio(log_r: F, f: F) -> F:
-    """log r' with r'/(1 − r') = f·r/(1 − r): the geometric queue whose mean is f times the
-    chain's (untruncated); r' = 1 at r = 1, and r' > 1 exactly when r > 1."""
-    r = np.exp(np.minimum(log_r, 50.0))
-    den = 1.0 - r + f * r
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out: F = np.where(den > 1e-12, np.log(f) + log_r - np.log(np.maximum(den, _TINY)), 50.0)
-    return np.where(np.abs(log_r) < 1e-12, 0.0, out)
-
-
-def _truncated_geometric(log_r: F, m: F) -> tuple[F, F]:
-    """For j on 0..M with P(j) ∝ r^j: (E[j], P(j = M)), stable for every r."""
-    x = np.abs(log_r)
-    a, bsum = _chain._geometric_sums(x, m + 1.0)  # Σ s^k, Σ k s^k, k = 0..M, s = e^{−|log r|}
-    mean_low = bsum / a
-    up = log_r > 0
-    mean = np.where(up, m - mean_low, mean_low)
-    top = np.where(up, 1.0 / a, np.exp(-m * x) / a)
-    return mean, top

@@ -21,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import _accurate_core as core
+from ._accurate_queue import log_geometric, matched_log_ratio, queue_factor, truncated_geometric
 from .bounds import MIN_SERVICE_MS
 
 F = NDArray[np.float64]
@@ -64,9 +65,9 @@ def queue_at(blk: core.AccurateBlock, rows: Idx, lam: F) -> tuple[F, F, F, F]:
     # P(n ≥ N) = T/(S + T), T = p(N)/p(N − 1)·Σ_{j≤M} r^j = exp(log r + log Σ r^j) (S = inf:
     # replaced below)
     with np.errstate(over="ignore", invalid="ignore"):
-        p_tail = 1.0 / (1.0 + head * np.exp(-(log_r + core._log_geometric(log_r, m_tail + 1.0))))
-    log_r2 = core._matched_log_ratio(log_r, core._queue_factor(cs2[:, None], log_r, n))
-    mean_j, top = core._truncated_geometric(log_r2, m_tail)
+        p_tail = 1.0 / (1.0 + head * np.exp(-(log_r + log_geometric(log_r, m_tail + 1.0))))
+    log_r2 = matched_log_ratio(log_r, queue_factor(cs2[:, None], log_r, n))
+    mean_j, top = truncated_geometric(log_r2, m_tail)
     p_full = p_tail * top
     accept = 1.0 - p_full
     x = lam * accept

@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 
 from . import _accurate_composition as composition
 from . import _accurate_core as core
+from ._accurate_build import make_block
 from ._accurate_tails import response_survival, ttft_survival, wait_survival
 from ._blocks import _cut
 from ._kinds import KindArrays
@@ -209,7 +210,7 @@ class AccuratePoints(OperatingPoints):
                     in_tokens[idx],
                     out_tokens[idx],
                 )
-                blk = core.make_block(
+                blk = make_block(
                     params, n[idx], tail[idx], cv[idx] ** 2, logn[idx], in_v[idx] ** 2, in_ln[idx]
                 )
                 blocks.append((idx, blk))
