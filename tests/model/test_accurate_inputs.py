@@ -35,8 +35,10 @@ def test_fixed_inputs_are_one_node_at_the_mean() -> None:
     assert both[1, -1] > both[0, -1]
 
 
-def _points(profile: Profile, tokens: Tokens, n: int, **lengths: list) -> AccuratePoints:  # type: ignore[type-arg]
-    return AccuratePoints.of_accurate([profile], [tokens], out_cv=[0.0], batch=[n], **lengths)
+def _points(
+    profile: Profile, tokens: Tokens, n: int, in_cv: list[float | None] | None = None
+) -> AccuratePoints:
+    return AccuratePoints.of_accurate([profile], [tokens], out_cv=[0.0], batch=[n], in_cv=in_cv)
 
 
 def test_fixed_inputs_and_no_prompt_change_nothing() -> None:
