@@ -36,15 +36,23 @@ SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "large"
 
 
 def _emulate(
-    profile: Profile, n: int, tokens: Tokens, out: Lengths, lam: float, k: int, requests: int
+    profile: Profile,
+    n: int,
+    tokens: Tokens,
+    out: Lengths,
+    lam: float,
+    k: int,
+    requests: int,
+    inputs: Lengths | None = None,
 ) -> dict[str, float]:
+    """One replica emulated; ``inputs``: the prompts' lengths (None: all at the mean)."""
     spec = ServerSpec(
         profile,
         Poisson(lam * MS_PER_MIN),
         batch_size=n,
         max_queue=k - n,
         service="deterministic",
-        input_tokens=Fixed(int(tokens.in_tokens)),
+        input_tokens=Fixed(int(tokens.in_tokens)) if inputs is None else inputs,
         output_tokens=out,
     )
     sim = Simulation({"s": spec}, seed=17)

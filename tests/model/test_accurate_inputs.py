@@ -7,13 +7,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from inferno.emulator import Exponential, Fixed, Poisson, ServerSpec, Simulation
+from inferno.emulator import Exponential, Fixed
 from inferno.model._accurate_inputs import input_nodes
 from inferno.model.accurate import AccuratePoints
 from inferno.model.points import OperatingPoints
 from inferno.model.profiles import G0Profile, G2Profile, G3Profile, Profile, Tokens
 from inferno.model.quantiles import latency_quantiles, ttft_quantiles
-from inferno.units import MS_PER_MIN
+
+from .test_accurate import _emulate
 
 
 @pytest.mark.parametrize("cv", [0.3, 1.0, 1.5])
@@ -55,29 +56,6 @@ def test_fixed_inputs_and_no_prompt_change_nothing() -> None:
         assert (latency_quantiles(plain, lam, [0.95]) == latency_quantiles(told, lam, [0.95])).all()
 
 
-def _emulated(profile: Profile, n: int, tokens: Tokens, lam: float, k: int) -> dict[str, float]:
-    spec = ServerSpec(
-        profile,
-        Poisson(lam * MS_PER_MIN),
-        batch_size=n,
-        max_queue=k - n,
-        service="deterministic",
-        input_tokens=Exponential(float(tokens.in_tokens)),
-        output_tokens=Fixed(int(tokens.out_tokens)),
-    )
-    sim = Simulation({"s": spec}, seed=23)
-    t_end = 40_000 / lam
-    sim.run_until(t_end * 1.3)
-    rec = sim.records("s")
-    lo, hi = np.searchsorted(rec.arrival, [0.05 * t_end, t_end])
-    ok = (rec.reason[lo:hi] == 0) & np.isfinite(rec.completion[lo:hi])
-    arr = rec.arrival[lo:hi][ok]
-    return {
-        "ttft95": float(np.quantile(rec.first_token[lo:hi][ok] - arr, 0.95)),
-        "lat95": float(np.quantile(rec.completion[lo:hi][ok] - arr, 0.95)),
-    }
-
-
 @pytest.mark.parametrize(
     ("profile", "n", "tokens"),
     [
@@ -94,7 +72,9 @@ def test_exponential_prompts_widen_the_ttft_tail_as_emulated(
     prompts), its TTFT p95 misses by more (G2 −45%, G3 −27%)."""
     chain = OperatingPoints.of([profile], [tokens], batch=[n])
     lam = np.array([0.3 * float(chain.mu_n[0])])
-    sim = _emulated(profile, n, tokens, float(lam[0]), int(chain.n_max[0]))
+    inputs = Exponential(float(tokens.in_tokens))
+    out = Fixed(int(tokens.out_tokens))
+    sim = _emulate(profile, n, tokens, out, float(lam[0]), int(chain.n_max[0]), 40_000, inputs)
     told = _points(profile, tokens, n, in_cv=[1.0])
     untold = _points(profile, tokens, n)
     err = ttft_quantiles(told, lam, 0.95)[0] / sim["ttft95"] - 1.0

@@ -313,6 +313,17 @@ def test_unreadable_files_are_settings_errors(tmp_path: Path) -> None:
         source_from_settings(Settings.from_env({**url, "PROMETHEUS_CA_FILE": missing}))
 
 
+def _histogram(x: Any) -> list[tuple[dict[str, str], float]]:
+    """``x``'s lengths as the ``increase()`` of a vLLM token histogram's ``_bucket`` series (its
+    1-2-5 bounds), one sample per bound, for llama_7b."""
+    import numpy as np
+
+    bounds = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000)
+    labels = {"namespace": "inference", "model": "llama_7b"}
+    buckets = [({**labels, "le": f"{b:.1f}"}, float(np.sum(x <= b))) for b in bounds]
+    return [*buckets, ({**labels, "le": "+Inf"}, float(np.size(x)))]
+
+
 def test_a_histogram_of_generated_tokens_gives_the_lengths_cv_and_family() -> None:
     """With the backend's histogram of generated tokens per request, the load carries the
     lengths' fitted CV and family (inferno.prom.lengths), and so does the server's row of the
@@ -323,10 +334,8 @@ def test_a_histogram_of_generated_tokens_gives_the_lengths_cv_and_family() -> No
     from inferno.emulator import LogNormal
 
     x = LogNormal(256.0, 1.5).sample(3000, np.random.default_rng(5)).astype(np.float64)
-    bounds = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000)
+    buckets = _histogram(x)
     labels = {"namespace": "inference", "model": "llama_7b"}
-    buckets = [({**labels, "le": f"{b:.1f}"}, float(np.sum(x <= b))) for b in bounds]
-    buckets.append(({**labels, "le": "+Inf"}, float(x.size)))
     q = queries(LLAMA)
     values = answer(q, completions_rpm=120.0, pending_delta=0.0, in_tokens=512.0)
     fake = FakePrometheus({**values, **answer(q, out_tokens=float(x.mean()), out_buckets=buckets)})
@@ -364,10 +373,7 @@ def test_a_histogram_of_prompt_tokens_gives_the_input_lengths_cv_and_family() ->
     from inferno.emulator import Exponential
 
     x = Exponential(512.0).sample(3000, np.random.default_rng(6)).astype(np.float64)
-    bounds = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000)
-    labels = {"namespace": "inference", "model": "llama_7b"}
-    buckets = [({**labels, "le": f"{b:.1f}"}, float(np.sum(x <= b))) for b in bounds]
-    buckets.append(({**labels, "le": "+Inf"}, float(x.size)))
+    buckets = _histogram(x)
     q = queries(LLAMA)
     values = answer(q, completions_rpm=120.0, pending_delta=0.0, out_tokens=128.0)
     fake = FakePrometheus({**values, **answer(q, in_tokens=float(x.mean()), in_buckets=buckets)})
