@@ -116,7 +116,7 @@ def make_block(
     spread, skew, persist, own_kv = zero, zero, zero, np.ones(c)
     if kind is Kind.G2:
         spread, skew, persist, own_kv = composition(
-            p, n, scv, decode[np.arange(c), n.astype(np.intp) - 1], in_scv, in_logn
+            p, n, scv, decode[np.arange(c), last_col], in_scv, in_logn
         )
     elif g3_own is not None and g3_own[0].any():
         # G3 with varying prompts: each member adds its own δ to every iteration for its
