@@ -143,7 +143,9 @@ def g3_own_nodes(
     big = big_l * (1.0 + xx)
     d = (pn + p.beta[:, None] * o + p.gamma[:, None] * o * (big + (o + 1.0) / 2.0)) / (an + o)
     first = (an + 1.0) * (d - d_bar[:, None])
-    key = first + (an - nc_n[:, None]) * d_bar[:, None] * (p.in_tokens[:, None] > 0)
+    # ordered by the time the node adds to the first token: its own cost, and its chunks beyond
+    # the mean (0 without a prompt: every node then has the same chunks)
+    key = first + (an - nc_n[:, None]) * d_bar[:, None]
     order = np.argsort(key, axis=1, kind="stable")
     take = np.take_along_axis
     ww = take(ww, order, axis=1)
