@@ -4,17 +4,19 @@ One model instance (c = 1): with no delay the exact model of :mod:`.bulk`, uncha
 delay D > 0 the chain at batch starts of :mod:`.bulk_delay` and the distributions of
 :mod:`.bulk_delay_time`.
 
-c > 1 instances share one queue; each batch takes κ(c)·(α + β·b). Exact analysis needs the
-c residual batch times (deterministic, so they phase-lock) and is not done. The approximation:
-the c instances are one *virtual* instance that starts a batch every κ(c)·τ(b)/c — the rate at
-which c busy instances free up — so that the queue, the batch sizes and the windows of the delay
-are those of :mod:`.bulk_delay` on batch times κ(c)·τ(b)/c; each request is then charged the
-real batch time κ(c)·τ(b) instead of the virtual one. It has the right capacity
-(c·N/(κ·τ(N))). With a delay it agrees with the emulator within 0.6 % up to load 0.6 and is
-pessimistic by 3–4 % on the mean (up to 6 % on p95) at loads 0.9–0.95. With D = 0 it misses
-that free instances start batches of one or two at once and stay busy with them: it is
-optimistic by up to 14 % on the mean and 23 % on p95 (bench/serving_config_accuracy.py,
-bench/README.md).
+c > 1 instances share one queue; each batch takes κ(c)·(α + β·b). With no delay and
+c ≤ :data:`~.bulk_multi.MAX_EXACT_INSTANCES`, the chain over the instances' residual batch
+times of :mod:`.bulk_multi` (exact up to its time grid: within about 2 % of the emulator on the
+mean and p95). Otherwise — a delay, or more instances — an approximation: the c instances are
+one *virtual* instance that starts a batch every κ(c)·τ(b)/c — the rate at which c busy
+instances free up — so that the queue, the batch sizes and the windows of the delay are those
+of :mod:`.bulk_delay` on batch times κ(c)·τ(b)/c; each request is then charged the real batch
+time κ(c)·τ(b) instead of the virtual one. It has the right capacity (c·N/(κ·τ(N))). With a
+delay it agrees with the emulator within 0.6 % up to load 0.6 and is pessimistic by 3–4 % on
+the mean (up to 6 % on p95) at loads 0.9–0.95. Without one it would miss that free instances
+start batches of one or two at once and stay busy with them (optimistic by up to 14 % on the
+mean and 23 % on p95 at c = 4, which is why D = 0 has its own chain; bench/README.md,
+bench/serving_config_accuracy.py).
 """
 
 from __future__ import annotations
@@ -24,10 +26,16 @@ from dataclasses import replace
 from .bulk import BulkMetrics, BulkResponseTime, _solved
 from .bulk_delay import delay_metrics
 from .bulk_delay_time import DelayResponseTime
+from .bulk_multi import MAX_EXACT_INSTANCES, MultiResponseTime, multi_chain, multi_metrics
 
 __all__ = ["ServingTime", "serving_metrics", "serving_time"]
 
-ServingTime = BulkResponseTime | DelayResponseTime
+ServingTime = BulkResponseTime | DelayResponseTime | MultiResponseTime
+
+
+def _multi(delay: float, c: int) -> bool:
+    """No delay and a few instances: the residual-time chain of :mod:`.bulk_multi`."""
+    return delay == 0 and 1 < c <= MAX_EXACT_INSTANCES
 
 
 def _check(
@@ -67,6 +75,8 @@ def serving_metrics(
     _check(alpha, beta, n, k, rate, delay, instances, kappa)
     if delay == 0 and instances == 1:
         return _solved(alpha, beta, n, k, rate)[0]
+    if _multi(delay, instances):
+        return multi_metrics(multi_chain(alpha, beta, n, k, rate, instances, kappa))
     s = kappa / instances
     m, _ = delay_metrics(s * alpha, s * beta, n, k, rate, delay)
     return _scaled(m, instances)
@@ -88,6 +98,9 @@ def serving_time(
     _check(alpha, beta, n, k, rate, delay, instances, kappa)
     if delay == 0 and instances == 1:
         return BulkResponseTime(alpha, beta, n, k, rate)
+    if _multi(delay, instances):
+        multi = multi_chain(alpha, beta, n, k, rate, instances, kappa)
+        return MultiResponseTime(multi, multi_metrics(multi))
     s = kappa / instances
     m, chain = delay_metrics(s * alpha, s * beta, n, k, rate, delay)
     return DelayResponseTime(chain, _scaled(m, instances), service_scale=instances)

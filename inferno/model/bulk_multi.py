@@ -1,0 +1,398 @@
+"""c model instances without a batching delay: the chain at batch starts over the instances'
+residual batch times.
+
+Triton with ``instance_group count`` c > 1 and no ``max_queue_delay``: one FCFS queue, and an
+instance that is free takes min(waiting, N) at once; a request that finds an instance free
+starts alone. A batch of b takes τ(b) = κ·(α + β·b), deterministic. What happens next depends
+on how long each busy instance still runs, so the state is the *multiset of residual times*
+of the c instances (0: free) and the number L left waiting, taken just after each batch start:
+
+- L > 0 and an instance free (two finished together): the next batch starts at once;
+- an instance free, L = 0: the next arrival, Exp(λ) later, starts a batch of 1;
+- all busy: the first finishes at t, the shortest residual; A ~ Poisson(λt) arrive meanwhile
+  and it takes min(L + A, N); if none waits it idles until the next arrival.
+
+Residual times live on a grid of step h = τ(N)/M; a time that falls between two points (a new
+batch's τ(b), a residual minus an exponential idle time) has its probability split between the
+two so that its mean is kept. The stationary distribution of this chain and renewal-reward over
+the cycles between batch starts give the means; M = 32, 16, 12 for c = 2, 3, 4 puts them within
+about 1 % of the emulator (bench/serving_config_accuracy.py).
+
+The distributions follow by PASTA. An arrival that finds an instance free starts alone. One that
+arrives u into an all-busy cycle with q ahead is in the (⌊q/N⌋+1)-th batch to start: every batch
+before it is full, so the instances free at the known epochs r_i + j·τ(N), and its own batch
+takes it, those behind it that came meanwhile and at most N in all.
+
+Only the waiting requests are capped, at K − N (the single instance's waiting room); the
+emulator caps the requests held, in service too, so the two differ where the queue fills.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import product
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .bulk import BulkMetrics, _poisson_pmf
+
+__all__ = ["MAX_EXACT_INSTANCES", "MultiChain", "MultiResponseTime", "multi_chain", "multi_metrics"]
+
+F = NDArray[np.float64]
+Ix = NDArray[np.int64]
+
+#: the residual grid's steps per τ(N), by c: the chain's size grows as M^(c−1)
+GRID = {2: 32, 3: 16, 4: 12}
+#: beyond this many instances the chain is too large to solve per rate
+MAX_EXACT_INSTANCES = max(GRID)
+_TINY = 1e-13  # transition probabilities below this are dropped (the row is renormalised)
+_U_NODES, _U_WEIGHTS = np.polynomial.legendre.leggauss(8)
+_BINS_PER_BATCH = 512  # histogram bins per τ(N) for the distributions
+
+
+def _split(x: F) -> tuple[Ix, Ix, F]:
+    """Grid points below and above ``x`` (in steps) and the weight of the upper one; a point
+    within 1e-9 of the grid is on it."""
+    near = np.round(x)
+    x = np.where(np.abs(x - near) < 1e-9, near, x)
+    lo = np.floor(x)
+    w = x - lo
+    return lo.astype(np.int64), lo.astype(np.int64) + 1, w
+
+
+@dataclass(frozen=True)
+class MultiChain:
+    """The solved chain: per state (a residual multiset ``res``, ms, sorted; ``left`` L) its
+    stationary probability at batch starts and the expected rewards of the cycle it opens."""
+
+    n: int
+    c: int
+    rate: float
+    qmax: int
+    tau: F  # τ(b), b = 0..N (τ(0) unused)
+    res: F  # (S, c) residual times, ms, ascending
+    left: Ix  # (S,)
+    pi: F  # (S,) stationary probability at batch starts
+    cycle: F  # expected time to the next start
+    area: F  # expected ∫ waiting dt over the cycle
+    started: F  # expected size of the batch that ends the cycle
+    work: F  # expected τ(b) of that batch
+    charged: F  # expected b·τ(b) of that batch
+    lost: F  # expected arrivals turned away over the cycle
+
+
+def _encode(r: Ix, base: int) -> Ix:
+    """A sorted residual array (…, c) as one integer."""
+    s = np.sort(r, axis=-1)
+    code = np.zeros(s.shape[:-1], dtype=np.int64)
+    for i in range(s.shape[-1]):
+        code = code * base + s[..., i]
+    return code
+
+
+def _decode(code: Ix, c: int, base: int) -> Ix:
+    out = np.zeros((*code.shape, c), dtype=np.int64)
+    x = code.copy()
+    for i in range(c - 1, -1, -1):
+        out[..., i] = x % base
+        x //= base
+    return out
+
+
+class _Grid:
+    """Successors of residual multisets, independent of L: after a batch of b starts on the
+    free instance, and after an idle spell ended by an arrival that starts a batch of 1."""
+
+    def __init__(self, tau: F, n: int, c: int, rate: float, m: int) -> None:
+        self.n, self.c, self.m = n, c, m
+        self.h = float(tau[n]) / m
+        self.base = m + 2
+        pos = tau / self.h
+        self.b_lo, self.b_hi, self.b_w = _split(pos)
+        # the idle spell E ~ Exp(λ) in slots of h, each at its conditional mean
+        edges = np.arange(m + 3) * self.h
+        lo, hi = edges[:-1], edges[1:]
+        mass = np.exp(-rate * lo) - np.exp(-rate * hi)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = (
+                np.exp(-rate * lo) * (lo + 1 / rate) - np.exp(-rate * hi) * (hi + 1 / rate)
+            ) / mass
+        keep = mass > _TINY
+        self.e_mass = np.append(mass[keep], np.exp(-rate * edges[-1]))
+        self.e_mean = np.append(np.where(keep, mean, 0.0)[keep], np.inf)  # the tail: all free
+
+    def after_batch(self, others: Ix) -> tuple[Ix, F]:
+        """(F, c−1) residuals of the other instances → codes (F, N+1, 2) and weights."""
+        f = others.shape[0]
+        codes = np.zeros((f, self.n + 1, 2), dtype=np.int64)
+        wts = np.zeros((f, self.n + 1, 2))
+        for j, (pts, w) in enumerate(((self.b_lo, 1.0 - self.b_w), (self.b_hi, self.b_w))):
+            full = np.concatenate(
+                [
+                    np.broadcast_to(others[:, None, :], (f, self.n + 1, self.c - 1)),
+                    np.broadcast_to(pts[None, :, None], (f, self.n + 1, 1)),
+                ],
+                axis=-1,
+            )
+            codes[:, :, j] = _encode(full, self.base)
+            wts[:, :, j] = w[None, :]
+        return codes, wts
+
+    def after_idle(self, others: Ix) -> tuple[Ix, F]:
+        """(F, c−1) residuals → codes and weights (F, X) after an idle spell and a batch of 1."""
+        x = others[:, None, :] - (self.e_mean / self.h)[None, :, None]  # (F, E, c−1)
+        x = np.where(x > 0, x, 0.0)
+        lo, hi, w = _split(x)
+        parts_c, parts_w = [], []
+        for pick in product((0, 1), repeat=self.c):
+            pts = np.where(np.array(pick[:-1], dtype=bool)[None, None, :], hi, lo)
+            ww = np.prod(
+                np.where(np.array(pick[:-1], dtype=bool)[None, None, :], w, 1.0 - w), axis=-1
+            )
+            one = self.b_hi[1] if pick[-1] else self.b_lo[1]
+            ww = ww * (self.b_w[1] if pick[-1] else 1.0 - self.b_w[1]) * self.e_mass[None, :]
+            full = np.concatenate([pts, np.full((*pts.shape[:-1], 1), one)], axis=-1)
+            parts_c.append(_encode(full, self.base))
+            parts_w.append(ww)
+        return np.concatenate(parts_c, axis=1), np.concatenate(parts_w, axis=1)
+
+
+def _multisets(g: _Grid) -> tuple[Ix, Ix, F, Ix, F]:
+    """Every residual multiset reachable from the empty replica, with its successor tables."""
+    c = g.c
+    start = np.zeros((1, c), dtype=np.int64)
+    seen: dict[int, int] = {}
+    rows: list[Ix] = []
+    frontier = start
+    tab_b, w_b, tab_i, w_i = [], [], [], []
+    while frontier.shape[0]:
+        for r in _encode(frontier, g.base).tolist():
+            seen[r] = len(seen)
+        rows.append(frontier)
+        t = frontier[:, :1]
+        others = frontier[:, 1:] - t
+        cb, wb = g.after_batch(others)
+        wb[:, 0, :] = 0.0  # no batch of 0
+        ci, wi = g.after_idle(others)
+        tab_b.append(cb)
+        w_b.append(wb)
+        tab_i.append(ci)
+        w_i.append(wi)
+        new = np.unique(np.concatenate([cb[wb > 0], ci[wi > _TINY]]))
+        new = np.array([x for x in new.tolist() if x not in seen], dtype=np.int64)
+        frontier = _decode(new, c, g.base)
+    res = np.concatenate(rows)
+    lookup = np.vectorize(seen.__getitem__, otypes=[np.int64])
+    origin = _encode(start, g.base)[0]
+    cb, wb = np.concatenate(tab_b), np.concatenate(w_b)
+    ci, wi = np.concatenate(tab_i), np.concatenate(w_i)
+    cb = np.where(wb > 0, cb, origin)  # no weight: any valid code
+    ci = np.where(wi > _TINY, ci, origin)
+    return res, lookup(cb), wb, lookup(ci), np.where(wi > _TINY, wi, 0.0)
+
+
+def multi_chain(
+    alpha: float, beta: float, n: int, k: int, rate: float, c: int, kappa: float
+) -> MultiChain:
+    """Solve the chain of the module docstring (2 ≤ c ≤ :data:`MAX_EXACT_INSTANCES`)."""
+    from scipy import sparse
+    from scipy.sparse.linalg import spsolve
+
+    tau = kappa * (alpha + beta * np.arange(n + 1, dtype=np.float64))
+    g = _Grid(tau, n, c, rate, GRID[c])
+    res, nxt_b, wt_b, nxt_i, wt_i = _multisets(g)
+    nr = res.shape[0]
+    qmax = max(k - n, 1)
+    width = qmax + 1
+    t_ms: F = res[:, 0].astype(np.float64) * g.h
+    # transitions from every (multiset, L) that can occur: L > 0 only after a full batch, so
+    # only where the multiset holds τ(N) (the grid's last point, M); the rest are cut below
+    full = np.any(res == g.m, axis=1)
+    src: list[Ix] = []
+    dst: list[Ix] = []
+    val: list[F] = []
+    cycle = np.zeros((nr, width))
+    area = np.zeros((nr, width))
+    started = np.zeros((nr, width))
+    work = np.zeros((nr, width))
+    charged = np.zeros((nr, width))
+    lost = np.zeros((nr, width))
+    ell = np.arange(width)
+    bsz = np.minimum(ell, n)
+
+    def add(r: Ix, l_from: Ix, r_to: Ix, l_to: Ix, p: F) -> None:
+        keep = p > _TINY
+        src.append((r * width + l_from)[keep])
+        dst.append((r_to * width + l_to)[keep])
+        val.append(p[keep])
+
+    # an instance free, L > 0 (two finished together): min(L, N) start at once
+    free_full = np.flatnonzero((res[:, 0] == 0) & full)
+    rr, ll = (x.ravel() for x in np.meshgrid(free_full, ell[1:], indexing="ij"))
+    b = bsz[ll]
+    for j in range(2):
+        add(rr, ll, nxt_b[rr, b, j], ll - b, wt_b[rr, b, j])
+    started[free_full, 1:] = bsz[1:]
+    work[free_full, 1:] = tau[bsz[1:]]
+    charged[free_full, 1:] = bsz[1:] * tau[bsz[1:]]
+    # idle (an instance free and L = 0, or all busy and nobody came): a batch of 1 at the next
+    # arrival; p0 is the chance that the cycle from (multiset, 0) goes that way
+    p0 = (res[:, 0] == 0).astype(np.float64)
+    # all busy: the first finishes at t, A ~ Poisson(λt) arrived, it takes min(L + A, N)
+    busy = np.flatnonzero(res[:, 0] > 0)
+    pa = _poisson_pmf(width, rate * t_ms[busy])  # (B, width)
+    pa[:, -1] += np.clip(1.0 - pa.sum(axis=1), 0.0, None)  # more: capped at qmax below
+    p0[busy] = pa[:, 0]
+    for i, r in enumerate(busy.tolist()):
+        rows = ell if full[r] else ell[:1]
+        q_raw = rows[:, None] + ell[None, :]
+        q = np.minimum(q_raw, qmax)
+        p = np.broadcast_to(pa[i][None, :], q.shape).copy()
+        p[0, 0] = 0.0  # the idle case, below
+        bq = bsz[q]
+        lq = np.broadcast_to(rows[:, None], q.shape).ravel()
+        rq = np.full(q.size, r)
+        for j in range(2):
+            add(rq, lq, nxt_b[r, bq, j].ravel(), (q - bq).ravel(), (p * wt_b[r, bq, j]).ravel())
+        nrow = rows.size
+        cycle[r, :nrow] = t_ms[r]
+        area[r, :nrow] = (rows + rate * t_ms[r] / 2.0) * t_ms[r]
+        started[r, :nrow] = (p * bq).sum(axis=1)
+        work[r, :nrow] = (p * tau[bq]).sum(axis=1)
+        charged[r, :nrow] = (p * bq * tau[bq]).sum(axis=1)
+        lost[r, :nrow] = (p * np.clip(q_raw - qmax, 0, None)).sum(axis=1)
+    idle = np.flatnonzero(p0 > 0)
+    zero = np.zeros(idle.size, dtype=np.int64)
+    for j in range(nxt_i.shape[1]):
+        add(idle, zero, nxt_i[idle, j], zero, p0[idle] * wt_i[idle, j])
+    cycle[idle, 0] += p0[idle] / rate
+    started[idle, 0] += p0[idle]
+    work[idle, 0] += p0[idle] * tau[1]
+    charged[idle, 0] += p0[idle] * tau[1]
+    s, d, v = (np.concatenate(x) for x in (src, dst, val))
+    size = nr * width
+    p_mat = sparse.csr_matrix((v, (s, d)), shape=(size, size))
+    p_mat = sparse.diags(1.0 / np.maximum(np.asarray(p_mat.sum(axis=1)).ravel(), 1e-300)) @ p_mat
+    # the states reachable from the empty replica (its first batch of 1)
+    from scipy.sparse.csgraph import breadth_first_order
+
+    origin = int(np.flatnonzero(np.all(res == 0, axis=1))[0]) * width
+    reach = np.sort(breadth_first_order(p_mat, origin, directed=True, return_predecessors=False))
+    sub = p_mat[reach][:, reach]
+    a = (sub.T - sparse.identity(reach.size, format="csr")).tolil()
+    a[0, :] = 1.0
+    rhs = np.zeros(reach.size)
+    rhs[0] = 1.0
+    pi = np.clip(spsolve(a.tocsc(), rhs), 0.0, None)
+    pi /= pi.sum()
+    ri, li = np.divmod(reach, width)
+    flat = [x.ravel()[reach] for x in (cycle, area, started, work, charged, lost)]
+    times: F = res[ri].astype(np.float64) * g.h
+    return MultiChain(n, c, rate, qmax, tau, times, li, pi, *flat)
+
+
+def multi_metrics(ch: MultiChain) -> BulkMetrics:
+    """Means by renewal-reward over the cycles between batch starts."""
+    pi = ch.pi
+    cyc = float(pi @ ch.cycle)
+    per_start = float(pi @ ch.started)
+    thr = per_start / cyc
+    wait = float(pi @ ch.area) / per_start
+    service = float(pi @ ch.charged) / per_start
+    response = wait + service
+    return BulkMetrics(
+        rate=ch.rate,
+        throughput=thr,
+        response=response,
+        service=service,
+        wait=wait,
+        avg_batch=per_start,
+        utilization=float(pi @ ch.work) / cyc / ch.c,
+        blocking=float(pi @ ch.lost) / (ch.rate * cyc),
+        in_system=thr * response,
+    )
+
+
+class MultiResponseTime:
+    """P(R > t) and P(W > t) of :class:`MultiChain`'s accepted requests, by PASTA over the
+    cycles (module docstring), gathered on a histogram of τ(N)/512 bins."""
+
+    def __init__(self, ch: MultiChain, metrics: BulkMetrics) -> None:
+        self.metrics = metrics
+        n, c, lam, tau = ch.n, ch.c, ch.rate, ch.tau
+        width = ch.qmax + 1
+        self.dx = float(tau[n]) / _BINS_PER_BATCH
+        top = float(tau[n]) * (ch.qmax // n // c + 3)
+        bins = int(top / self.dx) + 2
+        resp = np.zeros(bins)
+        wait = np.zeros(bins)
+        t = ch.res[:, 0]
+        total = float(ch.pi @ ch.cycle)
+        busy = t > 0
+        # time with an instance free: an arrival starts alone (wait 0, response τ(1))
+        idle = (total - float(ch.pi[busy] @ t[busy])) / total
+        resp[min(int(float(tau[1]) / self.dx), bins - 1)] += idle
+        self._wait_zero = idle
+        # busy spells, by residual multiset: Π[R, L]
+        keys, inv = np.unique(ch.res[busy], axis=0, return_inverse=True)
+        pi_rl = np.zeros((keys.shape[0], width))
+        np.add.at(pi_rl, (inv.ravel(), ch.left[busy]), ch.pi[busy] / total)
+        lag = np.arange(width)[None, :] - np.arange(width)[:, None]  # q − L
+        q = np.arange(width)
+        m = q // n
+        rem = q - m * n  # ahead of it in its own batch
+        extra = np.arange(n)
+        for tk in np.unique(keys[:, 0]):
+            rows = np.flatnonzero(keys[:, 0] == tk)
+            r = keys[rows]  # (R, c)
+            pr = pi_rl[rows]
+            epoch = r[:, m % c] + (m // c)[None, :] * float(tau[n])  # (R, width)
+            for x, wg in zip(_U_NODES, _U_WEIGHTS, strict=True):
+                u = tk * (x + 1.0) / 2.0
+                pj = _poisson_pmf(width, np.array([lam * u]))[0]
+                toe = np.where(lag >= 0, pj[np.clip(lag, 0, None)], 0.0)
+                toe[:, -1] = 0.0  # q = qmax: turned away
+                w = (pr @ toe) * (tk / 2.0 * wg)  # (R, width): q ahead
+                e = epoch - u
+                _add(wait, e, w, self.dx)
+                # its batch: rem ahead, itself, B ~ Poisson(λe) behind, at most N
+                pb = _poisson_pmf(n, (lam * e).ravel()).reshape(*e.shape, n)
+                room = n - 1 - rem  # behind it that still fit
+                cum = np.cumsum(pb, axis=-1)
+                below = np.broadcast_to(np.maximum(room - 1, 0)[None, :, None], (*e.shape, 1))
+                full = 1.0 - np.where(
+                    room > 0, np.take_along_axis(cum, below, axis=-1)[..., 0], 0.0
+                )
+                for k in extra:
+                    # B = k < room: a batch of rem + 1 + k; B ≥ room: a full one (at k = room)
+                    p = np.where(k < room, pb[..., k], np.where(k == room, full, 0.0))
+                    b = np.minimum(rem + 1 + k, n)
+                    _add(resp, e + tau[b][None, :], w * p, self.dx)
+        mass = resp.sum()
+        self._resp_cdf = np.concatenate([[0.0], np.cumsum(resp) / mass])
+        busy_mass = wait.sum()
+        self._wait_cdf = np.concatenate([[0.0], np.cumsum(wait) / max(busy_mass, 1e-300)])
+        self._busy = busy_mass / (busy_mass + self._wait_zero)
+
+    def _sf(self, cdf: F, times: F | Sequence[float]) -> F:
+        s = np.atleast_1d(np.asarray(times, dtype=np.float64))
+        edges = np.arange(cdf.size) * self.dx
+        out: F = np.clip(1.0 - np.interp(s, edges, cdf), 0.0, 1.0)
+        return out
+
+    def survival(self, times: F | Sequence[float]) -> F:
+        """P(R > t) at each t."""
+        return self._sf(self._resp_cdf, times)
+
+    def wait_survival(self, times: F | Sequence[float]) -> F:
+        """P(W > t) at each t (W = 0 for a request that finds an instance free)."""
+        s = np.atleast_1d(np.asarray(times, dtype=np.float64))
+        out: F = np.where(s < 0, 1.0, self._busy * self._sf(self._wait_cdf, s))
+        return out
+
+
+def _add(hist: F, x: F, w: F, dx: float) -> None:
+    idx = np.clip((np.asarray(x) / dx).astype(np.int64), 0, hist.size - 1)
+    hist += np.bincount(idx.ravel(), weights=np.asarray(w).ravel(), minlength=hist.size)
