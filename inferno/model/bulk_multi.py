@@ -302,18 +302,20 @@ def multi_chain(
 
 
 def _stationary(a: Any, rhs: F) -> F:
-    """Solve a·x = rhs: GMRES preconditioned by an incomplete LU, which is 2–30× faster than
-    SuperLU's direct solve here (its fill-in grows with the queue and c), else the direct one."""
+    """Solve a·x = rhs by GMRES preconditioned with an incomplete LU: a loose one first (a few
+    dozen iterations below saturation), a tighter one where that stalls (a queue at its cap
+    mixes slowly), SuperLU's direct solve last (its fill-in makes it 2–30× slower here)."""
     from scipy.sparse.linalg import LinearOperator, gmres, spilu, spsolve
 
-    try:
-        ilu = spilu(a, drop_tol=1e-2, fill_factor=5)
+    for drop, fill, restarts in ((1e-2, 5, 2), (1e-4, 20, 10)):
+        try:
+            ilu = spilu(a, drop_tol=drop, fill_factor=fill)
+        except RuntimeError:  # a singular incomplete factor
+            continue
         pre = LinearOperator(a.shape, ilu.solve)
-        x, info = gmres(a, rhs, M=pre, rtol=1e-11, atol=0.0, restart=60, maxiter=100)
+        x, info = gmres(a, rhs, M=pre, rtol=1e-11, atol=0.0, restart=60, maxiter=restarts)
         if info == 0 and np.all(np.isfinite(x)):
             return np.asarray(x, dtype=np.float64)
-    except RuntimeError:  # a singular incomplete factor
-        pass
     out: F = np.asarray(spsolve(a, rhs), dtype=np.float64)
     return out
 

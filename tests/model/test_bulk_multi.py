@@ -1,0 +1,93 @@
+"""c model instances without a batching delay (inferno/model/bulk_multi.py): the chain's own
+consistency. Against the emulator: tests/emulator/test_serving_config.py and
+bench/serving_config_accuracy.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from inferno.model import bulk_multi
+from inferno.model.bulk_instances import serving_metrics, serving_time
+from inferno.model.percentiles import quantile
+
+ALPHA, BETA, N = 20.0, 2.0, 8
+KAPPA = {2: 1.2, 3: 1.35, 4: 1.5}
+
+
+def _rate(c: int, load: float, n: int = N) -> float:
+    return load * c * n / (KAPPA[c] * (ALPHA + BETA * n))
+
+
+@pytest.mark.parametrize(
+    ("c", "load", "k"), [(2, 0.5, 88), (3, 0.9, 88), (4, 0.7, 40), (2, 1.3, 24)]
+)
+def test_the_distributions_integrate_to_the_means(c: int, load: float, k: int) -> None:
+    rt = serving_time(ALPHA, BETA, N, k, _rate(c, load), instances=c, kappa=KAPPA[c])
+    m = rt.metrics
+    t = np.linspace(0.0, 30.0 * m.response, 30_001)
+    assert np.trapezoid(rt.survival(t), t) == pytest.approx(m.response, rel=2e-3)
+    assert np.trapezoid(rt.wait_survival(t), t) == pytest.approx(m.wait, rel=2e-3)
+    assert float(rt.wait_survival(np.array([-1.0]))[0]) == 1.0
+    # nobody is served faster than a batch of one takes
+    assert float(rt.survival(np.array([KAPPA[c] * (ALPHA + BETA) * 0.99]))[0]) == 1.0
+
+
+@pytest.mark.parametrize(("c", "k"), [(2, 12), (3, 10), (4, 88)])
+def test_every_arrival_is_served_or_turned_away(c: int, k: int) -> None:
+    """Throughput + blocking = the offered rate, also when the queue's cap (K − N) binds."""
+    lam = _rate(c, 1.2)
+    m = serving_metrics(ALPHA, BETA, N, k, lam, instances=c, kappa=KAPPA[c])
+    assert m.throughput / lam + m.blocking == pytest.approx(1.0, abs=1e-9)
+    assert 0.0 < m.blocking < 1.0
+    assert m.in_system == pytest.approx(m.throughput * m.response)
+    assert 0.0 < m.utilization <= 1.0 + 1e-9
+    assert 1.0 <= m.avg_batch <= N
+
+
+def test_a_light_load_starts_each_request_alone_at_once() -> None:
+    lam = _rate(4, 0.01)
+    m = serving_metrics(ALPHA, BETA, N, 88, lam, instances=4, kappa=KAPPA[4])
+    assert m.wait < 1e-3
+    assert m.response == pytest.approx(KAPPA[4] * (ALPHA + BETA), rel=1e-3)
+
+
+def test_more_instances_at_the_same_rate_wait_less() -> None:
+    lam = _rate(2, 0.8)
+    waits = [
+        serving_metrics(ALPHA, BETA, N, 88, lam, instances=c, kappa=1.0).wait for c in (2, 3, 4)
+    ]
+    assert waits[0] > waits[1] > waits[2]
+
+
+@pytest.mark.parametrize("c", [2, 3, 4])
+def test_a_finer_grid_moves_the_means_little(c: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The residual times' grid is the chain's one approximation: doubling it moves the mean
+    response by less than 1 % (here at 90 % of the capacity, where the queue is longest)."""
+    lam = _rate(c, 0.9)
+    coarse = serving_metrics(ALPHA, BETA, N, 88, lam, instances=c, kappa=KAPPA[c])
+    monkeypatch.setitem(bulk_multi.GRID, c, 2 * bulk_multi.GRID[c] if c < 4 else 18)
+    fine = serving_metrics(ALPHA, BETA, N, 88, lam, instances=c, kappa=KAPPA[c])
+    assert fine.response == pytest.approx(coarse.response, rel=0.01)
+    assert fine.throughput == pytest.approx(coarse.throughput, rel=1e-6)
+
+
+def test_no_batching_and_constant_batches_are_handled() -> None:
+    """N = 1 (an M/D/c queue) and β = 0 (every batch takes α): the grid's points fall on τ."""
+    for alpha, beta, n in ((10.0, 1.0, 1), (3.0, 0.0, 8)):
+        lam = 0.8 * 3 * n / (1.35 * (alpha + beta * n))
+        rt = serving_time(alpha, beta, n, n + 64, lam, instances=3, kappa=1.35)
+        m = rt.metrics
+        assert m.throughput == pytest.approx(lam, rel=1e-6)
+        # N = 1: every batch is one request, 1.35·(α + β); β = 0: every batch takes 1.35·α
+        assert m.service == pytest.approx(1.35 * (alpha + beta * (n == 1)), rel=1e-9)
+        p95 = quantile(rt.survival, 0.95, 2.0 * m.response, rtol=1e-4)
+        assert m.response < p95 < 10.0 * m.response
+
+
+def test_more_instances_than_the_chain_solves_use_the_virtual_instance() -> None:
+    c = bulk_multi.MAX_EXACT_INSTANCES + 1
+    m = serving_metrics(ALPHA, BETA, N, 88, 0.1, instances=c, kappa=1.5)
+    assert m.throughput == pytest.approx(0.1, rel=1e-6)
+    rt = serving_time(ALPHA, BETA, N, 88, 0.1, instances=c, kappa=1.5)
+    assert not isinstance(rt, bulk_multi.MultiResponseTime)
