@@ -41,14 +41,12 @@ def _fresh_cache() -> None:
     serving_config.clear_cache()
 
 
-def test_high_load_takes_more_instances_and_fewer_replicas() -> None:
+def test_high_load_takes_more_instances_with_a_delay_and_fewer_replicas() -> None:
     table = build_candidates(_system(60_000.0))
     sol = solve_table(table)
     a = sol.allocations["s"]
     dec = a.serving
-    assert dec is not None and dec.instances > 1
-    # no delay (Triton's default) is offered with c > 1 too, and wins the tie on replicas
-    assert {(o.instances, o.delay_us > 0) for o in dec.options} >= {(2, False), (2, True)}
+    assert dec is not None and dec.instances > 1 and dec.delay_us > 0
     base = next(o for o in dec.options if o.instances == 1)
     assert base.delay_us == 0 and a.replicas < base.replicas
     sized = [o for o in dec.options if o.feasible]
@@ -97,14 +95,14 @@ def test_the_options_fast_sizing_agrees_with_the_full_precision_one() -> None:
     np.testing.assert_allclose(got, exact, rtol=2e-4)
 
 
-def test_grid_offers_instances_with_and_without_a_delay_and_caps_the_delay() -> None:
+def test_grid_offers_no_instances_without_delay_and_caps_the_delay() -> None:
     assert serving_config.delay_grid(20.0, 2.0, 8, 1.0, 80.0, 0.0, True) == [0.0]
     grid = serving_config.delay_grid(20.0, 2.0, 8, 1.2, 80.0, 0.0, False)
-    assert grid == [0.0, 21.6]  # none, and ½ × κ·τ(N) = ½ × 43.2 ms
+    assert grid == [21.6]  # ½ × κ·τ(N) = ½ × 43.2 ms
     capped = serving_config.delay_grid(20.0, 2.0, 8, 1.2, 40.0, 0.0, False)
-    assert capped == [0.0, round(40.0 - 1.2 * 22.0, 3)]  # L − κ·τ(1)
-    assert serving_config.delay_grid(20.0, 2.0, 8, 1.2, 26.45, 0.0, False) == [0.0]  # < 0.1 ms
-    assert serving_config.delay_grid(20.0, 2.0, 8, 1.2, 20.0, 0.0, False) == [0.0]
+    assert capped == [round(40.0 - 1.2 * 22.0, 3)]  # L − κ·τ(1)
+    assert serving_config.delay_grid(20.0, 2.0, 8, 1.2, 26.45, 0.0, False) == []  # < 0.1 ms
+    assert serving_config.delay_grid(20.0, 2.0, 8, 1.2, 20.0, 0.0, False) == []
 
 
 def test_a_quantile_target_is_not_decided_and_says_why() -> None:
