@@ -10,10 +10,10 @@ whose contention lists only κ(1) = 1 goes through the same search with one inst
 
 **Options** per (server, accelerator) pair: c = 1 with the row's own delay, and each c > 1 with
 D = ½·κ(c)·τ(N) (:data:`DELAY_FRACTIONS`), capped at L − κ(c)·τ(1) under a latency target L,
-rounded to whole µs, dropped below :data:`MIN_DELAY_MS`. c > 1 without a delay is not offered:
-there the model is optimistic by up to 14 % on the mean and 23 % on p95 against the emulator
-(bench/serving_config_accuracy.py), so a decision on it could miss the SLO; with a delay it is
-within 0.6 % up to load 0.6 and pessimistic (safe) above.
+rounded to whole µs, dropped below :data:`MIN_DELAY_MS`. With a delay the model is within 0.6 %
+of the emulator up to load 0.6 and pessimistic (safe) above. c > 1 without a delay is not offered
+yet: its model (:mod:`inferno.model.bulk_multi`) is exact up to a time grid but costs ~0.2 s per
+rate at N = 32–64, which turns a first decision of seconds into minutes (docs/triton.md).
 
 **Choice.** The option needing the fewest replicas wins (a pair's cost is its unit cost ×
 replicas), ties to fewer instances, then the shorter delay. Each option's λ* comes from the exact
