@@ -91,3 +91,17 @@ def test_more_instances_than_the_chain_solves_use_the_virtual_instance() -> None
     assert m.throughput == pytest.approx(0.1, rel=1e-6)
     rt = serving_time(ALPHA, BETA, N, 88, 0.1, instances=c, kappa=1.5)
     assert not isinstance(rt, bulk_multi.MultiResponseTime)
+
+
+def test_the_direct_solve_stands_in_when_the_incomplete_lu_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lam = _rate(3, 0.8)
+    fast = serving_metrics(ALPHA, BETA, N, 88, lam, instances=3, kappa=KAPPA[3])
+
+    def singular(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("Factor is exactly singular")
+
+    monkeypatch.setattr("scipy.sparse.linalg.spilu", singular)
+    direct = serving_metrics(ALPHA, BETA, N, 88, lam, instances=3, kappa=KAPPA[3])
+    assert direct.response == pytest.approx(fast.response, rel=1e-8)
