@@ -16,7 +16,12 @@ bench says so: nothing to decide there).
 Times are in-process wall times of candidates + solve, the option cache cleared first (the
 first cycle of a controller; later cycles find every option sized).
 
-Usage: python bench/serving_config.py [--fleet 1000] [--kappa 1,1.2,1.35] [--markdown]
+``--offer-no-delay`` also offers c > 1 instances without a delay, which the optimizer does not
+yet (:data:`inferno.solver.serving_config.OFFER_NO_DELAY`): what it would save, and what its
+exact model costs the decision.
+
+Usage: python bench/serving_config.py [--fleet 1000] [--kappa 1,1.2,1.35] [--offer-no-delay]
+       [--markdown]
 """
 
 from __future__ import annotations
@@ -102,7 +107,14 @@ def main() -> None:
     ap.add_argument("--fleet", type=int, default=1000, help="servers in the synthetic fleet")
     ap.add_argument("--kappa", default="1,1.2,1.35", help="κ(1), κ(2), … given to every row")
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument(
+        "--offer-no-delay",
+        action="store_true",
+        help="also offer c > 1 instances without a delay (serving_config.OFFER_NO_DELAY; off "
+        "in the optimizer: its exact model is too slow for the search yet)",
+    )
     args = ap.parse_args()
+    serving_config.OFFER_NO_DELAY = args.offer_no_delay
     kappa = tuple(float(x) for x in args.kappa.split(","))
     sample = load_system(SAMPLE)
     large = load_system(ROOT / "samples" / "large")

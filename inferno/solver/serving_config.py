@@ -80,6 +80,10 @@ Idx = NDArray[np.intp]
 #: ones lost in every cell of the accuracy bench (bench/README.md, "Batching delay and model
 #: instances": the mean at D = κ·τ(N) is never below that at ½·κ·τ(N), in the emulator too)
 DELAY_FRACTIONS = (0.5,)
+#: offer c > 1 instances without a delay too. Off: its model (:mod:`inferno.model.bulk_multi`) is
+#: exact but too slow for the options' search at N = 32–64 (``bench/serving_config.py
+#: --offer-no-delay`` measures what it would save and cost)
+OFFER_NO_DELAY = False
 #: a delay capped below this (ms) by the latency target is not offered (it is noise to Triton)
 MIN_DELAY_MS = 0.1
 #: options are compared to this relative precision of λ* (the chosen one is then sized to the
@@ -202,11 +206,11 @@ def delay_grid(
     alpha: float, beta: float, n: int, kappa: float, latency: float, own: float, first: bool
 ) -> list[float]:
     """The delays (ms, whole µs) offered for c instances at κ = ``kappa``: the row's ``own`` for
-    c = 1 (``first``), and :data:`DELAY_FRACTIONS` of κ·τ(N) capped at ``latency`` − κ·τ(1)
-    (NaN ``latency``: no cap)."""
-    out = [own] if first else []
+    c = 1 (``first``); else :data:`DELAY_FRACTIONS` of κ·τ(N) capped at ``latency`` − κ·τ(1)
+    (NaN ``latency``: no cap), and none first when :data:`OFFER_NO_DELAY`."""
     if first:
-        return out
+        return [own]
+    out = [0.0] if OFFER_NO_DELAY else []
     tau_n = kappa * (alpha + beta * n)
     cap = latency - kappa * (alpha + beta) if math.isfinite(latency) else MAX_QUEUE_DELAY_MS
     for f in DELAY_FRACTIONS:

@@ -105,6 +105,14 @@ def test_grid_offers_no_instances_without_delay_and_caps_the_delay() -> None:
     assert serving_config.delay_grid(20.0, 2.0, 8, 1.2, 20.0, 0.0, False) == []
 
 
+def test_no_delay_with_instances_is_offered_only_when_switched_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(serving_config, "OFFER_NO_DELAY", True)
+    assert serving_config.delay_grid(20.0, 2.0, 8, 1.2, 80.0, 0.0, False) == [0.0, 21.6]
+    assert serving_config.delay_grid(20.0, 2.0, 8, 1.0, 80.0, 0.5, True) == [0.5]
+
+
 def test_a_quantile_target_is_not_decided_and_says_why() -> None:
     sol = solve_table(build_candidates(_system(6_000.0, 120.0, quantile=0.95)))
     dec = sol.allocations["s"].serving
