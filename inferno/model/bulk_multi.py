@@ -305,7 +305,7 @@ def multi_chain(
 def _stationary(a: Any, rhs: F) -> F:
     """Solve a·x = rhs by GMRES preconditioned with an incomplete LU: a loose one first (a few
     dozen iterations below saturation), a tighter one where that stalls (a queue at its cap
-    mixes slowly), SuperLU's direct solve last (its fill-in makes it 2–30× slower here)."""
+    mixes slowly), SuperLU's direct solve last (it fills in badly on this chain)."""
     from scipy.sparse.linalg import LinearOperator, gmres, spilu, spsolve
 
     for drop, fill, restarts in ((1e-2, 5, 2), (1e-4, 20, 10)):
