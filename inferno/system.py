@@ -158,6 +158,10 @@ class Server:
     max_batch_size: int | None = None  # overrides the profile's batch limit
     max_queue_size: int | None = None  # overrides the default queue (K − N)
     keep_accelerator: bool = False
+    #: keep the running batch (``current.max_batch`` on ``current.accelerator``) when the batch
+    #: decided there moves it by at most this fraction and it still fits in memory within
+    #: :data:`~inferno.model.profile_arrays.MEMORY_SLACK`; None: no hysteresis
+    batch_tolerance: float | None = None
 
 
 class SaturationPolicy(StrEnum):

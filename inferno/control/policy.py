@@ -267,6 +267,11 @@ class Policy:
             out.append(_with_rate(row, target, **kept))
         self.state = replace(self.state, tracks=tracks, tokens=tokens, pool=pool)
         self.forecasts = forecasts
+        if self.batch_tolerance > 0:
+            # the solver keeps each running batch within the tolerance and sizes for it
+            # (solver/candidates.py: the actuator's hysteresis alone keeps it unsized)
+            for row in out:
+                row["batchTolerance"] = self.batch_tolerance
         return out
 
     def guard(

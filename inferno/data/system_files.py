@@ -329,6 +329,7 @@ def _server(
         max_batch_size=_server_batch(row, model, triton_models),
         max_queue_size=row.integer("maxQueueSize", None, minimum=0, maximum=MAX_QUEUE_SIZE),
         keep_accelerator=row.boolean("keepAccelerator"),
+        batch_tolerance=row.number("batchTolerance", None, minimum=0, maximum=0.99),
     )
 
 

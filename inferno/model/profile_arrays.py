@@ -29,6 +29,7 @@ F = NDArray[np.float64]
 Idx = NDArray[np.intp]
 
 __all__ = [
+    "MEMORY_SLACK",
     "ProfileArrays",
     "arrays_of",
     "batch_limit",
@@ -129,6 +130,13 @@ def optional_array(values: Sequence[float | None] | None) -> F | None:
     if values is None:
         return None
     return np.array([math.nan if v is None else v for v in values], dtype=np.float64)
+
+
+#: how far the measured tokens per request may exceed a *running* batch's memory fit before the
+#: batch is no longer kept (a server's ``batchTolerance``): a mean measured over a window and
+#: smoothed carries about ±1% of noise (5% per 60 s window, averaged over a 300 s half-life), so
+#: a length sitting at a batch's edge would otherwise drop the batch by one every other cycle
+MEMORY_SLACK = 0.02
 
 
 def batch_limit(prof: ProfileArrays, out_tokens: F) -> F:

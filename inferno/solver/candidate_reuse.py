@@ -76,6 +76,9 @@ def static_key(system: System, floats: F) -> tuple[Any, ...]:
             s.min_replicas,
             s.max_replicas,
             s.current.accelerator if s.keep_accelerator else None,
+            (s.batch_tolerance, s.current.accelerator, s.current.max_batch)
+            if s.batch_tolerance is not None
+            else None,
         )
         for s in system.servers
     ]

@@ -123,6 +123,21 @@ def test_headroom_scales_only_the_arrival_rate() -> None:
     assert rows[0]["currentAlloc"]["load"]["arrivalRate"] == 100  # not mutated
 
 
+def test_the_rows_ask_the_solver_to_keep_and_size_the_running_batch() -> None:
+    """The batch hysteresis goes to the solver with the rows (``batchTolerance``), which sizes
+    a kept batch (tests/solver/test_running_batch.py); the deployed settings turn it on."""
+    rows: list[dict[str, Any]] = [
+        {"name": "a", "currentAlloc": {"load": {"arrivalRate": 100, "avgLength": 10}}}
+    ]
+    kept = Policy(PolicyOptions(forecast=False), lambda: 0.0, batch_tolerance=0.25).loads(rows)
+    assert kept[0]["batchTolerance"] == 0.25
+    assert "batchTolerance" not in rows[0]  # not mutated
+    assert "batchTolerance" not in Policy(PolicyOptions(forecast=False), lambda: 0.0).loads(rows)[0]
+    settings = Settings.from_env({})
+    deployed = Policy.from_settings(settings, lambda: 0.0)
+    assert deployed.loads(rows)[0]["batchTolerance"] == settings.plan.batch_tolerance > 0
+
+
 @pytest.mark.parametrize(
     ("env", "value"),
     [

@@ -72,6 +72,7 @@ def random_row(rng: random.Random) -> dict[str, Any]:
         ("maxBatchSize", 16),
         ("maxQueueSize", 40),
         ("keepAccelerator", True),
+        ("batchTolerance", rng.choice([0.25, 0, 1, 0.99, -0.1, "x", True])),
         ("labels", {"a": "b"}),  # ignored
     ):
         if rng.random() < 0.15:
@@ -122,6 +123,7 @@ def test_whatever_the_fast_path_accepts_it_reads_as_the_checked_path() -> None:
          "maxQueueSize": 0, "keepAccelerator": False, "extra": [1, 2]},
         {"name": "a", "model": "m", "load": None, "class": None, "currentAlloc": None},
         {"name": "a", "model": "tm", "maxBatchSize": 128, "load": {"arrivalRate": 0}},
+        {"name": "a", "model": "m", "batchTolerance": 0.25},
     ],
 )  # fmt: skip
 def test_plain_rows_take_the_fast_path(row: dict[str, Any]) -> None:
@@ -162,6 +164,7 @@ def sample_documents() -> dict[str, Any]:
         ({"load": {"arrivalRate": "9"}}, "$.servers[1].load.arrivalRate", "expected a number"),
         ({"maxBatchSize": 2.5}, "$.servers[1].maxBatchSize", "expected an integer"),
         ({"keepAccelerator": 1}, "$.servers[1].keepAccelerator", "expected a boolean"),
+        ({"batchTolerance": 1}, "$.servers[1].batchTolerance", "<= 0.99"),
         ({"name": ""}, "$.servers[1].name", "non-empty"),
         (
             {"load": {"arrivalRate": 1, "avgOutTokens": 1e-6}},
