@@ -22,7 +22,7 @@ from pydantic import TypeAdapter
 
 from ..cluster.plan import Decision
 from ..control.optimize import OptimizeResult
-from .messages import MAX_ITEMS
+from .messages import MAX_DELAY_US, MAX_ITEMS
 
 __all__ = ["answer_body"]
 
@@ -68,6 +68,11 @@ def _decision(d: Decision, nested: bool = False) -> dict[str, Any] | None:
         and (cost is None or (type(cost) is float and math.isfinite(cost)))
         and type(selector) is dict
         and len(selector) <= _SELECTOR_ITEMS
+        and type(d.instances) is int
+        and 0 <= d.instances <= _COUNT
+        and type(d.max_queue_delay_us) is int
+        and -1 <= d.max_queue_delay_us <= MAX_DELAY_US
+        and type(d.batch_settled) is bool
     ):
         return None
     for key, value in selector.items():
@@ -92,6 +97,9 @@ def _decision(d: Decision, nested: bool = False) -> dict[str, Any] | None:
         "cost": cost,
         "bound": bound,
         "stay": stay,
+        "instances": d.instances,
+        "maxQueueDelayUs": d.max_queue_delay_us,
+        "batchSettled": d.batch_settled,
     }
 
 

@@ -45,6 +45,7 @@ MAX_ITEMS = 100_000  # servers, Deployments, decisions in one message
 Name = Annotated[str, Field(max_length=253)]
 Text = Annotated[str, Field(max_length=4096)]
 Count = Annotated[int, Field(ge=0, le=1_000_000)]
+MAX_DELAY_US = 10**12  # a batching delay, µs (Triton's field is a uint64; the solver's are ≤ 1 s)
 Row = dict[str, Any]
 
 
@@ -180,6 +181,11 @@ class DecisionMessage(Message):
     cost: float | None = None
     bound: Name = ""
     stay: DecisionMessage | None = None  # the decision on the current accelerator (one level)
+    #: Triton's model instances and batching delay when the solver decided them (0 and −1:
+    #: not decided); the batch hysteresis already applied by the solver
+    instances: Count = 0
+    max_queue_delay_us: Annotated[int, Field(ge=-1, le=MAX_DELAY_US)] = -1
+    batch_settled: bool = False
 
     @classmethod
     def of(cls, d: Decision) -> DecisionMessage:
@@ -195,6 +201,9 @@ class DecisionMessage(Message):
             cost=d.cost,
             bound=d.bound,
             stay=None if d.stay is None else cls.of(replace(d.stay, stay=None)),
+            instances=d.instances,
+            max_queue_delay_us=d.max_queue_delay_us,
+            batch_settled=d.batch_settled,
         )
 
     def domain(self) -> Decision:
@@ -209,7 +218,10 @@ class DecisionMessage(Message):
             reason=self.reason,
             cost=self.cost,
             bound=self.bound,
+            instances=self.instances,
+            max_queue_delay_us=self.max_queue_delay_us,
             stay=None if self.stay is None else replace(self.stay.domain(), stay=None),
+            batch_settled=self.batch_settled,
         )
 
 

@@ -300,3 +300,22 @@ async def test_a_decision_the_static_data_does_not_allow_is_refused() -> None:
     assert "replicas 2000 outside 0..1000" in errors["d"]
     assert cluster.patches == []
     assert {e.reason for _, _, e in cluster.events} == {"InfernoRefused"}
+
+
+async def test_decided_instances_and_delay_reach_the_container_through_update() -> None:
+    """The /update message carries the solver's model instances and batching delay to the
+    plan: the serving container's variables are patched (they were dropped on the wire until
+    2026-12-06, so only in-process actuation set them)."""
+    from inferno.cluster.plan import INSTANCES_ENV, QUEUE_DELAY_ENV
+
+    cluster, body = cluster_and_body()
+    body["decisions"][0].update(instances=3, maxQueueDelayUs=2000)
+    app = actuator.create_app(settings(), token=None, api=cluster, registry=CollectorRegistry())
+    async with client(app) as http:
+        r = await http.post("/update", json=body)
+    assert r.status_code == 200 and r.json()["ok"] is True
+    containers = cluster.deployments[(NS, "a")]["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for c in containers for e in c.get("env", [])}
+    assert env[INSTANCES_ENV] == "3" and env[QUEUE_DELAY_ENV] == "2000"
+    others = cluster.deployments[(NS, "b")]["spec"]["template"]["spec"]["containers"]
+    assert INSTANCES_ENV not in {e["name"] for c in others for e in c.get("env", [])}

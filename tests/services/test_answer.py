@@ -86,6 +86,27 @@ def test_a_stay_of_a_stay_is_dropped_as_the_message_does() -> None:
     assert json.loads(body)["decisions"][0]["stay"]["stay"] is None
 
 
+def test_serving_decisions_and_a_settled_batch_cross_the_wire() -> None:
+    """Model instances, the batching delay and the solver's batch hysteresis travel from the
+    optimizer to the controller and on to the actuator (until 2026-12-06 the messages dropped
+    the first two: the actuator never saw a decided instance count or delay)."""
+    from inferno.services.messages import DecisionMessage
+
+    d = Decision(
+        server="a", accelerator="A100", replicas=2, max_batch=8, cost=3.0,
+        instances=3, max_queue_delay_us=1500, batch_settled=True,
+    )  # fmt: skip
+    result = OptimizeResult({"allocations": {}}, [d, replace(d, server="b", stay=d)])
+    body = answer_body(result)
+    assert body is not None and json.loads(body) == message_json(result)
+    back = OptimizeAnswer.model_validate(json.loads(body)).domain().decisions
+    assert back[0] == d
+    assert back[1].stay == d and replace(back[1], stay=None) == replace(d, server="b")
+    assert DecisionMessage.model_validate(DecisionMessage.of(d).wire()).domain() == d
+    for bad in (replace(d, instances=-1), replace(d, max_queue_delay_us=-2)):
+        assert answer_body(OptimizeResult({"allocations": {}}, [bad])) is None
+
+
 async def test_the_route_answers_the_same_either_way(monkeypatch: pytest.MonkeyPatch) -> None:
     app = optimizer.create_app(settings(), token=None, registry=CollectorRegistry())
     async with client(app) as http:
