@@ -269,7 +269,7 @@ class Policy:
         self.forecasts = forecasts
         if self.batch_tolerance > 0:
             # the solver keeps each running batch within the tolerance and sizes for it
-            # (solver/candidates.py: the actuator's hysteresis alone keeps it unsized)
+            # (solver/running_batch.py: the actuator's hysteresis alone keeps it unsized)
             for row in out:
                 row["batchTolerance"] = self.batch_tolerance
         return out

@@ -19,11 +19,12 @@ from numpy.typing import NDArray
 
 from ..model.batching import knee_batches
 from ..model.points import Metrics, OperatingPoints
-from ..model.profile_arrays import MEMORY_SLACK, ProfileArrays, batch_limit
+from ..model.profile_arrays import ProfileArrays, batch_limit
 from ..model.sizing import SloArrays
 from ..system import BatchPolicy, PerformanceModel, Server, System, Target
 from ..units import MS_PER_MIN, MS_PER_S
 from .candidate_reuse import StaticCandidates, static_key
+from .running_batch import keep_running_batch
 from .serving_config import ServingDecision
 from .serving_config import decide as decide_serving
 from .sized_points import LazyPoints, sized_points
@@ -180,41 +181,6 @@ def _column(values: list[float | int | None], default: float = math.nan) -> F:
     return np.array([default if v is None else v for v in values], dtype=np.float64)
 
 
-def _keep_running_batch(
-    system: System,
-    server_idx: NDArray[np.intp],
-    acc_i: NDArray[np.intp],
-    acc_names: list[str],
-    prof: ProfileArrays,
-    out_tok: F,
-    batch: F,
-) -> F:
-    """``batch`` with each server's running batch kept on its running accelerator where the
-    server asks for it (``batchTolerance``): when the batch decided there moves it by at most
-    that fraction, and it still fits in memory at the measured tokens less
-    :data:`MEMORY_SLACK`. The candidate is then *sized* at the batch it keeps running, so a
-    kept batch is never paid for as another one (the actuator's own hysteresis,
-    :func:`~inferno.cluster.plan.steady_batch`, only keeps a batch: it cannot re-size)."""
-    servers = system.servers
-    if not server_idx.size or all(s.batch_tolerance is None for s in servers):
-        return batch
-    index = {name: i for i, name in enumerate(acc_names)}
-    tol = _column([s.batch_tolerance for s in servers])[server_idx]
-    running = np.array([s.current.max_batch for s in servers], dtype=np.float64)[server_idx]
-    on = np.array([index.get(s.current.accelerator, -1) for s in servers], dtype=np.intp)
-    pinned = np.isfinite(_column([s.max_batch_size for s in servers]))[server_idx]
-    fits = batch_limit(prof, out_tok * (1.0 - MEMORY_SLACK))
-    keep = (
-        np.isfinite(tol)
-        & ~pinned
-        & (running > 0)
-        & (acc_i == on[server_idx])
-        & (np.abs(batch - running) <= np.where(np.isfinite(tol), tol, 0.0) * running)
-        & (running <= fits)
-    )
-    return np.where(keep, running, batch)
-
-
 def build_candidates(system: System, memo: SizingMemo | None = None) -> CandidateTable:
     """Every candidate of ``system``, sized (with ``memo``: sizing found there is not
     computed again, :func:`~.sized_points.sized_points`; the rate-free columns of a solve of
@@ -314,7 +280,7 @@ def _static_columns(
                 in_lognormal=None if in_lognormal is None else in_lognormal[sel],
             )
             batch[sel] = np.where(np.isfinite(chosen), chosen, n_memory[sel])
-    batch = _keep_running_batch(system, server_idx, acc_i, acc_names, prof, out_tok, batch)
+    batch = keep_running_batch(system, server_idx, acc_i, acc_names, prof, out_tok, batch)
     # model instances and batching delay of the opted-in batch-kind rows (.serving_config),
     # when the optimizer data asks for it (decideServing: ~0.4 s per such server)
     serving: dict[int, ServingDecision] = {}

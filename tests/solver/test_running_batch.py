@@ -1,5 +1,5 @@
 """The running batch kept *and sized for* (a server's ``batchTolerance``,
-:func:`inferno.solver.candidates._keep_running_batch`).
+:func:`inferno.solver.running_batch.keep_running_batch`).
 
 The large sample's Free-llama_70b fits batch 16 on 4xMI250 at exactly 1024 output tokens, so a
 measured mean a little above (a noisy window, smoothed) drops the memory-bound batch to 15. The
