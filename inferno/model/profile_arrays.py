@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -125,6 +126,10 @@ def arrays_of(profiles: Sequence[Profile], tokens: Sequence[Tokens]) -> tuple[Pr
     )
 
 
+@overload
+def optional_array(values: Sequence[float | None]) -> F: ...
+@overload
+def optional_array(values: None) -> None: ...
 def optional_array(values: Sequence[float | None] | None) -> F | None:
     """Per-point values with None (the default) as NaN; None for no values at all."""
     if values is None:
@@ -133,9 +138,10 @@ def optional_array(values: Sequence[float | None] | None) -> F | None:
 
 
 #: how far the measured tokens per request may exceed a *running* batch's memory fit before the
-#: batch is no longer kept (a server's ``batchTolerance``): a mean measured over a window and
-#: smoothed carries about ±1% of noise (5% per 60 s window, averaged over a 300 s half-life), so
-#: a length sitting at a batch's edge would otherwise drop the batch by one every other cycle
+#: batch is no longer kept (a server's ``batchTolerance``): about twice the noise of the
+#: controller's smoothed mean — 5% per window, averaged with weight w = 1 − 2^(−30/300) per 30 s
+#: cycle (the 300 s token half-life), leaves 5%·√(w/(2 − w)) ≈ 0.9% — so a length sitting at a
+#: batch's edge does not drop the batch by one every other cycle
 MEMORY_SLACK = 0.02
 
 

@@ -8,21 +8,15 @@ batch kept is the batch sized for")."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numpy.typing import NDArray
 
-from ..model.profile_arrays import MEMORY_SLACK, ProfileArrays, batch_limit
+from ..model.profile_arrays import MEMORY_SLACK, ProfileArrays, batch_limit, optional_array
 from ..system import System
 
 __all__ = ["keep_running_batch"]
 
 F = NDArray[np.float64]
-
-
-def _column(values: list[float | int | None]) -> F:
-    return np.array([math.nan if v is None else v for v in values], dtype=np.float64)
 
 
 def keep_running_batch(
@@ -44,10 +38,10 @@ def keep_running_batch(
     if not server_idx.size or all(s.batch_tolerance is None for s in servers):
         return batch
     index = {name: i for i, name in enumerate(acc_names)}
-    tol = _column([s.batch_tolerance for s in servers])[server_idx]
+    tol = optional_array([s.batch_tolerance for s in servers])[server_idx]
     running = np.array([s.current.max_batch for s in servers], dtype=np.float64)[server_idx]
     on = np.array([index.get(s.current.accelerator, -1) for s in servers], dtype=np.intp)
-    pinned = np.isfinite(_column([s.max_batch_size for s in servers]))[server_idx]
+    pinned = np.isfinite(optional_array([s.max_batch_size for s in servers]))[server_idx]
     fits = batch_limit(prof, out_tok * (1.0 - MEMORY_SLACK))
     keep = (
         np.isfinite(tol)
