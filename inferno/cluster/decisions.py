@@ -53,7 +53,6 @@ def decisions_from_solution(
                 bound=a.bound,
                 instances=serving.instances if serving is not None else 0,
                 max_queue_delay_us=serving.delay_us if serving is not None else -1,
-                batch_settled=srv.batch_tolerance is not None,
             )
         )
     return out
@@ -99,7 +98,6 @@ def _from_columns(
                 decided.instances if decided is not None else 0,
                 decided.delay_us if decided is not None else -1,
                 None,
-                srv.batch_tolerance is not None,
             )
         )
     return out
@@ -120,7 +118,6 @@ def decision_to_json(d: Decision) -> dict[str, Any]:
         **({"instances": d.instances} if d.instances > 0 else {}),
         **({"maxQueueDelayUs": d.max_queue_delay_us} if d.max_queue_delay_us >= 0 else {}),
         **({"stay": decision_to_json(d.stay)} if d.stay is not None else {}),
-        **({"batchSettled": True} if d.batch_settled else {}),
     }
 
 
@@ -140,5 +137,4 @@ def decision_from_json(obj: Mapping[str, Any]) -> Decision:
         instances=int(obj.get("instances", 0)),
         max_queue_delay_us=int(obj.get("maxQueueDelayUs", -1)),
         stay=None if obj.get("stay") is None else decision_from_json(obj["stay"]),
-        batch_settled=bool(obj.get("batchSettled", False)),
     )

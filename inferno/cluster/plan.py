@@ -79,10 +79,6 @@ class Decision:
     #: when the decision moves the server off its current accelerator: the cheapest decision
     #: that keeps it there (what the control policy falls back to while it defers a switch)
     stay: Decision | None = None
-    #: the solver applied the batch hysteresis (the server's ``batchTolerance``) and sized the
-    #: replicas for this batch: :func:`steady_batch` leaves it (it would keep a running batch
-    #: the solver dropped because it no longer fits in memory)
-    batch_settled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,9 +112,8 @@ def steady_batch(accelerator: str, batch: int, dec: Decision, tolerance: float) 
     """``dec`` with the running batch size kept when it keeps the accelerator and moves the batch
     by at most ``tolerance`` (relative to the running one): a new batch size is a rolling restart
     of every replica, not worth a few percent of capacity. ``accelerator``/``batch`` are what the
-    server runs now (batch 0: unknown, never kept). A decision the solver already settled
-    (``batch_settled``: it kept the running batch where it fits, and sized for it) is left."""
-    if not dec.allocated or tolerance <= 0 or batch <= 0 or dec.batch_settled:
+    server runs now (batch 0: unknown, never kept)."""
+    if not dec.allocated or tolerance <= 0 or batch <= 0:
         return dec
     if dec.accelerator != accelerator or dec.max_batch == batch:
         return dec

@@ -72,7 +72,6 @@ def _decision(d: Decision, nested: bool = False) -> dict[str, Any] | None:
         and 0 <= d.instances <= _COUNT
         and type(d.max_queue_delay_us) is int
         and -1 <= d.max_queue_delay_us <= MAX_DELAY_US
-        and type(d.batch_settled) is bool
     ):
         return None
     for key, value in selector.items():
@@ -99,7 +98,6 @@ def _decision(d: Decision, nested: bool = False) -> dict[str, Any] | None:
         "stay": stay,
         "instances": d.instances,
         "maxQueueDelayUs": d.max_queue_delay_us,
-        "batchSettled": d.batch_settled,
     }
 
 

@@ -182,10 +182,9 @@ class DecisionMessage(Message):
     bound: Name = ""
     stay: DecisionMessage | None = None  # the decision on the current accelerator (one level)
     #: Triton's model instances and batching delay when the solver decided them (0 and −1:
-    #: not decided); the batch hysteresis already applied by the solver
+    #: not decided)
     instances: Count = 0
     max_queue_delay_us: Annotated[int, Field(ge=-1, le=MAX_DELAY_US)] = -1
-    batch_settled: bool = False
 
     @classmethod
     def of(cls, d: Decision) -> DecisionMessage:
@@ -203,7 +202,6 @@ class DecisionMessage(Message):
             stay=None if d.stay is None else cls.of(replace(d.stay, stay=None)),
             instances=d.instances,
             max_queue_delay_us=d.max_queue_delay_us,
-            batch_settled=d.batch_settled,
         )
 
     def domain(self) -> Decision:
@@ -221,7 +219,6 @@ class DecisionMessage(Message):
             instances=self.instances,
             max_queue_delay_us=self.max_queue_delay_us,
             stay=None if self.stay is None else replace(self.stay.domain(), stay=None),
-            batch_settled=self.batch_settled,
         )
 
 

@@ -87,14 +87,14 @@ def test_a_stay_of_a_stay_is_dropped_as_the_message_does() -> None:
 
 
 def test_serving_decisions_and_a_settled_batch_cross_the_wire() -> None:
-    """Model instances, the batching delay and the solver's batch hysteresis travel from the
-    optimizer to the controller and on to the actuator (until 2026-12-06 the messages dropped
-    the first two: the actuator never saw a decided instance count or delay)."""
+    """Model instances and the batching delay travel from the optimizer to the controller and
+    on to the actuator (until 2026-12-06 the messages dropped them: the actuator never saw a
+    decided instance count or delay)."""
     from inferno.services.messages import DecisionMessage
 
     d = Decision(
         server="a", accelerator="A100", replicas=2, max_batch=8, cost=3.0,
-        instances=3, max_queue_delay_us=1500, batch_settled=True,
+        instances=3, max_queue_delay_us=1500,
     )  # fmt: skip
     result = OptimizeResult({"allocations": {}}, [d, replace(d, server="b", stay=d)])
     body = answer_body(result)

@@ -91,16 +91,3 @@ def test_a_bad_tolerance_names_the_field(static: Any, bad: object) -> None:
     result = optimize(static, [r], [])
     assert not result.decisions or not result.decisions[0].allocated
     assert "batchTolerance" in str(result.solution) + " ".join(result.notes)
-
-
-def test_the_actuators_hysteresis_leaves_what_the_solver_settled(static: Any) -> None:
-    """Tokens 4% past batch 16's fit: the solver drops to 15 (16 no longer fits) and marks the
-    batch settled, so the actuator's own rule does not put the running 16 back."""
-    from inferno.cluster.plan import steady_batch
-
-    (free,) = optimize(static, [row(1024.0 * 1.04, 16, None)], []).decisions
-    (settled,) = optimize(static, [row(1024.0 * 1.04, 16, 0.25)], []).decisions
-    assert not free.batch_settled and settled.batch_settled
-    assert free.max_batch == settled.max_batch == 15
-    assert steady_batch("4xMI250", 16, free, 0.25).max_batch == 16  # kept, sized for 15
-    assert steady_batch("4xMI250", 16, settled, 0.25).max_batch == 15
