@@ -3,8 +3,9 @@
 accelerator when the batch it would choose there moves it by at most that fraction, and to size
 the candidate at the batch kept — so the replicas are those of the batch that runs. A running
 batch that no longer fits in memory (the measured tokens beyond its fit by more than
-:data:`~inferno.model.profile_arrays.MEMORY_SLACK`) is not kept (docs/control-policy.md, "The
-batch kept is the batch sized for")."""
+:data:`~inferno.model.profile_arrays.MEMORY_SLACK`) is not kept here: the solver sizes for the
+smaller batch, and the actuator's own rule may still keep the running one, with a batch step of
+capacity to spare (docs/control-policy.md, "The batch kept is the batch sized for")."""
 
 from __future__ import annotations
 
