@@ -46,6 +46,8 @@ __all__ = [
     "keep_duplicate",
     "plan",
     "plan_one",
+    "running_serving",
+    "serving_changes",
     "steady_batch",
     "steady_serving",
 ]
@@ -153,14 +155,27 @@ def steady_serving(d: ManagedDeployment, dec: Decision, cfg: PlanSettings) -> De
     return out
 
 
+def running_serving(d: ManagedDeployment, cfg: PlanSettings) -> tuple[int | None, int | None]:
+    """The model instances and batching delay (µs) the server's container runs now, from its
+    ``cfg.instances_env`` / ``cfg.queue_delay_env`` (None: not set, or not a count)."""
+    return _env_int(d, cfg.instances_env), _env_int(d, cfg.queue_delay_env)
+
+
+def serving_changes(d: ManagedDeployment, dec: Decision, cfg: PlanSettings) -> bool:
+    """Whether applying ``dec`` changes the running model instances or batching delay (a new
+    value of either rolls every pod, as a new batch does); call after :func:`steady_serving`."""
+    instances, delay = running_serving(d, cfg)
+    return (dec.instances > 0 and dec.instances != instances) or (
+        dec.max_queue_delay_us >= 0 and dec.max_queue_delay_us != delay
+    )
+
+
 def _serving_state(d: ManagedDeployment, dec: Decision | None, cfg: PlanSettings) -> dict[str, Any]:
     """The running instances and delay, for the reports of a decision that carries them."""
     if dec is None or (dec.instances <= 0 and dec.max_queue_delay_us < 0):
         return {}
-    return {
-        "instances": _env_int(d, cfg.instances_env),
-        "maxQueueDelayUs": _env_int(d, cfg.queue_delay_env),
-    }
+    instances, delay = running_serving(d, cfg)
+    return {"instances": instances, "maxQueueDelayUs": delay}
 
 
 def _escape(key: str) -> str:

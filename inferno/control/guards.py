@@ -4,8 +4,9 @@
 0. **GPU-type hysteresis and a rollout budget** — a server moves to another accelerator only when
    that saves at least ``switch_min_saving`` of its cost and the optimizer has preferred it for
    ``switch_delay`` seconds (until then it gets the decision's ``stay``: the cheapest on its
-   running accelerator); at most ``max_rollouts`` servers change accelerator or batch size (which
-   replaces every pod) per cycle, the others keep their configuration for now;
+   running accelerator); at most ``max_rollouts`` servers change accelerator, batch size, model
+   instances or batching delay (each replaces every pod) per cycle, the others keep their
+   configuration for now;
 1. **scale-down stabilisation** — a server keeps the most replicas decided for it in the last
    ``stabilization_window`` seconds on the same accelerator and batch; scaling up is immediate;
 2. **step limits** — a server on the same accelerator gains at most ``max(max_scale_up_pods,
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..cluster.inventory import ManagedDeployment
-from ..cluster.plan import Decision, steady_batch
+from ..cluster.plan import Decision, PlanSettings, serving_changes, steady_batch, steady_serving
 from ..settings import PolicyOptions
 
 __all__ = ["Clamp", "Entry", "Guarded", "Switches", "guard"]
@@ -89,11 +90,14 @@ def guard(
     batch_tolerance: float = 0.0,
     switches: Switches | None = None,
     per_server: Mapping[str, PolicyOptions] | None = None,
+    serving: PlanSettings | None = None,
 ) -> Guarded:
     """Bound ``decisions`` (see the module's docstring); ``current`` is each server's Deployment
     as collected, ``history`` what :class:`Guarded` returned last time. The running batch is
     kept first (:func:`~inferno.cluster.plan.steady_batch`, ``batch_tolerance``), so the window
-    compares the batches that will run."""
+    compares the batches that will run; with ``serving`` (the actuator's settings) the running
+    instances and delay too (:func:`~inferno.cluster.plan.steady_serving`), and a change of
+    either counts against the rollout budget."""
     kept: dict[str, tuple[Entry, ...]] = {}
     clamps: list[Clamp] = []
     out: list[Decision] = []
@@ -108,11 +112,13 @@ def guard(
         if dep is not None:
             d = _switch(d, dep, (switches or {}).get(d.server), now_s, opts, pending, clamps)
             d = steady_batch(dep.accelerator, dep.max_batch, d, batch_tolerance)
-            if d.allocated and _rolls(d, dep):
+            if serving is not None:
+                d = steady_serving(dep, d, serving)
+            if d.allocated and _rolls(d, dep, serving):
                 if 0 < cluster_wide.max_rollouts <= rollouts:
-                    d = _defer_rollout(d, dep, clamps)
+                    d = _defer_rollout(d, dep, clamps, serving)
                 else:
-                    rollouts += int(_rolls(d, dep))
+                    rollouts += 1
         if not d.allocated:
             out.append(d)
             if d.server in history:
@@ -151,9 +157,14 @@ def guard(
     return Guarded(noted, kept, clamps, pending)
 
 
-def _rolls(d: Decision, dep: ManagedDeployment) -> bool:
-    """Whether applying ``d`` replaces every pod (a new accelerator or batch size)."""
-    return dep.replicas > 0 and (d.accelerator, d.max_batch) != (dep.accelerator, dep.max_batch)
+def _rolls(d: Decision, dep: ManagedDeployment, serving: PlanSettings | None = None) -> bool:
+    """Whether applying ``d`` replaces every pod: a new accelerator or batch size, or (with
+    ``serving``, the actuator's variable names) new model instances or batching delay."""
+    if dep.replicas <= 0:
+        return False
+    if (d.accelerator, d.max_batch) != (dep.accelerator, dep.max_batch):
+        return True
+    return serving is not None and serving_changes(dep, d, serving)
 
 
 def _switch(
@@ -201,14 +212,16 @@ def _switch(
     return replace(d, stay=None)
 
 
-def _defer_rollout(d: Decision, dep: ManagedDeployment, clamps: list[Clamp]) -> Decision:
+def _defer_rollout(
+    d: Decision, dep: ManagedDeployment, clamps: list[Clamp], serving: PlanSettings | None = None
+) -> Decision:
     """``d`` without its change of configuration (the rollout budget of the cycle is spent):
     the running accelerator and batch, with the decision's replicas if it keeps the accelerator
-    (else its ``stay``'s)."""
+    (else its ``stay``'s); the running instances and delay are left as they are."""
     if d.accelerator == dep.accelerator:
-        kept = replace(d, max_batch=dep.max_batch, stay=None)
+        kept = replace(d, max_batch=dep.max_batch, stay=None, instances=0, max_queue_delay_us=-1)
     elif d.stay is not None and d.stay.allocated:
-        kept = replace(d.stay, stay=None)
+        kept = replace(d.stay, stay=None, instances=0, max_queue_delay_us=-1)
     else:
         return d
     note = (

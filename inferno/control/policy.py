@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..cluster.inventory import ManagedDeployment
-from ..cluster.plan import Decision
+from ..cluster.plan import Decision, PlanSettings
 from ..settings import PolicyOptions, Settings
 from .forecast import Forecast, ForecastParams, Track, observe, plan_rate
 from .guards import Entry, Guarded, Switches, guard
@@ -148,10 +148,13 @@ class Policy:
         clock: Callable[[], float],
         batch_tolerance: float = 0.0,
         params: ForecastParams | None = None,
+        serving: PlanSettings | None = None,
     ) -> None:
         self.opts = opts
         self.clock = clock
         self.batch_tolerance = batch_tolerance
+        #: the actuator's settings: the guard reads the running instances and delay by them
+        self.serving = serving
         self.params = params if params is not None else options_params(opts)
         self.state = PolicyState()
         #: the last cycle's forecasts, by server (for the report), and the start-ups they took
@@ -194,7 +197,13 @@ class Policy:
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Callable[[], float]) -> Policy:
-        return cls(settings.policy, clock, settings.plan.batch_tolerance, forecast_params(settings))
+        return cls(
+            settings.policy,
+            clock,
+            settings.plan.batch_tolerance,
+            forecast_params(settings),
+            settings.plan,
+        )
 
     def loads(
         self,
@@ -292,6 +301,7 @@ class Policy:
             self.batch_tolerance,
             self.state.switches,
             per_server,
+            self.serving,
         )
         self.state = replace(self.state, history=result.history, switches=result.switches)
         return result

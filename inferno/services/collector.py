@@ -98,7 +98,8 @@ def create_app(
         metrics.collections.labels("ok").inc()
         metrics.managed.set(len(found.deployments))
         metrics.problems.set(len(found.problems))
-        return JSONResponse(CollectAnswer.of(found).wire())
+        names = (settings.plan.instances_env, settings.plan.queue_delay_env)
+        return JSONResponse(CollectAnswer.of(found, names).wire())
 
     return app
 

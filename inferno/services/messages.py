@@ -60,7 +60,9 @@ class Message(BaseModel):
 
 class DeploymentMessage(Message):
     """What the controller needs of a managed Deployment: who it is, what it runs now. Never its
-    containers' environment or resources."""
+    containers' environment or resources, except the values of the variables Inferno itself
+    writes for model instances and batching delay (``serving_env``: the guard's rollout budget
+    counts a change of them)."""
 
     namespace: Name
     name: Name
@@ -79,9 +81,12 @@ class DeploymentMessage(Message):
     #: the start-up its pods show (seconds) and over how many pods (None: not measured)
     startup_seconds: Annotated[float, Field(ge=0, le=86400, allow_inf_nan=False)] | None = None
     startup_pods: Count = 0
+    serving_env: dict[Name, Name] = Field(default_factory=dict, max_length=2)
 
     @classmethod
-    def of(cls, d: ManagedDeployment) -> DeploymentMessage:
+    def of(cls, d: ManagedDeployment, serving_names: tuple[str, ...] = ()) -> DeploymentMessage:
+        """``serving_names``: the serving container's variables to carry (the actuator's
+        instances and delay variables); nothing else of its environment."""
         return cls(
             namespace=d.namespace,
             name=d.name,
@@ -99,6 +104,7 @@ class DeploymentMessage(Message):
             cycle=d.cycle,
             startup_seconds=None if d.startup is None else d.startup.seconds,
             startup_pods=0 if d.startup is None else d.startup.pods,
+            serving_env={k: v for k, v in d.env if k in serving_names},
         )
 
     def domain(self) -> ManagedDeployment:
@@ -123,6 +129,7 @@ class DeploymentMessage(Message):
             startup=None
             if self.startup_seconds is None
             else StartupTime(self.startup_seconds, self.startup_pods),
+            env=tuple(self.serving_env.items()),
         )
 
 
@@ -137,9 +144,9 @@ class CollectAnswer(Message):
     measurement: Row | None = None
 
     @classmethod
-    def of(cls, c: Collection) -> CollectAnswer:
+    def of(cls, c: Collection, serving_names: tuple[str, ...] = ()) -> CollectAnswer:
         return cls(
-            deployments=[DeploymentMessage.of(d) for d in c.deployments],
+            deployments=[DeploymentMessage.of(d, serving_names) for d in c.deployments],
             servers=c.servers,
             service_classes=c.service_classes,
             problems=c.problems,

@@ -250,6 +250,40 @@ def test_the_rollout_budget_defers_configuration_changes_beyond_it() -> None:
     assert [(c.server, c.rule) for c in out.clamps] == [("b", "max-rollouts")]
 
 
+def test_a_change_of_instances_or_delay_is_a_rollout_the_budget_counts() -> None:
+    """New model instances or a new batching delay restart every pod as a new batch does: with
+    the actuator's settings the guard reads the running values, keeps what is within the batch
+    tolerance (noise rolls nothing), and defers the rest beyond the budget, leaving the running
+    values alone."""
+    from dataclasses import replace as dc_replace
+
+    from inferno.cluster.plan import INSTANCES_ENV, QUEUE_DELAY_ENV, PlanSettings
+
+    def running(server: str, instances: int, delay: int) -> ManagedDeployment:
+        env = ((INSTANCES_ENV, str(instances)), (QUEUE_DELAY_ENV, str(delay)))
+        return dc_replace(dep(server, 2), env=env)
+
+    opts = PolicyOptions(max_rollouts=1)
+    cfg = PlanSettings(batch_tolerance=0.25)
+    current = {"a": running("a", 1, 0), "b": running("b", 2, 1000), "c": running("c", 2, 1000)}
+    decisions = [
+        dc_replace(dec("a", 2), instances=3, max_queue_delay_us=0),  # new instances: a rollout
+        dc_replace(dec("b", 2), instances=2, max_queue_delay_us=5000),  # new delay: deferred
+        dc_replace(dec("c", 2), instances=2, max_queue_delay_us=1100),  # within 25%: kept
+    ]
+    out = guard(decisions, current, {}, 0.0, opts, 0.25, serving=cfg)
+    by = {d.server: d for d in out.decisions}
+    assert by["a"].instances == 3
+    assert (by["b"].instances, by["b"].max_queue_delay_us) == (0, -1)  # running values left
+    assert by["c"].max_queue_delay_us == 1000  # the running delay, not a rollout
+    assert [(c.server, c.rule) for c in out.clamps] == [("b", "max-rollouts")]
+    # without the actuator's settings the guard cannot see them: nothing is counted
+    blind = guard(decisions, current, {}, 0.0, opts, 0.25)
+    assert blind.clamps == []
+    # the deployed policy passes them
+    assert Policy.from_settings(Settings.from_env({}), lambda: 0.0).serving is not None
+
+
 def test_the_optimizer_attaches_the_stay_decision_to_a_gpu_switch() -> None:
     """The large sample's server on MI300X at a load where G2 is cheaper: the decision moves it,
     and its stay is the cheapest allocation on MI300X, costing more."""

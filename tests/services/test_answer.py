@@ -143,3 +143,25 @@ def test_per_server_gauges_expose_what_labelled_gauges_did() -> None:
     assert lines == per_server(generate_latest(old))
     assert len(lines) >= 3 * len(solution["allocations"])  # G0: no TTFT series
     assert not any('server="gone"' in ln for ln in lines)
+
+
+def test_a_deployment_carries_only_the_serving_variables_inferno_writes() -> None:
+    """The controller's copy of a Deployment has the running instances and delay (the guard's
+    rollout budget counts a change of them) and nothing else of the container's environment."""
+    from inferno.cluster.inventory import ManagedDeployment
+    from inferno.cluster.plan import INSTANCES_ENV, QUEUE_DELAY_ENV
+    from inferno.services.messages import DeploymentMessage
+
+    d = ManagedDeployment(
+        namespace="ns", name="a", server="a", model="m", service_class="Premium",
+        replicas=2, ready_replicas=2, accelerator="A100", max_batch=8, container=0,
+        container_name="triton",
+        env=(("HF_TOKEN", "secret"), (INSTANCES_ENV, "3"), (QUEUE_DELAY_ENV, "500")),
+    )  # fmt: skip
+    names = (INSTANCES_ENV, QUEUE_DELAY_ENV)
+    wire = DeploymentMessage.of(d, names).wire()
+    assert wire["servingEnv"] == {INSTANCES_ENV: "3", QUEUE_DELAY_ENV: "500"}
+    assert "secret" not in json.dumps(wire)
+    back = DeploymentMessage.model_validate(wire).domain()
+    assert dict(back.env) == {INSTANCES_ENV: "3", QUEUE_DELAY_ENV: "500"}
+    assert DeploymentMessage.of(d).wire()["servingEnv"] == {}  # no names: nothing
