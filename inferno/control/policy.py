@@ -146,15 +146,15 @@ class Policy:
         self,
         opts: PolicyOptions,
         clock: Callable[[], float],
-        batch_tolerance: float = 0.0,
+        plan: PlanSettings | None = None,
         params: ForecastParams | None = None,
-        serving: PlanSettings | None = None,
     ) -> None:
         self.opts = opts
         self.clock = clock
-        self.batch_tolerance = batch_tolerance
-        #: the actuator's settings: the guard reads the running instances and delay by them
-        self.serving = serving
+        #: the actuator's settings (None: no batch hysteresis, serving values unread): the batch
+        #: tolerance, and the variables the guard reads the running instances and delay from
+        self.plan = plan
+        self.batch_tolerance = plan.batch_tolerance if plan is not None else 0.0
         self.params = params if params is not None else options_params(opts)
         self.state = PolicyState()
         #: the last cycle's forecasts, by server (for the report), and the start-ups they took
@@ -197,13 +197,7 @@ class Policy:
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Callable[[], float]) -> Policy:
-        return cls(
-            settings.policy,
-            clock,
-            settings.plan.batch_tolerance,
-            forecast_params(settings),
-            settings.plan,
-        )
+        return cls(settings.policy, clock, settings.plan, forecast_params(settings))
 
     def loads(
         self,
@@ -301,7 +295,7 @@ class Policy:
             self.batch_tolerance,
             self.state.switches,
             per_server,
-            self.serving,
+            self.plan,
         )
         self.state = replace(self.state, history=result.history, switches=result.switches)
         return result

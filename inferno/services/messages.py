@@ -26,6 +26,7 @@ from ..control.actuate import ActuationReport, CycleStamp, Outcome, Target
 from ..control.collect import Collection
 from ..control.cycle import CycleReport
 from ..control.optimize import OptimizeResult
+from ..model.profiles import MAX_QUEUE_DELAY_MS
 
 __all__ = [
     "CollectAnswer",
@@ -45,7 +46,7 @@ MAX_ITEMS = 100_000  # servers, Deployments, decisions in one message
 Name = Annotated[str, Field(max_length=253)]
 Text = Annotated[str, Field(max_length=4096)]
 Count = Annotated[int, Field(ge=0, le=1_000_000)]
-MAX_DELAY_US = 10**12  # a batching delay, µs (Triton's field is a uint64; the solver's are ≤ 1 s)
+MAX_DELAY_US = int(MAX_QUEUE_DELAY_MS * 1000)  # a batching delay, µs: the model's own bound
 Row = dict[str, Any]
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from inferno.cluster.inventory import ManagedDeployment
-from inferno.cluster.plan import Decision
+from inferno.cluster.plan import Decision, PlanSettings
 from inferno.control.guards import guard
 from inferno.control.policy import Policy, forecast_params
 from inferno.settings import PolicyOptions, Settings, SettingsError, variables
@@ -129,7 +129,8 @@ def test_the_rows_ask_the_solver_to_keep_and_size_the_running_batch() -> None:
     rows: list[dict[str, Any]] = [
         {"name": "a", "currentAlloc": {"load": {"arrivalRate": 100, "avgLength": 10}}}
     ]
-    kept = Policy(PolicyOptions(forecast=False), lambda: 0.0, batch_tolerance=0.25).loads(rows)
+    plan = PlanSettings(batch_tolerance=0.25)
+    kept = Policy(PolicyOptions(forecast=False), lambda: 0.0, plan).loads(rows)
     assert kept[0]["batchTolerance"] == 0.25
     assert "batchTolerance" not in rows[0]  # not mutated
     assert "batchTolerance" not in Policy(PolicyOptions(forecast=False), lambda: 0.0).loads(rows)[0]
@@ -257,7 +258,7 @@ def test_a_change_of_instances_or_delay_is_a_rollout_the_budget_counts() -> None
     values alone."""
     from dataclasses import replace as dc_replace
 
-    from inferno.cluster.plan import INSTANCES_ENV, QUEUE_DELAY_ENV, PlanSettings
+    from inferno.cluster.plan import INSTANCES_ENV, QUEUE_DELAY_ENV
 
     def running(server: str, instances: int, delay: int) -> ManagedDeployment:
         env = ((INSTANCES_ENV, str(instances)), (QUEUE_DELAY_ENV, str(delay)))
@@ -281,7 +282,7 @@ def test_a_change_of_instances_or_delay_is_a_rollout_the_budget_counts() -> None
     blind = guard(decisions, current, {}, 0.0, opts, 0.25)
     assert blind.clamps == []
     # the deployed policy passes them
-    assert Policy.from_settings(Settings.from_env({}), lambda: 0.0).serving is not None
+    assert Policy.from_settings(Settings.from_env({}), lambda: 0.0).plan is not None
 
 
 def test_the_optimizer_attaches_the_stay_decision_to_a_gpu_switch() -> None:
