@@ -21,16 +21,41 @@ bench/serving_config_accuracy.py).
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import replace
 
+import numpy as np
+from numpy.typing import NDArray
+
+from . import bulk_multi
 from .bulk import BulkMetrics, BulkResponseTime, _solved
 from .bulk_delay import delay_metrics
 from .bulk_delay_time import DelayResponseTime
 from .bulk_multi import MAX_EXACT_INSTANCES, MultiResponseTime, multi_chain, multi_metrics
 
-__all__ = ["ServingTime", "serving_metrics", "serving_time"]
+__all__ = ["ServingTime", "costly", "serving_metrics", "serving_time"]
 
 ServingTime = BulkResponseTime | DelayResponseTime | MultiResponseTime
+
+#: the means of the last solved residual-time chains, by their arguments: a search sizes the same
+#: option again at the same rates (a decision's, then the solver's tighter one)
+_MEMO: OrderedDict[tuple[float, ...], BulkMetrics] = OrderedDict()
+_MEMO_SIZE = 4096
+_MEMO_LOCK = threading.Lock()
+
+
+def clear_memo() -> None:
+    """Forget the memoised chains' means (tests that change how a chain is solved)."""
+    with _MEMO_LOCK:
+        _MEMO.clear()
+
+
+def costly(delay: NDArray[np.float64], instances: NDArray[np.float64]) -> NDArray[np.bool_]:
+    """Which (delay, instances) rows solve the residual-time chain of :mod:`.bulk_multi` per
+    rate (tenths of a second to seconds, the more the nearer saturation)."""
+    out: NDArray[np.bool_] = (delay == 0) & (instances > 1) & (instances <= MAX_EXACT_INSTANCES)
+    return out
 
 
 def _multi(delay: float, c: int) -> bool:
@@ -76,7 +101,16 @@ def serving_metrics(
     if delay == 0 and instances == 1:
         return _solved(alpha, beta, n, k, rate)[0]
     if _multi(delay, instances):
-        return multi_metrics(multi_chain(alpha, beta, n, k, rate, instances, kappa))
+        key = (alpha, beta, n, k, rate, instances, kappa, bulk_multi.GRID[instances])
+        with _MEMO_LOCK:
+            m = _MEMO.get(key)
+        if m is None:
+            m = multi_metrics(multi_chain(alpha, beta, n, k, rate, instances, kappa))
+            with _MEMO_LOCK:
+                _MEMO[key] = m
+                while len(_MEMO) > _MEMO_SIZE:
+                    _MEMO.popitem(last=False)
+        return m
     s = kappa / instances
     m, _ = delay_metrics(s * alpha, s * beta, n, k, rate, delay)
     return _scaled(m, instances)

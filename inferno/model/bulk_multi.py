@@ -30,6 +30,7 @@ emulator caps the requests held, in service too, so the two differ where the que
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import product
@@ -49,10 +50,20 @@ Ix = NDArray[np.int64]
 GRID = {2: 32, 3: 16, 4: 12}
 #: beyond this many instances the chain is too large to solve per rate
 MAX_EXACT_INSTANCES = max(GRID)
+#: the waiting room first solved, in batches of N (:func:`multi_chain`)
+FIRST_ROOM = 1
+#: the share of arrivals that may find a partly solved room full before it is doubled
+ROOM_TOL = 1e-10
+#: the rooms the last solves of each chain needed, by rate (:func:`multi_chain`)
+_ROOMS: dict[tuple[float, ...], dict[float, int]] = {}
+_ROOMS_PER_CHAIN = 64
+_ROOMS_CHAINS = 1024
+_ROOMS_LOCK = threading.Lock()
 _TINY = 1e-13  # transition probabilities below this are dropped (the row is renormalised)
 _U_NODES, _U_WEIGHTS = np.polynomial.legendre.leggauss(8)
 _BINS_PER_BATCH = 512  # histogram bins per τ(N) for the distributions
 _CHUNK = 256  # wait bins expanded at once
+_CHUNK_CELLS = 1 << 20  # (multiset, L, arrivals) cells of the busy spells built at once
 
 
 def _split(x: F) -> tuple[Ix, Ix, F]:
@@ -199,14 +210,50 @@ def _multisets(g: _Grid) -> tuple[Ix, Ix, F, Ix, F]:
 def multi_chain(
     alpha: float, beta: float, n: int, k: int, rate: float, c: int, kappa: float
 ) -> MultiChain:
-    """Solve the chain of the module docstring (2 ≤ c ≤ :data:`MAX_EXACT_INSTANCES`)."""
-    from scipy import sparse
+    """Solve the chain of the module docstring (2 ≤ c ≤ :data:`MAX_EXACT_INSTANCES`).
 
+    The waiting room K − N is solved only as far as the queue reaches: first up to one batch
+    (:data:`FIRST_ROOM` batches), then twice that, … until fewer than :data:`ROOM_TOL` of the
+    arrivals would find the room so far full, or the whole room is in. Below saturation the
+    queue rarely holds more than a batch or two, so most solves are a fraction of the full chain
+    (tests/model/test_bulk_multi.py holds the two to the same means)."""
     tau = kappa * (alpha + beta * np.arange(n + 1, dtype=np.float64))
     g = _Grid(tau, n, c, rate, GRID[c])
-    res, nxt_b, wt_b, nxt_i, wt_i = _multisets(g)
+    tables = _multisets(g)
+    full_room = max(k - n, 1)
+    key = (alpha, beta, n, k, c, kappa, GRID[c])
+    # a search solves one chain at many rates: start from the room a lower rate needed
+    known = [r for lam, r in _ROOMS.get(key, {}).items() if lam <= rate]
+    room = min(full_room, max([FIRST_ROOM * n, 1, *known]))
+    while True:
+        ch = _solve(tau, n, rate, c, g, tables, room)
+        if room >= full_room or float(ch.pi @ ch.lost) <= ROOM_TOL * rate * float(ch.pi @ ch.cycle):
+            break
+        room = min(full_room, 2 * room)
+    with _ROOMS_LOCK:
+        rooms = _ROOMS.setdefault(key, {})
+        rooms[rate] = room
+        while len(rooms) > _ROOMS_PER_CHAIN:
+            del rooms[next(iter(rooms))]
+        while len(_ROOMS) > _ROOMS_CHAINS:
+            del _ROOMS[next(iter(_ROOMS))]
+    return ch
+
+
+def _solve(
+    tau: F,
+    n: int,
+    rate: float,
+    c: int,
+    g: _Grid,
+    tables: tuple[Ix, Ix, F, Ix, F],
+    qmax: int,
+) -> MultiChain:
+    """The chain with at most ``qmax`` waiting (arrivals beyond are turned away)."""
+    from scipy import sparse
+
+    res, nxt_b, wt_b, nxt_i, wt_i = tables
     nr = res.shape[0]
-    qmax = max(k - n, 1)
     width = qmax + 1
     t_ms: F = res[:, 0].astype(np.float64) * g.h
     # transitions from every (multiset, L) that can occur: L > 0 only after a full batch, so
@@ -250,28 +297,47 @@ def multi_chain(
     p0[busy] = pa[:, 0]
     last = reach_a - np.argmax(pa[:, ::-1] > _TINY, axis=1)  # arrivals beyond: dropped
     s_nodes = (_U_NODES + 1.0) / 2.0  # the spell's quadrature, as fractions of t
-    for i, r in enumerate(busy.tolist()):
-        rows = ell if full[r] else ell[:1]
-        arr = np.arange(last[i])
-        q_raw = rows[:, None] + arr[None, :]
-        q = np.minimum(q_raw, qmax)  # arrivals beyond qmax waiting are turned away
-        p = np.broadcast_to(pa[i, : last[i]][None, :], q.shape).copy()
-        p[0, 0] = 0.0  # the idle case, below
-        bq = bsz[q]
-        lq = np.broadcast_to(rows[:, None], q.shape).ravel()
-        rq = np.full(q.size, r)
-        for j in range(2):
-            add(rq, lq, nxt_b[r, bq, j].ravel(), (q - bq).ravel(), (p * wt_b[r, bq, j]).ravel())
+    # the busy multisets in chunks (all their L at once): the full ones with every L, the rest
+    # with L = 0 only; arrivals beyond a multiset's ``last`` have no weight
+    for group, rows in ((busy[full[busy]], ell), (busy[~full[busy]], ell[:1])):
+        pos = np.searchsorted(busy, group)
         nrow = rows.size
-        t = t_ms[r]
-        cycle[r, :nrow] = t
-        # ∫ min(L + A(s), qmax) ds over the spell, by Gauss–Legendre in s
-        ps = _poisson_pmf(last[i], rate * t * s_nodes)  # (nodes, a)
-        area[r, :nrow] = (q @ ps.T) @ _U_WEIGHTS * t / 2.0
-        started[r, :nrow] = (p * bq).sum(axis=1)
-        work[r, :nrow] = (p * tau[bq]).sum(axis=1)
-        charged[r, :nrow] = (p * bq * tau[bq]).sum(axis=1)
-        lost[r, :nrow] = (p * np.clip(q_raw - qmax, 0, None)).sum(axis=1)
+        step = max(1, _CHUNK_CELLS // max(nrow * reach_a, 1))
+        for lo in range(0, group.size, step):
+            r = group[lo : lo + step]
+            at = pos[lo : lo + step]
+            span = int(last[at].max())
+            arr = np.arange(span)
+            live = arr[None, :] < last[at][:, None]  # (F, A)
+            q_raw = rows[:, None] + arr[None, :]  # (W, A)
+            q = np.minimum(q_raw, qmax)  # arrivals beyond qmax waiting are turned away
+            p = np.where(live, pa[at, :span], 0.0)[:, None, :]  # (F, 1, A)
+            p = np.broadcast_to(p, (r.size, nrow, span)).copy()
+            p[:, 0, 0] = 0.0  # the idle case, below
+            bq = bsz[q]  # (W, A)
+            rr = np.broadcast_to(r[:, None, None], p.shape)
+            lq = np.broadcast_to(rows[None, :, None], p.shape)
+            for j in range(2):
+                add(
+                    rr.ravel(),
+                    lq.ravel(),
+                    nxt_b[r[:, None, None], bq[None], j].ravel(),
+                    np.broadcast_to((q - bq)[None], p.shape).ravel(),
+                    (p * wt_b[r[:, None, None], bq[None], j]).ravel(),
+                )
+            t = t_ms[r]
+            cycle[r, :nrow] = t[:, None]
+            # ∫ min(L + A(s), qmax) ds over the spell, by Gauss–Legendre in s
+            ps = _poisson_pmf(span, (rate * t[:, None] * s_nodes[None, :]).ravel())
+            ps = ps.reshape(r.size, s_nodes.size, span) * live[:, None, :]  # (F, nodes, A)
+            inner = np.einsum("wa,fna->fwn", q.astype(np.float64), ps)
+            area[r, :nrow] = inner @ _U_WEIGHTS * (t[:, None] / 2.0)
+            started[r, :nrow] = np.einsum("fwa,wa->fw", p, bq.astype(np.float64))
+            work[r, :nrow] = np.einsum("fwa,wa->fw", p, tau[bq])
+            charged[r, :nrow] = np.einsum("fwa,wa->fw", p, bq * tau[bq])
+            lost[r, :nrow] = np.einsum(
+                "fwa,wa->fw", p, np.clip(q_raw - qmax, 0, None).astype(np.float64)
+            )
     idle = np.flatnonzero(p0 > 0)
     zero = np.zeros(idle.size, dtype=np.int64)
     for j in range(nxt_i.shape[1]):
@@ -290,11 +356,13 @@ def multi_chain(
     origin = int(np.flatnonzero(np.all(res == 0, axis=1))[0]) * width
     reach = np.sort(breadth_first_order(p_mat, origin, directed=True, return_predecessors=False))
     sub = p_mat[reach][:, reach]
-    a = (sub.T - sparse.identity(reach.size, format="csr")).tolil()
-    a[0, :] = 1.0  # Σπ = 1 in place of one balance equation
+    a = (sub.T - sparse.identity(reach.size, format="csr")).tocsr()
+    # Σπ = 1 in place of the first balance equation (row 0 replaced without a LIL round trip)
+    ones = sparse.csr_matrix(np.ones((1, reach.size)))
+    a = sparse.vstack([ones, a[1:]], format="csc")
     rhs = np.zeros(reach.size)
     rhs[0] = 1.0
-    pi = np.clip(_stationary(a.tocsc(), rhs), 0.0, None)
+    pi = np.clip(_stationary(a, rhs), 0.0, None)
     pi /= pi.sum()
     ri, li = np.divmod(reach, width)
     flat = [x.ravel()[reach] for x in (cycle, area, started, work, charged, lost)]

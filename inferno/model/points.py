@@ -185,6 +185,15 @@ class OperatingPoints:
                 out[name][b.index] = values
         return Metrics(**out)
 
+    def costly(self) -> NDArray[np.bool_]:
+        """Points whose every evaluation solves a large chain — c > 1 model instances without a
+        batching delay (:mod:`.bulk_multi`): tenths of a second per rate, seconds near
+        saturation. :func:`~inferno.model.sizing.size` probes them below their capacity first."""
+        out = np.zeros(len(self), dtype=bool)
+        for b in self._blocks:
+            out[b.index] = b.bulk & bulk_instances.costly(b.serving[:, 0], b.serving[:, 1])
+        return out
+
     def ttft_sf(self, rate: F, t: F, *, metrics: Metrics | None = None) -> F:
         """P(TTFT > ``t``) per point at ``rate`` (NaN where ``t`` is NaN). Here TTFT is the wait
         plus a constant (the prefill at the mean occupancy, + one ITL for G2/G3), so it is the

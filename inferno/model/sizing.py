@@ -34,6 +34,9 @@ __all__ = ["BOUNDS", "Sizing", "SloArrays", "meets", "size"]
 
 LOW_FRACTION = 0.001
 HIGH_FRACTION = 0.999
+#: a costly point (:meth:`OperatingPoints.costly`) is tried at these fractions of μ(N) before
+#: the top (:func:`_bracket`)
+PROBE_FRACTIONS = (0.5, 0.9)
 TPS_FRACTION = 0.9
 _RTOL = 1e-8  # relative precision of λ* (Inferno's float32 search: ~1e-7)
 _MAX_ITERATIONS = 80
@@ -166,7 +169,7 @@ def size(points: OperatingPoints, slo: SloArrays, *, rtol: float = _RTOL) -> Siz
     low = LOW_FRACTION * points.mu_1
     high = HIGH_FRACTION * points.mu_n
     r_low = _ratios(points, low, slo)
-    r_high = _ratios(points, high, slo)
+    lower, r_lower, upper, r_high = _bracket(points, slo, low, high, r_low)
     detail = {t: np.full(c, np.nan) for t in _TARGETS}
     missed = np.zeros(c, dtype=bool)
     worst_low = np.full(c, -np.inf)
@@ -188,7 +191,7 @@ def size(points: OperatingPoints, slo: SloArrays, *, rtol: float = _RTOL) -> Siz
     row_point = np.concatenate(rows)
     row_target = np.concatenate(codes)
     if row_point.size:
-        lam_row = _search(points, slo, row_point, row_target, low, high, r_low, r_high, rtol)
+        lam_row = _search(points, slo, row_point, row_target, lower, upper, r_lower, r_high, rtol)
         for k, t in enumerate(_TARGETS):
             sel = row_target == k
             detail[t][row_point[sel]] = lam_row[sel]
@@ -218,6 +221,41 @@ def size(points: OperatingPoints, slo: SloArrays, *, rtol: float = _RTOL) -> Siz
     return Sizing(
         rate=rate, feasible=feasible, bound=bound.astype(str), low=low, high=high, detail=detail
     )
+
+
+def _bracket(
+    points: OperatingPoints, slo: SloArrays, low: F, high: F, r_low: dict[str, F]
+) -> tuple[F, dict[str, F], F, dict[str, F]]:
+    """Each point's search bracket and its ratios at both ends: [low, :data:`HIGH_FRACTION` of
+    the capacity], or for a :meth:`~OperatingPoints.costly` point (its chain near saturation
+    costs seconds, and most targets bind well below it) the rungs of :data:`PROBE_FRACTIONS`
+    climbed while every target is still met: [the last rung met, the first one where every
+    target is missed]; a rung where some are met and some not sends it to the top."""
+    costly = points.costly()
+    if not costly.any():
+        return low, r_low, high, _ratios(points, high, slo)
+    lower, r_lower = low.copy(), {t: v.copy() for t, v in r_low.items()}
+    upper, r_upper = high.copy(), {t: np.full(len(points), np.nan) for t in _TARGETS}
+    climbing = np.flatnonzero(costly)
+    for fraction in PROBE_FRACTIONS:
+        rung = np.maximum(fraction * points.mu_n[climbing], low[climbing])
+        r = _ratios(points.subset(climbing), rung, slo.take(climbing))
+        stack = np.vstack([r[t] for t in _TARGETS])
+        has = np.isfinite(stack)
+        missed = has.any(axis=0) & np.all(~has | (stack > 1.0), axis=0)
+        met = has.any(axis=0) & np.all(~has | (stack <= 1.0), axis=0)
+        for t in _TARGETS:
+            r_upper[t][climbing[missed]] = r[t][missed]
+            r_lower[t][climbing[met]] = r[t][met]
+        upper[climbing[missed]] = rung[missed]
+        lower[climbing[met]] = rung[met]
+        climbing = climbing[met]
+    top = np.flatnonzero(~costly | np.isin(np.arange(len(points)), climbing) | (upper == high))
+    if top.size:
+        at_top = _ratios(points.subset(top), high[top], slo.take(top))
+        for t in _TARGETS:
+            r_upper[t][top] = at_top[t]
+    return lower, r_lower, upper, r_upper
 
 
 def _search(

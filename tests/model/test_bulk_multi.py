@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from inferno.model import bulk_multi
-from inferno.model.bulk_instances import serving_metrics, serving_time
+from inferno.model.bulk_instances import clear_memo, serving_metrics, serving_time
 from inferno.model.percentiles import quantile
 
 ALPHA, BETA, N = 20.0, 2.0, 8
@@ -103,5 +103,54 @@ def test_the_direct_solve_stands_in_when_the_incomplete_lu_fails(
         raise RuntimeError("Factor is exactly singular")
 
     monkeypatch.setattr("scipy.sparse.linalg.spilu", singular)
+    clear_memo()  # solve again, not the memoised means
     direct = serving_metrics(ALPHA, BETA, N, 88, lam, instances=3, kappa=KAPPA[3])
     assert direct.response == pytest.approx(fast.response, rel=1e-8)
+
+
+@pytest.mark.parametrize("load", [0.3, 0.85, 0.97])
+def test_the_room_solved_so_far_gives_the_whole_room_s_means(
+    load: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The waiting room is solved only as far as the queue reaches (bulk_multi.multi_chain):
+    the same means as the whole room, and at light load a fraction of its states."""
+    n, k = 16, 16 + 64
+    lam = _rate(3, load, n)
+    monkeypatch.setattr(bulk_multi, "_ROOMS", {})
+    part = bulk_multi.multi_chain(ALPHA, BETA, n, k, lam, 3, KAPPA[3])
+    monkeypatch.setattr(bulk_multi, "FIRST_ROOM", 1000)
+    whole = bulk_multi.multi_chain(ALPHA, BETA, n, k, lam, 3, KAPPA[3])
+    assert whole.qmax == k - n
+    a, b = bulk_multi.multi_metrics(part), bulk_multi.multi_metrics(whole)
+    assert a.response == pytest.approx(b.response, rel=1e-8)
+    assert a.throughput == pytest.approx(b.throughput, rel=1e-9)
+    if load < 0.5:
+        assert part.qmax < whole.qmax and part.pi.size < whole.pi.size / 2
+
+
+def test_a_later_solve_starts_from_the_room_a_lower_rate_needed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(bulk_multi, "_ROOMS", {})
+    n, k = 16, 16 + 64
+    high = bulk_multi.multi_chain(ALPHA, BETA, n, k, _rate(3, 0.97, n), 3, KAPPA[3])
+    solved: list[int] = []
+    real = bulk_multi._solve
+
+    def spy(*args: object) -> bulk_multi.MultiChain:
+        solved.append(int(args[-1]))  # type: ignore[call-overload]
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bulk_multi, "_solve", spy)
+    bulk_multi.multi_chain(ALPHA, BETA, n, k, _rate(3, 0.98, n), 3, KAPPA[3])
+    assert solved == [high.qmax]  # one solve, at the room the lower rate ended with
+
+
+def test_the_means_are_memoised_per_chain_and_grid(monkeypatch: pytest.MonkeyPatch) -> None:
+    clear_memo()
+    lam = _rate(2, 0.6)
+    first = serving_metrics(ALPHA, BETA, N, 88, lam, instances=2, kappa=KAPPA[2])
+    assert serving_metrics(ALPHA, BETA, N, 88, lam, instances=2, kappa=KAPPA[2]) is first
+    monkeypatch.setitem(bulk_multi.GRID, 2, 2 * bulk_multi.GRID[2])
+    finer = serving_metrics(ALPHA, BETA, N, 88, lam, instances=2, kappa=KAPPA[2])
+    assert finer is not first and finer.response != first.response

@@ -1,0 +1,107 @@
+"""Sizing points whose every evaluation solves a large chain (c > 1 model instances without a
+batching delay, inferno/model/bulk_multi.py): the search climbs the probe rungs instead of
+starting at saturation, and finds the same λ* as the plain search."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from inferno.model import bulk_instances, bulk_multi, sizing
+from inferno.model.points import OperatingPoints
+from inferno.model.profiles import BatchProfile, Tokens
+from inferno.model.sizing import SloArrays, size
+
+ALPHA, BETA, N = 3.0, 0.6, 32
+KAPPA = (1.0, 1.2, 1.35)
+
+
+def _points(instances: int, delay: float = 0.0, copies: int = 1) -> OperatingPoints:
+    profile = BatchProfile(
+        ALPHA, BETA, N, queue_delay_ms=delay, instances=instances, contention=KAPPA
+    )
+    return OperatingPoints.of([profile] * copies, [Tokens()] * copies, batch=[N] * copies)
+
+
+def _slo(latency: list[float]) -> SloArrays:
+    c = len(latency)
+    cols = [np.full(c, np.nan) for _ in range(8)]
+    cols[3] = np.array(latency)
+    return SloArrays.of_columns(cols)
+
+
+def _load(points: OperatingPoints, latency: float) -> float:
+    """The load (fraction of μ(N)) at which the mean latency reaches ``latency``."""
+    lam = size(points, _slo([latency]), rtol=1e-6).rate[0]
+    return float(lam / points.mu_n[0])
+
+
+def test_only_chains_solved_per_rate_are_costly() -> None:
+    assert _points(3).costly().tolist() == [True]
+    assert _points(2, delay=2.0).costly().tolist() == [False]  # the virtual instance
+    assert _points(1).costly().tolist() == [False]
+
+
+@pytest.mark.parametrize("latency", [10.0, 20.0, 30.0])
+def test_the_rungs_find_the_plain_search_s_rate(
+    latency: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Targets binding below the first rung, between the rungs and above the last: the same λ*
+    (to the search's precision) as the search from low to saturation."""
+    points = _points(3)
+    slo = _slo([latency])
+    climbed = size(points, slo, rtol=1e-8)
+    monkeypatch.setattr(sizing, "PROBE_FRACTIONS", ())
+    bulk_instances.clear_memo()
+    plain = size(points, slo, rtol=1e-8)
+    assert climbed.rate[0] == pytest.approx(plain.rate[0], rel=1e-7)
+    assert climbed.bound[0] == plain.bound[0] == "latency"
+
+
+def test_the_three_targets_straddle_the_rungs() -> None:
+    """The cases above do exercise each bracket: below 0.5, between 0.5 and 0.9, above 0.9."""
+    points = _points(3)
+    loads = [_load(points, t) for t in (10.0, 20.0, 30.0)]
+    assert loads[0] < 0.5 < loads[1] < 0.9 < loads[2] < 0.999
+
+
+def test_a_target_met_low_is_not_solved_at_saturation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The point of the rungs: a target that binds below half the capacity never solves the
+    chain near saturation, where it is largest and slowest."""
+    rates: list[float] = []
+    real = bulk_multi.multi_chain
+
+    def spy(*args: float, **kwargs: float) -> bulk_multi.MultiChain:
+        rates.append(float(args[4]))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bulk_instances, "multi_chain", spy)
+    bulk_instances.clear_memo()
+    points = _points(3)
+    lam = size(points, _slo([10.0]), rtol=1e-6).rate[0]
+    top = max(rates) / float(points.mu_n[0])
+    assert top == pytest.approx(sizing.PROBE_FRACTIONS[0])
+    assert lam / float(points.mu_n[0]) < sizing.PROBE_FRACTIONS[0]
+
+
+def test_mixed_points_keep_their_own_brackets() -> None:
+    """Costly and plain points sized together get the λ* each gets alone."""
+    costly, plain = _points(2), _points(1)
+    both = OperatingPoints.of(
+        [
+            BatchProfile(ALPHA, BETA, N, instances=2, contention=KAPPA),
+            BatchProfile(ALPHA, BETA, N),
+        ],
+        [Tokens(), Tokens()],
+        batch=[N, N],
+    )
+    together = size(both, _slo([20.0, 20.0]), rtol=1e-8).rate
+    assert together[0] == pytest.approx(size(costly, _slo([20.0]), rtol=1e-8).rate[0], rel=1e-9)
+    assert together[1] == pytest.approx(size(plain, _slo([20.0]), rtol=1e-8).rate[0], rel=1e-9)
+
+
+def test_an_unreachable_target_is_infeasible_without_the_rungs() -> None:
+    """A target below a batch of one's time: missed at the low end, no rung tried."""
+    s = size(_points(3), _slo([1.0]))
+    assert not s.feasible[0]
+    assert s.bound[0] == "latency"
