@@ -13,12 +13,13 @@ bench says so: nothing to decide there).
    (model, accelerator, class) rows, so each option's λ* is sized once and cached
    (inferno/solver/serving_config.py); bench/README.md has the times.
 
-Times are in-process wall times of candidates + solve, the option cache cleared first (the
-first cycle of a controller; later cycles find every option sized).
+Times are in-process wall times of candidates + solve, the option cache and the model's memoised
+chains cleared first (the first cycle of a controller); "next cycle s" solves the same system
+again with both kept, as the optimizer's next cycle does when the profiles have not changed.
 
-``--offer-no-delay`` also offers c > 1 instances without a delay, which the optimizer does not
-yet (:data:`inferno.solver.serving_config.OFFER_NO_DELAY`): what it would save, and what its
-exact model costs the decision.
+``--offer-no-delay`` also offers c > 1 instances without a delay, as the optimizer data's
+``offerNoDelay`` does (off by default): what it saves, and what its exact model costs the
+decision.
 
 Usage: python bench/serving_config.py [--fleet 1000] [--kappa 1,1.2,1.35] [--offer-no-delay]
        [--markdown]
@@ -44,7 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "samples" / "gpulets"
 
 
-def opted_in(system: System, kappa: tuple[float, ...]) -> System:
+def opted_in(system: System, kappa: tuple[float, ...], no_delay: bool = False) -> System:
     profiles = tuple(
         dataclasses.replace(
             mp, profile=dataclasses.replace(mp.profile, contention=kappa, decide_serving=True)
@@ -53,7 +54,8 @@ def opted_in(system: System, kappa: tuple[float, ...]) -> System:
         else mp
         for mp in system.profiles
     )
-    spec = dataclasses.replace(system.optimizer, decide_serving=True)  # decideServing: true
+    # decideServing: true (and offerNoDelay)
+    spec = dataclasses.replace(system.optimizer, decide_serving=True, offer_no_delay=no_delay)
     return dataclasses.replace(system, profiles=profiles, optimizer=spec)
 
 
@@ -71,17 +73,19 @@ def _batch_servers(system: System) -> set[str]:
     return {s.name for s in system.servers if s.model in models}
 
 
-def _run(system: System) -> tuple[Solution, float]:
-    serving_config.clear_cache()
+def _run(system: System, fresh: bool = True) -> tuple[Solution, float]:
+    if fresh:  # a first cycle: no option sized, no chain memoised
+        serving_config.clear_cache()
     t = time.perf_counter()
     sol = solve_table(build_candidates(system))
     return sol, time.perf_counter() - t
 
 
-def row(name: str, plain: System, kappa: tuple[float, ...]) -> list[str]:
+def row(name: str, plain: System, kappa: tuple[float, ...], no_delay: bool) -> list[str]:
     names = _batch_servers(plain)
     base, t_base = _run(plain)
-    decided, t_dec = _run(opted_in(plain, kappa))
+    decided, t_dec = _run(opted_in(plain, kappa, no_delay))
+    _, t_again = _run(opted_in(plain, kappa, no_delay), fresh=False)  # the next cycle
     cost_base = sum(a.cost for n, a in base.allocations.items() if n in names)
     cost_dec = sum(a.cost for n, a in decided.allocations.items() if n in names)
     more = sum(
@@ -99,6 +103,7 @@ def row(name: str, plain: System, kappa: tuple[float, ...]) -> list[str]:
         f"{len(base.allocations)}/{len(decided.allocations)}",
         f"{t_base:.1f}",
         f"{t_dec:.1f}",
+        f"{t_again:.1f}",
     ]
 
 
@@ -110,17 +115,16 @@ def main() -> None:
     ap.add_argument(
         "--offer-no-delay",
         action="store_true",
-        help="also offer c > 1 instances without a delay (serving_config.OFFER_NO_DELAY; off "
-        "in the optimizer: its exact model is too slow for the search yet)",
+        help="also offer c > 1 instances without a delay (the optimizer data's offerNoDelay; "
+        "off by default: its exact model makes a first decision take minutes)",
     )
     args = ap.parse_args()
-    serving_config.OFFER_NO_DELAY = args.offer_no_delay
     kappa = tuple(float(x) for x in args.kappa.split(","))
     sample = load_system(SAMPLE)
     large = load_system(ROOT / "samples" / "large")
     rows = [
-        row("samples/gpulets", sample, kappa),
-        row(f"fleet of {args.fleet}", fleet(sample, args.fleet), kappa),
+        row("samples/gpulets", sample, kappa, args.offer_no_delay),
+        row(f"fleet of {args.fleet}", fleet(sample, args.fleet), kappa, args.offer_no_delay),
     ]
     headers = [
         "system",
@@ -132,6 +136,7 @@ def main() -> None:
         "allocated (before/after)",
         "batch-only s",
         "decided s",
+        "next cycle s",
     ]
     print_table(headers, rows, args.markdown)
     print(f"\nsamples/large: {len(_batch_servers(large))} batch-kind servers (nothing to decide)")

@@ -204,6 +204,11 @@ class OptimizerSpec:
     #: decide Triton's model instances and batching delay for batch-kind rows with measured
     #: contention (solver/serving_config.py): ~0.4 s per such server, so asked for explicitly
     decide_serving: bool = False
+    #: with ``decide_serving``, also offer c > 1 instances without a batching delay: often the
+    #: cheapest (0.68× the batch-only cost on samples/gpulets where the delay options give 0.89×)
+    #: but sized on the exact residual-time chain, so a first decision takes minutes
+    #: (bench/README.md, "Offering c > 1 without a delay")
+    offer_no_delay: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,6 +54,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "measured contention (about 0.2 s per such server; docs/triton.md)",
     )
     p.add_argument(
+        "--offer-no-delay",
+        action="store_true",
+        help="with --decide-serving, also offer several instances without a batching delay "
+        "(often cheaper; a first decision takes minutes; docs/triton.md)",
+    )
+    p.add_argument(
         "--batch-policy",
         choices=[b.value for b in BatchPolicy],
         default=None,
@@ -111,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
         spec = replace(spec, exact_wait_quantile=True)
     if args.decide_serving:
         spec = replace(spec, decide_serving=True)
+    if args.offer_no_delay:
+        spec = replace(spec, offer_no_delay=True)
     if args.batch_policy:
         spec = replace(spec, batch_policy=BatchPolicy(args.batch_policy))
     if args.model:

@@ -389,4 +389,5 @@ def _optimizer(file: Node, defaults: OptimizerSpec) -> OptimizerSpec:
         ),
         model=_choice(node, "model", PerformanceModel, defaults.model),
         decide_serving=node.boolean("decideServing", defaults.decide_serving),
+        offer_no_delay=node.boolean("offerNoDelay", defaults.offer_no_delay),
     )

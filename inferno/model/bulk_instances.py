@@ -46,9 +46,11 @@ _MEMO_LOCK = threading.Lock()
 
 
 def clear_memo() -> None:
-    """Forget the memoised chains' means (tests that change how a chain is solved)."""
+    """Forget the memoised chains' means and the rooms they needed (tests that change how a
+    chain is solved; a bench timing a first decision)."""
     with _MEMO_LOCK:
         _MEMO.clear()
+    bulk_multi.clear_rooms()
 
 
 def costly(delay: NDArray[np.float64], instances: NDArray[np.float64]) -> NDArray[np.bool_]:

@@ -207,6 +207,12 @@ def _multisets(g: _Grid) -> tuple[Ix, Ix, F, Ix, F]:
     return res, lookup(cb), wb, lookup(ci), np.where(wi > _TINY, wi, 0.0)
 
 
+def clear_rooms() -> None:
+    """Forget the rooms earlier solves needed (a bench timing a first decision)."""
+    with _ROOMS_LOCK:
+        _ROOMS.clear()
+
+
 def multi_chain(
     alpha: float, beta: float, n: int, k: int, rate: float, c: int, kappa: float
 ) -> MultiChain:

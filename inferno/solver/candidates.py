@@ -305,6 +305,7 @@ def _static_columns(
             np.array([system.accelerators[n].cost for n in acc_names], dtype=np.float64)[acc_i]
             * acc_count,
             spec.model.value,
+            no_delay=spec.offer_no_delay,
         )
     asked = memo.stats() if memo is not None else None
     points, sizing = sized_points(

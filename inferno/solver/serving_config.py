@@ -11,8 +11,9 @@ whose contention lists only κ(1) = 1 goes through the same search with one inst
 **Options** per (server, accelerator) pair: c = 1 with the row's own delay, and each c > 1 with
 D = ½·κ(c)·τ(N) (:data:`DELAY_FRACTIONS`), capped at L − κ(c)·τ(1) under a latency target L,
 rounded to whole µs, dropped below :data:`MIN_DELAY_MS`. With a delay the model is within 0.6 %
-of the emulator up to load 0.6 and pessimistic (safe) above. c > 1 without a delay is not offered
-yet: its model (:mod:`inferno.model.bulk_multi`) is exact up to a time grid but costs ~0.2 s per
+of the emulator up to load 0.6 and pessimistic (safe) above. c > 1 without a delay is offered
+only when the optimizer data says ``offerNoDelay`` (``no_delay``): its model
+(:mod:`inferno.model.bulk_multi`) is exact up to a time grid but costs tenths of a second per
 rate at N = 32–64, which turns a first decision of seconds into minutes (docs/triton.md).
 
 **Choice.** The option needing the fewest replicas wins (a pair's cost is its unit cost ×
@@ -53,6 +54,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from ..model import bulk_instances
 from ..model.accurate import build_points
 from ..model.points import OperatingPoints
 from ..model.profile_arrays import ProfileArrays
@@ -80,10 +82,6 @@ Idx = NDArray[np.intp]
 #: ones lost in every cell of the accuracy bench (bench/README.md, "Batching delay and model
 #: instances": the mean at D = κ·τ(N) is never below that at ½·κ·τ(N), in the emulator too)
 DELAY_FRACTIONS = (0.5,)
-#: offer c > 1 instances without a delay too. Off: its model (:mod:`inferno.model.bulk_multi`) is
-#: exact but too slow for the options' search at N = 32–64 (``bench/serving_config.py
-#: --offer-no-delay`` measures what it would save and cost)
-OFFER_NO_DELAY = False
 #: a delay capped below this (ms) by the latency target is not offered (it is noise to Triton)
 MIN_DELAY_MS = 0.1
 #: options are compared to this relative precision of λ* (the chosen one is then sized to the
@@ -162,9 +160,11 @@ class ServingDecision:
 
 
 def clear_cache() -> None:
-    """Forget the sized options (tests; a changed profile gets a new key anyway)."""
+    """Forget the sized options and the model's memoised chains (tests, benches; a changed
+    profile gets a new key anyway)."""
     _CACHE.clear()
     _PRECHECKED.clear()
+    bulk_instances.clear_memo()
 
 
 def fallback_note(profile: object) -> str:
@@ -203,14 +203,22 @@ def prefetch_note(profile: object, decision: ServingDecision | None = None) -> s
 
 
 def delay_grid(
-    alpha: float, beta: float, n: int, kappa: float, latency: float, own: float, first: bool
+    alpha: float,
+    beta: float,
+    n: int,
+    kappa: float,
+    latency: float,
+    own: float,
+    first: bool,
+    no_delay: bool = False,
 ) -> list[float]:
     """The delays (ms, whole µs) offered for c instances at κ = ``kappa``: the row's ``own`` for
     c = 1 (``first``); else :data:`DELAY_FRACTIONS` of κ·τ(N) capped at ``latency`` − κ·τ(1)
-    (NaN ``latency``: no cap), and none first when :data:`OFFER_NO_DELAY`."""
+    (NaN ``latency``: no cap), and none first when ``no_delay`` (the optimizer data's
+    ``offerNoDelay``)."""
     if first:
         return [own]
-    out = [0.0] if OFFER_NO_DELAY else []
+    out = [0.0] if no_delay else []
     tau_n = kappa * (alpha + beta * n)
     cap = latency - kappa * (alpha + beta) if math.isfinite(latency) else MAX_QUEUE_DELAY_MS
     for f in DELAY_FRACTIONS:
@@ -233,10 +241,13 @@ def decide(
     max_r: F,
     unit_cost: F,
     model: str,
+    *,
+    no_delay: bool = False,
 ) -> tuple[ProfileArrays, dict[int, ServingDecision]]:
     """For every pair whose profile opts in (``profiles[i]`` a :class:`BatchProfile` with
     ``decide_serving``): its decision, and ``prof`` with the chosen (c, D, κ) in its row. Pairs
-    that do not opt in are untouched (``prof`` itself is returned when none does)."""
+    that do not opt in are untouched (``prof`` itself is returned when none does). ``no_delay``:
+    offer c > 1 without a delay too (the optimizer data's ``offerNoDelay``)."""
     opted = [
         i
         for i, p in enumerate(profiles)
@@ -266,6 +277,7 @@ def decide(
                 float(slo.latency[i]),
                 p.queue_delay_ms,
                 c == 1,
+                no_delay,
             ):
                 grid.append((i, c, float(kappa), d))
     by_pair: dict[int, list[ServingOption]] = {}

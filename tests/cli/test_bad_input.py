@@ -900,3 +900,30 @@ def test_the_input_lengths_reach_the_accurate_percentiles(
     assert p95(1.5, "inferno") == p95(0.0, "inferno")
     load = outputs[1.5, "accurate"]["allocations"][name]["load"]
     assert load["inTokensCOV"] == 1.5 and load["inTokensDist"] == "lognormal"
+
+
+def test_offer_no_delay_is_read_from_the_optimizer_data_and_the_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """offerNoDelay (or --offer-no-delay) adds c > 1 without a delay to the options explain
+    lists; without it they are not compared."""
+    files = base_files()
+    _set(files["model-data.json"], "models.3.contention", [1.0, 1.2])
+    plain = write_system(tmp_path / "plain", files)
+    assert main(["explain", str(plain), "sr"]) == 0
+    assert "c=2 D=0 µs" not in capsys.readouterr().out
+    files["optimizer-data.json"]["optimizer"]["decideServing"] = True
+    files["optimizer-data.json"]["optimizer"]["offerNoDelay"] = True
+    assert main(["explain", str(write_system(tmp_path / "data", files)), "sr"]) == 0
+    by_data = capsys.readouterr().out
+    assert "c=2 D=0 µs" in by_data or "2 instance(s), delay 0 µs" in by_data
+    assert (
+        main(["optimize", str(plain), "--decide-serving", "--offer-no-delay", "--format", "json"])
+        == 0
+    )
+    by_flag = json.loads(capsys.readouterr().out)["allocations"]["sr"]
+    assert main(["optimize", str(write_system(tmp_path / "data2", files)), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["allocations"]["sr"] == by_flag
+    files["optimizer-data.json"]["optimizer"]["offerNoDelay"] = "yes"
+    assert main(["optimize", str(write_system(tmp_path / "bad", files))]) == 2
+    assert "offerNoDelay" in capsys.readouterr().err

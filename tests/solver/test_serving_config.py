@@ -105,12 +105,9 @@ def test_grid_offers_no_instances_without_delay_and_caps_the_delay() -> None:
     assert serving_config.delay_grid(20.0, 2.0, 8, 1.2, 20.0, 0.0, False) == []
 
 
-def test_no_delay_with_instances_is_offered_only_when_switched_on(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(serving_config, "OFFER_NO_DELAY", True)
-    assert serving_config.delay_grid(20.0, 2.0, 8, 1.2, 80.0, 0.0, False) == [0.0, 21.6]
-    assert serving_config.delay_grid(20.0, 2.0, 8, 1.0, 80.0, 0.5, True) == [0.5]
+def test_no_delay_with_instances_is_offered_only_when_switched_on() -> None:
+    assert serving_config.delay_grid(20.0, 2.0, 8, 1.2, 80.0, 0.0, False, True) == [0.0, 21.6]
+    assert serving_config.delay_grid(20.0, 2.0, 8, 1.0, 80.0, 0.5, True, True) == [0.5]
 
 
 def test_a_quantile_target_is_not_decided_and_says_why() -> None:
@@ -200,3 +197,30 @@ def test_the_prefetch_note_flags_one_instance_with_a_delay_shorter_than_a_batch(
     assert "delay 3 ms" in prefetch_note(replace(row, queue_delay_ms=0.0), ServingDecision(1, 3000))
     assert prefetch_note(row, ServingDecision(1, 0)) == ""
     assert prefetch_note(object()) == ""
+
+
+def _offering(system, no_delay: bool):  # type: ignore[no-untyped-def]
+    spec = dataclasses.replace(system.optimizer, offer_no_delay=no_delay)
+    return dataclasses.replace(system, optimizer=spec)
+
+
+@pytest.mark.parametrize("rate", [6_000.0, 60_000.0])
+def test_offer_no_delay_adds_instances_without_a_delay_and_never_costs_more(rate: float) -> None:
+    """offerNoDelay: every c > 1 is also offered with D = 0, sized on the exact residual-time
+    chain; the decision can only get cheaper, and the table's λ* is the chosen option's."""
+    plain = solve_table(build_candidates(_offering(_system(rate), False))).allocations["s"]
+    serving_config.clear_cache()
+    table = build_candidates(_offering(_system(rate), True))
+    offered = solve_table(table).allocations["s"]
+    assert plain.serving is not None and offered.serving is not None
+    assert not any(o.instances > 1 and o.delay_us == 0 for o in plain.serving.options)
+    no_delay = [o for o in offered.serving.options if o.instances > 1 and o.delay_us == 0]
+    assert [o.instances for o in no_delay] == [2, 3]
+    assert all(o.feasible or o.at_least for o in no_delay)
+    assert offered.replicas <= plain.replicas
+    chosen = next(
+        o
+        for o in offered.serving.options
+        if (o.instances, o.delay_us) == (offered.serving.instances, offered.serving.delay_us)
+    )
+    assert math.isclose(chosen.max_rate, offered.max_rate_per_replica, rel_tol=2e-4)
