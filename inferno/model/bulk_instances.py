@@ -62,7 +62,7 @@ def costly(delay: NDArray[np.float64], instances: NDArray[np.float64]) -> NDArra
 
 def _multi(delay: float, c: int) -> bool:
     """No delay and a few instances: the residual-time chain of :mod:`.bulk_multi`."""
-    return delay == 0 and 1 < c <= MAX_EXACT_INSTANCES
+    return bool(costly(np.array([delay], dtype=np.float64), np.array([c], dtype=np.float64))[0])
 
 
 def _check(

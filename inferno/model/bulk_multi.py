@@ -229,7 +229,8 @@ def multi_chain(
     full_room = max(k - n, 1)
     key = (alpha, beta, n, k, c, kappa, GRID[c])
     # a search solves one chain at many rates: start from the room a lower rate needed
-    known = [r for lam, r in _ROOMS.get(key, {}).items() if lam <= rate]
+    with _ROOMS_LOCK:
+        known = [r for lam, r in _ROOMS.get(key, {}).items() if lam <= rate]
     room = min(full_room, max([FIRST_ROOM * n, 1, *known]))
     while True:
         ch = _solve(tau, n, rate, c, g, tables, room)

@@ -250,7 +250,7 @@ def _bracket(
         upper[climbing[missed]] = rung[missed]
         lower[climbing[met]] = rung[met]
         climbing = climbing[met]
-    top = np.flatnonzero(~costly | np.isin(np.arange(len(points)), climbing) | (upper == high))
+    top = np.flatnonzero(upper == high)  # every plain point, and the costly ones not yet bracketed
     if top.size:
         at_top = _ratios(points.subset(top), high[top], slo.take(top))
         for t in _TARGETS:
