@@ -910,9 +910,12 @@ def test_offer_no_delay_is_read_from_the_optimizer_data_and_the_flag(
     files = base_files()
     _set(files["model-data.json"], "models.3.contention", [1.0, 1.2])
     plain = write_system(tmp_path / "plain", files)
-    assert main(["explain", str(plain), "sr"]) == 0
-    assert "c=2 D=0 µs" not in capsys.readouterr().out
     files["optimizer-data.json"]["optimizer"]["decideServing"] = True
+    asked = write_system(tmp_path / "asked", files)
+    assert main(["explain", str(asked), "sr"]) == 0
+    decided = capsys.readouterr().out
+    assert "c=2 D=" in decided  # c = 2 is compared, with a delay only
+    assert "c=2 D=0 µs" not in decided and "2 instance(s), delay 0 µs" not in decided
     files["optimizer-data.json"]["optimizer"]["offerNoDelay"] = True
     assert main(["explain", str(write_system(tmp_path / "data", files)), "sr"]) == 0
     by_data = capsys.readouterr().out
