@@ -61,9 +61,9 @@ def _bulk_limits(b: _Block, i: int) -> tuple[int, int]:
 
 
 def _serving(b: _Block, i: int) -> dict[str, Any]:
-    """The delay, instances and κ of row ``i`` (batch kind), as keywords."""
-    d, c, kappa = (float(v) for v in b.serving[i])
-    return {"delay": d, "instances": int(c), "kappa": kappa}
+    """The delay, instances, κ and model of row ``i`` (batch kind), as keywords."""
+    d, c, kappa, virtual = (float(v) for v in b.serving[i])
+    return {"delay": d, "instances": int(c), "kappa": kappa, "virtual": virtual > 0}
 
 
 def _plain(b: _Block, i: int) -> bool:

@@ -31,17 +31,24 @@ emulator caps the requests held, in service too, so the two differ where the que
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import product
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from .bulk import BulkMetrics, _poisson_pmf
 
-__all__ = ["MAX_EXACT_INSTANCES", "MultiChain", "MultiResponseTime", "multi_chain", "multi_metrics"]
+__all__ = [
+    "MAX_EXACT_INSTANCES",
+    "MultiChain",
+    "MultiResponseTime",
+    "multi_chain",
+    "multi_metrics",
+    "spell_cells",
+]
 
 F = NDArray[np.float64]
 Ix = NDArray[np.int64]
@@ -59,6 +66,7 @@ _ROOMS: dict[tuple[float, ...], dict[float, int]] = {}
 _ROOMS_PER_CHAIN = 64
 _ROOMS_CHAINS = 1024
 _ROOMS_LOCK = threading.Lock()
+_C = TypeVar("_C")
 _TINY = 1e-13  # transition probabilities below this are dropped (the row is renormalised)
 _U_NODES, _U_WEIGHTS = np.polynomial.legendre.leggauss(8)
 _BINS_PER_BATCH = 512  # histogram bins per τ(N) for the distributions
@@ -226,14 +234,22 @@ def multi_chain(
     tau = kappa * (alpha + beta * np.arange(n + 1, dtype=np.float64))
     g = _Grid(tau, n, c, rate, GRID[c])
     tables = _multisets(g)
-    full_room = max(k - n, 1)
     key = (alpha, beta, n, k, c, kappa, GRID[c])
-    # a search solves one chain at many rates: start from the room a lower rate needed
+    return in_room(key, n, k, rate, lambda room: _solve(tau, n, rate, c, g, tables, room))
+
+
+def in_room(key: tuple[float, ...], n: int, k: int, rate: float, solve: Callable[[int], _C]) -> _C:
+    """``solve(room)`` with the smallest waiting room that holds the queue: first up to one
+    batch (:data:`FIRST_ROOM` batches) or the room a lower rate of the same chain (``key``)
+    needed, then twice that, … until fewer than :data:`ROOM_TOL` of the arrivals would find it
+    full, or the whole room K − N is in."""
+    full_room = max(k - n, 1)
     with _ROOMS_LOCK:
         known = [r for lam, r in _ROOMS.get(key, {}).items() if lam <= rate]
     room = min(full_room, max([FIRST_ROOM * n, 1, *known]))
     while True:
-        ch = _solve(tau, n, rate, c, g, tables, room)
+        out = solve(room)
+        ch = _chain_of(out)
         if room >= full_room or float(ch.pi @ ch.lost) <= ROOM_TOL * rate * float(ch.pi @ ch.cycle):
             break
         room = min(full_room, 2 * room)
@@ -244,6 +260,12 @@ def multi_chain(
             del rooms[next(iter(rooms))]
         while len(_ROOMS) > _ROOMS_CHAINS:
             del _ROOMS[next(iter(_ROOMS))]
+    return out
+
+
+def _chain_of(out: object) -> MultiChain:
+    ch = getattr(out, "chain", out)
+    assert isinstance(ch, MultiChain)
     return ch
 
 
@@ -425,12 +447,10 @@ class MultiResponseTime:
     def __init__(self, ch: MultiChain, metrics: BulkMetrics) -> None:
         self.metrics = metrics
         n, c, lam, tau = ch.n, ch.c, ch.rate, ch.tau
-        width = ch.qmax + 1
         self.dx = float(tau[n]) / _BINS_PER_BATCH
         top = float(tau[n]) * (ch.qmax // n // c + 3)
         bins = int(top / self.dx) + 2
         resp = np.zeros(bins)
-        wait = np.zeros(bins)
         t = ch.res[:, 0]
         total = float(ch.pi @ ch.cycle)
         busy = t > 0
@@ -438,31 +458,7 @@ class MultiResponseTime:
         idle = (total - float(ch.pi[busy] @ t[busy])) / total
         resp[min(int(float(tau[1]) / self.dx), bins - 1)] += idle
         self._wait_zero = idle
-        # busy spells, by residual multiset: Π[R, L]
-        keys, inv = np.unique(ch.res[busy], axis=0, return_inverse=True)
-        pi_rl = np.zeros((keys.shape[0], width))
-        np.add.at(pi_rl, (inv.ravel(), ch.left[busy]), ch.pi[busy] / total)
-        lag = np.arange(width)[None, :] - np.arange(width)[:, None]  # q − L
-        q = np.arange(width)
-        m = q // n  # full batches ahead of it
-        rem = q - m * n  # ahead of it in its own batch
-        acc = np.zeros(bins * n)  # arrivals' weight by (bin of the wait, rem)
-        for tk in np.unique(keys[:, 0]):
-            rows = np.flatnonzero(keys[:, 0] == tk)
-            r = keys[rows]  # (R, c)
-            pr = pi_rl[rows]
-            epoch = r[:, m % c] + (m // c)[None, :] * float(tau[n])  # (R, width)
-            for x, wg in zip(_U_NODES, _U_WEIGHTS, strict=True):
-                u = tk * (x + 1.0) / 2.0
-                pj = _poisson_pmf(width, np.array([lam * u]))[0]
-                toe = np.where(lag >= 0, pj[np.clip(lag, 0, None)], 0.0)
-                toe[:, -1] = 0.0  # q = qmax: turned away
-                w = (pr @ toe) * (tk / 2.0 * wg)  # (R, width): q ahead
-                at = np.clip(((epoch - u) / self.dx).astype(np.int64), 0, bins - 1)
-                acc += np.bincount(
-                    (at * n + rem[None, :]).ravel(), weights=w.ravel(), minlength=bins * n
-                )
-        cells = acc.reshape(bins, n)
+        cells = spell_cells(ch, self.dx, bins)
         wait = cells.sum(axis=1)
         # its batch: rem ahead, itself and B ~ Poisson(λW) behind it, at most N
         for lo in range(0, bins, _CHUNK):
@@ -499,6 +495,44 @@ class MultiResponseTime:
         s = np.atleast_1d(np.asarray(times, dtype=np.float64))
         out: F = np.where(s < 0, 1.0, self._busy * self._sf(self._wait_cdf, s))
         return out
+
+
+def spell_cells(ch: MultiChain, dx: float, bins: int) -> F:
+    """The arrivals that find every instance busy, by PASTA (the weight of each is its share of
+    time), gathered by (bin of dx of the time until the instance that takes their batch frees,
+    requests ahead of them in that batch): a request that arrives u into a cycle whose instances
+    are all busy, with q ahead, is in the (⌊q/N⌋ + 1)-th batch to start, and every batch before
+    its own is full, so the instances free at the known epochs r_i + j·τ(N)."""
+    n, c, lam, tau = ch.n, ch.c, ch.rate, ch.tau
+    width = ch.qmax + 1
+    total = float(ch.pi @ ch.cycle)
+    busy = ch.res[:, 0] > 0
+    # busy spells, by residual multiset: Π[R, L]
+    keys, inv = np.unique(ch.res[busy], axis=0, return_inverse=True)
+    pi_rl = np.zeros((keys.shape[0], width))
+    np.add.at(pi_rl, (inv.ravel(), ch.left[busy]), ch.pi[busy] / total)
+    lag = np.arange(width)[None, :] - np.arange(width)[:, None]  # q − L
+    q = np.arange(width)
+    m = q // n  # full batches ahead of it
+    rem = q - m * n  # ahead of it in its own batch
+    acc = np.zeros(bins * n)  # arrivals' weight by (bin of the wait, rem)
+    for tk in np.unique(keys[:, 0]):
+        rows = np.flatnonzero(keys[:, 0] == tk)
+        r = keys[rows]  # (R, c)
+        pr = pi_rl[rows]
+        epoch = r[:, m % c] + (m // c)[None, :] * float(tau[n])  # (R, width)
+        for x, wg in zip(_U_NODES, _U_WEIGHTS, strict=True):
+            u = tk * (x + 1.0) / 2.0
+            pj = _poisson_pmf(width, np.array([lam * u]))[0]
+            toe = np.where(lag >= 0, pj[np.clip(lag, 0, None)], 0.0)
+            toe[:, -1] = 0.0  # q = qmax: turned away
+            w = (pr @ toe) * (tk / 2.0 * wg)  # (R, width): q ahead
+            at = np.clip(((epoch - u) / dx).astype(np.int64), 0, bins - 1)
+            acc += np.bincount(
+                (at * n + rem[None, :]).ravel(), weights=w.ravel(), minlength=bins * n
+            )
+    out: F = acc.reshape(bins, n)
+    return out
 
 
 def _add(hist: F, x: F, w: F, dx: float) -> None:

@@ -8,7 +8,7 @@ blocks, so that padding to the block's largest N wastes little and memory stays 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -77,7 +77,7 @@ class _Block:
     log_mu_n: F
     mu_1: F
     bulk: NDArray[np.bool_]  # rows whose means come from the bulk model
-    serving: F  # (c, 3): delay, instances, κ per row (batch kind)
+    serving: F  # (c, 4): delay, instances, κ, virtual (1: bulk_instances' virtual instance)
 
 
 class OperatingPoints:
@@ -186,13 +186,34 @@ class OperatingPoints:
         return Metrics(**out)
 
     def costly(self) -> NDArray[np.bool_]:
-        """Points whose every evaluation solves a large chain — c > 1 model instances without a
-        batching delay (:mod:`.bulk_multi`): tenths of a second per rate, seconds near
+        """Points whose every evaluation solves a large chain — c > 1 model instances
+        (:mod:`.bulk_multi`, :mod:`.bulk_multi_delay`): tenths of a second per rate, seconds near
         saturation. :func:`~inferno.model.sizing.size` probes them below their capacity first."""
         out = np.zeros(len(self), dtype=bool)
         for b in self._blocks:
-            out[b.index] = b.bulk & bulk_instances.costly(b.serving[:, 0], b.serving[:, 1])
+            d, c, _, virtual = b.serving.T
+            fast = (virtual > 0) & (d > 0)
+            out[b.index] = b.bulk & bulk_instances.costly(d, c) & ~fast
         return out
+
+    def delayed(self) -> NDArray[np.bool_]:
+        """Batch-kind points with a batching delay (those :meth:`virtual_instances` changes when
+        they run c > 1 instances)."""
+        out = np.zeros(len(self), dtype=bool)
+        for b in self._blocks:
+            out[b.index] = b.bulk & (b.serving[:, 0] > 0)
+        return out
+
+    def virtual_instances(self) -> OperatingPoints:
+        """The same points, with c > 1 instances *and a delay* evaluated on the virtual-instance
+        approximation (:func:`~.bulk_instances.serving_metrics`' ``virtual``): a few percent
+        pessimistic near saturation, and a hundredth of the chain's cost per rate. The serving
+        decision screens its options this way; the allocation is sized on the chain."""
+        blocks = [
+            replace(b, serving=np.column_stack([b.serving[:, :3], np.ones(b.index.size)]))
+            for b in self._blocks
+        ]
+        return OperatingPoints(blocks, self.n_batch, self.n_max, self.mu_1, self.mu_n)
 
     def ttft_sf(self, rate: F, t: F, *, metrics: Metrics | None = None) -> F:
         """P(TTFT > ``t``) per point at ``rate`` (NaN where ``t`` is NaN). Here TTFT is the wait
@@ -371,7 +392,7 @@ def _make_block(
     rows = np.arange(n.size)
     log_mu_n = log_mu[rows, n.astype(np.intp) - 1]
     mu_1 = np.exp(log_mu[:, 0])
-    serving = np.column_stack([prof.delay, prof.instances, prof.kappa])
+    serving = np.column_stack([prof.delay, prof.instances, prof.kappa, np.zeros(n.size)])
     many = (prof.bulk > 0) & (prof.instances > 1)
     if many.any():  # c instances at κ(c) each: c/κ(c) times one instance's capacity
         gain = prof.instances[many] / prof.kappa[many]

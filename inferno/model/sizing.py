@@ -37,6 +37,17 @@ HIGH_FRACTION = 0.999
 #: a costly point (:meth:`OperatingPoints.costly`) is tried at these fractions of μ(N) before
 #: the top (:func:`_bracket`)
 PROBE_FRACTIONS = (0.5, 0.9)
+#: … and a costly point with a batching delay at these multiples of its λ* on the virtual
+#: instance (:meth:`OperatingPoints.virtual_instances`: pessimistic by a few percent near
+#: saturation, within a fraction of a percent below it, and a hundredth of the cost)
+GUIDE_FRACTIONS = (0.99, 1.04, 1.15)
+#: … descending to these when the first is missed (a short delay: the virtual instance is then
+#: optimistic, as it is without one)
+GUIDE_BELOW = (0.92, 0.8, 0.6)
+_GUIDE_RTOL = 1e-4
+#: a costly point's λ* is searched to at most this relative precision (each evaluation costs
+#: tenths of a second; replicas are ⌈demand / λ*⌉)
+COSTLY_RTOL = 1e-6
 TPS_FRACTION = 0.9
 _RTOL = 1e-8  # relative precision of λ* (Inferno's float32 search: ~1e-7)
 _MAX_ITERATIONS = 80
@@ -191,7 +202,8 @@ def size(points: OperatingPoints, slo: SloArrays, *, rtol: float = _RTOL) -> Siz
     row_point = np.concatenate(rows)
     row_target = np.concatenate(codes)
     if row_point.size:
-        lam_row = _search(points, slo, row_point, row_target, lower, upper, r_lower, r_high, rtol)
+        tol = np.where(points.costly()[row_point], max(rtol, COSTLY_RTOL), rtol)
+        lam_row = _search(points, slo, row_point, row_target, lower, upper, r_lower, r_high, tol)
         for k, t in enumerate(_TARGETS):
             sel = row_target == k
             detail[t][row_point[sel]] = lam_row[sel]
@@ -228,34 +240,76 @@ def _bracket(
 ) -> tuple[F, dict[str, F], F, dict[str, F]]:
     """Each point's search bracket and its ratios at both ends: [low, :data:`HIGH_FRACTION` of
     the capacity], or for a :meth:`~OperatingPoints.costly` point (its chain near saturation
-    costs seconds, and most targets bind well below it) the rungs of :data:`PROBE_FRACTIONS`
-    climbed while every target is still met: [the last rung met, the first one where every
-    target is missed]; a rung where some are met and some not sends it to the top."""
+    costs seconds, and most targets bind well below it) the rungs of :func:`_rungs` climbed
+    while every target is still met: [the last rung met, the first one where every target is
+    missed]; a rung where some are met and some not sends it to the top. A guided point missed
+    at its first rung goes down :data:`GUIDE_BELOW` instead, to the first rung met."""
     costly = points.costly()
     if not costly.any():
         return low, r_low, high, _ratios(points, high, slo)
     lower, r_lower = low.copy(), {t: v.copy() for t, v in r_low.items()}
     upper, r_upper = high.copy(), {t: np.full(len(points), np.nan) for t in _TARGETS}
-    climbing = np.flatnonzero(costly)
-    for fraction in PROBE_FRACTIONS:
-        rung = np.maximum(fraction * points.mu_n[climbing], low[climbing])
-        r = _ratios(points.subset(climbing), rung, slo.take(climbing))
+    rungs, guide = _rungs(points, slo, costly)
+
+    def probe(idx: NDArray[np.intp], rung: F) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+        """Evaluate ``idx`` at ``rung``: where every target is missed it is the bracket's top,
+        where every one is met its bottom."""
+        r = _ratios(points.subset(idx), rung, slo.take(idx))
         stack = np.vstack([r[t] for t in _TARGETS])
         has = np.isfinite(stack)
         missed = has.any(axis=0) & np.all(~has | (stack > 1.0), axis=0)
         met = has.any(axis=0) & np.all(~has | (stack <= 1.0), axis=0)
         for t in _TARGETS:
-            r_upper[t][climbing[missed]] = r[t][missed]
-            r_lower[t][climbing[met]] = r[t][met]
-        upper[climbing[missed]] = rung[missed]
-        lower[climbing[met]] = rung[met]
+            r_upper[t][idx[missed]] = r[t][missed]
+            r_lower[t][idx[met]] = r[t][met]
+        upper[idx[missed]] = rung[missed]
+        lower[idx[met]] = rung[met]
+        return missed, met
+
+    climbing = np.flatnonzero(costly)
+    falling = climbing[:0]
+    for j in range(rungs.shape[1]):
+        rung = np.maximum(rungs[climbing, j], low[climbing])
+        at = np.isfinite(rung) & (rung < high[climbing])
+        climbing, rung = climbing[at], rung[at]
+        if climbing.size == 0:
+            break
+        missed, met = probe(climbing, rung)
+        if j == 0:
+            falling = climbing[missed & np.isfinite(guide[climbing])]
         climbing = climbing[met]
+    # a guided point missed at its first rung: down the rungs below it until one is met
+    for fraction in GUIDE_BELOW:
+        if falling.size == 0:
+            break
+        missed, _ = probe(falling, np.maximum(fraction * guide[falling], low[falling]))
+        falling = falling[missed]
     top = np.flatnonzero(upper == high)  # every plain point, and the costly ones not yet bracketed
     if top.size:
         at_top = _ratios(points.subset(top), high[top], slo.take(top))
         for t in _TARGETS:
             r_upper[t][top] = at_top[t]
     return lower, r_lower, upper, r_upper
+
+
+def _rungs(points: OperatingPoints, slo: SloArrays, costly: NDArray[np.bool_]) -> tuple[F, F]:
+    """The rates (P, R) at which each costly point is probed, in order (NaN: no more rungs):
+    :data:`PROBE_FRACTIONS` of μ(N), or with a delay :data:`GUIDE_FRACTIONS` of its λ* on the
+    virtual instance (where that is feasible); and that λ* (NaN: none)."""
+    width = max(len(PROBE_FRACTIONS), len(GUIDE_FRACTIONS))
+    out = np.full((len(points), width), np.nan)
+    idx = np.flatnonzero(costly)
+    out[idx, : len(PROBE_FRACTIONS)] = np.outer(points.mu_n[idx], PROBE_FRACTIONS)
+    guide = np.full(len(points), np.nan)
+    guided = np.flatnonzero(costly & points.delayed())
+    if guided.size and GUIDE_FRACTIONS:
+        cheap = points.subset(guided).virtual_instances()
+        lam = size(cheap, slo.take(guided), rtol=_GUIDE_RTOL).rate
+        ok = np.isfinite(lam)
+        guide[guided[ok]] = lam[ok]
+        out[guided[ok]] = np.nan
+        out[guided[ok], : len(GUIDE_FRACTIONS)] = np.outer(lam[ok], GUIDE_FRACTIONS)
+    return out, guide
 
 
 def _search(
@@ -267,9 +321,9 @@ def _search(
     high: F,
     r_low: dict[str, F],
     r_high: dict[str, F],
-    rtol: float = _RTOL,
+    rtol: F,
 ) -> F:
-    """Each (point, target) row's own largest rate, by the Illinois search (to ``rtol``).
+    """Each (point, target) row's own largest rate, by the Illinois search (to its ``rtol``).
 
     The search runs in y = −log(1 − λ/μ(N)), the log-distance to saturation: queue metrics blow
     up like 1/(1 − λ/μ(N)), so log(metric/target) is close to linear in y near the top and in λ
@@ -313,7 +367,7 @@ def _search(
         f_lo,
         f_hi,
         converged,
-        lambda y: 0.4 * rtol * np.expm1(y),
+        lambda y, idx: 0.4 * rtol[idx] * np.expm1(y),
     )
     return lam_of(ya)
 
@@ -325,7 +379,7 @@ def _illinois(
     fa: F,
     fb: F,
     converged: Callable[[F, F], NDArray[np.bool_]],
-    step: Callable[[F], F],
+    step: Callable[[F, NDArray[np.intp]], F],
 ) -> tuple[F, F]:
     """Vectorised Illinois (modified regula falsi) for the root of an increasing f on [a, b] with
     f(a) ≤ 0 < f(b); returns the final bracket once ``converged(a, b)``. A secant step is kept at
@@ -345,7 +399,7 @@ def _illinois(
         # bisect while an end has no finite value (a ratio of 0: no wait at all at that rate)
         c = np.where(np.isfinite(c) & np.isfinite(fa_), c, 0.5 * (aa + bb))
         # never closer to an end than a step that can still decide convergence
-        margin = np.minimum(step(aa), 0.25 * width)
+        margin = np.minimum(step(aa, active), 0.25 * width)
         c = np.clip(c, aa + margin, bb - margin)
         fc = f(c, active)
         ok = fc <= 0.0

@@ -10,14 +10,22 @@ whose contention lists only κ(1) = 1 goes through the same search with one inst
 
 **Options** per (server, accelerator) pair: c = 1 with the row's own delay, and each c > 1 with
 D = ½·κ(c)·τ(N) (:data:`DELAY_FRACTIONS`), capped at L − κ(c)·τ(1) under a latency target L,
-rounded to whole µs, dropped below :data:`MIN_DELAY_MS`. With a delay the model is within 0.6 %
-of the emulator up to load 0.6 and pessimistic (safe) above. c > 1 without a delay is offered
-only when the optimizer data says ``offerNoDelay`` (``no_delay``): its model
-(:mod:`inferno.model.bulk_multi`) is exact up to a time grid but costs tenths of a second per
-rate at N = 32–64, which turns a first decision of seconds into minutes (docs/triton.md).
+rounded to whole µs, dropped below :data:`MIN_DELAY_MS`. c > 1 without a delay is offered only
+when the optimizer data says ``offerNoDelay`` (``no_delay``): its model
+(:mod:`inferno.model.bulk_multi`) costs tenths of a second per rate at N = 32–64 and has no
+cheap stand-in, which turns a first decision of seconds into minutes (docs/triton.md).
+
+**Screening, then the chain.** An option with a delay is sized here on the virtual instance
+(:meth:`~inferno.model.points.OperatingPoints.virtual_instances`: a hundredth of the cost of
+the exact chain, :mod:`inferno.model.bulk_multi_delay`, within a fraction of a percent of it
+below 60 % of the capacity, pessimistic by a few percent above, optimistic when the delay is
+much shorter than a batch). The allocation of the chosen option is then sized on the chain, as
+every row with c > 1 is, its search started from rungs around the virtual instance's λ*
+(:data:`~inferno.model.sizing.GUIDE_FRACTIONS`): so its replicas come from the exact model, and
+can differ from the option's screened count (``explain`` shows both).
 
 **Choice.** The option needing the fewest replicas wins (a pair's cost is its unit cost ×
-replicas), ties to fewer instances, then the shorter delay. Each option's λ* comes from the exact
+replicas), ties to fewer instances, then the shorter delay. Each option's λ* comes from its
 model (:mod:`inferno.model.bulk_instances`) to a relative 1e-4 (:data:`OPTION_RTOL`) and is
 cached per (profile row, batch, queue, targets, c, D): λ* does not depend on the demand. Two exact
 cuts skip the search of an option that cannot win: its capacity c·N/(κ·τ(N)) alone needs as many
@@ -156,6 +164,11 @@ class ServingDecision:
             f"{chosen.max_rate:.1f} req/min per replica, {chosen.replicas} replica(s), "
             f"the fewest of {len(self.options)} options (ties: fewer instances, shorter delay)"
         )
+        if any(o.instances > 1 and o.delay_us > 0 for o in self.options):
+            head += (
+                " (options with c > 1 and a delay screened on the virtual instance; the "
+                "allocation's λ* and replicas come from the exact chain)"
+            )
         return head + ("; " + "; ".join(parts) if parts else "")
 
 
@@ -377,7 +390,8 @@ def _points(
     queue_factor: float | None,
     model: str,
 ) -> OperatingPoints:
-    """The operating points of grid entries (pair, c, κ, D)."""
+    """The operating points of grid entries (pair, c, κ, D), c > 1 with a delay on the virtual
+    instance (:meth:`~inferno.model.points.OperatingPoints.virtual_instances`)."""
     rows = np.array([e[0] for e in entries], dtype=np.intp)
     sub = prof.take(rows)
     sub = ProfileArrays(
@@ -389,7 +403,7 @@ def _points(
         }
     )
     zeros = np.zeros(rows.size)  # batch-kind rows ignore tokens
-    return build_points(
+    points = build_points(
         model,
         sub,
         zeros,
@@ -398,6 +412,9 @@ def _points(
         max_queue=max_queue[rows],
         queue_factor=queue_factor,
     )
+    # options with a delay are screened on the virtual instance (pessimistic, cheap); the
+    # allocation of the chosen one is sized on the chain
+    return points.virtual_instances()
 
 
 def _key(

@@ -136,17 +136,42 @@ def test_instances_without_a_delay_match_the_emulator(c: int, load: float) -> No
     assert p95 == pytest.approx(float(np.quantile(lat, 0.95)), rel=0.05)
 
 
-@pytest.mark.parametrize(("c", "load"), [(2, 0.6), (4, 0.9)])
-def test_instances_with_a_delay_approximately_match_the_emulator(c: int, load: float) -> None:
-    """c > 1 is the virtual-instance approximation (inferno/model/bulk_instances.py): with a
-    delay it errs by up to about 6 % at high load, short of the ±2 % target (the bench prints
-    the whole grid); this guards that bound."""
+# a delay and c > 1: the chain at batch starts with windows (inferno/model/bulk_multi_delay.py);
+# before it the virtual instance erred by +3..+4 % on the mean and up to +6 % on p95 at high load
+DELAYED = [(2, 0.9, 0.5), (2, 0.95, 3.0), (3, 0.6, 1.0), (4, 0.9, 0.5)]
+
+
+@pytest.mark.parametrize(("c", "load", "d_mult"), DELAYED)
+def test_instances_with_a_delay_match_the_emulator(c: int, load: float, d_mult: float) -> None:
     n = 4
     kappa = (1.0, 1.2, 1.35, 1.5)
     tau_n = kappa[c - 1] * (10.0 + 1.5 * n)
     lam = load * c * n / tau_n
-    delay = tau_n
-    lat = _emulate(n, lam, delay, c, kappa, 120_000)
-    m = serving_metrics(10.0, 1.5, n, 11 * n, lam, delay=delay, instances=c, kappa=kappa[c - 1])
-    assert m.response == pytest.approx(float(lat.mean()), rel=0.08)
-    assert m.throughput == pytest.approx(lam, rel=1e-3)
+    delay = d_mult * tau_n
+    lat = _emulate(n, lam, delay, c, kappa, 150_000)
+    rt = serving_time(10.0, 1.5, n, 11 * n, lam, delay=delay, instances=c, kappa=kappa[c - 1])
+    mean, half = batch_means(lat)
+    assert rt.metrics.response == pytest.approx(mean, rel=0.02), (mean, half)
+    assert rt.metrics.throughput == pytest.approx(lam, rel=1e-3)
+    p95 = quantile(rt.survival, 0.95, 2.0 * rt.metrics.response, rtol=1e-4)
+    assert p95 == pytest.approx(float(np.quantile(lat, 0.95)), rel=0.05)
+    t = np.linspace(0.0, 15.0 * rt.metrics.response, 1601)
+    assert np.trapezoid(rt.survival(t), t) == pytest.approx(rt.metrics.response, rel=0.01)
+
+
+@pytest.mark.parametrize(("c", "load"), [(2, 0.9), (4, 0.95)])
+def test_the_virtual_instance_stays_a_pessimistic_screen(c: int, load: float) -> None:
+    """The serving decision screens its options with a delay on the virtual instance
+    (``virtual=True``): near saturation it must err on the safe side of the emulator, and
+    therefore of the chain."""
+    n = 4
+    kappa = (1.0, 1.2, 1.35, 1.5)
+    tau_n = kappa[c - 1] * (10.0 + 1.5 * n)
+    lam = load * c * n / tau_n
+    args = (10.0, 1.5, n, 11 * n, lam)
+    kw = {"delay": 0.5 * tau_n, "instances": c, "kappa": kappa[c - 1]}
+    virtual = serving_metrics(*args, **kw, virtual=True)  # type: ignore[arg-type]
+    chain = serving_metrics(*args, **kw)  # type: ignore[arg-type]
+    lat = _emulate(n, lam, 0.5 * tau_n, c, kappa, 120_000)
+    assert virtual.response > chain.response
+    assert virtual.response > float(lat.mean())

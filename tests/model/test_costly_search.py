@@ -1,6 +1,7 @@
-"""Sizing points whose every evaluation solves a large chain (c > 1 model instances without a
-batching delay, inferno/model/bulk_multi.py): the search climbs the probe rungs instead of
-starting at saturation, and finds the same λ* as the plain search."""
+"""Sizing points whose every evaluation solves a large chain (c > 1 model instances,
+inferno/model/bulk_multi.py without a batching delay, bulk_multi_delay.py with one): the search
+climbs the probe rungs instead of starting at saturation — with a delay, rungs around the λ* of
+the virtual instance — and finds the same λ* as the plain search."""
 
 from __future__ import annotations
 
@@ -38,8 +39,11 @@ def _load(points: OperatingPoints, latency: float) -> float:
 
 def test_only_chains_solved_per_rate_are_costly() -> None:
     assert _points(3).costly().tolist() == [True]
-    assert _points(2, delay=2.0).costly().tolist() == [False]  # the virtual instance
+    assert _points(2, delay=2.0).costly().tolist() == [True]
+    assert _points(2, delay=2.0).virtual_instances().costly().tolist() == [False]
+    assert _points(3).virtual_instances().costly().tolist() == [True]  # no delay: the chain
     assert _points(1).costly().tolist() == [False]
+    assert _points(1, delay=2.0).costly().tolist() == [False]
 
 
 @pytest.mark.parametrize("latency", [10.0, 20.0, 30.0])
@@ -54,7 +58,7 @@ def test_the_rungs_find_the_plain_search_s_rate(
     monkeypatch.setattr(sizing, "PROBE_FRACTIONS", ())
     bulk_instances.clear_memo()
     plain = size(points, slo, rtol=1e-8)
-    assert climbed.rate[0] == pytest.approx(plain.rate[0], rel=1e-7)
+    assert climbed.rate[0] == pytest.approx(plain.rate[0], rel=2 * sizing.COSTLY_RTOL)
     assert climbed.bound[0] == plain.bound[0] == "latency"
 
 
@@ -105,3 +109,74 @@ def test_an_unreachable_target_is_infeasible_without_the_rungs() -> None:
     s = size(_points(3), _slo([1.0]))
     assert not s.feasible[0]
     assert s.bound[0] == "latency"
+
+
+# with a delay: rungs around the virtual instance's λ* (sizing.GUIDE_FRACTIONS)
+DELAY = 2.0
+
+
+@pytest.mark.parametrize("latency", [12.0, 20.0, 30.0])
+def test_the_guided_rungs_find_the_plain_search_s_rate(
+    latency: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    points = _points(3, delay=DELAY)
+    slo = _slo([latency])
+    guided = size(points, slo, rtol=1e-8)
+    monkeypatch.setattr(sizing, "GUIDE_FRACTIONS", ())
+    monkeypatch.setattr(sizing, "PROBE_FRACTIONS", ())
+    bulk_instances.clear_memo()
+    plain = size(points, slo, rtol=1e-8)
+    assert guided.rate[0] == pytest.approx(plain.rate[0], rel=2 * sizing.COSTLY_RTOL)
+    assert guided.bound[0] == plain.bound[0] == "latency"
+
+
+def test_a_guide_above_the_rate_descends(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A delay far shorter than a batch behaves as no delay, where the virtual instance is
+    optimistic: its λ* is above the chain's, the first rung is missed and the search goes down
+    GUIDE_BELOW, to the plain search's λ*."""
+    points = _points(3, delay=DELAY)  # D = 2 ms, κ·τ(N) = 30 ms
+    slo = _slo([20.0])
+    virtual = size(points.virtual_instances(), slo, rtol=1e-8).rate[0]
+    guided = size(points, slo, rtol=1e-8)
+    assert virtual * sizing.GUIDE_FRACTIONS[0] > guided.rate[0]
+    assert guided.rate[0] > virtual * sizing.GUIDE_BELOW[-1]  # a rung below was met
+    monkeypatch.setattr(sizing, "GUIDE_FRACTIONS", ())
+    monkeypatch.setattr(sizing, "PROBE_FRACTIONS", ())
+    plain = size(points, slo, rtol=1e-8)
+    assert guided.rate[0] == pytest.approx(plain.rate[0], rel=2 * sizing.COSTLY_RTOL)
+
+
+def test_the_guide_saves_chain_solves(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The point of the guide: fewer solves of the chain than the rungs of μ(N), and none near
+    saturation (the largest and slowest) for a target that binds at 92 % of it."""
+    rates: list[float] = []
+    real = bulk_instances.delay_chain  # type: ignore[attr-defined]
+
+    def spy(*args: float, **kwargs: float) -> object:
+        rates.append(float(args[4]))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bulk_instances, "delay_chain", spy)
+    points = _points(3, delay=15.0)  # half a batch: the virtual instance is pessimistic
+    slo = _slo([36.0])
+    bulk_instances.clear_memo()
+    size(points, slo, rtol=1e-6)
+    guided = list(rates)
+    rates.clear()
+    monkeypatch.setattr(sizing, "GUIDE_FRACTIONS", ())
+    bulk_instances.clear_memo()
+    size(points, slo, rtol=1e-6)
+    assert len(guided) < len(rates)
+    assert max(guided) / float(points.mu_n[0]) < 0.95
+    assert max(rates) / float(points.mu_n[0]) == pytest.approx(sizing.HIGH_FRACTION)
+
+
+def test_an_infeasible_guide_falls_back_to_the_rungs() -> None:
+    """Where the virtual instance misses even at the low end, the chain is searched from the
+    rungs of μ(N) as without a delay (and here is infeasible too)."""
+    s = size(_points(3, delay=DELAY), _slo([1.0]))
+    assert not s.feasible[0]
+    rungs, guide = sizing._rungs(_points(3, delay=DELAY), _slo([1.0]), np.array([True]))
+    assert np.isnan(guide[0])
+    mu_n = float(_points(3, delay=DELAY).mu_n[0])
+    np.testing.assert_allclose(rungs[0, :2], np.array(sizing.PROBE_FRACTIONS) * mu_n)
