@@ -6,8 +6,11 @@ of the capacity c·N/(κ·τ(N))), runs the discrete-event emulator (Poisson arr
 batch times, K = 11 N) and prints the model's mean and p95 latency next to the emulator's, with
 the relative errors. The emulator is the ground truth: it serves batches as Triton does.
 
-Usage: python bench/serving_config_accuracy.py [--requests 200000] [--instances 1,2,3,4]
-       [--delays 0,0.5,1,3] [--loads 0.3,0.6,0.9,0.95] [--markdown]
+``--virtual`` evaluates c > 1 with a delay on the virtual instance instead of the chain (the
+approximation the serving decision screens its options with; inferno/model/bulk_instances.py).
+
+Usage: python bench/serving_config_accuracy.py [--requests 1000000] [--instances 1,2,3,4]
+       [--delays 0,0.5,1,3] [--loads 0.3,0.6,0.9,0.95] [--virtual] [--markdown]
 """
 
 from __future__ import annotations
@@ -41,10 +44,13 @@ def emulate(c: int, delay: float, lam: float, requests: int, seed: int) -> np.nd
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--requests", type=int, default=200_000)
+    ap.add_argument("--requests", type=int, default=1_000_000)
     ap.add_argument("--instances", default="1,2,3,4")
     ap.add_argument("--delays", default="0,0.5,1,3", help="multiples of κ·τ(N)")
     ap.add_argument("--loads", default="0.3,0.6,0.9,0.95")
+    ap.add_argument(
+        "--virtual", action="store_true", help="c > 1 with a delay: the virtual instance"
+    )
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args()
     rows = []
@@ -57,7 +63,15 @@ def main() -> None:
                 delay = dm * tau_n
                 t0 = time.perf_counter()
                 rt = serving_time(
-                    ALPHA, BETA, N, 11 * N, lam, delay=delay, instances=c, kappa=kappa
+                    ALPHA,
+                    BETA,
+                    N,
+                    11 * N,
+                    lam,
+                    delay=delay,
+                    instances=c,
+                    kappa=kappa,
+                    virtual=args.virtual,
                 )
                 mean = rt.metrics.response
                 p95 = quantile(rt.survival, 0.95, 2.0 * mean, rtol=1e-4)

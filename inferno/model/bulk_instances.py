@@ -37,9 +37,10 @@ from . import bulk_multi, bulk_multi_delay
 from .bulk import BulkMetrics, BulkResponseTime, _solved
 from .bulk_delay import delay_metrics
 from .bulk_delay_time import DelayResponseTime
-from .bulk_multi import MAX_EXACT_INSTANCES, MultiResponseTime, multi_chain, multi_metrics
+from .bulk_multi import MAX_EXACT_INSTANCES, multi_chain, multi_metrics
 from .bulk_multi_delay import delay_chain
 from .bulk_multi_delay_time import MultiDelayTime
+from .bulk_multi_time import MultiResponseTime
 
 __all__ = ["ServingTime", "costly", "serving_metrics", "serving_time"]
 

@@ -4,7 +4,7 @@
 By PASTA a request arrives at a random time of a cycle between batch starts, in one of three
 phases:
 
-- *every instance busy*, u into the spell with q ahead (:func:`~.bulk_multi.spell_cells`): it
+- *every instance busy*, u into the spell with q ahead (:func:`~.bulk_multi_time.spell_cells`): it
   is in the (⌊q/N⌋ + 1)-th batch to start, the batches before its own are full, and after
   W₀ (the instance that takes its batch frees) it has y = q mod N ahead and B ~ Poisson(λW₀)
   behind. y + 1 + B ≥ N: its batch of N starts then. Otherwise a window of x = y + 1 + B opens,
@@ -30,8 +30,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .bulk import BulkMetrics, _poisson_pmf
-from .bulk_multi import spell_cells
 from .bulk_multi_delay import DelayMultiChain
+from .bulk_multi_time import spell_cells
 
 __all__ = ["MultiDelayTime"]
 

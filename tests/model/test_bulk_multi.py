@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from inferno.model import bulk_multi
+from inferno.model import bulk_multi, bulk_multi_time
 from inferno.model.bulk_instances import clear_memo, serving_metrics, serving_time
 from inferno.model.percentiles import quantile
 
@@ -90,7 +90,7 @@ def test_more_instances_than_the_chain_solves_use_the_virtual_instance() -> None
     m = serving_metrics(ALPHA, BETA, N, 88, 0.1, instances=c, kappa=1.5)
     assert m.throughput == pytest.approx(0.1, rel=1e-6)
     rt = serving_time(ALPHA, BETA, N, 88, 0.1, instances=c, kappa=1.5)
-    assert not isinstance(rt, bulk_multi.MultiResponseTime)
+    assert not isinstance(rt, bulk_multi_time.MultiResponseTime)
 
 
 def test_the_direct_solve_stands_in_when_the_incomplete_lu_fails(
