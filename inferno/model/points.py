@@ -204,13 +204,16 @@ class OperatingPoints:
             out[b.index] = b.bulk & (b.serving[:, 0] > 0)
         return out
 
-    def virtual_instances(self) -> OperatingPoints:
+    def virtual_instances(self, which: NDArray[np.bool_] | None = None) -> OperatingPoints:
         """The same points, with c > 1 instances *and a delay* evaluated on the virtual-instance
-        approximation (:func:`~.bulk_instances.serving_metrics`' ``virtual``): a few percent
-        pessimistic near saturation, and a hundredth of the chain's cost per rate. The serving
-        decision screens its options this way; the allocation is sized on the chain."""
+        approximation (:func:`~.bulk_instances.serving_metrics`' ``virtual``; only the points
+        ``which`` says, default all): a hundredth of the chain's cost per rate for the means,
+        pessimistic near saturation with a delay of half a batch or more, optimistic with a much
+        shorter one. The serving decision screens its options this way; the allocation is sized
+        on the chain."""
+        flag = np.ones(len(self)) if which is None else np.asarray(which, dtype=np.float64)
         blocks = [
-            replace(b, serving=np.column_stack([b.serving[:, :3], np.ones(b.index.size)]))
+            replace(b, serving=np.column_stack([b.serving[:, :3], flag[b.index]]))
             for b in self._blocks
         ]
         return OperatingPoints(blocks, self.n_batch, self.n_max, self.mu_1, self.mu_n)

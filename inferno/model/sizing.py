@@ -13,7 +13,8 @@ Statistics of a target:
   ``exact_wait_quantile`` the true q-quantile of the wait is used (P(W > ttw) ≤ 1 − q).
 - ``ttft`` and ``latency``: the mean, or with a quantile q the true q-quantile (see
   :mod:`inferno.model.percentiles`). TTFT quantiles are vectorised; latency quantiles use the exact
-  response-time chain, one point at a time.
+  response-time distribution, one point at a time (Illinois on log P(R > target) in log λ, from
+  the λ* of the mean at the same target for a costly point).
 - ``itl``: the mean.
 """
 
@@ -201,8 +202,9 @@ def size(points: OperatingPoints, slo: SloArrays, *, rtol: float = _RTOL) -> Siz
         codes.append(np.full(search.size, k, dtype=np.intp))
     row_point = np.concatenate(rows)
     row_target = np.concatenate(codes)
+    costly = points.costly()
     if row_point.size:
-        tol = np.where(points.costly()[row_point], max(rtol, COSTLY_RTOL), rtol)
+        tol = np.where(costly[row_point], max(rtol, COSTLY_RTOL), rtol)
         lam_row = _search(points, slo, row_point, row_target, lower, upper, r_lower, r_high, tol)
         for k, t in enumerate(_TARGETS):
             sel = row_target == k
@@ -216,8 +218,12 @@ def size(points: OperatingPoints, slo: SloArrays, *, rtol: float = _RTOL) -> Siz
     feasible = ~missed
     # latency quantiles: exact response-time chain, one point at a time
     quant = np.isfinite(slo.latency_quantile) & np.isfinite(slo.latency) & feasible
+    guess = _mean_bound(points, slo, quant & costly)
     for i in np.flatnonzero(quant):
-        lam_i, ok_i = _size_latency_quantile(points, int(i), slo, float(rate[i]), float(low[i]))
+        tol_i = max(rtol, COSTLY_RTOL) if costly[i] else max(rtol, 1e-7)
+        lam_i, ok_i = _size_latency_quantile(
+            points, int(i), slo, float(rate[i]), float(low[i]), tol_i, float(guess[i])
+        )
         detail["latency"][i] = lam_i
         if not ok_i:
             feasible[i] = False
@@ -249,6 +255,9 @@ def _bracket(
         return low, r_low, high, _ratios(points, high, slo)
     lower, r_lower = low.copy(), {t: v.copy() for t, v in r_low.items()}
     upper, r_upper = high.copy(), {t: np.full(len(points), np.nan) for t in _TARGETS}
+    # a costly point with no mean-type target (a latency quantile alone) has nothing to bracket
+    idle = costly & ~np.any(np.vstack([np.isfinite(r_low[t]) for t in _TARGETS]), axis=0)
+    costly = costly & ~idle
     rungs, guide = _rungs(points, slo, costly)
 
     def probe(idx: NDArray[np.intp], rung: F) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
@@ -284,7 +293,8 @@ def _bracket(
             break
         missed, _ = probe(falling, np.maximum(fraction * guide[falling], low[falling]))
         falling = falling[missed]
-    top = np.flatnonzero(upper == high)  # every plain point, and the costly ones not yet bracketed
+    # every plain point, and the costly ones not yet bracketed
+    top = np.flatnonzero((upper == high) & ~idle)
     if top.size:
         at_top = _ratios(points.subset(top), high[top], slo.take(top))
         for t in _TARGETS:
@@ -303,8 +313,10 @@ def _rungs(points: OperatingPoints, slo: SloArrays, costly: NDArray[np.bool_]) -
     guide = np.full(len(points), np.nan)
     guided = np.flatnonzero(costly & points.delayed())
     if guided.size and GUIDE_FRACTIONS:
+        # the means' targets only: a latency quantile is searched after the means (size), on
+        # its own guide (_mean_bound), and the virtual instance's distribution is slow
         cheap = points.subset(guided).virtual_instances()
-        lam = size(cheap, slo.take(guided), rtol=_GUIDE_RTOL).rate
+        lam = size(cheap, _without_quantiles(slo.take(guided)), rtol=_GUIDE_RTOL).rate
         ok = np.isfinite(lam)
         guide[guided[ok]] = lam[ok]
         out[guided[ok]] = np.nan
@@ -415,26 +427,89 @@ def _illinois(
     return a, b
 
 
+def _mean_bound(points: OperatingPoints, slo: SloArrays, which: NDArray[np.bool_]) -> F:
+    """For the points ``which`` (costly, with a latency quantile): about the λ* at which the
+    *mean* latency reaches the quantile's target (on the virtual instance where it has a delay;
+    NaN elsewhere or where none is found). A quantile q ≥ ½ of a right-skewed latency is at
+    least its mean, so this is near or above the quantile's λ*: a guide for
+    :func:`_size_latency_quantile`, which checks it."""
+    out = np.full(len(points), np.nan)
+    idx = np.flatnonzero(which)
+    if idx.size == 0:
+        return out
+    sub = slo.take(idx)
+    cols = [getattr(sub, f) for f in _ARRAY_FIELDS]
+    cols[_ARRAY_FIELDS.index("latency_quantile")] = np.full(idx.size, np.nan)
+    mean_slo = SloArrays.of_columns(cols, exact_wait_quantile=sub.exact_wait_quantile)
+    out[idx] = size(points.subset(idx).virtual_instances(), mean_slo, rtol=_GUIDE_RTOL).rate
+    return out
+
+
+def _without_quantiles(slo: SloArrays) -> SloArrays:
+    """``slo`` with every latency-quantile target dropped (the means' targets only)."""
+    cols = [getattr(slo, f).copy() for f in _ARRAY_FIELDS]
+    has = np.isfinite(slo.latency_quantile)
+    cols[_ARRAY_FIELDS.index("latency")][has] = np.nan
+    cols[_ARRAY_FIELDS.index("latency_quantile")][has] = np.nan
+    return SloArrays.of_columns(cols, exact_wait_quantile=slo.exact_wait_quantile)
+
+
 def _size_latency_quantile(
-    points: OperatingPoints, i: int, slo: SloArrays, upper: float, low: float
+    points: OperatingPoints,
+    i: int,
+    slo: SloArrays,
+    upper: float,
+    low: float,
+    rtol: float = 1e-7,
+    guess: float = math.nan,
 ) -> tuple[float, bool]:
-    """Largest λ ≤ ``upper`` meeting point ``i``'s latency quantile (bisection on log λ)."""
+    """Largest λ ≤ ``upper`` meeting point ``i``'s latency quantile: the root of
+    log(P(R > target) / (1 − q)) in log λ, by the Illinois search (to ``rtol``; P(R > target)
+    may be 0 at the low end, where it bisects). With a ``guess`` (:func:`_mean_bound`) the
+    bracket is sought there first — the guess, then :data:`GUIDE_BELOW` of it — instead of at
+    ``upper``, near saturation, where each evaluation of a costly point is slowest."""
     q = float(slo.latency_quantile[i])
     target = float(slo.latency[i])
 
-    def meets(lam: float) -> bool:
-        sf = points.response_time(i, lam).survival([target])[0]
-        return bool(sf <= 1.0 - q)
+    def excess(lam: float) -> float:
+        sf = float(points.response_time(i, lam).survival([target])[0])
+        with np.errstate(divide="ignore"):
+            return float(np.log(sf / (1.0 - q)))
 
-    if not meets(low):
+    f_low = excess(low)
+    if f_low > 0.0:
         return math.nan, False
-    if meets(upper):
-        return upper, True
-    a, b = math.log(low), math.log(upper)
-    while b - a > 1e-7:
-        mid = 0.5 * (a + b)
-        if meets(math.exp(mid)):
-            a = mid
+    top, f_top = upper, math.nan
+    if math.isfinite(guess) and low < guess < upper:
+        f_guess = excess(guess)
+        if f_guess > 0.0:
+            top, f_top = guess, f_guess
+            for fraction in GUIDE_BELOW:
+                rung = fraction * guess
+                if rung <= low:
+                    break
+                f_rung = excess(rung)
+                if f_rung <= 0.0:
+                    low, f_low = rung, f_rung
+                    break
+                top, f_top = rung, f_rung
         else:
-            b = mid
-    return math.exp(a), True
+            low, f_low = guess, f_guess
+    if math.isnan(f_top):
+        f_top = excess(upper)
+        if f_top <= 0.0:
+            return upper, True
+
+    def f(y: F, idx: NDArray[np.intp]) -> F:
+        return np.array([excess(math.exp(float(v))) for v in y])
+
+    a, _ = _illinois(
+        f,
+        np.array([math.log(low)]),
+        np.array([math.log(top)]),
+        np.array([f_low]),
+        np.array([f_top]),
+        lambda a, b: (b - a) <= math.log1p(rtol),
+        lambda y, idx: np.full(y.shape, 0.4 * rtol),
+    )
+    return math.exp(float(a[0])), True

@@ -180,3 +180,37 @@ def test_an_infeasible_guide_falls_back_to_the_rungs() -> None:
     assert np.isnan(guide[0])
     mu_n = float(_points(3, delay=DELAY).mu_n[0])
     np.testing.assert_allclose(rungs[0, :2], np.array(sizing.PROBE_FRACTIONS) * mu_n)
+
+
+def _p95_slo(latency: float) -> SloArrays:
+    slo = _slo([latency])
+    slo.latency_quantile[:] = 0.95
+    return slo
+
+
+def test_a_latency_quantile_is_searched_from_its_guide(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A p95 target on a costly point: the search starts from the λ* of the mean at the same
+    target (sizing._mean_bound) and finds the rate where P(R > target) = 5%, as the search from
+    the low end to saturation does, without solving near saturation."""
+    points = _points(3, delay=15.0)
+    slo = _p95_slo(40.0)
+    rates: list[float] = []
+    real = bulk_instances.delay_chain  # type: ignore[attr-defined]
+
+    def spy(*args: float, **kwargs: float) -> object:
+        rates.append(float(args[4]))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bulk_instances, "delay_chain", spy)
+    bulk_instances.clear_memo()
+    guided = size(points, slo).rate[0]
+    lam_top = max(rates)
+    sf = points.response_time(0, guided).survival([40.0])[0]
+    assert sf == pytest.approx(0.05, rel=1e-3)
+    assert points.response_time(0, guided * 1.001).survival([40.0])[0] > 0.05
+    monkeypatch.setattr(sizing, "_mean_bound", lambda p, s, w: np.full(len(p), np.nan))
+    bulk_instances.clear_memo()
+    rates.clear()
+    plain = size(points, slo).rate[0]
+    assert guided == pytest.approx(plain, rel=2 * sizing.COSTLY_RTOL)
+    assert lam_top < max(rates)  # the plain search went higher

@@ -128,11 +128,29 @@ def test_no_delay_with_instances_is_offered_only_when_switched_on() -> None:
     assert serving_config.delay_grid(20.0, 2.0, 8, 1.0, 80.0, 0.5, True, True) == [0.5]
 
 
-def test_a_quantile_target_is_not_decided_and_says_why() -> None:
-    sol = solve_table(build_candidates(_system(6_000.0, 120.0, quantile=0.95)))
-    dec = sol.allocations["s"].serving
-    assert dec is not None and dec.options == () and "quantile" in dec.note
-    assert (dec.instances, dec.delay_us) == (1, 0)
+def test_a_quantile_target_is_decided_on_the_distribution() -> None:
+    """A p95 latency target: the options are sized on the response-time distribution (c > 1 with
+    a delay on the chain's, bulk_multi_delay_time), and the allocation meets the p95 at the rate
+    each replica takes, where one replica fewer would miss it."""
+    from inferno.model.bulk_instances import serving_time
+
+    sol = solve_table(build_candidates(_system(60_000.0, 120.0, quantile=0.95)))
+    a = sol.allocations["s"]
+    dec = a.serving
+    assert dec is not None and dec.note == "" and len(dec.options) == 3
+    assert dec.instances > 1 and dec.delay_us > 0
+    base = next(o for o in dec.options if o.instances == 1)
+    assert a.replicas < base.replicas
+    kw = {"delay": dec.delay_us / 1000.0, "instances": dec.instances}
+    kappa = KAPPA[dec.instances - 1]
+    lam = 60_000.0 / 60_000.0  # req/ms
+
+    def p95_sf(replicas: int) -> float:
+        rt = serving_time(20.0, 2.0, 8, 72, lam / replicas, kappa=kappa, **kw)  # type: ignore[arg-type]
+        return float(rt.survival([120.0])[0])
+
+    assert p95_sf(a.replicas) <= 0.05
+    assert p95_sf(a.replicas - 1) > 0.05
 
 
 def test_without_contention_or_without_being_asked_nothing_is_decided() -> None:
