@@ -111,6 +111,20 @@ def _decode(code: Ix, c: int, base: int) -> Ix:
     return out
 
 
+def idle_slots(rate: float, h: float, m: int) -> tuple[F, F]:
+    """The idle spell E ~ Exp(λ) in slots of h up to (M+2)·h, each at its conditional mean
+    (masses, means): the last is the tail beyond, at +inf (every instance free by then)."""
+    edges = np.arange(m + 3) * h
+    lo, hi = edges[:-1], edges[1:]
+    mass = np.exp(-rate * lo) - np.exp(-rate * hi)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (np.exp(-rate * lo) * (lo + 1 / rate) - np.exp(-rate * hi) * (hi + 1 / rate)) / mass
+    keep = mass > _TINY
+    e_mass: F = np.append(mass[keep], np.exp(-rate * edges[-1]))
+    e_mean: F = np.append(np.where(keep, mean, 0.0)[keep], np.inf)
+    return e_mass, e_mean
+
+
 class _Grid:
     """Successors of residual multisets, independent of L: after a batch of b starts on the
     free instance, and after an idle spell ended by an arrival that starts a batch of 1."""
@@ -121,17 +135,7 @@ class _Grid:
         self.base = m + 2
         pos = tau / self.h
         self.b_lo, self.b_hi, self.b_w = _split(pos)
-        # the idle spell E ~ Exp(λ) in slots of h, each at its conditional mean
-        edges = np.arange(m + 3) * self.h
-        lo, hi = edges[:-1], edges[1:]
-        mass = np.exp(-rate * lo) - np.exp(-rate * hi)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = (
-                np.exp(-rate * lo) * (lo + 1 / rate) - np.exp(-rate * hi) * (hi + 1 / rate)
-            ) / mass
-        keep = mass > _TINY
-        self.e_mass = np.append(mass[keep], np.exp(-rate * edges[-1]))
-        self.e_mean = np.append(np.where(keep, mean, 0.0)[keep], np.inf)  # the tail: all free
+        self.e_mass, self.e_mean = idle_slots(rate, self.h, m)
 
     def after_batch(self, others: Ix) -> tuple[Ix, F]:
         """(F, c−1) residuals of the other instances → codes (F, N+1, 2) and weights."""
@@ -267,8 +271,6 @@ def _solve(
     qmax: int,
 ) -> MultiChain:
     """The chain with at most ``qmax`` waiting (arrivals beyond are turned away)."""
-    from scipy import sparse
-
     res, nxt_b, wt_b, nxt_i, wt_i = tables
     nr = res.shape[0]
     width = qmax + 1
@@ -279,12 +281,8 @@ def _solve(
     src: list[Ix] = []
     dst: list[Ix] = []
     val: list[F] = []
-    cycle = np.zeros((nr, width))
-    area = np.zeros((nr, width))
-    started = np.zeros((nr, width))
-    work = np.zeros((nr, width))
-    charged = np.zeros((nr, width))
-    lost = np.zeros((nr, width))
+    # per (multiset, L): the cycle's expected length, ∫ waiting, batch, τ(b), b·τ(b), losses
+    cycle, area, started, work, charged, lost = np.zeros((6, nr, width))
     ell = np.arange(width)
     bsz = np.minimum(ell, n)
 
@@ -363,14 +361,26 @@ def _solve(
     started[idle, 0] += p0[idle]
     work[idle, 0] += p0[idle] * tau[1]
     charged[idle, 0] += p0[idle] * tau[1]
-    s, d, v = (np.concatenate(x) for x in (src, dst, val))
-    size = nr * width
-    p_mat = sparse.csr_matrix((v, (s, d)), shape=(size, size))
-    p_mat = sparse.diags(1.0 / np.maximum(np.asarray(p_mat.sum(axis=1)).ravel(), 1e-300)) @ p_mat
-    # the states reachable from the empty replica (its first batch of 1)
+    origin = int(np.flatnonzero(np.all(res == 0, axis=1))[0]) * width
+    reach, pi = stationary_from(src, dst, val, nr * width, origin)
+    ri, li = np.divmod(reach, width)
+    flat = [x.ravel()[reach] for x in (cycle, area, started, work, charged, lost)]
+    times: F = res[ri].astype(np.float64) * g.h
+    return MultiChain(n, c, rate, qmax, tau, times, li, pi, *flat)
+
+
+def stationary_from(
+    src: list[Ix], dst: list[Ix], val: list[F], size: int, origin: int
+) -> tuple[Ix, F]:
+    """The stationary distribution of the chain whose transitions are (src, dst, weight) in
+    parts (rows renormalised), over the states reachable from ``origin`` (the empty replica):
+    those states, in order, and their probabilities."""
+    from scipy import sparse
     from scipy.sparse.csgraph import breadth_first_order
 
-    origin = int(np.flatnonzero(np.all(res == 0, axis=1))[0]) * width
+    s, d, v = (np.concatenate(x) for x in (src, dst, val))
+    p_mat = sparse.csr_matrix((v, (s, d)), shape=(size, size))
+    p_mat = sparse.diags(1.0 / np.maximum(np.asarray(p_mat.sum(axis=1)).ravel(), 1e-300)) @ p_mat
     reach = np.sort(breadth_first_order(p_mat, origin, directed=True, return_predecessors=False))
     sub = p_mat[reach][:, reach]
     a = (sub.T - sparse.identity(reach.size, format="csr")).tocsr()
@@ -381,10 +391,7 @@ def _solve(
     rhs[0] = 1.0
     pi = np.clip(_stationary(a, rhs), 0.0, None)
     pi /= pi.sum()
-    ri, li = np.divmod(reach, width)
-    flat = [x.ravel()[reach] for x in (cycle, area, started, work, charged, lost)]
-    times: F = res[ri].astype(np.float64) * g.h
-    return MultiChain(n, c, rate, qmax, tau, times, li, pi, *flat)
+    return reach.astype(np.int64), pi
 
 
 def _stationary(a: Any, rhs: F) -> F:

@@ -52,8 +52,9 @@ from .bulk_multi import (
     _decode,
     _encode,
     _split,
-    _stationary,
+    idle_slots,
     in_room,
+    stationary_from,
 )
 
 __all__ = ["DELAY_GRID", "DelayMultiChain", "delay_chain"]
@@ -135,16 +136,7 @@ def _idle(n: int, rate: float, delay: float, h: float, m: int) -> tuple[F, float
     mean length of the whole and its ∫ waiting. The idle spell is slotted as in
     :mod:`.bulk_multi` (slots of h up to (M+2)·h, then every instance free)."""
     sp = _special()
-    e_edges = np.arange(m + 3) * h
-    elo, ehi = e_edges[:-1], e_edges[1:]
-    e_mass = np.exp(-rate * elo) - np.exp(-rate * ehi)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        e_mean = (
-            np.exp(-rate * elo) * (elo + 1 / rate) - np.exp(-rate * ehi) * (ehi + 1 / rate)
-        ) / e_mass
-    keep = e_mass > _TINY
-    e_mass = np.append(e_mass[keep], np.exp(-rate * e_edges[-1]))
-    e_mean = np.append(e_mean[keep], np.inf)
+    e_mass, e_mean = idle_slots(rate, h, m)
     joint = np.zeros((m + 1, n + 1))
     if n == 1 or delay <= 0:
         joint[:, 1] = _shift_split(e_mass[None, :], e_mean[None, :], h, m)[0]
@@ -325,9 +317,6 @@ def _solve(
     room: int,
 ) -> DelayMultiChain:
     """The chain with at most ``room`` ≥ N waiting (arrivals beyond are turned away)."""
-    from scipy import sparse
-    from scipy.sparse.csgraph import breadth_first_order
-
     h = float(tau[n]) / m
     nr = res.shape[0]
     width = room + 1
@@ -373,12 +362,8 @@ def _solve(
         dst.append(d[keep])
         val.append(v[keep])
 
-    cycle = np.zeros((nr, width))
-    area = np.zeros((nr, width))
-    started = np.zeros((nr, width))
-    work = np.zeros((nr, width))
-    charged = np.zeros((nr, width))
-    lost = np.zeros((nr, width))
+    # per (multiset, L): the cycle's expected length, ∫ waiting, batch, τ(b), b·τ(b), losses
+    cycle, area, started, work, charged, lost = np.zeros((6, nr, width))
     ti_r = res[:, 0]
     full = np.any(res == m, axis=1)
     ells = np.arange(width)
@@ -430,20 +415,8 @@ def _solve(
         inner = (q @ ps.T) @ _U_WEIGHTS * (t / 2.0)  # (W,)
         cycle[r] += t
         area[r] += inner[None, :]
-    s, d, v = (np.concatenate(x) for x in (src, dst, val))
-    size = nr * width
-    p_mat = sparse.csr_matrix((v, (s, d)), shape=(size, size))
-    p_mat = sparse.diags(1.0 / np.maximum(np.asarray(p_mat.sum(axis=1)).ravel(), 1e-300)) @ p_mat
     origin = int(np.flatnonzero(np.all(res == 0, axis=1))[0]) * width
-    reach = np.sort(breadth_first_order(p_mat, origin, directed=True, return_predecessors=False))
-    sub = p_mat[reach][:, reach]
-    a = (sub.T - sparse.identity(reach.size, format="csr")).tocsr()
-    ones = sparse.csr_matrix(np.ones((1, reach.size)))
-    a = sparse.vstack([ones, a[1:]], format="csc")
-    rhs = np.zeros(reach.size)
-    rhs[0] = 1.0
-    pi = np.clip(_stationary(a, rhs), 0.0, None)
-    pi /= pi.sum()
+    reach, pi = stationary_from(src, dst, val, nr * width, origin)
     ri, li = np.divmod(reach, width)
     flat = [x.ravel()[reach] for x in (cycle, area, started, work, charged, lost)]
     times: F = res[ri].astype(np.float64) * h

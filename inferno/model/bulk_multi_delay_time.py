@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 
 from .bulk import BulkMetrics, _poisson_pmf
 from .bulk_multi_delay import DelayMultiChain
-from .bulk_multi_time import spell_cells
+from .bulk_multi_time import HistogramTime, spell_cells
 
 __all__ = ["MultiDelayTime"]
 
@@ -48,7 +48,7 @@ def _special() -> Any:
     return special
 
 
-class MultiDelayTime:
+class MultiDelayTime(HistogramTime):
     """P(R > t) and P(W > t) of the accepted requests of a :class:`DelayMultiChain`."""
 
     def __init__(self, dc: DelayMultiChain, metrics: BulkMetrics) -> None:
@@ -144,16 +144,6 @@ class MultiDelayTime:
         wait = np.clip(wait, 0.0, None)
         self._resp_cdf = np.concatenate([[0.0], np.cumsum(resp) / resp.sum()])
         self._wait_cdf = np.concatenate([[0.0], np.cumsum(wait) / wait.sum()])
-
-    def _sf(self, cdf: F, times: F | Sequence[float]) -> F:
-        s = np.atleast_1d(np.asarray(times, dtype=np.float64))
-        edges = np.arange(cdf.size) * self.dx
-        out: F = np.clip(1.0 - np.interp(s, edges, cdf), 0.0, 1.0)
-        return out
-
-    def survival(self, times: F | Sequence[float]) -> F:
-        """P(R > t) at each t."""
-        return self._sf(self._resp_cdf, times)
 
     def wait_survival(self, times: F | Sequence[float]) -> F:
         """P(W > t) at each t."""

@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from .bulk import BulkMetrics, _poisson_pmf
 from .bulk_multi import _U_NODES, _U_WEIGHTS, MultiChain
 
-__all__ = ["MultiResponseTime", "spell_cells"]
+__all__ = ["HistogramTime", "MultiResponseTime", "spell_cells"]
 
 F = NDArray[np.float64]
 
@@ -25,7 +25,26 @@ _BINS_PER_BATCH = 512  # histogram bins per τ(N)
 _CHUNK = 256  # wait bins expanded at once
 
 
-class MultiResponseTime:
+class HistogramTime:
+    """Distributions gathered on a histogram of ``dx`` bins: ``_resp_cdf`` and ``_wait_cdf`` hold
+    the distribution functions at the bins' edges, read between them linearly."""
+
+    dx: float
+    _resp_cdf: F
+    _wait_cdf: F
+
+    def _sf(self, cdf: F, times: F | Sequence[float]) -> F:
+        s = np.atleast_1d(np.asarray(times, dtype=np.float64))
+        edges = np.arange(cdf.size) * self.dx
+        out: F = np.clip(1.0 - np.interp(s, edges, cdf), 0.0, 1.0)
+        return out
+
+    def survival(self, times: F | Sequence[float]) -> F:
+        """P(R > t) at each t."""
+        return self._sf(self._resp_cdf, times)
+
+
+class MultiResponseTime(HistogramTime):
     """P(R > t) and P(W > t) of :class:`MultiChain`'s accepted requests, by PASTA over the
     cycles (module docstring), gathered on a histogram of τ(N)/512 bins."""
 
@@ -64,16 +83,6 @@ class MultiResponseTime:
         busy_mass = wait.sum()
         self._wait_cdf = np.concatenate([[0.0], np.cumsum(wait) / max(busy_mass, 1e-300)])
         self._busy = busy_mass / (busy_mass + self._wait_zero)
-
-    def _sf(self, cdf: F, times: F | Sequence[float]) -> F:
-        s = np.atleast_1d(np.asarray(times, dtype=np.float64))
-        edges = np.arange(cdf.size) * self.dx
-        out: F = np.clip(1.0 - np.interp(s, edges, cdf), 0.0, 1.0)
-        return out
-
-    def survival(self, times: F | Sequence[float]) -> F:
-        """P(R > t) at each t."""
-        return self._sf(self._resp_cdf, times)
 
     def wait_survival(self, times: F | Sequence[float]) -> F:
         """P(W > t) at each t (W = 0 for a request that finds an instance free)."""

@@ -115,6 +115,19 @@ def test_an_unreachable_target_is_infeasible_without_the_rungs() -> None:
 DELAY = 2.0
 
 
+def _spy_on_the_chain(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The rates at which the delay chain is solved from now on (appended as it is)."""
+    rates: list[float] = []
+    real = bulk_instances.delay_chain  # type: ignore[attr-defined]
+
+    def spy(*args: float, **kwargs: float) -> object:
+        rates.append(float(args[4]))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bulk_instances, "delay_chain", spy)
+    return rates
+
+
 @pytest.mark.parametrize("latency", [12.0, 20.0, 30.0])
 def test_the_guided_rungs_find_the_plain_search_s_rate(
     latency: float, monkeypatch: pytest.MonkeyPatch
@@ -149,14 +162,7 @@ def test_a_guide_above_the_rate_descends(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_the_guide_saves_chain_solves(monkeypatch: pytest.MonkeyPatch) -> None:
     """The point of the guide: fewer solves of the chain than the rungs of μ(N), and none near
     saturation (the largest and slowest) for a target that binds at 92 % of it."""
-    rates: list[float] = []
-    real = bulk_instances.delay_chain  # type: ignore[attr-defined]
-
-    def spy(*args: float, **kwargs: float) -> object:
-        rates.append(float(args[4]))
-        return real(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(bulk_instances, "delay_chain", spy)
+    rates = _spy_on_the_chain(monkeypatch)
     points = _points(3, delay=15.0)  # half a batch: the virtual instance is pessimistic
     slo = _slo([36.0])
     bulk_instances.clear_memo()
@@ -194,14 +200,7 @@ def test_a_latency_quantile_is_searched_from_its_guide(monkeypatch: pytest.Monke
     the low end to saturation does, without solving near saturation."""
     points = _points(3, delay=15.0)
     slo = _p95_slo(40.0)
-    rates: list[float] = []
-    real = bulk_instances.delay_chain  # type: ignore[attr-defined]
-
-    def spy(*args: float, **kwargs: float) -> object:
-        rates.append(float(args[4]))
-        return real(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(bulk_instances, "delay_chain", spy)
+    rates = _spy_on_the_chain(monkeypatch)
     bulk_instances.clear_memo()
     guided = size(points, slo).rate[0]
     lam_top = max(rates)

@@ -36,6 +36,13 @@ def _system(rate: float, latency: float = 80.0, *, quantile: float | None = None
     )
 
 
+def _profile(instances: int, delay_us: int) -> BatchProfile:
+    """The test row (α 20 ms, β 2 ms, N 8) run as an option: c instances and a delay."""
+    return BatchProfile(
+        20.0, 2.0, 8, queue_delay_ms=delay_us / 1000.0, instances=instances, contention=KAPPA
+    )
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache() -> None:
     serving_config.clear_cache()
@@ -56,14 +63,7 @@ def test_high_load_takes_more_instances_with_a_delay_and_fewer_replicas() -> Non
     chosen = next(
         o for o in dec.options if (o.instances, o.delay_us) == (dec.instances, dec.delay_us)
     )
-    p = BatchProfile(
-        20.0,
-        2.0,
-        8,
-        queue_delay_ms=dec.delay_us / 1000.0,
-        instances=dec.instances,
-        contention=KAPPA,
-    )
+    p = _profile(dec.instances, dec.delay_us)
     pts = OperatingPoints.of([p], [Tokens(0, 1)])
     slo = SloArrays.empty(1)
     slo.latency[:] = 80.0
@@ -95,15 +95,7 @@ def test_the_options_fast_sizing_agrees_with_the_full_precision_one() -> None:
     sized = [o for o in dec.options if o.feasible]
     assert len(sized) >= 2
     for o in sized:
-        p = BatchProfile(
-            20.0,
-            2.0,
-            8,
-            queue_delay_ms=o.delay_us / 1000.0,
-            instances=o.instances,
-            contention=KAPPA,
-        )
-        profiles.append(p)
+        profiles.append(_profile(o.instances, o.delay_us))
     pts = OperatingPoints.of(profiles, [Tokens(0, 1)] * len(profiles))
     slos = SloArrays.empty(len(profiles))
     slos.latency[:] = 80.0
