@@ -15,7 +15,8 @@ approximation: the c instances are one *virtual* instance that starts a batch ev
 κ(c)·τ(b)/c — the rate at which c busy instances free up — so that the queue, the batch sizes
 and the windows of the delay are those of :mod:`.bulk_delay` on batch times κ(c)·τ(b)/c; each
 request is then charged the real batch time κ(c)·τ(b) instead of the virtual one. It has the
-right capacity (c·N/(κ·τ(N))) and costs a hundredth of the chain. With a delay of half a batch
+right capacity (c·N/(κ·τ(N))) and its means cost tens to hundreds of times less than the chain's
+(bench/instance_models.py). With a delay of half a batch
 or more it is within 0.6 % of the emulator up to load 0.6 and pessimistic by 3–4 % on the mean
 (up to 6 % on p95) at loads 0.9–0.95; with a delay much shorter than a batch it behaves as with
 none, where it misses that free instances start batches of one or two at once and stay busy

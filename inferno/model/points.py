@@ -207,10 +207,10 @@ class OperatingPoints:
     def virtual_instances(self, which: NDArray[np.bool_] | None = None) -> OperatingPoints:
         """The same points, with c > 1 instances *and a delay* evaluated on the virtual-instance
         approximation (:func:`~.bulk_instances.serving_metrics`' ``virtual``; only the points
-        ``which`` says, default all): a hundredth of the chain's cost per rate for the means,
-        pessimistic near saturation with a delay of half a batch or more, optimistic with a much
-        shorter one. The serving decision screens its options this way; the allocation is sized
-        on the chain."""
+        ``which`` says, default all): its means cost tens to hundreds of times less per rate
+        than the chain's; pessimistic near saturation with a delay of half a batch or more,
+        optimistic with a much shorter one. The serving decision screens its options this way;
+        the allocation is sized on the chain."""
         flag = np.ones(len(self)) if which is None else np.asarray(which, dtype=np.float64)
         blocks = [
             replace(b, serving=np.column_stack([b.serving[:, :3], flag[b.index]]))

@@ -40,7 +40,8 @@ HIGH_FRACTION = 0.999
 PROBE_FRACTIONS = (0.5, 0.9)
 #: … and a costly point with a batching delay at these multiples of its λ* on the virtual
 #: instance (:meth:`OperatingPoints.virtual_instances`: pessimistic by a few percent near
-#: saturation, within a fraction of a percent below it, and a hundredth of the cost)
+#: saturation, within a fraction of a percent below it, and its means tens to hundreds of
+#: times cheaper: bench/instance_models.py)
 GUIDE_FRACTIONS = (0.99, 1.04, 1.15)
 #: … descending to these when the first is missed (a short delay: the virtual instance is then
 #: optimistic, as it is without one)

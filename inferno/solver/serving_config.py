@@ -16,11 +16,12 @@ when the optimizer data says ``offerNoDelay`` (``no_delay``): its model
 cheap stand-in, which turns a first decision of seconds into minutes (docs/triton.md).
 
 **Screening, then the chain.** An option with a delay is sized here on the virtual instance
-(:meth:`~inferno.model.points.OperatingPoints.virtual_instances`: a hundredth of the cost of
-the exact chain, :mod:`inferno.model.bulk_multi_delay`, within a fraction of a percent of it
-below 60 % of the capacity, pessimistic by a few percent above, optimistic when the delay is
-much shorter than a batch). The allocation of the chosen option is then sized on the chain, as
-every row with c > 1 is, its search started from rungs around the virtual instance's λ*
+(:meth:`~inferno.model.points.OperatingPoints.virtual_instances`: its means cost tens to
+hundreds of times less per rate than the exact chain's, :mod:`inferno.model.bulk_multi_delay`,
+bench/instance_models.py; within a fraction of a percent of it below 60 % of the capacity,
+pessimistic by a few percent above, optimistic when the delay is much shorter than a batch).
+The allocation of the chosen option is then sized on the chain, as every row with c > 1 is,
+its search started from rungs around the virtual instance's λ*
 (:data:`~inferno.model.sizing.GUIDE_FRACTIONS`): so its replicas come from the exact model, and
 can differ from the option's screened count (``explain`` shows both).
 
@@ -48,10 +49,10 @@ instance with a delay shorter than its shortest batch, α + β.
 **Latency-quantile targets** are decided too: each option's λ* is then the rate at which
 P(R > target) = 1 − q on its response-time distribution (:func:`~inferno.model.sizing.size`),
 and options with c > 1 and a delay are compared on the chain's distribution
-(:mod:`inferno.model.bulk_multi_delay_time`), not the virtual instance's: that one is ten times
-slower to build at N = 32 and can be optimistic. The quantile's search starts from the λ* of the
-mean at the same target, so it does not solve near saturation; an option costs seconds at
-N = 32.
+(:mod:`inferno.model.bulk_multi_delay_time`), not the virtual instance's: that one is 5 to
+15 times slower to build at N = 32 and can be optimistic. The quantile's search starts from
+the λ* of the mean at the same target, so it does not solve near saturation; an option costs
+seconds at N = 32.
 """
 
 from __future__ import annotations
@@ -388,8 +389,9 @@ def _points(
 ) -> OperatingPoints:
     """The operating points of grid entries (pair, c, κ, D), c > 1 with a delay on the virtual
     instance (:meth:`~inferno.model.points.OperatingPoints.virtual_instances`) unless the pair
-    has a latency-quantile target: the chain's distribution (bulk_multi_delay_time) costs a
-    tenth of the virtual instance's (bulk_delay_time) at N = 32, and is not optimistic."""
+    has a latency-quantile target: at N = 32 the chain's distribution (bulk_multi_delay_time)
+    is 5 to 15 times faster to build than the virtual instance's (bulk_delay_time;
+    bench/instance_models.py), and it is not optimistic."""
     rows = np.array([e[0] for e in entries], dtype=np.intp)
     sub = prof.take(rows)
     sub = ProfileArrays(

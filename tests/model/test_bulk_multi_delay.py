@@ -105,3 +105,17 @@ def test_the_memo_tells_the_delays_apart() -> None:
     b = serving_metrics(ALPHA, BETA, N, 11 * N, lam, delay=40.0, instances=2, kappa=1.2)
     c = serving_metrics(ALPHA, BETA, N, 11 * N, lam, instances=2, kappa=1.2)
     assert len({a.response, b.response, c.response}) == 3
+
+
+@pytest.mark.parametrize("c", [2, 3, 4])
+def test_the_coarser_grid_moves_the_means_little(c: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DELAY_GRID (coarser than bulk_multi.GRID, to keep a solve affordable) against GRID: the
+    mean response within 0.2 % near saturation, with a delay of half a batch."""
+    lam = _rate(0.9, c)
+    delay = 0.5 * KAPPA[c - 1] * (ALPHA + BETA * N)
+    coarse = multi_metrics(delay_chain(ALPHA, BETA, N, 11 * N, lam, c, KAPPA[c - 1], delay).chain)
+    monkeypatch.setattr(bulk_multi_delay, "DELAY_GRID", dict(bulk_multi.GRID))
+    fine = multi_metrics(delay_chain(ALPHA, BETA, N, 11 * N, lam, c, KAPPA[c - 1], delay).chain)
+    assert bulk_multi_delay.DELAY_GRID[c] >= 10
+    assert coarse.response == pytest.approx(fine.response, rel=2e-3)
+    assert coarse.response != fine.response  # two grids, not one
