@@ -217,7 +217,7 @@ def size(points: OperatingPoints, slo: SloArrays, *, rtol: float = _RTOL) -> Siz
     binding = ~missed & np.isfinite(filled[which, np.arange(c)]) & (rate < high)
     bound[binding] = np.array([_TARGETS[k] for k in which[binding]], dtype=object)
     feasible = ~missed
-    # latency quantiles: exact response-time chain, one point at a time
+    # latency quantiles: the exact response-time distribution, one point at a time
     quant = np.isfinite(slo.latency_quantile) & np.isfinite(slo.latency) & feasible
     guess = _mean_bound(points, slo, quant & costly)
     for i in np.flatnonzero(quant):
