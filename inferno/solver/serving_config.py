@@ -129,17 +129,16 @@ class ServingOption:
 @dataclass(frozen=True, slots=True)
 class ServingDecision:
     """The chosen (instances, delay) of one (server, accelerator) pair and the alternatives
-    compared (empty with a ``note`` when the pair was not decided)."""
+    compared (none when only the chosen one is known)."""
 
     instances: int
     delay_us: int
     options: tuple[ServingOption, ...] = ()
-    note: str = ""
 
     def why(self) -> str:
         """One sentence: why this delay and instance count (for ``explain``)."""
         if not self.options:
-            return f"{self.instances} instance(s), delay {self.delay_us} µs: {self.note}"
+            return f"{self.instances} instance(s), delay {self.delay_us} µs"
         chosen = next(
             o for o in self.options if o.instances == self.instances and o.delay_us == self.delay_us
         )

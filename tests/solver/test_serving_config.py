@@ -129,7 +129,7 @@ def test_a_quantile_target_is_decided_on_the_distribution() -> None:
     sol = solve_table(build_candidates(_system(60_000.0, 120.0, quantile=0.95)))
     a = sol.allocations["s"]
     dec = a.serving
-    assert dec is not None and dec.note == "" and len(dec.options) == 3
+    assert dec is not None and len(dec.options) == 3  # decided: every option compared
     assert dec.instances > 1 and dec.delay_us > 0
     base = next(o for o in dec.options if o.instances == 1)
     assert a.replicas < base.replicas
