@@ -77,7 +77,13 @@ def test_open_loop_sends_on_schedule_although_the_server_is_slow() -> None:
     [s] = summarize(run)
     assert s.sent == s.scheduled == s.ok and s.errors == 0
     assert server.peak > 30
-    assert s.max_lag_ms < 100.0
+    # a closed loop would fall seconds behind. The open loop's sends are late by ~1 ms (p95 1.3-1.7
+    # ms, max 2-5 ms over 8 runs alone), but a full make test once stalled the event loop for
+    # 103 ms (likely a collection of the session's heap): the typical send is held to 20 ms and
+    # the worst to half the service time
+    lag_ms = (run.sent - run.scheduled) * 1000.0
+    assert np.percentile(lag_ms, 95) < 20.0
+    assert s.max_lag_ms < 250.0
     assert s.mean_ms == pytest.approx(500.0, rel=0.2)
     assert s.achieved_rps == pytest.approx(s.scheduled / 2.0)
 
