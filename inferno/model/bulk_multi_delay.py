@@ -261,7 +261,11 @@ def delay_chain(
     res, nxt, bw = _multisets(tuple(tau.tolist()), n, c, m)
     key = (alpha, beta, n, k, c, kappa, m, delay)
     return in_room(
-        key, n, k, rate, lambda room: _solve(tau, n, rate, c, m, delay, res, nxt, bw, room)
+        key,
+        n,
+        k,
+        rate,
+        lambda room: _solve(tau, n, rate, c, m, delay, res, nxt, bw, room, (*key, room)),
     )
 
 
@@ -315,6 +319,7 @@ def _solve(
     nxt: Ix,
     bw: F,
     room: int,
+    reuse: tuple[object, ...] | None = None,
 ) -> DelayMultiChain:
     """The chain with at most ``room`` ≥ N waiting (arrivals beyond are turned away)."""
     h = float(tau[n]) / m
@@ -416,7 +421,7 @@ def _solve(
         cycle[r] += t
         area[r] += inner[None, :]
     origin = int(np.flatnonzero(np.all(res == 0, axis=1))[0]) * width
-    reach, pi = stationary_from(src, dst, val, nr * width, origin)
+    reach, pi = stationary_from(src, dst, val, nr * width, origin, reuse)
     ri, li = np.divmod(reach, width)
     flat = [x.ravel()[reach] for x in (cycle, area, started, work, charged, lost)]
     times: F = res[ri].astype(np.float64) * h

@@ -177,7 +177,22 @@ def size(points: OperatingPoints, slo: SloArrays, *, rtol: float = _RTOL) -> Siz
     Each target is searched on its own rather than their maximum ratio: every single ratio is
     smooth in λ, while their maximum has a kink where the binding target changes, which slows a
     secant search to a crawl.
+
+    :meth:`~OperatingPoints.costly` points are sized one at a time, after the others: each
+    evaluation is a chain solve of its own anyway, and solving one chain at nearby rates in a
+    row lets each solve borrow the last one's factorisation
+    (:func:`~inferno.model.bulk_multi.stationary_from`).
     """
+    costly = points.costly()
+    if costly.any() and len(points) > 1:
+        alone = np.flatnonzero(costly)
+        plain = np.flatnonzero(~costly)
+        parts = [size(points.subset(plain), slo.take(plain), rtol=rtol)] if plain.size else []
+        parts += [
+            size(points.subset(alone[j : j + 1]), slo.take(alone[j : j + 1]), rtol=rtol)
+            for j in range(alone.size)
+        ]
+        return _joined(parts, np.concatenate([plain, alone]))
     c = len(points)
     low = LOW_FRACTION * points.mu_1
     high = HIGH_FRACTION * points.mu_n
@@ -203,7 +218,6 @@ def size(points: OperatingPoints, slo: SloArrays, *, rtol: float = _RTOL) -> Siz
         codes.append(np.full(search.size, k, dtype=np.intp))
     row_point = np.concatenate(rows)
     row_target = np.concatenate(codes)
-    costly = points.costly()
     if row_point.size:
         tol = np.where(costly[row_point], max(rtol, COSTLY_RTOL), rtol)
         lam_row = _search(points, slo, row_point, row_target, lower, upper, r_lower, r_high, tol)
@@ -239,6 +253,19 @@ def size(points: OperatingPoints, slo: SloArrays, *, rtol: float = _RTOL) -> Siz
     rate = np.where(feasible, rate, np.nan)
     return Sizing(
         rate=rate, feasible=feasible, bound=bound.astype(str), low=low, high=high, detail=detail
+    )
+
+
+def _joined(parts: list[Sizing], order: NDArray[np.intp]) -> Sizing:
+    """The sizings of ``parts`` (of the points ``order``, in turn) as one, in point order."""
+    back = np.argsort(order)
+    return Sizing(
+        rate=np.concatenate([p.rate for p in parts])[back],
+        feasible=np.concatenate([p.feasible for p in parts])[back],
+        bound=np.concatenate([p.bound for p in parts])[back],
+        low=np.concatenate([p.low for p in parts])[back],
+        high=np.concatenate([p.high for p in parts])[back],
+        detail={t: np.concatenate([p.detail[t] for p in parts])[back] for t in _TARGETS},
     )
 
 

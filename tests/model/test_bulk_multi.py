@@ -4,6 +4,8 @@ bench/serving_config_accuracy.py."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -138,7 +140,7 @@ def test_a_later_solve_starts_from_the_room_a_lower_rate_needed(
     real = bulk_multi._solve
 
     def spy(*args: object) -> bulk_multi.MultiChain:
-        solved.append(int(args[-1]))  # type: ignore[call-overload]
+        solved.append(int(args[6]))  # type: ignore[call-overload]  # the room
         return real(*args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(bulk_multi, "_solve", spy)
@@ -154,3 +156,45 @@ def test_the_means_are_memoised_per_chain_and_grid(monkeypatch: pytest.MonkeyPat
     monkeypatch.setitem(bulk_multi.GRID, 2, 2 * bulk_multi.GRID[2])
     finer = serving_metrics(ALPHA, BETA, N, 88, lam, instances=2, kappa=KAPPA[2])
     assert finer is not first and finer.response != first.response
+
+
+def test_a_search_borrows_the_last_solves_factor_and_gets_the_same_chain(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """stationary_from's ``reuse``: solves of one chain and room at nearby rates factorise once
+    (the later ones start from the earlier LU and π), and give the fresh solve's π to GMRES's
+    precision; a state reached at one rate only and not at the next is kept with π = 0."""
+    from scipy.sparse import linalg
+
+    monkeypatch.setattr(bulk_multi, "_LENT", threading.local())
+    n, c = 16, 2
+    tau = KAPPA[c] * (ALPHA + BETA * np.arange(n + 1, dtype=np.float64))
+    lam = [_rate(c, load, n) for load in (0.9, 0.94, 0.91, 0.915)]
+
+    def chain(rate: float, reuse: tuple[object, ...] | None) -> bulk_multi.MultiChain:
+        g = bulk_multi._Grid(tau, n, c, rate, bulk_multi.GRID[c])
+        return bulk_multi._solve(tau, n, rate, c, g, bulk_multi._multisets(g), 48, reuse)
+
+    fresh = [chain(r, None) for r in lam]
+    factored = 0
+    real = linalg.spilu
+
+    def spy(*args: object, **kw: object) -> object:
+        nonlocal factored
+        factored += 1
+        return real(*args, **kw)
+
+    monkeypatch.setattr(linalg, "spilu", spy)
+    borrowed = [chain(r, ("test", 48)) for r in lam]
+    # the first solve factorises, and a second one at most (where new states were reached)
+    assert 1 <= factored <= 2 < len(lam)
+    for a, b in zip(fresh, borrowed, strict=True):
+        ma, mb = bulk_multi.multi_metrics(a), bulk_multi.multi_metrics(b)
+        assert mb.response == pytest.approx(ma.response, rel=1e-9)
+        assert mb.blocking == pytest.approx(ma.blocking, rel=1e-6, abs=1e-15)
+        # the states reached fresh are among the borrowed ones, with the same π; the rest ~0
+        pa = {(*row.tolist(), int(ell)): p for row, ell, p in zip(a.res, a.left, a.pi, strict=True)}
+        pb = {(*row.tolist(), int(ell)): p for row, ell, p in zip(b.res, b.left, b.pi, strict=True)}
+        assert set(pa) <= set(pb)
+        assert max(abs(pb[s] - pa[s]) for s in pa) < 1e-10
+        assert sum(pb[s] for s in set(pb) - set(pa)) < 1e-10
