@@ -242,11 +242,17 @@ def in_room(key: tuple[float, ...], n: int, k: int, rate: float, solve: Callable
     """``solve(room)`` with the smallest waiting room that holds the queue: first up to one
     batch (:data:`FIRST_ROOM` batches) or the room a lower rate of the same chain (``key``)
     needed, then twice that, … until fewer than :data:`ROOM_TOL` of the arrivals would find it
-    full, or the whole room K − N is in."""
+    full, or the whole room K − N is in. Where a higher rate of the chain is known, its room
+    (enough there, so here) is the first one tried: a chain sized at λ* and then evaluated at
+    the rate its replicas get is solved once there, not once per room."""
     full_room = max(k - n, 1)
     with _ROOMS_LOCK:
-        known = [r for lam, r in _ROOMS.get(key, {}).items() if lam <= rate]
+        rooms = _ROOMS.get(key, {})
+        known = [r for lam, r in rooms.items() if lam <= rate]
+        above = [r for lam, r in rooms.items() if lam >= rate]
     room = min(full_room, max([FIRST_ROOM * n, 1, *known]))
+    if above:
+        room = max(room, min(above))
     while True:
         out = solve(room)
         ch = _chain_of(out)
