@@ -15,7 +15,10 @@ bench says so: nothing to decide there).
 
 Times are in-process wall times of candidates + solve, the option cache and the model's memoised
 chains cleared first (the first cycle of a controller); "next cycle s" solves the same system
-again with both kept, as the optimizer's next cycle does when the profiles have not changed.
+again with both kept, as the optimizer's next cycle does when the profiles have not changed;
+"loads moved s" then solves it with every server's load times a seeded draw in [0.9, 1.1], as a
+controller's next cycle sees it (the options' λ* do not depend on the load; the predicted
+metrics at each replica's new rate do).
 
 ``--offer-no-delay`` also offers c > 1 instances without a delay, as the optimizer data's
 ``offerNoDelay`` does (off by default): what it saves, and what its exact model costs the
@@ -33,6 +36,7 @@ import time
 from pathlib import Path
 
 import gpulets  # bench/, first on sys.path when run as a script
+import numpy as np
 from _tables import print_table
 
 from inferno.data import load_system
@@ -73,6 +77,23 @@ def _batch_servers(system: System) -> set[str]:
     return {s.name for s in system.servers if s.model in models}
 
 
+def moved(system: System, seed: int = 7) -> System:
+    """``system`` with every server's load times a uniform draw in [0.9, 1.1]."""
+    rng = np.random.default_rng(seed)
+    servers = tuple(
+        dataclasses.replace(
+            s,
+            load=dataclasses.replace(
+                s.load, arrival_rate=s.load.arrival_rate * float(rng.uniform(0.9, 1.1))
+            ),
+        )
+        if s.load is not None
+        else s
+        for s in system.servers
+    )
+    return dataclasses.replace(system, servers=servers)
+
+
 def _run(system: System, fresh: bool = True) -> tuple[Solution, float]:
     if fresh:  # a first cycle: no option sized, no chain memoised
         serving_config.clear_cache()
@@ -86,6 +107,7 @@ def row(name: str, plain: System, kappa: tuple[float, ...], no_delay: bool) -> l
     base, t_base = _run(plain)
     decided, t_dec = _run(opted_in(plain, kappa, no_delay))
     _, t_again = _run(opted_in(plain, kappa, no_delay), fresh=False)  # the next cycle
+    _, t_moved = _run(opted_in(moved(plain), kappa, no_delay), fresh=False)
     cost_base = sum(a.cost for n, a in base.allocations.items() if n in names)
     cost_dec = sum(a.cost for n, a in decided.allocations.items() if n in names)
     more = sum(
@@ -104,6 +126,7 @@ def row(name: str, plain: System, kappa: tuple[float, ...], no_delay: bool) -> l
         f"{t_base:.1f}",
         f"{t_dec:.1f}",
         f"{t_again:.1f}",
+        f"{t_moved:.1f}",
     ]
 
 
@@ -137,6 +160,7 @@ def main() -> None:
         "batch-only s",
         "decided s",
         "next cycle s",
+        "loads moved s",
     ]
     print_table(headers, rows, args.markdown)
     print(f"\nsamples/large: {len(_batch_servers(large))} batch-kind servers (nothing to decide)")

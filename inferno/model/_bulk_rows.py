@@ -83,7 +83,15 @@ def bulk_response(b: _Block, i: int, rate: float) -> bulk_instances.ServingTime:
 def _bulk_rows(
     out: dict[str, F], b: _Block, p: KindArrays, lam: F, beyond: F | None = None
 ) -> None:
-    for i in np.flatnonzero(b.bulk):
+    rows = np.flatnonzero(b.bulk)
+    if rows.size > 1:
+        # rows of one chain in a row, by rate: a chain solve borrows the factorisation of the
+        # last solve of the same chain (bulk_multi.stationary_from), and the solver asks the
+        # means of every server's replicas at once, servers of many chains interleaved
+        keys = [lam[rows], *(b.serving[rows, j] for j in range(b.serving.shape[1]))]
+        keys += [b.n_batch[rows], b.n_tail[rows], p.beta[rows], p.alpha[rows]]
+        rows = rows[np.lexsort(keys)]
+    for i in rows:
         if not lam[i] > 0:
             continue
         n, k = _bulk_limits(b, int(i))
