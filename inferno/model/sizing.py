@@ -41,9 +41,8 @@ PROBE_FRACTIONS = (0.5, 0.9)
 #: … and a costly point with a batching delay at these multiples of its λ* on the virtual
 #: instance (:meth:`OperatingPoints.virtual_instances`: pessimistic by a few percent near
 #: saturation, within a fraction of a percent below it, and its means tens to hundreds of
-#: times cheaper: bench/instance_models.py). On bench/serving_config.py's fleet the chain's λ*
-#: was 0.9988–1.17 times the virtual instance's, median 1.0017, 79% within [1, 1.01]: the
-#: first two rungs bracket most, a narrow bracket the search closes in few steps
+#: times cheaper: bench/instance_models.py). The first two rungs are close because the two
+#: agree to within a few percent: a narrow bracket the search closes in few steps
 GUIDE_FRACTIONS = (0.998, 1.01, 1.04, 1.15)
 #: … descending to these when the first is missed (a short delay: the virtual instance is then
 #: optimistic, as it is without one)
