@@ -198,3 +198,41 @@ def test_a_search_borrows_the_last_solves_factor_and_gets_the_same_chain(
         assert set(pa) <= set(pb)
         assert max(abs(pb[s] - pa[s]) for s in pa) < 1e-10
         assert sum(pb[s] for s in set(pb) - set(pa)) < 1e-10
+
+
+def test_a_lower_rate_starts_from_the_room_a_higher_rate_needed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A room known to hold the queue at a higher rate holds it at a lower one: the chain is
+    solved once, there, rather than from one batch up (the solver asks each replica's means
+    below the λ* it was sized at)."""
+    n, k = 16, 16 + 256
+    lam = _rate(3, 0.5, n)
+    # from one batch up, doubling while the room turns arrivals away, as a first solve does
+    fresh = _chain_at(n, lam, n)
+    while float(fresh.pi @ fresh.lost) > bulk_multi.ROOM_TOL * lam * float(fresh.pi @ fresh.cycle):
+        fresh = _chain_at(n, lam, 2 * fresh.qmax)
+    monkeypatch.setattr(bulk_multi, "_ROOMS", {})
+    bulk_multi.multi_chain(ALPHA, BETA, n, k, _rate(3, 0.01, n), 3, KAPPA[3])  # one batch
+    high = bulk_multi.multi_chain(ALPHA, BETA, n, k, _rate(3, 0.9, n), 3, KAPPA[3])
+    assert n < high.qmax < k - n
+    solved: list[int] = []
+    real = bulk_multi._solve
+
+    def spy(*args: object) -> bulk_multi.MultiChain:
+        solved.append(int(args[6]))  # type: ignore[call-overload]  # the room
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bulk_multi, "_solve", spy)
+    mid = bulk_multi.multi_chain(ALPHA, BETA, n, k, lam, 3, KAPPA[3])
+    assert solved == [high.qmax] and high.qmax > fresh.qmax
+    # the same means as the smallest room's, to the room's tolerance
+    a, b = bulk_multi.multi_metrics(mid), bulk_multi.multi_metrics(fresh)
+    assert a.response == pytest.approx(b.response, rel=1e-8)
+
+
+def _chain_at(n: int, rate: float, room: int) -> bulk_multi.MultiChain:
+    """The c = 3 chain at ``rate`` with ``room`` waiting at most."""
+    tau = KAPPA[3] * (ALPHA + BETA * np.arange(n + 1, dtype=np.float64))
+    g = bulk_multi._Grid(tau, n, 3, rate, bulk_multi.GRID[3])
+    return bulk_multi._solve(tau, n, rate, 3, g, bulk_multi._multisets(g), room)

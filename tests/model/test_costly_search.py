@@ -5,6 +5,8 @@ the virtual instance — and finds the same λ* as the plain search."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -213,3 +215,61 @@ def test_a_latency_quantile_is_searched_from_its_guide(monkeypatch: pytest.Monke
     plain = size(points, slo).rate[0]
     assert guided == pytest.approx(plain, rel=2 * sizing.COSTLY_RTOL)
     assert lam_top < max(rates)  # the plain search went higher
+
+
+def test_costly_points_are_sized_one_chain_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two chains sized together: every solve of one comes before the other's (so each solve
+    borrows the last one's factorisation, bulk_multi.stationary_from), and each gets the λ* it
+    gets alone."""
+    delays = _spy_on_the_delays(monkeypatch)
+    profiles = [
+        BatchProfile(ALPHA, BETA, N, queue_delay_ms=d, instances=3, contention=KAPPA)
+        for d in (15.0, 10.0)
+    ]
+    both = OperatingPoints.of(profiles, [Tokens(), Tokens()], batch=[N, N])
+    bulk_instances.clear_memo()
+    together = size(both, _slo([36.0, 36.0]))
+    assert sorted(set(delays)) == [10.0, 15.0]
+    assert _runs(delays) == 2, delays  # one run of solves per chain
+    for i in range(2):
+        bulk_instances.clear_memo()
+        alone = size(both.subset(np.array([i])), _slo([36.0]))
+        assert together.rate[i] == pytest.approx(alone.rate[0], rel=1e-9)
+
+
+def test_the_means_of_many_rows_are_asked_chain_by_chain(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The solver asks the means of every chosen candidate at its replicas' rate at once: rows of
+    two chains interleaved are solved chain by chain (by rate), each with its own means."""
+    profiles = [
+        BatchProfile(ALPHA, BETA, N, queue_delay_ms=d, instances=3, contention=KAPPA)
+        for d in (15.0, 10.0, 15.0, 10.0)
+    ]
+    points = OperatingPoints.of(profiles, [Tokens()] * 4, batch=[N] * 4)
+    lam = points.mu_n * np.array([0.5, 0.6, 0.4, 0.3])
+    bulk_instances.clear_memo()
+    alone = [
+        float(points.subset(np.array([i])).metrics(lam[i : i + 1]).response[0]) for i in range(4)
+    ]
+    bulk_instances.clear_memo()
+    delays = _spy_on_the_delays(monkeypatch)
+    together = points.metrics(lam).response
+    assert sorted(set(delays)) == [10.0, 15.0] and _runs(delays) == 2, delays
+    np.testing.assert_allclose(together, alone, rtol=1e-9)
+
+
+def _spy_on_the_delays(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The delay of every delay chain solved from now on (which chain, in order)."""
+    delays: list[float] = []
+    real = bulk_instances.delay_chain  # type: ignore[attr-defined]
+
+    def spy(*args: float, **kwargs: float) -> object:
+        delays.append(float(args[7]))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bulk_instances, "delay_chain", spy)
+    return delays
+
+
+def _runs(seq: list[float]) -> int:
+    """How many runs of equal values ``seq`` has."""
+    return 1 + sum(a != b for a, b in itertools.pairwise(seq)) if seq else 0
