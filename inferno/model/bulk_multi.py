@@ -59,9 +59,12 @@ _ROOMS_CHAINS = 1024
 _ROOMS_LOCK = threading.Lock()
 _C = TypeVar("_C")
 _TINY = 1e-13  # transition probabilities below this are dropped (the row is renormalised)
-#: the last solves' incomplete LUs, per thread (:func:`stationary_from`'s ``reuse``)
+#: the last solves' incomplete LUs, per thread (:func:`stationary_from`'s ``reuse``): at most
+#: this many each, a few MB apiece at N = 64 (a few threads solve: the services' workers)
 _LENT = threading.local()
 _LENT_SIZE = 4
+#: bumped by :func:`clear_rooms`: factorisations kept before it are not lent
+_LENT_GENERATION = [0]
 #: GMRES restarts (of 60 iterations) allowed with a lent incomplete LU before a fresh one
 _REUSED_RESTARTS = 1
 _U_NODES, _U_WEIGHTS = np.polynomial.legendre.leggauss(8)
@@ -214,9 +217,11 @@ def _multisets(g: _Grid) -> tuple[Ix, Ix, F, Ix, F]:
 
 
 def clear_rooms() -> None:
-    """Forget the rooms earlier solves needed (a bench timing a first decision)."""
+    """Forget the rooms earlier solves needed and the factorisations they lend, on every thread
+    (a bench timing a first decision)."""
     with _ROOMS_LOCK:
         _ROOMS.clear()
+        _LENT_GENERATION[0] += 1
 
 
 def multi_chain(
@@ -430,19 +435,26 @@ def stationary_from(
     return reach, pi
 
 
+def _lent_here() -> OrderedDict[tuple[object, ...], tuple[Ix, Any, F]]:
+    """This thread's kept factorisations (emptied when :func:`clear_rooms` ran since)."""
+    kept: OrderedDict[tuple[object, ...], tuple[Ix, Any, F]] | None = getattr(_LENT, "kept", None)
+    if kept is None or getattr(_LENT, "generation", None) != _LENT_GENERATION[0]:
+        kept = _LENT.kept = OrderedDict()
+        _LENT.generation = _LENT_GENERATION[0]
+    return kept
+
+
 def _kept(reuse: tuple[object, ...] | None) -> tuple[Ix, Any, F] | None:
     """The (states, incomplete LU, solution) the last solve of ``reuse`` on this thread left."""
-    kept: OrderedDict[tuple[object, ...], tuple[Ix, Any, F]] | None = getattr(_LENT, "kept", None)
-    if reuse is None or kept is None or reuse not in kept:
+    kept = _lent_here()
+    if reuse is None or reuse not in kept:
         return None
     kept.move_to_end(reuse)
     return kept[reuse]
 
 
 def _keep(reuse: tuple[object, ...], reach: Ix, ilu: Any, x: F) -> None:
-    kept: OrderedDict[tuple[object, ...], tuple[Ix, Any, F]] | None = getattr(_LENT, "kept", None)
-    if kept is None:
-        kept = _LENT.kept = OrderedDict()
+    kept = _lent_here()
     kept[reuse] = (reach, ilu, x)
     kept.move_to_end(reuse)
     while len(kept) > _LENT_SIZE:

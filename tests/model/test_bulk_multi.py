@@ -163,7 +163,8 @@ def test_a_search_borrows_the_last_solves_factor_and_gets_the_same_chain(
 ) -> None:
     """stationary_from's ``reuse``: solves of one chain and room at nearby rates factorise once
     (the later ones start from the earlier LU and π), and give the fresh solve's π to GMRES's
-    precision; a state reached at one rate only and not at the next is kept with π = 0."""
+    precision; a state reached at one rate only and not at the next is kept with π = 0;
+    clear_rooms forgets what was kept."""
     from scipy.sparse import linalg
 
     monkeypatch.setattr(bulk_multi, "_LENT", threading.local())
@@ -188,6 +189,11 @@ def test_a_search_borrows_the_last_solves_factor_and_gets_the_same_chain(
     borrowed = [chain(r, ("test", 48)) for r in lam]
     # the first solve factorises, and a second one at most (where new states were reached)
     assert 1 <= factored <= 2 < len(lam)
+    # a first decision timed after clear_rooms borrows nothing kept before it
+    factored = 0
+    bulk_multi.clear_rooms()
+    chain(lam[-1], ("test", 48))
+    assert factored == 1
     for a, b in zip(fresh, borrowed, strict=True):
         ma, mb = bulk_multi.multi_metrics(a), bulk_multi.multi_metrics(b)
         assert mb.response == pytest.approx(ma.response, rel=1e-9)
