@@ -136,14 +136,7 @@ def test_a_later_solve_starts_from_the_room_a_lower_rate_needed(
     monkeypatch.setattr(bulk_multi, "_ROOMS", {})
     n, k = 16, 16 + 64
     high = bulk_multi.multi_chain(ALPHA, BETA, n, k, _rate(3, 0.97, n), 3, KAPPA[3])
-    solved: list[int] = []
-    real = bulk_multi._solve
-
-    def spy(*args: object) -> bulk_multi.MultiChain:
-        solved.append(int(args[6]))  # type: ignore[call-overload]  # the room
-        return real(*args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(bulk_multi, "_solve", spy)
+    solved = _spy_on_the_rooms(monkeypatch)
     bulk_multi.multi_chain(ALPHA, BETA, n, k, _rate(3, 0.98, n), 3, KAPPA[3])
     assert solved == [high.qmax]  # one solve, at the room the lower rate ended with
 
@@ -222,14 +215,7 @@ def test_a_lower_rate_starts_from_the_room_a_higher_rate_needed(
     bulk_multi.multi_chain(ALPHA, BETA, n, k, _rate(3, 0.01, n), 3, KAPPA[3])  # one batch
     high = bulk_multi.multi_chain(ALPHA, BETA, n, k, _rate(3, 0.9, n), 3, KAPPA[3])
     assert n < high.qmax < k - n
-    solved: list[int] = []
-    real = bulk_multi._solve
-
-    def spy(*args: object) -> bulk_multi.MultiChain:
-        solved.append(int(args[6]))  # type: ignore[call-overload]  # the room
-        return real(*args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(bulk_multi, "_solve", spy)
+    solved = _spy_on_the_rooms(monkeypatch)
     mid = bulk_multi.multi_chain(ALPHA, BETA, n, k, lam, 3, KAPPA[3])
     assert solved == [high.qmax] and high.qmax > fresh.qmax
     # the same means as the smallest room's, to the room's tolerance
@@ -242,3 +228,16 @@ def _chain_at(n: int, rate: float, room: int) -> bulk_multi.MultiChain:
     tau = KAPPA[3] * (ALPHA + BETA * np.arange(n + 1, dtype=np.float64))
     g = bulk_multi._Grid(tau, n, 3, rate, bulk_multi.GRID[3])
     return bulk_multi._solve(tau, n, rate, 3, g, bulk_multi._multisets(g), room)
+
+
+def _spy_on_the_rooms(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The room of every no-delay chain solved from now on, in order."""
+    solved: list[int] = []
+    real = bulk_multi._solve
+
+    def spy(*args: object) -> bulk_multi.MultiChain:
+        solved.append(int(args[6]))  # type: ignore[call-overload]  # the room
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bulk_multi, "_solve", spy)
+    return solved

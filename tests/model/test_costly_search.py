@@ -117,17 +117,18 @@ def test_an_unreachable_target_is_infeasible_without_the_rungs() -> None:
 DELAY = 2.0
 
 
-def _spy_on_the_chain(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The rates at which the delay chain is solved from now on (appended as it is)."""
-    rates: list[float] = []
+def _spy_on_the_chain(monkeypatch: pytest.MonkeyPatch, arg: int = 4) -> list[float]:
+    """Argument ``arg`` of every delay chain solved from now on, in order: its rate (4) or its
+    delay (7: which chain)."""
+    seen: list[float] = []
     real = bulk_instances.delay_chain  # type: ignore[attr-defined]
 
     def spy(*args: float, **kwargs: float) -> object:
-        rates.append(float(args[4]))
+        seen.append(float(args[arg]))
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(bulk_instances, "delay_chain", spy)
-    return rates
+    return seen
 
 
 @pytest.mark.parametrize("latency", [12.0, 20.0, 30.0])
@@ -221,7 +222,7 @@ def test_costly_points_are_sized_one_chain_at_a_time(monkeypatch: pytest.MonkeyP
     """Two chains sized together: every solve of one comes before the other's (so each solve
     borrows the last one's factorisation, bulk_multi.stationary_from), and each gets the λ* it
     gets alone."""
-    delays = _spy_on_the_delays(monkeypatch)
+    delays = _spy_on_the_chain(monkeypatch, 7)
     profiles = [
         BatchProfile(ALPHA, BETA, N, queue_delay_ms=d, instances=3, contention=KAPPA)
         for d in (15.0, 10.0)
@@ -251,23 +252,10 @@ def test_the_means_of_many_rows_are_asked_chain_by_chain(monkeypatch: pytest.Mon
         float(points.subset(np.array([i])).metrics(lam[i : i + 1]).response[0]) for i in range(4)
     ]
     bulk_instances.clear_memo()
-    delays = _spy_on_the_delays(monkeypatch)
+    delays = _spy_on_the_chain(monkeypatch, 7)
     together = points.metrics(lam).response
     assert sorted(set(delays)) == [10.0, 15.0] and _runs(delays) == 2, delays
     np.testing.assert_allclose(together, alone, rtol=1e-9)
-
-
-def _spy_on_the_delays(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The delay of every delay chain solved from now on (which chain, in order)."""
-    delays: list[float] = []
-    real = bulk_instances.delay_chain  # type: ignore[attr-defined]
-
-    def spy(*args: float, **kwargs: float) -> object:
-        delays.append(float(args[7]))
-        return real(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(bulk_instances, "delay_chain", spy)
-    return delays
 
 
 def _runs(seq: list[float]) -> int:
