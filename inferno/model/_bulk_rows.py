@@ -86,7 +86,7 @@ def _bulk_rows(
     rows = np.flatnonzero(b.bulk)
     if rows.size > 1:
         # rows of one chain in a row, by rate: a chain solve borrows the factorisation of the
-        # last solve of the same chain (bulk_multi.stationary_from), and the solver asks the
+        # last solve of the same chain (_stationary.stationary_from), and the solver asks the
         # means of every server's replicas at once, servers of many chains interleaved
         keys = [lam[rows], *(b.serving[rows, j] for j in range(b.serving.shape[1]))]
         keys += [b.n_batch[rows], b.n_tail[rows], p.beta[rows], p.alpha[rows]]

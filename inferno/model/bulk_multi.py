@@ -28,15 +28,15 @@ emulator caps the requests held, in service too, so the two differ where the que
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import product
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
+from ._stationary import forget_lent, stationary_from
 from .bulk import BulkMetrics, _poisson_pmf
 
 __all__ = ["MAX_EXACT_INSTANCES", "MultiChain", "in_room", "multi_chain", "multi_metrics"]
@@ -59,14 +59,6 @@ _ROOMS_CHAINS = 1024
 _ROOMS_LOCK = threading.Lock()
 _C = TypeVar("_C")
 _TINY = 1e-13  # transition probabilities below this are dropped (the row is renormalised)
-#: the last solves' incomplete LUs, per thread (:func:`stationary_from`'s ``reuse``): at most
-#: this many each, a few MB apiece at N = 64 (a few threads solve: the services' workers)
-_LENT = threading.local()
-_LENT_SIZE = 4
-#: bumped by :func:`clear_rooms`: factorisations kept before it are not lent
-_LENT_GENERATION = [0]
-#: GMRES restarts (of 60 iterations) allowed with a lent incomplete LU before a fresh one
-_REUSED_RESTARTS = 1
 _U_NODES, _U_WEIGHTS = np.polynomial.legendre.leggauss(8)
 _CHUNK_CELLS = 1 << 20  # (multiset, L, arrivals) cells of the busy spells built at once
 
@@ -221,7 +213,7 @@ def clear_rooms() -> None:
     (a bench timing a first decision)."""
     with _ROOMS_LOCK:
         _ROOMS.clear()
-        _LENT_GENERATION[0] += 1
+    forget_lent()
 
 
 def multi_chain(
@@ -387,107 +379,6 @@ def _solve(
     flat = [x.ravel()[reach] for x in (cycle, area, started, work, charged, lost)]
     times: F = res[ri].astype(np.float64) * g.h
     return MultiChain(n, c, rate, qmax, tau, times, li, pi, *flat)
-
-
-def stationary_from(
-    src: list[Ix],
-    dst: list[Ix],
-    val: list[F],
-    size: int,
-    origin: int,
-    reuse: tuple[object, ...] | None = None,
-) -> tuple[Ix, F]:
-    """The stationary distribution of the chain whose transitions are (src, dst, weight) in
-    parts (rows renormalised), over the states reachable from ``origin`` (the empty replica):
-    those states, in order, and their probabilities.
-
-    ``reuse`` names the chain and its room (the same key for the same states): the last solve
-    of that key on this thread lends its incomplete LU as the preconditioner and its π as the
-    first guess when the reachable states are the same (a λ* search solves one chain at rates a
-    few percent apart; the factorisation is a third of a solve), and a fresh one is made when
-    GMRES does not converge with them in :data:`_REUSED_RESTARTS` restarts."""
-    from scipy import sparse
-    from scipy.sparse.csgraph import breadth_first_order
-
-    s, d, v = (np.concatenate(x) for x in (src, dst, val))
-    p_mat = sparse.csr_matrix((v, (s, d)), shape=(size, size))
-    p_mat = sparse.diags(1.0 / np.maximum(np.asarray(p_mat.sum(axis=1)).ravel(), 1e-300)) @ p_mat
-    reach = np.sort(breadth_first_order(p_mat, origin, directed=True, return_predecessors=False))
-    reach = reach.astype(np.int64)
-    kept = _kept(reuse)
-    if kept is not None and not np.array_equal(kept[0], reach):
-        # a state reached at a nearby rate only through a transition now dropped as tiny: kept,
-        # with π = 0, so the states stay the same and the next solve can borrow this one's LU
-        reach = np.union1d(reach, kept[0])
-    lent = kept[1:] if kept is not None and np.array_equal(kept[0], reach) else None
-    sub = p_mat[reach][:, reach]
-    a = (sub.T - sparse.identity(reach.size, format="csr")).tocsr()
-    # Σπ = 1 in place of the first balance equation (row 0 replaced without a LIL round trip)
-    ones = sparse.csr_matrix(np.ones((1, reach.size)))
-    a = sparse.vstack([ones, a[1:]], format="csc")
-    rhs = np.zeros(reach.size)
-    rhs[0] = 1.0
-    x, ilu = _stationary(a, rhs, lent)
-    pi = np.clip(x, 0.0, None)
-    pi /= pi.sum()
-    if reuse is not None and ilu is not None:
-        _keep(reuse, reach, ilu, x)
-    return reach, pi
-
-
-def _lent_here() -> OrderedDict[tuple[object, ...], tuple[Ix, Any, F]]:
-    """This thread's kept factorisations (emptied when :func:`clear_rooms` ran since)."""
-    kept: OrderedDict[tuple[object, ...], tuple[Ix, Any, F]] | None = getattr(_LENT, "kept", None)
-    if kept is None or getattr(_LENT, "generation", None) != _LENT_GENERATION[0]:
-        kept = _LENT.kept = OrderedDict()
-        _LENT.generation = _LENT_GENERATION[0]
-    return kept
-
-
-def _kept(reuse: tuple[object, ...] | None) -> tuple[Ix, Any, F] | None:
-    """The (states, incomplete LU, solution) the last solve of ``reuse`` on this thread left."""
-    kept = _lent_here()
-    if reuse is None or reuse not in kept:
-        return None
-    kept.move_to_end(reuse)
-    return kept[reuse]
-
-
-def _keep(reuse: tuple[object, ...], reach: Ix, ilu: Any, x: F) -> None:
-    kept = _lent_here()
-    kept[reuse] = (reach, ilu, x)
-    kept.move_to_end(reuse)
-    while len(kept) > _LENT_SIZE:
-        kept.popitem(last=False)
-
-
-def _stationary(a: Any, rhs: F, lent: tuple[Any, F] | None = None) -> tuple[F, Any]:
-    """Solve a·x = rhs by GMRES preconditioned with an incomplete LU: the ``lent`` one (from a
-    nearby rate, its solution the first guess) if any, then a loose one (a few dozen iterations
-    below saturation), a tighter one where that stalls (a queue at its cap mixes slowly),
-    SuperLU's direct solve last (it fills in badly on this chain). Also returns the incomplete
-    LU that solved it (None: the direct solve)."""
-    from scipy.sparse.linalg import LinearOperator, gmres, spilu, spsolve
-
-    if lent is not None:
-        ilu, x0 = lent
-        pre = LinearOperator(a.shape, ilu.solve)
-        x, info = gmres(
-            a, rhs, x0=x0, M=pre, rtol=1e-11, atol=0.0, restart=60, maxiter=_REUSED_RESTARTS
-        )
-        if info == 0 and np.all(np.isfinite(x)):
-            return np.asarray(x, dtype=np.float64), ilu
-    for drop, fill, restarts in ((1e-2, 5, 2), (1e-4, 20, 10)):
-        try:
-            ilu = spilu(a, drop_tol=drop, fill_factor=fill)
-        except RuntimeError:  # a singular incomplete factor
-            continue
-        pre = LinearOperator(a.shape, ilu.solve)
-        x, info = gmres(a, rhs, M=pre, rtol=1e-11, atol=0.0, restart=60, maxiter=restarts)
-        if info == 0 and np.all(np.isfinite(x)):
-            return np.asarray(x, dtype=np.float64), ilu
-    out: F = np.asarray(spsolve(a, rhs), dtype=np.float64)
-    return out, None
 
 
 def multi_metrics(ch: MultiChain) -> BulkMetrics:

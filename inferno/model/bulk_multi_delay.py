@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ._stationary import stationary_from
 from .bulk import _poisson_pmf
 from .bulk_multi import (
     _CHUNK_CELLS,
@@ -54,7 +55,6 @@ from .bulk_multi import (
     _split,
     idle_slots,
     in_room,
-    stationary_from,
 )
 
 __all__ = ["DELAY_GRID", "DelayMultiChain", "delay_chain"]

@@ -21,12 +21,13 @@ Statistics of a target:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
+from ._roots import illinois
 from .points import OperatingPoints
 
 F = NDArray[np.float64]
@@ -55,7 +56,6 @@ _GUIDE_RTOL = 1e-4
 COSTLY_RTOL = 1e-4
 TPS_FRACTION = 0.9
 _RTOL = 1e-8  # relative precision of λ* (Inferno's float32 search: ~1e-7)
-_MAX_ITERATIONS = 80
 
 #: What can bind λ*: a target, the TPS cap, or the top of the search range ("max-rate").
 BOUNDS = ("itl", "ttft", "ttw", "latency", "tps", "max-rate")
@@ -184,7 +184,7 @@ def size(points: OperatingPoints, slo: SloArrays, *, rtol: float = _RTOL) -> Siz
     :meth:`~OperatingPoints.costly` points are sized one at a time, after the others: each
     evaluation is a chain solve of its own anyway, and solving one chain at nearby rates in a
     row lets each solve borrow the last one's factorisation
-    (:func:`~inferno.model.bulk_multi.stationary_from`).
+    (:func:`~inferno.model._stationary.stationary_from`).
     """
     costly = points.costly()
     if costly.any() and len(points) > 1:
@@ -403,7 +403,7 @@ def _search(
     hi_ratio = ratio_of({t: v[row_point] for t, v in r_high.items()}, everyone)
     with np.errstate(divide="ignore"):
         f_lo, f_hi = np.log(lo_ratio), np.log(hi_ratio)
-    ya, _ = _illinois(
+    ya, _ = illinois(
         f,
         -np.log1p(-low[row_point] / mu_n),
         -np.log1p(-high[row_point] / mu_n),
@@ -413,49 +413,6 @@ def _search(
         lambda y, idx: 0.4 * rtol[idx] * np.expm1(y),
     )
     return lam_of(ya)
-
-
-def _illinois(
-    f: Callable[[F, NDArray[np.intp]], F],
-    a: F,
-    b: F,
-    fa: F,
-    fb: F,
-    converged: Callable[[F, F], NDArray[np.bool_]],
-    step: Callable[[F, NDArray[np.intp]], F],
-) -> tuple[F, F]:
-    """Vectorised Illinois (modified regula falsi) for the root of an increasing f on [a, b] with
-    f(a) ≤ 0 < f(b); returns the final bracket once ``converged(a, b)``. A secant step is kept at
-    least ``step(a)`` (a little under the convergence tolerance) from either end, so the last steps
-    close the bracket from the far side instead of creeping; the Illinois rule halves a stale end's
-    value so one-sided convergence cannot stall. Typically 8–15 evaluations instead of 40."""
-    a, b, fa, fb = a.copy(), b.copy(), fa.copy(), fb.copy()
-    side = np.zeros(a.shape, dtype=np.int8)  # which end moved last: −1 a, +1 b
-    for _ in range(_MAX_ITERATIONS):
-        active = np.flatnonzero(~converged(a, b))
-        if active.size == 0:
-            break
-        aa, bb, fa_, fb_ = a[active], b[active], fa[active], fb[active]
-        width = bb - aa
-        with np.errstate(divide="ignore", invalid="ignore"):
-            c = bb - fb_ * width / (fb_ - fa_)
-        # bisect while an end has no finite value (a ratio of 0: no wait at all at that rate)
-        c = np.where(np.isfinite(c) & np.isfinite(fa_), c, 0.5 * (aa + bb))
-        # never closer to an end than a step that can still decide convergence
-        margin = np.minimum(step(aa, active), 0.25 * width)
-        c = np.clip(c, aa + margin, bb - margin)
-        fc = f(c, active)
-        ok = fc <= 0.0
-        s_ = side[active]
-        # Illinois: halve the stale end's value when the same end moves twice in a row
-        fb_ = np.where(ok & (s_ == -1), 0.5 * fb_, fb_)
-        fa_ = np.where(~ok & (s_ == 1), 0.5 * fa_, fa_)
-        a[active] = np.where(ok, c, aa)
-        fa[active] = np.where(ok, fc, fa_)
-        b[active] = np.where(ok, bb, c)
-        fb[active] = np.where(ok, fb_, fc)
-        side[active] = np.where(ok, -1, 1)
-    return a, b
 
 
 def _mean_bound(points: OperatingPoints, slo: SloArrays, which: NDArray[np.bool_]) -> F:
@@ -534,7 +491,7 @@ def _size_latency_quantile(
     def f(y: F, idx: NDArray[np.intp]) -> F:
         return np.array([excess(math.exp(float(v))) for v in y])
 
-    a, _ = _illinois(
+    a, _ = illinois(
         f,
         np.array([math.log(low)]),
         np.array([math.log(top)]),

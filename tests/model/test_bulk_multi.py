@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from inferno.model import bulk_multi, bulk_multi_time
+from inferno.model import _stationary, bulk_multi, bulk_multi_time
 from inferno.model.bulk_instances import clear_memo, serving_metrics, serving_time
 from inferno.model.percentiles import quantile
 
@@ -160,7 +160,7 @@ def test_a_search_borrows_the_last_solves_factor_and_gets_the_same_chain(
     clear_rooms forgets what was kept."""
     from scipy.sparse import linalg
 
-    monkeypatch.setattr(bulk_multi, "_LENT", threading.local())
+    monkeypatch.setattr(_stationary, "_LENT", threading.local())
     n, c = 16, 2
     tau = KAPPA[c] * (ALPHA + BETA * np.arange(n + 1, dtype=np.float64))
     lam = [_rate(c, load, n) for load in (0.9, 0.94, 0.91, 0.915)]

@@ -220,7 +220,7 @@ def test_a_latency_quantile_is_searched_from_its_guide(monkeypatch: pytest.Monke
 
 def test_costly_points_are_sized_one_chain_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
     """Two chains sized together: every solve of one comes before the other's (so each solve
-    borrows the last one's factorisation, bulk_multi.stationary_from), and each gets the λ* it
+    borrows the last one's factorisation, _stationary.stationary_from), and each gets the λ* it
     gets alone."""
     delays = _spy_on_the_chain(monkeypatch, 7)
     profiles = [
