@@ -46,9 +46,9 @@ def stationary_from(
 
     ``reuse`` names the chain and its room (the same key for the same states): the last solve
     of that key on this thread lends its incomplete LU as the preconditioner and its π as the
-    first guess when the reachable states are the same (a λ* search solves one chain at rates a
-    few percent apart; the factorisation is a third of a solve), and a fresh one is made when
-    GMRES does not converge with them in :data:`_REUSED_RESTARTS` restarts."""
+    first guess when its states hold this one's (those it reached and this one does not are kept,
+    with π = 0; a λ* search solves one chain at rates a few percent apart), and a fresh one is
+    made when GMRES does not converge with them in :data:`_REUSED_RESTARTS` restarts."""
     from scipy import sparse
     from scipy.sparse.csgraph import breadth_first_order
 
