@@ -15,6 +15,8 @@ __all__ = ["forget_lent", "stationary_from"]
 
 F = NDArray[np.float64]
 Ix = NDArray[np.int64]
+#: per (chain, room): the states, incomplete LU and solution of its last solve
+_Kept = OrderedDict[tuple[object, ...], tuple[Ix, Any, F]]
 
 #: the last solves' incomplete LUs, per thread (:func:`stationary_from`'s ``reuse``): at most
 #: this many each, a few MB apiece at N = 64 (a few threads solve: the services' workers)
@@ -78,9 +80,9 @@ def stationary_from(
     return reach, pi
 
 
-def _lent_here() -> OrderedDict[tuple[object, ...], tuple[Ix, Any, F]]:
+def _lent_here() -> _Kept:
     """This thread's kept factorisations (emptied when :func:`forget_lent` ran since)."""
-    kept: OrderedDict[tuple[object, ...], tuple[Ix, Any, F]] | None = getattr(_LENT, "kept", None)
+    kept: _Kept | None = getattr(_LENT, "kept", None)
     if kept is None or getattr(_LENT, "generation", None) != _LENT_GENERATION[0]:
         kept = _LENT.kept = OrderedDict()
         _LENT.generation = _LENT_GENERATION[0]
@@ -112,22 +114,19 @@ def _stationary(a: Any, rhs: F, lent: tuple[Any, F] | None = None) -> tuple[F, A
     LU that solved it (None: the direct solve)."""
     from scipy.sparse.linalg import LinearOperator, gmres, spilu, spsolve
 
-    if lent is not None:
-        ilu, x0 = lent
+    def solved(ilu: Any, restarts: int, x0: F | None = None) -> F | None:
         pre = LinearOperator(a.shape, ilu.solve)
-        x, info = gmres(
-            a, rhs, x0=x0, M=pre, rtol=1e-11, atol=0.0, restart=60, maxiter=_REUSED_RESTARTS
-        )
-        if info == 0 and np.all(np.isfinite(x)):
-            return np.asarray(x, dtype=np.float64), ilu
+        x, info = gmres(a, rhs, x0=x0, M=pre, rtol=1e-11, atol=0.0, restart=60, maxiter=restarts)
+        return np.asarray(x, dtype=np.float64) if info == 0 and np.all(np.isfinite(x)) else None
+
+    if lent is not None and (x := solved(lent[0], _REUSED_RESTARTS, lent[1])) is not None:
+        return x, lent[0]
     for drop, fill, restarts in ((1e-2, 5, 2), (1e-4, 20, 10)):
         try:
             ilu = spilu(a, drop_tol=drop, fill_factor=fill)
         except RuntimeError:  # a singular incomplete factor
             continue
-        pre = LinearOperator(a.shape, ilu.solve)
-        x, info = gmres(a, rhs, M=pre, rtol=1e-11, atol=0.0, restart=60, maxiter=restarts)
-        if info == 0 and np.all(np.isfinite(x)):
-            return np.asarray(x, dtype=np.float64), ilu
+        if (x := solved(ilu, restarts)) is not None:
+            return x, ilu
     out: F = np.asarray(spsolve(a, rhs), dtype=np.float64)
     return out, None
