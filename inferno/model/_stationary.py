@@ -18,20 +18,24 @@ Ix = NDArray[np.int64]
 #: per (chain, room): the states, incomplete LU and solution of its last solve
 _Kept = OrderedDict[tuple[object, ...], tuple[Ix, Any, F]]
 
-#: the last solves' incomplete LUs, per thread (:func:`stationary_from`'s ``reuse``): at most
-#: this many each, a few MB apiece at N = 64 (a few threads solve: the services' workers)
-_LENT = threading.local()
-_LENT_SIZE = 4
-#: bumped by :func:`forget_lent`: factorisations kept before it are not lent
-_LENT_GENERATION = [0]
+#: the last solves' incomplete LUs (:func:`stationary_from`'s ``reuse``), shared by the threads
+#: that solve (the services' workers: a cycle's solves need not run on the last cycle's thread):
+#: a solve takes its key's entry out while it runs, so no two threads use one factorisation
+_LENT: _Kept = OrderedDict()
+_LENT_LOCK = threading.Lock()
+#: the kept factorisations' nonzeros, at most (12 bytes each: about 120 MB). A fleet of 1,000
+#: opted-in servers on samples/gpulets' rows keeps about 8 million (bench/serving_config.py): its
+#: next cycle, the loads moved, borrows a factorisation for every chain it solves again
+_LENT_NONZEROS = 10_000_000
 #: GMRES restarts (of 60 iterations) allowed with a lent incomplete LU before a fresh one
 _REUSED_RESTARTS = 1
 
 
 def forget_lent() -> None:
-    """Forget the factorisations kept for lending, on every thread (a bench timing a first
-    decision: :func:`~.bulk_multi.clear_rooms`)."""
-    _LENT_GENERATION[0] += 1
+    """Forget the factorisations kept for lending (a bench timing a first decision:
+    :func:`~.bulk_multi.clear_rooms`)."""
+    with _LENT_LOCK:
+        _LENT.clear()
 
 
 def stationary_from(
@@ -80,30 +84,25 @@ def stationary_from(
     return reach, pi
 
 
-def _lent_here() -> _Kept:
-    """This thread's kept factorisations (emptied when :func:`forget_lent` ran since)."""
-    kept: _Kept | None = getattr(_LENT, "kept", None)
-    if kept is None or getattr(_LENT, "generation", None) != _LENT_GENERATION[0]:
-        kept = _LENT.kept = OrderedDict()
-        _LENT.generation = _LENT_GENERATION[0]
-    return kept
-
-
 def _kept(reuse: tuple[object, ...] | None) -> tuple[Ix, Any, F] | None:
-    """The (states, incomplete LU, solution) the last solve of ``reuse`` on this thread left."""
-    kept = _lent_here()
-    if reuse is None or reuse not in kept:
+    """The (states, incomplete LU, solution) the last solve of ``reuse`` left, taken out of the
+    store until this solve keeps its own (:func:`_keep`)."""
+    if reuse is None:
         return None
-    kept.move_to_end(reuse)
-    return kept[reuse]
+    with _LENT_LOCK:
+        return _LENT.pop(reuse, None)
 
 
 def _keep(reuse: tuple[object, ...], reach: Ix, ilu: Any, x: F) -> None:
-    kept = _lent_here()
-    kept[reuse] = (reach, ilu, x)
-    kept.move_to_end(reuse)
-    while len(kept) > _LENT_SIZE:
-        kept.popitem(last=False)
+    """Keep this solve's factorisation for the next solve of ``reuse``; the least recently kept
+    go first while the store holds more than :data:`_LENT_NONZEROS`."""
+    with _LENT_LOCK:
+        _LENT[reuse] = (reach, ilu, x)
+        _LENT.move_to_end(reuse)
+        held = sum(int(e[1].nnz) for e in _LENT.values())
+        while held > _LENT_NONZEROS and len(_LENT) > 1:
+            _, (_, old, _) = _LENT.popitem(last=False)
+            held -= int(old.nnz)
 
 
 def _stationary(a: Any, rhs: F, lent: tuple[Any, F] | None = None) -> tuple[F, Any]:

@@ -4,7 +4,7 @@ bench/serving_config_accuracy.py."""
 
 from __future__ import annotations
 
-import threading
+from collections import OrderedDict
 
 import numpy as np
 import pytest
@@ -160,7 +160,7 @@ def test_a_search_borrows_the_last_solves_factor_and_gets_the_same_chain(
     clear_rooms forgets what was kept."""
     from scipy.sparse import linalg
 
-    monkeypatch.setattr(_stationary, "_LENT", threading.local())
+    monkeypatch.setattr(_stationary, "_LENT", OrderedDict())
     n, c = 16, 2
     tau = KAPPA[c] * (ALPHA + BETA * np.arange(n + 1, dtype=np.float64))
     lam = [_rate(c, load, n) for load in (0.9, 0.94, 0.91, 0.915)]
@@ -197,6 +197,50 @@ def test_a_search_borrows_the_last_solves_factor_and_gets_the_same_chain(
         assert set(pa) <= set(pb)
         assert max(abs(pb[s] - pa[s]) for s in pa) < 1e-10
         assert sum(pb[s] for s in set(pb) - set(pa)) < 1e-10
+
+
+def test_a_factorisation_is_lent_across_threads_and_the_store_is_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The services solve on whichever worker thread is free: a cycle's solve of a chain borrows
+    the last cycle's factorisation from another thread; a solve takes its entry out while it runs
+    (no two threads share one), and the store drops the least recently kept beyond its bound."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from scipy.sparse import linalg
+
+    monkeypatch.setattr(_stationary, "_LENT", OrderedDict())
+    n, c = 16, 2
+    tau = KAPPA[c] * (ALPHA + BETA * np.arange(n + 1, dtype=np.float64))
+
+    def chain(load: float, key: str) -> bulk_multi.MultiChain:
+        rate = _rate(c, load, n)
+        g = bulk_multi._Grid(tau, n, c, rate, bulk_multi.GRID[c])
+        return bulk_multi._solve(tau, n, rate, c, g, bulk_multi._multisets(g), 48, (key, 48))
+
+    factored = 0
+    real = linalg.spilu
+
+    def spy(*args: object, **kw: object) -> object:
+        nonlocal factored
+        factored += 1
+        return real(*args, **kw)
+
+    monkeypatch.setattr(linalg, "spilu", spy)
+    with ThreadPoolExecutor(1) as one:
+        one.submit(chain, 0.6, "a").result()
+    assert factored == 1 and list(_stationary._LENT) == [("a", 48)]
+    with ThreadPoolExecutor(1) as other:  # another thread, the rate moved
+        other.submit(chain, 0.66, "a").result()
+    assert factored == 1  # borrowed
+    # while a solve holds it, the entry is out of the store
+    held = _stationary._kept(("a", 48))
+    assert held is not None and ("a", 48) not in _stationary._LENT
+    _stationary._keep(("a", 48), *held)
+    # bounded by nonzeros: room for one factorisation only, the older one goes
+    monkeypatch.setattr(_stationary, "_LENT_NONZEROS", int(held[1].nnz) + 1)
+    chain(0.6, "b")
+    assert list(_stationary._LENT) == [("b", 48)]
 
 
 def test_a_lower_rate_starts_from_the_room_a_higher_rate_needed(
