@@ -158,7 +158,8 @@ class OptimizerMetrics(_Metrics):
         )
         self.solves = Counter(
             "inferno_optimizer_solves",
-            "Solves by status (optimal, feasible, partially-allocated, infeasible, error)",
+            "Solves by status (optimal, feasible, partially-allocated, infeasible, error; "
+            "busy: refused while another ran)",
             ["status"],
             registry=registry,
         )

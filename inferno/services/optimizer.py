@@ -6,12 +6,19 @@ the profiles are tuned online (docs/tuning.md) — come only from the cycle. It 
 to data: a request over ``INFERNO_MAX_BODY_BYTES`` is 413, malformed JSON or a body of the wrong
 shape is 400 naming the field, a server whose data is unusable is left unallocated with the
 reason while the others are decided; only unusable *static* data (our configuration) is 503.
+
+It solves one request at a time. A caller that gave up waiting (the controller's
+``INFERNO_HTTP_TIMEOUT``) leaves its solve running, and it still fills the caches the next
+cycle reads; a request that arrives meanwhile is answered 503 at once, with ``Retry-After`` and
+how long the running solve has taken, rather than started beside it: abandoned solves would
+otherwise pile up, each slowing the others, on a fleet whose solve outlasts the timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 import time
 
@@ -64,6 +71,8 @@ def create_app(
         memo=memo,
     )
     lock = threading.Lock()  # metrics of one solve at a time
+    solving = threading.Lock()  # one solve at a time (held by the worker thread that solves)
+    solving_since = [0.0]  # time.monotonic() of the running solve's start
     counted = [0]  # static data loads already counted
 
     def count_loads() -> None:
@@ -114,11 +123,33 @@ def create_app(
         return optimized
 
     def solve_and_write(request: OptimizeRequest) -> tuple[Optimized, bytes | None] | JSONResponse:
-        with gc_paused():  # see ._gc
-            result = solve(request)
-            if isinstance(result, JSONResponse):
-                return result
-            return result, answer_body(result.result)
+        """Solve with ``solving`` held (in the worker thread, so it is released when the solve
+        ends, whether or not anyone still waits for it); busy when another solve holds it."""
+        if not solving.acquire(blocking=False):
+            return busy()
+        solving_since[0] = time.monotonic()
+        try:
+            with gc_paused():  # see ._gc
+                result = solve(request)
+                if isinstance(result, JSONResponse):
+                    return result
+                return result, answer_body(result.result)
+        finally:
+            solving.release()
+
+    def busy() -> JSONResponse:
+        metrics.solves.labels("busy").inc()
+        running = time.monotonic() - solving_since[0]
+        logger.warning("optimize: refused, a solve has been running for %.1f s", running)
+        response = error(
+            503,
+            f"busy: a solve started {running:.1f} s ago is still running (a caller that "
+            "stopped waiting for it, INFERNO_HTTP_TIMEOUT, leaves it running); the optimizer "
+            "solves one request at a time: retry when it is done",
+            runningSeconds=round(running, 3),
+        )
+        response.headers["Retry-After"] = str(max(1, math.ceil(running / 4)))
+        return response
 
     async def ready() -> str | None:
         try:

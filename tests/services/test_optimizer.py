@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
+import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from inferno.control import tuner as tuner_module
+from inferno.control.optimizer import Optimizer
 from inferno.data import load_system
 from inferno.services import optimizer
 from inferno.solver import solve
@@ -48,6 +51,40 @@ async def test_probes_and_metrics() -> None:
     server = sample_servers()[0]["name"]
     acc = r.json()["solution"]["allocations"][server]["accelerator"]
     assert f'inferno_optimizer_replicas{{accelerator="{acc}",server="{server}"}}' in text
+
+
+async def test_a_request_while_a_solve_runs_is_refused_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One solve at a time: a request arriving while one runs (a controller that stopped
+    waiting for the last one) is a 503 naming why, with Retry-After, not a second solve beside
+    it; the running solve finishes and the optimizer takes requests again."""
+    entered, release = threading.Event(), threading.Event()
+    real = Optimizer.run
+
+    def slow(self: Optimizer, *args: Any, **kwargs: Any) -> Any:
+        entered.set()
+        assert release.wait(30)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Optimizer, "run", slow)
+    app = optimizer.create_app(settings(), token=None, registry=CollectorRegistry())
+    body = {"servers": sample_servers()[:2]}
+    async with client(app) as http:
+        first = asyncio.create_task(http.post("/optimize", json=body))
+        assert await asyncio.to_thread(entered.wait, 30)
+        second = await http.post("/optimize", json=body)
+        release.set()
+        done = await first
+        third = await http.post("/optimize", json=body)
+        text = (await http.get("/metrics")).text
+    assert second.status_code == 503
+    assert second.json()["error"].startswith("busy: a solve started")
+    assert "INFERNO_HTTP_TIMEOUT" in second.json()["error"]
+    assert second.json()["runningSeconds"] >= 0
+    assert int(second.headers["Retry-After"]) >= 1
+    assert done.status_code == 200 and third.status_code == 200
+    assert 'inferno_optimizer_solves_total{status="busy"} 1.0' in text
 
 
 async def test_readyz_503_without_static_data(tmp_path: Path) -> None:
