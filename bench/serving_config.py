@@ -40,6 +40,7 @@ import numpy as np
 from _tables import print_table
 
 from inferno.data import load_system
+from inferno.model import _stationary
 from inferno.model.profiles import BatchProfile
 from inferno.solver import build_candidates, serving_config, solve_table
 from inferno.solver.result import Solution
@@ -163,7 +164,12 @@ def main() -> None:
         "loads moved s",
     ]
     print_table(headers, rows, args.markdown)
+    kept, nonzeros = _stationary.lent()
     print(f"\nsamples/large: {len(_batch_servers(large))} batch-kind servers (nothing to decide)")
+    print(
+        f"after the last run: {kept} factorisations kept for lending, {nonzeros:,} nonzeros "
+        f"(at most {_stationary._LENT_NONZEROS:,})"
+    )
 
 
 if __name__ == "__main__":

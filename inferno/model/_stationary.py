@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["forget_lent", "stationary_from"]
+__all__ = ["forget_lent", "lent", "stationary_from"]
 
 F = NDArray[np.float64]
 Ix = NDArray[np.int64]
@@ -36,6 +36,12 @@ def forget_lent() -> None:
     :func:`~.bulk_multi.clear_rooms`)."""
     with _LENT_LOCK:
         _LENT.clear()
+
+
+def lent() -> tuple[int, int]:
+    """How many factorisations are kept for lending, and their nonzeros."""
+    with _LENT_LOCK:
+        return len(_LENT), sum(int(e[1].nnz) for e in _LENT.values())
 
 
 def stationary_from(

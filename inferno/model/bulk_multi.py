@@ -209,7 +209,7 @@ def _multisets(g: _Grid) -> tuple[Ix, Ix, F, Ix, F]:
 
 
 def clear_rooms() -> None:
-    """Forget the rooms earlier solves needed and the factorisations they lend, on every thread
+    """Forget the rooms earlier solves needed and the factorisations they lend
     (a bench timing a first decision)."""
     with _ROOMS_LOCK:
         _ROOMS.clear()

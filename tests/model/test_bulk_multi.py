@@ -241,6 +241,7 @@ def test_a_factorisation_is_lent_across_threads_and_the_store_is_bounded(
     monkeypatch.setattr(_stationary, "_LENT_NONZEROS", int(held[1].nnz) + 1)
     chain(0.6, "b")
     assert list(_stationary._LENT) == [("b", 48)]
+    assert _stationary.lent() == (1, int(_stationary._LENT["b", 48][1].nnz))
 
 
 def test_a_lower_rate_starts_from_the_room_a_higher_rate_needed(
