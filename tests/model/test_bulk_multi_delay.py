@@ -57,6 +57,30 @@ def test_a_longer_delay_forms_larger_batches_at_low_load() -> None:
     assert long.response > short.response  # at 30 % load the wait for a fuller batch costs
 
 
+@pytest.mark.parametrize(("n", "c"), [(8, 2), (16, 3), (64, 3), (32, 4)])
+def test_a_window_s_next_multiset_depends_on_its_batch_only_through_the_grid_point(
+    n: int, c: int
+) -> None:
+    """What summing a window's terms per grid point (_by_point) rests on: every (b', end) whose
+    τ(b') lands on point g leads, from each (multiset, shift), to the same next multiset, and
+    each b' ≥ 1 spreads a weight of one over its points."""
+    from inferno.model.bulk_multi import _split
+
+    tau = KAPPA[c - 1] * (ALPHA + BETA * np.arange(n + 1, dtype=np.float64))
+    m = bulk_multi_delay.DELAY_GRID[c]
+    _, nxt, bw = bulk_multi_delay._multisets(tuple(tau.tolist()), n, c, m)
+    weight, nxt_g = bulk_multi_delay._by_point(tuple(tau.tolist()), n, c, m)
+    b_lo, b_hi, _ = _split(tau / (float(tau[n]) / m))
+    checked = 0
+    for jj, pts in enumerate((b_lo, b_hi)):
+        for b in range(1, n + 1):
+            if bw[b, jj] > 0:
+                assert np.array_equal(nxt[:, :, b, jj], nxt_g[:, :, pts[b]])
+                checked += 1
+    assert checked > n  # both ends of most batches
+    assert np.allclose(weight[1:].sum(axis=1), 1.0) and not weight[0].any()
+
+
 @pytest.mark.parametrize("load", [0.3, 0.85, 0.97])
 def test_the_partial_room_gives_the_whole_room_s_means(load: float) -> None:
     c, kappa = 3, KAPPA[2]
