@@ -284,7 +284,7 @@ async def run_cycle(
             decisions = guarded.decisions
             report["clamps"] = guarded.clamps
         report["decisions"] = decisions
-        report["notes"] = list(optimized.notes)
+        report["notes"] = list(optimized.notes) + _late(started, now(), stamp)
         report["solution_status"] = str(optimized.solution.get("status", ""))
         report["partitions"] = partitions_section(optimized.solution)
         report["tuning"] = optimized.tuning
@@ -338,6 +338,21 @@ async def run_cycle(
             logger.exception("applying MIG geometries failed")
             report["mig"] = {"applied": [], "errors": [f"{type(exc).__name__}: {exc}"]}
     return finish("failed" if errors else "ok")
+
+
+def _late(started: dt.datetime, answered: dt.datetime, stamp: CycleStamp) -> list[str]:
+    """A note when the optimizer answered past half the cycle's deadline: the actuator has
+    little time left, and a larger fleet would miss it."""
+    budget = stamp.deadline - started.timestamp()
+    spent = (answered - started).total_seconds()
+    if budget <= 0 or spent <= budget / 2:
+        return []
+    return [
+        f"the optimizer answered {spent:.1f} s into the cycle, past half its deadline "
+        f"({budget:g} s from the start, INFERNO_CYCLE_DEADLINE): the actuator may not apply "
+        "every decision in time; raise INFERNO_CYCLE_DEADLINE, and INFERNO_HTTP_TIMEOUT (how "
+        "long the controller waits for the optimizer) with it"
+    ]
 
 
 async def _reconcile(

@@ -164,8 +164,13 @@ class Phases:
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.TimeoutException as exc:
+            waited = (
+                "the cycle's deadline and INFERNO_HTTP_TIMEOUT past it"
+                if lost
+                else f"INFERNO_HTTP_TIMEOUT, {self._timeout:g} s"
+            )
             raise PhaseError(
-                phase, f"{where}: timed out ({type(exc).__name__})", unknown=lost
+                phase, f"{where}: timed out ({type(exc).__name__}; waited {waited})", unknown=lost
             ) from None
         except httpx.HTTPError as exc:
             raise PhaseError(phase, f"{where}: {type(exc).__name__}: {exc}", unknown=lost) from None

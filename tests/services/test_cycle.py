@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import httpx
@@ -105,6 +106,40 @@ async def test_an_actuator_error_answer_fails_the_update_phase() -> None:
         "ok",
         "failed",
     ]
+
+
+async def test_an_optimizer_answer_past_half_the_deadline_is_noted() -> None:
+    """The cycle says when the optimizer took most of its deadline (a large fleet deciding its
+    serving), naming the settings to raise; an answer in time adds no note."""
+    routes = {
+        "/collect": httpx.Response(200, json=COLLECTION),
+        "/optimize": httpx.Response(200, json={"solution": {}, "decisions": []}),
+        "/update": httpx.Response(200, json={"outcomes": []}),
+    }
+    for spent, noted in ((20.0, True), (14.0, False)):
+        phases, _ = phases_answering(routes)
+        clock = iter([NOW, *[NOW + dt.timedelta(seconds=spent)] * 10])
+        report = await run_cycle(phases, deadline=30.0, now=partial(next, clock))
+        late = [n for n in report.notes if "past half its deadline" in n]
+        assert bool(late) is noted, report.notes
+        if noted:
+            assert f"answered {spent:.1f} s into the cycle" in late[0]
+            assert "INFERNO_CYCLE_DEADLINE" in late[0] and "INFERNO_HTTP_TIMEOUT" in late[0]
+
+
+async def test_an_optimizer_that_times_out_names_the_setting() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/collect":
+            return httpx.Response(200, json=COLLECTION)
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    def c() -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url="http://x")
+
+    phases = Phases(settings(), token=None, collector=c(), optimizer=c(), actuator=c())
+    report = await run_cycle(phases)
+    assert report.failed_phase == "optimize"
+    assert "timed out (ReadTimeout; waited INFERNO_HTTP_TIMEOUT" in report.errors[0]
 
 
 def test_class_status() -> None:
