@@ -41,7 +41,12 @@ def forget_lent() -> None:
 def lent() -> tuple[int, int]:
     """How many factorisations are kept for lending, and their nonzeros."""
     with _LENT_LOCK:
-        return len(_LENT), sum(int(e[1].nnz) for e in _LENT.values())
+        return len(_LENT), _held()
+
+
+def _held() -> int:
+    """The kept factorisations' nonzeros (the caller holds :data:`_LENT_LOCK`)."""
+    return sum(int(ilu.nnz) for _, ilu, _ in _LENT.values())
 
 
 def stationary_from(
@@ -105,7 +110,7 @@ def _keep(reuse: tuple[object, ...], reach: Ix, ilu: Any, x: F) -> None:
     with _LENT_LOCK:
         _LENT[reuse] = (reach, ilu, x)
         _LENT.move_to_end(reuse)
-        held = sum(int(e[1].nnz) for e in _LENT.values())
+        held = _held()
         while held > _LENT_NONZEROS and len(_LENT) > 1:
             _, (_, old, _) = _LENT.popitem(last=False)
             held -= int(old.nnz)
