@@ -151,6 +151,29 @@ def test_the_means_are_memoised_per_chain_and_grid(monkeypatch: pytest.MonkeyPat
     assert finer is not first and finer.response != first.response
 
 
+def _chain16(rate: float, reuse: tuple[object, ...] | None) -> bulk_multi.MultiChain:
+    """The c = 2, N = 16 chain at ``rate`` with a room of 48 (``reuse``: its lending key)."""
+    n, c = 16, 2
+    tau = KAPPA[c] * (ALPHA + BETA * np.arange(n + 1, dtype=np.float64))
+    g = bulk_multi._Grid(tau, n, c, rate, bulk_multi.GRID[c])
+    return bulk_multi._solve(tau, n, rate, c, g, bulk_multi._multisets(g), 48, reuse)
+
+
+def _count_factorisations(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The incomplete LUs made from now on, counted in the list's one element."""
+    from scipy.sparse import linalg
+
+    count = [0]
+    real = linalg.spilu
+
+    def spy(*args: object, **kw: object) -> object:
+        count[0] += 1
+        return real(*args, **kw)
+
+    monkeypatch.setattr(linalg, "spilu", spy)
+    return count
+
+
 def test_a_search_borrows_the_last_solves_factor_and_gets_the_same_chain(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -158,35 +181,18 @@ def test_a_search_borrows_the_last_solves_factor_and_gets_the_same_chain(
     (the later ones start from the earlier LU and π), and give the fresh solve's π to GMRES's
     precision; a state reached at one rate only and not at the next is kept with π = 0;
     clear_rooms forgets what was kept."""
-    from scipy.sparse import linalg
-
     monkeypatch.setattr(_stationary, "_LENT", OrderedDict())
-    n, c = 16, 2
-    tau = KAPPA[c] * (ALPHA + BETA * np.arange(n + 1, dtype=np.float64))
-    lam = [_rate(c, load, n) for load in (0.9, 0.94, 0.91, 0.915)]
-
-    def chain(rate: float, reuse: tuple[object, ...] | None) -> bulk_multi.MultiChain:
-        g = bulk_multi._Grid(tau, n, c, rate, bulk_multi.GRID[c])
-        return bulk_multi._solve(tau, n, rate, c, g, bulk_multi._multisets(g), 48, reuse)
-
-    fresh = [chain(r, None) for r in lam]
-    factored = 0
-    real = linalg.spilu
-
-    def spy(*args: object, **kw: object) -> object:
-        nonlocal factored
-        factored += 1
-        return real(*args, **kw)
-
-    monkeypatch.setattr(linalg, "spilu", spy)
-    borrowed = [chain(r, ("test", 48)) for r in lam]
+    lam = [_rate(2, load, 16) for load in (0.9, 0.94, 0.91, 0.915)]
+    fresh = [_chain16(r, None) for r in lam]
+    factored = _count_factorisations(monkeypatch)
+    borrowed = [_chain16(r, ("test", 48)) for r in lam]
     # the first solve factorises, and a second one at most (where new states were reached)
-    assert 1 <= factored <= 2 < len(lam)
+    assert 1 <= factored[0] <= 2 < len(lam)
     # a first decision timed after clear_rooms borrows nothing kept before it
-    factored = 0
+    factored[0] = 0
     bulk_multi.clear_rooms()
-    chain(lam[-1], ("test", 48))
-    assert factored == 1
+    _chain16(lam[-1], ("test", 48))
+    assert factored[0] == 1
     for a, b in zip(fresh, borrowed, strict=True):
         ma, mb = bulk_multi.multi_metrics(a), bulk_multi.multi_metrics(b)
         assert mb.response == pytest.approx(ma.response, rel=1e-9)
@@ -207,39 +213,21 @@ def test_a_factorisation_is_lent_across_threads_and_the_store_is_bounded(
     (no two threads share one), and the store drops the least recently kept beyond its bound."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from scipy.sparse import linalg
-
     monkeypatch.setattr(_stationary, "_LENT", OrderedDict())
-    n, c = 16, 2
-    tau = KAPPA[c] * (ALPHA + BETA * np.arange(n + 1, dtype=np.float64))
-
-    def chain(load: float, key: str) -> bulk_multi.MultiChain:
-        rate = _rate(c, load, n)
-        g = bulk_multi._Grid(tau, n, c, rate, bulk_multi.GRID[c])
-        return bulk_multi._solve(tau, n, rate, c, g, bulk_multi._multisets(g), 48, (key, 48))
-
-    factored = 0
-    real = linalg.spilu
-
-    def spy(*args: object, **kw: object) -> object:
-        nonlocal factored
-        factored += 1
-        return real(*args, **kw)
-
-    monkeypatch.setattr(linalg, "spilu", spy)
+    factored = _count_factorisations(monkeypatch)
     with ThreadPoolExecutor(1) as one:
-        one.submit(chain, 0.6, "a").result()
-    assert factored == 1 and list(_stationary._LENT) == [("a", 48)]
+        one.submit(_chain16, _rate(2, 0.6, 16), ("a", 48)).result()
+    assert factored[0] == 1 and list(_stationary._LENT) == [("a", 48)]
     with ThreadPoolExecutor(1) as other:  # another thread, the rate moved
-        other.submit(chain, 0.66, "a").result()
-    assert factored == 1  # borrowed
+        other.submit(_chain16, _rate(2, 0.66, 16), ("a", 48)).result()
+    assert factored[0] == 1  # borrowed
     # while a solve holds it, the entry is out of the store
     held = _stationary._kept(("a", 48))
     assert held is not None and ("a", 48) not in _stationary._LENT
     _stationary._keep(("a", 48), *held)
     # bounded by nonzeros: room for one factorisation only, the older one goes
     monkeypatch.setattr(_stationary, "_LENT_NONZEROS", int(held[1].nnz) + 1)
-    chain(0.6, "b")
+    _chain16(_rate(2, 0.6, 16), ("b", 48))
     assert list(_stationary._LENT) == [("b", 48)]
     assert _stationary.lent() == (1, int(_stationary._LENT["b", 48][1].nnz))
 
