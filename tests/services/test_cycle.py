@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -41,12 +41,19 @@ def deployment(name: str, **kw: Any) -> Any:
     return parse_deployment(make_deployment(name, **kw))
 
 
-def phases_answering(routes: dict[str, httpx.Response]) -> tuple[Phases, list[str]]:
+def phases_answering(
+    routes: Mapping[str, httpx.Response | httpx.HTTPError],
+) -> tuple[Phases, list[str]]:
+    """Phases whose services answer ``routes`` by path (an exception: raised, as a transport
+    error or timeout would be)."""
     seen: list[str] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request.url.path)
-        return routes[request.url.path]
+        answer = routes[request.url.path]
+        if isinstance(answer, httpx.HTTPError):
+            raise answer
+        return answer
 
     def c() -> httpx.AsyncClient:
         return httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url="http://x")
@@ -128,17 +135,11 @@ async def test_an_optimizer_answer_past_half_the_deadline_is_noted() -> None:
 
 
 async def test_an_optimizer_that_times_out_names_the_setting() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/collect":
-            return httpx.Response(200, json=COLLECTION)
-        raise httpx.ReadTimeout("timed out", request=request)
-
-    def c() -> httpx.AsyncClient:
-        return httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url="http://x")
-
-    phases = Phases(settings(), token=None, collector=c(), optimizer=c(), actuator=c())
+    phases, seen = phases_answering(
+        {"/collect": httpx.Response(200, json=COLLECTION), "/optimize": httpx.ReadTimeout("slow")}
+    )
     report = await run_cycle(phases)
-    assert report.failed_phase == "optimize"
+    assert report.failed_phase == "optimize" and seen == ["/collect", "/optimize"]
     assert "timed out (ReadTimeout; waited INFERNO_HTTP_TIMEOUT" in report.errors[0]
 
 
