@@ -261,7 +261,7 @@ def emulate(job: Job) -> Verdict:
     )
 
 
-def _max_queue(system: System, server: Server, kind_factor: float, batch: int) -> int:
+def max_queue(system: System, server: Server, kind_factor: float, batch: int) -> int:
     if server.max_queue_size is not None:
         return int(server.max_queue_size)
     factor = system.optimizer.queue_factor
@@ -280,7 +280,7 @@ def jobs_of(
         srv = servers[sname]
         prof = profiles[(srv.model, a.accelerator)]
         target = system.classes[srv.service_class].targets[srv.model]
-        queue = _max_queue(system, srv, DEFAULT_QUEUE_FACTOR[prof.kind], a.max_batch)
+        queue = max_queue(system, srv, DEFAULT_QUEUE_FACTOR[prof.kind], a.max_batch)
         for offset in (0, -1) if fewer else (0,):
             reps = a.replicas + offset
             if reps < 1:
