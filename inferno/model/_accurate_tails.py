@@ -161,16 +161,32 @@ def _queued_sf(st: BlockState, tt: F) -> F:
             means, variances = _places(
                 kappa[i], m[i], st.part_mean[q[i], k], v[i], logn, _WAIT_NODES
             )
-            sf[i] = _summed_sf(logn, means, variances, tt[q[i]])
+            sf[i] = _summed_sf(logn, v[i] == 0, means, variances, tt[q[i]])
         out[q] += pk[q] * sf
     return out
 
 
-def _summed_sf(logn: NDArray[np.bool_], mean: F, var: F, t: F) -> F:
+def _summed_sf(logn: NDArray[np.bool_], fixed: NDArray[np.bool_], mean: F, var: F, t: F) -> F:
     """P(W > t) averaged over the nodes of :func:`_places` (their means and variances, (C, X)),
-    in the lengths' family."""
-    out: F = _family_sf(logn, mean, var, np.broadcast_to(t[:, None], mean.shape)).mean(axis=1)
+    in the lengths' family (:func:`_places_sf`)."""
+    u = np.broadcast_to(t[:, None], mean.shape)
+    out: F = _places_sf(logn, fixed, mean, var, u).mean(axis=1)
     return np.where(t > 0, out, 1.0)
+
+
+def _places_sf(logn: NDArray[np.bool_], fixed: NDArray[np.bool_], mean: F, var: F, u: F) -> F:
+    """P(G > u) at the nodes of :func:`_places` ((C, X), ``logn`` and ``fixed`` (C,)): with fixed
+    lengths (``fixed``) a place's wait is the residual of one fixed service, uniform, after whole
+    services, so G is uniform of that mean and variance; otherwise :func:`_family_sf`."""
+    out = _family_sf(logn, mean, var, u)
+    if fixed.any():
+        rows = np.flatnonzero(fixed)
+        width = np.sqrt(12.0 * var[rows])
+        top = mean[rows] + 0.5 * width
+        with np.errstate(divide="ignore", invalid="ignore"):
+            flat = np.clip((top - u[rows]) / width, 0.0, 1.0)
+        out[rows] = np.where(width > 0, flat, (mean[rows] > u[rows]).astype(np.float64))
+    return out
 
 
 def _gamma_sf(k: F, theta: F, u: F) -> F:
@@ -241,7 +257,7 @@ def response_survival(st: BlockState, t: F) -> F:
             )
             mean = mean_g[i, None] + means
             var = var_g[i, None] + variances
-            part[i] = _family_sf(st.lognormal[i], mean, var, u[i, None]).mean(axis=1)
+            part[i] = _places_sf(st.lognormal[i], v[i] == 0, mean, var, u[i, None]).mean(axis=1)
         queued += st.part_p[:, j] * part
     res: F = np.clip(out + room + queued, 0.0, 1.0)
     return res
