@@ -49,10 +49,17 @@ BIN_EDGES = np.array(
 )
 
 
-def input_nodes(scv: F, lognormal: NDArray[np.bool_]) -> tuple[F, F]:
+#: the same bins mirrored, fine in the lower tail: a G3 request's own first-token time is
+#: longest for the shortest outputs (its prompt's cost spread over few iterations)
+LOW_EDGES = 1.0 - BIN_EDGES[::-1]
+
+
+def input_nodes(scv: F, lognormal: NDArray[np.bool_], edges: F = BIN_EDGES) -> tuple[F, F]:
     """(nodes, weights), each (C, J): per point, L/L̄ − 1 at the conditional mean of each bin
     and the bin's probability, for input lengths of squared coefficient of variation ``scv``
-    (0: fixed) and family gamma (else lognormal). J is 1 (the node 0) when no point varies."""
+    (0: fixed) and family gamma (else lognormal). J is 1 (the node 0) when no point varies.
+    ``edges``: the bins in probability (:data:`BIN_EDGES`, fine in the upper tail;
+    :data:`LOW_EDGES`, fine in the lower)."""
     scv = np.where(np.isfinite(scv), np.maximum(scv, 0.0), 0.0)
     c = scv.size
     varies = scv > 1e-12
@@ -60,13 +67,13 @@ def input_nodes(scv: F, lognormal: NDArray[np.bool_]) -> tuple[F, F]:
         return np.zeros((c, 1)), np.ones((c, 1))
     from scipy import special  # 0.4 s of imports: only where lengths vary
 
-    lo, hi = BIN_EDGES[:-1], BIN_EDGES[1:]
+    lo, hi = edges[:-1], edges[1:]
     w = np.broadcast_to(hi - lo, (c, lo.size)).copy()
     share = np.zeros((c, lo.size))  # Σ over the bin of x / L̄
     gam = np.flatnonzero(varies & ~lognormal)
     if gam.size:
         k = 1.0 / scv[gam, None]  # shape; x / L̄ = X / (k θ) with θ = L̄ / k
-        q = special.gammaincinv(k, np.broadcast_to(BIN_EDGES, (gam.size, BIN_EDGES.size)))
+        q = special.gammaincinv(k, np.broadcast_to(edges, (gam.size, edges.size)))
         cdf1 = special.gammainc(k + 1.0, q)  # E[X; X < q] / E[X]
         cdf1[:, -1] = 1.0
         share[gam] = np.diff(cdf1, axis=1)
@@ -74,7 +81,7 @@ def input_nodes(scv: F, lognormal: NDArray[np.bool_]) -> tuple[F, F]:
     if logn.size:
         sigma = np.sqrt(np.log1p(scv[logn, None]))
         with np.errstate(divide="ignore"):
-            z = special.ndtri(BIN_EDGES)  # −inf, …, +inf
+            z = special.ndtri(edges)  # −inf, …, +inf
         share[logn] = np.diff(special.ndtr(z[None, :] - sigma), axis=1)
     nodes = np.where(varies[:, None], share / w - 1.0, 0.0)
     return nodes, w
@@ -122,7 +129,8 @@ def g3_own_nodes(
 ) -> tuple[F, F, F, F, F]:
     """G3: the nodes of a request's own (prompt, output length), re-binned to the input nodes'
     bins by the time they add to its first token: (x, the relative chunk count at b = 1 and at
-    b = N, the extra first-token time, the weights), each (C, J).
+    b = N, the extra first-token time, the weights), each (C, J). The output nodes are fine in
+    the lower tail (:data:`LOW_EDGES`): the shortest outputs add the most.
 
     A request's own cost δ = (w_pre(L) + β·o + γ·o·(L + (o + 1)/2))/(nc(L) + o) is charged in
     each of its nc + o iterations, so its first nc + 1 iterations last (nc + 1)·(δ − δ̄) longer
@@ -133,7 +141,7 @@ def g3_own_nodes(
     at_1, at_n, pre_n = chunks
     nc_1, nc_n, d_bar = mean
     m, big_l = p.out_tokens[:, None], p.in_tokens[:, None]
-    y, wy = input_nodes(out_scv, out_logn)
+    y, wy = input_nodes(out_scv, out_logn, LOW_EDGES)
     c = x.shape[0]
     # every (input node j, output node k), flattened j-major: (C, J·K)
     rep = (np.repeat(v, y.shape[1], axis=1) for v in (x, w, at_1, at_n, pre_n))
