@@ -132,12 +132,12 @@ def test_accurate_model_meets_the_bounds_against_the_emulator(case: tuple) -> No
 
 
 def test_the_shortest_outputs_set_g3s_ttft_tail() -> None:
-    """G3, exponential output lengths, ρ = 0.5: 3% of the arrivals queue, so TTFT's p95 falls
-    among those that do not, in the 2% whose outputs are shortest: a request's own cost δ spreads
-    its prompt's prefill over its nc + o iterations, and with o of a few tokens its first nc + 1
-    iterations carry most of it. The model's own-length nodes are fine in the lower tail of the
-    output length for that; with the upper-tail bins of the input lengths the p95 was 15% short
-    of the emulator's (18% with 16 times the arrivals), now within 6%."""
+    """G3, exponential output lengths, ρ = 0.5: a few percent of the arrivals queue, so TTFT's
+    p95 falls among those that do not, in the few whose outputs are shortest: a request's own
+    cost δ spreads its prompt's prefill over its nc + o iterations, and with o of a few tokens
+    its first nc + 1 iterations carry most of it. The model's own-length nodes are fine in the
+    lower tail of the output length for that; with the upper-tail bins of the input lengths the
+    p95 was 15% short of the emulator's, now within 6%."""
     profile = G3Profile(16.0, 0.067, 6.67e-4, 8, None, 4096)
     tokens = Tokens(2048, 256)
     chain, acc, lam, k = _models(profile, 8, tokens, 1.0, 0.5)
