@@ -121,18 +121,7 @@ def search(s: Search) -> Floor:
     def run(c: Config, r: int) -> Verdict:
         nonlocal runs
         runs += 1
-        job = Job(
-            (s.system, "floor", s.server, r),
-            c.profile,
-            s.load,
-            s.target,
-            r,
-            c.batch,
-            c.max_queue,
-            s.requests,
-            s.seed,
-        )
-        return emulate(job)
+        return emulate(_job(s, c, r, s.requests, s.seed))
 
     for c in s.configs:
         best_cost = best[0].unit_cost * best[1] if best else math.inf
@@ -196,18 +185,13 @@ def confirm(args: tuple[Floor, Search, int]) -> Verdict | None:
     f, s, requests = args
     if f.config is None:
         return None
-    job = Job(
-        (s.system, "confirm", s.server, f.replicas),
-        f.config.profile,
-        s.load,
-        s.target,
-        f.replicas,
-        f.config.batch,
-        f.config.max_queue,
-        requests,
-        s.seed + 7919,
-    )
-    return emulate(job)
+    return emulate(_job(s, f.config, f.replicas, requests, s.seed + 7919))
+
+
+def _job(s: Search, c: Config, replicas: int, requests: int, seed: int) -> Job:
+    """Server ``s`` on configuration ``c`` with ``replicas``, to emulate."""
+    key = (s.system, "floor", s.server, replicas)
+    return Job(key, c.profile, s.load, s.target, replicas, c.batch, c.max_queue, requests, seed)
 
 
 # --- the configurations of each server ---------------------------------------------------------
@@ -218,8 +202,15 @@ def _chosen(sol: Solution, server: str) -> tuple[str, int, int, float] | None:
     return None if a is None else (a.accelerator, a.max_batch, a.replicas, a.cost)
 
 
-def searches(name: str, system: System, sols: dict[str, Solution], requests: int) -> list[Search]:
-    """Every server's configurations, ordered by the cost of their capacity bound."""
+def searches(
+    name: str,
+    system: System,
+    sols: dict[str, Solution],
+    requests: int,
+    room: float = CAPACITY_ROOM,
+) -> list[Search]:
+    """Every server's configurations, ordered by the cost of their capacity bound
+    ⌈λ / (room·μ(N))⌉ replicas."""
     table = build_candidates(with_model(system, "accurate"))
     profiles = {(p.model, p.accelerator): p.profile for p in system.profiles}
     out = []
@@ -238,7 +229,7 @@ def searches(name: str, system: System, sols: dict[str, Solution], requests: int
             tokens = [Tokens(srv.load.in_tokens, srv.load.out_tokens)] * len(batches)
             pts = OperatingPoints.of([prof] * len(batches), tokens, batch=batches)
             for n, mu_n in zip(batches, pts.mu_n.tolist(), strict=True):
-                r_cap = max(1, math.ceil(lam / (CAPACITY_ROOM * mu_n) - 1e-9))
+                r_cap = max(1, math.ceil(lam / (room * mu_n) - 1e-9))
                 configs.append(
                     Config(
                         acc,
@@ -339,6 +330,12 @@ def main() -> int:
     ap.add_argument("--requests", type=int, default=20_000, help="arrivals per search emulation")
     ap.add_argument("--confirm", type=int, default=60_000, help="arrivals to confirm a floor")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    ap.add_argument(
+        "--room",
+        type=float,
+        default=CAPACITY_ROOM,
+        help="the capacity bound's allowance over the chain's μ(N) (the pruning)",
+    )
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args()
     t0 = time.perf_counter()
@@ -347,7 +344,7 @@ def main() -> int:
     chosen: dict[str, dict[str, dict[str, tuple[str, int, int, float]]]] = {}
     for name, system in chosen_systems.items():
         sols = {m: solve(with_model(system, m)) for m in MODELS}
-        found = searches(name, system, sols, args.requests)
+        found = searches(name, system, sols, args.requests, args.room)
         chosen[name] = {s.server: s.chosen for s in found}
         work += found
     checks_in = premise_points(work)
@@ -367,8 +364,8 @@ def main() -> int:
     print(
         f"capacity premise: the emulator's full-batch throughput / μ(N) is at most "
         f"{max(ratios):.3f} over {len(ratios)} (accelerator, N, lengths) at each end of the grid "
-        f"(the pruning allows {CAPACITY_ROOM}"
-        + ("" if max(ratios) <= CAPACITY_ROOM else ": NOT MET, the floors may be too high")
+        f"(the pruning allows {args.room:g}"
+        + ("" if max(ratios) <= args.room else ": NOT MET, the floors may be too high")
         + ")"
     )
     for name in chosen_systems:
