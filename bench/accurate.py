@@ -21,6 +21,13 @@ Usage::
 
     python bench/accurate.py [--quick] [--jobs N] [--scale 1.0] [--cv-only] [--markdown]
                              [--inputs exp|lognormal [--untold-inputs]] [--resolve K]
+                             [--max-out T] [--only LABEL] [--rho 0.5,0.7]
+
+``--max-out T`` caps the emulated output lengths at T tokens, as a server's ``max_tokens`` (or
+its context) does; the models are told the served lengths' mean and CV, which is what a collector
+measures. Without it the lognormal's tail is unbounded: at mean 512 and CV 1.5, 1 request in 10⁴
+asks for more than 16,384 tokens. ``--only`` keeps the cases whose label (``G2 N=32 128/512
+lognormal``) contains the text, ``--rho`` sets the loads.
 
 ``--resolve K`` emulates again, with K times the arrivals, every point within 95% of the
 accurate model's capacity where some metric's 95% CI is as wide as its bound (±10% on the
@@ -78,14 +85,21 @@ METRICS = (
 )
 
 
-def lengths_of(name: str, out: int, lognormal_cv: float = LOGNORMAL_CV) -> tuple[Lengths, float]:
-    """The emulator's distribution and its coefficient of variation (measured on a sample)."""
+def lengths_of(
+    name: str, out: int, lognormal_cv: float = LOGNORMAL_CV, cap: int | None = None
+) -> tuple[Lengths, float, float]:
+    """The emulator's distribution (drawn lengths stop at ``cap``) and its coefficient of
+    variation and mean, measured on a sample as a collector would measure served lengths."""
     dist: Lengths
     if name == "fixed" or out <= 0:
-        return Fixed(out), 0.0
-    dist = Exponential(float(out)) if name == "exp" else LogNormal(float(out), lognormal_cv)
+        n = out if cap is None else min(out, cap)
+        return Fixed(n), 0.0, float(n)
+    if name == "exp":
+        dist = Exponential(float(out), cap)
+    else:
+        dist = LogNormal(float(out), lognormal_cv, cap)
     x = dist.sample(400_000, np.random.default_rng(0)).astype(np.float64)
-    return dist, float(x.std() / x.mean())
+    return dist, float(x.std() / x.mean()), float(x.mean())
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +112,11 @@ class Case:
     out_tokens: int
     lengths: str
     inputs: str = "fixed"  # the input lengths: fixed, exp or lognormal (INPUT_LOGNORMAL_CV)
+    max_out: int | None = None  # the most output tokens a request gets (None: no cap)
+
+    @property
+    def where(self) -> str:
+        return f"{self.kind} N={self.n} {self.in_tokens}/{self.out_tokens} {self.lengths}"
 
 
 def _profile(kind: str, params: tuple[float, ...], n: int) -> Profile:
@@ -156,11 +175,14 @@ def model_values(
     cv: float,
     family: str | None = None,
     inputs: tuple[float, str | None] = (0.0, None),
+    out_mean: float | None = None,
 ) -> tuple[dict[str, float], ...]:
     """(chain, accurate) metrics at ρ·μ(N) of the chain, and the rate (/ms) as a 1-key dict;
     ``family``: the lengths' family the accurate model is told (None: the default, gamma);
-    ``inputs``: the input lengths' CV and family it is told."""
-    tokens = Tokens(float(case.in_tokens), float(case.out_tokens))
+    ``inputs``: the input lengths' CV and family it is told; ``out_mean``: the mean output length
+    both are told (default the case's)."""
+    out = float(case.out_tokens) if out_mean is None else out_mean
+    tokens = Tokens(float(case.in_tokens), out)
     chain = OperatingPoints.of([case.profile], [tokens], batch=[case.n])
     acc = AccuratePoints.of_accurate(
         [case.profile],
@@ -208,7 +230,7 @@ def simulate(
     case: Case, lam: float, k: int, requests: int, seed: int
 ) -> dict[str, tuple[float, float]]:
     """metric -> (estimate, 95% CI half-width) from one emulated replica."""
-    dist, _ = lengths_of(case.lengths, case.out_tokens)
+    dist, _, _ = lengths_of(case.lengths, case.out_tokens, cap=case.max_out)
     spec = ServerSpec(
         case.profile,
         Poisson(lam * MS_PER_MIN),
@@ -251,13 +273,14 @@ def simulate(
 def run_point(args: tuple[Case, float, float, int, bool, bool]) -> Row:
     case, rho, base, seed, cv_only, untold = args
     t0 = time.perf_counter()
-    _, cv = lengths_of(case.lengths, case.out_tokens)
+    _, cv, served = lengths_of(case.lengths, case.out_tokens, cap=case.max_out)
+    out_mean = None if case.max_out is None else served  # uncapped: the case's own mean
     family = "lognormal" if case.lengths == "lognormal" and not cv_only else None
     told: tuple[float, str | None] = (0.0, None)
     if not untold:
         in_cv = lengths_of(case.inputs, case.in_tokens, INPUT_LOGNORMAL_CV)[1]
         told = (in_cv, "lognormal" if case.inputs == "lognormal" else None)
-    chain, acc, extra = model_values(case, rho, cv, family, told)
+    chain, acc, extra = model_values(case, rho, cv, family, told, out_mean)
     requests = int(base * min(max(0.25, 0.15 / (1.0 - rho)), 3.0))
     sim = simulate(case, extra["lam"], int(extra["k"]), requests, seed)
     return Row(case, rho, chain, acc, sim, time.perf_counter() - t0, extra["rho_acc"])
@@ -310,7 +333,7 @@ def report(rows: list[Row], markdown: bool) -> None:
     worst: dict[str, list[tuple[float, str, str]]] = {"accurate": [], "chain": []}
     for r in rows:
         c = r.case
-        where = f"{c.kind} N={c.n} {c.in_tokens}/{c.out_tokens} {c.lengths} ρ={r.rho:g}"
+        where = f"{c.where} ρ={r.rho:g}"
         if c.inputs != "fixed":
             where += f" (in {c.inputs})"
         lengths = c.lengths if c.inputs == "fixed" else f"{c.lengths}, in {c.inputs}"
@@ -382,11 +405,34 @@ def main() -> None:
         help="emulate again, with this many times the arrivals, every point within the accurate "
         "capacity where a metric's CI is not narrower than its bound",
     )
+    ap.add_argument(
+        "--max-out",
+        type=int,
+        default=None,
+        help="the most output tokens a request gets (a server's max_tokens): longer draws stop "
+        "there, and both models are told the served lengths' mean and CV",
+    )
+    ap.add_argument(
+        "--only", default="", help="the cases whose label contains this, e.g. 'G2 N=32 128/512'"
+    )
+    ap.add_argument("--rho", default="", help="comma-separated loads instead of the grid's")
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args()
-    rhos = QUICK_RHOS if args.quick else RHOS
+    if args.max_out is not None and args.max_out < 1:
+        ap.error(f"--max-out must be ≥ 1, got {args.max_out}")
+    try:
+        rhos = tuple(float(x) for x in args.rho.split(",")) if args.rho else None
+    except ValueError:
+        ap.error(f"--rho: expected comma-separated numbers, got {args.rho!r}")
+    if rhos is None:
+        rhos = QUICK_RHOS if args.quick else RHOS
+    elif not all(0.0 < r < 10.0 for r in rhos):
+        ap.error(f"--rho: every load must be in (0, 10), got {args.rho!r}")
     base = (60_000.0 if args.quick else 120_000.0) * args.scale
     cases = [replace(c, inputs=args.inputs) if c.in_tokens > 0 else c for c in grid(args.quick)]
+    cases = [replace(c, max_out=args.max_out) for c in cases if args.only in c.where]
+    if not cases:
+        ap.error(f"--only {args.only!r}: no case of the grid matches")
     if args.inputs != "fixed":  # the kinds with a prompt only
         cases = [c for c in cases if c.in_tokens > 0]
     work = [

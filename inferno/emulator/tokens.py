@@ -23,6 +23,17 @@ logger = logging.getLogger(__name__)
 Ints = NDArray[np.int64]
 
 
+def _check_cap(name: str, cap: int | None) -> None:
+    if cap is None:
+        return
+    if isinstance(cap, bool) or not isinstance(cap, int | np.integer) or cap < 1:
+        raise ValueError(f"{name} max_tokens must be an integer ≥ 1, got {cap!r}")
+
+
+def _capped(x: Ints, cap: int | None) -> Ints:
+    return x if cap is None else np.minimum(x, cap)
+
+
 class Lengths(ABC):
     """A distribution of token counts (non-negative integers)."""
 
@@ -67,25 +78,29 @@ class Fixed(Lengths):
 
 @dataclass(frozen=True, slots=True)
 class Exponential(Lengths):
-    """max(1, round(X)) with X exponential of mean ``mean_tokens``.
+    """min(max(1, round(X)), ``max_tokens``) with X exponential of mean ``mean_tokens``.
 
     Rounding and the floor at 1 move the mean slightly: :attr:`mean` is the exact expectation of
     the rounded length (for ``mean_tokens`` ≥ 10 it is within 0.5% of ``mean_tokens``).
+    ``max_tokens`` (default: none) is the most a server generates (its ``max_tokens`` or what its
+    context leaves): a longer draw stops there.
     """
 
     mean_tokens: float
+    max_tokens: int | None = None
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.mean_tokens) or self.mean_tokens <= 0:
             raise ValueError(f"Exponential mean must be positive, got {self.mean_tokens!r}")
+        _check_cap("Exponential", self.max_tokens)
 
     @property
     def mean(self) -> float:
-        # P(round X = k) = q^(k - 1/2) (1 - q) for k ≥ 1 with q = exp(-1/μ); 0 and 1 both give 1.
+        # Y = max(1, round X): P(Y > k) = P(X ≥ k + ½) = q^(k + ½) for k ≥ 1, q = exp(−1/μ), and
+        # E[min(Y, T)] = Σ_{k<T} P(Y > k) = 1 + q^1.5·(1 − q^(T − 1))/(1 − q)
         q = math.exp(-1.0 / self.mean_tokens)
-        p_le_1 = 1.0 - q**1.5  # X < 1.5
-        tail = (1.0 - q) * q**-0.5 * (q / (1.0 - q) ** 2 - q)  # Σ_{k≥2} k q^(k-1/2) (1-q)
-        return float(p_le_1 + tail)
+        rest = 1.0 if self.max_tokens is None else 1.0 - q ** (self.max_tokens - 1)
+        return float(1.0 + q**1.5 * rest / (1.0 - q))
 
     @property
     def minimum(self) -> int:
@@ -93,37 +108,55 @@ class Exponential(Lengths):
 
     def sample(self, n: int, rng: np.random.Generator) -> Ints:
         x = np.rint(rng.exponential(self.mean_tokens, n))
-        return np.maximum(x, 1.0).astype(np.int64)
+        return _capped(np.maximum(x, 1.0).astype(np.int64), self.max_tokens)
 
 
 @dataclass(frozen=True, slots=True)
 class LogNormal(Lengths):
-    """max(1, round(X)), X lognormal of mean ``mean_tokens`` and coefficient of variation ``cv``
-    (the heavy-tailed lengths LLM traffic often has; the accurate model's ``outTokensDist:
-    lognormal``). :attr:`mean` is X's, which rounding moves by well under 1% at means ≥ 10."""
+    """min(max(1, round(X)), ``max_tokens``), X lognormal of mean ``mean_tokens`` and
+    coefficient of variation ``cv`` (the heavy-tailed lengths LLM traffic often has; the accurate
+    model's ``outTokensDist: lognormal``). Without a cap :attr:`mean` is X's, which rounding moves
+    by well under 1% at means ≥ 10; with one, min(X, T)'s. ``max_tokens`` (default: none) is the
+    most a server generates (its ``max_tokens`` or what its context leaves). At CV 1.5 the
+    uncapped tail is long: 1 draw in 10⁴ is over 32× the mean."""
 
     mean_tokens: float
     cv: float
+    max_tokens: int | None = None
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.mean_tokens) or self.mean_tokens <= 0:
             raise ValueError(f"LogNormal mean must be positive, got {self.mean_tokens!r}")
         if not math.isfinite(self.cv) or self.cv <= 0:
             raise ValueError(f"LogNormal CV must be positive, got {self.cv!r}")
+        _check_cap("LogNormal", self.max_tokens)
+
+    def _params(self) -> tuple[float, float]:
+        s2 = math.log1p(self.cv**2)
+        return math.log(self.mean_tokens) - 0.5 * s2, math.sqrt(s2)
 
     @property
     def mean(self) -> float:
-        return float(self.mean_tokens)
+        if self.max_tokens is None:
+            return float(self.mean_tokens)
+        # E[min(X, T)] = E[X; X < T] + T·P(X ≥ T)
+        mu, s = self._params()
+        z = (math.log(self.max_tokens) - mu) / s
+        below = self.mean_tokens * _normal_cdf(z - s)
+        return float(below + self.max_tokens * (1.0 - _normal_cdf(z)))
 
     @property
     def minimum(self) -> int:
         return 1
 
     def sample(self, n: int, rng: np.random.Generator) -> Ints:
-        s2 = math.log1p(self.cv**2)
-        mu = math.log(self.mean_tokens) - 0.5 * s2
-        x = np.rint(rng.lognormal(mu, math.sqrt(s2), n))
-        return np.maximum(x, 1.0).astype(np.int64)
+        mu, s = self._params()
+        x = np.rint(rng.lognormal(mu, s, n))
+        return _capped(np.maximum(x, 1.0).astype(np.int64), self.max_tokens)
+
+
+def _normal_cdf(z: float) -> float:
+    return 0.5 * math.erfc(-z / math.sqrt(2.0))
 
 
 @dataclass(frozen=True, slots=True)

@@ -324,18 +324,22 @@ class _Fields:
             assert n is not None
             return Fixed(n)
         if kind == "exponential":
-            self.only(obj, path, ("kind", "mean"))
+            self.only(obj, path, ("kind", "mean", "max"))
             m = self.number(
                 obj, "mean", path, mean if mean > 0 else None, above=0.0, maximum=MAX_TOKENS
             )
-            return Exponential(m)
+            return Exponential(
+                m, self.integer(obj, "max", path, None, minimum=1, maximum=int(MAX_TOKENS))
+            )
         if kind == "lognormal":
-            self.only(obj, path, ("kind", "mean", "cv"))
+            self.only(obj, path, ("kind", "mean", "cv", "max"))
             m = self.number(
                 obj, "mean", path, mean if mean > 0 else None, above=0.0, maximum=MAX_TOKENS
             )
             cv = self.number(obj, "cv", path, None, above=0.0, maximum=MAX_LENGTH_CV)
-            return LogNormal(m, cv)
+            return LogNormal(
+                m, cv, self.integer(obj, "max", path, None, minimum=1, maximum=int(MAX_TOKENS))
+            )
         self.only(obj, path, ("kind", "values"))
         values = obj.get("values")
         if not isinstance(values, list) or not values:

@@ -302,6 +302,30 @@ def test_lognormal_lengths_have_their_mean_and_cv() -> None:
             LogNormal(*bad)
 
 
+@pytest.mark.parametrize("cap", [60, 200, 400])
+def test_a_cap_stops_the_long_draws_and_the_mean_says_so(cap: int) -> None:
+    """``max_tokens``: no draw is longer, the draws below it are the uncapped ones, and
+    :attr:`mean` is the capped distribution's (exact for the exponential, to rounding for the
+    lognormal); a cap below 1 is refused."""
+    from inferno.emulator import LogNormal
+
+    for dist, free in (
+        (Exponential(50.0, cap), Exponential(50.0)),
+        (LogNormal(50.0, 1.5, cap), LogNormal(50.0, 1.5)),
+    ):
+        x = dist.sample(400_000, np.random.default_rng(5))
+        y = free.sample(400_000, np.random.default_rng(5))
+        assert x.max() == cap and y.max() > cap
+        np.testing.assert_array_equal(x, np.minimum(y, cap))
+        assert_in_ci(dist.mean, sample_ci(x.astype(np.float64)), "mean")
+        assert dist.mean < free.mean
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="max_tokens"):
+            LogNormal(50.0, 1.0, bad)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="max_tokens"):
+            Exponential(50.0, bad)  # type: ignore[arg-type]
+
+
 def test_g1_join_is_a_prefill_iteration_that_stalls_the_batch() -> None:
     """G1: a join is a prefill iteration of γ + δ·Σ in over the joiners, in which the running
     requests also produce a token; decoding resumes at the larger batch."""

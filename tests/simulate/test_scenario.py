@@ -73,10 +73,19 @@ def test_relative_paths_options_and_json(tmp_path: Path) -> None:
     doc["tokens"] = {"default": {"out": {"kind": "lognormal", "cv": 1.5}}}
     sc = load_scenario(write_scenario(sub, doc, "lognormal.json"))
     assert sc.output_tokens["Bronze-mistral_7b"] == LogNormal(1024.0, 1.5)
+    doc["tokens"] = {"default": {"out": {"kind": "lognormal", "cv": 1.5, "max": 8192}}}
+    sc = load_scenario(write_scenario(sub, doc, "capped.json"))
+    assert sc.output_tokens["Bronze-mistral_7b"] == LogNormal(1024.0, 1.5, 8192)
+    doc["tokens"] = {"default": {"out": {"kind": "exponential", "max": 4096}}}
+    sc = load_scenario(write_scenario(sub, doc, "capped_exp.json"))
+    assert sc.output_tokens["Bronze-mistral_7b"] == Exponential(1024.0, 4096)
     for bad, says in (({"kind": "lognormal"}, "cv: required field is missing"),
                       ({"kind": "lognormal", "cv": 0}, "cv: must be > 0"),
                       ({"kind": "lognormal", "cv": 1e9}, "cv"),
-                      ({"kind": "lognormal", "cv": 1, "n": 3}, "n")):  # fmt: skip
+                      ({"kind": "lognormal", "cv": 1, "n": 3}, "n"),
+                      ({"kind": "lognormal", "cv": 1, "max": 0}, "max: must be ≥ 1"),
+                      ({"kind": "exponential", "max": 2.5}, "max: expected an integer"),
+                      ({"kind": "exponential", "max": 1e308}, "max: must be ≤")):  # fmt: skip
         doc["tokens"] = {"default": {"out": bad}}
         with pytest.raises(InputError, match=says):
             load_scenario(write_scenario(sub, doc, "bad.json"))
