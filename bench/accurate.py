@@ -431,10 +431,10 @@ def main() -> None:
     base = (60_000.0 if args.quick else 120_000.0) * args.scale
     cases = [replace(c, inputs=args.inputs) if c.in_tokens > 0 else c for c in grid(args.quick)]
     cases = [replace(c, max_out=args.max_out) for c in cases if args.only in c.where]
-    if not cases:
-        ap.error(f"--only {args.only!r}: no case of the grid matches")
     if args.inputs != "fixed":  # the kinds with a prompt only
         cases = [c for c in cases if c.in_tokens > 0]
+    if not cases:
+        ap.error(f"--only {args.only!r}: no case of the grid matches")
     work = [
         (case, rho, base, 7_000 + i, args.cv_only, args.untold_inputs)
         for i, (case, rho) in enumerate((c, r) for c in cases for r in rhos)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import special
 
 __all__ = ["Empirical", "Exponential", "Fixed", "Lengths", "LogNormal"]
 
@@ -142,8 +143,8 @@ class LogNormal(Lengths):
         # E[min(X, T)] = E[X; X < T] + T·P(X ≥ T)
         mu, s = self._params()
         z = (math.log(self.max_tokens) - mu) / s
-        below = self.mean_tokens * _normal_cdf(z - s)
-        return float(below + self.max_tokens * (1.0 - _normal_cdf(z)))
+        below = self.mean_tokens * special.ndtr(z - s)
+        return float(below + self.max_tokens * special.ndtr(-z))
 
     @property
     def minimum(self) -> int:
@@ -153,10 +154,6 @@ class LogNormal(Lengths):
         mu, s = self._params()
         x = np.rint(rng.lognormal(mu, s, n))
         return _capped(np.maximum(x, 1.0).astype(np.int64), self.max_tokens)
-
-
-def _normal_cdf(z: float) -> float:
-    return 0.5 * math.erfc(-z / math.sqrt(2.0))
 
 
 @dataclass(frozen=True, slots=True)
