@@ -297,6 +297,8 @@ def test_lognormal_lengths_have_their_mean_and_cv() -> None:
     # the tail is a lognormal's, not a gamma's of the same moments (95th percentile 3.31× the
     # mean, against 4.01×)
     assert np.quantile(x, 0.95) / 512.0 == pytest.approx(3.31, rel=0.03)
+    # and long: 1 draw in 10⁴ is over 32× the mean (P = 9.4e-5; 38 of 400,000 expected)
+    assert float((x > 32 * 512).mean()) == pytest.approx(9.4e-5, rel=0.4)
     for bad in ((0.0, 1.0), (10.0, 0.0), (float("nan"), 1.0)):
         with pytest.raises(ValueError, match="LogNormal"):
             LogNormal(*bad)
