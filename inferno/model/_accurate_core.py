@@ -14,9 +14,10 @@ for b requests in the batch. Everything is vectorised numpy; the method is in ``
 - *Lengths.* G2/G3 costs are averaged over the batch's members, which are length-biased (a
   request of o tokens stays o + 1 iterations): E[o²] = m²(1 + c²) for an output-length SCV c².
 - *Queue.* The chain's mass on n ≥ N is kept; within it the queue length is geometric with the
-  ratio r' that scales the chain's mean queue by (1 + c_s²)/2 (Allen–Cunneen; for c_s² < 1
-  Cosmetatos' M/D/c correction of the deterministic half), c_s² the SCV of
-  the service time — M/D/1 and M/M/1 exactly at N = 1; capped at K like the chain.
+  ratio r' that scales the chain's mean queue by a two-moment factor in c_s², the SCV of the
+  service time (:func:`._accurate_queue.queue_factor`: Cosmetatos' M/D/c below c_s² = 1,
+  Kimura's system interpolation above, both Allen–Cunneen's (1 + c_s²)/2 at N = 1) — M/D/1 and
+  M/M/1 exactly at N = 1; capped at K like the chain.
 - *Boundaries.* An arrival that finds room joins at the end of the running iteration (half an
   iteration on average); its first token comes F later (one iteration; G1 the prefill iteration;
   G2 prefill + one decode; G3 nc + 1 iterations).

@@ -3,7 +3,7 @@
 :class:`AccuratePoints` is an :class:`~inferno.model.points.OperatingPoints` whose LLM rows (G0–G3)
 are evaluated by the accurate model of :mod:`._accurate_core` — deterministic iterations, joins
 at iteration boundaries, prefill iterations that stall the batch (G1, G2), the output-length
-distribution through its SCV, and an Allen–Cunneen-scaled queue — instead of the birth-death
+distribution through its SCV, and a two-moment-scaled queue — instead of the birth-death
 chain; batch-kind rows keep the base model (Triton's bulk model). Everything sizing and the
 quantile helpers use (``metrics`` with ``wait_beyond``, ``subset``, ``response_time``,
 ``response_key``, ``mu_1``/``mu_n``) is provided, so :func:`inferno.model.sizing.size`,

@@ -366,8 +366,9 @@ def test_an_unknown_model_in_the_data_names_the_field(tmp_path: Path) -> None:
 
 
 def test_the_queue_factor_keeps_its_limits_and_grows_with_the_batch() -> None:
-    """Allen–Cunneen's (1 + c²)/2 at N = 1 (Pollaczek–Khinchine) and for c² ≥ 1; for fixed
-    lengths at a large batch, Cosmetatos' M/D/c correction lifts it above one half."""
+    """Allen–Cunneen's (1 + c²)/2 at N = 1 (Pollaczek–Khinchine) and 1 at c² = 1; for fixed
+    lengths at a large batch, Cosmetatos' M/D/c correction lifts it above one half
+    (tests/model/test_accurate_queue.py: against simulated M/G/c queues)."""
     from inferno.model._accurate_queue import queue_factor as _queue_factor
 
     log_r = np.log(np.array([0.5, 0.8, 0.95]))

@@ -10,6 +10,7 @@ import pytest
 
 from inferno.model import _accurate_core as core
 from inferno.model import _accurate_nodes as nodes
+from inferno.model._accurate_queue import queue_factor
 from inferno.model.accurate import AccuratePoints
 from inferno.model.profiles import G2Profile, Tokens
 from inferno.model.sizing import SloArrays, size
@@ -38,7 +39,8 @@ RATES = [
     0.0005920418484151244,
 ]
 #: computed with the code before the nodes were evaluated together (commit 24d7e6a: one
-#: _accurate_core.evaluate per node), at RATES; wait_sf at 5 s, response_sf at 60 s
+#: _accurate_core.evaluate per node), at RATES; wait_sf at 5 s, response_sf at 60 s; with
+#: that code's queue factor above c_s² = 1, which the test puts back
 BEFORE = {
     "wait": [
         10491.296156438031,
@@ -117,7 +119,18 @@ def _points() -> AccuratePoints:
     )
 
 
-def test_the_values_before_the_nodes_were_evaluated_together_hold() -> None:
+def _allen_cunneen_above_one(cs2: np.ndarray, log_r: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """The queue factor the pinned values were computed with: Allen–Cunneen's (1 + c_s²)/2
+    above c_s² = 1 (now Kimura's interpolation, tests/model/test_accurate_queue.py)."""
+    out: np.ndarray = np.where(cs2 < 1.0, queue_factor(cs2, log_r, n), 0.5 * (1.0 + cs2))
+    return out
+
+
+def test_the_values_before_the_nodes_were_evaluated_together_hold(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for module in (core, nodes):
+        monkeypatch.setattr(module, "queue_factor", _allen_cunneen_above_one)
     pts = _points()
     lam = np.array(RATES)
     m = pts.metrics(lam, wait_beyond=np.full(len(ROWS), 5000.0))
