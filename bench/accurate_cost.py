@@ -23,6 +23,9 @@ Systems:
   (fixed); classes: the sample's slo-itl and a mean slo-ttft of 250 / 500 / 1000 ms (Premium /
   Bronze / Free).
 - ``g2exp``: ``g2`` with exponential output lengths (``outTokensCOV`` 1, emulated so).
+- ``g1logn`` / ``g2logn``: ``g1`` / ``g2`` with lognormal output lengths of CV 1.5
+  (``outTokensCOV`` 1.5, ``outTokensDist`` lognormal, emulated so: uncapped, so 1 request in
+  10⁴ asks for more than 32× the mean). Not in the default ``--systems``.
 
 ``--fewer`` also emulates each allocation with one replica fewer: does it still meet its SLOs
 (the slack the model left)?
@@ -83,9 +86,10 @@ def _llm_profile(kind: str, p: G0Profile) -> Profile:
     )
 
 
-def synthetic(base: System, kind: str, cov: float) -> System:
+def synthetic(base: System, kind: str, cov: float, dist: str | None = None) -> System:
     """``base`` (samples/large) with its G0 profiles turned into ``kind`` (G1/G2) profiles,
-    128/512-token loads of output-length CV ``cov`` and mean TTFT targets (module docstring)."""
+    128/512-token loads of output-length CV ``cov`` (family ``dist``) and mean TTFT targets
+    (module docstring)."""
     profiles = []
     for mp in base.profiles:
         if isinstance(mp.profile, G0Profile):
@@ -99,7 +103,13 @@ def synthetic(base: System, kind: str, cov: float) -> System:
     servers = tuple(
         replace(
             s,
-            load=Load(s.load.arrival_rate, float(SYNTH_IN), float(SYNTH_OUT), out_tokens_cov=cov),
+            load=Load(
+                s.load.arrival_rate,
+                float(SYNTH_IN),
+                float(SYNTH_OUT),
+                out_tokens_cov=cov,
+                out_tokens_dist=dist,
+            ),
         )
         for s in base.servers
     )
@@ -118,6 +128,8 @@ def systems(names: Sequence[str]) -> dict[str, System]:
         "g2": lambda: synthetic(base, "G2", 0.0),
         "g1": lambda: synthetic(base, "G1", 0.0),
         "g2exp": lambda: synthetic(base, "G2", 1.0),
+        "g1logn": lambda: synthetic(base, "G1", 1.5, "lognormal"),
+        "g2logn": lambda: synthetic(base, "G2", 1.5, "lognormal"),
     }
     unknown = [n for n in names if n not in build]
     if unknown:
