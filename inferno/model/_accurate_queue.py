@@ -38,8 +38,9 @@ def queue_factor(cs2: F, log_r: F, n: F) -> F:
     phi = (1.0 - rho) * (n - 1.0) * (np.sqrt(4.0 + 5.0 * n) - 2.0) / (16.0 * rho * n)
     g = 0.5 * (1.0 + phi)
     low = cs2 + (1.0 - cs2) * g
-    with np.errstate(divide="ignore", invalid="ignore"):
-        high = (1.0 + cs2) / (2.0 * cs2 + (1.0 - cs2) / g)
+    # Kimura's over c_s² (2g − 1 = φ): exact at N = 1 and ρ = 1, finite for any c_s² ≥ 1
+    inv = 1.0 / np.maximum(cs2, 1.0)
+    high = g * (1.0 + inv) / (phi + inv)
     out: F = np.where(cs2 < 1.0, low, high)
     return out
 

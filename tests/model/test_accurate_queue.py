@@ -77,3 +77,13 @@ def test_the_factor_is_continuous_and_tends_to_allen_cunneen_near_saturation() -
             # below Allen–Cunneen away from saturation, and less so as the load rises
             low, mid = _factor(cs2, 0.5, c), _factor(cs2, 0.8, c)
             assert low < mid < 0.5 * (1.0 + cs2)
+
+
+def test_an_enormous_scv_keeps_the_factor_finite() -> None:
+    """As c_s² → ∞ the factor tends to 1/(2 − 1/g), finite below saturation (M/G/N's wait stays
+    finite for N > 1 when ρ < (N − 1)/N): no overflow to 0 or ∞ at c_s² = 1e308."""
+    f = _factor(1e308, 0.5, 8)
+    phi = 0.5 * 7 * (math.sqrt(44.0) - 2.0) / (16.0 * 0.5 * 8)
+    g = 0.5 * (1.0 + phi)
+    assert f == pytest.approx(1.0 / (2.0 - 1.0 / g))
+    assert math.isfinite(_factor(1e308, 1.0, 8)) and _factor(1e308, 0.5, 1) > 1e300
