@@ -31,6 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._accurate_queue import log_geometric, matched_log_ratio, queue_factor, truncated_geometric
+from ._accurate_single import single_queue
 from .bounds import MIN_SERVICE_MS
 from .profiles import Kind
 
@@ -304,6 +305,28 @@ def evaluate(blk: AccurateBlock, lam: F, *, detail: bool = True) -> BlockState:
     # ITL: the mean iteration, weighted by the tokens each state produces
     tokens_per_ms = np.einsum("ij,ij->i", e, rate_state) * inv + p_tail * n / it_n
     itl = in_service / np.maximum(tokens_per_ms, _TINY)
+    utilization = 1.0 - e0 * inv
+    # N = 1: the queue is M/G/1/K, solved exactly (:mod:`._accurate_single`), but where the
+    # service is exponential (the geometric queue is M/M/1/K itself); the geometric queue's rate
+    # stays the shape of the queued wait's distribution
+    one = np.flatnonzero((n == 1) & (blk.lognormal | (np.abs(cs2 - 1.0) > 1e-9)))
+    if one.size:
+        at, p0, p_k, lq1 = single_queue(
+            lam[one], tau_n[one], cs2[one], blk.lognormal[one], m_tail[one]
+        )
+        i = one[at]
+        accept1 = 1.0 - p_k
+        p_full[i], x[i] = p_k, lam[i] * accept1
+        in_service[i] = utilization[i] = 1.0 - p0
+        held[i] = in_service[i] + lq1
+        p_queue[i] = np.maximum(1.0 - p0 - p_k, 0.0) / accept1
+        wait[i] = lq1 / x[i]  # no iteration boundary to wait out at N = 1
+        queue_mean[i] = np.where(p_queue[i] > 0, wait[i] / np.maximum(p_queue[i], _TINY), 0.0)
+        p_empty[i] = p0 / accept1
+        first[i] = (p_empty[i] + p_queue[i]) * first_at[i, 0] + np.einsum(
+            "ij,ij->i", blk.in_w[i], blk.in_first[i]
+        )
+        service[i] = in_service[i] / x[i]
     p_room = np.maximum(z - tail_e - e0, 0.0) * scale
     room = np.multiply(e, scale[:, None], out=e)  # P(an accepted arrival finds n), n < N
     p_join = room.copy() if detail else room
@@ -316,6 +339,8 @@ def evaluate(blk: AccurateBlock, lam: F, *, detail: bool = True) -> BlockState:
     mean_kv = blk.in_mean_kv * blk.in_tokens / np.maximum(in_service, 1.0)
     in_shift = blk.in_shift + mean_kv[:, None] * blk.in_x
     if detail:
+        if one.size:
+            p_join[i, 0] = p_empty[i]  # the exact queue's, as the chain's above
         p_join[rows, last] += p_queue  # a queued request joins a full batch
         if tau is None:
             assert blk.static is not None
@@ -340,7 +365,7 @@ def evaluate(blk: AccurateBlock, lam: F, *, detail: bool = True) -> BlockState:
         service=service,
         held=held,
         in_service=in_service,
-        utilization=1.0 - e0 * inv,
+        utilization=utilization,
         blocking=p_full,
         itl=itl,
         first=first,
