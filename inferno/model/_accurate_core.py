@@ -16,8 +16,9 @@ for b requests in the batch. Everything is vectorised numpy; the method is in ``
 - *Queue.* The chain's mass on n ≥ N is kept; within it the queue length is geometric with the
   ratio r' that scales the chain's mean queue by a two-moment factor in c_s², the SCV of the
   service time (:func:`._accurate_queue.queue_factor`: Cosmetatos' M/D/c below c_s² = 1,
-  Kimura's system interpolation above, both Allen–Cunneen's (1 + c_s²)/2 at N = 1) — M/D/1 and
-  M/M/1 exactly at N = 1; capped at K like the chain.
+  Kimura's system interpolation above, both Allen–Cunneen's (1 + c_s²)/2 at N = 1); capped at
+  K like the chain. At N = 1 the queue is the exact M/G/1/K (:mod:`._accurate_single`) but for
+  exponential services, where the geometric queue is M/M/1/K itself.
 - *Boundaries.* An arrival that finds room joins at the end of the running iteration (half an
   iteration on average); its first token comes F later (one iteration; G1 the prefill iteration;
   G2 prefill + one decode; G3 nc + 1 iterations).

@@ -6,7 +6,7 @@ The geometric queue of :mod:`._accurate_queue` matches Pollaczek–Khinchine's m
 *infinite* queue and then truncates it at K; with heavy-tailed services the infinite queue's
 mass sits in a long tail that the truncation cuts, so the truncated geometric is high (M/G/1/K
 with lognormal services of SCV 2.25, K = 11: mean wait +7% to +10% at ρ = 0.5–0.85, blocking
-two thirds of the true one). Here the queue is the embedded Markov chain at departures, solved
+0.3–0.75 of the true one). Here the queue is the embedded Markov chain at departures, solved
 exactly (``tests/model/test_accurate_single.py`` against a simulated M/G/1/K):
 
 - a_k = E[e^{−λS}(λS)^k/k!], the chance of k arrivals during a service, over S at the
