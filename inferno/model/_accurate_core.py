@@ -307,10 +307,12 @@ def evaluate(blk: AccurateBlock, lam: F, *, detail: bool = True) -> BlockState:
     tokens_per_ms = np.einsum("ij,ij->i", e, rate_state) * inv + p_tail * n / it_n
     itl = in_service / np.maximum(tokens_per_ms, _TINY)
     utilization = 1.0 - e0 * inv
-    # N = 1: the queue is M/G/1/K, solved exactly (:mod:`._accurate_single`), but where the
-    # service is exponential (the geometric queue is M/M/1/K itself); the geometric queue's rate
-    # stays the shape of the queued wait's distribution
-    one = np.flatnonzero((n == 1) & (blk.lognormal | (np.abs(cs2 - 1.0) > 1e-9)))
+    # N = 1: the queue is M/G/1/K, solved exactly (:mod:`._accurate_single`) for a service of
+    # the lengths' family, but where the service is exponential (the geometric queue is M/M/1/K
+    # itself) and where it is not of that family: G2's own KV makes it quadratic in the length
+    # (own_kv > 1). The geometric queue's rate stays the shape of the queued wait's distribution
+    family = blk.own_kv <= 1.0 + 1e-9
+    one = np.flatnonzero((n == 1) & family & (blk.lognormal | (np.abs(cs2 - 1.0) > 1e-9)))
     if one.size:
         at, p0, p_k, lq1 = single_queue(
             lam[one], tau_n[one], cs2[one], blk.lognormal[one], m_tail[one]

@@ -18,7 +18,9 @@ exactly (``tests/model/test_accurate_single.py`` against a simulated M/G/1/K):
 - the time averages: p_n = π_n/(π₀ + ρ) for n ≤ M, p_K = 1 − 1/(π₀ + ρ) (ρ = λ·E[S]).
 
 Rows with a queue room M above :data:`MAX_ROOM`, or deep in overload (ρ > :data:`MAX_RHO`),
-keep the geometric queue: there the truncation is far from the mass, or the queue is full.
+keep the geometric queue: there the truncation is far from the mass, or the queue is full. The
+caller (:func:`._accurate_core.evaluate`) also keeps it for exponential services, where it is
+M/M/1/K itself, and for services not of the lengths' family (G2's, quadratic in the length).
 """
 
 from __future__ import annotations

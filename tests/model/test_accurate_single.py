@@ -12,7 +12,7 @@ import pytest
 from inferno.model import _accurate_core as core
 from inferno.model._accurate_single import MAX_RHO, MAX_ROOM, single_queue
 from inferno.model.accurate import AccuratePoints
-from inferno.model.profiles import G1Profile, Tokens
+from inferno.model.profiles import G1Profile, G2Profile, Tokens
 
 
 def _one(rho: float, cs2: float, room: int, lognormal: bool = False) -> tuple[float, float, float]:
@@ -123,3 +123,22 @@ def test_a_one_request_replica_with_lognormal_lengths_queues_less_than_the_geome
 def _nothing(lam: np.ndarray, *_: object) -> tuple[np.ndarray, ...]:
     """:func:`single_queue` leaving every row to the geometric queue."""
     return np.zeros(0, dtype=np.intp), np.zeros(0), np.zeros(0), np.zeros(0)
+
+
+def test_a_service_quadratic_in_the_length_keeps_the_geometric_queue(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """G2 at N = 1 with lognormal lengths: its own KV makes the service quadratic in the
+    length, not of the lengths' family, so its queue stays the geometric one."""
+    prof = G2Profile(12.0, 0.05, 5e-4, 1)
+
+    def wait() -> float:
+        pts = AccuratePoints.of_accurate(
+            [prof], [Tokens(128, 512)], out_cv=[1.5], out_dist=["lognormal"], batch=[1]
+        )
+        tau = pts.metrics(np.full(1, 1e-9)).service
+        return float(pts.metrics(0.7 / tau).wait[0])
+
+    exact = wait()
+    monkeypatch.setattr(core, "single_queue", _nothing)
+    assert exact == wait()
