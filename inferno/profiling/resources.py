@@ -171,8 +171,18 @@ class ProcessSampler:
             self._samples.append((t, ticks, kib))
 
     def _run(self) -> None:
+        # on a fixed schedule: a sample's own time (reading /proc on a busy machine) does not
+        # push the next one later, so a level of n intervals yields n samples; a sampler that
+        # fell more than an interval behind starts a new schedule rather than catch up in a burst
+        due = time.monotonic()
         self._sample()
-        while not self._stop.wait(self.interval):
+        while True:
+            due += self.interval
+            now = time.monotonic()
+            if now > due + self.interval:
+                due = now
+            if self._stop.wait(max(0.0, due - now)):
+                return
             self._sample()
 
     def start(self) -> None:

@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -115,7 +116,15 @@ def profiled(one: Served, tmp_path_factory: pytest.TempPathFactory) -> Path:
     data.write_text(json.dumps({"models": []}))
     capsys_free = main(_profile(one, 1, data, LEVEL_SAMPLES)[:-1])  # the table: printed with -s
     assert capsys_free == 0
+    # the system the recipes are made for (here, not in a test: each test stands alone)
+    row = json.loads(data.read_text())["models"][0]
+    _system(directory, LOAD_SHARE * _capacity(row) * 60.0)
     return directory
+
+
+def _capacity(row: dict[str, Any]) -> float:
+    """One instance's full batches back to back, req/s."""
+    return MAX_BATCH / (float(row["alpha"]) + float(row["beta"]) * MAX_BATCH) * 1000.0
 
 
 def test_recipe_requests_cover_the_servers_use_at_the_decided_rate(
@@ -130,8 +139,7 @@ def test_recipe_requests_cover_the_servers_use_at_the_decided_rate(
     assert all(lv["samples"] >= LEVEL_SAMPLES - 1 for lv in levels[1:])
     # the server's CPU grows with the load it serves (pytriton's per-request work)
     assert levels[-1]["cpuMean"] > levels[0]["cpuMean"] + 0.02
-    capacity = MAX_BATCH / (row["alpha"] + row["beta"] * MAX_BATCH) * 1000.0
-    _system(profiled, LOAD_SHARE * capacity * 60.0)
+    capacity = _capacity(row)
     result = cli_json(["recipe", str(profiled), "sleep-server", "--json"], capsys)
     recipe = result["recipe"]
     rate = recipe["ratePerReplica"]

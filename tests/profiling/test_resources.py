@@ -107,3 +107,30 @@ def test_the_share_of_intervals_above_a_level() -> None:
     assert use.share_above(0.15) == pytest.approx(2 / 3)
     assert use.share_above(0.3) == 0.0 and use.share_above(0.0) == 1.0
     assert ResourceUse(0.0, 0.0, 1.0, 0, 0.0, "rss").share_above(0.1) == 0.0
+
+
+def test_slow_samples_keep_the_schedule(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sample that takes a third of the interval (a busy machine reading /proc) does not push
+    the next one later: a level of n intervals still yields n samples (the profile's p95 is the
+    k-th largest of them)."""
+    from inferno.profiling import resources
+
+    real = resources._tree
+
+    def slow_tree(pid: int) -> dict[int, int]:
+        time.sleep(0.04)
+        return real(pid)
+
+    monkeypatch.setattr(resources, "_tree", slow_tree)
+    proc = subprocess.Popen(["sleep", "30"])
+    try:
+        sampler = ProcessSampler(proc.pid, interval=0.12)
+        sampler.start()
+        time.sleep(2.4)
+        use = sampler.stop()
+    finally:
+        proc.kill()
+        proc.wait(5)
+    # 20 intervals; waiting an interval after each sample would give 2.4 / 0.16 = 15
+    assert use.samples >= 19
+    assert use.seconds == pytest.approx(2.4, abs=0.3)
