@@ -13,7 +13,7 @@ from . import _kinds
 from ._accurate_core import _CODES, AccurateBlock, Static, _per_state
 from ._accurate_core import _col as col_
 from ._accurate_inputs import g3_chunks_over_inputs, g3_own_nodes, input_nodes
-from ._accurate_spread import composition
+from ._accurate_spread import composition, episodes
 from ._kinds import KindArrays
 from .bounds import MIN_SERVICE_MS
 from .profiles import Kind
@@ -114,9 +114,15 @@ def make_block(
     # the own input's shift of the service at N, per node: its prompt and its KV
     in_shift = pre_part[np.arange(c), last_col, None] * t_nodes + col(in_kv * big_l) * x_nodes
     spread, skew, persist, own_kv = zero, zero, zero, np.ones(c)
+    ep_y = ep_i = ep_r = np.zeros((c, 1))
+    ep_v = ep_m3 = zero
     if kind is Kind.G2:
         spread, skew, persist, own_kv = composition(
             p, n, scv, decode[np.arange(c), last_col], in_scv, in_logn
+        )
+        out_logn = np.zeros(c, bool) if lognormal is None else np.asarray(lognormal, bool)
+        ep_y, ep_i, ep_r, ep_v, ep_m3 = episodes(
+            p, n, scv, out_logn, decode[np.arange(c), last_col], in_scv, in_logn
         )
     elif g3_own is not None and g3_own[0].any():
         # G3 with varying prompts: each member adds its own δ to every iteration for its
@@ -163,6 +169,11 @@ def make_block(
         skew=skew,
         persist=persist,
         own_kv=own_kv,
+        ep_y=ep_y,
+        ep_i=ep_i,
+        ep_r=ep_r,
+        ep_v=ep_v,
+        ep_m3=ep_m3,
         lognormal=np.zeros(c, dtype=bool) if lognormal is None else np.asarray(lognormal, bool),
         pre_part=pre_part,
         in_shift=in_shift,

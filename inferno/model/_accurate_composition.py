@@ -4,17 +4,20 @@ A G2 iteration costs γ per KV token of every member, so with varying output len
 holding a few long requests is slower for as long as they stay — tens of seconds, longer than
 a queueing episode. The birth-death chain sees the average composition only, and finds the batch
 full too rarely (``bench/accurate_worst.py``). Here the queue is averaged over the composition:
-the block is evaluated at speeds s = 1 + σ_eff·(x + skew·(x² − 1)/6) (7 Gauss–Hermite nodes x,
-Cornish–Fisher's skew correction), σ_eff the part of the composition's spread σ
-(:func:`._accurate_spread.composition`) that persists over the queue's window, and the queue's
-numbers (the chance to queue, the queued wait, the blocking) are the average; the queued wait's
-distribution keeps one part per node (``BlockState.part_*``). A row's nodes are evaluated
-together, for the queue's numbers only (:mod:`._accurate_nodes`). The method: ``docs/model.md``,
-"Accurate mode", item 3.
+the other members are shot noise (:func:`._accurate_spread.episodes`), each averaged over the
+queue's window by its own stay (:func:`._accurate_spread.window_cumulants`: a long request
+counts whole, a short one is averaged away), and the block is evaluated at speeds
+s = 1 + σ_eff·z at the 7 nodes z of the translated gamma of that variance and skewness
+(:func:`skewed_nodes`). The queue's numbers (the chance to queue, the queued wait, the blocking)
+are the nodes' average; the queued wait's distribution keeps one part per node
+(``BlockState.part_*``). A row's nodes are evaluated together, for the queue's numbers only
+(:mod:`._accurate_nodes`). G3's composition (its members' prompts) keeps one correlation time
+(:func:`effective_spread`). The method: ``docs/model.md``, "Accurate mode", item 3.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import numpy as np
@@ -22,6 +25,7 @@ from numpy.typing import NDArray
 
 from . import _accurate_core as core
 from . import _accurate_nodes as nodes
+from ._accurate_spread import window_cumulants
 
 F = NDArray[np.float64]
 
@@ -31,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 _NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(7)
 _WEIGHTS = _WEIGHTS / _WEIGHTS.sum()
-#: the slowest and fastest speed a node may take (σ_eff is a few percent in practice)
+#: the slowest and fastest speed a node may take (beyond 1.5 a node is overloaded anyway)
 _SPEED_RANGE = (0.5, 1.5)
 #: P(queue) + P(blocked) below which a row is left as the chain has it (the composition's
 #: effect on the queue is a fraction of a queue that is not there)
@@ -57,30 +61,105 @@ def effective_spread(blk: core.AccurateBlock, lam: F) -> F:
     return out
 
 
+#: the translated gamma's shapes k = 4/skew² tabulated (log-spaced, ratio 1.03); beyond the
+#: last (skewness below 0.16), Cornish–Fisher's nodes
+_K_GRID = np.geomspace(0.02, 150.0, 301)
+
+
+@functools.cache
+def _laguerre_table() -> tuple[F, F]:
+    """Standardised Gauss–Laguerre nodes (mean 0, variance 1, skewness 2/√k) and weights of
+    the gamma distributions of shape k on :data:`_K_GRID`: (K, 7) each, built once by
+    Golub–Welsch (the eigenvalues of the generalised Laguerre polynomials' Jacobi matrix, the
+    weights the squared first components of its eigenvectors)."""
+    i = np.arange(_NODES.size, dtype=np.float64)
+    k = _K_GRID[:, None]
+    jacobi = np.zeros((_K_GRID.size, _NODES.size, _NODES.size))
+    idx = np.arange(_NODES.size)
+    jacobi[:, idx, idx] = 2.0 * i + k  # α + 1 = k
+    off = np.sqrt(i[1:] * (i[1:] + k - 1.0))
+    jacobi[:, idx[1:], idx[:-1]] = off
+    jacobi[:, idx[:-1], idx[1:]] = off
+    t, vec = np.linalg.eigh(jacobi)
+    w = vec[:, 0, :] ** 2
+    w = w / w.sum(axis=1, keepdims=True)
+    return (t - k) / np.sqrt(k), w
+
+
+def skewed_nodes(skew: F) -> tuple[F, F]:
+    """(z, weights), (R, 7): standardised nodes of the translated gamma of this skewness (the
+    classic approximation of a compound sum: mean, variance and skewness matched), the shape
+    k = 4/skew² taken at the nearest tabulated one; the normal's (Gauss–Hermite) where k is
+    beyond the table."""
+    z_tab, w_tab = _laguerre_table()
+    a = np.abs(np.nan_to_num(skew))
+    with np.errstate(divide="ignore"):
+        k = np.where(a > 0, 4.0 / np.maximum(a, 1e-300) ** 2, np.inf)
+    i = np.clip(
+        np.rint(np.log(k / _K_GRID[0]) / np.log(_K_GRID[1] / _K_GRID[0])), 0, _K_GRID.size - 1
+    )
+    i = np.where(np.isfinite(i), i, 0).astype(np.intp)
+    normal = k > _K_GRID[-1]
+    # nearly normal (skewness below 0.16): Cornish–Fisher's first correction is exact enough
+    cf = _NODES + a[:, None] / 6.0 * (_NODES * _NODES - 1.0)
+    z = np.where(normal[:, None], cf, z_tab[i])
+    w = np.where(normal[:, None], _WEIGHTS, w_tab[i])
+    z = np.where((skew < 0)[:, None], -z, z)
+    return z, w
+
+
+def effective_composition(blk: core.AccurateBlock, lam: F) -> tuple[F, F]:
+    """(σ_eff, skewness) at λ. G2 rows: the composition as shot noise, each member averaged
+    over the queue's window W = (m + 1)/(2N·(1 − √ρ)²) iterations by its own stay
+    (:func:`._accurate_spread.window_cumulants`); others: :func:`effective_spread`."""
+    rows = np.flatnonzero(blk.ep_r.any(axis=1))
+    # the other rows (G3's prompts): one correlation time for the whole spread
+    sigma = np.zeros(lam.size) if rows.size == lam.size else effective_spread(blk, lam)
+    skew = blk.skew
+    if not rows.size:
+        return sigma, skew
+    rho = np.clip(lam[rows] / np.maximum(core.capacity(blk)[rows], 1e-300), 0.0, 1.0)
+    gap = (1.0 - np.sqrt(rho)) ** 2
+    with np.errstate(divide="ignore"):
+        window = np.where(
+            gap > 0,
+            (blk.out_tokens[rows] + 1.0) / (2.0 * blk.n_batch[rows] * np.maximum(gap, 1e-300)),
+            np.inf,
+        )
+    var, k3 = window_cumulants(
+        blk.ep_y[rows], blk.ep_i[rows], blk.ep_r[rows], blk.ep_v[rows], blk.ep_m3[rows], window
+    )
+    skew = skew.copy()
+    sigma[rows] = np.sqrt(var)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        skew[rows] = np.where(var > 0, k3 / np.maximum(var, 1e-300) ** 1.5, 0.0)
+    return sigma, skew
+
+
 def evaluate(blk: core.AccurateBlock, lam: F, *, detail: bool = True) -> core.BlockState:
     """:func:`._accurate_core.evaluate`, with the queue averaged over the batch's composition
     where it matters (G2 rows with a spread; others are evaluated once)."""
     st = core.evaluate(blk, lam, detail=detail)
     if not blk.spread.any():
         return st
-    sigma = effective_spread(blk, lam)
+    sigma, skew_all = effective_composition(blk, lam)
     # rows whose batch is ever full at all (below, the composition moves nothing measurable)
     rows = np.flatnonzero((sigma > 0) & (st.p_queue + st.blocking > _CONGESTED))
     if not rows.size:
         return st
-    lam_r, sigma_r, skew = lam[rows], sigma[rows, None], blk.skew[rows, None]
-    # the composition is skewed (a few long requests): Cornish–Fisher's first correction
-    x = _NODES
-    s = np.clip(1.0 + sigma_r * (x + skew / 6.0 * (x * x - 1.0)), *_SPEED_RANGE)
+    lam_r, sigma_r, skew = lam[rows], sigma[rows, None], skew_all[rows, None]
+    # the composition is skewed (a few long requests): the translated gamma's nodes
+    z, wts = skewed_nodes(skew[:, 0])
+    s = np.clip(1.0 + sigma_r * z, *_SPEED_RANGE)
     # every time s times longer: the chain at rate λ·s, its times scaled by s; the nodes of a
     # row evaluated together (:mod:`._accurate_nodes`)
     p_node, mean_node, rate_node, blocking_node = nodes.queue_at(blk, rows, lam_r[:, None] * s)
     blocking_r = np.zeros(rows.size)
-    for k, w in enumerate(_WEIGHTS):  # node by node: the sum rounds as it always has
-        blocking_r += w * blocking_node[:, k]
+    for k in range(_NODES.size):  # node by node: the sum rounds as it always has
+        blocking_r += wts[:, k] * blocking_node[:, k]
     blocking = st.blocking.copy()
     blocking[rows] = blocking_r
-    mixed = [_WEIGHTS * p_node, s * mean_node, rate_node]
+    mixed = [wts * p_node, s * mean_node, rate_node]
     # rows left out keep their one part (in the first column, the others empty)
     central = (st.part_p, st.part_mean, st.part_rate)
     stacked = []

@@ -106,6 +106,13 @@ class AccurateBlock:
     skew: F  # (C,) that iteration's skewness over compositions
     persist: F  # (C,) κ: the queue's window over the composition's time, times (1 − √ρ)²
     own_kv: F  # (C,) factor on the service SCV at N from the request's own KV tokens (≥ 1)
+    #: (C, J) G2's composition as shot noise per output-length node (:func:`._accurate_spread.
+    #: episodes`): a member's relative extra cost per iteration, its stay, its joining rate
+    ep_y: F
+    ep_i: F
+    ep_r: F
+    ep_v: F  # (C,) the input lengths' relative variance and third moment in that cost
+    ep_m3: F
     lognormal: NDArray[np.bool_]  # (C,) output lengths lognormal (else gamma: exponential, fixed)
     #: (C, B): the part of the first-token time (column n) that the request's own input makes
     #: (G1 δ·L̄, G2 (β+γ)·L̄, G3 its nc chunk iterations), which varies with its input length
@@ -159,7 +166,17 @@ def _take_rows(v: NDArray[np.generic], rows: NDArray[np.intp], width: int) -> ND
 
 _CODES = {Kind.G0: 0, Kind.G1: 1, Kind.G2: 2, Kind.G3: 3}
 #: (C, J) fields: J nodes, not B states (a subset keeps every column)
-_NODE_FIELDS = ("in_shift", "in_x", "in_nodes", "in_nodes_1", "in_first", "in_w")
+_NODE_FIELDS = (
+    "in_shift",
+    "in_x",
+    "in_nodes",
+    "in_nodes_1",
+    "in_first",
+    "in_w",
+    "ep_y",
+    "ep_i",
+    "ep_r",
+)
 
 
 def _col(v: F) -> F:

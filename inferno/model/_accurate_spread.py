@@ -1,7 +1,10 @@
 """How much a G2 batch's speed depends on which requests are in it: λ-independent numbers per
 point for :mod:`._accurate_composition` and the queue factor (``docs/model.md``, "Accurate mode",
-item 3). Output lengths are taken from the gamma family of their mean and SCV (fixed for c² = 0,
-exponential for c² = 1) for the moments the model needs beyond the second.
+item 3). :func:`composition` takes output lengths from the gamma family of their mean and SCV
+(fixed for c² = 0, exponential for c² = 1) for the moments it needs beyond the second (the
+spread with no window, which says whether a row has one, and the own-KV factor);
+:func:`episodes` and :func:`window_cumulants`, the spread the queue feels, take them in their
+told family (gamma or lognormal) at nodes of their distribution.
 """
 
 from __future__ import annotations
@@ -11,11 +14,12 @@ import logging
 import numpy as np
 from numpy.typing import NDArray
 
+from ._accurate_inputs import input_nodes
 from ._kinds import KindArrays
 
 F = NDArray[np.float64]
 
-__all__ = ["composition", "length_moments"]
+__all__ = ["composition", "episodes", "length_moments", "window_cumulants"]
 
 logger = logging.getLogger(__name__)
 
@@ -97,3 +101,65 @@ def composition(
     own = np.where(scv_i > 1e-12, scv_s / np.maximum(scv_i, 1e-300), 1.0)
     sigma = np.where(np.isfinite(sigma), sigma, 0.0)
     return sigma, np.nan_to_num(skew), kappa, np.maximum(np.nan_to_num(own, nan=1.0), 1.0)
+
+
+#: the output lengths' bins for :func:`episodes`, in probability: the long requests whose
+#: episodes outlast the queue's window sit in the upper tail. They end at the 1 − 10⁻⁷
+#: quantile: a lognormal's cumulants are dominated by its far tail, and a length rarer than one
+#: request in 10⁷ is not part of the steady state an SLO is measured over (docs/model.md)
+EPISODE_EDGES = np.concatenate(
+    [
+        np.linspace(0.0, 0.9, 10)[:-1],
+        np.linspace(0.9, 0.99, 10)[:-1],
+        1.0 - np.logspace(-2, -7, 16),
+        [1.0],
+    ]
+)
+
+
+def episodes(
+    p: KindArrays,
+    n: F,
+    scv: F,
+    lognormal: NDArray[np.bool_],
+    d_full: F,
+    in_scv: F,
+    in_lognormal: NDArray[np.bool_],
+) -> tuple[F, F, F, F, F]:
+    """G2: the batch's composition as shot noise, per output-length node j:
+    (y_j, I_j, r_j, v, μ₃) with y_j = γ·(o_j/2 − E_b[o]/2)/D(N) a member's relative extra cost
+    per iteration, I_j = o_j + 1 its stay in iterations, r_j = (N − 1)/E[I]·P_j the rate at which
+    such members join the N − 1 others per iteration, and the input lengths' relative variance
+    v = γ²·Var(in)/D² and third moment μ₃ (independent of the output's; a member's input stays
+    as long as its output)."""
+    m, gamma = p.out_tokens, p.gamma
+    x, w = input_nodes(scv, lognormal, EPISODE_EDGES)
+    o = m[:, None] * (1.0 + x)
+    stay = o + 1.0
+    biased = w * stay / (m + 1.0)[:, None]
+    half = 0.5 * o
+    half_b = np.einsum("ij,ij->i", biased, half)
+    d = np.maximum(d_full, 1e-12)
+    y = (gamma / d)[:, None] * (half - half_b[:, None])
+    rate = (np.maximum(n - 1.0, 0.0) / (m + 1.0))[:, None] * w
+    var_in, mu3_in = input_moments(p.in_tokens, in_scv, in_lognormal)
+    rel = gamma / d
+    return y, stay, rate, rel**2 * var_in, rel**3 * mu3_in
+
+
+def window_cumulants(y: F, stay: F, rate: F, v: F, mu3: F, window: F) -> tuple[F, F]:
+    """(variance, third cumulant) of the composition averaged over a window of W iterations
+    (W: (C,), may be inf): a member present for I iterations is averaged in by
+    H_k(I, W) = ∫ (overlap/W)^k over its start: I − W/3, I − W/2 for I ≥ W;
+    I²/W − I³/(3W²), I³/W² − I⁴/(2W³) for I ≤ W (H_k → I as W → 0)."""
+    big_w = window[:, None]
+    long = stay >= big_w
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        r1 = np.where(long, 1.0, stay / big_w)  # I/W ≤ 1 where short
+        h2 = np.where(long, stay - big_w / 3.0, stay * r1 * (1.0 - r1 / 3.0))
+        h3 = np.where(long, stay - big_w / 2.0, stay * r1 * r1 * (1.0 - r1 / 2.0))
+    h2 = np.nan_to_num(np.maximum(h2, 0.0))
+    h3 = np.nan_to_num(np.maximum(h3, 0.0))
+    var = np.einsum("ij,ij->i", rate * h2, y * y + v[:, None])
+    k3 = np.einsum("ij,ij->i", rate * h3, y**3 + 3.0 * v[:, None] * y + mu3[:, None])
+    return var, k3

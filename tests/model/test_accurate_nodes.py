@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from inferno.model import _accurate_composition as composition
 from inferno.model import _accurate_core as core
 from inferno.model import _accurate_nodes as nodes
 from inferno.model._accurate_queue import queue_factor
@@ -126,11 +127,28 @@ def _allen_cunneen_above_one(cs2: np.ndarray, log_r: np.ndarray, n: np.ndarray) 
     return out
 
 
+def _one_correlation_time(blk: core.AccurateBlock, lam: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The composition the pinned values were computed with: σ·√g(W/T), one correlation time
+    T for every member, and the skewness of the lengths' gamma moments (now the shot noise of
+    tests/model/test_accurate_episodes.py)."""
+    return composition.effective_spread(blk, lam), blk.skew
+
+
+def _cornish_fisher(skew: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The nodes the pinned values were computed with: Cornish–Fisher's on Gauss–Hermite's
+    (now the translated gamma's)."""
+    x, w = np.polynomial.hermite_e.hermegauss(7)
+    z = x + skew[:, None] / 6.0 * (x * x - 1.0)
+    return z, np.broadcast_to(w / w.sum(), z.shape)
+
+
 def test_the_values_before_the_nodes_were_evaluated_together_hold(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     for module in (core, nodes):
         monkeypatch.setattr(module, "queue_factor", _allen_cunneen_above_one)
+    monkeypatch.setattr(composition, "effective_composition", _one_correlation_time)
+    monkeypatch.setattr(composition, "skewed_nodes", _cornish_fisher)
     pts = _points()
     lam = np.array(RATES)
     m = pts.metrics(lam, wait_beyond=np.full(len(ROWS), 5000.0))
