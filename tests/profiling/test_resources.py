@@ -4,6 +4,7 @@ memory, one that sleeps."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -74,9 +75,19 @@ def test_a_busy_descendant_is_counted(burner: tuple[subprocess.Popen[bytes], Pat
     assert use.memory in ("pss", "rss")
 
 
-def test_an_idle_process_uses_no_cpu() -> None:
+@contextlib.contextmanager
+def _sleeping() -> Iterator[subprocess.Popen[bytes]]:
+    """An idle process, killed after the test."""
     proc = subprocess.Popen(["sleep", "30"])
     try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait(5)
+
+
+def test_an_idle_process_uses_no_cpu() -> None:
+    with _sleeping() as proc:
         sampler = ProcessSampler(proc.pid, interval=0.1)
         sampler.start()
         time.sleep(0.6)
@@ -84,9 +95,6 @@ def test_an_idle_process_uses_no_cpu() -> None:
         assert use.cpu_mean < 0.05 and use.memory_peak_mib < 50
         with pytest.raises(RuntimeError):
             sampler.stop()
-    finally:
-        proc.kill()
-        proc.wait(5)
 
 
 def test_bad_pids_are_named() -> None:
@@ -122,15 +130,11 @@ def test_slow_samples_keep_the_schedule(monkeypatch: pytest.MonkeyPatch) -> None
         return real(pid)
 
     monkeypatch.setattr(resources, "_tree", slow_tree)
-    proc = subprocess.Popen(["sleep", "30"])
-    try:
+    with _sleeping() as proc:
         sampler = ProcessSampler(proc.pid, interval=0.12)
         sampler.start()
         time.sleep(2.4)
         use = sampler.stop()
-    finally:
-        proc.kill()
-        proc.wait(5)
     # 20 intervals; waiting an interval after each sample would give 2.4 / 0.16 = 15
     assert use.samples >= 19
     assert use.seconds == pytest.approx(2.4, abs=0.3)
