@@ -62,7 +62,11 @@ def composition(
     S(o) = (o + 1)·(a + ½γ·o), a = D(N) − ½γ·E_b[o]: the factor is SCV(S) over SCV(o + 1).
 
     Input lengths that vary (``in_scv``, independent of the output's) add their variance and
-    third moment to each member's w (members are not biased in their input)."""
+    third moment to each member's w (members are not biased in their input).
+
+    The queue uses σ (whether a row has a spread at all) and the own-KV factor; the spread it
+    feels is :func:`window_cumulants`'. The skewness and κ are the one-correlation-time form it
+    used before, which ``tests/model/test_accurate_nodes.py``'s pinned values still take."""
     m, big_l, gamma = p.out_tokens, p.in_tokens, p.gamma
     zero = np.zeros_like(m)
     var_in, mu3_in = (
