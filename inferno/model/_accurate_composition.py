@@ -89,8 +89,8 @@ def _laguerre_table() -> tuple[F, F]:
 def skewed_nodes(skew: F) -> tuple[F, F]:
     """(z, weights), (R, 7): standardised nodes of the translated gamma of this skewness (the
     classic approximation of a compound sum: mean, variance and skewness matched), the shape
-    k = 4/skew² taken at the nearest tabulated one; the normal's (Gauss–Hermite) where k is
-    beyond the table."""
+    k = 4/skew² taken at the nearest tabulated one; where k is beyond the table, Cornish–Fisher's
+    first correction of the normal's Gauss–Hermite nodes."""
     z_tab, w_tab = _laguerre_table()
     a = np.abs(np.nan_to_num(skew))
     with np.errstate(divide="ignore"):

@@ -108,9 +108,11 @@ def composition(
 
 
 #: the output lengths' bins for :func:`episodes`, in probability: the long requests whose
-#: episodes outlast the queue's window sit in the upper tail. They end at the 1 − 10⁻⁷
-#: quantile: a lognormal's cumulants are dominated by its far tail, and a length rarer than one
-#: request in 10⁷ is not part of the steady state an SLO is measured over (docs/model.md)
+#: episodes outlast the queue's window sit in the upper tail. The fine bins end at the
+#: 1 − 10⁻⁷ quantile and the last bin holds every rarer length at its conditional mean (its
+#: mass and mean, not its spread): a lognormal's cumulants are dominated by its far tail, and
+#: lengths rarer than one request in 10⁷ are not part of the steady state an SLO is measured
+#: over (docs/model.md)
 EPISODE_EDGES = np.concatenate(
     [
         np.linspace(0.0, 0.9, 10)[:-1],
