@@ -21,13 +21,14 @@ Usage::
 
     python bench/accurate.py [--quick] [--jobs N] [--scale 1.0] [--cv-only] [--markdown]
                              [--inputs exp|lognormal [--untold-inputs]] [--resolve K]
-                             [--max-out T] [--only LABEL] [--rho 0.5,0.7]
+                             [--max-out T [--untold-max]] [--only LABEL] [--rho 0.5,0.7]
 
 ``--max-out T`` caps the emulated output lengths at T tokens, as a server's ``max_tokens`` (or
 its context) does; the models are told the served lengths' mean and CV, which is what a collector
-measures. Without it the lognormal's tail is unbounded: at mean 512 and CV 1.5, 1 request in 10⁴
-asks for more than 16,384 tokens. ``--only`` keeps the cases whose label (``G2 N=32 128/512
-lognormal``) contains the text, ``--rho`` sets the loads.
+measures, and the accurate model the cap (``outTokensMax``; not with ``--untold-max``).
+Without it the lognormal's tail is unbounded: at mean 512 and CV 1.5, 1 request in 10⁴ asks for
+more than 16,384 tokens. ``--only`` keeps the cases whose label (``G2 N=32 128/512 lognormal``)
+contains the text, ``--rho`` sets the loads.
 
 ``--resolve K`` emulates again, with K times the arrivals, every point within 95% of the
 accurate model's capacity where some metric's 95% CI is as wide as its bound (±10% on the
@@ -113,6 +114,7 @@ class Case:
     lengths: str
     inputs: str = "fixed"  # the input lengths: fixed, exp or lognormal (INPUT_LOGNORMAL_CV)
     max_out: int | None = None  # the most output tokens a request gets (None: no cap)
+    max_told: bool = True  # the accurate model is told max_out (outTokensMax)
 
     @property
     def where(self) -> str:
@@ -191,6 +193,7 @@ def model_values(
         out_dist=[family],
         in_cv=[inputs[0]],
         in_dist=[inputs[1]],
+        out_max=[case.max_out if case.max_told else None],
         batch=[case.n],
     )
     lam = np.array([rho * float(chain.mu_n[0])])
@@ -410,7 +413,13 @@ def main() -> None:
         type=int,
         default=None,
         help="the most output tokens a request gets (a server's max_tokens): longer draws stop "
-        "there, and both models are told the served lengths' mean and CV",
+        "there, both models are told the served lengths' mean and CV, and the accurate model "
+        "the cap",
+    )
+    ap.add_argument(
+        "--untold-max",
+        action="store_true",
+        help="with --max-out: the accurate model is not told the cap",
     )
     ap.add_argument(
         "--only", default="", help="the cases whose label contains this, e.g. 'G2 N=32 128/512'"
@@ -420,6 +429,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.max_out is not None and args.max_out < 1:
         ap.error(f"--max-out must be ≥ 1, got {args.max_out}")
+    if args.untold_max and args.max_out is None:
+        ap.error("--untold-max needs --max-out")
     try:
         rhos = tuple(float(x) for x in args.rho.split(",")) if args.rho else None
     except ValueError:
@@ -430,7 +441,11 @@ def main() -> None:
         ap.error(f"--rho: every load must be in (0, 10), got {args.rho!r}")
     base = (60_000.0 if args.quick else 120_000.0) * args.scale
     cases = [replace(c, inputs=args.inputs) if c.in_tokens > 0 else c for c in grid(args.quick)]
-    cases = [replace(c, max_out=args.max_out) for c in cases if args.only in c.where]
+    cases = [
+        replace(c, max_out=args.max_out, max_told=not args.untold_max)
+        for c in cases
+        if args.only in c.where
+    ]
     if args.inputs != "fixed":  # the kinds with a prompt only
         cases = [c for c in cases if c.in_tokens > 0]
     if not cases:

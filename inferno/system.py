@@ -132,6 +132,10 @@ class Load:
     #: vary with them
     in_tokens_cov: float | None = None
     in_tokens_dist: str | None = None
+    #: the most output tokens a request gets (``outTokensMax``: the server's max_tokens or what
+    #: its context leaves; None: no cap): the accurate model's lengths are then served capped,
+    #: with the told mean and CV (docs/model.md, "Accurate mode")
+    out_tokens_max: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ the label or annotation at fault.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,8 @@ from ..errors import InfernoError
 from ..system import Load
 from . import labels as L
 from .startup import PodSelector, StartupTime, pod_selector
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "HpaRef",
@@ -69,6 +72,7 @@ class ManagedDeployment:
     has_annotations: bool = False  # metadata.annotations exists (a JSON patch must know)
     pod_selector: PodSelector | None = None  # spec.selector (None: none usable)
     startup: StartupTime | None = None  # measured from its pods (inferno.cluster.startup)
+    max_output_tokens: int | None = None  # the most output tokens a request gets (None: no cap)
 
     @property
     def key(self) -> str:
@@ -148,6 +152,14 @@ def parse_deployment(obj: Mapping[str, Any], default_mode: str = "auto") -> Mana
     )
     if max_r is not None and max_r < min_r:
         raise InventoryError(f"{where}: {L.MAX_REPLICAS}={max_r} is below {L.MIN_REPLICAS}={min_r}")
+    most = (
+        _int(annotations[L.MAX_OUTPUT_TOKENS], L.MAX_OUTPUT_TOKENS, where, minimum=1)
+        if L.MAX_OUTPUT_TOKENS in annotations
+        else None
+    )
+    if most is not None and most > L.MAX_OUTPUT_TOKENS_LIMIT:
+        limit = L.MAX_OUTPUT_TOKENS_LIMIT
+        raise InventoryError(f"{where}: {L.MAX_OUTPUT_TOKENS}={most} must be <= {limit}")
     batch_label = labels.get(L.ALLOC_MAX_BATCH, "")
     status = obj.get("status") or {}
     replicas = spec.get("replicas")
@@ -176,6 +188,7 @@ def parse_deployment(obj: Mapping[str, Any], default_mode: str = "auto") -> Mana
         cycle=str(annotations.get(L.CYCLE) or ""),
         has_annotations=isinstance(meta.get("annotations"), Mapping),
         pod_selector=pod_selector(spec.get("selector")),
+        max_output_tokens=most,
     )
 
 
@@ -206,6 +219,22 @@ def server_row(d: ManagedDeployment, load: Load | None) -> dict[str, Any]:
         row["currentAlloc"]["load"]["inTokensCOV"] = use.in_tokens_cov
     if use.in_tokens_dist is not None:
         row["currentAlloc"]["load"]["inTokensDist"] = use.in_tokens_dist
+    most = d.max_output_tokens
+    if most is not None:
+        cv = use.out_tokens_cov
+        mean = use.out_tokens
+        if mean <= most and (cv is None or mean <= 0 or cv * cv <= most / mean - 1.0):
+            row["currentAlloc"]["load"]["outTokensMax"] = most
+        else:  # the measured lengths contradict the annotation: the model is not told a cap
+            logger.warning(
+                "%s/%s: %s=%d cannot hold the measured output lengths (mean %.1f, CV %s); left out",
+                d.namespace,
+                d.name,
+                L.MAX_OUTPUT_TOKENS,
+                most,
+                mean,
+                "-" if cv is None else f"{cv:.3g}",
+            )
     if d.max_replicas is not None:
         row["maxNumReplicas"] = d.max_replicas
     return row

@@ -22,6 +22,12 @@ MIN_REPLICAS = "inferno.server/min-replicas"
 MAX_REPLICAS = "inferno.server/max-replicas"
 MODE = "inferno.server/mode"  # "auto" (default) or "recommend"
 CONTAINER = "inferno.server/container"  # the serving container (default: the first)
+# the most output tokens a request gets (the server's max_tokens or what its context leaves):
+# the accurate model's outTokensMax (default: no cap)
+MAX_OUTPUT_TOKENS = "inferno.server/max-output-tokens"
+#: its largest value: the data's bound on a token count (inferno.data.limits.MAX_TOKENS, a
+#: sibling layer; tests/cluster/test_inventory.py keeps the two equal)
+MAX_OUTPUT_TOKENS_LIMIT = 10_000_000
 
 MANAGED_SELECTOR = f"{MANAGED}=true"
 DEFAULT_CLASS = "Free"

@@ -68,6 +68,7 @@ _LOAD_KEYS = _keys(
     "outTokensDist",
     "inTokensCOV",
     "inTokensDist",
+    "outTokensMax",
     "avgLength",
     "avgInTokens",
     "avgOutTokens",
@@ -121,6 +122,11 @@ def _tokens(value: object) -> float:
     return _number(value, MAX_TOKENS, least_positive=MIN_TOKENS)
 
 
+def _beyond(cv: float, mean: float, most: float) -> bool:
+    """A CV that lengths of this mean, served at most ``most`` tokens, cannot have."""
+    return mean > 0 and cv * cv > most / mean - 1.0
+
+
 def _load(row: dict[str, Any] | None) -> Load:
     if row is None:
         return Load(arrival_rate=0.0)
@@ -142,23 +148,31 @@ def _load(row: dict[str, Any] | None) -> Load:
     for f in (family, in_family):
         if f is not None and f not in LENGTH_FAMILIES:  # the slow path names it
             raise _Bad
+    most = get("outTokensMax")
+    o_max = None if most is None else _number(most, MAX_TOKENS, minimum=1.0)
     length = get("avgLength")
     n_in = get("avgInTokens")
     n_out = get("avgOutTokens")
     if length is not None:
         if n_in is not None or n_out is not None:
             raise _Bad
-        return Load(rate, 0.0, _tokens(length), a_cov, s_cov, o_cov, family, i_cov, in_family)
+        out = _tokens(length)
+        n_in = None
+    else:
+        out = 0.0 if n_out is None else _tokens(n_out)
+    if o_max is not None and (out > o_max or (o_cov is not None and _beyond(o_cov, out, o_max))):
+        raise _Bad  # the slow path names it
     return Load(
         rate,
         0.0 if n_in is None else _tokens(n_in),
-        0.0 if n_out is None else _tokens(n_out),
+        out,
         a_cov,
         s_cov,
         o_cov,
         family,
         i_cov,
         in_family,
+        o_max,
     )
 
 

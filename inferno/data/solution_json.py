@@ -67,6 +67,8 @@ def _load_json(load: Load, g0: bool) -> dict[str, Any]:
         out["inTokensCOV"] = load.in_tokens_cov
     if load.in_tokens_dist is not None:
         out["inTokensDist"] = load.in_tokens_dist
+    if load.out_tokens_max is not None:
+        out["outTokensMax"] = load.out_tokens_max
     return out
 
 

@@ -240,26 +240,49 @@ def _load(node: Node | None) -> Load:
     }
     family = _length_family(node)
     in_family = _length_family(node, "inTokensDist")
+    most = node.number("outTokensMax", None, minimum=1, maximum=MAX_TOKENS)
     if node.has("avgLength"):
         if node.has("avgInTokens") or node.has("avgOutTokens"):
             raise node.error("give either avgLength or avgInTokens and avgOutTokens, not both")
         length = node.number("avgLength", minimum=0, maximum=MAX_TOKENS, least_positive=MIN_TOKENS)
+        _within_cap(node, "avgLength", length, most, cov["out_tokens_cov"])
         return Load(
             arrival_rate=rate,
             in_tokens=0.0,
             out_tokens=length,
             out_tokens_dist=family,
             in_tokens_dist=in_family,
+            out_tokens_max=most,
             **cov,
         )
+    out = tokens(node, "avgOutTokens", 0.0)
+    _within_cap(node, "avgOutTokens", out, most, cov["out_tokens_cov"])
     return Load(
         arrival_rate=rate,
         in_tokens=tokens(node, "avgInTokens", 0.0),
-        out_tokens=tokens(node, "avgOutTokens", 0.0),
+        out_tokens=out,
         out_tokens_dist=family,
         in_tokens_dist=in_family,
+        out_tokens_max=most,
         **cov,
     )
+
+
+def _within_cap(node: Node, key: str, mean: float, most: float | None, cv: float | None) -> None:
+    """Lengths served at most ``most`` tokens have a mean of at most that, and an SCV of at
+    most most/mean − 1 (half of them at 0, half at the cap)."""
+    if most is None:
+        return
+    if mean > most:
+        raise node.member("outTokensMax").error(
+            f"outTokensMax ({most:g}) is below {key} ({mean:g}): served lengths never exceed it"
+        )
+    if cv is not None and mean > 0 and cv * cv > most / mean - 1.0:
+        largest = (most / mean - 1.0) ** 0.5
+        raise node.member("outTokensCOV").error(
+            f"outTokensCOV ({cv:g}) is more than lengths of mean {mean:g} served at most "
+            f"outTokensMax ({most:g}) tokens can have ({largest:.4g})"
+        )
 
 
 def _current(node: Node | None, accelerators: Mapping[str, Accelerator]) -> CurrentAllocation:

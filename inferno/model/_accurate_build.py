@@ -12,9 +12,10 @@ from numpy.typing import NDArray
 from . import _kinds
 from ._accurate_core import _CODES, AccurateBlock, Static, _per_state
 from ._accurate_core import _col as col_
-from ._accurate_inputs import g3_chunks_over_inputs, g3_own_nodes, input_nodes
+from ._accurate_inputs import LOW_EDGES, g3_chunks_over_inputs, g3_own_nodes, input_nodes
 from ._accurate_spread import composition, episodes
 from ._kinds import KindArrays
+from ._lengths_capped import capped_nodes
 from .bounds import MIN_SERVICE_MS
 from .profiles import Kind
 
@@ -31,10 +32,13 @@ def make_block(
     lognormal: NDArray[np.bool_] | None = None,
     in_scv: F | None = None,
     in_lognormal: NDArray[np.bool_] | None = None,
+    *,
+    out_cap: F | None = None,
 ) -> AccurateBlock:
     """The λ-independent parts of a block of one kind (``lognormal``: per point, the output
     lengths' family is lognormal, else gamma; ``in_scv``, ``in_lognormal``: the input lengths'
-    SCV and family, None: fixed)."""
+    SCV and family, None: fixed; ``out_cap``: the most output tokens over their mean, NaN or
+    None: no cap)."""
     c = n.size
     width = int(n.max()) if c else 1
     # read-only broadcasts where a row's values repeat (a subset's take copies what it keeps)
@@ -49,6 +53,8 @@ def make_block(
     in_scv = np.zeros(c) if in_scv is None else np.asarray(in_scv, dtype=np.float64)
     in_scv = np.where(np.isfinite(in_scv) & (big_l > 0), np.maximum(in_scv, 0.0), 0.0)
     in_logn = np.zeros(c, dtype=bool) if in_lognormal is None else np.asarray(in_lognormal, bool)
+    out_logn = np.zeros(c, dtype=bool) if lognormal is None else np.asarray(lognormal, bool)
+    cap = np.full(c, np.nan) if out_cap is None else np.asarray(out_cap, dtype=np.float64)
     x_nodes, in_w = input_nodes(in_scv, in_logn)  # L/L̄ − 1
     # the first-token time's prompt part, relative, at b = N and b = 1 (G3: its chunks, which
     # depend on the batch; else it is the prompt's length)
@@ -86,9 +92,13 @@ def make_block(
             delta = (w_pre + col(w_dec)) / (nc + col(m))
             rows = np.arange(c)
             means = (nc[:, 0], nc[rows, last_col], delta[rows, last_col])
-            out_logn = np.zeros(c, bool) if lognormal is None else np.asarray(lognormal, bool)
             x_nodes, t_one, t_nodes, in_first, in_w = g3_own_nodes(
-                p, x_nodes, in_w, (chunks[0], chunks[1], chunks[2]), means, scv, out_logn
+                p,
+                x_nodes,
+                in_w,
+                (chunks[0], chunks[1], chunks[2]),
+                means,
+                capped_nodes(scv, out_logn, cap, LOW_EDGES),
             )
         decode = col(p.alpha) + b * delta
         iters = nc + col(m)
@@ -113,16 +123,15 @@ def make_block(
         in_kv = p.beta + p.gamma * ((nc[np.arange(c), last_col] + 1.0) / 2.0 + m)
     # the own input's shift of the service at N, per node: its prompt and its KV
     in_shift = pre_part[np.arange(c), last_col, None] * t_nodes + col(in_kv * big_l) * x_nodes
-    spread, skew, persist, own_kv = zero, zero, zero, np.ones(c)
+    spread, skew, persist, kv_work = zero, zero, zero, np.ones(c)
     ep_y = ep_i = ep_r = np.zeros((c, 1))
     ep_v = ep_m3 = zero
     if kind is Kind.G2:
-        spread, skew, persist, own_kv = composition(
+        spread, skew, persist, kv_work = composition(
             p, n, scv, decode[np.arange(c), last_col], in_scv, in_logn
         )
-        out_logn = np.zeros(c, bool) if lognormal is None else np.asarray(lognormal, bool)
         ep_y, ep_i, ep_r, ep_v, ep_m3 = episodes(
-            p, n, scv, out_logn, decode[np.arange(c), last_col], in_scv, in_logn
+            p, n, scv, out_logn, decode[np.arange(c), last_col], in_scv, in_logn, cap
         )
     elif g3_own is not None and g3_own[0].any():
         # G3 with varying prompts: each member adds its own δ to every iteration for its
@@ -168,13 +177,14 @@ def make_block(
         spread=spread,
         skew=skew,
         persist=persist,
-        own_kv=own_kv,
+        kv_work=kv_work,
         ep_y=ep_y,
         ep_i=ep_i,
         ep_r=ep_r,
         ep_v=ep_v,
         ep_m3=ep_m3,
-        lognormal=np.zeros(c, dtype=bool) if lognormal is None else np.asarray(lognormal, bool),
+        lognormal=out_logn,
+        out_cap=cap,
         pre_part=pre_part,
         in_shift=in_shift,
         in_stall=in_stall,

@@ -195,6 +195,7 @@ def evaluate(blk: core.AccurateBlock, lam: F, *, detail: bool = True) -> core.Bl
         decode_part=st.decode_part,
         service_var=st.service_var,
         lognormal=st.lognormal,
+        out_cap=st.out_cap,
         slot_scv=st.slot_scv,
         first_at=st.first_at,
         first_full=st.first_full,

@@ -105,7 +105,7 @@ class AccurateBlock:
     spread: F  # (C,) σ: relative s.d. of the full batch's iteration from its members' KV
     skew: F  # (C,) that iteration's skewness over compositions
     persist: F  # (C,) κ: the queue's window over the composition's time, times (1 − √ρ)²
-    own_kv: F  # (C,) factor on the service SCV at N from the request's own KV tokens (≥ 1)
+    kv_work: F  # (C,) factor on the service SCV at N from the KV a request brings the batch (≥ 1)
     #: (C, J) G2's composition as shot noise per output-length node (:func:`._accurate_spread.
     #: episodes`): a member's relative extra cost per iteration, its stay, its joining rate
     ep_y: F
@@ -114,6 +114,7 @@ class AccurateBlock:
     ep_v: F  # (C,) the input lengths' relative variance and third moment in that cost
     ep_m3: F
     lognormal: NDArray[np.bool_]  # (C,) output lengths lognormal (else gamma: exponential, fixed)
+    out_cap: F  # (C,) the most output tokens over their mean (outTokensMax; NaN: no cap)
     #: (C, B): the part of the first-token time (column n) that the request's own input makes
     #: (G1 δ·L̄, G2 (β+γ)·L̄, G3 its nc chunk iterations), which varies with its input length
     pre_part: F
@@ -226,6 +227,7 @@ class BlockState:
     decode_part: F  # mean of the service's length-dependent part (out · ITL)
     service_var: F  # variance of the service time
     lognormal: NDArray[np.bool_]  # the service's length part is lognormal (else gamma)
+    out_cap: F  # ... and at most this many times its mean (the output's cap; NaN: no cap)
     #: N = 1: the service's SCV c_s² (a queued request waits for whole services); NaN for N > 1
     #: (the queue moves at a full batch's departures, taken at their mean)
     slot_scv: F
@@ -298,7 +300,7 @@ def evaluate(blk: AccurateBlock, lam: F, *, detail: bool = True) -> BlockState:
     # the queue within n ≥ N: geometric with the mean-matched ratio r'
     # the service's SCV: the output length's, and the own prompt's where input lengths vary
     own_in_var = np.einsum("ij,ij->i", blk.in_w, blk.in_shift**2)
-    cs2 = blk.scv * blk.own_kv * (blk.out_tokens * it_n) ** 2 + own_in_var
+    cs2 = blk.scv * blk.kv_work * (blk.out_tokens * it_n) ** 2 + own_in_var
     cs2 = cs2 / tau_n**2
     log_r2 = matched_log_ratio(log_r, queue_factor(cs2, log_r, n))
     mean_j, top = truncated_geometric(log_r2, m_tail)
@@ -326,13 +328,13 @@ def evaluate(blk: AccurateBlock, lam: F, *, detail: bool = True) -> BlockState:
     utilization = 1.0 - e0 * inv
     # N = 1: the queue is M/G/1/K, solved exactly (:mod:`._accurate_single`) for a service of
     # the lengths' family, but where the service is exponential (the geometric queue is M/M/1/K
-    # itself) and where it is not of that family: G2's own KV makes it quadratic in the length
-    # (own_kv > 1). The geometric queue's rate stays the shape of the queued wait's distribution
-    family = blk.own_kv <= 1.0 + 1e-9
+    # itself) and where it is not of that family: G2's KV makes it quadratic in the length
+    # (kv_work > 1). The geometric queue's rate stays the shape of the queued wait's distribution
+    family = blk.kv_work <= 1.0 + 1e-9
     one = np.flatnonzero((n == 1) & family & (blk.lognormal | (np.abs(cs2 - 1.0) > 1e-9)))
     if one.size:
         at, p0, p_k, lq1 = single_queue(
-            lam[one], tau_n[one], cs2[one], blk.lognormal[one], m_tail[one]
+            lam[one], tau_n[one], cs2[one], blk.lognormal[one], m_tail[one], blk.out_cap[one]
         )
         i = one[at]
         accept1 = 1.0 - p_k
@@ -400,6 +402,7 @@ def evaluate(blk: AccurateBlock, lam: F, *, detail: bool = True) -> BlockState:
         decode_part=np.minimum(d_part, service),
         service_var=service_var,
         lognormal=blk.lognormal,
+        out_cap=blk.out_cap,
         slot_scv=np.where(n == 1, cs2, np.nan),
         first_at=first_at,
         first_full=first_at[rows, last],

@@ -22,7 +22,7 @@ from ._kinds import KindArrays
 
 F = NDArray[np.float64]
 
-__all__ = ["BIN_EDGES", "g3_chunks_over_inputs", "g3_own_nodes", "input_nodes"]
+__all__ = ["BIN_EDGES", "LOW_EDGES", "g3_chunks_over_inputs", "g3_own_nodes", "input_nodes"]
 
 #: the bins' edges in probability: tenths, then finer towards the 99.5th percentile
 BIN_EDGES = np.array(
@@ -124,8 +124,7 @@ def g3_own_nodes(
     w: F,
     chunks: tuple[F, F, F],
     mean: tuple[F, F, F],
-    out_scv: F,
-    out_logn: NDArray[np.bool_],
+    out_nodes: tuple[F, F],
 ) -> tuple[F, F, F, F, F]:
     """G3: the nodes of a request's own (prompt, output length), re-binned to the input nodes'
     bins by the time they add to its first token: (x, the relative chunk count at b = 1 and at
@@ -137,11 +136,12 @@ def g3_own_nodes(
     than the batch's mean member's (δ̄, length-biased, what the iteration time takes): a short
     output carries its prompt's whole prefill cost over few iterations. ``chunks``: per input
     node its chunk count at b = 1 and at b = N and its prefill work at N; ``mean``: the mean
-    chunk count at b = 1 and at N and δ̄."""
+    chunk count at b = 1 and at N and δ̄; ``out_nodes``: the output lengths' nodes and weights
+    (o/m − 1 on :data:`LOW_EDGES`'s bins)."""
     at_1, at_n, pre_n = chunks
     nc_1, nc_n, d_bar = mean
     m, big_l = p.out_tokens[:, None], p.in_tokens[:, None]
-    y, wy = input_nodes(out_scv, out_logn, LOW_EDGES)
+    y, wy = out_nodes
     c = x.shape[0]
     # every (input node j, output node k), flattened j-major: (C, J·K)
     rep = (np.repeat(v, y.shape[1], axis=1) for v in (x, w, at_1, at_n, pre_n))

@@ -52,7 +52,7 @@ def queue_at(blk: core.AccurateBlock, rows: Idx, lam: F) -> tuple[F, F, F, F]:
         it_n, tau_n = core.at_full(blk, rows)
         log_mu_n = np.log(blk.n_batch[rows] / tau_n)
     own_in_var = np.einsum("ij,ij->i", blk.in_w[rows], blk.in_shift[rows] ** 2)
-    cs2 = blk.scv[rows] * blk.own_kv[rows] * (blk.out_tokens[rows] * it_n) ** 2 + own_in_var
+    cs2 = blk.scv[rows] * blk.kv_work[rows] * (blk.out_tokens[rows] * it_n) ** 2 + own_in_var
     cs2 = cs2 / tau_n**2
     log_r = np.log(lam) - log_mu_n[:, None]
     # Σ_{n<N} p(n)/p(N − 1), a chunk of rows of similar N at a time

@@ -31,6 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._accurate_inputs import input_nodes
+from ._lengths_capped import capped_nodes
 
 F = NDArray[np.float64]
 Idx = NDArray[np.intp]
@@ -56,11 +57,12 @@ EDGES = np.concatenate(
 
 
 def single_queue(
-    lam: F, tau: F, cs2: F, lognormal: NDArray[np.bool_], room: F
+    lam: F, tau: F, cs2: F, lognormal: NDArray[np.bool_], room: F, cap: F | None = None
 ) -> tuple[Idx, F, F, F]:
     """The exact M/G/1/K of the rows it applies to: (their indices, p₀ the time-average chance
     the replica is empty, p_K the blocking, L_q the time-average number queued). ``lam`` (/ms),
-    ``tau`` the mean service (ms), ``cs2`` its SCV, ``room`` M = K − 1, all (C,)."""
+    ``tau`` the mean service (ms), ``cs2`` its SCV, ``room`` M = K − 1, all (C,); ``cap``: the
+    most output tokens over their mean (NaN or None: no cap), the service capped alike."""
     rho = lam * tau
     ok = (room >= 1) & (room <= MAX_ROOM) & (rho > 0) & (rho <= MAX_RHO) & np.isfinite(cs2)
     idx = np.flatnonzero(ok)
@@ -69,7 +71,11 @@ def single_queue(
         return idx, empty, empty, empty
     m = room[idx].astype(np.intp)
     width = int(m.max())
-    nodes, w = input_nodes(np.maximum(cs2[idx], 0.0), lognormal[idx], EDGES)
+    scv = np.maximum(cs2[idx], 0.0)
+    if cap is None:
+        nodes, w = input_nodes(scv, lognormal[idx], EDGES)
+    else:
+        nodes, w = capped_nodes(scv, lognormal[idx], cap[idx], EDGES)
     x = np.maximum(rho[idx, None] * (1.0 + nodes), 1e-300)  # λ·S at each node, (R, J)
     k = np.arange(width + 1, dtype=np.float64)
     # Poisson(k; x) in logs, summed over the nodes: (R, width + 1)

@@ -2,7 +2,7 @@
 point for :mod:`._accurate_composition` and the queue factor (``docs/model.md``, "Accurate mode",
 item 3). :func:`composition` takes output lengths from the gamma family of their mean and SCV
 (fixed for c² = 0, exponential for c² = 1) for the moments it needs beyond the second (the
-spread with no window, which says whether a row has one, and the own-KV factor);
+spread with no window, which says whether a row has one, and the work factor);
 :func:`episodes` and :func:`window_cumulants`, the spread the queue feels, take them in their
 told family (gamma or lognormal) at nodes of their distribution.
 """
@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 
 from ._accurate_inputs import input_nodes
 from ._kinds import KindArrays
+from ._lengths_capped import capped_nodes
 
 F = NDArray[np.float64]
 
@@ -51,20 +52,24 @@ def composition(
     in_lognormal: NDArray[np.bool_] | None = None,
 ) -> tuple[F, F, F, F]:
     """G2: how the full batch's speed depends on which requests are in it (``docs/model.md``,
-    "Accurate mode", item 3): (σ, skewness, κ, own-KV factor).
+    "Accurate mode", item 3): (σ, skewness, κ, work factor).
 
     Each member adds γ·(in + o/2) to every iteration for its o + 1 iterations, and members are
     length-biased (E_b[o^k] = E[o^(k+1)]/E[o]). Over the N − 1 others (a request's own length is
     its service's variance) the iteration D(N) has the relative s.d. σ = ½γ·√((N − 1)·Var_b(o))/D(N)
     and the skewness of Var_b's distribution over √(N − 1). The sum's autocorrelation decays as
     its members leave: T = E[w²·I²] / (2·E[w²·I]) iterations, w = in + o/2, I = o + 1;
-    κ = I / (2·N·T). The request's own KV makes its service at N
-    S(o) = (o + 1)·(a + ½γ·o), a = D(N) − ½γ·E_b[o]: the factor is SCV(S) over SCV(o + 1).
+    κ = I / (2·N·T). The work factor: a member's KV slows each of the N members' iterations
+    for as long as it stays, so the queue above a full batch, which empties as the batch's work
+    is done, sees a request bring the work S(o) = (o + 1)·(a + N·½γ·o),
+    a = D(N) − N·½γ·E_b[o] (N times its share of each iteration, D(N)/N + ½γ·(o − E_b[o]),
+    over its o + 1 iterations; the mean is (o + 1)·D(N)'s): the factor is SCV(S) over
+    SCV(o + 1). At N = 1 it is the request's own KV alone.
 
     Input lengths that vary (``in_scv``, independent of the output's) add their variance and
     third moment to each member's w (members are not biased in their input).
 
-    The queue uses σ (whether a row has a spread at all) and the own-KV factor; the spread it
+    The queue uses σ (whether a row has a spread at all) and the work factor; the spread it
     feels is :func:`window_cumulants`'. The skewness and κ are the one-correlation-time form it
     used before, which ``tests/model/test_accurate_nodes.py``'s pinned values still take."""
     m, big_l, gamma = p.out_tokens, p.in_tokens, p.gamma
@@ -95,16 +100,17 @@ def composition(
     w2i2 = w2i2 + (big_l + 0.5) * e[3] + 0.25 * e[4]
     t_corr = w2i2 / np.maximum(2.0 * w2i, 1e-300)
     kappa = (m + 1.0) / np.maximum(2.0 * n * t_corr, 1e-300)
-    # S = c0 + c1·o + c2·o²
-    a = np.maximum(d_full - 0.5 * gamma * b1, 1e-12)
-    c = (a, a + 0.5 * gamma, 0.5 * gamma)
+    # the work a request brings to the full batch, S = c0 + c1·o + c2·o²
+    kv = 0.5 * gamma * np.maximum(n, 1.0)
+    a = np.maximum(d_full - kv * b1, 1e-12)
+    c = (a, a + kv, kv)
     mean_s = sum(ci * e[i] for i, ci in enumerate(c))
     second = sum(ci * cj * e[i + j] for i, ci in enumerate(c) for j, cj in enumerate(c))
     scv_s = np.maximum(second / mean_s**2 - 1.0, 0.0)
     scv_i = scv * (m / (m + 1.0)) ** 2  # SCV of o + 1
-    own = np.where(scv_i > 1e-12, scv_s / np.maximum(scv_i, 1e-300), 1.0)
+    work = np.where(scv_i > 1e-12, scv_s / np.maximum(scv_i, 1e-300), 1.0)
     sigma = np.where(np.isfinite(sigma), sigma, 0.0)
-    return sigma, np.nan_to_num(skew), kappa, np.maximum(np.nan_to_num(own, nan=1.0), 1.0)
+    return sigma, np.nan_to_num(skew), kappa, np.maximum(np.nan_to_num(work, nan=1.0), 1.0)
 
 
 #: the output lengths' bins for :func:`episodes`, in probability: the long requests whose
@@ -131,15 +137,20 @@ def episodes(
     d_full: F,
     in_scv: F,
     in_lognormal: NDArray[np.bool_],
+    cap: F | None = None,
 ) -> tuple[F, F, F, F, F]:
     """G2: the batch's composition as shot noise, per output-length node j:
     (y_j, I_j, r_j, v, μ₃) with y_j = γ·(o_j/2 − E_b[o]/2)/D(N) a member's relative extra cost
     per iteration, I_j = o_j + 1 its stay in iterations, r_j = (N − 1)/E[I]·P_j the rate at which
     such members join the N − 1 others per iteration, and the input lengths' relative variance
     v = γ²·Var(in)/D² and third moment μ₃ (independent of the output's; a member's input stays
-    as long as its output)."""
+    as long as its output). ``cap``: the most output tokens over their mean (NaN or None: no
+    cap), the lengths then served capped with the told mean and SCV (:mod:`._lengths_capped`)."""
     m, gamma = p.out_tokens, p.gamma
-    x, w = input_nodes(scv, lognormal, EPISODE_EDGES)
+    if cap is None:
+        x, w = input_nodes(scv, lognormal, EPISODE_EDGES)
+    else:
+        x, w = capped_nodes(scv, lognormal, cap, EPISODE_EDGES)
     o = m[:, None] * (1.0 + x)
     stay = o + 1.0
     biased = w * stay / (m + 1.0)[:, None]

@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._accurate_core import BlockState
+from ._lengths_capped import capped_parameters
 
 F = NDArray[np.float64]
 
@@ -206,19 +207,46 @@ def _lognormal_sf(m: F, s: F, u: F) -> F:
     return out
 
 
-def _family_sf(logn: NDArray[np.bool_], mean: F, var: F, u: F) -> F:
+def _family_sf(logn: NDArray[np.bool_], mean: F, var: F, u: F, cap: F | None = None) -> F:
     """P(G > u), G gamma or (``logn``, per row) lognormal of ``mean`` and ``var`` (all of one
-    shape, or (C, X) with ``logn`` (C,))."""
+    shape, or (C, X) with ``logn`` (C,)); with ``cap`` ((C,), NaN: none) the rows' G is
+    min(X, cap·mean), X of the family with which it has that mean and variance
+    (:func:`._lengths_capped.capped_parameters`): the service's length part ends where the
+    output's cap does."""
     k = mean**2 / var
     theta = var / mean
     rows = logn if logn.ndim == mean.ndim else logn[:, None]
     gam = _gamma_sf(k, theta, u)
-    if not logn.any():
-        return gam
-    s2 = np.log1p(var / mean**2)
-    m = np.log(mean) - 0.5 * s2
-    out: F = np.where(rows, _lognormal_sf(m, np.sqrt(s2), u), gam)
-    return out
+    out: F = gam
+    if logn.any():
+        s2 = np.log1p(var / mean**2)
+        m = np.log(mean) - 0.5 * s2
+        out = np.where(rows, _lognormal_sf(m, np.sqrt(s2), u), gam)
+    if cap is None or not np.isfinite(cap).any():
+        return out
+    return _capped_sf(logn, mean, var, u, cap, out)
+
+
+def _capped_sf(logn: NDArray[np.bool_], mean: F, var: F, u: F, cap: F, out: F) -> F:
+    """:func:`_family_sf` of the rows with a cap (``out``: the uncapped, for the others)."""
+    col = mean.ndim > logn.ndim
+    idx = np.flatnonzero(np.isfinite(cap))
+    mean_i, var_i, u_i = mean[idx], var[idx], u[idx]
+    rel = u_i / mean_i  # G/mean: X's units (mean 1 served)
+    scv = var_i / mean_i**2
+    kappa = cap[idx, None] if col else cap[idx]
+    logn_i = np.broadcast_to(logn[idx, None] if col else logn[idx], scv.shape)
+    shape = scv.shape
+    a, b, _ = capped_parameters(scv.ravel(), np.broadcast_to(kappa, shape).ravel(), logn_i.ravel())
+    a, b = a.reshape(shape), b.reshape(shape)
+    sf = np.where(
+        logn_i,
+        _lognormal_sf(a, np.exp(b), rel),
+        _gamma_sf(np.exp(a), np.exp(b), rel),
+    )
+    res = out.copy()
+    res[idx] = np.where(rel >= kappa, 0.0, sf)
+    return res
 
 
 def response_survival(st: BlockState, t: F) -> F:
@@ -230,9 +258,10 @@ def response_survival(st: BlockState, t: F) -> F:
     logn, mean_c, var_c = st.lognormal, mean_g[:, None], var_g[:, None]
     s0 = st.service - mean_g
     u = t - s0
-    out = st.p_empty * _family_sf(logn, mean_g, var_g, u)
+    cap = st.out_cap
+    out = st.p_empty * _family_sf(logn, mean_g, var_g, u, cap)
     half = 0.5 * st.iteration
-    room = (st.room * _family_sf(logn, mean_c, var_c, u[:, None] - half)).sum(axis=1)
+    room = (st.room * _family_sf(logn, mean_c, var_c, u[:, None] - half, cap)).sum(axis=1)
     # each part's queued wait at equal-probability nodes of its distribution
     parts = st.part_p.shape[1]
     nodes = -(-_NODES // parts)
@@ -244,7 +273,7 @@ def response_survival(st: BlockState, t: F) -> F:
         rate, room_q = st.part_rate[:, j, None], st.queue_room[:, None]
         scale = _queue_scale(st.part_rate[:, j], st.queue_room, st.part_mean[:, j])
         wq = scale[:, None] * _trunc_ppf(rate, room_q, p[None, :])
-        part = _family_sf(logn, mean_c, var_c, u[:, None] - wq).mean(axis=1)
+        part = _family_sf(logn, mean_c, var_c, u[:, None] - wq, cap).mean(axis=1)
         if one.size:  # N = 1: the wait's places and the service summed by moments
             i = one
             means, variances = _places(

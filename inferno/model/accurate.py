@@ -139,13 +139,15 @@ class AccuratePoints(OperatingPoints):
         out_dist: Sequence[str | None] | None = None,
         in_cv: Sequence[float | None] | None = None,
         in_dist: Sequence[str | None] | None = None,
+        out_max: Sequence[float | None] | None = None,
         batch: Sequence[int | None] | None = None,
         max_queue: Sequence[int | None] | None = None,
         queue_factor: float | None = None,
     ) -> AccuratePoints:
         """Points from profile objects, as :meth:`OperatingPoints.of`, with each request shape's
         output-length coefficient of variation (None: :data:`DEFAULT_OUT_CV`) and family (one of
-        :data:`LENGTH_FAMILIES`; None: gamma), and its input lengths' (None: fixed)."""
+        :data:`LENGTH_FAMILIES`; None: gamma), its input lengths' (None: fixed), and the most
+        output tokens a request gets (None: no cap)."""
         prof, in_tokens, out_tokens = arrays_of(profiles, tokens)
         return cls.build_accurate(
             prof,
@@ -155,6 +157,7 @@ class AccuratePoints(OperatingPoints):
             out_lognormal=None if out_dist is None else lognormal_mask(out_dist),
             in_cv=optional_array(in_cv),
             in_lognormal=None if in_dist is None else lognormal_mask(in_dist),
+            out_max=optional_array(out_max),
             batch=optional_array(batch),
             max_queue=optional_array(max_queue),
             queue_factor=queue_factor,
@@ -171,6 +174,7 @@ class AccuratePoints(OperatingPoints):
         out_lognormal: NDArray[np.bool_] | None = None,
         in_cv: F | None = None,
         in_lognormal: NDArray[np.bool_] | None = None,
+        out_max: F | None = None,
         batch: F | None = None,
         max_queue: F | None = None,
         queue_factor: float | None = None,
@@ -178,7 +182,9 @@ class AccuratePoints(OperatingPoints):
         """Points from arrays of shape (C,), as :meth:`OperatingPoints.build`; ``out_cv`` is the
         output-length coefficient of variation per point (NaN: :data:`DEFAULT_OUT_CV`) and
         ``out_lognormal`` whether the lengths are lognormal (else gamma; None: none is);
-        ``in_cv``, ``in_lognormal`` the same of the input lengths (None or NaN: fixed)."""
+        ``in_cv``, ``in_lognormal`` the same of the input lengths (None or NaN: fixed);
+        ``out_max`` the most output tokens a request gets (None or NaN: no cap): the lengths are
+        then served capped, with the told mean and CV (:mod:`._lengths_capped`)."""
         base = OperatingPoints.build(
             prof, in_tokens, out_tokens, batch=batch, max_queue=max_queue, queue_factor=queue_factor
         )
@@ -189,6 +195,9 @@ class AccuratePoints(OperatingPoints):
         in_v = np.zeros(c) if in_cv is None else np.asarray(in_cv, dtype=float)
         in_v = np.where(np.isfinite(in_v), np.maximum(in_v, 0.0), 0.0)
         in_ln = np.zeros(c, dtype=bool) if in_lognormal is None else np.asarray(in_lognormal, bool)
+        cap = np.full(c, np.nan) if out_max is None else np.asarray(out_max, dtype=float)
+        told = np.isfinite(cap) & (cap > 0)
+        cap = np.where(told, cap, np.nan) / np.maximum(out_tokens, 1e-300)  # over the mean
         n = base.n_batch
         tail = base.n_max - n
         mu_n = base.mu_n.copy()
@@ -211,7 +220,14 @@ class AccuratePoints(OperatingPoints):
                     out_tokens[idx],
                 )
                 blk = make_block(
-                    params, n[idx], tail[idx], cv[idx] ** 2, logn[idx], in_v[idx] ** 2, in_ln[idx]
+                    params,
+                    n[idx],
+                    tail[idx],
+                    cv[idx] ** 2,
+                    logn[idx],
+                    in_v[idx] ** 2,
+                    in_ln[idx],
+                    out_cap=cap[idx],
                 )
                 blocks.append((idx, blk))
                 mu_n[idx] = core.capacity(blk)
@@ -356,14 +372,15 @@ def build_points(
     out_lognormal: NDArray[np.bool_] | None = None,
     in_cv: F | None = None,
     in_lognormal: NDArray[np.bool_] | None = None,
+    out_max: F | None = None,
     batch: F | None = None,
     max_queue: F | None = None,
     queue_factor: float | None = None,
     widths: F | None = None,
 ) -> OperatingPoints:
     """Operating points of the chosen model (``"inferno"``: the chain; ``"accurate"``, with the
-    output and input lengths' CV and family per point). ``widths``: the chain's block widths
-    (:meth:`OperatingPoints.build`; the chain only)."""
+    output and input lengths' CV and family per point, and the output's cap). ``widths``: the
+    chain's block widths (:meth:`OperatingPoints.build`; the chain only)."""
     if widths is not None and model != "inferno":
         raise ValueError(f"block widths are the chain model's, not {model!r}'s")
     if model == "accurate":
@@ -375,6 +392,7 @@ def build_points(
             out_lognormal=out_lognormal,
             in_cv=in_cv,
             in_lognormal=in_lognormal,
+            out_max=out_max,
             batch=batch,
             max_queue=max_queue,
             queue_factor=queue_factor,

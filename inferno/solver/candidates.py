@@ -201,9 +201,10 @@ def build_candidates(system: System, memo: SizingMemo | None = None) -> Candidat
             [float(s.load.out_tokens_dist == "lognormal") for s in servers],
             _column([s.load.in_tokens_cov for s in servers]),
             [float(s.load.in_tokens_dist == "lognormal") for s in servers],
+            _column([s.load.out_tokens_max for s in servers]),
         ],
         dtype=np.float64,
-    ).reshape(6, len(servers))
+    ).reshape(7, len(servers))
     # the serving decision depends on the demand: never reused
     reuse = memo is not None and not system.optimizer.decide_serving
     key = static_key(system, floats) if reuse else None
@@ -261,6 +262,8 @@ def _static_columns(
     # and its input lengths' (inTokensCOV, inTokensDist; none: fixed)
     in_cv = floats[4][server_idx] if accurate else None
     in_lognormal = floats[5][server_idx] > 0.5 if accurate else None
+    # and the most output tokens a request gets (outTokensMax; none: no cap)
+    out_max = floats[6][server_idx] if accurate else None
     if spec.batch_policy is BatchPolicy.KNEE and server_idx.size:
         free = ~np.isfinite(batch_override)
         if free.any():
@@ -278,6 +281,7 @@ def _static_columns(
                 out_lognormal=None if out_lognormal is None else out_lognormal[sel],
                 in_cv=None if in_cv is None else in_cv[sel],
                 in_lognormal=None if in_lognormal is None else in_lognormal[sel],
+                out_max=None if out_max is None else out_max[sel],
             )
             batch[sel] = np.where(np.isfinite(chosen), chosen, n_memory[sel])
     batch = keep_running_batch(system, server_idx, acc_i, acc_names, prof, out_tok, batch)
@@ -323,6 +327,7 @@ def _static_columns(
         in_cv=in_cv,
         in_lognormal=in_lognormal,
         memo=memo,
+        out_max=out_max,
     )
     looked_up = 0
     if memo is not None and asked is not None:

@@ -146,6 +146,7 @@ def sized_points(
     in_cv: F | None = None,
     in_lognormal: NDArray[np.bool_] | None = None,
     memo: SizingMemo | None = None,
+    out_max: F | None = None,
 ) -> tuple[LazyPoints, Sizing]:
     """The candidates' operating points and their sizing. Candidates that are the same point
     under the same targets (servers of one model and class whose request shapes agree — every
@@ -174,6 +175,7 @@ def sized_points(
                 *([] if out_lognormal is None else [out_lognormal.astype(np.float64)]),
                 *([] if in_cv is None else [in_cv]),
                 *([] if in_lognormal is None else [in_lognormal.astype(np.float64)]),
+                *([] if out_max is None else [out_max]),
             ]
         )
         key = np.where(np.isnan(key), -np.inf, key)  # NaN ≠ NaN; −inf equals itself
@@ -202,6 +204,7 @@ def sized_points(
             out_lognormal=None if out_lognormal is None else out_lognormal[sel],
             in_cv=None if in_cv is None else in_cv[sel],
             in_lognormal=None if in_lognormal is None else in_lognormal[sel],
+            out_max=None if out_max is None else out_max[sel],
             batch=batch[sel],
             max_queue=max_queue[sel],
             queue_factor=queue_factor,

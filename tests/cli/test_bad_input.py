@@ -165,6 +165,11 @@ RATE0 = "servers.0.currentAlloc.load.arrivalRate"
 S0 = "$.servers[0]"
 
 
+def _cv_beyond_the_cap(files: Files) -> None:
+    _set(files["server-data.json"], "servers.1.currentAlloc.load.outTokensCOV", 1.5)
+    _set(files["server-data.json"], "servers.1.currentAlloc.load.outTokensMax", 512)
+
+
 def _limited_without_capacity(files: Files) -> None:
     files.pop("capacity-data.json")
     _set(files["optimizer-data.json"], "optimizer.unlimited", False)
@@ -196,6 +201,12 @@ SYSTEM_VALUES = [
      "unknown output-length family 'weibull'; expected one of gamma, lognormal"),
     ("out-tokens-dist-number", "server-data.json", "servers.1.currentAlloc.load.outTokensDist",
      1.5, "$.servers[1].currentAlloc.load.outTokensDist", "string"),
+    ("out-tokens-max-below-mean", "server-data.json", "servers.1.currentAlloc.load.outTokensMax",
+     1, f"{LOAD1}.outTokensMax", "outTokensMax (1) is below avgOutTokens"),
+    ("out-tokens-max-1e308", "server-data.json", "servers.1.currentAlloc.load.outTokensMax",
+     1e308, f"{LOAD1}.outTokensMax", "<= 1e+07"),
+    ("out-tokens-max-zero", "server-data.json", "servers.1.currentAlloc.load.outTokensMax",
+     0, f"{LOAD1}.outTokensMax", ">= 1"),
     ("in-tokens-dist-unknown", "server-data.json", "servers.1.currentAlloc.load.inTokensDist",
      "pareto", "$.servers[1].currentAlloc.load.inTokensDist",
      "unknown input-length family 'pareto'; expected one of gamma, lognormal"),
@@ -354,6 +365,9 @@ CASES += [
                 "$.servers[1].name", "duplicate server name"),
     system_case("missing-model-file", lambda f: f.pop("model-data.json"),
                 "model-data.json", "required file is missing"),
+    system_case("out-tokens-max-below-cv", _cv_beyond_the_cap, "server-data.json",
+                f"{LOAD1}.outTokensCOV", "(1.5) is more than lengths of mean 256 served at most",
+                "outTokensMax (512) tokens can have (1)"),
     system_case("capacity-missing-when-limited", lambda f: _limited_without_capacity(f),
                 "capacity-data.json", "required file is missing"),
 ]  # fmt: skip
@@ -930,3 +944,38 @@ def test_offer_no_delay_is_read_from_the_optimizer_data_and_the_flag(
     files["optimizer-data.json"]["optimizer"]["offerNoDelay"] = "yes"
     assert main(["optimize", str(write_system(tmp_path / "bad", files))]) == 2
     assert "offerNoDelay" in capsys.readouterr().err
+
+
+def test_the_most_output_tokens_reach_the_accurate_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """outTokensMax: the G2 server's lognormal lengths served capped at 4× their mean; the
+    accurate mode's numbers move (no lengths past the cap slow its batch), the chain's do not,
+    and the solution JSON keeps the cap."""
+    files = base_files()
+    _set(files["server-data.json"], "servers.1.currentAlloc.load.outTokensCOV", 1.5)
+    _set(files["server-data.json"], "servers.1.currentAlloc.load.outTokensDist", "lognormal")
+    outputs = {}
+    for most in (None, 1024):
+        if most is not None:
+            _set(files["server-data.json"], "servers.1.currentAlloc.load.outTokensMax", most)
+        directory = write_system(tmp_path / str(most), files)
+        for model in ("inferno", "accurate"):
+            args = ["optimize", str(directory), "--model", model, "--percentiles"]
+            assert main([*args, "--format", "json"]) == 0
+            outputs[most, model] = json.loads(capsys.readouterr().out)
+    name = files["server-data.json"]["servers"][1]["name"]
+
+    def alloc(most: int | None, model: str) -> dict[str, Any]:
+        out: dict[str, Any] = outputs[most, model]["allocations"][name]
+        return out
+
+    assert alloc(1024, "inferno") == {
+        **alloc(None, "inferno"),
+        "load": alloc(1024, "inferno")["load"],
+    }
+    assert alloc(1024, "accurate") != {
+        **alloc(None, "accurate"),
+        "load": alloc(1024, "accurate")["load"],
+    }
+    assert alloc(1024, "accurate")["load"]["outTokensMax"] == 1024

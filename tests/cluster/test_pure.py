@@ -104,6 +104,9 @@ def test_defaults_server_name_and_class() -> None:
         ({}, {L.MODE: "yolo"}, L.MODE),
         ({}, {L.CONTAINER: "nope"}, L.CONTAINER),
         ({L.ALLOC_MAX_BATCH: "x"}, {}, L.ALLOC_MAX_BATCH),
+        ({}, {L.MAX_OUTPUT_TOKENS: "0"}, L.MAX_OUTPUT_TOKENS),
+        ({}, {L.MAX_OUTPUT_TOKENS: "1e308"}, L.MAX_OUTPUT_TOKENS),
+        ({}, {L.MAX_OUTPUT_TOKENS: "10000001"}, L.MAX_OUTPUT_TOKENS),
     ],
 )
 def test_bad_labels_name_the_deployment_and_the_key(
@@ -125,6 +128,32 @@ def test_server_row_prefers_measured_load() -> None:
         "avgInTokens": 10,
         "avgOutTokens": 20,
     }
+
+
+def test_the_max_output_tokens_annotation_caps_the_rows_lengths(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from inferno.system import Load
+
+    d = parse_deployment(deployment(annotations={L.MAX_OUTPUT_TOKENS: "8192"}))
+    assert d.max_output_tokens == 8192
+    assert server_row(d, None)["currentAlloc"]["load"]["outTokensMax"] == 8192
+    assert "outTokensMax" not in server_row(parse_deployment(deployment()), None)["currentAlloc"]
+    # measured lengths longer on average than the cap, or more varied than it allows, contradict
+    # it: left out, with a warning
+    for load in (Load(300.0, 10, 9000.0), Load(300.0, 10, 2048.0, out_tokens_cov=2.0)):
+        caplog.clear()
+        row = server_row(d, load)
+        assert "outTokensMax" not in row["currentAlloc"]["load"]
+        assert L.MAX_OUTPUT_TOKENS in caplog.text and "servers/dep1" in caplog.text
+    row = server_row(d, Load(300.0, 10, 2048.0, out_tokens_cov=1.5))
+    assert row["currentAlloc"]["load"]["outTokensMax"] == 8192
+
+
+def test_the_annotations_bound_is_the_datas() -> None:
+    from inferno.data.limits import MAX_TOKENS
+
+    assert L.MAX_OUTPUT_TOKENS_LIMIT == MAX_TOKENS
 
 
 GOOD = {"priority": 1, "models": [{"model": "llama_7b", "itlMs": 40, "ttwMs": 500}]}

@@ -94,6 +94,8 @@ def random_row(rng: random.Random) -> dict[str, Any]:
         load["outTokensDist"] = rng.choice(["gamma", "lognormal", "weibull", 3, None])
     if rng.random() < 0.1:
         load["inTokensDist"] = rng.choice(["gamma", "lognormal", "pareto", 3, None])
+    if rng.random() < 0.1:  # below, at or above the mean, not a number, below 1
+        load["outTokensMax"] = rng.choice([5, 8192, 8192.5, 1e8, "x", 0.5, None])
     return row
 
 

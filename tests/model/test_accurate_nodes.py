@@ -8,10 +8,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from inferno.model import _accurate_build as build
 from inferno.model import _accurate_composition as composition
 from inferno.model import _accurate_core as core
 from inferno.model import _accurate_nodes as nodes
+from inferno.model import _accurate_spread as spread
 from inferno.model._accurate_queue import queue_factor
+from inferno.model._kinds import KindArrays
 from inferno.model.accurate import AccuratePoints
 from inferno.model.profiles import G2Profile, Tokens
 from inferno.model.sizing import SloArrays, size
@@ -142,6 +145,15 @@ def _cornish_fisher(skew: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return z, np.broadcast_to(w / w.sum(), z.shape)
 
 
+def _own_kv_only(
+    p: KindArrays, n: np.ndarray, *args: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The service SCV's factor the pinned values were computed with: the request's own KV
+    alone at every N, S(o) = (o + 1)(a + ½γo) (now the work it brings the batch, N·½γo)."""
+    sigma, skew, kappa, _ = spread.composition(p, n, *args)
+    return sigma, skew, kappa, spread.composition(p, np.ones_like(n), *args)[3]
+
+
 def test_the_values_before_the_nodes_were_evaluated_together_hold(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -149,6 +161,7 @@ def test_the_values_before_the_nodes_were_evaluated_together_hold(
         monkeypatch.setattr(module, "queue_factor", _allen_cunneen_above_one)
     monkeypatch.setattr(composition, "effective_composition", _one_correlation_time)
     monkeypatch.setattr(composition, "skewed_nodes", _cornish_fisher)
+    monkeypatch.setattr(build, "composition", _own_kv_only)
     pts = _points()
     lam = np.array(RATES)
     m = pts.metrics(lam, wait_beyond=np.full(len(ROWS), 5000.0))
