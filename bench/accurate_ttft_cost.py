@@ -4,6 +4,10 @@
 varying output lengths (CV 1) and varying prompts too (CV 1). Rows with varying lengths are a
 mixture over 17 nodes of the request's own lengths (docs/model.md, "Accurate mode" item 6).
 
+A second table: what a cap on the output lengths (``outTokensMax``, item 7) costs the build and
+the latency's 95th percentile (``latency_quantiles``) of G2 points with lognormal outputs of CV
+1.5: the capped family's parameters are solved per evaluation of the service's tail.
+
 Usage::
 
     python bench/accurate_ttft_cost.py [--points 1000] [--repeat 3]
@@ -18,7 +22,7 @@ import numpy as np
 
 from inferno.model.accurate import AccuratePoints
 from inferno.model.profiles import G2Profile, G3Profile, Profile, Tokens
-from inferno.model.quantiles import ttft_quantiles
+from inferno.model.quantiles import latency_quantiles, ttft_quantiles
 
 KINDS: tuple[tuple[str, Profile, Tokens], ...] = (
     ("G2", G2Profile(12.0, 0.05, 5e-4, 32), Tokens(512, 128)),
@@ -54,6 +58,30 @@ def main() -> None:
                 build.append(t1 - t0)
                 ttft.append(t2 - t1)
             print(f"| {kind} | {label} | {min(build):.3f} | {min(ttft):.3f} |")
+    print()
+    print(f"| G2, lognormal outputs CV 1.5 | build {n} points, s | latency p95 of {n} points, s |")
+    print("|---|---|---|")
+    profile, tokens = KINDS[0][1], Tokens(128, 512)
+    for cap in (None, 8192.0, 2048.0):
+        build, lat = [], []
+        for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            pts = AccuratePoints.of_accurate(
+                [profile] * n,
+                [tokens] * n,
+                out_cv=[1.5] * n,
+                out_dist=["lognormal"] * n,
+                out_max=[cap] * n,
+                batch=[32] * n,
+            )
+            t1 = time.perf_counter()
+            q = latency_quantiles(pts, 0.5 * pts.mu_n, [0.95])
+            t2 = time.perf_counter()
+            assert np.isfinite(q).all()
+            build.append(t1 - t0)
+            lat.append(t2 - t1)
+        label = "no cap" if cap is None else f"capped at {cap:,.0f}"
+        print(f"| {label} | {min(build):.3f} | {min(lat):.3f} |")
 
 
 if __name__ == "__main__":

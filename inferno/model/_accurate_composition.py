@@ -98,7 +98,7 @@ def skewed_nodes(skew: F) -> tuple[F, F]:
     i = np.clip(
         np.rint(np.log(k / _K_GRID[0]) / np.log(_K_GRID[1] / _K_GRID[0])), 0, _K_GRID.size - 1
     )
-    i = np.where(np.isfinite(i), i, 0).astype(np.intp)
+    i = i.astype(np.intp)  # finite: k = inf (no skewness) clips to the table's last shape
     normal = k > _K_GRID[-1]
     # nearly normal (skewness below 0.16): Cornish–Fisher's first correction is exact enough
     cf = _NODES + a[:, None] / 6.0 * (_NODES * _NODES - 1.0)
