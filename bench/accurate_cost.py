@@ -26,6 +26,9 @@ Systems:
 - ``g1logn`` / ``g2logn``: ``g1`` / ``g2`` with lognormal output lengths of CV 1.5
   (``outTokensCOV`` 1.5, ``outTokensDist`` lognormal, emulated so: uncapped, so 1 request in
   10⁴ asks for more than 32× the mean). Not in the default ``--systems``.
+- ``g2logn8k``: ``g2logn`` served capped at 8,192 tokens a request (a server's ``max_tokens``):
+  the lognormal of mean 512 and CV 1.5 cut there, the data the served lengths' mean and CV (as a
+  collector measures them, from a seeded sample) and ``outTokensMax`` 8192. Not in the default.
 
 ``--fewer`` also emulates each allocation with one replica fewer: does it still meet its SLOs
 (the slack the model left)?
@@ -72,6 +75,7 @@ MAX_REJECTED = 0.001
 #: mean TTFT targets of the synthetic G1/G2 systems per class (ms)
 TTFT_TARGET = {"Premium": 250.0, "Bronze": 500.0, "Free": 1000.0}
 SYNTH_IN, SYNTH_OUT = 128, 512
+LOGN_CV, LOGN_CAP = 1.5, 8192  # g2logn8k: the lognormal drawn, and where it is cut
 
 
 # --- the systems -------------------------------------------------------------------------------
@@ -86,10 +90,17 @@ def _llm_profile(kind: str, p: G0Profile) -> Profile:
     )
 
 
-def synthetic(base: System, kind: str, cov: float, dist: str | None = None) -> System:
+def synthetic(
+    base: System, kind: str, cov: float, dist: str | None = None, cap: int | None = None
+) -> System:
     """``base`` (samples/large) with its G0 profiles turned into ``kind`` (G1/G2) profiles,
     128/512-token loads of output-length CV ``cov`` (family ``dist``) and mean TTFT targets
-    (module docstring)."""
+    (module docstring); with ``cap``, the lengths served at most that many tokens, the data
+    their served mean and CV and the cap."""
+    out_mean = float(SYNTH_OUT)
+    if cap is not None:
+        x = LogNormal(float(SYNTH_OUT), cov, cap).sample(400_000, np.random.default_rng(0))
+        out_mean, cov = float(x.mean()), float(x.std() / x.mean())
     profiles = []
     for mp in base.profiles:
         if isinstance(mp.profile, G0Profile):
@@ -106,9 +117,10 @@ def synthetic(base: System, kind: str, cov: float, dist: str | None = None) -> S
             load=Load(
                 s.load.arrival_rate,
                 float(SYNTH_IN),
-                float(SYNTH_OUT),
+                out_mean,
                 out_tokens_cov=cov,
                 out_tokens_dist=dist,
+                out_tokens_max=None if cap is None else float(cap),
             ),
         )
         for s in base.servers
@@ -130,6 +142,7 @@ def systems(names: Sequence[str]) -> dict[str, System]:
         "g2exp": lambda: synthetic(base, "G2", 1.0),
         "g1logn": lambda: synthetic(base, "G1", 1.5, "lognormal"),
         "g2logn": lambda: synthetic(base, "G2", 1.5, "lognormal"),
+        "g2logn8k": lambda: synthetic(base, "G2", LOGN_CV, "lognormal", LOGN_CAP),
     }
     unknown = [n for n in names if n not in build]
     if unknown:
@@ -160,7 +173,10 @@ class Job:
 
 
 def lengths(load: Load) -> Lengths:
-    """The output lengths the data states: fixed at the average unless outTokensCOV says."""
+    """The output lengths the data states: fixed at the average unless outTokensCOV says; with
+    outTokensMax, g2logn8k's lognormal cut there (the data holds the served mean and CV)."""
+    if load.out_tokens_max is not None:
+        return LogNormal(float(SYNTH_OUT), LOGN_CV, int(load.out_tokens_max))
     mean = max(1, round(load.out_tokens))
     cov = load.out_tokens_cov
     if cov is None or cov == 0:
