@@ -863,6 +863,19 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
+def _both_models(
+    where: Path, files: Files, capsys: pytest.CaptureFixture[str]
+) -> dict[str, dict[str, Any]]:
+    """The solution JSON (with percentiles) of ``files`` under each model."""
+    directory = write_system(where, files)
+    out = {}
+    for model in ("inferno", "accurate"):
+        args = ["optimize", str(directory), "--model", model, "--percentiles"]
+        assert main([*args, "--format", "json"]) == 0
+        out[model] = json.loads(capsys.readouterr().out)
+    return out
+
+
 def test_the_lengths_family_reaches_the_accurate_percentiles(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -874,11 +887,8 @@ def test_the_lengths_family_reaches_the_accurate_percentiles(
     outputs = {}
     for family in ("gamma", "lognormal"):
         _set(files["server-data.json"], "servers.1.currentAlloc.load.outTokensDist", family)
-        directory = write_system(tmp_path / family, files)
-        for model in ("inferno", "accurate"):
-            args = ["optimize", str(directory), "--model", model, "--percentiles"]
-            assert main([*args, "--format", "json"]) == 0
-            outputs[family, model] = json.loads(capsys.readouterr().out)
+        for model, out in _both_models(tmp_path / family, files, capsys).items():
+            outputs[family, model] = out
     name = files["server-data.json"]["servers"][1]["name"]
 
     def p95(family: str, model: str) -> float:
@@ -900,11 +910,8 @@ def test_the_input_lengths_reach_the_accurate_percentiles(
     for cov in (0.0, 1.5):
         _set(files["server-data.json"], "servers.1.currentAlloc.load.inTokensCOV", cov)
         _set(files["server-data.json"], "servers.1.currentAlloc.load.inTokensDist", "lognormal")
-        directory = write_system(tmp_path / str(cov), files)
-        for model in ("inferno", "accurate"):
-            args = ["optimize", str(directory), "--model", model, "--percentiles"]
-            assert main([*args, "--format", "json"]) == 0
-            outputs[cov, model] = json.loads(capsys.readouterr().out)
+        for model, out in _both_models(tmp_path / str(cov), files, capsys).items():
+            outputs[cov, model] = out
     name = files["server-data.json"]["servers"][1]["name"]
 
     def p95(cov: float, model: str) -> float:
@@ -959,11 +966,8 @@ def test_the_most_output_tokens_reach_the_accurate_model(
     for most in (None, 1024):
         if most is not None:
             _set(files["server-data.json"], "servers.1.currentAlloc.load.outTokensMax", most)
-        directory = write_system(tmp_path / str(most), files)
-        for model in ("inferno", "accurate"):
-            args = ["optimize", str(directory), "--model", model, "--percentiles"]
-            assert main([*args, "--format", "json"]) == 0
-            outputs[most, model] = json.loads(capsys.readouterr().out)
+        for model, out in _both_models(tmp_path / str(most), files, capsys).items():
+            outputs[most, model] = out
     name = files["server-data.json"]["servers"][1]["name"]
 
     def alloc(most: int | None, model: str) -> dict[str, Any]:

@@ -105,38 +105,22 @@ def test_the_worst_g2exp_server_is_close_to_the_emulator() -> None:
     (a wait half the emulator's), with it 0.88, and with it and the work factor 1.16. Its KV
     is most of an iteration's cost (19 members), and the two count some of the same slowing
     (docs/model.md)."""
-    rpm, requests = 22.9, 150_000
-    lam = rpm / MS_PER_MIN
-    spec = ServerSpec(
-        MIXTRAL,
-        Poisson(rpm),
-        batch_size=19,
-        max_queue=190,
-        service="deterministic",
-        input_tokens=Fixed(IN),
-        output_tokens=Exponential(float(OUT)),
-    )
-    sim = Simulation({"s": spec}, seed=29)
-    t_end = requests / lam
-    sim.run_until(1.3 * t_end)
-    rec = sim.records("s")
-    lo, hi = np.searchsorted(rec.arrival, [0.05 * t_end, t_end])
-    ok = (rec.reason[lo:hi] == 0) & np.isfinite(rec.first_token[lo:hi])
-    ttft = float((rec.first_token[lo:hi] - rec.arrival[lo:hi])[ok].mean())
-    model = float(_points(1.0).metrics(np.array([lam])).ttft[0])
+    rpm = 22.9
+    _, ttft = _emulated(MIXTRAL, 19, 190, rpm / MS_PER_MIN, 150_000, seed=29)
+    model = float(_points(1.0).metrics(np.array([rpm / MS_PER_MIN])).ttft[0])
     assert 0.75 < model / ttft < 1.3
 
 
-def _wait_and_model(profile: G2Profile, n: int, rho: float, requests: int, seed: int) -> tuple:
-    """(emulated mean wait, the accurate model's) of one replica at ρ of the chain's μ(N), 512
-    exponential output tokens after 128 input tokens."""
-    chain = OperatingPoints.of([profile], [Tokens(IN, OUT)], batch=[n])
-    lam = rho * float(chain.mu_n[0])
+def _emulated(
+    profile: G2Profile, n: int, room: int, lam: float, requests: int, seed: int
+) -> tuple[float, float]:
+    """(mean wait, mean TTFT) of one emulated replica at ``lam`` (/ms), 512 exponential output
+    tokens after 128 input tokens, deterministic iterations, a 5% warm-up."""
     spec = ServerSpec(
         profile,
         Poisson(lam * MS_PER_MIN),
         batch_size=n,
-        max_queue=int(chain.n_max[0]) - n,
+        max_queue=room,
         service="deterministic",
         input_tokens=Fixed(IN),
         output_tokens=Exponential(float(OUT)),
@@ -146,8 +130,20 @@ def _wait_and_model(profile: G2Profile, n: int, rho: float, requests: int, seed:
     sim.run_until(1.3 * t_end)
     rec = sim.records("s")
     lo, hi = np.searchsorted(rec.arrival, [0.05 * t_end, t_end])
-    ok = (rec.reason[lo:hi] == 0) & np.isfinite(rec.start[lo:hi])
-    wait = float((rec.start[lo:hi] - rec.arrival[lo:hi])[ok].mean())
+    ok = (rec.reason[lo:hi] == 0) & np.isfinite(rec.first_token[lo:hi])
+    arrival = rec.arrival[lo:hi][ok]
+    wait = float((rec.start[lo:hi][ok] - arrival).mean())
+    return wait, float((rec.first_token[lo:hi][ok] - arrival).mean())
+
+
+def _wait_and_model(
+    profile: G2Profile, n: int, rho: float, requests: int, seed: int
+) -> tuple[float, float]:
+    """(emulated mean wait, the accurate model's) of one replica at ρ of the chain's μ(N), 512
+    exponential output tokens after 128 input tokens."""
+    chain = OperatingPoints.of([profile], [Tokens(IN, OUT)], batch=[n])
+    lam = rho * float(chain.mu_n[0])
+    wait, _ = _emulated(profile, n, int(chain.n_max[0]) - n, lam, requests, seed)
     pts = AccuratePoints.of_accurate(
         [profile], [Tokens(IN, OUT)], out_cv=[1.0], batch=[n], max_queue=[int(chain.n_max[0]) - n]
     )

@@ -146,10 +146,16 @@ def _cornish_fisher(skew: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _own_kv_only(
-    p: KindArrays, n: np.ndarray, *args: np.ndarray | None
+    p: KindArrays,
+    n: np.ndarray,
+    scv: np.ndarray,
+    d_full: np.ndarray,
+    in_scv: np.ndarray | None = None,
+    in_lognormal: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The service SCV's factor the pinned values were computed with: the request's own KV
     alone at every N, S(o) = (o + 1)(a + ½γo) (now the work it brings the batch, N·½γo)."""
+    args = (scv, d_full, in_scv, in_lognormal)
     sigma, skew, kappa, _ = spread.composition(p, n, *args)
     return sigma, skew, kappa, spread.composition(p, np.ones_like(n), *args)[3]
 

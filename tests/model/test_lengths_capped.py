@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -89,7 +91,9 @@ def _params() -> KindArrays:
     )
 
 
-def _simulated_variance(cap: float, windows: list[int], iterations: float, seed: int) -> dict:
+def _simulated_variance(
+    cap: float, windows: list[int], iterations: float, seed: int
+) -> dict[str, Any]:
     """The variance of the N − 1 = 7 other members' composition (γ·o/2 / D per iteration for
     o + 1 iterations, each slot refilled at once) averaged over windows, lognormal lengths of
     mean M and CV 1.5 served capped at ``cap``: (served mean, SCV, {window: variance})."""
@@ -124,9 +128,7 @@ def test_the_composition_of_capped_lengths_matches_a_simulated_batch() -> None:
     variance is 2.4–7.6 times the simulated."""
     cap, windows = 2048.0, [1, 1000, 10000]
     sim = _simulated_variance(cap, windows, 2.0e7, 7)
-    p = _params()
-    p = KindArrays(*(getattr(p, f) for f in ("kind", "alpha", "beta", "gamma", "delta")),
-                   p.max_num_tokens, p.in_tokens, np.array([sim["mean"]]))  # fmt: skip
+    p = replace(_params(), out_tokens=np.array([sim["mean"]]))
     args = (p, np.array([8.0]), np.array([sim["scv"]]), np.array([True]), np.array([16.0]))
     zeros = (np.zeros(1), np.zeros(1, dtype=bool))
     told = episodes(*args, *zeros, np.array([cap / sim["mean"]]))
