@@ -26,7 +26,7 @@ CONTAINER = "inferno.server/container"  # the serving container (default: the fi
 # the accurate model's outTokensMax (default: no cap)
 MAX_OUTPUT_TOKENS = "inferno.server/max-output-tokens"
 #: its largest value: the data's bound on a token count (inferno.data.limits.MAX_TOKENS, a
-#: sibling layer; tests/cluster/test_inventory.py keeps the two equal)
+#: sibling layer; tests/cluster/test_pure.py keeps the two equal)
 MAX_OUTPUT_TOKENS_LIMIT = 10_000_000
 
 MANAGED_SELECTOR = f"{MANAGED}=true"
