@@ -5,12 +5,13 @@ varying output lengths (CV 1) and varying prompts too (CV 1). Rows with varying 
 mixture over 17 nodes of the request's own lengths (docs/model.md, "Accurate mode" item 6).
 
 A second table: what a cap on the output lengths (``outTokensMax``, item 7) costs the build and
-the latency's 95th percentile (``latency_quantiles``) of G2 points with lognormal outputs of CV
-1.5: the capped family's parameters are solved per evaluation of the service's tail.
+the latency's 95th percentile (``latency_quantiles``) of ``--distinct`` G2 points (output means
+512, 513, …: the quantile search runs once per distinct point) with lognormal outputs of CV
+1.5. The capped family's parameters are solved once per distinct state and remembered.
 
 Usage::
 
-    python bench/accurate_ttft_cost.py [--points 1000] [--repeat 3]
+    python bench/accurate_ttft_cost.py [--points 1000] [--repeat 3] [--distinct 100]
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--points", type=int, default=1000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--distinct", type=int, default=100)
     args = ap.parse_args()
     n = args.points
     print(f"| kind | lengths | build {n} points, s | TTFT p95 of {n} points, s |")
@@ -59,20 +61,21 @@ def main() -> None:
                 ttft.append(t2 - t1)
             print(f"| {kind} | {label} | {min(build):.3f} | {min(ttft):.3f} |")
     print()
-    print(f"| G2, lognormal outputs CV 1.5 | build {n} points, s | latency p95 of {n} points, s |")
+    d = args.distinct
+    print(f"| G2, lognormal outputs CV 1.5 | build {d} points, s | latency p95 of {d} points, s |")
     print("|---|---|---|")
-    profile, tokens = KINDS[0][1], Tokens(128, 512)
+    profile = KINDS[0][1]
     for cap in (None, 8192.0, 2048.0):
         build, lat = [], []
         for _ in range(args.repeat):
             t0 = time.perf_counter()
             pts = AccuratePoints.of_accurate(
-                [profile] * n,
-                [tokens] * n,
-                out_cv=[1.5] * n,
-                out_dist=["lognormal"] * n,
-                out_max=[cap] * n,
-                batch=[32] * n,
+                [profile] * d,
+                [Tokens(128, 512 + i) for i in range(d)],
+                out_cv=[1.5] * d,
+                out_dist=["lognormal"] * d,
+                out_max=[cap] * d,
+                batch=[32] * d,
             )
             t1 = time.perf_counter()
             q = latency_quantiles(pts, 0.5 * pts.mu_n, [0.95])

@@ -12,6 +12,7 @@ X (uncapped, with the told mean and CV) passes it less than once in 10¹², the 
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -34,6 +35,7 @@ _FAR = 1e-12
 _MOST_SCV = 0.98
 _STEPS = 60  # Newton steps at most (they converge in 5–15)
 _warned = False  # whether a row's failure to converge was logged as a warning yet
+_KEPT = 256  # distinct inputs of capped_parameters remembered
 
 
 def _moments(a: F, b: F, kappa: F, logn: B) -> tuple[F, F, F]:
@@ -75,6 +77,25 @@ def _start(scv: F, logn: B) -> tuple[F, F]:
 
 
 def capped_parameters(scv: F, kappa: F, logn: B) -> tuple[F, F, B]:
+    """:func:`_solve`, remembered for the last :data:`_KEPT` distinct inputs (read-only arrays):
+    the latency's quantile search evaluates one state's tail many times, and each would solve
+    the same rows again."""
+    return _remembered(
+        np.ascontiguousarray(scv, dtype=np.float64).tobytes(),
+        np.ascontiguousarray(kappa, dtype=np.float64).tobytes(),
+        np.ascontiguousarray(logn, dtype=bool).tobytes(),
+    )
+
+
+@functools.lru_cache(maxsize=_KEPT)
+def _remembered(scv: bytes, kappa: bytes, logn: bytes) -> tuple[F, F, B]:
+    out = _solve(np.frombuffer(scv), np.frombuffer(kappa), np.frombuffer(logn, dtype=bool))
+    for v in out:
+        v.flags.writeable = False
+    return out
+
+
+def _solve(scv: F, kappa: F, logn: B) -> tuple[F, F, B]:
     """(a, b, capped): X's parameters (as :func:`_moments`) for which min(X, κ) has mean 1 and
     SCV ``scv``, for rows with c² > 0 and κ > 1; ``capped`` is False where the cap is left out
     (beyond X's 1 − 10⁻¹² quantile uncapped), and there (a, b) are the uncapped ones. The served

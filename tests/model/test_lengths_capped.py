@@ -154,3 +154,14 @@ def test_the_points_take_the_cap_and_a_far_one_changes_nothing() -> None:
     assert wait[1e7] == wait[None]
     # no lengths past the cap to slow the batch for long (measured 886, 88 and 49 ms)
     assert wait[4096.0] < wait[8192.0] < 0.5 * wait[None]
+
+
+def test_a_state_solved_again_is_remembered() -> None:
+    """The latency's quantile search evaluates one state's tail many times: the same rows are
+    solved once, and what is kept cannot be changed by a caller."""
+    args = (np.array([2.0, 1.5]), np.array([16.0, 4.0]), np.array([True, False]))
+    first = capped_parameters(*args)
+    again = capped_parameters(*(a.copy() for a in args))
+    assert all(x is y for x, y in zip(first, again, strict=True))
+    with pytest.raises(ValueError):
+        first[0][0] = 0.0
