@@ -4,11 +4,13 @@ averages the queue over the batch's composition (docs/model.md, "Accurate mode",
 ``bench/solver.py``'s synthetic system of ``--size`` servers (K = 11N) with every G0 profile
 made G2 and 128/512-token loads of output-length CV 1 (``bench/accurate_cost.py``'s ``g2exp``
 conversion), solved with unlimited capacity by each model; the best of ``--repeat`` runs, in
-process.
+process. ``--dist lognormal --cov 1.5`` is the ``g2logn`` conversion, and ``--cap 8192`` with
+it ``g2logn8k`` (lengths served capped, the data their served moments and ``outTokensMax``).
 
 Usage::
 
     python bench/accurate_solve_g2.py [--size 10000] [--repeat 3]
+        [--dist lognormal] [--cov 1.5] [--cap 8192]
 """
 
 from __future__ import annotations
@@ -33,9 +35,14 @@ def main() -> int:
     )
     ap.add_argument("--size", type=int, default=10_000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--dist", choices=("gamma", "lognormal"), default=None)
+    ap.add_argument("--cov", type=float, default=1.0, help="output lengths' CV")
+    ap.add_argument("--cap", type=int, default=None, help="outTokensMax")
     args = ap.parse_args()
     base = load_system(accurate_cost.SAMPLE)
-    system = accurate_cost.synthetic(solver_bench.synthetic(base, args.size, 0, 10.0), "G2", 1.0)
+    system = accurate_cost.synthetic(
+        solver_bench.synthetic(base, args.size, 0, 10.0), "G2", args.cov, args.dist, args.cap
+    )
     best: dict[str, float] = {}
     for model in ("inferno", "accurate"):
         one = accurate_cost.with_model(system, model)

@@ -28,6 +28,7 @@ from . import _accurate_nodes as nodes
 from ._accurate_spread import window_cumulants
 
 F = NDArray[np.float64]
+Idx = NDArray[np.intp]
 
 __all__ = ["evaluate"]
 
@@ -37,9 +38,11 @@ _NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(7)
 _WEIGHTS = _WEIGHTS / _WEIGHTS.sum()
 #: the slowest and fastest speed a node may take (beyond 1.5 a node is overloaded anyway)
 _SPEED_RANGE = (0.5, 1.5)
-#: P(queue) + P(blocked) below which a row is left as the chain has it (the composition's
-#: effect on the queue is a fraction of a queue that is not there)
-_CONGESTED = 1e-6
+#: P(queue) + P(blocked) of a row's slowest composition below which the row keeps the central
+#: chain's numbers (:func:`_queueing`)
+_NEGLIGIBLE = 1e-12
+#: ... and the central chain's at or above which the slowest composition's is surely above it
+_SURE = 1e-3
 
 
 def window_variance(x: F) -> F:
@@ -61,9 +64,9 @@ def effective_spread(blk: core.AccurateBlock, lam: F) -> F:
     return out
 
 
-#: the translated gamma's shapes k = 4/skew² tabulated (log-spaced, ratio 1.03); beyond the
-#: last (skewness below 0.16), Cornish–Fisher's nodes
-_K_GRID = np.geomspace(0.02, 150.0, 301)
+#: the translated gamma's shapes k = 4/skew² tabulated (log-spaced, ratio 1.03: skewness 14 to
+#: 0.002); beyond the last, towards the normal's nodes (:func:`skewed_nodes`)
+_K_GRID = np.geomspace(0.02, 1e6, 601)
 
 
 @functools.cache
@@ -88,22 +91,35 @@ def _laguerre_table() -> tuple[F, F]:
 
 def skewed_nodes(skew: F) -> tuple[F, F]:
     """(z, weights), (R, 7): standardised nodes of the translated gamma of this skewness (the
-    classic approximation of a compound sum: mean, variance and skewness matched), the shape
-    k = 4/skew² taken at the nearest tabulated one; where k is beyond the table, Cornish–Fisher's
-    first correction of the normal's Gauss–Hermite nodes."""
+    classic approximation of a compound sum: mean, variance and skewness matched).
+
+    Continuous in the skewness, since the λ* searches cross it (a node that jumps makes the
+    queue's numbers jump, and a search then closes on the jump by halving): between two
+    tabulated shapes k = 4/skew² the nodes and weights are interpolated in log k; below the
+    table's smallest skewness (0.002), between the normal's Gauss–Hermite nodes and the table's
+    last, linearly in the skewness. The interpolated nodes are standardised again (mean 0,
+    variance 1 exactly)."""
     z_tab, w_tab = _laguerre_table()
     a = np.abs(np.nan_to_num(skew))
+    step = np.log(_K_GRID[1] / _K_GRID[0])
     with np.errstate(divide="ignore"):
-        k = np.where(a > 0, 4.0 / np.maximum(a, 1e-300) ** 2, np.inf)
-    i = np.clip(
-        np.rint(np.log(k / _K_GRID[0]) / np.log(_K_GRID[1] / _K_GRID[0])), 0, _K_GRID.size - 1
-    )
-    i = i.astype(np.intp)  # finite: k = inf (no skewness) clips to the table's last shape
-    normal = k > _K_GRID[-1]
-    # nearly normal (skewness below 0.16): Cornish–Fisher's first correction is exact enough
-    cf = _NODES + a[:, None] / 6.0 * (_NODES * _NODES - 1.0)
-    z = np.where(normal[:, None], cf, z_tab[i])
-    w = np.where(normal[:, None], _WEIGHTS, w_tab[i])
+        # the position on the table (fractional), from the largest shape down
+        t = np.log(4.0 / np.maximum(a, 1e-300) ** 2 / _K_GRID[0]) / step
+    last = _K_GRID.size - 1
+    t = np.clip(t, 0.0, float(last))
+    i = np.minimum(np.floor(t).astype(np.intp), last - 1)
+    f = (t - i)[:, None]
+    z = (1.0 - f) * z_tab[i] + f * z_tab[i + 1]
+    w = (1.0 - f) * w_tab[i] + f * w_tab[i + 1]
+    # beyond the table's last shape: towards the normal, linearly in the skewness
+    a_last = 2.0 / np.sqrt(_K_GRID[-1])
+    g = np.clip(a / a_last, 0.0, 1.0)[:, None]
+    near = (a < a_last)[:, None]
+    z = np.where(near, (1.0 - g) * _NODES + g * z_tab[last], z)
+    w = np.where(near, (1.0 - g) * _WEIGHTS + g * w_tab[last], w)
+    mean = np.einsum("ij,ij->i", w, z)[:, None]
+    sd = np.sqrt(np.einsum("ij,ij->i", w, (z - mean) ** 2))[:, None]
+    z = (z - mean) / sd
     z = np.where((skew < 0)[:, None], -z, z)
     return z, w
 
@@ -136,6 +152,25 @@ def effective_composition(blk: core.AccurateBlock, lam: F) -> tuple[F, F]:
     return sigma, skew
 
 
+def _queueing(
+    blk: core.AccurateBlock, st: core.BlockState, lam: F, rows: Idx, z: F, wts: F, s: F
+) -> tuple[Idx, F, F, F]:
+    """The rows (and their nodes) where the slowest composition queues at all: P(queue) +
+    P(blocked) of the slowest node above :data:`_NEGLIGIBLE`. Elsewhere every node queues less
+    (the chance grows with λ·s), so the average moves the metrics by less than that and the
+    row keeps the central chain's numbers. Not a threshold on the central chain's chance: where
+    it is small the slow compositions' is not, and such a threshold is a step in λ (a λ* search
+    then closes on it by halving; ``tests/model/test_accurate_composition.py``)."""
+    unsure = np.flatnonzero(st.p_queue[rows] + st.blocking[rows] < _SURE)
+    if not unsure.size:
+        return rows, z, wts, s
+    top = s[unsure].max(axis=1)
+    p, _, _, blocked = nodes.queue_at(blk, rows[unsure], (lam[rows[unsure]] * top)[:, None])
+    keep = np.ones(rows.size, dtype=bool)
+    keep[unsure] = p[:, 0] + blocked[:, 0] > _NEGLIGIBLE
+    return rows[keep], z[keep], wts[keep], s[keep]
+
+
 def evaluate(blk: core.AccurateBlock, lam: F, *, detail: bool = True) -> core.BlockState:
     """:func:`._accurate_core.evaluate`, with the queue averaged over the batch's composition
     where it matters (G2 rows with a spread; others are evaluated once)."""
@@ -143,14 +178,16 @@ def evaluate(blk: core.AccurateBlock, lam: F, *, detail: bool = True) -> core.Bl
     if not blk.spread.any():
         return st
     sigma, skew_all = effective_composition(blk, lam)
-    # rows whose batch is ever full at all (below, the composition moves nothing measurable)
-    rows = np.flatnonzero((sigma > 0) & (st.p_queue + st.blocking > _CONGESTED))
+    rows = np.flatnonzero((sigma > 0) & (st.p_queue + st.blocking > 0.0))
     if not rows.size:
         return st
-    lam_r, sigma_r, skew = lam[rows], sigma[rows, None], skew_all[rows, None]
     # the composition is skewed (a few long requests): the translated gamma's nodes
-    z, wts = skewed_nodes(skew[:, 0])
-    s = np.clip(1.0 + sigma_r * z, *_SPEED_RANGE)
+    z, wts = skewed_nodes(skew_all[rows])
+    s = np.clip(1.0 + sigma[rows, None] * z, *_SPEED_RANGE)
+    rows, z, wts, s = _queueing(blk, st, lam, rows, z, wts, s)
+    if not rows.size:
+        return st
+    lam_r = lam[rows]
     # every time s times longer: the chain at rate λ·s, its times scaled by s; the nodes of a
     # row evaluated together (:mod:`._accurate_nodes`)
     p_node, mean_node, rate_node, blocking_node = nodes.queue_at(blk, rows, lam_r[:, None] * s)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ._accurate_inputs import input_nodes
+from ._accurate_inputs import distinct_rows, input_nodes
 
 F = NDArray[np.float64]
 B = NDArray[np.bool_]
@@ -162,9 +162,19 @@ def _solve(scv: F, kappa: F, logn: B) -> tuple[F, F, B]:
 def capped_nodes(scv: F, lognormal: B, cap: F, edges: F) -> tuple[F, F]:
     """(nodes, weights), each (C, J): :func:`._accurate_inputs.input_nodes` of lengths served
     capped at ``cap`` times their mean (NaN or inf: no cap), X's mass beyond the cap put at the
-    cap. J is the edges' bins (1 where no row varies)."""
+    cap. J is the edges' bins (1 where no row varies). Computed once per distinct row."""
     scv = np.where(np.isfinite(scv), np.maximum(scv, 0.0), 0.0)
     kappa = np.where(np.isfinite(cap), np.maximum(cap, 1.0), np.inf)
+    lognormal = np.broadcast_to(np.asarray(lognormal, bool), scv.shape)
+    first, inverse = distinct_rows(scv, lognormal, kappa)
+    if first.size < scv.size:
+        nodes, w = _capped_nodes(scv[first], lognormal[first], kappa[first], edges)
+        return nodes[inverse], w[inverse]
+    return _capped_nodes(scv, lognormal, kappa, edges)
+
+
+def _capped_nodes(scv: F, lognormal: B, kappa: F, edges: F) -> tuple[F, F]:
+    """:func:`capped_nodes` of every row (``kappa`` the cap over the mean, inf: none)."""
     nodes, w = input_nodes(scv, lognormal, edges)
     rows = np.flatnonzero((scv > 1e-12) & np.isfinite(kappa) & (kappa > 1.0))
     if not rows.size:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from inferno.emulator import Exponential, Fixed, Poisson, ServerSpec, Simulation
+from inferno.model import _accurate_composition as composition_module
 from inferno.model import _accurate_core as core
 from inferno.model._accurate_spread import composition
 from inferno.model._accurate_tails import wait_survival
@@ -97,6 +98,38 @@ def _repeat(st: core.BlockState, size: int) -> core.BlockState:
     rows = np.zeros(size, dtype=np.intp)
     names = core.BlockState.__dataclass_fields__
     return core.BlockState(**{f: getattr(st, f)[rows] for f in names})
+
+
+def test_the_queue_is_continuous_where_the_batch_begins_to_fill() -> None:
+    # the compositions were once averaged only where the central chain's P(queue) + P(blocked)
+    # passed 1e-6; there the slow compositions' queue appeared at once (P(queue) ×560 on a
+    # server of bench/accurate_solve_g2.py's lognormal system), and the λ* search closed on
+    # the jump by halving
+    ((_, blk),) = AccuratePoints.of_accurate(
+        [MIXTRAL],
+        [Tokens(IN, OUT)],
+        out_cv=[1.5],
+        out_dist=["lognormal"],
+        batch=[19],
+        max_queue=[190],
+    )._acc
+
+    def congested(lam: float) -> float:
+        st = core.evaluate(blk, np.array([lam]), detail=False)
+        return float(st.p_queue[0] + st.blocking[0])
+
+    lo, hi = 1e-6, float(core.capacity(blk)[0])
+    assert congested(lo) < 1e-6 < congested(0.5 * hi)
+    for _ in range(200):  # where the central chain passes 1e-6 (bisection in log λ)
+        mid = float(np.sqrt(lo * hi))
+        lo, hi = (mid, hi) if congested(mid) < 1e-6 else (lo, mid)
+    below = composition_module.evaluate(blk, np.array([lo * (1.0 - 1e-9)]), detail=False)
+    above = composition_module.evaluate(blk, np.array([hi * (1.0 + 1e-9)]), detail=False)
+    central = core.evaluate(blk, np.array([lo]), detail=False)
+    assert float(below.p_queue[0]) > 10.0 * float(central.p_queue[0])  # the slow compositions
+    for name in ("p_queue", "wait", "blocking"):
+        a, b = float(getattr(below, name)[0]), float(getattr(above, name)[0])
+        assert abs(b / a - 1.0) < 1e-6, name
 
 
 def test_the_worst_g2exp_server_is_close_to_the_emulator() -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from inferno.emulator import Exponential, Fixed
-from inferno.model._accurate_inputs import input_nodes
+from inferno.model._accurate_inputs import distinct_rows, input_nodes
 from inferno.model.accurate import AccuratePoints
 from inferno.model.points import OperatingPoints
 from inferno.model.profiles import G0Profile, G2Profile, G3Profile, Profile, Tokens
@@ -26,6 +26,21 @@ def test_the_nodes_keep_the_mean_and_most_of_the_variance(cv: float, lognormal: 
     # the bins lose only the spread within each: a few % of the variance
     assert float((w * nodes**2).sum()) == pytest.approx(cv * cv, rel=0.12)
     assert np.all(np.diff(nodes[0]) > 0) and nodes[0, 0] > -1.0  # ordered, lengths > 0
+
+
+def test_rows_alike_are_computed_once_and_given_back_in_order() -> None:
+    # 10,000 servers of one length distribution: one row of inverse incomplete gammas
+    scv = np.array([1.0, 0.25, 1.0, 2.25, 0.25, 0.0, 2.25, 1.0])
+    logn = np.array([False, False, False, True, False, False, False, False])
+    nodes, w = input_nodes(scv, logn)
+    for i in np.flatnonzero(scv > 0):
+        one, w_one = input_nodes(scv[i : i + 1], logn[i : i + 1])
+        np.testing.assert_array_equal(nodes[i], one[0])
+        np.testing.assert_array_equal(w[i], w_one[0])
+    assert not np.array_equal(nodes[3], nodes[6])  # the same spread in another family
+    np.testing.assert_array_equal(nodes[5], 0.0)  # fixed: the node 0
+    first, inverse = distinct_rows(scv, logn)
+    assert first.size == 5 and np.array_equal(scv[first][inverse], scv)
 
 
 def test_fixed_inputs_are_one_node_at_the_mean() -> None:

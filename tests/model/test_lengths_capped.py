@@ -70,6 +70,19 @@ def test_no_cap_or_a_far_one_leaves_the_nodes_as_they_were() -> None:
         np.testing.assert_array_equal(w, plain[1])
 
 
+def test_capped_rows_alike_are_computed_once() -> None:
+    scv = np.array([2.25, 1.0, 2.25, 2.25, 1.0])
+    logn = np.array([True, False, True, True, False])
+    cap = np.array([16.0, 16.0, 16.0, 8.0, np.nan])
+    x, w = capped_nodes(scv, logn, cap, EPISODE_EDGES)
+    for i in range(scv.size):
+        xi, wi = capped_nodes(scv[i : i + 1], logn[i : i + 1], cap[i : i + 1], EPISODE_EDGES)
+        np.testing.assert_array_equal(x[i], xi[0])
+        np.testing.assert_array_equal(w[i], wi[0])
+    np.testing.assert_array_equal(x[0], x[2])
+    assert not np.array_equal(x[0], x[3])  # another cap
+
+
 def test_a_cv_the_cap_cannot_serve_still_gives_lengths_within_it(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
