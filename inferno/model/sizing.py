@@ -386,11 +386,23 @@ def _search(
         out: F = stack[row_target[idx], np.arange(idx.size)]
         return out
 
+    itl_code = names.index("itl")
+
     def f(y: F, idx: NDArray[np.intp]) -> F:
-        part = sub if idx.size == row_point.size else sub.subset(idx)
-        r = _ratios(part, mu_n[idx] * -np.expm1(-y), sub_slo.take(idx))
+        lam = mu_n[idx] * -np.expm1(-y)
+        # an ITL row asks for the ITL alone (OperatingPoints.itl: less work in some models)
+        alone = (row_target[idx] == itl_code) & sub.itl_alone
+        out: F = np.empty(idx.size)
         with np.errstate(divide="ignore"):
-            out: F = np.log(ratio_of(r, idx))
+            if alone.any():
+                j = idx[alone]
+                part = sub if j.size == row_point.size else sub.subset(j)
+                out[alone] = np.log(part.itl(lam[alone]) / sub_slo.itl[j])
+            if not alone.all():
+                k = idx[~alone]
+                part = sub if k.size == row_point.size else sub.subset(k)
+                r = _ratios(part, lam[~alone], sub_slo.take(k))
+                out[~alone] = np.log(ratio_of(r, k))
         return out
 
     def converged(a: F, b: F) -> NDArray[np.bool_]:

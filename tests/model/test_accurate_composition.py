@@ -5,6 +5,7 @@ service SCV, the queue averaged over compositions, and two G2 servers against th
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from inferno.emulator import Exponential, Fixed, Poisson, ServerSpec, Simulation
 from inferno.model import _accurate_composition as composition_module
@@ -15,6 +16,7 @@ from inferno.model._kinds import KindArrays
 from inferno.model.accurate import AccuratePoints
 from inferno.model.points import OperatingPoints
 from inferno.model.profiles import G2Profile, Kind, Tokens
+from inferno.model.sizing import SloArrays, size
 from inferno.units import MS_PER_MIN
 
 #: Free-mixtral_8_7b of bench/accurate_cost.py's g2exp on MI300X (the G0 row made G2)
@@ -130,6 +132,45 @@ def test_the_queue_is_continuous_where_the_batch_begins_to_fill() -> None:
     for name in ("p_queue", "wait", "blocking"):
         a, b = float(getattr(below, name)[0]), float(getattr(above, name)[0])
         assert abs(b / a - 1.0) < 1e-6, name
+
+
+def test_the_itl_alone_is_the_metrics_itl() -> None:
+    # the λ* search asks an ITL row for its ITL alone, without the composition's nodes
+    pts = AccuratePoints.of_accurate(
+        [MIXTRAL, MIXTRAL, G2Profile(20.0, 0.5, 1e-3, 48)],
+        [Tokens(IN, OUT), Tokens(2 * IN, OUT // 2), Tokens(IN, 3 * OUT)],
+        out_cv=[1.5, 1.0, 0.0],
+        out_dist=["lognormal", None, None],
+        batch=[19, 19, 48],
+        max_queue=[190, 19, 480],
+    )
+    assert pts.itl_alone and not OperatingPoints.itl_alone
+    for fraction in (0.05, 0.6, 0.95):
+        lam = fraction * pts.mu_n
+        np.testing.assert_array_equal(pts.itl(lam), pts.metrics(lam).itl)
+
+
+def test_sizing_with_the_itl_alone_finds_the_same_rates(monkeypatch: pytest.MonkeyPatch) -> None:
+    pts = AccuratePoints.of_accurate(
+        [MIXTRAL] * 4,
+        [Tokens(IN, OUT), Tokens(IN, OUT // 2), Tokens(2 * IN, OUT), Tokens(IN, 2 * OUT)],
+        out_cv=[1.5, 1.0, 1.5, 0.5],
+        out_dist=["lognormal", None, None, None],
+        batch=[19, 19, 8, 19],
+        max_queue=[190, 190, 80, 19],
+    )
+    nan = np.full(4, np.nan)
+    # ITL targets that bind at some points and mean TTFT targets that bind at others
+    slo = SloArrays.of_columns(
+        [np.array([60.0, 200.0, 75.0, 70.0]), np.array([4000.0, 900.0, 2000.0, 1e5])] + [nan] * 6
+    )
+    split = size(pts, slo)
+    monkeypatch.setattr(AccuratePoints, "itl_alone", False)
+    whole = size(pts, slo)
+    # the same within rounding (a row evaluated among other rows may round differently)
+    np.testing.assert_allclose(split.rate, whole.rate, rtol=1e-12)
+    np.testing.assert_array_equal(split.bound, whole.bound)
+    assert {"itl", "ttft"} <= set(split.bound.tolist())
 
 
 def test_the_worst_g2exp_server_is_close_to_the_emulator() -> None:
