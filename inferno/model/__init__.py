@@ -16,6 +16,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._lengths_capped import served_cdf
     from .analyzer import Analysis, analyze_rate, analyze_targets
     from .batching import knee_batches
     from .bulk import BulkMetrics, BulkResponseTime, bulk_metrics
@@ -66,6 +67,7 @@ __all__ = [
     "knee_batches",
     "latency_quantiles",
     "quantile",
+    "served_cdf",
     "size",
     "ttft_quantiles",
     "wait_quantiles",
@@ -75,6 +77,7 @@ __all__ = [
 _HOME = {
     **dict.fromkeys(("Analysis", "analyze_rate", "analyze_targets"), "analyzer"),
     "knee_batches": "batching",
+    "served_cdf": "_lengths_capped",
     **dict.fromkeys(("BulkMetrics", "BulkResponseTime", "bulk_metrics"), "bulk"),
     **dict.fromkeys(("ResponseTime", "quantile"), "percentiles"),
     **dict.fromkeys(("Metrics", "OperatingPoints"), "points"),

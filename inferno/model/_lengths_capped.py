@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ from ._accurate_inputs import distinct_rows, input_nodes
 F = NDArray[np.float64]
 B = NDArray[np.bool_]
 
-__all__ = ["capped_nodes", "capped_parameters"]
+__all__ = ["capped_nodes", "capped_parameters", "served_cdf"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +75,27 @@ def _start(scv: F, logn: B) -> tuple[F, F]:
     a = np.where(logn, -0.5 * s2, -np.log(scv))  # lognormal μ; gamma log shape (k = 1/c²)
     b = np.where(logn, 0.5 * np.log(s2), np.log(scv))  # log s; gamma log scale (θ = c²)
     return a, b
+
+
+def served_cdf(x: F, scv: float, kappa: float, lognormal: bool) -> F:
+    """P(min(X, κ) ≤ x) at ``x`` (in units of the served mean) for lengths of the family
+    (gamma, or lognormal) served capped at κ times their mean with the served SCV ``scv`` (κ
+    inf: no cap): X's distribution function below κ, 1 from κ on. What a collector fits a
+    histogram of capped lengths with (:func:`inferno.prom.lengths.fit_lengths`)."""
+    from scipy import special
+
+    x = np.asarray(x, dtype=np.float64)
+    if not math.isfinite(kappa):
+        a, b = _start(np.array([scv]), np.array([lognormal]))
+    else:
+        a, b, _ = capped_parameters(np.array([scv]), np.array([kappa]), np.array([lognormal]))
+    if lognormal:
+        with np.errstate(divide="ignore"):
+            below: F = special.ndtr((np.log(x) - a[0]) / np.exp(b[0]))
+    else:
+        below = special.gammainc(np.exp(a[0]), np.maximum(x, 0.0) / np.exp(b[0]))
+    out: F = np.where(x >= kappa, 1.0, below)
+    return out
 
 
 def capped_parameters(scv: F, kappa: F, logn: B) -> tuple[F, F, B]:

@@ -30,6 +30,9 @@ __all__ = ["MIN_REQUESTS", "LengthFit", "fit_lengths"]
 MIN_REQUESTS = 100.0
 #: the coefficient of variation each family's fit may take
 _CV_RANGE = (0.01, 10.0)
+#: with a cap, the served SCV at most this share of its largest possible, κ − 1 (as the
+#: model takes it: inferno.model._lengths_capped)
+_MOST_SCV = 0.98
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,11 +58,16 @@ def _lognormal_cdf(x: np.ndarray, mean: float, cv: float) -> np.ndarray:
     return out
 
 
-def fit_lengths(buckets: Sequence[tuple[float, float]], mean: float) -> LengthFit | None:
+def fit_lengths(
+    buckets: Sequence[tuple[float, float]], mean: float, cap: float | None = None
+) -> LengthFit | None:
     """The lengths' CV and family from ``buckets`` — (upper bound ``le``, cumulative count)
     pairs in any order, ``+Inf`` included, as ``increase()`` of the ``_bucket`` series gives
     them — with the mean ``mean`` tokens per request; None when they cannot say (too few
-    requests, no spread across the bounds, or values that are not a histogram)."""
+    requests, no spread across the bounds, or values that are not a histogram). With ``cap``
+    (the server's most tokens, above the mean) the lengths are served capped, and each family
+    is fitted capped (:func:`inferno.model.served_cdf`): the CV is the served lengths', at most
+    what the cap allows."""
     if not (math.isfinite(mean) and mean > 0):
         return None
     pairs = sorted(
@@ -78,11 +86,28 @@ def fit_lengths(buckets: Sequence[tuple[float, float]], mean: float) -> LengthFi
     if np.count_nonzero(inside) < 2:
         return None
     x = bounds + 0.5
-    g_sse, g_cv = _fit(_gamma_cdf, x, cdf, mean)
-    l_sse, l_cv = _fit(_lognormal_cdf, x, cdf, mean)
+    if cap is not None and math.isfinite(cap) and cap > mean:
+        kappa = cap / mean
+        most = min(_CV_RANGE[1], math.sqrt(_MOST_SCV * (kappa - 1.0)))
+        cv_range = (min(_CV_RANGE[0], 0.5 * most), most)
+        g_sse, g_cv = _fit(_capped(kappa, False), x, cdf, mean, cv_range)
+        l_sse, l_cv = _fit(_capped(kappa, True), x, cdf, mean, cv_range)
+    else:
+        g_sse, g_cv = _fit(_gamma_cdf, x, cdf, mean)
+        l_sse, l_cv = _fit(_lognormal_cdf, x, cdf, mean)
     if l_sse < g_sse:
         return LengthFit(l_cv, "lognormal", total, (g_sse, l_sse))
     return LengthFit(g_cv, "gamma", total, (g_sse, l_sse))
+
+
+def _capped(kappa: float, lognormal: bool) -> Callable[[np.ndarray, float, float], np.ndarray]:
+    """The distribution function of a family served capped at κ times its mean."""
+    from ..model import served_cdf
+
+    def cdf(x: np.ndarray, mean: float, cv: float) -> np.ndarray:
+        return served_cdf(x / mean, cv * cv, kappa, lognormal)
+
+    return cdf
 
 
 def _fit(
@@ -90,6 +115,7 @@ def _fit(
     x: np.ndarray,
     cdf: np.ndarray,
     mean: float,
+    cv_range: tuple[float, float] = _CV_RANGE,
 ) -> tuple[float, float]:
     """The least sum of squared errors of ``family``'s distribution function at ``x`` against
     ``cdf``, over the CV (mean fixed), and that CV."""
@@ -97,6 +123,6 @@ def _fit(
     def sse(log_cv: float) -> float:
         return float(np.sum((family(x, mean, math.exp(log_cv)) - cdf) ** 2))
 
-    lo, hi = (math.log(v) for v in _CV_RANGE)
+    lo, hi = (math.log(v) for v in cv_range)
     best = optimize.minimize_scalar(sse, bounds=(lo, hi), method="bounded")
     return float(best.fun), math.exp(float(best.x))

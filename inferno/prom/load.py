@@ -225,7 +225,11 @@ class PrometheusLoadSource:
                 if value is None
             ]
             notes.append(f"no tokens per request from {', '.join(missing)}: taken from {source}")
-        lengths = None if out_tokens is None else self._lengths(q.out_buckets, out_tokens, at)
+        lengths = (
+            None
+            if out_tokens is None
+            else self._lengths(q.out_buckets, out_tokens, at, cap=d.max_output_tokens)
+        )
         in_lengths = None if not in_tokens else self._lengths(q.in_buckets, in_tokens, at)
         load = Load(
             offered_rpm(completions, pending or 0.0, self.window),
@@ -253,9 +257,12 @@ class PrometheusLoadSource:
             notes=tuple(notes),
         )
 
-    def _lengths(self, promql: str, mean: float, at: float) -> LengthFit | None:
+    def _lengths(
+        self, promql: str, mean: float, at: float, *, cap: int | None = None
+    ) -> LengthFit | None:
         """The lengths' fit from a histogram's buckets (None: no histogram, or one
-        that cannot say: :func:`~inferno.prom.lengths.fit_lengths`)."""
+        that cannot say: :func:`~inferno.prom.lengths.fit_lengths`), served capped at ``cap``
+        tokens (the Deployment's ``inferno.server/max-output-tokens``) if given."""
         try:
             samples = self.client.query(promql, at=at)
         except NoData:
@@ -266,7 +273,7 @@ class PrometheusLoadSource:
                 buckets.append((float(s.labels.get("le", "nan")), s.value))
             except ValueError:
                 return None
-        return fit_lengths(buckets, mean)
+        return fit_lengths(buckets, mean, cap)
 
     def _quantiles(self, promql: str, at: float) -> dict[str, float]:
         try:

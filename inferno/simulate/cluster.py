@@ -115,8 +115,12 @@ class EmulatedCluster:
         namespace: str = NAMESPACE,
         startup_delay_s: float = 0.0,
         serving: Mapping[str, Serving] | None = None,
+        max_output_tokens: Mapping[str, int] | None = None,
     ) -> None:
         self.sim = sim
+        #: per server, the most output tokens a request gets (its scenario's ``out.max``): the
+        #: Deployment's annotation, as an operator sets it (docs/kubernetes.md)
+        self._max_output = dict(max_output_tokens or {})
         self.startup_delay_s = startup_delay_s
         self.system = system
         self.namespace = namespace
@@ -177,6 +181,8 @@ class EmulatedCluster:
         annotations = {L.MIN_REPLICAS: str(srv.min_replicas)}
         if srv.max_replicas is not None:
             annotations[L.MAX_REPLICAS] = str(srv.max_replicas)
+        if srv.name in self._max_output:
+            annotations[L.MAX_OUTPUT_TOKENS] = str(self._max_output[srv.name])
         gpus = str(self.gpus_per_replica(srv.model, acc))
         env = [{"name": _SETTINGS.batch_env, "value": str(batch)}]
         for var, value in zip((INSTANCES_ENV, QUEUE_DELAY_ENV), serving, strict=True):

@@ -80,12 +80,12 @@ class Measurement:
         )
 
 
-def _fit(cumulative: tuple[int, ...], mean: float) -> LengthFit | None:
+def _fit(cumulative: tuple[int, ...], mean: float, cap: int | None = None) -> LengthFit | None:
     """The collector's fit of a window's token histogram (None: nothing counted, or no fit)."""
     if not cumulative or not mean > 0:
         return None
     bounds = (*TOKEN_BUCKETS, math.inf)
-    return fit_lengths(list(zip(bounds, (float(c) for c in cumulative), strict=True)), mean)
+    return fit_lengths(list(zip(bounds, (float(c) for c in cumulative), strict=True)), mean, cap)
 
 
 def _key(name: str) -> int:
@@ -96,7 +96,9 @@ class MetricsSource:
     """Noisy, windowed measurements of a simulation's servers.
 
     ``batch_of(server)`` gives the server's current batch size; ``tokens`` the fallback mean
-    (input, output) tokens per server when a window saw no arrivals.
+    (input, output) tokens per server when a window saw no arrivals; ``max_output_tokens`` the
+    servers' caps (their Deployments' annotation), with which the output lengths are fitted as
+    the deployed collector fits them.
     """
 
     def __init__(
@@ -108,6 +110,7 @@ class MetricsSource:
         seed: int,
         batch_of: Callable[[str], int],
         tokens: Mapping[str, tuple[float, float]],
+        max_output_tokens: Mapping[str, int] | None = None,
     ) -> None:
         if not window_s > 0:
             raise ValueError(f"window must be > 0 s, got {window_s}")
@@ -118,6 +121,7 @@ class MetricsSource:
         self.noise = noise
         self._batch_of = batch_of
         self._last_tokens = {name: tuple(v) for name, v in tokens.items()}
+        self._caps = dict(max_output_tokens or {})
         self._rngs = {
             name: np.random.default_rng(
                 np.random.SeedSequence(seed, spawn_key=(_key(name), _NOISE_STREAM))
@@ -162,7 +166,7 @@ class MetricsSource:
             backlog=w.queue * f_held if math.isfinite(w.queue) else 0.0,
             ready=w.ready,
             window=w,
-            lengths=_fit(w.output_tokens_le, n_out),
+            lengths=_fit(w.output_tokens_le, n_out, self._caps.get(server)),
             in_lengths=_fit(w.input_tokens_le, n_in),
         )
 

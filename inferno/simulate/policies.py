@@ -301,7 +301,10 @@ class InfernoPolicy(Policy):
         for server in self.cluster.server_names():
             m = self.metrics.measure(server, t_ms)
             self.measured[server] = m.arrival_rate
-            loads[server] = Load(m.arrival_rate, m.in_tokens, m.out_tokens)
+            # with the lengths' spread fitted from the window's histograms, as the deployed
+            # collector reports it (a Load of the means alone left the accurate model its
+            # defaults)
+            loads[server] = m.load
             backlog[server] = m.backlog
         self.now_s = t_ms / 1000.0
         found = collect(self.cluster, [NAMESPACE], loads=loads, policy=self.options)

@@ -99,6 +99,16 @@ def _mean_tokens(scenario: Scenario, name: str) -> tuple[float, float]:
     return scenario.input_tokens[name].mean, scenario.output_tokens[name].mean
 
 
+def _max_output_tokens(scenario: Scenario) -> dict[str, int]:
+    """The servers whose output lengths the scenario caps (``out: {max: T}``), and the cap."""
+    out = {}
+    for name in scenario.servers:
+        cap = getattr(scenario.output_tokens[name], "max_tokens", None)
+        if cap is not None:
+            out[name] = int(cap)
+    return out
+
+
 def _loads(scenario: Scenario, rates: dict[str, float]) -> dict[str, Load]:
     out = {}
     for name in scenario.servers:
@@ -211,12 +221,14 @@ def run_scenario(
         # the oracle's replicas are ready at once (inferno.simulate.oracle)
         startup_s = 0.0 if spec.kind == "oracle" else scenario.startup_delay_s
         sim = Simulation(_specs(scenario, alloc, startup_s), seed=scenario.seed)
+        caps = _max_output_tokens(scenario)
         cluster = EmulatedCluster(
             sim,
             scenario.system,
             {n: (d.accelerator, d.replicas, d.max_batch) for n, d in alloc.items()},
             startup_delay_s=startup_s,
             serving={n: decided_serving(d) for n, d in alloc.items()},
+            max_output_tokens=caps,
         )
         if layout:
             cluster.apply_layout(layout)
@@ -227,6 +239,7 @@ def run_scenario(
             seed=scenario.seed,
             batch_of=cluster.batch,
             tokens={n: _mean_tokens(scenario, n) for n in alloc},
+            max_output_tokens=caps,
         )
         policy = build_policy(
             spec,

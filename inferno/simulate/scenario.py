@@ -45,9 +45,13 @@ Traces (``kind`` is required; rates default to the server's ``arrivalRate``; wit
   the scenario file) and ``server`` (the name in the CSV, default the server's own).
 
 Token lengths (``in``, ``out``): a number (every request has that many), ``{kind: fixed, n}``,
-``{kind: exponential, mean}`` (mean default: the server's average) or ``{kind: empirical,
-values: [...]}``. Default: fixed at the server's ``avgInTokens``/``avgOutTokens`` (``avgLength``
-for G0 data, which is the output length).
+``{kind: exponential, mean, max}``, ``{kind: lognormal, mean, cv, max}`` (mean default: the
+server's average; ``max``, optional: the most tokens a request gets, its server's
+``max_tokens``) or ``{kind: empirical, values: [...]}``. Default: fixed at the server's
+``avgInTokens``/``avgOutTokens`` (``avgLength`` for G0 data, which is the output length). An
+``out`` with a ``max`` is also the server's Deployment annotation
+``inferno.server/max-output-tokens``, which the deployed collector tells the model as a cluster
+operator's annotation would (docs/kubernetes.md).
 
 Metrics (what the policies measure, never the ground truth): ``window`` (s, default the control
 period) over which rates and means are taken, ``noise`` (relative standard deviation of the

@@ -82,3 +82,28 @@ def test_what_a_histogram_cannot_say_is_not_fitted() -> None:
     assert fit_lengths(shuffled, float(x.mean())) == fit_lengths(good, float(x.mean()))
     dipped = [(b, c - 1.0 if i == 5 else c) for i, (b, c) in enumerate(good)]
     assert fit_lengths(dipped, float(x.mean())) is not None
+
+
+@pytest.mark.parametrize(
+    ("lengths", "family"),
+    [
+        (LogNormal(512.0, 1.5, 2048), "lognormal"),
+        (LogNormal(512.0, 1.5, 1024), "lognormal"),
+        (Exponential(512.0, 1024), "gamma"),
+    ],
+    ids=["lognormal-4x", "lognormal-2x", "exponential-2x"],
+)
+def test_capped_lengths_are_fitted_with_the_capped_family(lengths: Lengths, family: str) -> None:
+    # the served lengths min(X, T): the CV is theirs (what the model is told), at most what
+    # the cap allows, and the family is X's
+    x = lengths.sample(4000, np.random.default_rng(2)).astype(np.float64)
+    cap = float(x.max())
+    fit = fit_lengths(histogram(x), float(x.mean()), cap)
+    assert fit is not None
+    assert fit.family == family
+    assert fit.cv == pytest.approx(float(x.std() / x.mean()), rel=0.08)
+    assert fit.cv**2 <= cap / float(x.mean()) - 1.0
+    # a cap below the mean contradicts the lengths: fitted as without one
+    assert fit_lengths(histogram(x), float(x.mean()), 0.5 * float(x.mean())) == fit_lengths(
+        histogram(x), float(x.mean())
+    )

@@ -363,6 +363,34 @@ def test_a_histogram_of_generated_tokens_gives_the_lengths_cv_and_family() -> No
     assert load.out_tokens_dist is None
 
 
+def test_a_capped_servers_histogram_is_fitted_capped_and_the_row_keeps_the_cap() -> None:
+    """A Deployment annotated with its most output tokens: the histogram of the served
+    (capped) lengths is fitted with the capped family, so the CV is the served lengths' (what
+    the model takes with the cap) and the server's row tells the model the cap. Fitted as if
+    uncapped, the same histogram gives a CV over 20% above the served one."""
+    import numpy as np
+
+    from inferno.cluster.inventory import server_row
+    from inferno.emulator import LogNormal
+
+    capped = deployment("llama-7b", annotations={L.MAX_OUTPUT_TOKENS: "2048"})
+    x = LogNormal(512.0, 1.5, 2048).sample(3000, np.random.default_rng(5)).astype(np.float64)
+    served_cv = float(x.std() / x.mean())
+    q = queries(capped)
+    values = answer(q, completions_rpm=120.0, pending_delta=0.0, in_tokens=512.0)
+    fake = FakePrometheus(
+        {**values, **answer(q, out_tokens=float(x.mean()), out_buckets=_histogram(x))}
+    )
+    load = PrometheusLoadSource(fake.client(), 60).measure([capped]).loads["llama-7b"]
+    assert load.out_tokens_dist == "lognormal"
+    assert load.out_tokens_cov == pytest.approx(served_cv, rel=0.05)
+    row = server_row(capped, load)["currentAlloc"]["load"]
+    assert row["outTokensMax"] == 2048 and row["outTokensCOV"] == load.out_tokens_cov
+    uncapped = PrometheusLoadSource(fake.client(), 60).measure([LLAMA]).loads["llama-7b"]
+    assert uncapped.out_tokens_cov is not None
+    assert uncapped.out_tokens_cov > 1.2 * served_cv
+
+
 def test_a_histogram_of_prompt_tokens_gives_the_input_lengths_cv_and_family() -> None:
     """The prompt-token histogram (``INFERNO_TOKENS_IN_HISTOGRAM``) gives the input lengths'
     CV and family, carried into the load, the collector's JSON and the server's row; the output

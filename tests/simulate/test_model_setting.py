@@ -72,3 +72,44 @@ def test_a_bad_model_in_a_scenario_names_the_field(
         load_scenario(write_scenario(tmp_path, doc))
     assert "$.policies[0].inferno.model" in str(err.value)
     assert words in str(err.value)
+
+
+def test_the_policy_is_told_the_measured_spread_and_the_annotated_cap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # as the deployed collector: the lengths' CV and family fitted from the window's
+    # histograms, and the cap from the Deployment's inferno.server/max-output-tokens, which a
+    # scenario's out.max sets
+    rows: list[dict[str, Any]] = []
+
+    def spy(static: Any, servers: Any, classes: Any, **kw: Any) -> Any:
+        if "model" in kw:  # the inferno policy's cycle
+            rows.extend(s for s in servers if s["name"] == SERVER)
+        return real_optimize(static, servers, classes, **kw)
+
+    monkeypatch.setattr(policies_module, "optimize", spy)
+    doc = small_scenario(
+        duration=150,
+        servers=[SERVER],
+        metrics={"window": 30, "noise": 0.0},
+        # enough completions in a window for a fit (inferno.prom.lengths.MIN_REQUESTS)
+        traces={"default": {"kind": "poisson", "relative": True, "rate": 5.0}},
+        tokens={"default": {"in": 128, "out": {"kind": "lognormal", "cv": 1.5, "max": 2048}}},
+        policies=[{"inferno": {"model": "accurate"}}],
+    )
+    result = run_scenario(load_scenario(write_scenario(tmp_path, doc)))
+    deployment = next(iter(result.runs[0].cluster.deployments.values()))
+    assert deployment["metadata"]["annotations"]["inferno.server/max-output-tokens"] == "2048"
+    assert len(rows) >= 3
+    loads = [row["currentAlloc"]["load"] for row in rows]
+    # the fit knows the cap, so its CV is one the cap allows and the model keeps the cap (fitted
+    # uncapped, the served lengths' histogram gave a CV of 1.35 at a mean of 788, more than
+    # 2048 tokens allow, and the cap was left out)
+    for load in loads:
+        assert load["outTokensMax"] == 2048
+        most = (2048 / load["avgOutTokens"] - 1.0) ** 0.5
+        assert load.get("outTokensCOV", 0.0) <= most
+    # the first window sees the short requests only (the long ones have not finished yet); the
+    # last ones, the served lengths
+    assert loads[-1]["outTokensDist"] == "lognormal"
+    assert 0.6 < loads[-1]["outTokensCOV"] < 1.2
