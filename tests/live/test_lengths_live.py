@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -146,11 +147,16 @@ def _deployment() -> ManagedDeployment:
 
 @pytest.mark.parametrize(
     ("lengths", "family", "cv"),
-    [(LogNormal(256.0, 1.5), "lognormal", 1.5), (Exponential(256.0), "gamma", 1.0)],
-    ids=["lognormal", "exponential"],
+    [
+        (LogNormal(256.0, 1.5), "lognormal", 1.5),
+        (Exponential(256.0), "gamma", 1.0),
+        # served capped at 1,024 tokens, the Deployment annotated so: the served lengths' CV
+        (LogNormal(256.0, 1.5, 1024), "lognormal", None),
+    ],
+    ids=["lognormal", "exponential", "lognormal-capped"],
 )
 def test_the_collector_fits_the_lengths_from_a_scraped_histogram(
-    scraped: tuple[Exporter, str], lengths: Lengths, family: str, cv: float
+    scraped: tuple[Exporter, str], lengths: Lengths, family: str, cv: float | None
 ) -> None:
     exporter, base = scraped
     time.sleep(2.0)  # a scrape of the zero counts first: increase() needs two samples
@@ -159,9 +165,13 @@ def test_the_collector_fits_the_lengths_from_a_scraped_histogram(
         exporter.serve(part)
         time.sleep(1.0)
     time.sleep(2.5)  # the last requests scraped
+    cap = getattr(lengths, "max_tokens", None)
+    deployment = replace(_deployment(), max_output_tokens=cap)
+    if cv is None:
+        cv = float(sample.std() / sample.mean())
     source = PrometheusLoadSource(PrometheusClient(base, timeout=5.0), WINDOW_S)
     try:
-        m = source.measure([_deployment()])
+        m = source.measure([deployment])
     finally:
         source.close()
     load = m.loads["llm-premium"]
