@@ -26,6 +26,7 @@ from ._accurate_build import make_block
 from ._accurate_tails import response_survival, ttft_survival, wait_survival
 from ._blocks import _cut
 from ._kinds import KindArrays
+from .length_spread import LengthSpread
 from .points import Metrics, OperatingPoints
 from .profile_arrays import ProfileArrays, arrays_of, optional_array
 from .profiles import Kind, Profile, Tokens
@@ -149,15 +150,19 @@ class AccuratePoints(OperatingPoints):
         :data:`LENGTH_FAMILIES`; None: gamma), its input lengths' (None: fixed), and the most
         output tokens a request gets (None: no cap)."""
         prof, in_tokens, out_tokens = arrays_of(profiles, tokens)
-        return cls.build_accurate(
-            prof,
-            in_tokens,
-            out_tokens,
+        lengths = LengthSpread.of(
+            len(prof.kind),
             out_cv=optional_array(out_cv),
             out_lognormal=None if out_dist is None else lognormal_mask(out_dist),
             in_cv=optional_array(in_cv),
             in_lognormal=None if in_dist is None else lognormal_mask(in_dist),
             out_max=optional_array(out_max),
+        )
+        return cls.build_accurate(
+            prof,
+            in_tokens,
+            out_tokens,
+            lengths=lengths,
             batch=optional_array(batch),
             max_queue=optional_array(max_queue),
             queue_factor=queue_factor,
@@ -170,32 +175,26 @@ class AccuratePoints(OperatingPoints):
         in_tokens: F,
         out_tokens: F,
         *,
-        out_cv: F | None = None,
-        out_lognormal: NDArray[np.bool_] | None = None,
-        in_cv: F | None = None,
-        in_lognormal: NDArray[np.bool_] | None = None,
-        out_max: F | None = None,
+        lengths: LengthSpread | None = None,
         batch: F | None = None,
         max_queue: F | None = None,
         queue_factor: float | None = None,
     ) -> AccuratePoints:
-        """Points from arrays of shape (C,), as :meth:`OperatingPoints.build`; ``out_cv`` is the
-        output-length coefficient of variation per point (NaN: :data:`DEFAULT_OUT_CV`) and
-        ``out_lognormal`` whether the lengths are lognormal (else gamma; None: none is);
-        ``in_cv``, ``in_lognormal`` the same of the input lengths (None or NaN: fixed);
-        ``out_max`` the most output tokens a request gets (None or NaN: no cap): the lengths are
-        then served capped, with the told mean and CV (:mod:`._lengths_capped`)."""
+        """Points from arrays of shape (C,), as :meth:`OperatingPoints.build`, with the request
+        lengths' spread per point (None: every point's default): the output lengths' CV (NaN:
+        :data:`DEFAULT_OUT_CV`) and family, the input lengths' (NaN: fixed), and the most output
+        tokens a request gets (NaN: no cap), with which the lengths are served capped, with the
+        told mean and CV (:mod:`._lengths_capped`)."""
         base = OperatingPoints.build(
             prof, in_tokens, out_tokens, batch=batch, max_queue=max_queue, queue_factor=queue_factor
         )
         c = len(base)
-        cv = np.full(c, DEFAULT_OUT_CV) if out_cv is None else np.asarray(out_cv, dtype=float)
-        cv = np.where(np.isfinite(cv), np.maximum(cv, 0.0), DEFAULT_OUT_CV)
-        logn = np.zeros(c, dtype=bool) if out_lognormal is None else np.asarray(out_lognormal, bool)
-        in_v = np.zeros(c) if in_cv is None else np.asarray(in_cv, dtype=float)
-        in_v = np.where(np.isfinite(in_v), np.maximum(in_v, 0.0), 0.0)
-        in_ln = np.zeros(c, dtype=bool) if in_lognormal is None else np.asarray(in_lognormal, bool)
-        cap = np.full(c, np.nan) if out_max is None else np.asarray(out_max, dtype=float)
+        spread = LengthSpread.of(c) if lengths is None else lengths
+        cv = np.where(np.isfinite(spread.out_cv), np.maximum(spread.out_cv, 0.0), DEFAULT_OUT_CV)
+        logn = spread.out_lognormal
+        in_v = np.where(np.isfinite(spread.in_cv), np.maximum(spread.in_cv, 0.0), 0.0)
+        in_ln = spread.in_lognormal
+        cap = spread.out_max
         told = np.isfinite(cap) & (cap > 0)
         cap = np.where(told, cap, np.nan) / np.maximum(out_tokens, 1e-300)  # over the mean
         n = base.n_batch
@@ -383,19 +382,15 @@ def build_points(
     in_tokens: F,
     out_tokens: F,
     *,
-    out_cv: F | None = None,
-    out_lognormal: NDArray[np.bool_] | None = None,
-    in_cv: F | None = None,
-    in_lognormal: NDArray[np.bool_] | None = None,
-    out_max: F | None = None,
+    lengths: LengthSpread | None = None,
     batch: F | None = None,
     max_queue: F | None = None,
     queue_factor: float | None = None,
     widths: F | None = None,
 ) -> OperatingPoints:
     """Operating points of the chosen model (``"inferno"``: the chain; ``"accurate"``, with the
-    output and input lengths' CV and family per point, and the output's cap). ``widths``: the
-    chain's block widths (:meth:`OperatingPoints.build`; the chain only)."""
+    request lengths' spread per point). ``widths``: the chain's block widths
+    (:meth:`OperatingPoints.build`; the chain only)."""
     if widths is not None and model != "inferno":
         raise ValueError(f"block widths are the chain model's, not {model!r}'s")
     if model == "accurate":
@@ -403,11 +398,7 @@ def build_points(
             prof,
             in_tokens,
             out_tokens,
-            out_cv=out_cv,
-            out_lognormal=out_lognormal,
-            in_cv=in_cv,
-            in_lognormal=in_lognormal,
-            out_max=out_max,
+            lengths=lengths,
             batch=batch,
             max_queue=max_queue,
             queue_factor=queue_factor,

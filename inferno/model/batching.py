@@ -21,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .accurate import build_points
+from .length_spread import LengthSpread
 from .profile_arrays import ProfileArrays
 from .sizing import SloArrays, size
 
@@ -44,17 +45,11 @@ def knee_batches(
     queue_factor: float | None = None,
     tolerance: float = 0.01,
     model: str = "inferno",
-    out_cv: F | None = None,
-    out_lognormal: NDArray[np.bool_] | None = None,
-    in_cv: F | None = None,
-    in_lognormal: NDArray[np.bool_] | None = None,
-    out_max: F | None = None,
+    lengths: LengthSpread | None = None,
 ) -> F:
     """Chosen batch size per point (NaN where no batch size is SLO-feasible), sized with
-    ``model`` (``inferno`` or ``accurate``; ``out_cv``: the accurate model's output-length CV per
-    point, None: its default; ``out_lognormal``: whether those lengths are lognormal; ``in_cv``,
-    ``in_lognormal``: the same of the input lengths, None: fixed; ``out_max``: the most output
-    tokens a request gets, None or NaN: no cap)."""
+    ``model`` (``inferno`` or ``accurate``; ``lengths``: the request lengths' spread per point
+    the accurate model takes, None: its defaults)."""
     limit = np.minimum(n_limit, KNEE_MAX_BATCH)
     counts = limit.astype(np.intp)
     owner = np.repeat(np.arange(counts.size), counts)
@@ -68,11 +63,7 @@ def knee_batches(
         prof.take(owner),
         in_tokens[owner],
         out_tokens[owner],
-        out_cv=None if out_cv is None else out_cv[owner],
-        out_lognormal=None if out_lognormal is None else out_lognormal[owner],
-        in_cv=None if in_cv is None else in_cv[owner],
-        in_lognormal=None if in_lognormal is None else in_lognormal[owner],
-        out_max=None if out_max is None else out_max[owner],
+        lengths=None if lengths is None else lengths.take(owner),
         batch=batch,
         max_queue=None if max_queue is None else max_queue[owner],
         queue_factor=queue_factor,

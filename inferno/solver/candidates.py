@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..model.batching import knee_batches
+from ..model.length_spread import LengthSpread
 from ..model.points import Metrics, OperatingPoints
 from ..model.profile_arrays import ProfileArrays, batch_limit
 from ..model.sizing import SloArrays
@@ -256,14 +257,19 @@ def _static_columns(
     batch = np.where(np.isfinite(batch_override), batch_override, n_memory)
     # the accurate model (spec.model) reads each server's output-length CV, outTokensCOV (not
     # serviceCOV, Inferno's service-time CV: docs/model.md, "Accurate mode")
-    accurate = spec.model is PerformanceModel.ACCURATE
-    out_cv = floats[2][server_idx] if accurate else None
-    out_lognormal = floats[3][server_idx] > 0.5 if accurate else None
-    # and its input lengths' (inTokensCOV, inTokensDist; none: fixed)
-    in_cv = floats[4][server_idx] if accurate else None
-    in_lognormal = floats[5][server_idx] > 0.5 if accurate else None
-    # and the most output tokens a request gets (outTokensMax; none: no cap)
-    out_max = floats[6][server_idx] if accurate else None
+    # and its input lengths' (inTokensCOV, inTokensDist; none: fixed) and the most output
+    # tokens a request gets (outTokensMax; none: no cap)
+    lengths = (
+        LengthSpread(
+            out_cv=floats[2][server_idx],
+            out_lognormal=floats[3][server_idx] > 0.5,
+            in_cv=floats[4][server_idx],
+            in_lognormal=floats[5][server_idx] > 0.5,
+            out_max=floats[6][server_idx],
+        )
+        if spec.model is PerformanceModel.ACCURATE
+        else None
+    )
     if spec.batch_policy is BatchPolicy.KNEE and server_idx.size:
         free = ~np.isfinite(batch_override)
         if free.any():
@@ -277,11 +283,7 @@ def _static_columns(
                 max_queue=max_queue[sel],
                 queue_factor=spec.queue_factor,
                 model=spec.model.value,  # the knee of the model the servers are sized with
-                out_cv=None if out_cv is None else out_cv[sel],
-                out_lognormal=None if out_lognormal is None else out_lognormal[sel],
-                in_cv=None if in_cv is None else in_cv[sel],
-                in_lognormal=None if in_lognormal is None else in_lognormal[sel],
-                out_max=None if out_max is None else out_max[sel],
+                lengths=None if lengths is None else lengths.take(sel),
             )
             batch[sel] = np.where(np.isfinite(chosen), chosen, n_memory[sel])
     batch = keep_running_batch(system, server_idx, acc_i, acc_names, prof, out_tok, batch)
@@ -322,12 +324,8 @@ def _static_columns(
         slo,
         slo_matrix[server_idx],
         model=spec.model.value,
-        out_cv=out_cv,
-        out_lognormal=out_lognormal,
-        in_cv=in_cv,
-        in_lognormal=in_lognormal,
+        lengths=lengths,
         memo=memo,
-        out_max=out_max,
     )
     looked_up = 0
     if memo is not None and asked is not None:

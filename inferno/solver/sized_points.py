@@ -11,6 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..model.accurate import build_points
+from ..model.length_spread import LengthSpread
 from ..model.points import OperatingPoints
 from ..model.profile_arrays import ProfileArrays, batch_size, block_widths
 from ..model.sizing import Sizing, SloArrays, size
@@ -141,12 +142,8 @@ def sized_points(
     slo: SloArrays,
     slo_rows: F,
     model: str = "inferno",
-    out_cv: F | None = None,
-    out_lognormal: NDArray[np.bool_] | None = None,
-    in_cv: F | None = None,
-    in_lognormal: NDArray[np.bool_] | None = None,
+    lengths: LengthSpread | None = None,
     memo: SizingMemo | None = None,
-    out_max: F | None = None,
 ) -> tuple[LazyPoints, Sizing]:
     """The candidates' operating points and their sizing. Candidates that are the same point
     under the same targets (servers of one model and class whose request shapes agree — every
@@ -171,11 +168,7 @@ def sized_points(
                 batch,
                 max_queue,
                 slo_rows.reshape(rows, -1),
-                *([] if out_cv is None else [out_cv]),
-                *([] if out_lognormal is None else [out_lognormal.astype(np.float64)]),
-                *([] if in_cv is None else [in_cv]),
-                *([] if in_lognormal is None else [in_lognormal.astype(np.float64)]),
-                *([] if out_max is None else [out_max]),
+                *([] if lengths is None else lengths.columns()),
             ]
         )
         key = np.where(np.isnan(key), -np.inf, key)  # NaN ≠ NaN; −inf equals itself
@@ -200,11 +193,7 @@ def sized_points(
             prof if idx is None else prof.take(idx),
             in_tok[sel],
             out_tok[sel],
-            out_cv=None if out_cv is None else out_cv[sel],
-            out_lognormal=None if out_lognormal is None else out_lognormal[sel],
-            in_cv=None if in_cv is None else in_cv[sel],
-            in_lognormal=None if in_lognormal is None else in_lognormal[sel],
-            out_max=None if out_max is None else out_max[sel],
+            lengths=None if lengths is None else lengths.take(sel),
             batch=batch[sel],
             max_queue=max_queue[sel],
             queue_factor=queue_factor,
