@@ -143,10 +143,9 @@ def _solve(scv: F, kappa: F, logn: B) -> tuple[F, F, B]:
             out: F = np.stack([np.log(e1), np.log(e2) - 2.0 * np.log(e1) - target])
         return out
 
-    done = np.zeros(rows.size, dtype=bool)
+    r = resid(x)
+    done = np.all(np.abs(r) < 1e-10, axis=0)
     for _ in range(_STEPS):
-        r = resid(x)
-        done = np.all(np.abs(r) < 1e-10, axis=0)
         if done.all():
             break
         ja = (resid(x + np.array([[h], [0.0]])) - r) / h
@@ -165,6 +164,9 @@ def _solve(scv: F, kappa: F, logn: B) -> tuple[F, F, B]:
                 break
             step = np.where(worse, 0.5 * step, step)
         x = trial
+        # judged after every step, the last one too
+        r = resid(x)
+        done = np.all(np.abs(r) < 1e-10, axis=0)
     bad = ~done | ~np.all(np.isfinite(x), axis=0)
     if bad.any():
         global _warned

@@ -83,6 +83,24 @@ def test_capped_rows_alike_are_computed_once() -> None:
     assert not np.array_equal(x[0], x[3])  # another cap
 
 
+def test_a_row_is_judged_after_its_last_step(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no Newton step left, a row already within the tolerance at its start (an
+    exponential capped at 26.9× its mean: P(X > κ) = 2e-12, just above where a cap counts)
+    has converged; the last step's row was once judged before its step only."""
+    from inferno.model import _lengths_capped as capped_module
+
+    caplog.set_level(logging.DEBUG, logger="inferno.model._lengths_capped")
+    monkeypatch.setattr(capped_module, "_STEPS", 0)
+    *_, capped = capped_module._solve(np.array([1.0]), np.array([26.9]), np.array([False]))
+    assert capped[0]
+    assert "did not converge" not in caplog.text
+    # and a row that needs steps, given none, is reported
+    capped_module._solve(np.array([1.0]), np.array([3.0]), np.array([False]))
+    assert "did not converge" in caplog.text
+
+
 def test_a_cv_the_cap_cannot_serve_still_gives_lengths_within_it(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
