@@ -16,7 +16,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._lengths_capped import served_cdf
+    from ._lengths_capped import largest_served_cv, served_cdf
     from .analyzer import Analysis, analyze_rate, analyze_targets
     from .batching import knee_batches
     from .bulk import BulkMetrics, BulkResponseTime, bulk_metrics
@@ -65,6 +65,7 @@ __all__ = [
     "batch_limit",
     "bulk_metrics",
     "knee_batches",
+    "largest_served_cv",
     "latency_quantiles",
     "quantile",
     "served_cdf",
@@ -77,7 +78,7 @@ __all__ = [
 _HOME = {
     **dict.fromkeys(("Analysis", "analyze_rate", "analyze_targets"), "analyzer"),
     "knee_batches": "batching",
-    "served_cdf": "_lengths_capped",
+    **dict.fromkeys(("largest_served_cv", "served_cdf"), "_lengths_capped"),
     **dict.fromkeys(("BulkMetrics", "BulkResponseTime", "bulk_metrics"), "bulk"),
     **dict.fromkeys(("ResponseTime", "quantile"), "percentiles"),
     **dict.fromkeys(("Metrics", "OperatingPoints"), "points"),

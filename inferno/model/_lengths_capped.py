@@ -25,7 +25,7 @@ from ._accurate_inputs import distinct_rows, input_nodes
 F = NDArray[np.float64]
 B = NDArray[np.bool_]
 
-__all__ = ["capped_nodes", "capped_parameters", "served_cdf"]
+__all__ = ["capped_nodes", "capped_parameters", "largest_served_cv", "served_cdf"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +75,12 @@ def _start(scv: F, logn: B) -> tuple[F, F]:
     a = np.where(logn, -0.5 * s2, -np.log(scv))  # lognormal μ; gamma log shape (k = 1/c²)
     b = np.where(logn, 0.5 * np.log(s2), np.log(scv))  # log s; gamma log scale (θ = c²)
     return a, b
+
+
+def largest_served_cv(kappa: float) -> float:
+    """The largest served CV the model takes at a cap of κ times the mean (:data:`_MOST_SCV`
+    of the most possible, half the lengths at 0 and half at the cap)."""
+    return math.sqrt(_MOST_SCV * max(kappa - 1.0, 0.0))
 
 
 def served_cdf(x: F, scv: float, kappa: float, lognormal: bool) -> F:

@@ -30,9 +30,6 @@ __all__ = ["MIN_REQUESTS", "LengthFit", "fit_lengths"]
 MIN_REQUESTS = 100.0
 #: the coefficient of variation each family's fit may take
 _CV_RANGE = (0.01, 10.0)
-#: with a cap, the served SCV at most this share of its largest possible, κ − 1 (as the
-#: model takes it: inferno.model._lengths_capped)
-_MOST_SCV = 0.98
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +84,10 @@ def fit_lengths(
         return None
     x = bounds + 0.5
     if cap is not None and math.isfinite(cap) and cap > mean:
+        from ..model import largest_served_cv
+
         kappa = cap / mean
-        most = min(_CV_RANGE[1], math.sqrt(_MOST_SCV * (kappa - 1.0)))
+        most = min(_CV_RANGE[1], largest_served_cv(kappa))
         cv_range = (min(_CV_RANGE[0], 0.5 * most), most)
         g_sse, g_cv = _fit(_capped(kappa, False), x, cdf, mean, cv_range)
         l_sse, l_cv = _fit(_capped(kappa, True), x, cdf, mean, cv_range)
