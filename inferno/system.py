@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
+from typing import Any
 
 from .model.profiles import Profile
 
@@ -136,6 +137,27 @@ class Load:
     #: its context leaves; None: no cap): the accurate model's lengths are then served capped,
     #: with the told mean and CV (docs/model.md, "Accurate mode")
     out_tokens_max: float | None = None
+
+    def to_json(self, *, g0: bool = False) -> dict[str, Any]:
+        """The ``load`` object of a ``server-data.json`` row (G0 data: ``avgLength``), the
+        fields that are None left out."""
+        out: dict[str, Any] = {"arrivalRate": self.arrival_rate}
+        if g0:
+            out["avgLength"] = self.out_tokens
+        else:
+            out["avgInTokens"] = self.in_tokens
+            out["avgOutTokens"] = self.out_tokens
+        optional = (
+            ("arrivalCOV", self.arrival_cov),
+            ("serviceCOV", self.service_cov),
+            ("outTokensCOV", self.out_tokens_cov),
+            ("outTokensDist", self.out_tokens_dist),
+            ("inTokensCOV", self.in_tokens_cov),
+            ("inTokensDist", self.in_tokens_dist),
+            ("outTokensMax", self.out_tokens_max),
+        )
+        out.update((key, value) for key, value in optional if value is not None)
+        return out
 
 
 @dataclass(frozen=True, slots=True)

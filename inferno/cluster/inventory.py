@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import InfernoError
@@ -204,21 +204,11 @@ def server_row(d: ManagedDeployment, load: Load | None) -> dict[str, Any]:
             "accelerator": d.accelerator,
             "numReplicas": d.replicas,
             "maxBatch": d.max_batch,
-            "load": {
-                "arrivalRate": use.arrival_rate,
-                "avgInTokens": use.in_tokens,
-                "avgOutTokens": use.out_tokens,
-            },
+            # the lengths' CV and family as measured (inferno.prom.lengths); the cap is the
+            # Deployment's, below
+            "load": replace(use, out_tokens_max=None).to_json(),
         },
     }
-    if use.out_tokens_cov is not None:  # measured (inferno.prom.lengths)
-        row["currentAlloc"]["load"]["outTokensCOV"] = use.out_tokens_cov
-    if use.out_tokens_dist is not None:
-        row["currentAlloc"]["load"]["outTokensDist"] = use.out_tokens_dist
-    if use.in_tokens_cov is not None:
-        row["currentAlloc"]["load"]["inTokensCOV"] = use.in_tokens_cov
-    if use.in_tokens_dist is not None:
-        row["currentAlloc"]["load"]["inTokensDist"] = use.in_tokens_dist
     most = d.max_output_tokens
     if most is not None:
         cv = use.out_tokens_cov

@@ -48,30 +48,6 @@ def _rounded(values: list[Any]) -> list[Any]:
     return out
 
 
-def _load_json(load: Load, g0: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {"arrivalRate": load.arrival_rate}
-    if g0:
-        out["avgLength"] = load.out_tokens
-    else:
-        out["avgInTokens"] = load.in_tokens
-        out["avgOutTokens"] = load.out_tokens
-    if load.arrival_cov is not None:
-        out["arrivalCOV"] = load.arrival_cov
-    if load.service_cov is not None:
-        out["serviceCOV"] = load.service_cov
-    if load.out_tokens_cov is not None:
-        out["outTokensCOV"] = load.out_tokens_cov
-    if load.out_tokens_dist is not None:
-        out["outTokensDist"] = load.out_tokens_dist
-    if load.in_tokens_cov is not None:
-        out["inTokensCOV"] = load.in_tokens_cov
-    if load.in_tokens_dist is not None:
-        out["inTokensDist"] = load.in_tokens_dist
-    if load.out_tokens_max is not None:
-        out["outTokensMax"] = load.out_tokens_max
-    return out
-
-
 #: per metrics key order and kind: the quantile metrics reported, (metric key, JSON key)
 _QUANTILE_KEYS: dict[tuple[tuple[str, ...], bool], list[tuple[str, str]]] = {}
 
@@ -115,7 +91,7 @@ def _allocation_json(
         out[name] = m[key]
     for key in out.keys() - _RAW:
         numbers.append((out, key, out[key]))
-    out["load"] = _load_json(load, kind is Kind.G0)
+    out["load"] = load.to_json(g0=kind is Kind.G0)
     out["status"] = str(a.status)
     out["requiredReplicas"] = a.required_replicas
     out["maxRatePerReplica"] = a.max_rate_per_replica
@@ -235,7 +211,7 @@ def _columns_json(
                 row["waitAverage"] = wait[i]
             for key, values in quantiles[kind is Kind.BATCH]:
                 row[key] = values[i]
-            row["load"] = _load_json(srv.load, kind is Kind.G0)
+            row["load"] = srv.load.to_json(g0=kind is Kind.G0)
             row["status"] = _STATUS[cols.partial[i]]
             row["requiredReplicas"] = cols.required[i]
             row["maxRatePerReplica"] = max_rate[i]

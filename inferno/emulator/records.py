@@ -39,6 +39,7 @@ __all__ = [
     "RequestRecords",
     "Totals",
     "Window",
+    "cumulative_counts",
 ]
 
 logger = logging.getLogger(__name__)
@@ -216,7 +217,7 @@ class Totals:
 TOKEN_BUCKETS = tuple(float(m * 10**e) for e in range(7) for m in (1, 2, 5) if m * 10**e <= 10**6)
 
 
-def _cumulative(values: NDArray[np.integer]) -> tuple[int, ...]:
+def cumulative_counts(values: NDArray[np.integer]) -> tuple[int, ...]:
     """Cumulative counts of ``values`` at :data:`TOKEN_BUCKETS`, then the total (+Inf)."""
     sorted_values = np.sort(values)
     counts = np.searchsorted(sorted_values, TOKEN_BUCKETS, side="right")
@@ -352,6 +353,6 @@ def summarize(
         busy=busy_ms / span,
         ready=ready_ms / span,
         replicas=replica_ms / span,
-        input_tokens_le=_cumulative(store.input_tokens[rows][finished]),
-        output_tokens_le=_cumulative(n_out[finished]),
+        input_tokens_le=cumulative_counts(store.input_tokens[rows][finished]),
+        output_tokens_le=cumulative_counts(n_out[finished]),
     )

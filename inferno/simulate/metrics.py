@@ -38,7 +38,7 @@ from ..prom.lengths import LengthFit, fit_lengths
 from ..system import Load
 from ..units import MS_PER_S
 
-__all__ = ["Measurement", "MetricsSource"]
+__all__ = ["Measurement", "MetricsSource", "fit_histogram"]
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,9 @@ class Measurement:
         )
 
 
-def _fit(cumulative: tuple[int, ...], mean: float, cap: int | None = None) -> LengthFit | None:
+def fit_histogram(
+    cumulative: tuple[int, ...], mean: float, cap: int | None = None
+) -> LengthFit | None:
     """The collector's fit of a window's token histogram (None: nothing counted, or no fit)."""
     if not cumulative or not mean > 0:
         return None
@@ -166,8 +168,8 @@ class MetricsSource:
             backlog=w.queue * f_held if math.isfinite(w.queue) else 0.0,
             ready=w.ready,
             window=w,
-            lengths=_fit(w.output_tokens_le, n_out, self._caps.get(server)),
-            in_lengths=_fit(w.input_tokens_le, n_in),
+            lengths=fit_histogram(w.output_tokens_le, n_out, self._caps.get(server)),
+            in_lengths=fit_histogram(w.input_tokens_le, n_in),
         )
 
     def loads(self, servers: Iterable[str], t_ms: float | None = None) -> dict[str, Load]:

@@ -42,6 +42,7 @@ from ..emulator import Bursts, Diurnal, Poisson, Replay, Steps, Trace, rate_path
 from ..system import Load
 from ..units import MS_PER_MIN, MS_PER_S
 from .cluster import GPU_NODE_LABEL, NAMESPACE, EmulatedCluster, deployment_name
+from .loads import ScenarioLoads
 from .policies import Policy, Sizing, size_servers
 from .scenario import PolicySpec, Scenario
 
@@ -94,10 +95,12 @@ def peak_between(trace: Trace, t0_ms: float, t1_ms: float) -> float:
 class Foresight:
     """What the oracle knows of a scenario: every server's true rate over the whole run (a bursts
     trace's realised path, :func:`~inferno.emulator.rate_path`), and so the allocation the
-    optimizer gives for the peak of each coming period."""
+    optimizer gives for the peak of each coming period, with the lengths' spread as the run's
+    other sizings see it (:class:`~.loads.ScenarioLoads`)."""
 
-    def __init__(self, scenario: Scenario) -> None:
+    def __init__(self, scenario: Scenario, loads: ScenarioLoads | None = None) -> None:
         self.scenario = scenario
+        self._loads = ScenarioLoads(scenario) if loads is None else loads
         self.period_ms = scenario.control_period_s * MS_PER_S
         self.traces: dict[str, Trace] = {
             name: rate_path(scenario.traces[name], scenario.seed, name, scenario.duration_ms)
@@ -121,7 +124,7 @@ class Foresight:
                     n_in = float(np.mean(got.input_tokens))
                 if got.times.size and got.output_tokens is not None:
                     n_out = float(np.mean(got.output_tokens))
-            out[name] = Load(peak_between(trace, t0, t1), n_in, n_out)
+            out[name] = self._loads.load(name, peak_between(trace, t0, t1), n_in, n_out)
         return out
 
     def sizing(self, t_ms: float) -> Sizing:

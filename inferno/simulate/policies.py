@@ -86,13 +86,7 @@ def server_rows(
             "class": s.service_class,
             "model": s.model,
             "minNumReplicas": s.min_replicas,
-            "currentAlloc": {
-                "load": {
-                    "arrivalRate": load.arrival_rate,
-                    "avgInTokens": load.in_tokens,
-                    "avgOutTokens": load.out_tokens,
-                }
-            },
+            "currentAlloc": {"load": load.to_json()},
         }
         if s.max_replicas is not None:
             row["maxNumReplicas"] = s.max_replicas

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from ..cluster.plan import Decision
 from ..emulator import ServerSpec, Simulation, Window
 from ..errors import InputError
-from ..system import Load
 from ..units import MS_PER_MIN, MS_PER_S
 from .cluster import EmulatedCluster
+from .loads import ScenarioLoads, output_caps
 from .metrics import MetricsSource
 from .oracle import Foresight
 from .policies import build_policy, peak_rate, size_servers
@@ -99,24 +99,6 @@ def _mean_tokens(scenario: Scenario, name: str) -> tuple[float, float]:
     return scenario.input_tokens[name].mean, scenario.output_tokens[name].mean
 
 
-def _max_output_tokens(scenario: Scenario) -> dict[str, int]:
-    """The servers whose output lengths the scenario caps (``out: {max: T}``), and the cap."""
-    out = {}
-    for name in scenario.servers:
-        cap = getattr(scenario.output_tokens[name], "max_tokens", None)
-        if cap is not None:
-            out[name] = int(cap)
-    return out
-
-
-def _loads(scenario: Scenario, rates: dict[str, float]) -> dict[str, Load]:
-    out = {}
-    for name in scenario.servers:
-        n_in, n_out = _mean_tokens(scenario, name)
-        out[name] = Load(rates[name], n_in, n_out)
-    return out
-
-
 def _specs(
     scenario: Scenario, alloc: dict[str, Decision], startup_delay_s: float
 ) -> dict[str, ServerSpec]:
@@ -146,13 +128,16 @@ def _allocated(decisions: dict[str, Decision]) -> dict[str, Decision]:
 
 
 def _peak_kept(
-    scenario: Scenario, initial: dict[str, Decision], peaks: dict[str, float]
+    scenario: Scenario,
+    loads: ScenarioLoads,
+    initial: dict[str, Decision],
+    peaks: dict[str, float],
 ) -> dict[str, Decision]:
     """The optimizer's decisions at each server's peak rate on its initial accelerator (the
     scalers keep it): what bounds their replicas."""
     servers = [s for s in scenario.system.servers if s.name in initial]
     keep = {n: d.accelerator for n, d in initial.items()}
-    return size_servers(scenario.static_docs, servers, _loads(scenario, peaks), keep=keep).decisions
+    return size_servers(scenario.static_docs, servers, loads.at(peaks), keep=keep).decisions
 
 
 def run_scenario(
@@ -169,9 +154,10 @@ def run_scenario(
     }
     peaks = {n: peak_rate(scenario.traces[n], scenario.duration_ms) for n in scenario.servers}
     system_servers = list(scenario.system.servers)
-    initial_sizing = size_servers(docs, system_servers, _loads(scenario, first))
+    loads = ScenarioLoads(scenario)
+    initial_sizing = size_servers(docs, system_servers, loads.at(first))
     initial_all = initial_sizing.decisions
-    peak_sizing = size_servers(docs, system_servers, _loads(scenario, peaks))
+    peak_sizing = size_servers(docs, system_servers, loads.at(peaks))
     peak_all = peak_sizing.decisions
     notes: list[str] = []
     initial = _allocated(initial_all)
@@ -203,14 +189,14 @@ def run_scenario(
             layout = peak_sizing.layout
             if opts.headroom > 0:
                 rates = {n: r * (1.0 + opts.headroom) for n, r in peaks.items()}
-                headroom = size_servers(docs, system_servers, _loads(scenario, rates))
+                headroom = size_servers(docs, system_servers, loads.at(rates))
                 sized = _allocated(headroom.decisions)
                 alloc = {n: sized.get(n, peak[n]) for n in initial}
                 layout = headroom.layout
             else:
                 alloc = dict(peak)
         elif spec.kind == "oracle":
-            foresight = Foresight(scenario)
+            foresight = Foresight(scenario, loads)
             alloc = foresight.initial(initial)
             layout = foresight.sizing(0.0).layout if initial_sizing.layout else {}
         elif scenario.initial == "peak":
@@ -221,7 +207,7 @@ def run_scenario(
         # the oracle's replicas are ready at once (inferno.simulate.oracle)
         startup_s = 0.0 if spec.kind == "oracle" else scenario.startup_delay_s
         sim = Simulation(_specs(scenario, alloc, startup_s), seed=scenario.seed)
-        caps = _max_output_tokens(scenario)
+        caps = output_caps(scenario)
         cluster = EmulatedCluster(
             sim,
             scenario.system,
@@ -252,7 +238,7 @@ def run_scenario(
             held=initial_sizing.held_per_replica,
             control_period_s=scenario.control_period_s,
             scenario=scenario,
-            peak_kept=_peak_kept(scenario, initial, peaks)
+            peak_kept=_peak_kept(scenario, loads, initial, peaks)
             if spec.kind in ("hpa", "queue")
             else None,
         )
