@@ -20,13 +20,13 @@ Statistics of a target:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
+from ._latency_quantile import GUIDE_BELOW, size_latency_quantile
 from ._roots import illinois
 from .points import OperatingPoints
 
@@ -45,9 +45,6 @@ PROBE_FRACTIONS = (0.5, 0.9)
 #: times cheaper: bench/instance_models.py). The first two rungs are close because the two
 #: agree to within a few percent: a narrow bracket the search closes in few steps
 GUIDE_FRACTIONS = (0.998, 1.01, 1.04, 1.15)
-#: … descending to these when the first is missed (a short delay: the virtual instance is then
-#: optimistic, as it is without one)
-GUIDE_BELOW = (0.92, 0.8, 0.6)
 _GUIDE_RTOL = 1e-4
 #: a costly point's λ* is searched to at most this relative precision (each evaluation costs
 #: tenths of a second; replicas are ⌈demand / λ*⌉, and λ* is the bracket's lower end, so a
@@ -239,7 +236,7 @@ def size(points: OperatingPoints, slo: SloArrays, *, rtol: float = _RTOL) -> Siz
     guess = _mean_bound(points, slo, quant & costly)
     for i in np.flatnonzero(quant):
         tol_i = max(rtol, COSTLY_RTOL) if costly[i] else max(rtol, 1e-7)
-        lam_i, ok_i = _size_latency_quantile(
+        lam_i, ok_i = size_latency_quantile(
             points, int(i), slo, float(rate[i]), float(low[i]), tol_i, float(guess[i])
         )
         detail["latency"][i] = lam_i
@@ -432,7 +429,7 @@ def _mean_bound(points: OperatingPoints, slo: SloArrays, which: NDArray[np.bool_
     *mean* latency reaches the quantile's target (on the virtual instance where it has a delay;
     NaN elsewhere or where none is found). A quantile q ≥ ½ of a right-skewed latency is at
     least its mean, so this is near or above the quantile's λ*: a guide for
-    :func:`_size_latency_quantile`, which checks it."""
+    :func:`._latency_quantile.size_latency_quantile`, which checks it."""
     out = np.full(len(points), np.nan)
     idx = np.flatnonzero(which)
     if idx.size == 0:
@@ -452,64 +449,3 @@ def _without_quantiles(slo: SloArrays) -> SloArrays:
     cols[_ARRAY_FIELDS.index("latency")][has] = np.nan
     cols[_ARRAY_FIELDS.index("latency_quantile")][has] = np.nan
     return SloArrays.of_columns(cols, exact_wait_quantile=slo.exact_wait_quantile)
-
-
-def _size_latency_quantile(
-    points: OperatingPoints,
-    i: int,
-    slo: SloArrays,
-    upper: float,
-    low: float,
-    rtol: float = 1e-7,
-    guess: float = math.nan,
-) -> tuple[float, bool]:
-    """Largest λ ≤ ``upper`` meeting point ``i``'s latency quantile: the root of
-    log(P(R > target) / (1 − q)) in log λ, by the Illinois search (to ``rtol``; P(R > target)
-    may be 0 at the low end, where it bisects). With a ``guess`` (:func:`_mean_bound`) the
-    bracket is sought there first — the guess, then :data:`GUIDE_BELOW` of it — instead of at
-    ``upper``, near saturation, where each evaluation of a costly point is slowest."""
-    q = float(slo.latency_quantile[i])
-    target = float(slo.latency[i])
-
-    def excess(lam: float) -> float:
-        sf = float(points.response_time(i, lam).survival([target])[0])
-        with np.errstate(divide="ignore"):
-            return float(np.log(sf / (1.0 - q)))
-
-    f_low = excess(low)
-    if f_low > 0.0:
-        return math.nan, False
-    top, f_top = upper, math.nan
-    if math.isfinite(guess) and low < guess < upper:
-        f_guess = excess(guess)
-        if f_guess > 0.0:
-            top, f_top = guess, f_guess
-            for fraction in GUIDE_BELOW:
-                rung = fraction * guess
-                if rung <= low:
-                    break
-                f_rung = excess(rung)
-                if f_rung <= 0.0:
-                    low, f_low = rung, f_rung
-                    break
-                top, f_top = rung, f_rung
-        else:
-            low, f_low = guess, f_guess
-    if math.isnan(f_top):
-        f_top = excess(upper)
-        if f_top <= 0.0:
-            return upper, True
-
-    def f(y: F, idx: NDArray[np.intp]) -> F:
-        return np.array([excess(math.exp(float(v))) for v in y])
-
-    a, _ = illinois(
-        f,
-        np.array([math.log(low)]),
-        np.array([math.log(top)]),
-        np.array([f_low]),
-        np.array([f_top]),
-        lambda a, b: (b - a) <= math.log1p(rtol),
-        lambda y, idx: np.full(y.shape, 0.4 * rtol),
-    )
-    return math.exp(float(a[0])), True

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from inferno.model import bulk_instances, bulk_multi, sizing
+from inferno.model._latency_quantile import GUIDE_BELOW
 from inferno.model.points import OperatingPoints
 from inferno.model.profiles import BatchProfile, Tokens
 from inferno.model.sizing import SloArrays, size
@@ -155,7 +156,7 @@ def test_a_guide_above_the_rate_descends(monkeypatch: pytest.MonkeyPatch) -> Non
     virtual = size(points.virtual_instances(), slo, rtol=1e-8).rate[0]
     guided = size(points, slo, rtol=1e-8)
     assert virtual * sizing.GUIDE_FRACTIONS[0] > guided.rate[0]
-    assert guided.rate[0] > virtual * sizing.GUIDE_BELOW[-1]  # a rung below was met
+    assert guided.rate[0] > virtual * GUIDE_BELOW[-1]  # a rung below was met
     monkeypatch.setattr(sizing, "GUIDE_FRACTIONS", ())
     monkeypatch.setattr(sizing, "PROBE_FRACTIONS", ())
     plain = size(points, slo, rtol=1e-8)
