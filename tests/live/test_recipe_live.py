@@ -109,17 +109,23 @@ def _system(directory: Path, rpm: float) -> None:
         (directory / name).write_text(json.dumps(doc))
 
 
-@pytest.fixture(scope="module")
-def profiled(one: Served, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("system")
+def _profiled(one: Served, directory: Path) -> Path:
+    """``directory`` with the one-instance server's profile and the system the recipes are
+    made for."""
+    directory.mkdir(exist_ok=True)
     data = directory / "model-data.json"
     data.write_text(json.dumps({"models": []}))
     capsys_free = main(_profile(one, 1, data, LEVEL_SAMPLES)[:-1])  # the table: printed with -s
     assert capsys_free == 0
-    # the system the recipes are made for (here, not in a test: each test stands alone)
     row = json.loads(data.read_text())["models"][0]
     _system(directory, LOAD_SHARE * _capacity(row) * 60.0)
     return directory
+
+
+@pytest.fixture(scope="module")
+def profiled(one: Served, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # here, not in a test: each test stands alone
+    return _profiled(one, tmp_path_factory.mktemp("system"))
 
 
 def _capacity(row: dict[str, Any]) -> float:
@@ -139,19 +145,23 @@ def test_recipe_requests_cover_the_servers_use_at_the_decided_rate(
     assert all(lv["samples"] >= LEVEL_SAMPLES - 1 for lv in levels[1:])
     # the server's CPU grows with the load it serves (pytriton's per-request work)
     assert levels[-1]["cpuMean"] > levels[0]["cpuMean"] + 0.02
-    capacity = _capacity(row)
-    result = cli_json(["recipe", str(profiled), "sleep-server", "--json"], capsys)
-    recipe = result["recipe"]
-    rate = recipe["ratePerReplica"]
-    assert result["objects"][1]["spec"]["minReplicas"] == 1 and rate == pytest.approx(
-        LOAD_SHARE * capacity, rel=0.01
-    )
-    (container,) = result["objects"][0]["spec"]["template"]["spec"]["containers"]
-    requests, limits = container["resources"]["requests"], container["resources"]["limits"]
+    directory = profiled
     for attempt in range(2):
-        use, above = _use_under_load(one, rate, requests, limits, tmp_path, attempt)
-        # once more if out of bounds: the CPU a request costs moves with the shared machine
-        # (its other work, its clock), between the profile and the load or within the load
+        if attempt:
+            # once more if out of bounds, from a new profile: the CPU a request costs moves with
+            # the shared machine (its other work, its clock) between the profile and the load
+            # (in one make test, 0.17 cores at 97 req/s in the profile, 0.22 at 99 in the load
+            # half a minute later; run alone, 0.21 and 0.185)
+            directory = _profiled(one, tmp_path / "again")
+        row = json.loads((directory / "model-data.json").read_text())["models"][0]
+        result = cli_json(["recipe", str(directory), "sleep-server", "--json"], capsys)
+        rate = result["recipe"]["ratePerReplica"]
+        assert result["objects"][1]["spec"]["minReplicas"] == 1 and rate == pytest.approx(
+            LOAD_SHARE * _capacity(row), rel=0.01
+        )
+        (container,) = result["objects"][0]["spec"]["template"]["spec"]["containers"]
+        requests, limits = container["resources"]["requests"], container["resources"]["limits"]
+        use, above = _use_under_load(one, rate, requests, limits, tmp_path, attempt, capsys)
         if above <= MOST_ABOVE:
             break
     assert above <= MOST_ABOVE
@@ -168,6 +178,7 @@ def _use_under_load(
     limits: dict[str, str],
     tmp_path: Path,
     attempt: int,
+    capsys: pytest.CaptureFixture[str],
 ) -> tuple[Any, float]:
     """Poisson traffic at ``rate``, the server sampled meanwhile: its use, and the share of the
     intervals above the CPU request (printed)."""
@@ -182,17 +193,18 @@ def _use_under_load(
     assert code == 0
     served = json.loads(load.read_text())["models"][0]
     again = " (again)" if attempt else ""
-    print(
-        f"\nrecipe at {rate:.1f} req/s: requests cpu {requests['cpu']} memory "
-        f"{requests['memory']}, limits cpu {limits['cpu']} memory {limits['memory']}; "
-        f"under load ({served['ok']} ok){again}: CPU mean {use.cpu_mean:.3f}, p95 "
-        f"{use.cpu_p95:.3f} cores, memory peak {use.memory_peak_mib:.0f} MiB ({use.memory})"
-    )
     above = use.share_above(parse_cpu(requests["cpu"]))
-    print(
-        f"intervals above the CPU request under load: {100 * above:.1f}% "
-        f"(above the mean: {100 * use.share_above(use.cpu_mean):.1f}%)"
-    )
+    with capsys.disabled():  # shown with -s, every attempt's
+        print(
+            f"\nrecipe at {rate:.1f} req/s: requests cpu {requests['cpu']} memory "
+            f"{requests['memory']}, limits cpu {limits['cpu']} memory {limits['memory']}; "
+            f"under load ({served['ok']} ok){again}: CPU mean {use.cpu_mean:.3f}, p95 "
+            f"{use.cpu_p95:.3f} cores, memory peak {use.memory_peak_mib:.0f} MiB ({use.memory})"
+        )
+        print(
+            f"intervals above the CPU request under load: {100 * above:.1f}% "
+            f"(above the mean: {100 * use.share_above(use.cpu_mean):.1f}%)"
+        )
     return use, above
 
 
