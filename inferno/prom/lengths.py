@@ -10,9 +10,18 @@ buckets' increases are the lengths' empirical distribution function at the bucke
 the mean fixed at the measured one (the token counters'), each family's one shape parameter is
 fitted by least squares on the distribution function at the bounds (lengths are whole numbers,
 ``le`` is inclusive, so at bound + ½), and the family that fits better is taken (gamma on a tie,
-the default). A histogram says nothing of the shape when all its mass is in one bucket, or with
-fewer than :data:`MIN_REQUESTS` requests in the window: no fit then, and the model keeps its
-default.
+the default). With fewer than :data:`MIN_REQUESTS` requests in the window there is no fit, and
+the model keeps its default.
+
+A histogram whose mass is all in one bucket (fixed lengths look so), or in two, has too few
+bounds inside it to fit a shape to, but it confines the lengths to a span (lo, hi], and lengths
+of mean m within a span vary at most as much as half of them at each end do: CV ≤
+√((m − lo')(hi − m))/m, lo' the shortest whole length in it (the Bhatia–Davis inequality). That
+bound is what is reported (gamma, ``bounded``): the spread is at most it, and it is what the
+model's default (CV 1 for the output lengths) would otherwise overstate, by far for fixed
+lengths (a 1-2-5 bucket allows 0.35 at most). Not where the bound is above 1, or where the span
+is open (lengths in the +Inf bucket). With a cap, at most what the cap allows; with the mean at
+the cap, every length is the cap: CV 0.
 """
 
 from __future__ import annotations
@@ -30,6 +39,9 @@ __all__ = ["MIN_REQUESTS", "LengthFit", "fit_lengths"]
 MIN_REQUESTS = 100.0
 #: the coefficient of variation each family's fit may take
 _CV_RANGE = (0.01, 10.0)
+#: the largest span bound reported (:func:`_span_bound`): the model's default output-length CV
+#: (beyond it the bound says less than the default assumes)
+_BOUND_MOST = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +53,9 @@ class LengthFit:
     family: str
     requests: float
     sse: tuple[float, float]
+    #: the CV is the most the histogram's span allows (one or two buckets hold every length),
+    #: not a fit; ``sse`` is then NaN
+    bounded: bool = False
 
 
 def _gamma_cdf(x: np.ndarray, mean: float, cv: float) -> np.ndarray:
@@ -80,13 +95,22 @@ def fit_lengths(
         return None
     cdf = counts[:-1] / total
     inside = (cdf > 0.0) & (cdf < 1.0)
+    limit = cap if cap is not None and math.isfinite(cap) else None
     if np.count_nonzero(inside) < 2:
-        return None
+        most = _span_bound(bounds, cdf, mean)
+        if most is None:
+            return None
+        if limit is not None:
+            from ..model import largest_served_cv
+
+            # a mean at the cap: every length is the cap
+            most = 0.0 if limit <= mean else min(most, largest_served_cv(limit / mean))
+        return LengthFit(most, "gamma", total, (math.nan, math.nan), bounded=True)
     x = bounds + 0.5
-    if cap is not None and math.isfinite(cap) and cap > mean:
+    if limit is not None and limit > mean:
         from ..model import largest_served_cv
 
-        kappa = cap / mean
+        kappa = limit / mean
         most = min(_CV_RANGE[1], largest_served_cv(kappa))
         cv_range = (min(_CV_RANGE[0], 0.5 * most), most)
         g_sse, g_cv = _fit(_capped(kappa, False), x, cdf, mean, cv_range)
@@ -97,6 +121,24 @@ def fit_lengths(
     if l_sse < g_sse:
         return LengthFit(l_cv, "lognormal", total, (g_sse, l_sse))
     return LengthFit(g_cv, "gamma", total, (g_sse, l_sse))
+
+
+def _span_bound(bounds: np.ndarray, cdf: np.ndarray, mean: float) -> float | None:
+    """The largest CV of whole lengths of mean ``mean`` within the span the histogram confines
+    them to, (the last bound with no length at or below it, the first with every one]:
+    √((m − lo')(hi − m))/m, lo' the span's shortest whole length (at least 1); None where the
+    span is open above, does not hold the mean, or allows more than :data:`_BOUND_MOST`."""
+    full = np.flatnonzero(cdf >= 1.0)
+    if full.size == 0:
+        return None
+    hi = float(bounds[full[0]])
+    empty = np.flatnonzero(cdf <= 0.0)
+    below = empty[empty < full[0]]
+    lo = max(math.floor(float(bounds[below[-1]])) + 1.0, 1.0) if below.size else 1.0
+    if not lo <= mean <= hi:
+        return None
+    most = math.sqrt((mean - lo) * (hi - mean)) / mean
+    return most if most <= _BOUND_MOST else None
 
 
 def _capped(kappa: float, lognormal: bool) -> Callable[[np.ndarray, float, float], np.ndarray]:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -60,14 +61,68 @@ def test_the_family_and_the_cv_of_binned_lengths(lengths: Lengths, family: str, 
     assert fit.requests == 2000.0
 
 
+def test_lengths_in_one_or_two_buckets_are_told_the_most_spread_they_can_have() -> None:
+    # fixed lengths: every request in one bucket, (200, 500], no shape to fit; lengths of mean
+    # 256 there vary at most as much as those at its two ends do
+    fixed = Fixed(256).sample(2000, np.random.default_rng(3)).astype(np.float64)
+    fit = fit_lengths(histogram(fixed), 256.0)
+    assert fit is not None and fit.bounded and fit.family == "gamma"
+    assert math.isnan(fit.sse[0]) and fit.requests == 2000.0
+    assert fit.cv == pytest.approx(math.sqrt((256.0 - 201.0) * (500.0 - 256.0)) / 256.0)
+    # the bound is reached: 201 and 500 tokens in the proportions of mean 256
+    n_top = 55 * 20
+    ends = np.concatenate([np.full(299 * 20 - n_top, 201.0), np.full(n_top, 500.0)])
+    assert ends.mean() == pytest.approx(256.0)
+    assert ends.std() / ends.mean() == pytest.approx(fit.cv, rel=1e-12)
+    same = fit_lengths(histogram(ends), float(ends.mean()))
+    assert same is not None and same.cv == pytest.approx(fit.cv)
+    # two buckets, (100, 200] and (200, 500]: one bound inside, still no shape to fit
+    two = np.repeat([150.0, 300.0], 1000)
+    fit = fit_lengths(histogram(two), 225.0)
+    assert fit is not None and fit.bounded
+    assert fit.cv == pytest.approx(math.sqrt((225.0 - 101.0) * (500.0 - 225.0)) / 225.0)
+    # a span that allows more than the model's default (CV 1), or an open one: nothing said
+    wide = [(10.0, 0.0), (1000.0, 500.0), (math.inf, 500.0)]
+    assert fit_lengths(wide, 50.0) is None
+    assert fit_lengths([(1000.0, 0.0), (math.inf, 500.0)], 2000.0) is None
+    # a mean outside the span (the counters and the histogram disagree): nothing said
+    assert fit_lengths(histogram(fixed), 600.0) is None
+
+
+def test_one_of_vllms_buckets_allows_a_cv_under_048() -> None:
+    # the most any mean in a bucket (lo, hi] allows, at m = 2·lo'·hi/(lo' + hi): under 0.48,
+    # far below the default of 1 (docs/metrics.md)
+    most = []
+    for lo, hi in itertools.pairwise(BOUNDS):
+        lo1 = lo + 1.0
+        if lo1 >= hi:
+            continue
+        m = 2.0 * lo1 * hi / (lo1 + hi)
+        one = [(float(b), 0.0 if b < hi else 1000.0) for b in BOUNDS] + [(math.inf, 1000.0)]
+        fit = fit_lengths(one, m)
+        assert fit is not None and fit.bounded
+        most.append(fit.cv)
+    assert 0.47 < max(most) < 0.48
+
+
+def test_a_bounded_spread_is_at_most_what_the_cap_allows() -> None:
+    from inferno.model import largest_served_cv
+
+    fixed = Fixed(256).sample(2000, np.random.default_rng(4)).astype(np.float64)
+    fit = fit_lengths(histogram(fixed), 256.0, cap=300.0)
+    assert fit is not None and fit.bounded
+    assert fit.cv == pytest.approx(largest_served_cv(300.0 / 256.0))
+    assert fit.cv < math.sqrt((256.0 - 201.0) * (500.0 - 256.0)) / 256.0
+    # every request served the cap: no spread at all
+    fit = fit_lengths(histogram(fixed), 256.0, cap=256.0)
+    assert fit is not None and fit.cv == 0.0
+
+
 def test_what_a_histogram_cannot_say_is_not_fitted() -> None:
     rng = np.random.default_rng(2)
     x = LogNormal(256.0, 1.5).sample(2000, rng).astype(np.float64)
     good = histogram(x)
     assert fit_lengths(good, float(x.mean())) is not None
-    # fixed lengths: every request in one bucket, no spread to fit
-    fixed = Fixed(256).sample(2000, rng).astype(np.float64)
-    assert fit_lengths(histogram(fixed), 256.0) is None
     # too few requests in the window
     few = x[: int(MIN_REQUESTS) - 1]
     assert fit_lengths(histogram(few), float(few.mean())) is None

@@ -3,6 +3,8 @@ window's token histograms (vLLM's 1-2-5 buckets), fitted by inferno.prom.lengths
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from inferno.emulator import Exponential, Fixed, LogNormal, Poisson, ServerSpec, Simulation
@@ -39,9 +41,12 @@ def test_the_window_fits_the_lengths_family_and_cv_into_the_load() -> None:
     assert load.in_tokens_cov == pytest.approx(1.0, rel=0.15)
 
 
-def test_fixed_lengths_are_not_fitted() -> None:
-    """All in one bucket: the histogram cannot tell a spread (the collector's rule), so the load
-    carries none and the model keeps its defaults."""
+def test_fixed_lengths_are_told_the_most_spread_their_bucket_allows() -> None:
+    """All in one bucket: the histogram cannot tell a shape, but it holds the lengths within the
+    bucket, which bounds their spread (the collector's rule, inferno.prom.lengths): the load
+    carries that bound, far below the model's default of 1 for the output lengths."""
     load = _measured(Fixed(64), Fixed(256)).measure("s").load
-    assert (load.out_tokens_cov, load.out_tokens_dist) == (None, None)
-    assert (load.in_tokens_cov, load.in_tokens_dist) == (None, None)
+    # outputs of 64 tokens, in (50, 100]; prompts of 256, in (200, 500]
+    assert load.out_tokens_cov == pytest.approx(math.sqrt((64 - 51) * (100 - 64)) / 64)
+    assert load.in_tokens_cov == pytest.approx(math.sqrt((256 - 201) * (500 - 256)) / 256)
+    assert (load.in_tokens_dist, load.out_tokens_dist) == ("gamma", "gamma")
