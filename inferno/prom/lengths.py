@@ -15,13 +15,13 @@ the model keeps its default.
 
 A histogram whose mass is all in one bucket (fixed lengths look so), or in two, has too few
 bounds inside it to fit a shape to, but it confines the lengths to a span (lo, hi], and lengths
-of mean m within a span vary at most as much as half of them at each end do: CV ≤
-√((m − lo')(hi − m))/m, lo' the shortest whole length in it (the Bhatia–Davis inequality). That
-bound is what is reported (gamma, ``bounded``): the spread is at most it, and it is what the
-model's default (CV 1 for the output lengths) would otherwise overstate, by far for fixed
-lengths (a 1-2-5 bucket allows 0.35 at most). Not where the bound is above 1, or where the span
-is open (lengths in the +Inf bucket). With a cap, at most what the cap allows; with the mean at
-the cap, every length is the cap: CV 0.
+of mean m within a span vary at most as much as lengths split between its two ends with that
+mean do: CV ≤ √((m − lo')(hi − m))/m, lo' the shortest whole length in it (the Bhatia–Davis
+inequality). That bound is what is reported (gamma, ``bounded``): the spread is at most it,
+where the model's default (CV 1 for the output lengths) would overstate it by far for fixed
+lengths (one of vLLM's 1-2-5 buckets allows under 0.48). Not where the bound is above 1, or
+where the span is open (lengths in the +Inf bucket). With a cap, at most what the cap allows;
+with the mean at the cap, every length is the cap: CV 0.
 """
 
 from __future__ import annotations
@@ -76,7 +76,8 @@ def fit_lengths(
     """The lengths' CV and family from ``buckets`` — (upper bound ``le``, cumulative count)
     pairs in any order, ``+Inf`` included, as ``increase()`` of the ``_bucket`` series gives
     them — with the mean ``mean`` tokens per request; None when they cannot say (too few
-    requests, no spread across the bounds, or values that are not a histogram). With ``cap``
+    requests, a span too wide or open to bound the spread where every length lies within one or
+    two buckets, or values that are not a histogram). With ``cap``
     (the server's most tokens, above the mean) the lengths are served capped, and each family
     is fitted capped (:func:`inferno.model.served_cdf`): the CV is the served lengths', at most
     what the cap allows."""

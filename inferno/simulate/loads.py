@@ -6,8 +6,9 @@ the deployed collector would report it once it has seen many of them: the CV and
 from a histogram of :data:`STEADY_SAMPLE` lengths drawn from the scenario's distributions, by the
 collector's own fit (:mod:`inferno.prom.lengths`, with the scenario's output cap ``out.max``),
 and that cap. The inferno policy's cycles fit each window's histogram the same way
-(:mod:`.metrics`), so both see the lengths alike; before, these sizings were told the means only,
-and the accurate model then took its default spread (CV 1, gamma) whatever the scenario drew.
+(:mod:`.metrics`), so both see the lengths alike (these sizings were told the means only). They
+run the deployed default model, which reads no spread; the fields are what an accurate-mode
+sizing of the same rows reads.
 """
 
 from __future__ import annotations
