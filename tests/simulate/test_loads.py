@@ -64,17 +64,9 @@ def test_the_accurate_model_sizes_the_told_lengths_otherwise(tmp_path: Path) -> 
     told = policies_module.server_rows(
         list(scenario.system.servers), ScenarioLoads(scenario).at({SERVER: rate})
     )
+    plain = ("arrivalRate", "avgInTokens", "avgOutTokens")
     means = [
-        dict(
-            r,
-            currentAlloc={
-                "load": {
-                    k: v
-                    for k, v in r["currentAlloc"]["load"].items()
-                    if k in ("arrivalRate", "avgInTokens", "avgOutTokens")
-                }
-            },
-        )
+        {**r, "currentAlloc": {"load": {k: r["currentAlloc"]["load"][k] for k in plain}}}
         for r in told
     ]
     assert told != means
