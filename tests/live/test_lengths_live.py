@@ -1,10 +1,12 @@
 """The collector's output-length fit against a real Prometheus: an in-process exporter (the
 metrics a vLLM backend on Triton exports, prometheus-client) serves a histogram of generated
-tokens per request drawn from a lognormal, Prometheus scrapes it, and the load source fits the
-lengths' family and CV from the buckets' ``increase()`` over the window."""
+tokens per request drawn from a lognormal (or an exponential, a capped lognormal, fixed lengths),
+Prometheus scrapes it, and the load source fits the lengths' family and CV from the buckets'
+``increase()`` over the window (fixed lengths: the most spread their one bucket allows)."""
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -25,7 +27,7 @@ from prometheus_client import (
 )
 
 from inferno.cluster.inventory import ManagedDeployment
-from inferno.emulator import Exponential, Lengths, LogNormal
+from inferno.emulator import Exponential, Fixed, Lengths, LogNormal
 from inferno.prom import PrometheusClient, PrometheusLoadSource
 
 from ._procs import Child, free_port, http_ok, wait_until
@@ -152,8 +154,11 @@ def _deployment() -> ManagedDeployment:
         (Exponential(256.0), "gamma", 1.0),
         # served capped at 1,024 tokens, the Deployment annotated so: the served lengths' CV
         (LogNormal(256.0, 1.5, 1024), "lognormal", None),
+        # every request in the bucket (200, 500]: the most spread lengths of mean 256 can have
+        # there (Bhatia–Davis), not a fit
+        (Fixed(256), "gamma", math.sqrt((256 - 201) * (500 - 256)) / 256),
     ],
-    ids=["lognormal", "exponential", "lognormal-capped"],
+    ids=["lognormal", "exponential", "lognormal-capped", "fixed"],
 )
 def test_the_collector_fits_the_lengths_from_a_scraped_histogram(
     scraped: tuple[Exporter, str], lengths: Lengths, family: str, cv: float | None
@@ -179,5 +184,6 @@ def test_the_collector_fits_the_lengths_from_a_scraped_histogram(
     assert load.arrival_rate > 0, obs.notes
     assert load.out_tokens == pytest.approx(float(sample.mean()), rel=0.02)
     assert obs.lengths is not None, obs.notes
+    assert obs.lengths.bounded == isinstance(lengths, Fixed)
     assert load.out_tokens_dist == family
     assert load.out_tokens_cov == pytest.approx(cv, rel=0.1)
