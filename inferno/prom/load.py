@@ -81,23 +81,7 @@ class ServerObservation:
             "namespace": self.namespace,
             "deployment": self.deployment,
             "model": self.model,
-            "load": None
-            if self.load is None
-            else {
-                "arrivalRate": self.load.arrival_rate,
-                "avgInTokens": self.load.in_tokens,
-                "avgOutTokens": self.load.out_tokens,
-                **(
-                    {}
-                    if self.lengths is None
-                    else {"outTokensCOV": self.lengths.cv, "outTokensDist": self.lengths.family}
-                ),
-                **(
-                    {}
-                    if self.in_lengths is None
-                    else {"inTokensCOV": self.in_lengths.cv, "inTokensDist": self.in_lengths.family}
-                ),
-            },
+            "load": None if self.load is None else self.load.to_json(),
             "completionsRpm": self.completions_rpm,
             "pendingDelta": self.pending_delta,
             "pending": self.pending,
@@ -231,6 +215,12 @@ class PrometheusLoadSource:
             else self._lengths(q.out_buckets, out_tokens, at, cap=d.max_output_tokens)
         )
         in_lengths = None if not in_tokens else self._lengths(q.in_buckets, in_tokens, at)
+        for which, fit in (("output", lengths), ("prompt", in_lengths)):
+            if fit is not None and fit.bounded:
+                notes.append(
+                    f"{which} lengths all within one or two histogram buckets: CV "
+                    f"{fit.cv:.3g}, the most their span allows (no shape to fit)"
+                )
         load = Load(
             offered_rpm(completions, pending or 0.0, self.window),
             labels.in_tokens if in_tokens is None else in_tokens,

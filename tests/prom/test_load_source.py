@@ -363,6 +363,28 @@ def test_a_histogram_of_generated_tokens_gives_the_lengths_cv_and_family() -> No
     assert load.out_tokens_dist is None
 
 
+def test_fixed_lengths_carry_their_buckets_bound_with_a_note() -> None:
+    """Every request 256 tokens long: one bucket, (200, 500], no shape to fit. The load and the
+    server's row carry the most spread lengths of that mean can have there, and the
+    observation says it is a bound."""
+    import numpy as np
+
+    from inferno.cluster.inventory import server_row
+
+    x = np.full(3000, 256.0)
+    q = queries(LLAMA)
+    values = answer(q, completions_rpm=120.0, pending_delta=0.0, in_tokens=512.0)
+    fake = FakePrometheus({**values, **answer(q, out_tokens=256.0, out_buckets=_histogram(x))})
+    m = PrometheusLoadSource(fake.client(), 60).measure([LLAMA])
+    load = m.loads["llama-7b"]
+    most = math.sqrt((256 - 201) * (500 - 256)) / 256
+    assert load.out_tokens_cov == pytest.approx(most) and load.out_tokens_dist == "gamma"
+    assert server_row(LLAMA, load)["currentAlloc"]["load"]["outTokensCOV"] == load.out_tokens_cov
+    (obs,) = m.to_json()["servers"]
+    assert obs["load"]["outTokensCOV"] == load.out_tokens_cov
+    assert any("output lengths all within one or two histogram buckets" in n for n in obs["notes"])
+
+
 def test_a_capped_servers_histogram_is_fitted_capped_and_the_row_keeps_the_cap() -> None:
     """A Deployment annotated with its most output tokens: the histogram of the served
     (capped) lengths is fitted with the capped family, so the CV is the served lengths' (what
