@@ -15,7 +15,6 @@ state, and what its emulation of these systems verifies):
 from __future__ import annotations
 
 import argparse
-import math
 from dataclasses import replace
 
 import accurate_cost as ac  # bench/, first on sys.path when run as a script
@@ -24,8 +23,8 @@ from _tables import print_table
 
 from inferno.data import load_system
 from inferno.emulator import Fixed
-from inferno.emulator.records import TOKEN_BUCKETS, cumulative_counts
-from inferno.prom.lengths import fit_lengths
+from inferno.emulator.records import cumulative_counts
+from inferno.simulate.metrics import fit_histogram
 from inferno.solver import solve
 from inferno.system import System
 
@@ -33,9 +32,7 @@ from inferno.system import System
 def collector_cv(n: int) -> float | None:
     """The collector's CV of 2,000 requests of exactly ``n`` tokens (None: no fit)."""
     x = Fixed(n).sample(2000, np.random.default_rng(0))
-    bounds = (*TOKEN_BUCKETS, math.inf)
-    counts = cumulative_counts(x)
-    fit = fit_lengths(list(zip(bounds, map(float, counts), strict=True)), float(x.mean()))
+    fit = fit_histogram(cumulative_counts(x), float(x.mean()))
     return None if fit is None else fit.cv
 
 

@@ -12,7 +12,15 @@ from .engine import Simulation
 from .records import REJECT_NO_REPLICA, REJECT_QUEUE_FULL, RequestRecords, Totals, Window
 from .replay import REPLAY_COLUMNS, Replay, read_replay
 from .replica import ReplicaConfig, ReplicaState, Service
-from .server import ROUTERS, ReplicaInfo, Router, ServerSpec, ServerState, rate_path
+from .server import (
+    ROUTERS,
+    ReplicaInfo,
+    Router,
+    ServerSpec,
+    ServerState,
+    name_key,
+    rate_path,
+)
 from .tokens import Empirical, Exponential, Fixed, Lengths, LogNormal
 from .traces import Arrivals, ArrivalStream, Bursts, Diurnal, Poisson, Steps, Trace
 
@@ -45,6 +53,7 @@ __all__ = [
     "Totals",
     "Trace",
     "Window",
+    "name_key",
     "rate_path",
     "read_replay",
 ]

@@ -51,6 +51,7 @@ __all__ = [
     "ServerRuntime",
     "ServerSpec",
     "ServerState",
+    "name_key",
     "rate_path",
 ]
 
@@ -148,7 +149,7 @@ class ServerState:
     in_service: int
 
 
-def _key(name: str) -> int:
+def name_key(name: str) -> int:
     """A stable integer of the server name (independent of Python's hash randomisation)."""
     return int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "little")
 
@@ -156,7 +157,7 @@ def _key(name: str) -> int:
 def server_rngs(seed: int, name: str) -> list[np.random.Generator]:
     """The server's generators: arrivals, tokens, routing, service. Keyed by the server name,
     so adding, removing or reordering other servers does not change this server's draws."""
-    base = np.random.SeedSequence(seed, spawn_key=(_key(name),))
+    base = np.random.SeedSequence(seed, spawn_key=(name_key(name),))
     return [np.random.default_rng(s) for s in base.spawn(4)]
 
 

@@ -96,23 +96,22 @@ def fit_lengths(
         return None
     cdf = counts[:-1] / total
     inside = (cdf > 0.0) & (cdf < 1.0)
-    limit = cap if cap is not None and math.isfinite(cap) else None
-    if np.count_nonzero(inside) < 2:
-        most = _span_bound(bounds, cdf, mean)
-        if most is None:
-            return None
-        if limit is not None:
-            from ..model import largest_served_cv
-
-            # a mean at the cap: every length is the cap
-            most = 0.0 if limit <= mean else min(most, largest_served_cv(limit / mean))
-        return LengthFit(most, "gamma", total, (math.nan, math.nan), bounded=True)
-    x = bounds + 0.5
-    if limit is not None and limit > mean:
+    kappa = cap / mean if cap is not None and math.isfinite(cap) else math.nan  # NaN: no cap
+    most_capped = math.inf  # the most CV the cap allows (a mean at the cap: none)
+    if kappa > 1.0:
         from ..model import largest_served_cv
 
-        kappa = limit / mean
-        most = min(_CV_RANGE[1], largest_served_cv(kappa))
+        most_capped = largest_served_cv(kappa)
+    elif kappa <= 1.0:
+        most_capped = 0.0
+    if np.count_nonzero(inside) < 2:
+        span = _span_bound(bounds, cdf, mean)
+        if span is None:
+            return None
+        return LengthFit(min(span, most_capped), "gamma", total, (math.nan, math.nan), True)
+    x = bounds + 0.5
+    if kappa > 1.0:
+        most = min(_CV_RANGE[1], most_capped)
         cv_range = (min(_CV_RANGE[0], 0.5 * most), most)
         g_sse, g_cv = _fit(_capped(kappa, False), x, cdf, mean, cv_range)
         l_sse, l_cv = _fit(_capped(kappa, True), x, cdf, mean, cv_range)

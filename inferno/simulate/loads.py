@@ -13,13 +13,12 @@ sizing of the same rows reads.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 
 import numpy as np
 
+from ..emulator import Lengths, name_key
 from ..emulator.records import cumulative_counts
-from ..emulator.tokens import Lengths
 from ..prom.lengths import LengthFit
 from ..system import Load
 from .metrics import fit_histogram
@@ -43,14 +42,17 @@ def output_caps(scenario: Scenario) -> dict[str, int]:
     return out
 
 
-def _steady_fit(lengths: Lengths, seed: int, cap: int | None) -> LengthFit | None:
-    x = lengths.sample(STEADY_SAMPLE, np.random.default_rng(seed))
+#: the draws' stream, apart from the emulator's and the metrics noise's
+_STEADY_STREAM = 0x737465616479  # "steady"
+
+
+def _steady_fit(
+    lengths: Lengths, scenario: Scenario, name: str, direction: int, cap: int | None
+) -> LengthFit | None:
+    key = (name_key(name), _STEADY_STREAM, direction)
+    rng = np.random.default_rng(np.random.SeedSequence(scenario.seed, spawn_key=key))
+    x = lengths.sample(STEADY_SAMPLE, rng)
     return fit_histogram(cumulative_counts(x), float(x.mean()), cap)
-
-
-def _seed(scenario: Scenario, name: str, direction: str) -> int:
-    key = f"{scenario.seed}/{name}/{direction}".encode()
-    return int.from_bytes(hashlib.sha256(key).digest()[:8], "little")
 
 
 class ScenarioLoads:
@@ -63,8 +65,8 @@ class ScenarioLoads:
         self._fits: dict[str, tuple[LengthFit | None, LengthFit | None]] = {}
         for name in scenario.servers:
             cap = self._caps.get(name)
-            out = _steady_fit(scenario.output_tokens[name], _seed(scenario, name, "out"), cap)
-            inp = _steady_fit(scenario.input_tokens[name], _seed(scenario, name, "in"), None)
+            out = _steady_fit(scenario.output_tokens[name], scenario, name, 0, cap)
+            inp = _steady_fit(scenario.input_tokens[name], scenario, name, 1, None)
             self._fits[name] = (out, inp)
 
     def load(

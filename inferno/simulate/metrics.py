@@ -24,7 +24,6 @@ of them, so two policies that measure the same servers at the same periods see t
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping
@@ -32,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..emulator import Simulation, Window
+from ..emulator import Simulation, Window, name_key
 from ..emulator.records import TOKEN_BUCKETS
 from ..prom.lengths import LengthFit, fit_lengths
 from ..system import Load
@@ -90,10 +89,6 @@ def fit_histogram(
     return fit_lengths(list(zip(bounds, (float(c) for c in cumulative), strict=True)), mean, cap)
 
 
-def _key(name: str) -> int:
-    return int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "little")
-
-
 class MetricsSource:
     """Noisy, windowed measurements of a simulation's servers.
 
@@ -126,7 +121,7 @@ class MetricsSource:
         self._caps = dict(max_output_tokens or {})
         self._rngs = {
             name: np.random.default_rng(
-                np.random.SeedSequence(seed, spawn_key=(_key(name), _NOISE_STREAM))
+                np.random.SeedSequence(seed, spawn_key=(name_key(name), _NOISE_STREAM))
             )
             for name in sim.servers
         }
