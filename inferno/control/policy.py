@@ -92,6 +92,36 @@ def _smooth_tokens(
     )
 
 
+def _within_cap(
+    row: Mapping[str, Any], smoothed: tuple[float, float, float], now: float
+) -> tuple[tuple[float, float, float], dict[str, float]]:
+    """The smoothed tokens made to hold with the row's cap (``outTokensMax``, the Deployment's
+    most output tokens), as the optimizer's data check them: served lengths never exceed the
+    cap, so a smoothed mean above it is of lengths the server no longer serves (the cap was
+    lowered), and the smoothing restarts from this window's measurement (the collector told
+    the cap only with a mean and CV that hold with it); a smoothed mean the window's CV cannot
+    have under the cap (the mean moved with the window's CV) keeps the mean and takes the most
+    CV the cap allows at it. Returns the tokens and the load's keys to replace."""
+    load = row["currentAlloc"]["load"]
+    most, cv = load.get("outTokensMax"), load.get("outTokensCOV")
+    if not _finite_number(most):
+        return smoothed, {}
+    mean = smoothed[1]
+    if mean > most:
+        measured = load.get("avgOutTokens")
+        if _finite_number(measured) and measured <= most:
+            return (float(load["avgInTokens"]), float(measured), now), {}
+        return smoothed, {}  # the row contradicts its cap: the optimizer says so
+    if _finite_number(cv) and mean > 0 and cv * cv > most / mean - 1.0:
+        # just under the largest, so that the check's own rounding cannot find it above
+        return smoothed, {"outTokensCOV": math.sqrt(max(most / mean - 1.0, 0.0)) * (1 - 1e-12)}
+    return smoothed, {}
+
+
+def _finite_number(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
 def _backlog_excess(row: Mapping[str, Any], backlog: float | None) -> float:
     """Requests waiting beyond what the running replicas take in their next batches."""
     if backlog is None or not math.isfinite(backlog) or backlog <= 0:
@@ -265,9 +295,10 @@ class Policy:
             if smoothed is None:
                 out.append(_with_rate(row, target))
                 continue
+            smoothed, more = _within_cap(row, smoothed, now)
             tokens[name] = smoothed
             kept = dict(zip(_TOKEN_KEYS, smoothed[:2], strict=True))
-            out.append(_with_rate(row, target, **kept))
+            out.append(_with_rate(row, target, **kept, **more))
         self.state = replace(self.state, tracks=tracks, tokens=tokens, pool=pool)
         self.forecasts = forecasts
         if self.batch_tolerance > 0:

@@ -3,8 +3,10 @@ margin, a fall is followed without overshooting below the rate, noise costs a bo
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,7 +14,11 @@ import pytest
 
 from inferno.control.forecast import ForecastParams, Track, observe, plan_rate, rate_at
 from inferno.control.policy import Policy
+from inferno.data import SYSTEM_FILES, system_from_documents
 from inferno.settings import PolicyOptions
+from inferno.system import Load
+
+SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "large"
 
 #: the filter's mechanics at fixed constants (α 0.5, φ 0.9, a 600 s error half-life: the defaults
 #: until the pooled forecast became the default; the deployed defaults are judged by the
@@ -297,3 +303,52 @@ def test_the_season_survives_a_restart() -> None:
     track = feed([daily(k * 30.0) for k in range(150)], seasonal_p)
     back = state_from_json(state_to_json(PolicyState(tracks={"s": track})))
     assert back.tracks["s"] == track
+
+
+def capped_rows(out_tokens: float, cv: float, most: float) -> list[dict[str, Any]]:
+    out = rows(out_tokens=out_tokens, a=100.0)
+    out[0]["currentAlloc"]["load"].update(outTokensCOV=cv, outTokensMax=most)
+    return out
+
+
+def solvable(row: dict[str, Any]) -> Load:
+    """The row's load as the optimizer's data read it (InputError where they refuse it): the
+    row as a server of the large sample."""
+    docs = {f: json.loads((SAMPLE / f).read_text()) for f in SYSTEM_FILES if (SAMPLE / f).is_file()}
+    server = {**row, "class": "Premium", "model": "llama3_8b"}
+    docs["server-data.json"] = {"servers": [server]}
+    return system_from_documents(docs, "policy").servers[0].load
+
+
+def test_smoothed_tokens_keep_within_the_servers_cap() -> None:
+    """The smoothed mean with this window's CV and cap is a row the optimizer's data accept.
+    The lengths halve (mean 200 → 100, CV 1.2, cap 256): the smoothed mean lags, and the
+    window's CV is more than lengths of that mean can have under the cap, so it takes the most
+    they can (before: a row refused, the server left unsized for minutes). The cap lowered
+    below the smoothed mean (1024 → 256): the smoothing restarts from the window."""
+    clock = [0.0]
+    policy = Policy(PolicyOptions(token_halflife=300), lambda: clock[0], params=P)
+    solvable(policy.loads(capped_rows(200.0, 0.3, 256.0))[0])
+    clock[0] = 30.0
+    row = policy.loads(capped_rows(100.0, 1.2, 256.0))[0]
+    load = row["currentAlloc"]["load"]
+    assert 150.0 < load["avgOutTokens"] < 200.0  # still smoothed
+    assert load["outTokensCOV"] == pytest.approx(math.sqrt(256.0 / load["avgOutTokens"] - 1.0))
+    assert load["outTokensCOV"] < 1.2
+    got = solvable(row)
+    assert got.out_tokens_max == 256.0 and got.out_tokens == load["avgOutTokens"]
+    # a CV that holds is left as measured
+    clock[0] = 60.0
+    held = policy.loads(capped_rows(150.0, 0.5, 256.0))[0]["currentAlloc"]["load"]
+    assert held["outTokensCOV"] == 0.5
+
+    cut = Policy(PolicyOptions(token_halflife=300), lambda: clock[0], params=P)
+    cut.loads(capped_rows(600.0, 0.5, 1024.0))
+    clock[0] += 30.0
+    row = cut.loads(capped_rows(180.0, 0.3, 256.0))[0]
+    assert row["currentAlloc"]["load"]["avgOutTokens"] == 180.0
+    assert cut.state.tokens["a"] == (0.0, 180.0, clock[0])
+    solvable(row)
+    clock[0] += 30.0  # and smooths on from there
+    nxt = cut.loads(capped_rows(200.0, 0.3, 256.0))[0]["currentAlloc"]["load"]
+    assert 180.0 < nxt["avgOutTokens"] < 200.0
