@@ -235,5 +235,11 @@ class OptimizerOptions(Group):
         "unless the optimizer data names one",
     )
 
+    def __post_init__(self) -> None:
+        # as the optimizer data's ``model`` is read: in any case, spaces around ignored
+        if isinstance(self.model, str):
+            object.__setattr__(self, "model", self.model.strip().casefold())
+        super(OptimizerOptions, self).__post_init__()
+
     def check(self) -> None:
         self._require("model", self.model in MODELS, " or ".join(repr(m) for m in MODELS))
