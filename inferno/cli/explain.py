@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import InputError
+from ._decision import add_decision_arguments, decided
 from ._table import render
 
 __all__ = ["add_parser", "run"]
@@ -22,6 +23,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default=None,
         help="as for optimize (default: the optimizer data's choice)",
     )
+    add_decision_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -30,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from ..solver import build_candidates, solve_table
     from ..solver.explain import explain
 
-    system = load_system(args.directory)
+    system = decided(args, load_system(args.directory))
     try:
         table = build_candidates(system)
         solution = solve_table(table, args.solver)

@@ -7,12 +7,12 @@ import json
 import math
 import sys
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import InputError
-from ..system import BatchPolicy, PerformanceModel, Server, System
+from ..system import Server, System
+from ._decision import add_decision_arguments, decided
 from ._table import render
 
 if TYPE_CHECKING:
@@ -37,47 +37,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="table: a row per server (default); json: Inferno's solution shape "
         "(indented up to 200 servers)",
     )
-    p.add_argument(
-        "--limited",
-        action="store_true",
-        help="apply capacity limits even if optimizer data says unlimited",
-    )
-    p.add_argument(
-        "--exact-wait-quantile",
-        action="store_true",
-        help="judge slo-ttw on the true wait quantile instead of Inferno's mean-based rule",
-    )
-    p.add_argument(
-        "--decide-serving",
-        action="store_true",
-        help="decide Triton's model instances and batching delay for batch-kind rows with "
-        "measured contention (about 0.2 s per such server; docs/triton.md)",
-    )
-    p.add_argument(
-        "--offer-no-delay",
-        action="store_true",
-        help="with --decide-serving, also offer several instances without a batching delay "
-        "(often cheaper; a first decision takes minutes; docs/triton.md)",
-    )
-    p.add_argument(
-        "--batch-policy",
-        choices=[b.value for b in BatchPolicy],
-        default=None,
-        help="memory: Inferno's memory-scaled batch; knee: smallest batch within 1%% of the best",
-    )
-    p.add_argument(
-        "--model",
-        choices=[m.value for m in PerformanceModel],
-        default=None,
-        help="inferno: Inferno's chain (default); accurate: iteration-level batching, output "
-        "lengths and join stalls (docs/model.md, Accurate mode)",
-    )
-    p.add_argument(
-        "--queue-factor",
-        type=float,
-        default=None,
-        help="queue length K − N as a multiple of the batch N for every server (0: K = N)",
-    )
+    add_decision_arguments(p)
     p.add_argument(
         "--percentiles",
         action="store_true",
@@ -93,7 +53,6 @@ PRETTY_MAX = 200
 def run(args: argparse.Namespace) -> int:
     # imported here: `inferno --help` and the other commands need none of the model's machinery
     from ..data import load_system
-    from ..data.limits import MAX_QUEUE_FACTOR
     from ..data.solution_json import solution_to_json
     from ..solver import build_candidates, solve_table
     from ..solver.percentiles import add_percentiles
@@ -105,31 +64,7 @@ def run(args: argparse.Namespace) -> int:
             source=str(Path(args.directory) / "server-data.json"),
             path="$.servers",
         )
-    spec = system.optimizer
-    if args.limited:
-        capacity_file = Path(args.directory) / "capacity-data.json"
-        if not capacity_file.is_file():
-            raise InputError(
-                "--limited needs this file, which is missing", source=str(capacity_file)
-            )
-        spec = replace(spec, unlimited=False)
-    if args.exact_wait_quantile:
-        spec = replace(spec, exact_wait_quantile=True)
-    if args.decide_serving:
-        spec = replace(spec, decide_serving=True)
-    if args.offer_no_delay:
-        spec = replace(spec, offer_no_delay=True)
-    if args.batch_policy:
-        spec = replace(spec, batch_policy=BatchPolicy(args.batch_policy))
-    if args.model:
-        spec = replace(spec, model=PerformanceModel(args.model))
-    if args.queue_factor is not None:
-        if not 0 <= args.queue_factor <= MAX_QUEUE_FACTOR:
-            raise InputError(
-                f"--queue-factor must be in [0, {MAX_QUEUE_FACTOR:g}], got {args.queue_factor}"
-            )
-        spec = replace(spec, queue_factor=args.queue_factor)
-    system = replace(system, optimizer=spec)
+    system = decided(args, system)
     try:
         table = build_candidates(system)
         solution = solve_table(table, args.solver)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
+from ._decision import add_decision_arguments, decided
 
 if TYPE_CHECKING:
     from ..solver.recipe import Recipe
@@ -48,6 +49,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("directory", help="directory with Inferno's *-data.json files")
     p.add_argument("server", help="the server (its name in server-data.json)")
     p.add_argument("--solver", choices=["greedy", "milp"], default=None, help="as for optimize")
+    add_decision_arguments(p)
     p.add_argument(
         "--deployment", help="the Deployment's name (default: the server's name, as the samples)"
     )
@@ -109,7 +111,7 @@ def _allocation(args: argparse.Namespace) -> tuple[Any, Allocation]:
     from ..data import load_system
     from ..solver import build_candidates, solve_table
 
-    system = load_system(args.directory)
+    system = decided(args, load_system(args.directory))
     servers = {s.name: s for s in system.servers}
     if args.server not in servers:
         raise InputError(

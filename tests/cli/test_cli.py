@@ -450,6 +450,24 @@ def test_explain_lists_every_candidate_and_marks_the_choice(
     assert re.search(r"\b65(\.0+)?\b", verdict), verdict
 
 
+def test_explain_decides_with_optimizes_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    """``explain --model accurate`` explains the decision ``optimize --model accurate`` made
+    (the sample's Premium-mixtral_8_7b: fewer MI300X replicas than the chain's), not the
+    data's default model's."""
+    server = "Premium-mixtral_8_7b"
+    chosen = {}
+    for flags in ([], ["--model", "accurate"]):
+        code, out, err = run(capsys, "optimize", SAMPLE, "--format", "json", *flags)
+        assert code == 0, err
+        alloc = json.loads(out)["allocations"][server]
+        code, out, err = run(capsys, "explain", SAMPLE, server, *flags)
+        assert code == 0, err
+        (row,) = [line.split() for line in out.splitlines() if line.startswith("* ")]
+        assert row[1] == alloc["accelerator"] and int(row[6]) == alloc["numReplicas"]
+        chosen[tuple(flags)] = alloc["numReplicas"]
+    assert chosen[("--model", "accurate")] < chosen[()]
+
+
 def test_explain_unknown_server(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "explain", SAMPLE, "No-such-server")
     assert_input_error(code, out, err, "No-such-server")

@@ -168,3 +168,27 @@ def test_an_unknown_or_unallocated_server(
     (d / "serviceclass-data.json").write_text(json.dumps(classes))
     code, _, err = run(["recipe", str(d), "sleep-server"], capsys)
     assert code == 2 and "is not allocated" in err
+
+
+def test_recipe_decides_with_optimizes_flags(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The flags that change a decision (here the queue: none beyond the batch) are optimize's:
+    the recipe is of the decision ``optimize`` prints with the same flags, not of the data's."""
+    directory = system(tmp_path)
+    classes = directory / "serviceclass-data.json"
+    doc = json.loads(classes.read_text())
+    doc["serviceClasses"][0]["slo-latency"] = 150  # binding: the queue then moves λ*
+    classes.write_text(json.dumps(doc))
+    rates = {}
+    for flags in ([], ["--queue-factor", "0"]):
+        code, js, _ = run(["recipe", str(directory), "sleep-server", "--json", *flags], capsys)
+        assert code == 0
+        code, sol, _ = run(["optimize", str(directory), "--format", "json", *flags], capsys)
+        assert code == 0
+        decided = json.loads(sol)["allocations"]["sleep-server"]
+        recipe = json.loads(js)["recipe"]
+        assert recipe["maxRatePerReplica"] * 60.0 == pytest.approx(decided["maxRatePerReplica"])
+        assert recipe["ratePerReplica"] * 60.0 * decided["numReplicas"] == pytest.approx(RPM)
+        rates[tuple(flags)] = recipe["maxRatePerReplica"]
+    assert rates[()] < rates[("--queue-factor", "0")]
