@@ -10,8 +10,10 @@ buckets' increases are the lengths' empirical distribution function at the bucke
 the mean fixed at the measured one (the token counters'), each family's one shape parameter is
 fitted by least squares on the distribution function at the bounds (lengths are whole numbers,
 ``le`` is inclusive, so at bound + ½), and the family that fits better is taken (gamma on a tie,
-the default). With fewer than :data:`MIN_REQUESTS` requests in the window there is no fit, and
-the model keeps its default.
+the default). With fewer than :data:`MIN_REQUESTS` requests in the window there is no fit; the
+collector then fits the histogram over a longer window (``INFERNO_LENGTHS_WINDOW``, and the mean
+over the same), so that a server near that rate is not told a spread in one cycle and the
+model's default in the next; with too few there too, the model keeps its default.
 
 A histogram whose mass is all in one bucket (fixed lengths look so), or in two, has too few
 bounds inside it to fit a shape to, but it confines the lengths to a span (lo, hi], and lengths
@@ -33,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, stats
 
-__all__ = ["MIN_REQUESTS", "LengthFit", "fit_lengths"]
+__all__ = ["MIN_REQUESTS", "LengthFit", "counted", "fit_lengths"]
 
 #: requests in the window below which the histogram is not fitted
 MIN_REQUESTS = 100.0
@@ -68,6 +70,13 @@ def _lognormal_cdf(x: np.ndarray, mean: float, cv: float) -> np.ndarray:
     s2 = math.log1p(cv * cv)
     out: np.ndarray = stats.lognorm.cdf(x, math.sqrt(s2), scale=math.exp(math.log(mean) - s2 / 2))
     return out
+
+
+def counted(buckets: Sequence[tuple[float, float]]) -> float:
+    """The requests a histogram's ``buckets`` count (its largest cumulative count: the ``+Inf``
+    bucket's, as :func:`fit_lengths` reads them; 0 for none)."""
+    counts = [c for le, c in buckets if not math.isnan(le) and math.isfinite(c) and c >= 0]
+    return max(counts, default=0.0)
 
 
 def fit_lengths(

@@ -30,7 +30,7 @@ from ..cluster.inventory import ManagedDeployment
 from ..settings import Settings, SettingsError
 from ..system import Load
 from ._client import NoData, PrometheusClient, PrometheusError
-from .lengths import LengthFit, fit_lengths
+from .lengths import MIN_REQUESTS, LengthFit, counted, fit_lengths
 from .queries import (
     REQUEST_SUCCESS,
     ServerQueries,
@@ -136,11 +136,17 @@ class PrometheusLoadSource:
         client: PrometheusClient,
         window: float = 60.0,
         tokens: TokenMetrics | None = None,
+        lengths_window: float | None = None,
     ) -> None:
         duration(window)  # a bad window fails now, not at the first query
+        if lengths_window is not None:
+            duration(lengths_window)
         self.client = client
         self.window = window
         self.tokens = TokenMetrics() if tokens is None else tokens
+        #: the window the lengths' histograms are fitted over where the load window holds
+        #: fewer than MIN_REQUESTS (None, or not longer than the window: not widened)
+        self.lengths_window = lengths_window
 
     def close(self) -> None:
         self.client.close()
@@ -209,12 +215,27 @@ class PrometheusLoadSource:
                 if value is None
             ]
             notes.append(f"no tokens per request from {', '.join(missing)}: taken from {source}")
-        lengths = (
-            None
-            if out_tokens is None
-            else self._lengths(q.out_buckets, out_tokens, at, cap=d.max_output_tokens)
-        )
-        in_lengths = None if not in_tokens else self._lengths(q.in_buckets, in_tokens, at)
+        wide: ServerQueries | None = None
+        if self.lengths_window is not None and self.lengths_window > self.window:
+            wide = server_queries(sel, self.lengths_window, self.tokens)
+        lengths = in_lengths = None
+        if out_tokens is not None:
+            lengths = self._lengths(
+                q.out_buckets,
+                out_tokens,
+                at,
+                cap=d.max_output_tokens,
+                wide=None if wide is None else (wide.out_buckets, wide.out_tokens),
+                notes=(notes, "output"),
+            )
+        if in_tokens:
+            in_lengths = self._lengths(
+                q.in_buckets,
+                in_tokens,
+                at,
+                wide=None if wide is None else (wide.in_buckets, wide.in_tokens),
+                notes=(notes, "prompt"),
+            )
         for which, fit in (("output", lengths), ("prompt", in_lengths)):
             if fit is not None and fit.bounded:
                 notes.append(
@@ -248,11 +269,43 @@ class PrometheusLoadSource:
         )
 
     def _lengths(
-        self, promql: str, mean: float, at: float, *, cap: int | None = None
+        self,
+        promql: str,
+        mean: float,
+        at: float,
+        *,
+        cap: int | None = None,
+        wide: tuple[str, str] | None = None,
+        notes: tuple[list[str], str] | None = None,
     ) -> LengthFit | None:
         """The lengths' fit from a histogram's buckets (None: no histogram, or one
         that cannot say: :func:`~inferno.prom.lengths.fit_lengths`), served capped at ``cap``
-        tokens (the Deployment's ``inferno.server/max-output-tokens``) if given."""
+        tokens (the Deployment's ``inferno.server/max-output-tokens``) if given. Where the
+        window counts fewer than :data:`~inferno.prom.lengths.MIN_REQUESTS`, ``wide`` (the
+        histogram's and the mean's queries over :attr:`lengths_window`) are fitted instead,
+        with a note in ``notes`` (the list, and which lengths)."""
+        buckets = self._buckets(promql, at)
+        if buckets is None:
+            return None
+        seen = counted(buckets)
+        if wide is not None and seen < MIN_REQUESTS:
+            wide_buckets = self._buckets(wide[0], at)
+            wide_mean = _non_negative(self._value(wide[1], at))
+            if wide_buckets is not None and wide_mean:
+                fit = fit_lengths(wide_buckets, wide_mean, cap)
+                if fit is not None and notes is not None and self.lengths_window is not None:
+                    out, which = notes
+                    out.append(
+                        f"{which} lengths fitted over the last {duration(self.lengths_window)} "
+                        f"({fit.requests:.0f} requests; {seen:.0f} in the load window, fewer "
+                        f"than the {MIN_REQUESTS:.0f} a fit takes)"
+                    )
+                return fit
+        return fit_lengths(buckets, mean, cap)
+
+    def _buckets(self, promql: str, at: float) -> list[tuple[float, float]] | None:
+        """A histogram's (``le``, cumulative count) pairs (None: no histogram, or a bound
+        that is not a number)."""
         try:
             samples = self.client.query(promql, at=at)
         except NoData:
@@ -263,7 +316,7 @@ class PrometheusLoadSource:
                 buckets.append((float(s.labels.get("le", "nan")), s.value))
             except ValueError:
                 return None
-        return fit_lengths(buckets, mean, cap)
+        return buckets
 
     def _quantiles(self, promql: str, at: float) -> dict[str, float]:
         try:
@@ -325,4 +378,9 @@ def source_from_settings(settings: Settings) -> PrometheusLoadSource | None:
         else "none",
         settings.prometheus.prometheus_ca_file or "system",
     )
-    return PrometheusLoadSource(client, settings.prometheus.load_window, tokens)
+    return PrometheusLoadSource(
+        client,
+        settings.prometheus.load_window,
+        tokens,
+        lengths_window=settings.prometheus.lengths_window,
+    )

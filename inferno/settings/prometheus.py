@@ -24,6 +24,12 @@ class PrometheusOptions(Group):
     load_window: float = option(
         60.0, "INFERNO_LOAD_WINDOW", "seconds of history behind each measured rate"
     )
+    lengths_window: float = option(
+        900.0,
+        "INFERNO_LENGTHS_WINDOW",
+        "seconds of history the lengths' histograms are fitted over when the load window holds "
+        "too few requests for a fit (docs/metrics.md)",
+    )
     tokens_in_metric: str = option(
         "vllm:prompt_tokens_total", "INFERNO_TOKENS_IN_METRIC", "the input-token counter"
     )
@@ -49,6 +55,11 @@ class PrometheusOptions(Group):
     def check(self) -> None:
         self._require(
             "load_window", finite(self.load_window) and self.load_window > 0, "> 0 seconds"
+        )
+        self._require(
+            "lengths_window",
+            finite(self.lengths_window) and self.lengths_window > 0,
+            "> 0 seconds",
         )
         if self.prometheus_url:
             self._require(

@@ -27,13 +27,13 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..emulator import Simulation, Window, name_key
 from ..emulator.records import TOKEN_BUCKETS
-from ..prom.lengths import LengthFit, fit_lengths
+from ..prom.lengths import MIN_REQUESTS, LengthFit, fit_lengths
 from ..system import Load
 from ..units import MS_PER_S
 
@@ -131,8 +131,12 @@ class MetricsSource:
         s = self.noise
         return [float(v) for v in np.exp(s * z - 0.5 * s * s)]
 
-    def measure(self, server: str, t_ms: float | None = None) -> Measurement:
-        """The server's metrics over the window ending at ``t_ms`` (default: now)."""
+    def measure(
+        self, server: str, t_ms: float | None = None, *, lengths_window_s: float | None = None
+    ) -> Measurement:
+        """The server's metrics over the window ending at ``t_ms`` (default: now); the lengths'
+        histograms fitted over the last ``lengths_window_s`` instead where the window counts
+        too few requests, as the deployed collector does (``INFERNO_LENGTHS_WINDOW``)."""
         t1 = self.sim.now if t_ms is None else float(t_ms)
         t0 = max(0.0, t1 - self.window_ms)
         f_rate, f_in, f_out, f_held = self._factors(server)
@@ -150,7 +154,7 @@ class MetricsSource:
             batch_util = in_service / (w.ready * max(self._batch_of(server), 1))
         else:
             util = batch_util = math.nan
-        return Measurement(
+        m = Measurement(
             server=server,
             t0=t0,
             t1=t1,
@@ -166,6 +170,34 @@ class MetricsSource:
             lengths=fit_histogram(w.output_tokens_le, n_out, self._caps.get(server)),
             in_lengths=fit_histogram(w.input_tokens_le, n_in),
         )
+        return self._widened(m, (f_in, f_out), lengths_window_s)
+
+    def _widened(
+        self, m: Measurement, factors: tuple[float, float], lengths_window_s: float | None
+    ) -> Measurement:
+        """``m`` with each histogram that counts fewer than
+        :data:`~inferno.prom.lengths.MIN_REQUESTS` fitted over the last ``lengths_window_s``
+        (its mean over the same, with this measurement's noise) where that is longer."""
+        w = m.window
+        short = [
+            len(le) == 0 or le[-1] < MIN_REQUESTS for le in (w.input_tokens_le, w.output_tokens_le)
+        ]
+        if lengths_window_s is None or not any(short):
+            return m
+        t0 = max(0.0, m.t1 - lengths_window_s * MS_PER_S)
+        if not t0 < m.t0:
+            return m
+        wide = self.sim.window(m.server, t0, m.t1)
+        in_lengths, lengths = m.in_lengths, m.lengths
+        if short[0] and m.in_tokens > 0 and math.isfinite(wide.input_tokens_mean):
+            in_lengths = fit_histogram(wide.input_tokens_le, wide.input_tokens_mean * factors[0])
+        if short[1] and math.isfinite(wide.output_tokens_mean):
+            lengths = fit_histogram(
+                wide.output_tokens_le,
+                wide.output_tokens_mean * factors[1],
+                self._caps.get(m.server),
+            )
+        return replace(m, lengths=lengths, in_lengths=in_lengths)
 
     def loads(self, servers: Iterable[str], t_ms: float | None = None) -> dict[str, Load]:
         """The measured load of each server (what the Inferno collector would report)."""

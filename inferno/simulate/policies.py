@@ -277,6 +277,7 @@ class InfernoPolicy(Policy):
         self.policy = ControlPolicy.from_settings(settings, lambda: self.now_s)
         self.options = settings.policy
         self.model = settings.optimizer.model  # INFERNO_MODEL, unless the system data names one
+        self.lengths_window = settings.prometheus.lengths_window  # INFERNO_LENGTHS_WINDOW
         self.metrics = metrics
         self.static_docs = dict(static_docs)
         self.failures = 0
@@ -293,7 +294,7 @@ class InfernoPolicy(Policy):
         loads: dict[str, Load] = {}
         backlog: dict[str, float] = {}
         for server in self.cluster.server_names():
-            m = self.metrics.measure(server, t_ms)
+            m = self.metrics.measure(server, t_ms, lengths_window_s=self.lengths_window)
             self.measured[server] = m.arrival_rate
             # with the lengths' spread fitted from the window's histograms, as the deployed
             # collector reports it (a Load of the means alone left the accurate model its

@@ -440,3 +440,54 @@ def test_a_histogram_of_prompt_tokens_gives_the_input_lengths_cv_and_family() ->
     fake = FakePrometheus({**values, **answer(q, in_tokens=0.0, in_buckets=buckets)})
     load = PrometheusLoadSource(fake.client(), 60).measure([LLAMA]).loads["llama-7b"]
     assert load.in_tokens_dist is None and q.in_buckets not in fake.queries
+
+
+def test_too_few_requests_in_the_window_fits_the_lengths_over_the_longer_window() -> None:
+    """A server near 100 requests a window: with fewer, the histogram cannot be fitted, and
+    the model would be told the spread in one cycle and its default in the next. The histogram and
+    the mean over ``lengths_window`` are fitted instead, with a note; a window with enough
+    requests asks nothing more."""
+    import numpy as np
+
+    from inferno.emulator import LogNormal
+
+    rng = np.random.default_rng(7)
+    recent = LogNormal(256.0, 1.5).sample(60, rng).astype(np.float64)
+    longer = np.concatenate([recent, LogNormal(256.0, 1.5).sample(1500, rng)]).astype(np.float64)
+    q, wide = queries(LLAMA), queries(LLAMA, 900)
+    values = answer(q, completions_rpm=60.0, pending_delta=0.0, in_tokens=512.0)
+    fake = FakePrometheus(
+        {
+            **values,
+            **answer(q, out_tokens=float(recent.mean()), out_buckets=_histogram(recent)),
+            **answer(wide, out_tokens=float(longer.mean()), out_buckets=_histogram(longer)),
+        }
+    )
+    m = PrometheusLoadSource(fake.client(), 60, lengths_window=900).measure([LLAMA])
+    load = m.loads["llama-7b"]
+    assert load.out_tokens_dist == "lognormal"
+    assert load.out_tokens_cov == pytest.approx(1.5, rel=0.15)
+    assert load.out_tokens == pytest.approx(recent.mean())  # the mean is still the window's
+    (obs,) = m.to_json()["servers"]
+    (note,) = [n for n in obs["notes"] if "fitted over the last 900s" in n]
+    assert "1560 requests; 60 in the load window" in note
+    # not widened (the window's own): no fit, and the longer window is not asked
+    fake = FakePrometheus(fake.answers)
+    narrow = PrometheusLoadSource(fake.client(), 60).measure([LLAMA]).loads["llama-7b"]
+    assert narrow.out_tokens_cov is None and wide.out_buckets not in fake.queries
+    # enough requests in the window: its own fit, the longer window not asked
+    many = answer(q, out_tokens=float(longer.mean()), out_buckets=_histogram(longer))
+    fake = FakePrometheus({**values, **many})
+    own = PrometheusLoadSource(fake.client(), 60, lengths_window=900).measure([LLAMA])
+    assert own.loads["llama-7b"].out_tokens_dist == "lognormal"
+    assert wide.out_buckets not in fake.queries
+
+
+def test_the_lengths_window_setting() -> None:
+    assert Settings.from_env({}).prometheus.lengths_window == 900.0
+    s = Settings.from_env({"PROMETHEUS_URL": "http://p:9090", "INFERNO_LENGTHS_WINDOW": "1800"})
+    source = source_from_settings(s)
+    assert source is not None and source.lengths_window == 1800.0
+    source.close()
+    with pytest.raises(SettingsError, match="INFERNO_LENGTHS_WINDOW"):
+        Settings.from_env({"INFERNO_LENGTHS_WINDOW": "0"})
