@@ -29,7 +29,18 @@ from ..cluster.inventory import ManagedDeployment
 from ..cluster.plan import Decision, PlanSettings, serving_changes, steady_batch, steady_serving
 from ..settings import PolicyOptions
 
-__all__ = ["Clamp", "Entry", "Guarded", "Switches", "guard"]
+__all__ = ["CLAMP_RULES", "Clamp", "Entry", "Guarded", "Switches", "guard"]
+
+#: every bound a :class:`Clamp` names, in the order they are applied
+CLAMP_RULES = (
+    "gpu-switch-saving",
+    "gpu-switch-delay",
+    "max-rollouts",
+    "scale-down-window",
+    "max-scale-up",
+    "max-scale-down",
+    "max-total-gpus",
+)
 
 #: (time in s, accelerator, batch, replicas decided)
 Entry = tuple[float, str, int, int]
@@ -37,14 +48,17 @@ Entry = tuple[float, str, int, int]
 
 @dataclass(frozen=True, slots=True)
 class Clamp:
-    """A bound that changed a decision: ``rule`` is gpu-switch-saving, gpu-switch-delay,
-    max-rollouts, scale-down-window, max-scale-up, max-scale-down or max-total-gpus."""
+    """A bound that changed a decision: ``rule`` is one of :data:`CLAMP_RULES`."""
 
     server: str
     rule: str
     wanted: int
     got: int
     note: str = ""  # what was deferred, for the rules that keep a configuration
+
+    def __post_init__(self) -> None:
+        if self.rule not in CLAMP_RULES:  # the metric's help and the docs list them
+            raise ValueError(f"unknown clamp rule {self.rule!r}; add it to CLAMP_RULES")
 
     @property
     def message(self) -> str:

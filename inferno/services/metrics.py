@@ -16,6 +16,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from ..control.actuate import ActuationReport, Outcome
 from ..control.cycle import PHASES, CycleReport
+from ..control.guards import CLAMP_RULES
 
 __all__ = [
     "ActuatorMetrics",
@@ -302,8 +303,7 @@ class ControllerMetrics(_Metrics):
         )
         self.clamps = Counter(
             "inferno_controller_clamps",
-            "Decisions the control policy bounded, by rule (scale-down-window, max-scale-up, "
-            "max-scale-down, max-total-gpus)",
+            f"Decisions the control policy bounded, by rule ({', '.join(CLAMP_RULES)})",
             ["rule"],
             registry=registry,
         )

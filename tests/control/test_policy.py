@@ -342,3 +342,19 @@ def vars_of(d: ManagedDeployment) -> dict[str, Any]:
     from dataclasses import fields
 
     return {f.name: getattr(d, f.name) for f in fields(d)}
+
+
+def test_every_clamp_names_a_listed_rule() -> None:
+    """The rules the guards write are CLAMP_RULES (the controller's clamp metric lists them in
+    its help, and docs/service-metrics.md from it); a rule outside it is refused."""
+    import re
+    from pathlib import Path
+
+    import inferno.control.guards as guards
+
+    written = set(
+        re.findall(r'Clamp\(\s*d\.server,\s*"([a-z-]+)"', Path(guards.__file__).read_text())
+    )
+    assert written == set(guards.CLAMP_RULES)
+    with pytest.raises(ValueError, match="CLAMP_RULES"):
+        guards.Clamp("s", "made-up", 1, 2)

@@ -34,7 +34,7 @@ from inferno.system import System
 
 GPU_COST = 70.0
 
-#: GPU-let's 2080 Ti utilisation (tests/partitions/gpulet_2080ti.py): L2 % then DRAM % at b = 1…32
+#: GPU-let's 2080 Ti utilisation (inferno/partitions/gpulet_2080ti.py): L2 % then DRAM % at b = 1…32
 BATCHES = (1, 2, 4, 8, 16, 32)
 L2_DRAM = {
     "lenet": ((2.41, 2.52, 4.45, 4.35, 5.37, 6.97), (11.28, 11.22, 17.75, 14.98, 18.10, 25.40)),
