@@ -41,6 +41,8 @@ __all__ = ["MIN_REQUESTS", "LengthFit", "counted", "fit_lengths"]
 MIN_REQUESTS = 100.0
 #: the coefficient of variation each family's fit may take
 _CV_RANGE = (0.01, 10.0)
+#: a mean within this fraction above the cap is at it (every length the cap: rounding)
+_AT_CAP = 1e-9
 #: the largest span bound reported (:func:`_span_bound`): the model's default output-length CV
 #: (beyond it the bound says less than the default assumes)
 _BOUND_MOST = 1.0
@@ -89,7 +91,7 @@ def fit_lengths(
     two buckets, or values that are not a histogram). With ``cap``
     (the server's most tokens, above the mean) the lengths are served capped, and each family
     is fitted capped (:func:`inferno.model.served_cdf`): the CV is the served lengths', at most
-    what the cap allows."""
+    what the cap allows (a mean above the cap contradicts it: fitted as without one)."""
     if not (math.isfinite(mean) and mean > 0):
         return None
     pairs = sorted(
@@ -106,6 +108,10 @@ def fit_lengths(
     cdf = counts[:-1] / total
     inside = (cdf > 0.0) & (cdf < 1.0)
     kappa = cap / mean if cap is not None and math.isfinite(cap) else math.nan  # NaN: no cap
+    if kappa < 1.0 - _AT_CAP:
+        # a mean above the cap: the cap does not hold for these lengths (the collector tells
+        # the model none, with a warning), so they are fitted as they are
+        kappa = math.nan
     most_capped = math.inf  # the most CV the cap allows (a mean at the cap: none)
     if kappa > 1.0:
         from ..model import largest_served_cv

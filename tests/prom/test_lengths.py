@@ -116,6 +116,11 @@ def test_a_bounded_spread_is_at_most_what_the_cap_allows() -> None:
     # every request served the cap: no spread at all
     fit = fit_lengths(histogram(fixed), 256.0, cap=256.0)
     assert fit is not None and fit.cv == 0.0
+    # a mean above the cap: the cap does not hold (the row leaves it out), so the lengths are
+    # not taken for all at the cap, but fitted as they are
+    above = fit_lengths(histogram(fixed), 256.0, cap=250.0)
+    assert above == fit_lengths(histogram(fixed), 256.0)
+    assert above is not None and above.cv > 0.0
 
 
 def test_what_a_histogram_cannot_say_is_not_fitted() -> None:
