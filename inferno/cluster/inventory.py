@@ -79,13 +79,19 @@ class ManagedDeployment:
         return f"{self.namespace}/{self.name}"
 
 
+def _shown(value: object, most: int = 80) -> str:
+    """``repr(value)`` within ``most`` characters (a label or annotation may hold kilobytes)."""
+    text = repr(value)
+    return text if len(text) <= most else text[: most - 1] + "…"
+
+
 def _int(value: str, what: str, where: str, minimum: int = 0) -> int:
     try:
         n = int(value)
     except ValueError:
-        raise InventoryError(f"{where}: {what}={value!r} is not an integer") from None
+        raise InventoryError(f"{where}: {what}={_shown(value)} is not an integer") from None
     if n < minimum:
-        raise InventoryError(f"{where}: {what}={value!r} must be >= {minimum}")
+        raise InventoryError(f"{where}: {what}={_shown(value)} must be >= {minimum}")
     return n
 
 
@@ -93,9 +99,9 @@ def _float(value: str, what: str, where: str) -> float:
     try:
         x = float(value)
     except ValueError:
-        raise InventoryError(f"{where}: {what}={value!r} is not a number") from None
+        raise InventoryError(f"{where}: {what}={_shown(value)} is not a number") from None
     if not x >= 0 or x == float("inf"):
-        raise InventoryError(f"{where}: {what}={value!r} must be a finite number >= 0")
+        raise InventoryError(f"{where}: {what}={_shown(value)} must be a finite number >= 0")
     return x
 
 
@@ -132,14 +138,17 @@ def parse_deployment(obj: Mapping[str, Any], default_mode: str = "auto") -> Mana
         names = [str(c.get("name")) for c in containers]
         if wanted not in names:
             raise InventoryError(
-                f"{where}: annotation {L.CONTAINER}={wanted!r} names no container ({names})"
+                f"{where}: annotation {L.CONTAINER}={_shown(wanted)} names no container "
+                f"({_shown(names)})"
             )
         index = names.index(wanted)
     container = containers[index]
     resources = container.get("resources") or {}
     mode = annotations.get(L.MODE, default_mode)
     if mode not in ("auto", "recommend"):
-        raise InventoryError(f"{where}: annotation {L.MODE}={mode!r} must be 'auto' or 'recommend'")
+        raise InventoryError(
+            f"{where}: annotation {L.MODE}={_shown(mode)} must be 'auto' or 'recommend'"
+        )
     min_r = (
         _int(annotations[L.MIN_REPLICAS], L.MIN_REPLICAS, where)
         if L.MIN_REPLICAS in annotations

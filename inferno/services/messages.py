@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from ..cluster.inventory import HpaRef, ManagedDeployment
@@ -48,6 +48,11 @@ Text = Annotated[str, Field(max_length=4096)]
 Count = Annotated[int, Field(ge=0, le=1_000_000)]
 MAX_DELAY_US = int(MAX_QUEUE_DELAY_MS * 1000)  # a batching delay, µs: the model's own bound
 Row = dict[str, Any]
+
+
+def _cut(text: str, most: int = 4096) -> str:
+    """``text`` within ``most`` characters (a problem quoting a long value)."""
+    return text if len(text) <= most else text[: most - 1] + "…"
 
 
 class Message(BaseModel):
@@ -146,11 +151,31 @@ class CollectAnswer(Message):
 
     @classmethod
     def of(cls, c: Collection, serving_names: tuple[str, ...] = ()) -> CollectAnswer:
+        """The answer of ``c``. A Deployment beyond the message's bounds (a label, annotation
+        or count Kubernetes allows and Inferno does not: a cycle annotation of 300 characters,
+        2,000,000 replicas) is left out with its server's row and named in ``problems``, as the
+        collector leaves out one whose labels it cannot read: one Deployment does not fail the
+        answer for every other. Problems are cut to the message's length."""
+        problems = list(c.problems)
+        deployments: list[DeploymentMessage] = []
+        left_out: set[str] = set()
+        for d in c.deployments:
+            try:
+                deployments.append(DeploymentMessage.of(d, serving_names))
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                field = ".".join(str(p) for p in first["loc"])
+                problems.append(
+                    f"Deployment {d.namespace[:253]}/{d.name[:253]}: left out: {field}: "
+                    f"{first['msg']}"
+                )
+                left_out.add(d.server)
+        servers = [r for r in c.servers if r.get("name") not in left_out]
         return cls(
-            deployments=[DeploymentMessage.of(d, serving_names) for d in c.deployments],
-            servers=c.servers,
+            deployments=deployments,
+            servers=servers,
             service_classes=c.service_classes,
-            problems=c.problems,
+            problems=[_cut(p) for p in problems],
             load_source=c.load_source,
             measurement=c.measurement,
         )

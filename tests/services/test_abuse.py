@@ -279,6 +279,54 @@ async def test_a_poisoned_label_leaves_the_other_servers_decided() -> None:
     assert "avgOutTokens" in poison["reason"], poison["reason"]  # names the field
 
 
+def _tenant(change: Any) -> dict[str, Any]:
+    d = make_deployment("evil", model="llama_7b", namespace="tenant")
+    change(d)
+    return d
+
+
+BEYOND = [
+    # values Kubernetes allows and a message to the controller does not
+    (lambda d: d["metadata"]["annotations"].__setitem__(L.CYCLE, "9" * 300), "cycle"),
+    (lambda d: d["spec"].__setitem__("replicas", 2_000_000), "replicas"),
+    (
+        lambda d: d["metadata"]["annotations"].__setitem__(L.MIN_REPLICAS, "10000000"),
+        "min_replicas",
+    ),
+    (lambda d: d["metadata"]["labels"].__setitem__(L.ALLOC_MAX_BATCH, "9" * 50), "max_batch"),
+    (
+        lambda d: d["spec"]["template"]["spec"]["containers"][0]["env"].append(
+            {"name": "INFERNO_INSTANCES", "value": "1" * 300}
+        ),
+        "serving_env",
+    ),
+    (lambda d: d["metadata"]["annotations"].__setitem__(L.MODE, "x" * 5000), "inferno.server/mode"),
+]
+
+
+@pytest.mark.parametrize(("change", "field"), BEYOND)
+async def test_one_deployment_beyond_the_bounds_leaves_the_others_collected(
+    change: Any, field: str
+) -> None:
+    """A tenant's managed Deployment with a value Kubernetes allows and the controller's
+    message does not (before: /collect answered 500, and no server in the cluster was scaled):
+    it is left out and named, with the field; the others are collected, and no problem
+    quotes kilobytes."""
+    cluster = sample_cluster()
+    cluster.deployments[("tenant", "evil")] = _tenant(change)
+    app = collector.create_app(
+        settings(), api=cluster, token=INTERNAL, registry=CollectorRegistry()
+    )
+    async with client(app, INTERNAL) as http:
+        r = await http.get("/collect")
+    assert r.status_code == 200, r.text[:300]
+    body = r.json()
+    assert {d["name"] for d in body["deployments"]} == {"llama-7b", "granite-13b", "mistral-7b"}
+    assert "evil" not in {s["name"] for s in body["servers"]}
+    (problem,) = [p for p in body["problems"] if "tenant/evil" in p]
+    assert field in problem and len(problem) < 400
+
+
 async def test_the_actuator_answer_lost_is_reconstructed_from_the_annotations() -> None:
     """The controller times out on /update while the actuator applies: the report says which
     Deployments carry this cycle's annotation."""
