@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..cluster.decisions import decision_to_json, decisions_from_solution
+from ..cluster.names import server_name_problem
 from ..cluster.plan import Decision
 from ..data import SYSTEM_FILES, system_from_documents
 from ..data.solution_json import solution_to_json
@@ -115,6 +116,7 @@ def prepare(
     left_out: list[Decision] = []
     notes: list[str] = []
     canonical = {name.casefold(): name for name in known_classes}
+    seen: set[str] = set()
     # a row is copied only where it changes (a class spelt in another case, an unknown current
     # accelerator): the rows are read, never written, from here on
     for position, raw in enumerate(servers):
@@ -124,6 +126,18 @@ def prepare(
             row = dict(raw)
         else:
             raise InputError("expected an object", source=request, path=f"$.servers[{position}]")
+        # a name no decision can carry, or one already decided: left out, said in the notes
+        # (a decision of its own would be unusable, or contradict the first row's)
+        name = row.get("name")
+        bad_name = server_name_problem(name)
+        if bad_name is None and isinstance(name, str) and name in seen:
+            bad_name = f"duplicate server name {name!r} (its first row is decided)"
+        if bad_name is not None:
+            notes.append(f"$.servers[{position}] left out: {bad_name}")
+            logger.warning("optimize: $.servers[%d] left out: %s", position, bad_name)
+            continue
+        if isinstance(name, str):
+            seen.add(name)
         given = row.get("class")
         cls = str(given or "Free")
         # class labels match ServiceClass names case-insensitively (resource names are lowercase)

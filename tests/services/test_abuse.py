@@ -134,6 +134,34 @@ async def test_a_poisoned_server_is_unallocated_and_the_others_decided(
     assert decided["ok"]["allocated"] is True
 
 
+@pytest.mark.parametrize(
+    ("raw_name", "words"),
+    [
+        ('"' + "x" * 300 + '"', "longer than 253"),
+        ('"b\\ud800"', "lone surrogate"),
+        ('"ok"', "duplicate server name 'ok'"),
+    ],
+)
+async def test_a_server_name_no_decision_can_carry_leaves_the_others_decided(
+    optimizer_app: Any, raw_name: str, words: str
+) -> None:
+    """A name longer than a decision message carries, one UTF-8 cannot encode, or a second
+    row of a name (before: a 500, every server's decision lost; for the duplicate, two
+    contradicting decisions): that row is left out and said in the notes, and the first row
+    of the name is decided, once."""
+    bad = json.dumps({**GOOD_SERVER, "name": "@NAME@"}).replace('"@NAME@"', raw_name)
+    body = f'{{"servers": [{json.dumps(GOOD_SERVER)}, {bad}]}}'.encode()
+    async with client(optimizer_app, INTERNAL) as http:
+        r = await http.post("/optimize", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 200, r.text[:300]
+    answer = r.json()
+    assert [d["server"] for d in answer["decisions"]] == ["ok"]
+    assert answer["decisions"][0]["allocated"] is True
+    assert list(answer["solution"]["allocations"]) == ["ok"]
+    (note,) = [n for n in answer["notes"] if "$.servers[1] left out" in n]
+    assert words in note
+
+
 async def test_a_body_over_the_limit_is_a_413_before_it_is_read() -> None:
     app = optimizer.create_app(
         settings(max_body_bytes=4096), token=INTERNAL, registry=CollectorRegistry()
