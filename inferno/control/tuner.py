@@ -50,7 +50,7 @@ class Tuner:
             if self._state.filters:
                 return ""
             try:
-                self._state = state_from_json(doc)
+                self._state = state_from_json(doc, self.options.bounds)
             except (ValueError, TypeError) as exc:
                 return f"tuner state not restored: {exc}"
         return ""

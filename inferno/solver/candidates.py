@@ -361,6 +361,10 @@ def _static_columns(
     )
 
 
+#: the most replicas a candidate may need and stay countable (2^53: exact in a float)
+_MOST_REPLICAS = float(2**53)
+
+
 def _rated(system: System, st: StaticCandidates, demand: F) -> CandidateTable:
     """The candidate table of ``system`` from its rate-free columns and its servers' demand."""
     servers = system.servers
@@ -372,6 +376,10 @@ def _rated(system: System, st: StaticCandidates, demand: F) -> CandidateTable:
     with np.errstate(divide="ignore", invalid="ignore"):
         need = np.ceil(d / st.rate * (1.0 - 1e-12))
     need = np.where(d > 0, np.maximum(need, 1.0), 0.0)
+    # λ* so small that no count of replicas is exact (NaN, inf, beyond 2^53: a profile tuned
+    # or written absurdly): infeasible, with the reason, never cast to a garbage integer
+    endless = feasible & ~(need <= _MOST_REPLICAS)
+    feasible &= ~endless
     replicas = np.where(feasible, np.maximum(need, st.min_r), 0.0)
     over = feasible & (replicas > st.max_r)
     feasible &= ~over
@@ -384,7 +392,7 @@ def _rated(system: System, st: StaticCandidates, demand: F) -> CandidateTable:
     )
 
     reasons = list(st.reasons)
-    _explain_missing(reasons, server_idx, feasible, st.bound, over, servers)
+    _explain_missing(reasons, server_idx, feasible, st.bound, over, servers, endless)
     feas = np.flatnonzero(feasible)
     name_rank = st.acc_i[feas]  # accelerator names are sorted, so their index orders them
     ranked = feas[np.lexsort((name_rank, cost[feas], value[feas], server_idx[feas]))]
@@ -472,6 +480,7 @@ def _explain_missing(
     bound: NDArray[np.str_],
     over: NDArray[np.bool_],
     servers: tuple[Server, ...],
+    endless: NDArray[np.bool_],
 ) -> None:
     """Reason for servers that had candidates but none feasible."""
     has = np.zeros(len(servers), dtype=bool)
@@ -482,7 +491,7 @@ def _explain_missing(
         if reasons[s]:
             continue
         mine = np.flatnonzero(server_idx == s)
-        missed = sorted({str(bound[c]) for c in mine if not over[c]})
+        missed = sorted({str(bound[c]) for c in mine if not over[c] and not endless[c]})
         parts = []
         if missed:
             parts.append(
@@ -491,4 +500,6 @@ def _explain_missing(
             )
         if over[mine].any():
             parts.append(f"more replicas than maxNumReplicas={servers[s].max_replicas} needed")
+        if endless[mine].any():
+            parts.append("a replica's rate λ* too small to count the replicas needed")
         reasons[s] = "; ".join(parts)

@@ -65,8 +65,11 @@ def _finite(x: object) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def state_from_json(doc: object) -> TunerState:
-    """The state :func:`state_to_json` wrote (ValueError naming what is wrong otherwise)."""
+def state_from_json(doc: object, bounds: float | None = None) -> TunerState:
+    """The state :func:`state_to_json` wrote (ValueError naming what is wrong otherwise).
+    ``bounds``: the tuner's (``INFERNO_TUNING_BOUNDS``): every θ must lie within [base / bounds,
+    base · bounds], as the tuner keeps it, or the document is refused (a θ of 1e308 sized
+    every replica's rate to nothing)."""
     if not isinstance(doc, Mapping) or doc.get("version") != VERSION:
         raise ValueError("not a version-1 tuner state")
     raw_filters = doc.get("filters")
@@ -104,6 +107,11 @@ def state_from_json(doc: object) -> TunerState:
         base = _pair(raw.get("base"), "base", where)
         if min(*theta, *base) < 0:
             raise ValueError(f"{where}: theta and base must be ≥ 0")
+        if bounds is not None and not all(
+            b / bounds * (1 - 1e-9) <= t <= b * bounds * (1 + 1e-9)
+            for t, b in zip(theta, base, strict=True)
+        ):
+            raise ValueError(f"{where}: theta must be within a factor {bounds:g} of base")
         filters[(model, accelerator)] = FilterState(
             kind=kind,
             base=base,

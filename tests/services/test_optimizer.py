@@ -376,6 +376,30 @@ async def test_a_restarted_optimizer_continues_from_the_tuner_state_it_is_handed
     assert any("tuner state not restored" in n and "G9" in n for n in r.json()["tuning"]["notes"])
 
 
+async def test_a_tuner_state_beyond_the_bounds_is_not_restored_and_every_answer_is_200() -> None:
+    """A handed-back state whose θ is 1e308 (before: a NaN replica count cast to an integer,
+    a 500 on this request and every later one, the controller handing the state back each
+    cycle): not restored, said in the notes, and the servers decided."""
+    kept = (
+        await _answer(optimizer.create_app(settings(), token=None, registry=CollectorRegistry()))
+    )["tunerState"]
+    for f in kept["filters"]:
+        f["theta"] = [1e308, 1e308]
+    app = optimizer.create_app(settings(), token=None, registry=CollectorRegistry())
+    async with client(app) as http:
+        r = await http.post("/optimize", json={**tuning_request(8.0), "tunerState": kept})
+        later = await http.post("/optimize", json=tuning_request(8.0))
+    assert r.status_code == 200 and later.status_code == 200
+    assert any("theta must be within" in n for n in r.json()["tuning"]["notes"])
+    assert all(d["allocated"] for d in r.json()["decisions"])
+
+
+async def _answer(app: Any) -> dict[str, Any]:
+    async with client(app) as http:
+        out: dict[str, Any] = (await http.post("/optimize", json=tuning_request(8.0))).json()
+    return out
+
+
 def _decided(body: dict[str, Any]) -> dict[str, tuple[str, int, int]]:
     return {
         d["server"]: (d["accelerator"], d["replicas"], d["maxBatch"])

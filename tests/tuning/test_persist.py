@@ -63,3 +63,17 @@ def test_a_bad_document_is_refused_naming_the_filter(change: Any, words: str) ->
     change(doc)
     with pytest.raises(ValueError, match=words.replace("[", r"\[").replace("]", r"\]")):
         state_from_json(doc)
+
+
+def test_a_theta_beyond_the_tuners_bounds_is_refused() -> None:
+    """The tuner keeps θ within a factor ``bounds`` of the base; a document with one beyond
+    (1e308: every replica's rate sized to nothing, and the optimizer answered 500 until it
+    restarted, the controller handing it back each cycle) is refused, naming the filter."""
+    doc = state_to_json(sample())
+    assert state_from_json(doc, bounds=2.0).filters  # 0.61 and 0.025: within 2× of the base
+    for theta in ([1e308, 1e308], [0.61, 0.0], [0.2, 0.025]):
+        bad = copy.deepcopy(doc)
+        bad["filters"][1]["theta"] = theta  # the llama_7b filter (sorted: bert first)
+        with pytest.raises(ValueError, match=r"filters\[1\]: theta must be within a factor 2"):
+            state_from_json(bad, bounds=2.0)
+        state_from_json(bad)  # without bounds: only finite and ≥ 0
