@@ -4,7 +4,8 @@ Pure. The optimizer's decisions reach the actuator over HTTP; the actuator trust
 :func:`decision_problem` recomputes what a decision may say from the static data (the accelerator
 exists and the model has a profile on it, the GPUs per replica and the node selector follow from
 the accelerator data, the batch size is within the profile's limit, the replicas within the
-ceiling) and names the first thing that does not hold.
+ceiling, Triton's model instances and batching delay only where the profile lets the optimizer
+decide them and within its bounds) and names the first thing that does not hold.
 """
 
 from __future__ import annotations
@@ -13,8 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from ..model.profiles import MAX_QUEUE_DELAY_MS, BatchProfile
 from ..system import System
 from .plan import Decision
+
+#: the longest batching delay a decision may set (µs): the model's own bound
+MAX_DELAY_US = int(MAX_QUEUE_DELAY_MS * 1000)
 
 __all__ = ["Guards", "StaticLimits", "decision_problem", "expected_selector"]
 
@@ -37,6 +42,9 @@ class StaticLimits:
     )
     gpus: Mapping[tuple[str, str], int] = field(default_factory=lambda: MappingProxyType({}))
     max_batch: Mapping[tuple[str, str], int] = field(default_factory=lambda: MappingProxyType({}))
+    #: per (model, accelerator) whose profile lets the optimizer decide Triton's model
+    #: instances and batching delay: the most instances (its measured contention's counts)
+    serving: Mapping[tuple[str, str], int] = field(default_factory=lambda: MappingProxyType({}))
 
     def resource_of(self, accelerator: str, default: str) -> str:
         """The GPU resource a replica on ``accelerator`` asks for."""
@@ -51,13 +59,22 @@ class StaticLimits:
         }
         gpus = {}
         batch = {}
+        serving = {}
         for p in system.profiles:
             acc = system.accelerators.get(p.accelerator)
             if acc is None:
                 continue
             gpus[(p.model, p.accelerator)] = max(p.acc_count, 1) * acc.multiplicity
             batch[(p.model, p.accelerator)] = p.profile.max_batch_size
-        return cls(MappingProxyType(accs), MappingProxyType(gpus), MappingProxyType(batch))
+            prof = p.profile
+            if isinstance(prof, BatchProfile) and prof.decide_serving:
+                serving[(p.model, p.accelerator)] = len(prof.contention)
+        return cls(
+            MappingProxyType(accs),
+            MappingProxyType(gpus),
+            MappingProxyType(batch),
+            MappingProxyType(serving),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,4 +116,15 @@ def decision_problem(dec: Decision, model: str, limits: StaticLimits, guards: Gu
         )
     if not 0 <= dec.replicas <= guards.max_replicas:
         return f"replicas {dec.replicas} outside 0..{guards.max_replicas} (INFERNO_MAX_REPLICAS)"
+    if dec.instances != 0 or dec.max_queue_delay_us != -1:
+        most = limits.serving.get(key)
+        if most is None:
+            return (
+                f"instances/maxQueueDelayUs decided for {model} on {dec.accelerator}, whose "
+                "profile does not let the optimizer decide them (no measured contention)"
+            )
+        if not 1 <= dec.instances <= most:
+            return f"instances {dec.instances} outside 1..{most} (the profile's contention)"
+        if not 0 <= dec.max_queue_delay_us <= MAX_DELAY_US:
+            return f"maxQueueDelayUs {dec.max_queue_delay_us} outside 0..{MAX_DELAY_US}"
     return None

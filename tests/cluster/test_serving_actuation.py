@@ -157,3 +157,42 @@ def test_an_empty_or_shared_name_is_a_settings_error() -> None:
         Settings.from_env({"INFERNO_QUEUE_DELAY_ENV": "INFERNO_MAX_BATCH_SIZE"})
     assert "INFERNO_QUEUE_DELAY_ENV='INFERNO_MAX_BATCH_SIZE'" in str(err.value)
     assert "other than INFERNO_BATCH_ENV's" in str(err.value)
+
+
+def test_the_actuator_takes_instances_and_delay_only_where_the_profile_decides_them() -> None:
+    """The actuator trusts no decision it is sent: model instances and a batching delay only
+    for a (model, accelerator) whose profile lets the optimizer decide them (a measured
+    contention: the most instances are its counts), within bounds; before, any count reached
+    the container's variable (1,000,000 instances for a G0 model)."""
+    from inferno.cluster.validate import MAX_DELAY_US, Guards, StaticLimits, decision_problem
+    from inferno.model.profiles import BatchProfile
+    from inferno.system import Accelerator, ModelProfile, System
+
+    acc = Accelerator("H100", "H100", 1, 75.0)
+    decided = BatchProfile(5.0, 1.0, 32, contention=(1.0, 1.3, 1.6), decide_serving=True)
+    fixed = BatchProfile(5.0, 1.0, 32)
+    system = System(
+        accelerators={"H100": acc},
+        profiles=(
+            ModelProfile("bert", "H100", 1, decided),
+            ModelProfile("resnet", "H100", 1, fixed),
+        ),
+        classes={},
+        servers=(),
+        capacity={},
+    )
+    limits = StaticLimits.from_system(system)
+    assert dict(limits.serving) == {("bert", "H100"): 3}
+    base = decision("s")
+    assert decision_problem(base, "resnet", limits, Guards()) is None  # nothing decided: as ever
+    assert decision_problem(serving(base, 3, 2500), "bert", limits, Guards()) is None
+    assert decision_problem(serving(base, 1, MAX_DELAY_US), "bert", limits, Guards()) is None
+    for dec, model, words in [
+        (serving(base, 2, 0), "resnet", "no measured contention"),
+        (serving(base, 1_000_000, 0), "bert", "instances 1000000 outside 1..3"),
+        (serving(base, 0, 0), "bert", "instances 0 outside 1..3"),
+        (serving(base, 2, MAX_DELAY_US + 1), "bert", "maxQueueDelayUs"),
+        (serving(base, 2, -5), "bert", "maxQueueDelayUs -5"),
+    ]:
+        problem = decision_problem(dec, model, limits, Guards())
+        assert problem is not None and words in problem, (dec, problem)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -11,6 +14,7 @@ from inferno.k8s import ClusterError
 from inferno.services import actuator
 
 from . import INTERNAL, NS, FakeCluster, client, make_deployment, settings
+from .fakes import SAMPLE
 
 #: a far deadline (Unix seconds): nothing is skipped
 FAR = 4.0e9
@@ -302,7 +306,22 @@ async def test_a_decision_the_static_data_does_not_allow_is_refused() -> None:
     assert {e.reason for _, _, e in cluster.events} == {"InfernoRefused"}
 
 
-async def test_decided_instances_and_delay_reach_the_container_through_update() -> None:
+def _with_contention(tmp: Path) -> Path:
+    """The sample's static data with llama_7b on H100 a batch-kind row whose contention lets
+    the optimizer decide its instances (up to 3) and delay."""
+    for f in ("accelerator-data.json", "capacity-data.json", "optimizer-data.json"):
+        shutil.copy(SAMPLE / f, tmp / f)
+    models = json.loads((SAMPLE / "model-data.json").read_text())
+    for row in models["models"]:
+        if row["name"] == "llama_7b" and row["acc"] == "H100":
+            row.update(kind="batch", contention=[1.0, 1.3, 1.6])
+    (tmp / "model-data.json").write_text(json.dumps(models))
+    return tmp
+
+
+async def test_decided_instances_and_delay_reach_the_container_through_update(
+    tmp_path: Path,
+) -> None:
     """The /update message carries the solver's model instances and batching delay to the
     plan: the serving container's variables are patched (they were dropped on the wire until
     2026-12-06, so only in-process actuation set them)."""
@@ -310,7 +329,23 @@ async def test_decided_instances_and_delay_reach_the_container_through_update() 
 
     cluster, body = cluster_and_body()
     body["decisions"][0].update(instances=3, maxQueueDelayUs=2000)
+    # the sample's static data let the optimizer decide no instances: refused there
     app = actuator.create_app(settings(), token=None, api=cluster, registry=CollectorRegistry())
+    async with client(app) as http:
+        r = await http.post("/update", json=body)
+    refused = {o["deployment"]: o["error"] for o in r.json()["outcomes"]}
+    assert "no measured contention" in refused["a"] and (NS, "a") not in {
+        (ns, name) for ns, _, name, _ in cluster.patches
+    }
+    # a static data whose llama_7b on H100 is a batch-kind row with a measured contention
+    cluster, body = cluster_and_body()
+    body["decisions"][0].update(instances=3, maxQueueDelayUs=2000)
+    app = actuator.create_app(
+        settings(data_path=str(_with_contention(tmp_path))),
+        token=None,
+        api=cluster,
+        registry=CollectorRegistry(),
+    )
     async with client(app) as http:
         r = await http.post("/update", json=body)
     assert r.status_code == 200 and r.json()["ok"] is True
