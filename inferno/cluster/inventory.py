@@ -73,6 +73,9 @@ class ManagedDeployment:
     pod_selector: PodSelector | None = None  # spec.selector (None: none usable)
     startup: StartupTime | None = None  # measured from its pods (inferno.cluster.startup)
     max_output_tokens: int | None = None  # the most output tokens a request gets (None: no cap)
+    #: metadata.creationTimestamp as the API server wrote it (RFC 3339, UTC: it sorts as time;
+    #: "": not given): which of two Deployments claiming one server holds it
+    created: str = ""
 
     @property
     def key(self) -> str:
@@ -198,6 +201,7 @@ def parse_deployment(obj: Mapping[str, Any], default_mode: str = "auto") -> Mana
         has_annotations=isinstance(meta.get("annotations"), Mapping),
         pod_selector=pod_selector(spec.get("selector")),
         max_output_tokens=most,
+        created=str(meta.get("creationTimestamp") or "")[:64],
     )
 
 

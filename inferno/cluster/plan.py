@@ -43,6 +43,7 @@ __all__ = [
     "Event",
     "PlanSettings",
     "current_state",
+    "holders",
     "keep_duplicate",
     "plan",
     "plan_one",
@@ -372,8 +373,29 @@ def plan_one(d: ManagedDeployment, dec: Decision | None, cfg: PlanSettings) -> A
     )
 
 
-def keep_duplicate(d: ManagedDeployment, count: int) -> Action:
-    """The action for a Deployment whose server ``count`` Deployments claim: keep it, warn."""
+def holders(deployments: Iterable[ManagedDeployment]) -> dict[str, ManagedDeployment]:
+    """Each server's Deployment: of several claiming one server name (the same
+    ``inferno.server.name`` label, in any namespace), the one created first (its
+    ``creationTimestamp``, which the API server writes and no one else can), then by
+    (namespace, name). The others are kept as they are, with a Warning
+    (:func:`keep_duplicate`): a Deployment created later, in a namespace anyone can write to,
+    cannot take a server's decisions from the one that had them."""
+    out: dict[str, ManagedDeployment] = {}
+    for d in deployments:
+        held = out.get(d.server)
+        if held is None or _claim_order(d) < _claim_order(held):
+            out[d.server] = d
+    return out
+
+
+def _claim_order(d: ManagedDeployment) -> tuple[str, str, str]:
+    # a Deployment without a creation time (a fake API) after every one with
+    return (d.created or "\uffff", d.namespace, d.name)
+
+
+def keep_duplicate(d: ManagedDeployment, holder: ManagedDeployment) -> Action:
+    """The action for a Deployment whose server ``holder`` holds (:func:`holders`): keep it,
+    warn."""
     before = current_state(d)
     return Action(
         d.namespace,
@@ -382,8 +404,8 @@ def keep_duplicate(d: ManagedDeployment, count: int) -> Action:
         "keep",
         event=Event(
             "InfernoKept",
-            f"{count} Deployments claim server {d.server!r}; "
-            f"give each a unique {L.SERVER_NAME} label",
+            f"server {d.server!r} is held by Deployment {holder.namespace}/{holder.name} "
+            f"(created first); this one is left as it is: give it a unique {L.SERVER_NAME} label",
             "Warning",
         ),
         before=before,
@@ -399,13 +421,12 @@ def plan(
     """One action per managed Deployment, in (namespace, name) order."""
     cfg = cfg or PlanSettings()
     by_server = {d.server: d for d in decisions}
-    count: dict[str, int] = {}
-    for d in deployments:
-        count[d.server] = count.get(d.server, 0) + 1
+    held = holders(deployments)
     actions = []
     for d in sorted(deployments, key=lambda x: (x.namespace, x.name)):
-        if count[d.server] > 1:
-            actions.append(keep_duplicate(d, count[d.server]))
+        holder = held[d.server]
+        if holder is not d:
+            actions.append(keep_duplicate(d, holder))
             continue
         actions.append(plan_one(d, by_server.get(d.server), cfg))
     return actions

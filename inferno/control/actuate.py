@@ -34,6 +34,7 @@ from ..cluster.plan import (
     Event,
     PlanSettings,
     current_state,
+    holders,
     keep_duplicate,
     plan_one,
 )
@@ -312,9 +313,7 @@ def actuate(
             outcomes[t.key] = found
         else:
             fresh.append(found)
-    claims: dict[str, int] = {}
-    for d in fresh:
-        claims[d.server] = claims.get(d.server, 0) + 1
+    held = holders(fresh)  # from the Deployments as the API has them now
     for d in fresh:
         t = Target(d.namespace, d.name, d.server)
         if clock() > stamp.deadline:
@@ -326,8 +325,8 @@ def actuate(
                 t, f"a newer plan (cycle {last[1]}, sequence {last[0]}) was applied", d
             )
             continue
-        if claims[d.server] > 1:
-            outcomes[t.key] = _apply(api, keep_duplicate(d, claims[d.server]))
+        if held[d.server] is not d:
+            outcomes[t.key] = _apply(api, keep_duplicate(d, held[d.server]))
             continue
         dec = by_server.get(d.server)
         problem = None if dec is None else decision_problem(dec, d.model, cfg.limits, cfg.guards)

@@ -15,6 +15,7 @@ from ..cluster.inventory import (
     parse_deployment,
     server_row,
 )
+from ..cluster.plan import holders
 from ..cluster.serviceclass import class_row, problems
 from ..cluster.startup import startup_time
 from ..k8s import ClusterAPI, ClusterError
@@ -71,9 +72,11 @@ def collect(
     start-up time (samples beyond ``policy.startup_max`` are not counted).
 
     A Deployment with unusable labels is left out and named in ``problems``; an invalid
-    ServiceClass likewise. A failing API call raises :class:`~inferno.k8s.ClusterError`, but
-    for the pods: a Deployment whose pods cannot be read keeps the start-up setting, and the
-    first such failure is named in ``problems``.
+    ServiceClass likewise. Of Deployments claiming one server name, the one that holds it
+    (:func:`~inferno.cluster.plan.holders`) gives the server's row; the others are named in
+    ``problems`` (and kept by the actuator, with a Warning). A failing API call raises
+    :class:`~inferno.k8s.ClusterError`, but for the pods: a Deployment whose pods cannot be
+    read keeps the start-up setting, and the first such failure is named in ``problems``.
     """
     opts = policy if policy is not None else PolicyOptions()
     found: list[str] = []
@@ -108,7 +111,15 @@ def collect(
             continue
         classes.append(class_row(resource))
     measured = loads or {}
-    servers = [server_row(d, measured.get(d.server)) for d in deployments]
+    held = holders(deployments)
+    for d in deployments:
+        h = held[d.server]
+        if h is not d:
+            found.append(
+                f"Deployment {d.key} claims server {d.server!r}, held by {h.key} (created "
+                "first): left as it is"
+            )
+    servers = [server_row(d, measured.get(d.server)) for d in held.values()]
     for p in found:
         logger.warning("collect: %s", p)
     return Collection(deployments, servers, classes, found, load_source)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..cluster.inventory import ManagedDeployment
-from ..cluster.plan import Decision, PlanSettings
+from ..cluster.plan import Decision, PlanSettings, holders
 from ..settings import PolicyOptions, Settings
 from .forecast import Forecast, ForecastParams, Track, observe, plan_rate
 from .guards import Entry, Guarded, Switches, guard
@@ -311,7 +311,7 @@ class Policy:
     def guard(
         self, decisions: Iterable[Decision], deployments: Iterable[ManagedDeployment]
     ) -> Guarded:
-        current = {d.server: d for d in deployments}
+        current = holders(deployments)
         per_server = {
             d.server: self.options_for(d.service_class)
             for d in current.values()

@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 
 from ..cluster.inventory import server_row
+from ..cluster.plan import holders
 from ..control.collect import Collection, collect
 from ..k8s import ClusterAPI, ClusterError
 from ..prom import LoadMeasurement, LoadSource, PrometheusError
@@ -74,7 +75,8 @@ def create_app(
         )
         if load_source is None:
             return found
-        measured = load_source.measure(found.deployments)
+        # the Deployment that holds each server is measured (one load per server name)
+        measured = load_source.measure(list(holders(found.deployments).values()))
         return _with_loads(found, measured, load_source.name)
 
     @app.get("/collect")
@@ -108,7 +110,7 @@ def _with_loads(found: Collection, measured: LoadMeasurement, source: str) -> Co
     """``found`` with the measured loads: rows only for the servers measured."""
     servers = [
         server_row(d, measured.loads[d.server])
-        for d in found.deployments
+        for d in holders(found.deployments).values()
         if d.server in measured.loads
     ]
     return replace(

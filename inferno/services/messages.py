@@ -88,6 +88,7 @@ class DeploymentMessage(Message):
     startup_seconds: Annotated[float, Field(ge=0, le=86400, allow_inf_nan=False)] | None = None
     startup_pods: Count = 0
     serving_env: dict[Name, Name] = Field(default_factory=dict, max_length=2)
+    created: Annotated[str, Field(max_length=64)] = ""  # metadata.creationTimestamp
 
     @classmethod
     def of(cls, d: ManagedDeployment, serving_names: tuple[str, ...] = ()) -> DeploymentMessage:
@@ -111,6 +112,7 @@ class DeploymentMessage(Message):
             startup_seconds=None if d.startup is None else d.startup.seconds,
             startup_pods=0 if d.startup is None else d.startup.pods,
             serving_env={k: v for k, v in d.env if k in serving_names},
+            created=d.created,
         )
 
     def domain(self) -> ManagedDeployment:
@@ -136,6 +138,7 @@ class DeploymentMessage(Message):
             if self.startup_seconds is None
             else StartupTime(self.startup_seconds, self.startup_pods),
             env=tuple(self.serving_env.items()),
+            created=self.created,
         )
 
 

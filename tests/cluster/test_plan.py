@@ -15,7 +15,15 @@ from k8s.conftest import BATCH_ENV, GPU, SIDECAR_IMAGE, TRITON_IMAGE, hpa, trito
 
 from inferno.cluster import labels as L
 from inferno.cluster.inventory import HpaRef, ManagedDeployment, parse_deployment
-from inferno.cluster.plan import Action, Decision, PlanSettings, _escape, plan, plan_one
+from inferno.cluster.plan import (
+    Action,
+    Decision,
+    PlanSettings,
+    _escape,
+    holders,
+    plan,
+    plan_one,
+)
 
 NS = "llm"
 PRODUCT = "nvidia.com/gpu.product"
@@ -380,18 +388,36 @@ def test_a_decision_for_another_server_does_not_apply() -> None:
     assert action.patch == ()
 
 
-def test_two_deployments_claiming_one_server_are_both_kept() -> None:
-    a = parse_deployment(settled("a", server="shared", replicas=1))
-    b = parse_deployment(triton_deployment("b", "team-b", model="llama_13b", server="shared"))
+def _created(obj: dict[str, Any], when: str) -> dict[str, Any]:
+    obj["metadata"]["creationTimestamp"] = when
+    return obj
+
+
+def test_of_deployments_claiming_one_server_the_first_created_holds_it() -> None:
+    """Two Deployments label themselves server "shared", the second created later in another
+    namespace (anyone with a namespace can): the first keeps its decisions, the newcomer is
+    kept as it is with a Warning naming the holder (before: both were frozen, so a tenant could
+    stop another team's server from being scaled)."""
+    a = parse_deployment(
+        _created(settled("a", server="shared", replicas=1), "2026-12-01T10:00:00Z")
+    )
+    b = parse_deployment(
+        _created(
+            triton_deployment("b", "team-b", model="llama_13b", server="shared"),
+            "2026-12-07T09:00:00Z",
+        )
+    )
     c = parse_deployment(settled("c", replicas=1))
     actions = plan([c, b, a], [decision("shared", replicas=6), decision("c", replicas=2)])
     by_name = {(x.namespace, x.deployment): x for x in actions}
-    for key in [(NS, "a"), ("team-b", "b")]:
-        x = by_name[key]
-        assert x.kind == "keep"
-        assert x.patch == () and x.hpa_patch == ()
-        assert x.event is not None and x.event.type == "Warning"
-        assert "'shared'" in x.event.message and L.SERVER_NAME in x.event.message
+    held = by_name[(NS, "a")]
+    assert held.kind == "update" and held.after["replicas"] == 6
+    x = by_name[("team-b", "b")]
+    assert x.kind == "keep"
+    assert x.patch == () and x.hpa_patch == ()
+    assert x.event is not None and x.event.type == "Warning"
+    assert "'shared'" in x.event.message and f"{NS}/a" in x.event.message
+    assert L.SERVER_NAME in x.event.message
     assert by_name[(NS, "c")].kind == "update"
     # ordered by (namespace, name)
     assert [(x.namespace, x.deployment) for x in actions] == [
@@ -399,6 +425,14 @@ def test_two_deployments_claiming_one_server_are_both_kept() -> None:
         (NS, "c"),
         ("team-b", "b"),
     ]
+    # created the other way round: team-b's holds it, whatever the names' order
+    a2 = parse_deployment(_created(settled("a", server="shared"), "2026-12-08T00:00:00Z"))
+    assert holders([a2, b])["shared"] is b
+    # no creation time (a fake API server): after any with one, then by (namespace, name)
+    bare = parse_deployment(settled("a", server="shared"))
+    assert holders([bare, b])["shared"] is b
+    bare_b = parse_deployment(triton_deployment("b", "team-b", model="llama_13b", server="shared"))
+    assert holders([bare_b, bare])["shared"] is bare
 
 
 # -- replica bounds -------------------------------------------------------------------------------

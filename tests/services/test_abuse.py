@@ -17,6 +17,7 @@ from inferno.services import actuator, collector, controller, optimizer
 from . import (
     INTERNAL,
     INVOKE,
+    NS,
     FakeCluster,
     Stack,
     client,
@@ -353,6 +354,32 @@ async def test_one_deployment_beyond_the_bounds_leaves_the_others_collected(
     assert "evil" not in {s["name"] for s in body["servers"]}
     (problem,) = [p for p in body["problems"] if "tenant/evil" in p]
     assert field in problem and len(problem) < 400
+
+
+async def test_a_later_deployment_claiming_a_server_cannot_take_its_decisions() -> None:
+    """A tenant's Deployment, created later in a namespace that sorts first, labels itself
+    server "llama-7b" (before: both were kept, so the real llama-7b was never scaled again).
+    The Deployment created first keeps its server: it is sized for its own load and patched;
+    the newcomer is left as it is, named in the cycle's problems and warned by an Event."""
+    cluster = sample_cluster()
+    real = cluster.deployments[(NS, "llama-7b")]
+    real["metadata"]["creationTimestamp"] = "2026-11-01T08:00:00Z"
+    real["metadata"]["labels"][L.LOAD_RPM] = "6000"
+    evil = make_deployment("evil", model="llama_7b", namespace="aaa", rpm=1)
+    evil["metadata"]["labels"][L.SERVER_NAME] = "llama-7b"
+    evil["metadata"]["creationTimestamp"] = "2026-12-07T08:00:00Z"
+    cluster.deployments[("aaa", "evil")] = evil
+    stack = Stack(cluster)
+    async with stack.client() as http:
+        r = await http.post("/invoke")
+    await stack.aclose()
+    assert r.status_code == 200, r.text[:300]
+    patched = {(ns, name) for kind, ns, name, _ in cluster.patches if kind == "deployment"}
+    assert (NS, "llama-7b") in patched and ("aaa", "evil") not in patched
+    assert cluster.replicas("llama-7b") > 1  # sized for its 6000 req/min, not the tenant's 1
+    assert any("aaa/evil claims server 'llama-7b'" in p for p in r.json()["problems"])
+    warned = [e for (ns, name, e) in cluster.events if (ns, name) == ("aaa", "evil")]
+    assert warned and f"{NS}/llama-7b" in warned[0].message
 
 
 async def test_the_actuator_answer_lost_is_reconstructed_from_the_annotations() -> None:
