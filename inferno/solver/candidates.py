@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from ..model.batching import knee_batches
 from ..model.length_spread import LengthSpread
 from ..model.points import Metrics, OperatingPoints
-from ..model.profile_arrays import ProfileArrays, batch_limit
+from ..model.profile_arrays import ProfileArrays, batch_limit, batch_size
 from ..model.sizing import SloArrays
 from ..system import BatchPolicy, PerformanceModel, Server, System, Target
 from ..units import MS_PER_MIN, MS_PER_S
@@ -178,6 +178,42 @@ def _pairs(system: System, reasons: list[str], targets: list[Target | None]) -> 
     return server_idx[order], profile_idx[order]
 
 
+#: the most a server's candidates' batch limits N may sum to: the model holds O(N) numbers per
+#: candidate, so this bounds what one server costs whatever its data say. Real servers sum to
+#: a few thousand (the large sample at most 835, 21 accelerators); a memory-scaled
+#: N = ⌊maxBatchSize·atTokens/tokens⌋ at a thousandth of a token per request reaches 100,000 on
+#: every accelerator (2.1 million: 20 such servers took 10.7 s and 1.4 GB before this bound)
+MAX_SERVER_BATCH_SUM = 250_000
+
+
+def _within_batch_budget(
+    prof: ProfileArrays,
+    server_idx: Idx,
+    profile_idx: Idx,
+    out_tokens: F,
+    overrides: F,
+    reasons: list[str],
+) -> tuple[Idx, Idx]:
+    """The pairs of the servers whose candidates' batch limits sum to at most
+    :data:`MAX_SERVER_BATCH_SUM`; each other server gets its reason and no candidate."""
+    if not server_idx.size:
+        return server_idx, profile_idx
+    n = batch_size(prof.take(profile_idx), out_tokens[server_idx], overrides[server_idx])
+    total = np.bincount(server_idx, weights=n, minlength=len(reasons))
+    over = total > MAX_SERVER_BATCH_SUM
+    if not over.any():
+        return server_idx, profile_idx
+    for s in np.flatnonzero(over).tolist():
+        reasons[s] = (
+            f"its candidates' batch limits sum to {total[s]:,.0f} (up to "
+            f"{n[server_idx == s].max():,.0f} on one accelerator, from "
+            f"{out_tokens[s]:.4g} tokens per request), more than the {MAX_SERVER_BATCH_SUM:,} "
+            "the model sizes per server: check its tokens per request or its maxBatchSize"
+        )
+    keep = ~over[server_idx]
+    return server_idx[keep], profile_idx[keep]
+
+
 def _column(values: list[float | int | None], default: float = math.nan) -> F:
     return np.array([default if v is None else v for v in values], dtype=np.float64)
 
@@ -227,10 +263,15 @@ def _static_columns(
     spec = system.optimizer
     reasons = [""] * len(servers)
     server_idx, profile_idx = _pairs(system, reasons, targets)
-    prof = ProfileArrays.of([mp.profile for mp in system.profiles]).take(profile_idx)
+    all_profiles = ProfileArrays.of([mp.profile for mp in system.profiles])
+    overrides = _column([srv.max_batch_size for srv in servers])
+    server_idx, profile_idx = _within_batch_budget(
+        all_profiles, server_idx, profile_idx, floats[1], overrides, reasons
+    )
+    prof = all_profiles.take(profile_idx)
     in_tok = floats[0][server_idx]
     out_tok = floats[1][server_idx]
-    batch_override = _column([srv.max_batch_size for srv in servers])[server_idx]
+    batch_override = overrides[server_idx]
     max_queue = _column([srv.max_queue_size for srv in servers])[server_idx]
     min_r = _column([srv.min_replicas for srv in servers])[server_idx]
     max_r = _column([srv.max_replicas for srv in servers], math.inf)[server_idx]
