@@ -182,7 +182,7 @@ def _pairs(system: System, reasons: list[str], targets: list[Target | None]) -> 
 #: candidate, so this bounds what one server costs whatever its data say. Real servers sum to
 #: a few thousand (the large sample at most 835, 21 accelerators); a memory-scaled
 #: N = ⌊maxBatchSize·atTokens/tokens⌋ at a thousandth of a token per request reaches 100,000 on
-#: every accelerator (2.1 million: 20 such servers took 10.7 s and 1.4 GB before this bound)
+#: every accelerator (2.1 million numbers per row of the model's arrays)
 MAX_SERVER_BATCH_SUM = 250_000
 
 
