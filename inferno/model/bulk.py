@@ -272,12 +272,14 @@ class BulkResponseTime:
             with np.errstate(over="ignore"):
                 c = rest / self.beta
             need = np.floor(c - self._r[None, :] - 1.0)  # B > need
-            p_more = np.where(
-                need < 0,
-                1.0,
-                1.0 - _special().pdtr(np.maximum(need, 0.0), self.rate * self._wait),
-            )
-            p = np.where(c >= self.n, 0.0, p_more)
+            # 1 where even no arrival behind keeps R above t, 0 where the batch is full by t;
+            # the Poisson tail only between (a window of β·N of the waits: most terms are not)
+            p = np.where(need < 0, 1.0, 0.0)
+            p[c >= self.n] = 0.0
+            mid = (need >= 0) & (c < self.n)
+            if mid.any():
+                mean = np.broadcast_to(self.rate * self._wait[None, :], need.shape)
+                p[mid] = 1.0 - _special().pdtr(need[mid], mean[mid])
         else:
             p = (rest < 0).astype(np.float64)
         out = out + (self._w[None, :] * p).sum(axis=1)
