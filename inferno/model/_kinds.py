@@ -194,7 +194,8 @@ def report(p: KindArrays, n_batch: F, service: F, wait: F, in_service: F) -> tup
         nan = np.full_like(service, np.nan)
         return nan, nan.copy()
     if k is Kind.G0:
-        itl = service / p.out_tokens
+        with np.errstate(divide="ignore", invalid="ignore"):  # no tokens: no ITL to meet (inf)
+            itl = service / p.out_tokens
         return itl, wait + itl
     if k is Kind.G1:
         out1 = p.out_tokens - 1.0
