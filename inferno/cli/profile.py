@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..data.documents import parse_json, read_text
+from ..data.limits import MAX_BATCH_SIZE, MAX_TIME_MS, MAX_TOKENS
 from ..errors import InputError
 from ._table import render
 from .load import parse_header
@@ -145,6 +146,18 @@ def _ints(text: str, flag: str) -> tuple[int, ...]:
     return values
 
 
+#: the largest value of each observation column: the data's own limits (a batch, tokens per
+#: request, a time in ms), so that the fit's products stay finite
+_MOST = {
+    "batch": MAX_BATCH_SIZE,
+    "in_tokens": MAX_TOKENS,
+    "out_tokens": MAX_TOKENS,
+    "itl_ms": MAX_TIME_MS,
+    "ttft_ms": MAX_TIME_MS,
+    "weight": 1e9,
+}
+
+
 def read_observations(path: str) -> list[LlmPoint]:
     """LLM observations from a CSV with a header naming :data:`LLM_COLUMNS` (``weight``
     optional). Errors name the file, line and column."""
@@ -162,6 +175,7 @@ def read_observations(path: str) -> list[LlmPoint]:
         def number(
             col: str, optional: bool = False, row: dict[str, str] = row, line: int = line
         ) -> float | None:
+            most = _MOST[col]
             raw = (row.get(col) or "").strip()
             if not raw and optional:
                 return None
@@ -171,9 +185,9 @@ def read_observations(path: str) -> list[LlmPoint]:
                 raise InputError(
                     f"line {line}, column {col}: expected a number, got {raw!r}", source=path
                 ) from None
-            if not math.isfinite(value) or value < 0:
+            if not math.isfinite(value) or not 0 <= value <= most:
                 raise InputError(
-                    f"line {line}, column {col}: expected a finite number ≥ 0, got {raw!r}",
+                    f"line {line}, column {col}: expected a number from 0 to {most:g}, got {raw!r}",
                     source=path,
                 )
             return value

@@ -152,7 +152,11 @@ def test_profile_cli_fits_observations_and_writes_a_loadable_row(
         ("batch,in_tokens,out_tokens,itl_ms\n1,1,1,1\n", "missing column"),
         ("batch,in_tokens,out_tokens,itl_ms,ttft_ms\n1,10,5,abc,\n", "line 2, column itl_ms"),
         ("batch,in_tokens,out_tokens,itl_ms,ttft_ms\n1,10,5,,\n", "neither itl_ms nor ttft_ms"),
-        ("batch,in_tokens,out_tokens,itl_ms,ttft_ms\n1,10,5,-3,\n", "≥ 0"),
+        ("batch,in_tokens,out_tokens,itl_ms,ttft_ms\n1,10,5,-3,\n", "from 0 to"),
+        # beyond the data's limits (before: accepted, then "measurements must be finite
+        # numbers" from the fit, naming no line): named by line and column
+        ("batch,in_tokens,out_tokens,itl_ms,ttft_ms\n1,1e308,5,3,\n", "line 2, column in_tokens"),
+        ("batch,in_tokens,out_tokens,itl_ms,ttft_ms\n1e9,10,5,3,\n", "line 2, column batch"),
         ("batch,in_tokens,out_tokens,itl_ms,ttft_ms\n1,10,5,3,4\n", "cannot determine"),
     ],
 )
