@@ -15,10 +15,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from contextlib import suppress
+from dataclasses import replace
 
 from ..errors import InfernoError
 from ..k8s import ClusterAPI
-from .cycle import CyclePhases, CycleReport, run_cycle
+from .cycle import CyclePhases, CycleReport, new_stamp, run_cycle
 from .leader import LeaderElector
 from .mig import MigOptions
 from .policy import Policy
@@ -66,6 +67,7 @@ class ControlLoop:
         self.store = store
         self.mig = mig  # apply MIG geometries to opted-in nodes (INFERNO_MIG_APPLY)
         self._lock = asyncio.Lock()
+        self._last_sequence = 0  # the last cycle's sequence (:meth:`_locked`)
         self._reports: OrderedDict[str, CycleReport] = OrderedDict()
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -115,6 +117,13 @@ class ControlLoop:
 
     async def _locked(self, trigger: str) -> CycleReport:
         try:
+            # sequences only grow, even when the wall clock steps back: the actuator refuses a
+            # plan older than one it applied, and every Deployment one older than its
+            # annotation's (a clock stepped back an hour would stop every update for an hour)
+            stamp = new_stamp(self.deadline)
+            if stamp.sequence <= self._last_sequence:
+                stamp = replace(stamp, sequence=self._last_sequence + 1)
+            self._last_sequence = stamp.sequence
             report = await run_cycle(
                 self.phases,
                 api=self.api,
@@ -122,6 +131,7 @@ class ControlLoop:
                 deadline=self.deadline,
                 policy=self.policy,
                 mig=self.mig,
+                stamp=stamp,
             )
         finally:
             self._lock.release()

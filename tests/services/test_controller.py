@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
@@ -454,3 +455,39 @@ async def test_the_policy_clamps_a_step_and_says_so() -> None:
             f = forecasts[name]
             assert f["measured"] == float(obj["metadata"]["labels"][L.LOAD_RPM])
             assert f["target"] == f["now"] * (1 + f["margin"]) > f["measured"]
+
+
+async def test_a_clock_stepped_back_does_not_stop_the_updates(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The wall clock steps back an hour between two cycles (a corrected clock): the second
+    cycle's sequence still follows the first's, so the actuator applies it (before: the
+    sequence was the start time in ns, the plan "older" than the last one applied, refused
+    with a 409, and every Deployment refused it too until the clock caught up)."""
+    import inferno.control.loop as loop_module
+    from inferno.control.cycle import new_stamp
+
+    clock = [1_800_000_000.0]
+    monkeypatch.setattr(
+        loop_module, "new_stamp", lambda deadline: new_stamp(deadline, lambda: clock[0])
+    )
+    cluster = sample_cluster()
+    stack = Stack(cluster)
+    async with stack.client() as http:
+        first = (await http.post("/invoke")).json()
+        clock[0] -= 3600.0
+        rpm = float(cluster.deployments[(NS, "llama-7b")]["metadata"]["labels"][L.LOAD_RPM])
+        cluster.deployments[(NS, "llama-7b")]["metadata"]["labels"][L.LOAD_RPM] = str(1.5 * rpm)
+        second = await http.post("/invoke")
+    await stack.aclose()
+    assert second.status_code == 200, second.text[:300]
+    report = second.json()
+    assert report["sequence"] == first["sequence"] + 1
+    assert report["status"] == "ok"
+    assert all(o["kind"] != "refused" for o in report["outcomes"])
+    llama = next(d for d in report["decisions"] if d["server"] == "llama-7b")
+    was = next(d for d in first["decisions"] if d["server"] == "llama-7b")
+    assert cluster.replicas("llama-7b") == llama["replicas"] >= was["replicas"]
+    # the patch of the second cycle landed: the Deployment's annotation names it
+    stamped = cluster.deployments[(NS, "llama-7b")]["metadata"]["annotations"][L.CYCLE]
+    assert stamped.startswith(f"{report['sequence']}.")
