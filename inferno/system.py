@@ -28,7 +28,14 @@ __all__ = [
     "ServiceClass",
     "System",
     "Target",
+    "cv_beyond_cap",
 ]
+
+
+def cv_beyond_cap(cv: float, mean: float, most: float) -> bool:
+    """Whether lengths of mean ``mean`` served at most ``most`` tokens cannot have the CV ``cv``:
+    their SCV is at most most/mean − 1 (half of them at 0, half at the cap)."""
+    return mean > 0 and cv * cv > most / mean - 1.0
 
 
 @dataclass(frozen=True, slots=True)

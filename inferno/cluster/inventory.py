@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import InfernoError
-from ..system import Load
+from ..system import Load, cv_beyond_cap
 from . import labels as L
 from .startup import PodSelector, StartupTime, pod_selector
 
@@ -226,7 +226,7 @@ def server_row(d: ManagedDeployment, load: Load | None) -> dict[str, Any]:
     if most is not None:
         cv = use.out_tokens_cov
         mean = use.out_tokens
-        if mean <= most and (cv is None or mean <= 0 or cv * cv <= most / mean - 1.0):
+        if mean <= most and (cv is None or not cv_beyond_cap(cv, mean, most)):
             row["currentAlloc"]["load"]["outTokensMax"] = most
         else:  # the measured lengths contradict the annotation: the model is not told a cap
             logger.warning(

@@ -25,6 +25,7 @@ from typing import Any
 from ..cluster.inventory import ManagedDeployment
 from ..cluster.plan import Decision, PlanSettings, holders
 from ..settings import PolicyOptions, Settings
+from ..system import cv_beyond_cap
 from .forecast import Forecast, ForecastParams, Track, observe, plan_rate
 from .guards import Entry, Guarded, Switches, guard
 from .pool import Pool, observe_pool, pooled_forecast
@@ -112,7 +113,7 @@ def _within_cap(
         if _finite_number(measured) and measured <= most:
             return (float(load["avgInTokens"]), float(measured), now), {}
         return smoothed, {}  # the row contradicts its cap: the optimizer says so
-    if _finite_number(cv) and mean > 0 and cv * cv > most / mean - 1.0:
+    if _finite_number(cv) and cv_beyond_cap(cv, mean, most):
         # just under the largest, so that the check's own rounding cannot find it above
         return smoothed, {"outTokensCOV": math.sqrt(max(most / mean - 1.0, 0.0)) * (1 - 1e-12)}
     return smoothed, {}

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from ..model.accurate import LENGTH_FAMILIES
-from ..system import Accelerator, CurrentAllocation, Load, Server, ServiceClass
+from ..system import Accelerator, CurrentAllocation, Load, Server, ServiceClass, cv_beyond_cap
 from .limits import (
     MAX_ARRIVAL_RATE,
     MAX_BATCH_SIZE,
@@ -122,11 +122,6 @@ def _tokens(value: object) -> float:
     return _number(value, MAX_TOKENS, least_positive=MIN_TOKENS)
 
 
-def _beyond(cv: float, mean: float, most: float) -> bool:
-    """A CV that lengths of this mean, served at most ``most`` tokens, cannot have."""
-    return mean > 0 and cv * cv > most / mean - 1.0
-
-
 def _load(row: dict[str, Any] | None) -> Load:
     if row is None:
         return Load(arrival_rate=0.0)
@@ -160,7 +155,9 @@ def _load(row: dict[str, Any] | None) -> Load:
         n_in = None
     else:
         out = 0.0 if n_out is None else _tokens(n_out)
-    if o_max is not None and (out > o_max or (o_cov is not None and _beyond(o_cov, out, o_max))):
+    if o_max is not None and (
+        out > o_max or (o_cov is not None and cv_beyond_cap(o_cov, out, o_max))
+    ):
         raise _Bad  # the slow path names it
     return Load(
         rate,

@@ -39,6 +39,7 @@ from ..system import (
     Server,
     ServiceClass,
     System,
+    cv_beyond_cap,
 )
 from ._json import Node, read_json
 from ._rows import frozen, known, rows, tokens
@@ -277,7 +278,7 @@ def _within_cap(node: Node, key: str, mean: float, most: float | None, cv: float
         raise node.member("outTokensMax").error(
             f"outTokensMax ({most:g}) is below {key} ({mean:g}): served lengths never exceed it"
         )
-    if cv is not None and mean > 0 and cv * cv > most / mean - 1.0:
+    if cv is not None and cv_beyond_cap(cv, mean, most):
         largest = (most / mean - 1.0) ** 0.5
         raise node.member("outTokensCOV").error(
             f"outTokensCOV ({cv:g}) is more than lengths of mean {mean:g} served at most "
