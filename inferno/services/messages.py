@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from ..cluster.inventory import HpaRef, ManagedDeployment
-from ..cluster.plan import Decision
+from ..cluster.plan import Decision, holders
 from ..cluster.startup import StartupTime
 from ..control.actuate import ActuationReport, CycleStamp, Outcome, Target
 from ..control.collect import Collection
@@ -162,6 +162,7 @@ class CollectAnswer(Message):
         problems = list(c.problems)
         deployments: list[DeploymentMessage] = []
         left_out: set[str] = set()
+        held = holders(c.deployments)  # the rows are the holders' (collect)
         for d in c.deployments:
             try:
                 deployments.append(DeploymentMessage.of(d, serving_names))
@@ -172,7 +173,8 @@ class CollectAnswer(Message):
                     f"Deployment {d.namespace[:253]}/{d.name[:253]}: left out: {field}: "
                     f"{first['msg']}"
                 )
-                left_out.add(d.server)
+                if held[d.server] is d:
+                    left_out.add(d.server)
         servers = [r for r in c.servers if r.get("name") not in left_out]
         return cls(
             deployments=deployments,

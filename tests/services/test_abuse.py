@@ -382,6 +382,24 @@ async def test_a_later_deployment_claiming_a_server_cannot_take_its_decisions() 
     assert warned and f"{NS}/llama-7b" in warned[0].message
 
 
+async def test_a_later_claimant_beyond_the_bounds_does_not_take_the_servers_row() -> None:
+    """A tenant's Deployment claims server "llama-7b" with an annotation beyond the message's
+    bounds: it is left out, and the server's row (its holder's) stays."""
+    cluster = sample_cluster()
+    cluster.deployments[(NS, "llama-7b")]["metadata"]["creationTimestamp"] = "2026-11-01T08:00:00Z"
+    evil = _tenant(lambda d: d["metadata"]["annotations"].__setitem__(L.CYCLE, "9" * 300))
+    evil["metadata"]["labels"][L.SERVER_NAME] = "llama-7b"
+    evil["metadata"]["creationTimestamp"] = "2026-12-07T08:00:00Z"
+    cluster.deployments[("tenant", "evil")] = evil
+    app = collector.create_app(
+        settings(), api=cluster, token=INTERNAL, registry=CollectorRegistry()
+    )
+    async with client(app, INTERNAL) as http:
+        body = (await http.get("/collect")).json()
+    assert "llama-7b" in {s["name"] for s in body["servers"]}
+    assert any("tenant/evil: left out: cycle" in p for p in body["problems"])
+
+
 async def test_the_actuator_answer_lost_is_reconstructed_from_the_annotations() -> None:
     """The controller times out on /update while the actuator applies: the report says which
     Deployments carry this cycle's annotation."""
