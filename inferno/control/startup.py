@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..cluster.inventory import ManagedDeployment
+from ..cluster.plan import holders
 from ..cluster.startup import MAX_STARTUP_S, MIN_STARTUP_S
 
 __all__ = ["SOURCES", "Startup", "choose_startup", "measured_startups"]
@@ -48,10 +49,9 @@ def choose_startup(setting: float, class_value: float | None, measured: float | 
 
 
 def measured_startups(deployments: Iterable[ManagedDeployment]) -> dict[str, float]:
-    """The measured start-up of each server whose pods showed one, by server name (the largest,
-    should two Deployments carry one server's name)."""
-    out: dict[str, float] = {}
-    for d in deployments:
-        if d.startup is not None:
-            out[d.server] = max(out.get(d.server, 0.0), d.startup.seconds)
-    return out
+    """The measured start-up of each server whose pods showed one, by server name: its
+    holder's, should several Deployments claim the name (:func:`~inferno.cluster.plan.holders`:
+    a later claimant's slow pods do not lengthen another server's horizon)."""
+    return {
+        d.server: d.startup.seconds for d in holders(deployments).values() if d.startup is not None
+    }
