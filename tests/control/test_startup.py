@@ -3,8 +3,6 @@ the forecast uses it."""
 
 from __future__ import annotations
 
-import dataclasses
-
 from dataclasses import replace
 from typing import Any
 
@@ -59,12 +57,10 @@ def test_measured_startups_by_server() -> None:
     )
     assert found == {"a": 90.0}
     # a later claimant of server "a" (another namespace) with slow pods: the holder's is kept
-    later = dataclasses.replace(
+    later = replace(
         deployment("a", StartupTime(600.0, 2)), namespace="tenant", created="2026-12-07T09:00:00Z"
     )
-    held = dataclasses.replace(
-        deployment("a", StartupTime(90.0, 3)), created="2026-11-01T09:00:00Z"
-    )
+    held = replace(deployment("a", StartupTime(90.0, 3)), created="2026-11-01T09:00:00Z")
     assert measured_startups([later, held]) == {"a": 90.0}
 
 
