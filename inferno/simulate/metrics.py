@@ -89,6 +89,10 @@ def fit_histogram(
     return fit_lengths(list(zip(bounds, (float(c) for c in cumulative), strict=True)), mean, cap)
 
 
+def _or(value: float, fallback: float) -> float:
+    return value if math.isfinite(value) else fallback
+
+
 class MetricsSource:
     """Noisy, windowed measurements of a simulation's servers.
 
@@ -148,6 +152,7 @@ class MetricsSource:
         n_in = w.input_tokens_mean * f_in if math.isfinite(w.input_tokens_mean) else last_in
         n_out = w.output_tokens_mean * f_out if math.isfinite(w.output_tokens_mean) else last_out
         self._last_tokens[server] = (n_in, n_out)
+        cap = self._caps.get(server)
         if w.ready > 0:
             util = min(w.busy / w.ready, 1.0)
             in_service = max(w.in_flight - w.queue, 0.0)
@@ -167,17 +172,18 @@ class MetricsSource:
             backlog=w.queue * f_held if math.isfinite(w.queue) else 0.0,
             ready=w.ready,
             window=w,
-            lengths=fit_histogram(w.output_tokens_le, n_out, self._caps.get(server)),
-            in_lengths=fit_histogram(w.input_tokens_le, n_in),
+            # the histograms fitted with the window's own means: a serving engine's token
+            # counters and histograms count the same requests, so the noise on the reported
+            # means does not reach the fit
+            lengths=fit_histogram(w.output_tokens_le, _or(w.output_tokens_mean, n_out), cap),
+            in_lengths=fit_histogram(w.input_tokens_le, _or(w.input_tokens_mean, n_in)),
         )
-        return self._widened(m, (f_in, f_out), lengths_window_s)
+        return self._widened(m, lengths_window_s)
 
-    def _widened(
-        self, m: Measurement, factors: tuple[float, float], lengths_window_s: float | None
-    ) -> Measurement:
+    def _widened(self, m: Measurement, lengths_window_s: float | None) -> Measurement:
         """``m`` with each histogram that counts fewer than
         :data:`~inferno.prom.lengths.MIN_REQUESTS` fitted over the last ``lengths_window_s``
-        (its mean over the same, with this measurement's noise) where that is longer."""
+        (with its mean over the same) where that is longer."""
         w = m.window
         short = [
             len(le) == 0 or le[-1] < MIN_REQUESTS for le in (w.input_tokens_le, w.output_tokens_le)
@@ -190,12 +196,10 @@ class MetricsSource:
         wide = self.sim.window(m.server, t0, m.t1)
         in_lengths, lengths = m.in_lengths, m.lengths
         if short[0] and m.in_tokens > 0 and math.isfinite(wide.input_tokens_mean):
-            in_lengths = fit_histogram(wide.input_tokens_le, wide.input_tokens_mean * factors[0])
+            in_lengths = fit_histogram(wide.input_tokens_le, wide.input_tokens_mean)
         if short[1] and math.isfinite(wide.output_tokens_mean):
             lengths = fit_histogram(
-                wide.output_tokens_le,
-                wide.output_tokens_mean * factors[1],
-                self._caps.get(m.server),
+                wide.output_tokens_le, wide.output_tokens_mean, self._caps.get(m.server)
             )
         return replace(m, lengths=lengths, in_lengths=in_lengths)
 
