@@ -180,7 +180,7 @@ def _pairs(system: System, reasons: list[str], targets: list[Target | None]) -> 
 
 #: the most a server's candidates' batch limits N may sum to: the model holds O(N) numbers per
 #: candidate, so this bounds what one server costs whatever its data say. Real servers sum to
-#: a few thousand (the large sample at most 835, 21 accelerators); a memory-scaled
+#: a few thousand (each of the large sample's under 1,000); a memory-scaled
 #: N = ⌊maxBatchSize·atTokens/tokens⌋ at a thousandth of a token per request reaches 100,000 on
 #: every accelerator (2.1 million numbers per row of the model's arrays)
 MAX_SERVER_BATCH_SUM = 250_000

@@ -33,3 +33,16 @@ def test_a_server_beyond_the_batch_budget_is_refused_the_others_decided() -> Non
             alloc.replicas,
             alloc.max_batch,
         )
+
+
+def test_the_large_samples_servers_are_far_within_the_budget() -> None:
+    """What docs/data-format.md says of the sample: each server's candidates' batch limits sum
+    to under 1,000, a 250th of the budget."""
+    import numpy as np
+
+    from inferno.solver import build_candidates
+
+    table = build_candidates(load_system(SAMPLE))
+    sums = np.bincount(table.server, weights=table.lazy.n_batch)
+    assert 0 < sums.max() < 1000
+    assert MAX_SERVER_BATCH_SUM >= 250 * 1000
