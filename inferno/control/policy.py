@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeGuard
 
 from ..cluster.inventory import ManagedDeployment
 from ..cluster.plan import Decision, PlanSettings, holders
@@ -50,13 +50,15 @@ class PolicyState:
     pool: Pool = field(default_factory=Pool)
 
 
+def _finite_number(v: object) -> TypeGuard[int | float]:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
 def _rate_of(row: Mapping[str, Any]) -> float | None:
     current = row.get("currentAlloc")
     load = current.get("load") if isinstance(current, Mapping) else None
     rate = load.get("arrivalRate") if isinstance(load, Mapping) else None
-    if isinstance(rate, int | float) and not isinstance(rate, bool) and math.isfinite(rate):
-        return float(rate)
-    return None
+    return float(rate) if _finite_number(rate) else None
 
 
 def _with_rate(row: Mapping[str, Any], rate: float, **more: float) -> dict[str, Any]:
@@ -77,10 +79,7 @@ def _smooth_tokens(
     if not isinstance(load, Mapping):
         return None
     values = [load.get(k) for k in _TOKEN_KEYS]
-    if not all(
-        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
-        for v in values
-    ):
+    if not all(_finite_number(v) and v >= 0 for v in values):
         return None
     measured = (float(values[0]), float(values[1]))  # type: ignore[arg-type]
     if prior is None or halflife <= 0 or now <= prior[2]:
@@ -117,10 +116,6 @@ def _within_cap(
         # just under the largest, so that the check's own rounding cannot find it above
         return smoothed, {"outTokensCOV": math.sqrt(max(most / mean - 1.0, 0.0)) * (1 - 1e-12)}
     return smoothed, {}
-
-
-def _finite_number(v: object) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _backlog_excess(row: Mapping[str, Any], backlog: float | None) -> float:

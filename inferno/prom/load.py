@@ -219,24 +219,29 @@ class PrometheusLoadSource:
         if self.lengths_window is not None and self.lengths_window > self.window:
             wide = server_queries(sel, self.lengths_window, self.tokens)
         lengths = in_lengths = None
+        out_seen = in_seen = None
         if out_tokens is not None:
-            lengths = self._lengths(
+            lengths, out_seen = self._lengths(
                 q.out_buckets,
                 out_tokens,
                 at,
                 cap=d.max_output_tokens,
                 wide=None if wide is None else (wide.out_buckets, wide.out_tokens),
-                notes=(notes, "output"),
             )
         if in_tokens:
-            in_lengths = self._lengths(
+            in_lengths, in_seen = self._lengths(
                 q.in_buckets,
                 in_tokens,
                 at,
                 wide=None if wide is None else (wide.in_buckets, wide.in_tokens),
-                notes=(notes, "prompt"),
             )
-        for which, fit in (("output", lengths), ("prompt", in_lengths)):
+        for which, fit, seen in (("output", lengths, out_seen), ("prompt", in_lengths, in_seen)):
+            if fit is not None and seen is not None and self.lengths_window is not None:
+                notes.append(
+                    f"{which} lengths fitted over the last {duration(self.lengths_window)} "
+                    f"({fit.requests:.0f} requests; {seen:.0f} in the load window, fewer "
+                    f"than the {MIN_REQUESTS:.0f} a fit takes)"
+                )
             if fit is not None and fit.bounded:
                 notes.append(
                     f"{which} lengths all within one or two histogram buckets: CV "
@@ -276,32 +281,24 @@ class PrometheusLoadSource:
         *,
         cap: int | None = None,
         wide: tuple[str, str] | None = None,
-        notes: tuple[list[str], str] | None = None,
-    ) -> LengthFit | None:
+    ) -> tuple[LengthFit | None, float | None]:
         """The lengths' fit from a histogram's buckets (None: no histogram, or one
         that cannot say: :func:`~inferno.prom.lengths.fit_lengths`), served capped at ``cap``
         tokens (the Deployment's ``inferno.server/max-output-tokens``) if given. Where the
         window counts fewer than :data:`~inferno.prom.lengths.MIN_REQUESTS`, ``wide`` (the
-        histogram's and the mean's queries over :attr:`lengths_window`) are fitted instead,
-        with a note in ``notes`` (the list, and which lengths)."""
+        histogram's and the mean's queries over :attr:`lengths_window`) are fitted instead.
+        Returns the fit and, when it is the wider window's, the requests the load window
+        counted (else None)."""
         buckets = self._buckets(promql, at)
         if buckets is None:
-            return None
+            return None, None
         seen = counted(buckets)
         if wide is not None and seen < MIN_REQUESTS:
             wide_buckets = self._buckets(wide[0], at)
             wide_mean = _non_negative(self._value(wide[1], at))
             if wide_buckets is not None and wide_mean:
-                fit = fit_lengths(wide_buckets, wide_mean, cap)
-                if fit is not None and notes is not None and self.lengths_window is not None:
-                    out, which = notes
-                    out.append(
-                        f"{which} lengths fitted over the last {duration(self.lengths_window)} "
-                        f"({fit.requests:.0f} requests; {seen:.0f} in the load window, fewer "
-                        f"than the {MIN_REQUESTS:.0f} a fit takes)"
-                    )
-                return fit
-        return fit_lengths(buckets, mean, cap)
+                return fit_lengths(wide_buckets, wide_mean, cap), seen
+        return fit_lengths(buckets, mean, cap), None
 
     def _buckets(self, promql: str, at: float) -> list[tuple[float, float]] | None:
         """A histogram's (``le``, cumulative count) pairs (None: no histogram, or a bound
