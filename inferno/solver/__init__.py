@@ -69,7 +69,11 @@ def solve_table(table: CandidateTable, solver: SolverName | None = None) -> Solu
     needs more GPUs of a type than exist, solve again with the excess taken off that type's
     capacity (a few rounds; what still does not fit is said in the message). Servers whose MPS
     co-location the interference model refused are solved again without that pool, and the
-    cheapest packed solution kept (:mod:`.mps_resolve`)."""
+    cheapest packed solution kept (:mod:`.mps_resolve`). Under capacity limits or with the MILP
+    every candidate counts: a table sized lazily is completed first (:mod:`.lazy_sizing`)."""
+    spec = table.system.optimizer
+    if solver == "milp" or (solver is None and spec.milp) or not spec.unlimited:
+        table = table.completed()
     return resolve_refused(table, lambda t: _solve_packed(t, solver))
 
 

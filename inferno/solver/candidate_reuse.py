@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 from ..system import System
 
 if TYPE_CHECKING:  # the memo holds the tables and is imported by these: names only
+    from .lazy_sizing import LazySizing
     from .serving_config import ServingDecision
     from .sized_points import LazyPoints
 
@@ -62,6 +63,9 @@ class StaticCandidates:
     priority: tuple[int, ...]
     serving: Mapping[int, ServingDecision]
     looked_up: int  # the distinct rows the sizing memo was asked for (counted as hits again)
+    #: λ* sized when asked for (an unlimited solve's: :mod:`.lazy_sizing`); ``rate``,
+    #: ``feasible`` and ``bound`` are its arrays then, filled in place. None: all sized
+    sizing: LazySizing | None = None
 
 
 def static_key(system: System, floats: F) -> tuple[Any, ...]:

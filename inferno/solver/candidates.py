@@ -25,11 +25,13 @@ from ..model.sizing import SloArrays
 from ..system import BatchPolicy, PerformanceModel, Server, System, Target
 from ..units import MS_PER_MIN, MS_PER_S
 from .candidate_reuse import StaticCandidates, static_key
+from .lazy_sizing import LazySizing, within_best, worth_sizing
 from .running_batch import keep_running_batch
 from .serving_config import ServingDecision
 from .serving_config import decide as decide_serving
-from .sized_points import LazyPoints, sized_points
+from .sized_points import LazyPoints, lazily_sized_points, sized_points
 from .sizing_memo import SizingMemo
+from .transition_value import value_floor, values
 
 F = NDArray[np.float64]
 Idx = NDArray[np.intp]
@@ -69,6 +71,19 @@ class CandidateTable:
     #: candidate → its decided model instances and batching delay (opted-in batch-kind rows only:
     #: :mod:`.serving_config`)
     serving: Mapping[int, ServingDecision] = field(default_factory=dict)
+    #: the rate-free columns it was rated from (to size the rest: :meth:`completed`)
+    static: StaticCandidates | None = None
+    #: every candidate was sized when this table was made (an unlimited solve with the
+    #: accurate model sizes only those that can win: :mod:`.lazy_sizing`)
+    complete: bool = True
+
+    def completed(self) -> CandidateTable:
+        """This table with every candidate sized: itself when :attr:`complete`."""
+        if self.complete:
+            return self
+        assert self.static is not None and self.static.sizing is not None
+        self.static.sizing.ensure()
+        return _rated(self.system, self.static, self.demand)
 
     @property
     def points(self) -> OperatingPoints:
@@ -86,8 +101,10 @@ class CandidateTable:
         return has, self._ranked[self._starts[has]]
 
     def excluding(self, drop: NDArray[np.bool_]) -> CandidateTable:
-        """This table with the candidates where ``drop`` is true made infeasible (the ranking
-        kept for the others)."""
+        """This table, completed, with the candidates where ``drop`` is true made infeasible
+        (the ranking kept for the others)."""
+        if not self.complete:
+            return self.completed().excluding(drop)
         feasible = self.feasible & ~drop
         ranked = self._ranked[feasible[self._ranked]]
         bounds = np.arange(len(self.system.servers) + 1)
@@ -355,19 +372,37 @@ def _static_columns(
             no_delay=spec.offer_no_delay,
         )
     asked = memo.stats() if memo is not None else None
-    points, sizing = sized_points(
-        prof,
-        in_tok,
-        out_tok,
-        batch,
-        max_queue,
-        spec.queue_factor,
-        slo,
-        slo_matrix[server_idx],
-        model=spec.model.value,
-        lengths=lengths,
-        memo=memo,
-    )
+    lazy: LazySizing | None = None
+    if spec.model is PerformanceModel.ACCURATE and spec.unlimited and not spec.milp:
+        # only the best of each server is asked for: the others are sized if ever needed
+        points, lazy = lazily_sized_points(
+            prof,
+            in_tok,
+            out_tok,
+            batch,
+            max_queue,
+            spec.queue_factor,
+            slo,
+            slo_matrix[server_idx],
+            model=spec.model.value,
+            lengths=lengths,
+        )
+        rate, feasible, bound = lazy.rate, lazy.feasible, lazy.bound
+    else:
+        points, sizing = sized_points(
+            prof,
+            in_tok,
+            out_tok,
+            batch,
+            max_queue,
+            spec.queue_factor,
+            slo,
+            slo_matrix[server_idx],
+            model=spec.model.value,
+            lengths=lengths,
+            memo=memo,
+        )
+        rate, feasible, bound = sizing.rate, sizing.feasible, sizing.bound
     looked_up = 0
     if memo is not None and asked is not None:
         now = memo.stats()
@@ -386,9 +421,9 @@ def _static_columns(
         unit_cost=np.array([a.cost for a in acc_table], dtype=np.float64)[acc_i] * acc_count,
         points=points,
         n_memory=n_memory,
-        rate=sizing.rate,
-        feasible=sizing.feasible,
-        bound=sizing.bound,
+        rate=rate,
+        feasible=feasible,
+        bound=bound,
         min_r=min_r,
         max_r=max_r,
         out_tok=floats[1],
@@ -399,6 +434,7 @@ def _static_columns(
         ),
         serving=serving,
         looked_up=looked_up,
+        sizing=lazy,
     )
 
 
@@ -407,25 +443,23 @@ _MOST_REPLICAS = float(2**53)
 
 
 def _rated(system: System, st: StaticCandidates, demand: F) -> CandidateTable:
-    """The candidate table of ``system`` from its rate-free columns and its servers' demand."""
+    """The candidate table of ``system`` from its rate-free columns and its servers' demand
+    (with lazy sizing, the candidates that can be a server's best sized first)."""
     servers = system.servers
     server_idx = st.server_idx
     points = st.points
     unit_cost = st.unit_cost
     d = demand[server_idx]
-    feasible = st.feasible.copy()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        need = np.ceil(d / st.rate * (1.0 - 1e-12))
-    need = np.where(d > 0, np.maximum(need, 1.0), 0.0)
-    # λ* so small that no count of replicas is exact (NaN, inf, beyond 2^53: a profile tuned
-    # or written absurdly): infeasible, with the reason, never cast to a garbage integer
-    endless = feasible & ~(need <= _MOST_REPLICAS)
-    feasible &= ~endless
-    replicas = np.where(feasible, np.maximum(need, st.min_r), 0.0)
-    over = feasible & (replicas > st.max_r)
-    feasible &= ~over
+    lazy = st.sizing
+    if lazy is not None and not lazy.complete:
+        _size_contenders(system, st, lazy, d)
+    # a lazy sizing's arrays are filled in place: this table keeps what they are now
+    rate, sized_feasible, bound, complete = (
+        (st.rate, st.feasible, st.bound, True) if lazy is None else lazy.snapshot()
+    )
+    replicas, feasible, endless, over = _replicas(st, d, rate, sized_feasible)
     cost = unit_cost * replicas
-    value = _values(system, server_idx, st.names, replicas, cost)
+    value = values(system, server_idx, st.names, replicas, cost)
 
     idle = d <= 0
     rate_each = np.where(
@@ -433,7 +467,7 @@ def _rated(system: System, st: StaticCandidates, demand: F) -> CandidateTable:
     )
 
     reasons = list(st.reasons)
-    _explain_missing(reasons, server_idx, feasible, st.bound, over, servers, endless)
+    _explain_missing(reasons, server_idx, feasible, bound, over, servers, endless)
     feas = np.flatnonzero(feasible)
     name_rank = st.acc_i[feas]  # accelerator names are sorted, so their index orders them
     ranked = feas[np.lexsort((name_rank, cost[feas], value[feas], server_idx[feas]))]
@@ -448,9 +482,9 @@ def _rated(system: System, st: StaticCandidates, demand: F) -> CandidateTable:
         unit_cost=unit_cost,
         lazy=points,
         n_memory=st.n_memory,
-        rate=st.rate,
+        rate=rate,
         feasible=feasible,
-        bound=st.bound,
+        bound=bound,
         replicas=replicas,
         cost=cost,
         value=value,
@@ -462,7 +496,44 @@ def _rated(system: System, st: StaticCandidates, demand: F) -> CandidateTable:
         _ranked=ranked,
         _starts=starts,
         serving=st.serving,
+        static=st,
+        complete=complete,
     )
+
+
+def _replicas(
+    st: StaticCandidates, d: F, rate: F, sized_feasible: NDArray[np.bool_]
+) -> tuple[F, NDArray[np.bool_], NDArray[np.bool_], NDArray[np.bool_]]:
+    """The replicas each candidate needs for its server's demand ``d`` at λ* ``rate``, and
+    which are feasible: sized feasible, countable (not ``endless``) and within the most replicas
+    (not ``over``)."""
+    feasible = sized_feasible.copy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        need = np.ceil(d / rate * (1.0 - 1e-12))
+    need = np.where(d > 0, np.maximum(need, 1.0), 0.0)
+    # λ* so small that no count of replicas is exact (NaN, inf, beyond 2^53: a profile tuned
+    # or written absurdly): infeasible, with the reason, never cast to a garbage integer
+    endless = feasible & ~(need <= _MOST_REPLICAS)
+    feasible &= ~endless
+    replicas = np.where(feasible, np.maximum(need, st.min_r), 0.0)
+    over = feasible & (replicas > st.max_r)
+    feasible &= ~over
+    return replicas, feasible, endless, over
+
+
+def _size_contenders(system: System, st: StaticCandidates, lazy: LazySizing, d: F) -> None:
+    """Size the candidates that can be their server's best at demand ``d`` (per candidate), in
+    :mod:`.lazy_sizing`'s two rounds."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        need = np.ceil(d / lazy.upper * (1.0 - 1e-12))
+    least = np.maximum(np.where(d > 0, np.maximum(need, 1.0), 0.0), st.min_r)
+    floor = value_floor(system, st.server_idx, st.names, least, st.unit_cost)
+    n = len(system.servers)
+    lazy.ensure(worth_sizing(st.server_idx, floor, n))
+    rate, sized_feasible, _, _ = lazy.snapshot()
+    replicas, feasible, _, _ = _replicas(st, d, rate, sized_feasible)
+    value = values(system, st.server_idx, st.names, replicas, st.unit_cost * replicas)
+    lazy.ensure(within_best(st.server_idx, floor, value, feasible, n))
 
 
 def slo_row(t: Target | None) -> tuple[float, ...]:
@@ -483,35 +554,6 @@ def slo_row(t: Target | None) -> tuple[float, ...]:
         f(t.latency_quantile),
         f(t.ttw_quantile),
     )
-
-
-def _values(system: System, server_idx: Idx, names: NDArray[np.object_], replicas: F, cost: F) -> F:
-    """Inferno's transition value: 1.1 × cost from nothing; 0 to stay; a penalty to move."""
-    value = 1.1 * cost
-    acc_count = {(p.model, p.accelerator): max(p.acc_count, 1) for p in system.profiles}
-    current_cost: dict[int, float] = {}
-    for s, srv in enumerate(system.servers):
-        cur = srv.current
-        if not cur.accelerator:
-            continue
-        if cur.cost is not None:
-            current_cost[s] = cur.cost
-        else:
-            acc = system.accelerators.get(cur.accelerator)
-            count = acc_count.get((srv.model, cur.accelerator), 1)
-            current_cost[s] = acc.cost * count * cur.replicas if acc else 0.0
-    if not current_cost:
-        return value
-    for c, s in enumerate(server_idx):
-        if s not in current_cost:
-            continue
-        cur = system.servers[s].current
-        was = current_cost[s]
-        if names[c] == cur.accelerator:
-            value[c] = 0.0 if replicas[c] == cur.replicas else cost[c] - was
-        else:
-            value[c] = cost[c] - was + 0.1 * (was + cost[c])
-    return value
 
 
 def _explain_missing(

@@ -39,7 +39,9 @@ class Explanation:
 
 
 def explain(table: CandidateTable, solution: Solution, server: str) -> Explanation:
-    """Explain ``server``'s decision (KeyError if no such server)."""
+    """Explain ``server``'s decision (KeyError if no such server); every candidate is shown,
+    sized (a lazily sized ``table`` is completed: :mod:`.lazy_sizing`)."""
+    table = table.completed()
     names = [s.name for s in table.system.servers]
     s = names.index(server) if server in names else -1
     if s < 0:

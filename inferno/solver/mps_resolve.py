@@ -65,6 +65,8 @@ def resolve_refused(
     """Solve and pack, then re-solve the servers whose MPS co-location was refused without that
     pool (up to :data:`ROUNDS` rounds); the cheapest solution, annotated with what moved."""
     first = best = current = solve_packed(table)
+    if _refused(first):  # the servers' other candidates count now: every one sized
+        table = table.completed()
     index = {srv.name: s for s, srv in enumerate(table.system.servers)}
     excluded: set[tuple[int, str]] = set()
     best_excluded: set[tuple[int, str]] = set()

@@ -15,12 +15,13 @@ from ..model.length_spread import LengthSpread
 from ..model.points import OperatingPoints
 from ..model.profile_arrays import ProfileArrays, batch_size, block_widths
 from ..model.sizing import Sizing, SloArrays, size
+from .lazy_sizing import LazySizing
 from .sizing_memo import SizingMemo, pack_sizing, unpack_sizing
 
 F = NDArray[np.float64]
 Idx = NDArray[np.intp]
 
-__all__ = ["LazyPoints", "sized_points"]
+__all__ = ["LazyPoints", "lazily_sized_points", "sized_points"]
 
 
 class LazyPoints:
@@ -160,18 +161,7 @@ def sized_points(
     widths = np.zeros(0)
     values = np.zeros((0, 0))
     if rows:
-        key = np.column_stack(
-            [
-                *(getattr(prof, f).astype(np.float64) for f in ProfileArrays.__dataclass_fields__),
-                in_tok,
-                out_tok,
-                batch,
-                max_queue,
-                slo_rows.reshape(rows, -1),
-                *([] if lengths is None else lengths.columns()),
-            ]
-        )
-        key = np.where(np.isnan(key), -np.inf, key)  # NaN ≠ NaN; −inf equals itself
+        key = _row_key(prof, in_tok, out_tok, batch, max_queue, slo_rows, lengths)
     use_memo = memo is not None and model == "inferno" and rows > 0
     # the options that change λ* (part of the memo's key)
     options = np.array(
@@ -187,17 +177,8 @@ def sized_points(
     back = inverse.reshape(-1)
 
     def build(idx: Idx | None = None, widths: F | None = None) -> OperatingPoints:
-        sel = slice(None) if idx is None else idx
-        return build_points(
-            model,
-            prof if idx is None else prof.take(idx),
-            in_tok[sel],
-            out_tok[sel],
-            lengths=None if lengths is None else lengths.take(sel),
-            batch=batch[sel],
-            max_queue=max_queue[sel],
-            queue_factor=queue_factor,
-            widths=widths,
+        return _build(
+            model, prof, in_tok, out_tok, batch, max_queue, queue_factor, lengths, idx, widths
         )
 
     def build_all() -> OperatingPoints:
@@ -225,6 +206,95 @@ def sized_points(
         widths=widths[back],
     )
     return lazy, sized.take(back)
+
+
+def lazily_sized_points(
+    prof: ProfileArrays,
+    in_tok: F,
+    out_tok: F,
+    batch: F,
+    max_queue: F,
+    queue_factor: float | None,
+    slo: SloArrays,
+    slo_rows: F,
+    model: str,
+    lengths: LengthSpread | None = None,
+) -> tuple[LazyPoints, LazySizing]:
+    """The candidates' operating points, built now (λ*'s bound needs their μ(N): a small part
+    of a solve), and their sizing left to be done when asked for (:mod:`.lazy_sizing`); the
+    same point under the same targets is sized once, as :func:`sized_points` does."""
+    rows = prof.kind.size
+    if rows:
+        key = _row_key(prof, in_tok, out_tok, batch, max_queue, slo_rows, lengths)
+        first, inverse = _first_of_equal_rows(key)
+    else:
+        first = inverse = np.arange(0, dtype=np.intp)
+    distinct = first.size == rows
+    unique = _build(
+        model,
+        prof,
+        in_tok,
+        out_tok,
+        batch,
+        max_queue,
+        queue_factor,
+        lengths,
+        None if distinct else first,
+    )
+    points = unique if distinct else unique.subset(inverse)
+    lazy = LazyPoints(lambda: points, points.n_batch, points.mu_1, built=points)
+    return lazy, LazySizing(unique, slo if distinct else slo.take(first), inverse)
+
+
+def _row_key(
+    prof: ProfileArrays,
+    in_tok: F,
+    out_tok: F,
+    batch: F,
+    max_queue: F,
+    slo_rows: F,
+    lengths: LengthSpread | None,
+) -> F:
+    """What makes two candidates the same point under the same targets, one row each."""
+    key = np.column_stack(
+        [
+            *(getattr(prof, f).astype(np.float64) for f in ProfileArrays.__dataclass_fields__),
+            in_tok,
+            out_tok,
+            batch,
+            max_queue,
+            slo_rows.reshape(prof.kind.size, -1),
+            *([] if lengths is None else lengths.columns()),
+        ]
+    )
+    return np.where(np.isnan(key), -np.inf, key)  # NaN ≠ NaN; −inf equals itself
+
+
+def _build(
+    model: str,
+    prof: ProfileArrays,
+    in_tok: F,
+    out_tok: F,
+    batch: F,
+    max_queue: F,
+    queue_factor: float | None,
+    lengths: LengthSpread | None,
+    idx: Idx | None = None,
+    widths: F | None = None,
+) -> OperatingPoints:
+    """The points of the candidates ``idx`` (all: None), at block ``widths`` when given."""
+    sel = slice(None) if idx is None else idx
+    return build_points(
+        model,
+        prof if idx is None else prof.take(idx),
+        in_tok[sel],
+        out_tok[sel],
+        lengths=None if lengths is None else lengths.take(sel),
+        batch=batch[sel],
+        max_queue=max_queue[sel],
+        queue_factor=queue_factor,
+        widths=widths,
+    )
 
 
 def _look_up(

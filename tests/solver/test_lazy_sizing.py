@@ -1,0 +1,284 @@
+"""Sizing only the candidates that can win (inferno/solver/lazy_sizing.py).
+
+An unlimited solve with the accurate model sizes each server's candidates whose lower bound on the
+transition value (from λ* ≤ 0.999 μ(N)) can still beat the best one sized. Everything here checks
+that the answer is the one the full table gives, bit for bit, and that the rest is sized whenever
+something needs it (the MILP, capacity limits, ``explain``, a re-solve off a refused MPS pool)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import pytest
+
+from inferno.data import load_system
+from inferno.data.solution_json import solution_to_json
+from inferno.model.profiles import G0Profile, G2Profile
+from inferno.solver import SizingMemo, build_candidates, solve, solve_table
+from inferno.solver.explain import explain
+from inferno.solver.transition_value import value_floor, values
+from inferno.system import (
+    CurrentAllocation,
+    Load,
+    OptimizerSpec,
+    PerformanceModel,
+    Server,
+    System,
+    Target,
+)
+
+from .test_mps_resolve import make_system, tight_slo
+
+SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "large"
+ACCURATE = PerformanceModel.ACCURATE
+
+
+def _g2(base: System) -> System:
+    """The sample with its G0 profiles made G2 (α, 0.4β, 0.5β/384) and mean TTFT targets."""
+    profiles = tuple(
+        replace(
+            mp,
+            profile=G2Profile(
+                p.alpha, 0.4 * p.beta, 0.5 * p.beta / 384, p.max_batch_size, p.at_tokens
+            ),
+        )
+        for mp in base.profiles
+        if isinstance(p := mp.profile, G0Profile)
+    )
+    ttft = {"Premium": 250.0, "Bronze": 500.0, "Free": 1000.0}
+    classes = {
+        name: replace(
+            cls,
+            targets=MappingProxyType(
+                {m: Target(m, itl=t.itl, ttft=ttft[name]) for m, t in cls.targets.items()}
+            ),
+        )
+        for name, cls in base.classes.items()
+        if name in ttft
+    }
+    return replace(base, profiles=profiles, classes=MappingProxyType(classes))
+
+
+def _servers(base: System, n: int, seed: int, *, current: bool = False) -> tuple[Server, ...]:
+    """``n`` servers of the sample's models and classes, of varied loads and lengths; with
+    ``current``, most run somewhere already (some with a cost given apart from the replicas),
+    and some have replica limits, a kept accelerator or no load at all."""
+    rng = np.random.default_rng(seed)
+    classes = sorted(c for c in base.classes if base.classes[c].targets)
+    models = sorted({p.model for p in base.profiles})
+    accs = {m: sorted(p.accelerator for p in base.profiles if p.model == m) for m in models}
+    out = []
+    for i in range(n):
+        model = models[int(rng.integers(len(models)))]
+        rate = 0.0 if current and i % 17 == 0 else float(rng.uniform(30, 3000))
+        load = Load(
+            rate,
+            float(round(rng.uniform(64, 512))),
+            float(round(rng.uniform(128, 1536))),
+            out_tokens_cov=float(rng.choice([0.0, 0.5, 1.0, 1.5])),
+            out_tokens_dist=str(rng.choice(["gamma", "lognormal"])),
+        )
+        kw: dict[str, Any] = {}
+        if current and i % 5:
+            acc = accs[model][int(rng.integers(len(accs[model])))]
+            replicas = int(rng.integers(1, 8))
+            cost = float(rng.uniform(10, 2000)) if i % 3 == 0 else None
+            kw["current"] = CurrentAllocation(acc, replicas, 0, cost)
+            kw["keep_accelerator"] = i % 11 == 0
+        if current and i % 7 == 0:
+            kw["min_replicas"] = int(rng.integers(0, 4))
+            kw["max_replicas"] = int(rng.integers(4, 12))
+        out.append(Server(f"s{i:03d}", classes[i % len(classes)], model, load, **kw))
+    return tuple(out)
+
+
+def _system(kind: str, queue_factor: float, *, current: bool = False, n: int = 80) -> System:
+    base = load_system(SAMPLE)
+    if kind == "g2":
+        base = _g2(base)
+    spec = OptimizerSpec(unlimited=True, queue_factor=queue_factor, model=ACCURATE)
+    servers = _servers(base, n, seed=len(kind) + int(queue_factor) + current, current=current)
+    return replace(base, servers=servers, optimizer=spec)
+
+
+def _json(solution: Any, system: System) -> Any:
+    return solution_to_json(solution, system)
+
+
+def _close(a: Any, b: Any, path: str = "$") -> None:
+    """``a`` and ``b`` equal, their numbers within the λ* search's precision (1e-8 relative):
+    a candidate's λ* is the same root searched among other rows, whose block widths round the
+    metrics' last bits differently."""
+    if isinstance(a, float) or isinstance(b, float):
+        assert a == pytest.approx(b, rel=1e-7, abs=1e-12), path
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for k in a:
+            _close(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _close(x, y, f"{path}[{i}]")
+    else:
+        assert a == b, path
+
+
+CASES = [("g0", 10.0, False), ("g2", 10.0, False), ("g2", 0.0, False), ("g2", 10.0, True)]
+
+
+@pytest.mark.parametrize(("kind", "queue_factor", "current"), CASES)
+def test_the_lazy_solve_is_the_full_ones(kind: str, queue_factor: float, current: bool) -> None:
+    system = _system(kind, queue_factor, current=current)
+    table = build_candidates(system)
+    assert not table.complete  # something was left unsized: the test is of the pruning
+    static = table.static
+    assert static is not None and static.sizing is not None
+    sized = int(static.sizing.sized.sum())
+    assert sized < 0.7 * table.server.size
+    lazy = solve_table(table)
+    full_table = table.completed()
+    assert full_table.complete and int(static.sizing.sized.sum()) == table.server.size
+    full = solve_table(full_table)
+    assert _json(lazy, system) == _json(full, system)
+    # and both are the solve of a table sized whole from the start (the MILP's spec: not lazy)
+    eager = build_candidates(replace(system, optimizer=replace(system.optimizer, milp=True)))
+    assert eager.complete
+    np.testing.assert_array_equal(eager.feasible, full_table.feasible)
+    np.testing.assert_allclose(eager.rate, full_table.rate, rtol=1e-8)
+    _close(_json(solve_table(eager, "greedy"), system), _json(full, system))
+
+
+def test_only_the_accurate_unlimited_solve_is_lazy() -> None:
+    system = _system("g2", 10.0, n=20)
+    inferno = replace(system, optimizer=replace(system.optimizer, model=PerformanceModel.INFERNO))
+    assert build_candidates(inferno).complete
+    assert build_candidates(
+        replace(system, optimizer=replace(system.optimizer, unlimited=False))
+    ).complete
+    assert not build_candidates(system).complete
+
+
+def test_the_milp_asked_of_a_lazy_table_completes_it() -> None:
+    system = _system("g2", 10.0, n=30)
+    table = build_candidates(system)
+    assert not table.complete
+    milp = solve_table(table, "milp")
+    assert table.static is not None and table.static.sizing is not None
+    assert table.static.sizing.complete
+    eager = build_candidates(replace(system, optimizer=replace(system.optimizer, milp=True)))
+    _close(_json(milp, system), _json(solve_table(eager, "milp"), system))
+
+
+def test_explain_shows_every_candidate_sized() -> None:
+    system = _system("g2", 10.0, n=12)
+    table = build_candidates(system)
+    solution = solve_table(table)
+    eager = build_candidates(replace(system, optimizer=replace(system.optimizer, milp=True)))
+    for srv in system.servers:
+        got = explain(table, solution, srv.name)
+        want = explain(eager, solve_table(eager, "greedy"), srv.name)
+        assert (got.server, got.verdict) == (want.server, want.verdict)
+        assert len(got.rows) == len(want.rows)
+        for r, w in zip(got.rows, want.rows, strict=True):
+            assert replace(r, max_rate=0.0) == replace(w, max_rate=0.0)
+            assert r.max_rate == pytest.approx(w.max_rate, rel=1e-8, nan_ok=True)
+    assert any(r.max_rate == r.max_rate and not r.chosen for r in got.rows)  # sized, not chosen
+
+
+def test_a_memo_reused_at_other_rates_sizes_what_the_new_rates_need() -> None:
+    """The optimizer service keeps the rate-free columns across solves: a later solve at other
+    rates may need candidates the first left unsized, and sizes them."""
+    system = _system("g2", 10.0, n=40)
+    memo = SizingMemo(100_000)
+    first = build_candidates(system, memo)
+    assert first.static is not None and first.static.sizing is not None
+    sized_first = int(first.static.sizing.sized.sum())
+    rng = np.random.default_rng(7)
+    later = replace(
+        system,
+        servers=tuple(
+            replace(
+                s,
+                load=replace(
+                    s.load, arrival_rate=s.load.arrival_rate * float(rng.uniform(0.05, 20))
+                ),
+            )
+            for s in system.servers
+        ),
+    )
+    again = build_candidates(later, memo)
+    assert again.static is first.static  # the columns were reused …
+    assert int(first.static.sizing.sized.sum()) > sized_first  # … and more of them sized
+    _close(_json(solve_table(again), later), _json(solve(later), later))
+    _close(_json(solve_table(first), system), _json(solve(system), system))
+
+
+def test_threads_sharing_the_columns_get_the_answers_of_their_own() -> None:
+    system = _system("g2", 0.0, n=40)
+    memo = SizingMemo(100_000)
+    solve(system, memo=memo)  # the rate-free columns kept, most candidates unsized
+    scaled = [
+        replace(
+            system,
+            servers=tuple(
+                replace(s, load=replace(s.load, arrival_rate=s.load.arrival_rate * k))
+                for s in system.servers
+            ),
+        )
+        for k in (0.1, 0.5, 2.0, 8.0)
+    ]
+    got: dict[int, Any] = {}
+
+    def run(i: int) -> None:
+        got[i] = _json(solve(scaled[i], memo=memo), scaled[i])
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(scaled))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, s in enumerate(scaled):
+        _close(got[i], _json(solve(s), s))
+
+
+def test_the_value_floor_is_below_every_value_it_bounds() -> None:
+    """For every candidate and every count of replicas at least its floor's, the transition
+    value is at least the floor: no current allocation, one on the same accelerator (with a
+    cost given apart from its replicas, which makes staying worth 0 below a change in cost
+    that is negative), and one elsewhere."""
+    system = _system("g2", 10.0, current=True, n=60)
+    table = build_candidates(system).completed()
+    rng = np.random.default_rng(3)
+    least = rng.integers(0, 9, size=table.server.size).astype(np.float64)
+    floor = value_floor(system, table.server, table.accelerator, least, table.unit_cost)
+    for extra in range(12):
+        r = least + extra
+        v = values(system, table.server, table.accelerator, r, table.unit_cost * r)
+        assert (v >= floor).all(), extra
+    # the floor is reached: it is the value of some count of replicas, not just a bound
+    stays = [
+        c
+        for c, s in enumerate(table.server)
+        if system.servers[s].current.accelerator == table.accelerator[c]
+        and system.servers[s].current.cost is not None
+    ]
+    assert stays
+
+
+def test_a_refused_mps_pool_is_re_solved_from_the_completed_table(tmp_path: Path) -> None:
+    """The accurate model keeps the batch kind's own model, and sizes it lazily too: lenet's
+    1g.10gb slices cost more than its mps-2 share, so they are left unsized, until the
+    co-location is refused and the re-solve needs them."""
+    _, slo = tight_slo(tmp_path)
+    system = make_system(tmp_path / "tight", slo)
+    system = replace(system, optimizer=replace(system.optimizer, model=ACCURATE))
+    table = build_candidates(system)
+    assert not table.complete
+    after = solve_table(table)
+    assert after.allocations["a"].accelerator == "H100-80GB:1g.10gb"
+    assert "re-solved off H100-80GB:mps-2" in after.allocations["a"].note
