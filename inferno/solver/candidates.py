@@ -20,18 +20,20 @@ from numpy.typing import NDArray
 from ..model.batching import knee_batches
 from ..model.length_spread import LengthSpread
 from ..model.points import Metrics, OperatingPoints
-from ..model.profile_arrays import ProfileArrays, batch_limit, batch_size
+from ..model.profile_arrays import ProfileArrays, batch_limit
 from ..model.sizing import SloArrays
 from ..system import BatchPolicy, PerformanceModel, Server, System, Target
 from ..units import MS_PER_MIN, MS_PER_S
+from .batch_budget import within_batch_budget
 from .candidate_reuse import StaticCandidates, static_key
-from .lazy_sizing import LazySizing, within_best, worth_sizing
+from .lazy_sizing import LazySizing, size_contenders
+from .replica_need import replicas_needed
 from .running_batch import keep_running_batch
 from .serving_config import ServingDecision
 from .serving_config import decide as decide_serving
 from .sized_points import LazyPoints, lazily_sized_points, sized_points
 from .sizing_memo import SizingMemo
-from .transition_value import value_floor, values
+from .transition_value import values
 
 F = NDArray[np.float64]
 Idx = NDArray[np.intp]
@@ -195,42 +197,6 @@ def _pairs(system: System, reasons: list[str], targets: list[Target | None]) -> 
     return server_idx[order], profile_idx[order]
 
 
-#: the most a server's candidates' batch limits N may sum to: the model holds O(N) numbers per
-#: candidate, so this bounds what one server costs whatever its data say. Real servers sum to
-#: a few thousand (each of the large sample's under 1,000); a memory-scaled
-#: N = ⌊maxBatchSize·atTokens/tokens⌋ at a thousandth of a token per request reaches 100,000 on
-#: every accelerator (2.1 million numbers per row of the model's arrays)
-MAX_SERVER_BATCH_SUM = 250_000
-
-
-def _within_batch_budget(
-    prof: ProfileArrays,
-    server_idx: Idx,
-    profile_idx: Idx,
-    out_tokens: F,
-    overrides: F,
-    reasons: list[str],
-) -> tuple[Idx, Idx]:
-    """The pairs of the servers whose candidates' batch limits sum to at most
-    :data:`MAX_SERVER_BATCH_SUM`; each other server gets its reason and no candidate."""
-    if not server_idx.size:
-        return server_idx, profile_idx
-    n = batch_size(prof.take(profile_idx), out_tokens[server_idx], overrides[server_idx])
-    total = np.bincount(server_idx, weights=n, minlength=len(reasons))
-    over = total > MAX_SERVER_BATCH_SUM
-    if not over.any():
-        return server_idx, profile_idx
-    for s in np.flatnonzero(over).tolist():
-        reasons[s] = (
-            f"its candidates' batch limits sum to {total[s]:,.0f} (up to "
-            f"{n[server_idx == s].max():,.0f} on one accelerator, from "
-            f"{out_tokens[s]:.4g} tokens per request), more than the {MAX_SERVER_BATCH_SUM:,} "
-            "the model sizes per server: check its tokens per request or its maxBatchSize"
-        )
-    keep = ~over[server_idx]
-    return server_idx[keep], profile_idx[keep]
-
-
 def _column(values: list[float | int | None], default: float = math.nan) -> F:
     return np.array([default if v is None else v for v in values], dtype=np.float64)
 
@@ -282,7 +248,7 @@ def _static_columns(
     server_idx, profile_idx = _pairs(system, reasons, targets)
     all_profiles = ProfileArrays.of([mp.profile for mp in system.profiles])
     overrides = _column([srv.max_batch_size for srv in servers])
-    server_idx, profile_idx = _within_batch_budget(
+    server_idx, profile_idx = within_batch_budget(
         all_profiles, server_idx, profile_idx, floats[1], overrides, reasons
     )
     prof = all_profiles.take(profile_idx)
@@ -438,10 +404,6 @@ def _static_columns(
     )
 
 
-#: the most replicas a candidate may need and stay countable (2^53: exact in a float)
-_MOST_REPLICAS = float(2**53)
-
-
 def _rated(system: System, st: StaticCandidates, demand: F) -> CandidateTable:
     """The candidate table of ``system`` from its rate-free columns and its servers' demand
     (with lazy sizing, the candidates that can be a server's best sized first)."""
@@ -452,12 +414,12 @@ def _rated(system: System, st: StaticCandidates, demand: F) -> CandidateTable:
     d = demand[server_idx]
     lazy = st.sizing
     if lazy is not None and not lazy.complete:
-        _size_contenders(system, st, lazy, d)
+        size_contenders(system, st, lazy, d)
     # a lazy sizing's arrays are filled in place: this table keeps what they are now
     rate, sized_feasible, bound, complete = (
         (st.rate, st.feasible, st.bound, True) if lazy is None else lazy.snapshot()
     )
-    replicas, feasible, endless, over = _replicas(st, d, rate, sized_feasible)
+    replicas, feasible, endless, over = replicas_needed(d, rate, sized_feasible, st.min_r, st.max_r)
     cost = unit_cost * replicas
     value = values(system, server_idx, st.names, replicas, cost)
 
@@ -499,41 +461,6 @@ def _rated(system: System, st: StaticCandidates, demand: F) -> CandidateTable:
         static=st,
         complete=complete,
     )
-
-
-def _replicas(
-    st: StaticCandidates, d: F, rate: F, sized_feasible: NDArray[np.bool_]
-) -> tuple[F, NDArray[np.bool_], NDArray[np.bool_], NDArray[np.bool_]]:
-    """The replicas each candidate needs for its server's demand ``d`` at λ* ``rate``, and
-    which are feasible: sized feasible, countable (not ``endless``) and within the most replicas
-    (not ``over``)."""
-    feasible = sized_feasible.copy()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        need = np.ceil(d / rate * (1.0 - 1e-12))
-    need = np.where(d > 0, np.maximum(need, 1.0), 0.0)
-    # λ* so small that no count of replicas is exact (NaN, inf, beyond 2^53: a profile tuned
-    # or written absurdly): infeasible, with the reason, never cast to a garbage integer
-    endless = feasible & ~(need <= _MOST_REPLICAS)
-    feasible &= ~endless
-    replicas = np.where(feasible, np.maximum(need, st.min_r), 0.0)
-    over = feasible & (replicas > st.max_r)
-    feasible &= ~over
-    return replicas, feasible, endless, over
-
-
-def _size_contenders(system: System, st: StaticCandidates, lazy: LazySizing, d: F) -> None:
-    """Size the candidates that can be their server's best at demand ``d`` (per candidate), in
-    :mod:`.lazy_sizing`'s two rounds."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        need = np.ceil(d / lazy.upper * (1.0 - 1e-12))
-    least = np.maximum(np.where(d > 0, np.maximum(need, 1.0), 0.0), st.min_r)
-    floor = value_floor(system, st.server_idx, st.names, least, st.unit_cost)
-    n = len(system.servers)
-    lazy.ensure(worth_sizing(st.server_idx, floor, n))
-    rate, sized_feasible, _, _ = lazy.snapshot()
-    replicas, feasible, _, _ = _replicas(st, d, rate, sized_feasible)
-    value = values(system, st.server_idx, st.names, replicas, st.unit_cost * replicas)
-    lazy.ensure(within_best(st.server_idx, floor, value, feasible, n))
 
 
 def slo_row(t: Target | None) -> tuple[float, ...]:

@@ -27,39 +27,55 @@ sized in a round has the bits the full sizing gives it.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ..model.points import OperatingPoints
-from ..model.sizing import HIGH_FRACTION, SloArrays, size
+from ..model.sizing import HIGH_FRACTION, SloArrays, meets, size
+from ..system import System
+from .replica_need import replicas_needed
+from .transition_value import most_replicas, value_floor, values
+
+if TYPE_CHECKING:  # the rate-free columns hold a LazySizing: the name only
+    from .candidate_reuse import StaticCandidates
 
 F = NDArray[np.float64]
 Idx = NDArray[np.intp]
 
-__all__ = ["LazySizing", "worth_sizing"]
+__all__ = ["REACH_MARGIN", "LazySizing", "best_values", "size_contenders", "worth_sizing"]
+
+#: a candidate is judged on reaching a rate this fraction below the one it would need to win:
+#: λ* is searched to 1e-8 relative, so a root within that of the rate is never ruled out by
+#: the search's own rounding
+REACH_MARGIN = 1e-6
 
 
 class LazySizing:
-    """λ*, feasibility and bound of C candidates whose distinct rows (``unique``, each
-    candidate's in ``inverse``) are sized when first asked for (:meth:`ensure`). The arrays
+    """λ*, feasibility and bound of C candidates whose distinct rows (of capacity ``mu_n``; each
+    candidate's in ``inverse``) are built (``build``) and sized when first asked for
+    (:meth:`ensure`). The arrays
     ``rate``, ``feasible`` and ``bound`` are filled in place (NaN, False, "" until sized);
     ``sized`` says which are. Safe to share between threads (a solve's reuse of the rate-free
     columns: :mod:`.candidate_reuse`)."""
 
-    def __init__(self, unique: OperatingPoints, slo: SloArrays, inverse: Idx) -> None:
+    def __init__(
+        self, mu_n: F, slo: SloArrays, inverse: Idx, build: Callable[[Idx], OperatingPoints]
+    ) -> None:
         c = inverse.size
-        self._unique = unique
+        self._build = build
         self._slo = slo
         self._inverse = inverse
-        self._done = np.zeros(len(unique), dtype=bool)
+        self._done = np.zeros(mu_n.size, dtype=bool)
         self._lock = threading.Lock()
         self.rate = np.full(c, np.nan)
         self.feasible = np.zeros(c, dtype=bool)
         self.bound = np.full(c, "", dtype="<U8")
         self.sized = np.zeros(c, dtype=bool)
         #: the top of each candidate's search: λ* ≤ this (/ms)
-        self.upper: F = HIGH_FRACTION * unique.mu_n[inverse]
+        self.upper: F = HIGH_FRACTION * mu_n[inverse]
 
     @property
     def complete(self) -> bool:
@@ -72,6 +88,20 @@ class LazySizing:
             done = bool(self._done.all())
             return self.rate.copy(), self.feasible.copy(), self.bound.copy(), done
 
+    def reach(self, idx: Idx, rate: F) -> NDArray[np.bool_]:
+        """Whether each candidate of ``idx`` may have λ* ≥ ``rate`` (/ms): one evaluation of
+        each at that rate, where sizing searches (every mean-type target met there: metrics grow
+        with the rate). A rate that is not a positive number, or a latency-quantile target
+        (one evaluation does not judge it), says yes; a rate above the search's top, no."""
+        rows = self._inverse[idx]
+        slo = self._slo.take(rows)
+        plain = (rate > 0) & np.isfinite(rate) & ~np.isfinite(slo.latency_quantile)
+        out = ~plain
+        ask = np.flatnonzero(plain & (rate <= self.upper[idx]))
+        if ask.size:
+            out[ask] = meets(self._build(rows[ask]), slo.take(ask), rate[ask])
+        return out
+
     def ensure(self, idx: Idx | None = None) -> None:
         """Size the candidates ``idx`` (all: None) not sized yet."""
         with self._lock:
@@ -79,9 +109,9 @@ class LazySizing:
             todo = np.unique(rows[~self._done[rows]])
             if todo.size == 0:
                 return
-            sized = size(self._unique.subset(todo, same_width=True), self._slo.take(todo))
+            sized = size(self._build(todo), self._slo.take(todo))
             self._done[todo] = True
-            where = np.full(len(self._unique), -1, dtype=np.intp)
+            where = np.full(self._done.size, -1, dtype=np.intp)
             where[todo] = np.arange(todo.size)
             k = where[self._inverse]
             new = k >= 0
@@ -98,9 +128,36 @@ def worth_sizing(server: Idx, floor: F, servers: int) -> Idx:
     return np.flatnonzero(floor <= least[server])
 
 
-def within_best(server: Idx, floor: F, value: F, usable: NDArray[np.bool_], servers: int) -> Idx:
-    """Round 2's candidates: those whose ``floor`` is at most the best ``value`` among their
-    server's ``usable`` (sized, feasible) ones (every candidate of a server with none)."""
+def best_values(server: Idx, value: F, usable: NDArray[np.bool_], servers: int) -> F:
+    """Each server's least ``value`` among its ``usable`` (sized, feasible) candidates (inf:
+    none)."""
     best = np.full(servers, np.inf)
     np.minimum.at(best, server[usable], value[usable])
-    return np.flatnonzero(floor <= best[server])
+    return best
+
+
+def size_contenders(system: System, st: StaticCandidates, lazy: LazySizing, d: F) -> None:
+    """Size the candidates of ``st`` that can be their server's best at demand ``d`` (/ms, per
+    candidate): the module's rounds."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        need = np.ceil(d / lazy.upper * (1.0 - 1e-12))
+    least = np.maximum(np.where(d > 0, np.maximum(need, 1.0), 0.0), st.min_r)
+    floor = value_floor(system, st.server_idx, st.names, least, st.unit_cost)
+    n = len(system.servers)
+    lazy.ensure(worth_sizing(st.server_idx, floor, n))
+    rate, sized_feasible, _, _ = lazy.snapshot()
+    replicas, feasible, _, _ = replicas_needed(d, rate, sized_feasible, st.min_r, st.max_r)
+    value = values(system, st.server_idx, st.names, replicas, st.unit_cost * replicas)
+    best = best_values(st.server_idx, value, feasible, n)
+    maybe = np.flatnonzero((floor <= best[st.server_idx]) & ~lazy.sized)
+    if maybe.size == 0:
+        return
+    # a candidate beats the best only with at most R replicas, i.e. with λ* ≥ d/R: one
+    # evaluation at that rate rules most out (a little below it: never a root within the
+    # search's precision)
+    mine = best[st.server_idx[maybe]]
+    most = most_replicas(system, st.server_idx[maybe], st.names[maybe], st.unit_cost[maybe], mine)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        at = d[maybe] * (1.0 - 1e-12) / most * (1.0 - REACH_MARGIN)
+    open_ = ~np.isfinite(mine) | (d[maybe] <= 0)  # no best yet, or idle: sized whole
+    lazy.ensure(maybe[open_ | ((most >= 0) & lazy.reach(maybe, at))])

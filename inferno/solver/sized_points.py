@@ -243,7 +243,17 @@ def lazily_sized_points(
     )
     points = unique if distinct else unique.subset(inverse)
     lazy = LazyPoints(lambda: points, points.n_batch, points.mu_1, built=points)
-    return lazy, LazySizing(unique, slo if distinct else slo.take(first), inverse)
+
+    def build(todo: Idx) -> OperatingPoints:
+        """The distinct rows ``todo``, built on their own: blocks of their own N, fewer and
+        fuller than the whole build's (each block costs its arithmetic's overhead per
+        evaluation, whatever its rows)."""
+        return _build(
+            model, prof, in_tok, out_tok, batch, max_queue, queue_factor, lengths, first[todo]
+        )
+
+    sizing = LazySizing(unique.mu_n, slo if distinct else slo.take(first), inverse, build)
+    return lazy, sizing
 
 
 def _row_key(

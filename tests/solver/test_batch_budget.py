@@ -9,7 +9,7 @@ from pathlib import Path
 
 from inferno.data import load_system
 from inferno.solver import solve
-from inferno.solver.candidates import MAX_SERVER_BATCH_SUM
+from inferno.solver.batch_budget import MAX_SERVER_BATCH_SUM
 from inferno.system import Load
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "large"

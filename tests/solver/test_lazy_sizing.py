@@ -21,7 +21,7 @@ from inferno.data.solution_json import solution_to_json
 from inferno.model.profiles import G0Profile, G2Profile
 from inferno.solver import SizingMemo, build_candidates, solve, solve_table
 from inferno.solver.explain import explain
-from inferno.solver.transition_value import value_floor, values
+from inferno.solver.transition_value import most_replicas, value_floor, values
 from inferno.system import (
     CurrentAllocation,
     Load,
@@ -38,8 +38,9 @@ SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "large"
 ACCURATE = PerformanceModel.ACCURATE
 
 
-def _g2(base: System) -> System:
-    """The sample with its G0 profiles made G2 (α, 0.4β, 0.5β/384) and mean TTFT targets."""
+def _g2(base: System, quantile: float | None = None) -> System:
+    """The sample with its G0 profiles made G2 (α, 0.4β, 0.5β/384) and TTFT targets (the mean,
+    or the ``quantile``)."""
     profiles = tuple(
         replace(
             mp,
@@ -55,7 +56,10 @@ def _g2(base: System) -> System:
         name: replace(
             cls,
             targets=MappingProxyType(
-                {m: Target(m, itl=t.itl, ttft=ttft[name]) for m, t in cls.targets.items()}
+                {
+                    m: Target(m, itl=t.itl, ttft=ttft[name], ttft_quantile=quantile)
+                    for m, t in cls.targets.items()
+                }
             ),
         )
         for name, cls in base.classes.items()
@@ -101,6 +105,15 @@ def _system(kind: str, queue_factor: float, *, current: bool = False, n: int = 8
     base = load_system(SAMPLE)
     if kind == "g2":
         base = _g2(base)
+    elif kind == "g2-p95":
+        base = _g2(base, 0.95)
+    elif kind == "g0-latency-p95":  # one class judged on its latency's 95th percentile
+        free = base.classes["Free"]
+        targets = {
+            m: replace(t, latency=60_000.0, latency_quantile=0.95) for m, t in free.targets.items()
+        }
+        classes = {**base.classes, "Free": replace(free, targets=MappingProxyType(targets))}
+        base = replace(base, classes=MappingProxyType(classes))
     spec = OptimizerSpec(unlimited=True, queue_factor=queue_factor, model=ACCURATE)
     servers = _servers(base, n, seed=len(kind) + int(queue_factor) + current, current=current)
     return replace(base, servers=servers, optimizer=spec)
@@ -128,7 +141,13 @@ def _close(a: Any, b: Any, path: str = "$") -> None:
         assert a == b, path
 
 
-CASES = [("g0", 10.0, False), ("g2", 10.0, False), ("g2", 0.0, False), ("g2", 10.0, True)]
+CASES = [
+    ("g0", 10.0, False),
+    ("g2", 10.0, False),
+    ("g2", 0.0, False),
+    ("g2", 10.0, True),
+    ("g2-p95", 10.0, False),
+]
 
 
 @pytest.mark.parametrize(("kind", "queue_factor", "current"), CASES)
@@ -282,3 +301,36 @@ def test_a_refused_mps_pool_is_re_solved_from_the_completed_table(tmp_path: Path
     after = solve_table(table)
     assert after.allocations["a"].accelerator == "H100-80GB:1g.10gb"
     assert "re-solved off H100-80GB:mps-2" in after.allocations["a"].note
+
+
+def test_a_latency_quantile_target_is_never_ruled_out_by_one_evaluation() -> None:
+    """A latency quantile is searched on the exact response-time distribution, which one
+    evaluation of the means does not judge: such candidates are sized whole when they may win."""
+    system = _system("g0-latency-p95", 10.0, n=24)
+    table = build_candidates(system)
+    assert not table.complete
+    eager = build_candidates(replace(system, optimizer=replace(system.optimizer, milp=True)))
+    _close(_json(solve_table(table), system), _json(solve_table(eager, "greedy"), system))
+    bounds = {str(table.bound[c]) for c in range(table.server.size) if table.feasible[c]}
+    assert "latency" in bounds  # the quantile binds somewhere: the case is tested
+
+
+def test_most_replicas_bounds_every_count_within_the_best() -> None:
+    """Every count of replicas whose value is within ``best`` is at most ``most_replicas``
+    (what lets one evaluation rule a candidate out), and it is tight: one more replica is
+    beyond ``best`` unless staying is what keeps it within."""
+    system = _system("g2", 10.0, current=True, n=60)
+    table = build_candidates(system).completed()
+    server, names, unit = table.server, table.accelerator, table.unit_cost
+    rng = np.random.default_rng(11)
+    best = rng.uniform(-500, 3000, size=server.size)
+    most = most_replicas(system, server, names, unit, best)
+    within = np.zeros(server.size, dtype=bool)
+    for r in range(0, 60):
+        count = np.full(server.size, float(r))
+        v = values(system, server, names, count, unit * count)
+        assert ((v > best) | (count <= most)).all(), r
+        within |= (v <= best) & (count == most)
+    finite = np.isfinite(most) & (most >= 0) & (most < 59)
+    assert within[finite].all()  # the most is itself within: tight, not just a bound
+    assert (most == -1).any() and (most > 0).any()
