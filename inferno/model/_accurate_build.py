@@ -34,11 +34,14 @@ def make_block(
     in_lognormal: NDArray[np.bool_] | None = None,
     *,
     out_cap: F | None = None,
+    composition_moments: bool = True,
 ) -> AccurateBlock:
     """The λ-independent parts of a block of one kind (``lognormal``: per point, the output
     lengths' family is lognormal, else gamma; ``in_scv``, ``in_lognormal``: the input lengths'
     SCV and family, None: fixed; ``out_cap``: the most output tokens over their mean, NaN or
-    None: no cap)."""
+    None: no cap). Without ``composition_moments`` G2's batch composition is left out (its
+    moments are most of a G2 block's cost): a block for :func:`~._accurate_core.capacity`
+    only, which does not read them, never to be evaluated."""
     c = n.size
     width = int(n.max()) if c else 1
     # read-only broadcasts where a row's values repeat (a subset's take copies what it keeps)
@@ -126,7 +129,7 @@ def make_block(
     spread, skew, persist, kv_work = zero, zero, zero, np.ones(c)
     ep_y = ep_i = ep_r = np.zeros((c, 1))
     ep_v = ep_m3 = zero
-    if kind is Kind.G2:
+    if kind is Kind.G2 and composition_moments:
         spread, skew, persist, kv_work = composition(
             p, n, scv, decode[np.arange(c), last_col], in_scv, in_logn
         )

@@ -41,6 +41,7 @@ __all__ = [
     "AccuratePoints",
     "AccurateResponse",
     "build_points",
+    "capacities",
     "lognormal_mask",
 ]
 
@@ -185,51 +186,15 @@ class AccuratePoints(OperatingPoints):
         :data:`DEFAULT_OUT_CV`) and family, the input lengths' (NaN: fixed), and the most output
         tokens a request gets (NaN: no cap), with which the lengths are served capped, with the
         told mean and CV (:mod:`._lengths_capped`)."""
-        base = OperatingPoints.build(
-            prof, in_tokens, out_tokens, batch=batch, max_queue=max_queue, queue_factor=queue_factor
+        base, blocks, mu_n = _built(
+            prof,
+            in_tokens,
+            out_tokens,
+            lengths=lengths,
+            batch=batch,
+            max_queue=max_queue,
+            queue_factor=queue_factor,
         )
-        c = len(base)
-        spread = LengthSpread.of(c) if lengths is None else lengths
-        cv = np.where(np.isfinite(spread.out_cv), np.maximum(spread.out_cv, 0.0), DEFAULT_OUT_CV)
-        logn = spread.out_lognormal
-        in_v = np.where(np.isfinite(spread.in_cv), np.maximum(spread.in_cv, 0.0), 0.0)
-        in_ln = spread.in_lognormal
-        cap = spread.out_max
-        told = np.isfinite(cap) & (cap > 0)
-        cap = np.where(told, cap, np.nan) / np.maximum(out_tokens, 1e-300)  # over the mean
-        n = base.n_batch
-        tail = base.n_max - n
-        mu_n = base.mu_n.copy()
-        blocks: list[tuple[Idx, core.AccurateBlock]] = []
-        for kind in _LLM:
-            members = np.flatnonzero(prof.kind == _KINDS.index(kind))
-            if members.size == 0:
-                continue
-            members = members[np.argsort(n[members], kind="stable")]
-            for idx in _cut(members, n[members]):
-                p = prof.take(idx)
-                params = KindArrays(
-                    kind,
-                    p.alpha,
-                    p.beta,
-                    p.gamma,
-                    p.delta,
-                    p.max_num_tokens,
-                    in_tokens[idx],
-                    out_tokens[idx],
-                )
-                blk = make_block(
-                    params,
-                    n[idx],
-                    tail[idx],
-                    cv[idx] ** 2,
-                    logn[idx],
-                    in_v[idx] ** 2,
-                    in_ln[idx],
-                    out_cap=cap[idx],
-                )
-                blocks.append((idx, blk))
-                mu_n[idx] = core.capacity(blk)
         return cls(base, blocks, mu_n)
 
     # --- evaluation ---------------------------------------------------------------------------
@@ -374,6 +339,95 @@ class AccuratePoints(OperatingPoints):
         _, blk = one._acc[0]
         key = b"".join(np.ascontiguousarray(getattr(blk, f.name)).tobytes() for f in fields(blk))
         return False, rate, int(self.n_max[i]), key
+
+
+def capacities(
+    prof: ProfileArrays,
+    in_tokens: F,
+    out_tokens: F,
+    *,
+    lengths: LengthSpread | None = None,
+    batch: F | None = None,
+    max_queue: F | None = None,
+    queue_factor: float | None = None,
+) -> tuple[F, F, F]:
+    """N, μ(1) and μ(N) of the points :meth:`AccuratePoints.build_accurate` would build from
+    these arrays, the same numbers, without what only their evaluation needs (G2's batch
+    composition, most of a G2 block's cost): the bounds a lazy sizing leaves most candidates
+    at (:mod:`inferno.solver.lazy_sizing`)."""
+    base, _, mu_n = _built(
+        prof,
+        in_tokens,
+        out_tokens,
+        lengths=lengths,
+        batch=batch,
+        max_queue=max_queue,
+        queue_factor=queue_factor,
+        composition_moments=False,
+    )
+    return base.n_batch, base.mu_1, mu_n
+
+
+def _built(
+    prof: ProfileArrays,
+    in_tokens: F,
+    out_tokens: F,
+    *,
+    lengths: LengthSpread | None,
+    batch: F | None,
+    max_queue: F | None,
+    queue_factor: float | None,
+    composition_moments: bool = True,
+) -> tuple[OperatingPoints, list[tuple[Idx, core.AccurateBlock]], F]:
+    """The chain's points (the batch kind's, and N and μ(1) of all), the LLM rows' accurate
+    blocks, and μ(N) of every point (:meth:`AccuratePoints.build_accurate`)."""
+    base = OperatingPoints.build(
+        prof, in_tokens, out_tokens, batch=batch, max_queue=max_queue, queue_factor=queue_factor
+    )
+    c = len(base)
+    spread = LengthSpread.of(c) if lengths is None else lengths
+    cv = np.where(np.isfinite(spread.out_cv), np.maximum(spread.out_cv, 0.0), DEFAULT_OUT_CV)
+    logn = spread.out_lognormal
+    in_v = np.where(np.isfinite(spread.in_cv), np.maximum(spread.in_cv, 0.0), 0.0)
+    in_ln = spread.in_lognormal
+    cap = spread.out_max
+    told = np.isfinite(cap) & (cap > 0)
+    cap = np.where(told, cap, np.nan) / np.maximum(out_tokens, 1e-300)  # over the mean
+    n = base.n_batch
+    tail = base.n_max - n
+    mu_n = base.mu_n.copy()
+    blocks: list[tuple[Idx, core.AccurateBlock]] = []
+    for kind in _LLM:
+        members = np.flatnonzero(prof.kind == _KINDS.index(kind))
+        if members.size == 0:
+            continue
+        members = members[np.argsort(n[members], kind="stable")]
+        for idx in _cut(members, n[members]):
+            p = prof.take(idx)
+            params = KindArrays(
+                kind,
+                p.alpha,
+                p.beta,
+                p.gamma,
+                p.delta,
+                p.max_num_tokens,
+                in_tokens[idx],
+                out_tokens[idx],
+            )
+            blk = make_block(
+                params,
+                n[idx],
+                tail[idx],
+                cv[idx] ** 2,
+                logn[idx],
+                in_v[idx] ** 2,
+                in_ln[idx],
+                out_cap=cap[idx],
+                composition_moments=composition_moments,
+            )
+            blocks.append((idx, blk))
+            mu_n[idx] = core.capacity(blk)
+    return base, blocks, mu_n
 
 
 def build_points(

@@ -75,7 +75,7 @@ def explain(table: CandidateTable, solution: Solution, server: str) -> Explanati
             CandidateRow(
                 accelerator=name,
                 acc_count=int(table.acc_count[c]),
-                max_batch=int(table.points.n_batch[c]),
+                max_batch=int(table.lazy.n_batch[c]),
                 max_batch_memory=int(table.n_memory[c]),
                 max_rate=float(table.rate[c]) * MS_PER_MIN,
                 bound=str(table.bound[c]),

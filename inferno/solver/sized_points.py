@@ -10,7 +10,7 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import NDArray
 
-from ..model.accurate import build_points
+from ..model.accurate import build_points, capacities
 from ..model.length_spread import LengthSpread
 from ..model.points import OperatingPoints
 from ..model.profile_arrays import ProfileArrays, batch_size, block_widths
@@ -220,9 +220,11 @@ def lazily_sized_points(
     model: str,
     lengths: LengthSpread | None = None,
 ) -> tuple[LazyPoints, LazySizing]:
-    """The candidates' operating points, built now (λ*'s bound needs their μ(N): a small part
-    of a solve), and their sizing left to be done when asked for (:mod:`.lazy_sizing`); the
-    same point under the same targets is sized once, as :func:`sized_points` does."""
+    """The candidates' operating points, built when asked for, and their sizing, done when
+    asked for (:mod:`.lazy_sizing`); the same point under the same targets is sized once, as
+    :func:`sized_points` does. Now: each candidate's N, μ(1) and μ(N), the bounds the lazy
+    sizing starts from (for the accurate model without what only evaluating its points needs:
+    :func:`~inferno.model.accurate.capacities`)."""
     rows = prof.kind.size
     if rows:
         key = _row_key(prof, in_tok, out_tok, batch, max_queue, slo_rows, lengths)
@@ -230,30 +232,36 @@ def lazily_sized_points(
     else:
         first = inverse = np.arange(0, dtype=np.intp)
     distinct = first.size == rows
-    unique = _build(
-        model,
-        prof,
-        in_tok,
-        out_tok,
-        batch,
-        max_queue,
-        queue_factor,
-        lengths,
-        None if distinct else first,
-    )
-    points = unique if distinct else unique.subset(inverse)
-    lazy = LazyPoints(lambda: points, points.n_batch, points.mu_1, built=points)
 
-    def build(todo: Idx) -> OperatingPoints:
+    def build(idx: Idx | None = None) -> OperatingPoints:
+        return _build(model, prof, in_tok, out_tok, batch, max_queue, queue_factor, lengths, idx)
+
+    if model == "accurate":
+        n_batch, mu_1, mu_n = capacities(
+            prof,
+            in_tok,
+            out_tok,
+            lengths=lengths,
+            batch=batch,
+            max_queue=max_queue,
+            queue_factor=queue_factor,
+        )
+        # the candidates asked for (the chosen ones' metrics) are built on their own
+        points = LazyPoints(build, n_batch, mu_1, part=lambda idx, _: build(idx), widths=n_batch)
+    else:
+        whole = build()
+        n_batch, mu_1, mu_n = whole.n_batch, whole.mu_1, whole.mu_n
+        points = LazyPoints(lambda: whole, n_batch, mu_1, built=whole)
+
+    def build_rows(todo: Idx) -> OperatingPoints:
         """The distinct rows ``todo``, built on their own: blocks of their own N, fewer and
         fuller than the whole build's (each block costs its arithmetic's overhead per
         evaluation, whatever its rows)."""
-        return _build(
-            model, prof, in_tok, out_tok, batch, max_queue, queue_factor, lengths, first[todo]
-        )
+        return build(first[todo])
 
-    sizing = LazySizing(unique.mu_n, slo if distinct else slo.take(first), inverse, build)
-    return lazy, sizing
+    unique = np.arange(rows) if distinct else first
+    sizing = LazySizing(mu_n[unique], slo if distinct else slo.take(first), inverse, build_rows)
+    return points, sizing
 
 
 def _row_key(
