@@ -90,16 +90,24 @@ class LazySizing:
 
     def reach(self, idx: Idx, rate: F) -> NDArray[np.bool_]:
         """Whether each candidate of ``idx`` may have λ* ≥ ``rate`` (/ms): one evaluation of
-        each at that rate, where sizing searches (every mean-type target met there: metrics grow
-        with the rate). A rate that is not a positive number, or a latency-quantile target
-        (one evaluation does not judge it), says yes; a rate above the search's top, no."""
+        each distinct row, at the least rate asked of it, where sizing searches (every
+        mean-type target met there: metrics grow with the rate, so a row that misses there
+        misses every rate asked of it; one that meets it says yes to all). A rate that is not a
+        positive number, or a latency-quantile target (one evaluation does not judge it), says
+        yes; a rate above the search's top, no."""
         rows = self._inverse[idx]
-        slo = self._slo.take(rows)
-        plain = (rate > 0) & np.isfinite(rate) & ~np.isfinite(slo.latency_quantile)
+        plain = (rate > 0) & np.isfinite(rate) & ~np.isfinite(self._slo.latency_quantile[rows])
         out = ~plain
         ask = np.flatnonzero(plain & (rate <= self.upper[idx]))
-        if ask.size:
-            out[ask] = meets(self._build(rows[ask]), slo.take(ask), rate[ask])
+        if ask.size == 0:
+            return out
+        r = rows[ask]
+        order = np.lexsort((rate[ask], r))  # by row, then rate: each row's least rate first
+        lead = np.ones(order.size, dtype=bool)
+        lead[1:] = r[order[1:]] != r[order[:-1]]
+        least = ask[order[lead]]
+        met = meets(self._build(rows[least]), self._slo.take(rows[least]), rate[least])
+        out[ask] = np.isin(r, rows[least][met])
         return out
 
     def ensure(self, idx: Idx | None = None) -> None:

@@ -236,31 +236,39 @@ def lazily_sized_points(
     def build(idx: Idx | None = None) -> OperatingPoints:
         return _build(model, prof, in_tok, out_tok, batch, max_queue, queue_factor, lengths, idx)
 
+    def build_rows(todo: Idx) -> OperatingPoints:
+        """The distinct rows ``todo`` (repeats allowed), built on their own: blocks of their
+        own N, fewer and fuller than the whole build's (each block costs its arithmetic's
+        overhead per evaluation, whatever its rows), each distinct row once."""
+        if distinct:
+            return build(todo)
+        once, back = np.unique(todo, return_inverse=True)
+        built = build(first[once])
+        return built if once.size == todo.size else built.subset(back.reshape(-1))
+
     if model == "accurate":
-        n_batch, mu_1, mu_n = capacities(
-            prof,
-            in_tok,
-            out_tok,
-            lengths=lengths,
-            batch=batch,
-            max_queue=max_queue,
+        n_u, mu_1_u, mu_n = capacities(
+            prof.take(first),
+            in_tok[first],
+            out_tok[first],
+            lengths=None if lengths is None else lengths.take(first),
+            batch=batch[first],
+            max_queue=max_queue[first],
             queue_factor=queue_factor,
         )
         # the candidates asked for (the chosen ones' metrics) are built on their own
-        points = LazyPoints(build, n_batch, mu_1, part=lambda idx, _: build(idx), widths=n_batch)
+        points = LazyPoints(
+            lambda: build_rows(inverse),
+            n_u[inverse],
+            mu_1_u[inverse],
+            part=lambda idx, _: build_rows(inverse[idx]),
+            widths=n_u[inverse],
+        )
     else:
         whole = build()
-        n_batch, mu_1, mu_n = whole.n_batch, whole.mu_1, whole.mu_n
-        points = LazyPoints(lambda: whole, n_batch, mu_1, built=whole)
-
-    def build_rows(todo: Idx) -> OperatingPoints:
-        """The distinct rows ``todo``, built on their own: blocks of their own N, fewer and
-        fuller than the whole build's (each block costs its arithmetic's overhead per
-        evaluation, whatever its rows)."""
-        return build(first[todo])
-
-    unique = np.arange(rows) if distinct else first
-    sizing = LazySizing(mu_n[unique], slo if distinct else slo.take(first), inverse, build_rows)
+        mu_n = whole.mu_n[first]
+        points = LazyPoints(lambda: whole, whole.n_batch, whole.mu_1, built=whole)
+    sizing = LazySizing(mu_n, slo if distinct else slo.take(first), inverse, build_rows)
     return points, sizing
 
 
