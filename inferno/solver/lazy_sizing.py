@@ -12,16 +12,22 @@ bound on what a candidate needs, and so its cost and its transition value
 (:func:`.transition_value.value_floor`) have lower bounds too. Two rounds:
 
 1. size each server's candidates of the least value floor;
-2. size every candidate whose floor is at most the best value round 1 found (all of them where
-   round 1 found none feasible).
+2. of every other candidate whose floor is at most the best value round 1 found, size those
+   that can still beat it: a candidate beats the best only with at most R replicas
+   (:func:`.transition_value.most_replicas`), i.e. with λ* ≥ demand / R, and metrics grow with
+   the rate, so one evaluation at that rate (:meth:`LazySizing.reach`, a millionth below it)
+   rules out those that miss a target there. Where round 1 found nothing feasible, every
+   candidate is sized.
 
-A candidate left unsized has a floor above a value some sized candidate reaches, so it is neither
-the best nor tied with it: the unlimited solve's choice is the one the full table gives. A table
-with unsized candidates is *incomplete*; whatever needs the others (the greedy under capacity, the
-MILP, ``explain``, a re-solve off a refused MPS pool) asks for the complete table
+A candidate left unsized either has a floor above a value some sized candidate reaches or cannot
+reach the rate it would need to beat it, so it is neither the best nor tied with it: the
+unlimited solve's choice is the one the full table gives. A table with unsized candidates is
+*incomplete*; whatever needs the others (the greedy under capacity, the MILP, ``explain``, a
+re-solve off a refused MPS pool) asks for the complete table
 (:meth:`~.candidates.CandidateTable.completed`), which sizes the rest. Distinct rows are sized
-once, as :func:`.sized_points.sized_points` does, at the full build's block widths, so a candidate
-sized in a round has the bits the full sizing gives it.
+once, as :func:`.sized_points.sized_points` does, but built on their own (blocks of their own N,
+fewer and fuller than the whole build's): λ* is the same root, within the search's precision
+(1e-8 relative), not the same bits.
 """
 
 from __future__ import annotations
