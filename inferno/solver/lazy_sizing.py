@@ -12,16 +12,19 @@ bound on what a candidate needs, and so its cost and its transition value
 (:func:`.transition_value.value_floor`) have lower bounds too. Two rounds:
 
 1. size each server's candidates of the least value floor;
-2. of every other candidate whose floor is at most the best value round 1 found, size those
-   that can still beat it: a candidate beats the best only with at most R replicas
-   (:func:`.transition_value.most_replicas`), i.e. with λ* ≥ demand / R, and metrics grow with
-   the rate, so one evaluation at that rate (:meth:`LazySizing.reach`, a millionth below it)
-   rules out those that miss a target there. Where round 1 found nothing feasible, every
-   candidate is sized.
+2. size every other candidate whose floor is at most the best value round 1 found (all of them
+   where round 1 found none feasible).
 
-A candidate left unsized either has a floor above a value some sized candidate reaches or cannot
-reach the rate it would need to beat it, so it is neither the best nor tied with it: the
-unlimited solve's choice is the one the full table gives. A table with unsized candidates is
+A candidate left unsized has a floor above a value some sized candidate reaches, so it is neither
+the best nor tied with it: the unlimited solve's choice is the one the full table gives.
+
+Not done, and why: a candidate could beat the best only with λ* ≥ demand / R (R the most
+replicas within the best value), and one evaluation at that rate would rule out most of round 2
+if the metrics grew with the rate. The accurate model's do not everywhere (a G1 server's ITL can
+rise and fall again with the rate as joins stall the batch; a TTFT quantile at an edge of the
+input lengths' bins sits at its target over a range of rates), and the search, which brackets
+between the ends of its range, can then find λ* above a rate where a target is missed: the one
+evaluation would rule out a candidate the full table chooses. A table with unsized candidates is
 *incomplete*; whatever needs the others (the greedy under capacity, the MILP, ``explain``, a
 re-solve off a refused MPS pool) asks for the complete table
 (:meth:`~.candidates.CandidateTable.completed`), which sizes the rest. Distinct rows are sized
@@ -40,10 +43,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..model.points import OperatingPoints
-from ..model.sizing import HIGH_FRACTION, SloArrays, meets, size
+from ..model.sizing import HIGH_FRACTION, SloArrays, size
 from ..system import System
 from .replica_need import replicas_needed
-from .transition_value import most_replicas, value_floor, values
+from .transition_value import value_floor, values
 
 if TYPE_CHECKING:  # the rate-free columns hold a LazySizing: the name only
     from .candidate_reuse import StaticCandidates
@@ -51,12 +54,7 @@ if TYPE_CHECKING:  # the rate-free columns hold a LazySizing: the name only
 F = NDArray[np.float64]
 Idx = NDArray[np.intp]
 
-__all__ = ["REACH_MARGIN", "LazySizing", "best_values", "size_contenders", "worth_sizing"]
-
-#: a candidate is judged on reaching a rate this fraction below the one it would need to win:
-#: λ* is searched to 1e-8 relative, so a root within that of the rate is never ruled out by
-#: the search's own rounding
-REACH_MARGIN = 1e-6
+__all__ = ["LazySizing", "best_values", "size_contenders", "worth_sizing"]
 
 
 class LazySizing:
@@ -93,28 +91,6 @@ class LazySizing:
         with self._lock:
             done = bool(self._done.all())
             return self.rate.copy(), self.feasible.copy(), self.bound.copy(), done
-
-    def reach(self, idx: Idx, rate: F) -> NDArray[np.bool_]:
-        """Whether each candidate of ``idx`` may have λ* ≥ ``rate`` (/ms): one evaluation of
-        each distinct row, at the least rate asked of it, where sizing searches (every
-        mean-type target met there: metrics grow with the rate, so a row that misses there
-        misses every rate asked of it; one that meets it says yes to all). A rate that is not a
-        positive number, or a latency-quantile target (one evaluation does not judge it), says
-        yes; a rate above the search's top, no."""
-        rows = self._inverse[idx]
-        plain = (rate > 0) & np.isfinite(rate) & ~np.isfinite(self._slo.latency_quantile[rows])
-        out = ~plain
-        ask = np.flatnonzero(plain & (rate <= self.upper[idx]))
-        if ask.size == 0:
-            return out
-        r = rows[ask]
-        order = np.lexsort((rate[ask], r))  # by row, then rate: each row's least rate first
-        lead = np.ones(order.size, dtype=bool)
-        lead[1:] = r[order[1:]] != r[order[:-1]]
-        least = ask[order[lead]]
-        met = meets(self._build(rows[least]), self._slo.take(rows[least]), rate[least])
-        out[ask] = np.isin(r, rows[least][met])
-        return out
 
     def ensure(self, idx: Idx | None = None) -> None:
         """Size the candidates ``idx`` (all: None) not sized yet."""
@@ -163,15 +139,4 @@ def size_contenders(system: System, st: StaticCandidates, lazy: LazySizing, d: F
     replicas, feasible, _, _ = replicas_needed(d, rate, sized_feasible, st.min_r, st.max_r)
     value = values(system, st.server_idx, st.names, replicas, st.unit_cost * replicas)
     best = best_values(st.server_idx, value, feasible, n)
-    maybe = np.flatnonzero((floor <= best[st.server_idx]) & ~lazy.sized)
-    if maybe.size == 0:
-        return
-    # a candidate beats the best only with at most R replicas, i.e. with λ* ≥ d/R: one
-    # evaluation at that rate rules most out (a little below it: never a root within the
-    # search's precision)
-    mine = best[st.server_idx[maybe]]
-    most = most_replicas(system, st.server_idx[maybe], st.names[maybe], st.unit_cost[maybe], mine)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        at = d[maybe] * (1.0 - 1e-12) / most * (1.0 - REACH_MARGIN)
-    open_ = ~np.isfinite(mine) | (d[maybe] <= 0)  # no best yet, or idle: sized whole
-    lazy.ensure(maybe[open_ | ((most >= 0) & lazy.reach(maybe, at))])
+    lazy.ensure(np.flatnonzero((floor <= best[st.server_idx]) & ~lazy.sized))
