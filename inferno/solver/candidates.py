@@ -339,34 +339,17 @@ def _static_columns(
         )
     asked = memo.stats() if memo is not None else None
     lazy: LazySizing | None = None
+    inputs = (prof, in_tok, out_tok, batch, max_queue, spec.queue_factor, slo)
+    model = spec.model.value
     if spec.model is PerformanceModel.ACCURATE and spec.unlimited and not spec.milp:
         # only the best of each server is asked for: the others are sized if ever needed
         points, lazy = lazily_sized_points(
-            prof,
-            in_tok,
-            out_tok,
-            batch,
-            max_queue,
-            spec.queue_factor,
-            slo,
-            slo_matrix[server_idx],
-            model=spec.model.value,
-            lengths=lengths,
+            *inputs, slo_matrix[server_idx], model=model, lengths=lengths
         )
         rate, feasible, bound = lazy.rate, lazy.feasible, lazy.bound
     else:
         points, sizing = sized_points(
-            prof,
-            in_tok,
-            out_tok,
-            batch,
-            max_queue,
-            spec.queue_factor,
-            slo,
-            slo_matrix[server_idx],
-            model=spec.model.value,
-            lengths=lengths,
-            memo=memo,
+            *inputs, slo_matrix[server_idx], model=model, lengths=lengths, memo=memo
         )
         rate, feasible, bound = sizing.rate, sizing.feasible, sizing.bound
     looked_up = 0

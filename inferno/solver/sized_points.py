@@ -244,7 +244,7 @@ def lazily_sized_points(
             return build(todo)
         once, back = np.unique(todo, return_inverse=True)
         built = build(first[once])
-        return built if once.size == todo.size else built.subset(back.reshape(-1))
+        return built if np.array_equal(once, todo) else built.subset(back.reshape(-1))
 
     if model == "accurate":
         n_u, mu_1_u, mu_n = capacities(

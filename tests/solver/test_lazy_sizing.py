@@ -69,10 +69,13 @@ def _g2(base: System, quantile: float | None = None) -> System:
     return replace(base, profiles=profiles, classes=MappingProxyType(classes))
 
 
-def _servers(base: System, n: int, seed: int, *, current: bool = False) -> tuple[Server, ...]:
+def _servers(
+    base: System, n: int, seed: int, *, current: bool = False, shapes: bool = False
+) -> tuple[Server, ...]:
     """``n`` servers of the sample's models and classes, of varied loads and lengths; with
     ``current``, most run somewhere already (some with a cost given apart from the replicas),
-    and some have replica limits, a kept accelerator or no load at all."""
+    and some have replica limits, a kept accelerator or no load at all; with ``shapes``, their
+    requests of a few shapes only (candidates that are the same point, sized once)."""
     rng = np.random.default_rng(seed)
     classes = sorted(c for c in base.classes if base.classes[c].targets)
     models = sorted({p.model for p in base.profiles})
@@ -81,12 +84,16 @@ def _servers(base: System, n: int, seed: int, *, current: bool = False) -> tuple
     for i in range(n):
         model = models[int(rng.integers(len(models)))]
         rate = 0.0 if current and i % 17 == 0 else float(rng.uniform(30, 3000))
+        tokens = (
+            (float(rng.choice([128, 512])), float(rng.choice([256, 1024])))
+            if shapes
+            else (float(round(rng.uniform(64, 512))), float(round(rng.uniform(128, 1536))))
+        )
         load = Load(
             rate,
-            float(round(rng.uniform(64, 512))),
-            float(round(rng.uniform(128, 1536))),
-            out_tokens_cov=float(rng.choice([0.0, 0.5, 1.0, 1.5])),
-            out_tokens_dist=str(rng.choice(["gamma", "lognormal"])),
+            *tokens,
+            out_tokens_cov=float(rng.choice([1.0] if shapes else [0.0, 0.5, 1.0, 1.5])),
+            out_tokens_dist="gamma" if shapes else str(rng.choice(["gamma", "lognormal"])),
         )
         kw: dict[str, Any] = {}
         if current and i % 5:
@@ -115,8 +122,11 @@ def _system(kind: str, queue_factor: float, *, current: bool = False, n: int = 8
         }
         classes = {**base.classes, "Free": replace(free, targets=MappingProxyType(targets))}
         base = replace(base, classes=MappingProxyType(classes))
+    elif kind == "g2-shapes":
+        base = _g2(base)
     spec = OptimizerSpec(unlimited=True, queue_factor=queue_factor, model=ACCURATE)
-    servers = _servers(base, n, seed=len(kind) + int(queue_factor) + current, current=current)
+    seed = len(kind) + int(queue_factor) + current
+    servers = _servers(base, n, seed, current=current, shapes=kind == "g2-shapes")
     return replace(base, servers=servers, optimizer=spec)
 
 
@@ -148,6 +158,7 @@ CASES = [
     ("g2", 0.0, False),
     ("g2", 10.0, True),
     ("g2-p95", 10.0, False),
+    ("g2-shapes", 10.0, True),
 ]
 
 
@@ -380,3 +391,20 @@ def test_a_target_missed_midway_does_not_rule_a_candidate_out(tmp_path: Path) ->
     _close(_json(lazy, system), _json(solve_table(eager, "greedy"), system))
     assert lazy.allocations["s"].accelerator == "2xMI300X"
     assert lazy.total_cost == pytest.approx(10.0)
+
+
+def test_the_chosen_points_are_their_own_where_request_shapes_repeat() -> None:
+    """A server whose request shape repeats an earlier server's, kept on an accelerator the
+    earlier one does not choose: its point is that earlier row's, out of the candidates' order.
+    Its metrics (and every other's) are its own, as in the full table."""
+    system = _system("g2", 10.0, n=30)
+    first = system.servers[3]
+    twin = replace(
+        first, name="twin", current=CurrentAllocation("2xMI300X", 2, 0, None), keep_accelerator=True
+    )
+    system = replace(system, servers=(*system.servers, twin))
+    lazy = solve_table(build_candidates(system))
+    assert lazy.allocations[first.name].accelerator != "2xMI300X"
+    assert lazy.allocations["twin"].accelerator == "2xMI300X"
+    eager = build_candidates(replace(system, optimizer=replace(system.optimizer, milp=True)))
+    _close(_json(lazy, system), _json(solve_table(eager, "greedy"), system))
