@@ -6,11 +6,14 @@ for b requests in the batch. Everything is vectorised numpy; the method is in ``
 
 - *Iterations.* A request needs I iterations (G0, G1: out; G2: out + 1 with input; G3: nc + out),
   each lasting the batch's iteration time: D(b) for decode, and for G1/G2 a prefill iteration
-  whenever requests join (G1: γ + δ·in·k; G2: α + b·w̄ + (β+γ)·in·k for k joiners). Joins per
-  iteration are j = λ·D(b) while the batch has room and (N − 1)/I once it is full (a completion
-  lets the next one in), so a fraction q = 1 − e^{−j} of iterations are prefill iterations, with
-  k̄ = j/q joiners each. The mean iteration d̄(b) and a request's time in the batch
-  τ(b) = own prefill + (I − 1)·d̄(b) give the death rates μ(b) = b/τ(b) of a birth-death chain.
+  whenever requests join (G1: γ + δ·in·k; G2: α + b·w̄ + (β+γ)·in·k for k joiners). While the
+  batch has room, the requests joining at a boundary arrived during the iteration just ended:
+  λ·D(b) of them after a decode iteration, λ·P̄ after a prefill of mean length P̄, so the
+  prefill fraction q and the mean joiners k̄ come from a two-state chain whose P̄ is its own
+  fixed point (:func:`prefill_joins`); once it is full, (N − 1)/I join per iteration (a
+  completion lets the next one in), q = 1 − e^{−j} and k̄ = j/q. The mean iteration d̄(b)
+  and a request's time in the batch τ(b) = own prefill + (I − 1)·d̄(b) give the death rates
+  μ(b) = b/τ(b) of a birth-death chain.
 - *Lengths.* G2/G3 costs are averaged over the batch's members, which are length-biased (a
   request of o tokens stays o + 1 iterations): E[o²] = m²(1 + c²) for an output-length SCV c².
 - *Queue.* The chain's mass on n ≥ N is kept; within it the queue length is geometric with the
@@ -26,6 +29,7 @@ for b requests in the batch. Everything is vectorised numpy; the method is in ``
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +47,7 @@ __all__ = [
     "BlockState",
     "capacity",
     "evaluate",
+    "prefill_joins",
 ]
 
 _TINY = 1e-300
@@ -249,14 +254,16 @@ class BlockState:
 
 def _stalling(blk: AccurateBlock, lam: F) -> tuple[F, tuple[F, ...]]:
     """τ(b) and :class:`Static`'s arrays at λ for a block with prefill stalls."""
-    b, n = blk.b, blk.n_batch
+    n = blk.n_batch
     stall = blk.stall[:, None]
-    full = b >= n[:, None]
-    with np.errstate(over="ignore"):
-        j = np.where(full, np.maximum(n[:, None] - 1.0, 0.0) / blk.iters, lam[:, None] * blk.decode)
-    q = -np.expm1(-j)
-    k_bar = np.where(q > 1e-12, j / np.maximum(q, _TINY), 1.0)
-    prefill = blk.pre0 + _col(blk.pre1) * k_bar
+    q, prefill = prefill_joins(
+        lam[:, None], blk.decode, blk.pre0, _col(blk.pre1), n[:, None] - blk.b
+    )
+    # a full batch (b = N): (N − 1)/I join per iteration, whatever λ (the columns beyond N are
+    # the block's padding, never read)
+    rows = np.arange(n.size)
+    last = n.astype(np.intp) - 1
+    q[rows, last], prefill[rows, last] = _full_joins(blk, rows, last)
     it_mean = np.where(stall, blk.decode + q * (prefill - blk.decode), blk.decode)
     own = np.where(stall, prefill, blk.decode)
     tau = np.maximum(own + (blk.iters - 1.0) * it_mean, MIN_SERVICE_MS)
@@ -264,6 +271,105 @@ def _stalling(blk: AccurateBlock, lam: F) -> tuple[F, tuple[F, ...]]:
     g2 = (blk.kind == 2)[:, None]
     first_at = np.where(stall, prefill + np.where(g2, it_mean, 0.0), first_at)
     return tau, _per_state(tau, it_mean, first_at, blk.inside, n)
+
+
+def _pade(series: list[float], m: int) -> tuple[F, F]:
+    """The [m/m] Padé approximant of a power series (2m + 1 coefficients, lowest order first):
+    its numerator's and denominator's coefficients, lowest first, the denominator's first 1."""
+    c = np.asarray(series, dtype=np.float64)
+    rows = np.array([[c[k - j] for j in range(1, m + 1)] for k in range(m + 1, 2 * m + 1)])
+    den = np.concatenate([[1.0], np.linalg.solve(rows, -c[m + 1 : 2 * m + 1])])
+    num = np.array([sum(den[j] * c[k - j] for j in range(k + 1)) for k in range(m + 1)])
+    return num, den
+
+
+#: e^{−W(z)} = W(z)/z (W: Lambert's, w·e^w = z) as its [3/3] Padé approximant about z = 0
+#: (series Σ (−(n + 1))^n z^n/(n + 1)!): within 5e-11 relative for 0 ≤ z ≤ :data:`_PADE_TOP`
+#: (``tests/model/test_accurate_joins.py``), where most rows' z are, for a few multiplications
+#: where ``exp`` and ``log`` cost tens; above it, Newton's method
+_EXP_MINUS_W = _pade([(-(n + 1.0)) ** n / math.factorial(n + 1) for n in range(7)], 3)
+_PADE_TOP = 0.05
+#: Newton steps for W above :data:`_PADE_TOP`, from log(1 + z): four reach double precision
+_W_STEPS = 4
+
+
+def _horner(coefs: F, z: F) -> F:
+    out: F = z * coefs[-1]
+    out += coefs[-2]
+    for c in coefs[-3::-1]:
+        out *= z
+        out += c
+    return out
+
+
+def exp_minus_w(z: F) -> F:
+    """e^{−W(z)} = W(z)/z for z ≥ 0 (1 at z = 0): the Padé approximant up to
+    :data:`_PADE_TOP`; above, W by Newton's method on w + log w = log z from log(1 + z) (above
+    the root; the function is concave, so the first step lands below it and the rest climb)."""
+    num, den = _EXP_MINUS_W
+    out = _horner(num, z)
+    out /= _horner(den, z)
+    big = np.flatnonzero(z > _PADE_TOP)
+    if big.size:
+        zb = z.reshape(-1)[big]
+        log_z = np.log(zb)
+        w = np.log1p(zb)
+        for _ in range(_W_STEPS):
+            w = w * (1.0 + log_z - np.log(w)) / (1.0 + w)
+        out.reshape(-1)[big] = w / zb
+    return out
+
+
+def prefill_joins(lam: F, decode: F, pre0: F, pre1: F, room: F) -> tuple[F, F]:
+    """With room in the batch (``room`` = N − b ≥ 1; the other columns' values are not to be
+    used): the fraction q of iterations that are prefill iterations and their mean length P̄.
+
+    The requests joining at a boundary are those that arrived during the iteration just ended,
+    so their number is Poisson in λ times *its* length: λ·D(b) after a decode iteration,
+    x = λ·P̄ after a prefill iteration, P̄ = pre0 + pre1·k̄ for k̄ joiners on average. Two
+    states (decode, prefill): from decode a join follows with q_d = 1 − e^{−λD}, from prefill
+    with 1 − e^{−x}, so q = q_d / (q_d + e^{−x}). The prefills after a decode bring
+    k_d = λD/q_d joiners and those after a prefill x/(1 − e^{−x}), so over the prefills
+    k̄ = e^{−x}·k_d + x, and with a = λ·pre1, x = λ·pre0 + a·k̄ solves
+    (1 − a)·x = λ·pre0 + a·k_d·e^{−x}: x = x₀ + W(z) (Lambert's W), x₀ = λ·pre0/(1 − a),
+    z = a·k_d·e^{−x₀}/(1 − a). So e^{−x} = e^{−x₀}·e^{−W(z)} and
+    P̄ = (pre0 + pre1·k_d·e^{−x₀}·e^{−W(z)})/(1 − a). At most ``room`` join (k_d too); with
+    a ≥ 1 each prefill brings in more than it lasts for, and the room fills.
+
+    ``lam`` and ``pre1`` are per row (a trailing axis of 1), the rest per column too."""
+    a = lam * pre1
+    stable = a < 1.0
+    inv = 1.0 / np.where(stable, 1.0 - a, 1.0)  # 1/(1 − a)
+    room1 = np.maximum(room, 1.0)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        j_d = lam * decode
+        q_d = np.negative(j_d)
+        np.expm1(q_d, out=q_d)
+        np.negative(q_d, out=q_d)
+        t = np.divide(j_d, np.maximum(q_d, _TINY), out=j_d)  # k_d ≥ 1, → 1 as λD → 0
+        np.clip(t, 1.0, room1, out=t)
+        e0 = np.multiply(pre0, -lam * inv)
+        np.exp(e0, out=e0)  # e^{−x₀}
+        t *= e0  # k_d·e^{−x₀}
+        r = exp_minus_w(t * (a * inv))
+        prefill = np.multiply(t, r, out=t)
+        prefill *= pre1
+        prefill += pre0
+        prefill *= inv
+        miss = np.multiply(e0, r, out=e0)  # e^{−x}: no join after a prefill
+        cap = pre0 + pre1 * room1
+        over = prefill > cap
+        if not stable.all():
+            over |= ~stable
+        over &= room >= 1.0
+        at = np.nonzero(over)
+        if at[0].size:  # the room fills: k̄ = room, x = λ·(pre0 + pre1·room)
+            cap_at = np.broadcast_to(cap, over.shape)[at]
+            prefill[at] = cap_at
+            miss[at] = np.exp(-np.broadcast_to(lam, over.shape)[at] * cap_at)
+        miss += q_d
+        q = np.divide(q_d, np.maximum(miss, _TINY), out=miss)
+    return q, prefill
 
 
 def evaluate(blk: AccurateBlock, lam: F, *, detail: bool = True) -> BlockState:
@@ -428,16 +534,22 @@ def capacity(blk: AccurateBlock) -> F:
     return out
 
 
-def at_full(blk: AccurateBlock, rows: NDArray[np.intp]) -> tuple[F, F]:
-    """d̄(N) and τ(N) of a stalling block's ``rows``: column N − 1 of :func:`_stalling`'s, which
-    does not depend on λ (a full batch's join rate is (N − 1)/I), the same operations."""
-    n = blk.n_batch[rows]
-    last = n.astype(np.intp) - 1
-    decode, iters = blk.decode[rows, last], blk.iters[rows, last]
-    j = np.maximum(n - 1.0, 0.0) / iters
+def _full_joins(blk: AccurateBlock, rows: NDArray[np.intp], last: NDArray[np.intp]) -> tuple[F, F]:
+    """A full batch's prefill fraction q and mean prefill iteration (column ``last`` = N − 1 of
+    ``rows``): a completion lets the next one in, so j = (N − 1)/I join per iteration whatever
+    λ, q = 1 − e^{−j} and k̄ = j/q."""
+    j = np.maximum(blk.n_batch[rows] - 1.0, 0.0) / blk.iters[rows, last]
     q = -np.expm1(-j)
     k_bar = np.where(q > 1e-12, j / np.maximum(q, _TINY), 1.0)
-    prefill = blk.pre0[rows, last] + blk.pre1[rows] * k_bar
+    return q, blk.pre0[rows, last] + blk.pre1[rows] * k_bar
+
+
+def at_full(blk: AccurateBlock, rows: NDArray[np.intp]) -> tuple[F, F]:
+    """d̄(N) and τ(N) of a stalling block's ``rows``: column N − 1 of :func:`_stalling`'s, which
+    does not depend on λ, the same operations."""
+    last = blk.n_batch[rows].astype(np.intp) - 1
+    decode, iters = blk.decode[rows, last], blk.iters[rows, last]
+    q, prefill = _full_joins(blk, rows, last)
     stall = blk.stall[rows]
     it_mean = np.where(stall, decode + q * (prefill - decode), decode)
     own = np.where(stall, prefill, decode)

@@ -96,19 +96,13 @@ def _tau(blk: core.AccurateBlock, rows: Idx, lam: F, width: int) -> F:
         return out
 
     decode = cols(blk.decode)
-    # the join rate λ·D(b) in every column (the full batch's, (N − 1)/I, is not needed: the
+    # the joins with room in every column (the full batch's, (N − 1)/I, is not needed: the
     # product runs over b < N)
-    j = lam[:, :, None] * decode
-    q = np.negative(j)
-    np.expm1(q, out=q)
-    np.negative(q, out=q)
-    if q.min() > 1e-12:  # every column has joins (as below, without the guard)
-        k_bar = np.divide(j, q)
-    else:
-        k_bar = np.where(q > 1e-12, j / np.maximum(q, _TINY), 1.0)
-    prefill = np.multiply(blk.pre1[rows][:, None, None], k_bar, out=k_bar)
-    prefill += cols(blk.pre0)
-    it_mean = np.subtract(prefill, decode, out=j)
+    room = blk.n_batch[rows][:, None, None] - np.arange(width, 0, -1, dtype=np.float64)
+    q, prefill = core.prefill_joins(
+        lam[:, :, None], decode, cols(blk.pre0), blk.pre1[rows][:, None, None], room
+    )
+    it_mean = prefill - decode
     it_mean *= q
     it_mean += decode
     stall = blk.stall[rows]

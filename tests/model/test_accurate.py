@@ -131,6 +131,21 @@ def test_accurate_model_meets_the_bounds_against_the_emulator(case: tuple) -> No
     assert chain_off, "the case should be one where the chain misses a bound"
 
 
+@pytest.mark.parametrize("rho", [0.3, 0.6])
+def test_a_prefill_iterations_joiners_arrived_during_the_last_iteration(rho: float) -> None:
+    """G1 with long prompts whose prefill iteration (γ + δ·in·k: 14 ms) is short beside a
+    large batch's decode (α + β·b: 60 ms at b = 200): the requests that join at a boundary
+    arrived during the iteration just ended, most often a prefill, so a prefill iteration has
+    λ·P̄ joiners, not λ·D(b), and most iterations are cheap prefills. The model that counted
+    λ·D(b) had the ITL 11% and 21% short at these loads (of the accurate capacity)."""
+    profile = G1Profile(6.29, 0.27, 12.58, 0.00054, 256, 1.0)
+    tokens = Tokens(1826, 80)
+    acc = AccuratePoints.of_accurate([profile], [tokens], out_cv=[0.0], batch=[256])
+    lam = rho * float(acc.mu_n[0])
+    sim = _emulate(profile, 256, tokens, Fixed(80), lam, 512, 10_000)
+    assert float(acc.metrics(np.array([lam])).itl[0]) == pytest.approx(sim["itl"], rel=0.05)
+
+
 def test_the_shortest_outputs_set_g3s_ttft_tail() -> None:
     """G3, exponential output lengths, ρ = 0.5: a few percent of the arrivals queue, so TTFT's
     p95 falls among those that do not, in the few whose outputs are shortest: a request's own

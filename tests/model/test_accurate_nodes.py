@@ -145,6 +145,16 @@ def _cornish_fisher(skew: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return z, np.broadcast_to(w / w.sum(), z.shape)
 
 
+def _joins_of_a_decode_iteration(
+    lam: np.ndarray, decode: np.ndarray, pre0: np.ndarray, pre1: np.ndarray, room: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The joins the pinned values were computed with: λ·D(b) per iteration, whatever the
+    iteration before (now the arrivals during the last iteration, decode or prefill)."""
+    j = np.broadcast_to(lam * decode, np.broadcast_shapes(np.shape(lam * decode), np.shape(room)))
+    q = -np.expm1(-j)
+    return q, pre0 + pre1 * np.where(q > 1e-12, j / np.maximum(q, 1e-300), 1.0)
+
+
 def _own_kv_only(
     p: KindArrays,
     n: np.ndarray,
@@ -168,6 +178,7 @@ def test_the_values_before_the_nodes_were_evaluated_together_hold(
     monkeypatch.setattr(composition, "effective_composition", _one_correlation_time)
     monkeypatch.setattr(composition, "skewed_nodes", _cornish_fisher)
     monkeypatch.setattr(build, "composition", _own_kv_only)
+    monkeypatch.setattr(core, "prefill_joins", _joins_of_a_decode_iteration)
     pts = _points()
     lam = np.array(RATES)
     m = pts.metrics(lam, wait_beyond=np.full(len(ROWS), 5000.0))
