@@ -534,6 +534,19 @@ def capacity(blk: AccurateBlock) -> F:
     return out
 
 
+def cheap_prefills(blk: AccurateBlock) -> NDArray[np.bool_]:
+    """The rows with prefill stalls whose prefill iteration of one joiner is shorter than the
+    decode iteration at some batch b < N: there, the more requests arrive, the more of the
+    iterations are those cheaper prefills, and the mean iteration (the ITL) can fall as the
+    load grows (bench/accurate_joins.py's G1 server: up at ρ = 0.6, down at 0.8)."""
+    if blk.static is not None:
+        return np.zeros(blk.n_batch.size, dtype=bool)
+    inside = blk.b < blk.n_batch[:, None]
+    cheap = (blk.pre0 + _col(blk.pre1) < blk.decode) & inside
+    out: NDArray[np.bool_] = blk.stall & cheap.any(axis=1)
+    return out
+
+
 def _full_joins(blk: AccurateBlock, rows: NDArray[np.intp], last: NDArray[np.intp]) -> tuple[F, F]:
     """A full batch's prefill fraction q and mean prefill iteration (column ``last`` = N − 1 of
     ``rows``): a completion lets the next one in, so j = (N − 1)/I join per iteration whatever

@@ -205,6 +205,15 @@ class AccuratePoints(OperatingPoints):
         lam = np.broadcast_to(np.asarray(rate, dtype=np.float64), self.n_batch.shape)
         return [(idx, composition.evaluate(blk, lam[idx], detail=detail)) for idx, blk in self._acc]
 
+    def may_fall(self) -> NDArray[np.bool_]:
+        """The LLM rows whose prefill iteration can be shorter than a decode iteration
+        (:func:`._accurate_core.cheap_prefills`): more load, more of the iterations are
+        prefills, and the ITL can fall as the rate grows."""
+        out = np.zeros(len(self), dtype=bool)
+        for idx, blk in self._acc:
+            out[idx] = core.cheap_prefills(blk)
+        return out
+
     itl_alone = True
 
     def itl(self, rate: F) -> F:

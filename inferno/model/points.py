@@ -194,6 +194,12 @@ class OperatingPoints:
         """The mean ITL of every point at ``rate`` (/ms): :meth:`metrics`' ``itl``."""
         return self.metrics(rate).itl
 
+    def may_fall(self) -> NDArray[np.bool_]:
+        """Points whose metrics may fall as the rate grows somewhere below their capacity (the
+        chain's never do: every one grows with λ). :func:`~inferno.model.sizing.size` checks
+        lower rates for them."""
+        return np.zeros(len(self), dtype=bool)
+
     def costly(self) -> NDArray[np.bool_]:
         """Points whose every evaluation solves a large chain — c > 1 model instances
         (:mod:`.bulk_multi`, :mod:`.bulk_multi_delay`): tenths of a second per rate, seconds near

@@ -21,7 +21,7 @@ Statistics of a target:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -52,6 +52,10 @@ _GUIDE_RTOL = 1e-4
 #: a hundred times finer than the chain's own accuracy against the emulator (±1–2 %)
 COSTLY_RTOL = 1e-4
 TPS_FRACTION = 0.9
+#: where a point's metrics may fall as the rate grows, the fractions of its λ* checked below it
+#: (:func:`_first_crossing`), and how many times at most a point is searched again below them
+FALL_RUNGS = (0.2, 0.4, 0.6, 0.8)
+MAX_FALLS = 8
 _RTOL = 1e-8  # relative precision of λ* (Inferno's float32 search: ~1e-7)
 
 #: What can bind λ*: a target, the TPS cap, or the top of the search range ("max-rate").
@@ -169,10 +173,56 @@ def meets(points: OperatingPoints, slo: SloArrays, rate: F) -> NDArray[np.bool_]
 
 
 def size(points: OperatingPoints, slo: SloArrays, *, rtol: float = _RTOL) -> Sizing:
+    """λ* for every point (:func:`_size`), and where a point's metrics may fall as the rate
+    grows (:meth:`~OperatingPoints.may_fall`), the first crossing: a replica's share of the
+    demand is anywhere below λ*, so each such point is checked at :data:`FALL_RUNGS` of its
+    λ*, and one that misses a target there is searched again below the lowest rung missed,
+    until every rung is met (:func:`_first_crossing`)."""
+    out = _size(points, slo, rtol=rtol)
+    fall = points.may_fall() & out.feasible
+    for _ in range(MAX_FALLS):
+        if not fall.any():
+            break
+        out, fall = _first_crossing(points, slo, out, fall, rtol)
+    return out
+
+
+def _first_crossing(
+    points: OperatingPoints, slo: SloArrays, sizing: Sizing, which: NDArray[np.bool_], rtol: float
+) -> tuple[Sizing, NDArray[np.bool_]]:
+    """The points ``which`` checked at :data:`FALL_RUNGS` of their λ* (mean-type targets, as
+    the search judges them); those that miss are sized again with the lowest rung missed as
+    the top of their search. Returns the sizing and the points sized again (to check again)."""
+    idx = np.flatnonzero(which)
+    sub, sub_slo, lam = points.subset(idx), slo.take(idx), sizing.rate[idx]
+    top = np.full(idx.size, np.nan)
+    for fraction in sorted(FALL_RUNGS, reverse=True):  # the lowest rung missed is kept
+        rung = np.maximum(fraction * lam, sizing.low[idx])
+        top = np.where(meets(sub, sub_slo, rung), top, rung)
+    bad = np.flatnonzero(np.isfinite(top))
+    again = np.zeros(len(points), dtype=bool)
+    if not bad.size:
+        return sizing, again
+    rows = idx[bad]
+    redo = _size(points.subset(rows), slo.take(rows), rtol=rtol, ceiling=top[bad])
+    rate, feasible, bound = sizing.rate.copy(), sizing.feasible.copy(), sizing.bound.copy()
+    detail = {t: v.copy() for t, v in sizing.detail.items()}
+    rate[rows], feasible[rows], bound[rows] = redo.rate, redo.feasible, redo.bound
+    for t, v in redo.detail.items():
+        detail[t][rows] = v
+    again[rows] = redo.feasible
+    merged = Sizing(rate=rate, feasible=feasible, bound=bound, low=sizing.low, high=sizing.high)
+    return replace(merged, detail=detail), again
+
+
+def _size(
+    points: OperatingPoints, slo: SloArrays, *, rtol: float = _RTOL, ceiling: F | None = None
+) -> Sizing:
     """λ* for every point: the smallest of its targets' own largest rates (vectorised over points
     and targets; latency-quantile targets one point at a time). ``detail`` holds each target's own
     λ* (NaN where the point has no such target or misses it even at the low end), as the
-    single-server analyzer reports them.
+    single-server analyzer reports them. ``ceiling``: the top of each point's search, below
+    :data:`HIGH_FRACTION` of its capacity (the TPS cap and ``high`` stay the capacity's).
 
     Each target is searched on its own rather than their maximum ratio: every single ratio is
     smooth in λ, while their maximum has a kink where the binding target changes, which slows a
@@ -187,15 +237,18 @@ def size(points: OperatingPoints, slo: SloArrays, *, rtol: float = _RTOL) -> Siz
     if costly.any() and len(points) > 1:
         alone = np.flatnonzero(costly)
         plain = np.flatnonzero(~costly)
-        parts = [size(points.subset(plain), slo.take(plain), rtol=rtol)] if plain.size else []
-        parts += [
-            size(points.subset(alone[j : j + 1]), slo.take(alone[j : j + 1]), rtol=rtol)
-            for j in range(alone.size)
-        ]
+
+        def part(i: NDArray[np.intp]) -> Sizing:
+            cut = None if ceiling is None else ceiling[i]
+            return _size(points.subset(i), slo.take(i), rtol=rtol, ceiling=cut)
+
+        parts = [part(plain)] if plain.size else []
+        parts += [part(alone[j : j + 1]) for j in range(alone.size)]
         return _joined(parts, np.concatenate([plain, alone]))
     c = len(points)
     low = LOW_FRACTION * points.mu_1
-    high = HIGH_FRACTION * points.mu_n
+    full = HIGH_FRACTION * points.mu_n  # the search's top: 0.999 μ(N), or ``ceiling`` below it
+    high = full if ceiling is None else np.minimum(np.maximum(ceiling, low), full)
     r_low = _ratios(points, low, slo)
     lower, r_lower, upper, r_high = _bracket(points, slo, low, high, r_low)
     detail = {t: np.full(c, np.nan) for t in _TARGETS}
@@ -247,12 +300,12 @@ def size(points: OperatingPoints, slo: SloArrays, *, rtol: float = _RTOL) -> Siz
             rate[i] = lam_i
             bound[i] = "latency"
     tps = np.isfinite(slo.tps) & feasible
-    capped = tps & (rate > TPS_FRACTION * high)
-    rate = np.where(capped, TPS_FRACTION * high, rate)
+    capped = tps & (rate > TPS_FRACTION * full)
+    rate = np.where(capped, TPS_FRACTION * full, rate)
     bound[capped] = "tps"
     rate = np.where(feasible, rate, np.nan)
     return Sizing(
-        rate=rate, feasible=feasible, bound=bound.astype(str), low=low, high=high, detail=detail
+        rate=rate, feasible=feasible, bound=bound.astype(str), low=low, high=full, detail=detail
     )
 
 
