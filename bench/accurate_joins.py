@@ -16,6 +16,12 @@ For each, at ρ of the accurate model's capacity μ(N): the ITL and TTFT means o
 model with the rule before (the same code, ``prefill_joins`` replaced), and of the emulator
 (Poisson arrivals, deterministic iterations, K = 3N, 20,000 requests, the first 5% left out).
 
+Then the G1 server with outputs of CV 0.5 sized on an ITL target of 21 ms, whose ITL rises
+above it and falls below it again (docs/model.md, "Sizing", *Where a metric is not monotone*):
+λ* searched between the ends of the range alone, and λ* as the first crossing (``size``), each
+as a fraction of the top (0.999 μ(N)), with the emulator's ITL at 0.6 of the top and at the
+first crossing.
+
 Usage::
 
     python bench/accurate_joins.py [--markdown]
@@ -33,8 +39,10 @@ from numpy.typing import NDArray
 
 from inferno.emulator import Fixed, LogNormal, Poisson, ServerSpec, Simulation
 from inferno.model import _accurate_core as core
+from inferno.model import sizing
 from inferno.model.accurate import AccuratePoints
 from inferno.model.profiles import G1Profile, G2Profile, Profile, Tokens
+from inferno.model.sizing import SloArrays
 from inferno.units import MS_PER_MIN
 
 F = NDArray[np.float64]
@@ -47,6 +55,7 @@ CASES: list[tuple[str, Profile, int, Tokens, float]] = [
 ]
 RHOS = (0.2, 0.4, 0.6, 0.8, 0.95)
 REQUESTS = 20_000
+ITL_TARGET = 21.0
 
 
 def _joins_of_a_decode_iteration(lam: F, decode: F, pre0: F, pre1: F, room: F) -> tuple[F, F]:
@@ -132,6 +141,21 @@ def main() -> None:
             )
     head = ["server", "ρ", "ITL sim ms", "ITL model", "ITL rule before", "TTFT sim ms"]
     print_table([*head, "TTFT model", "TTFT rule before"], rows, args.markdown)
+    print()
+    _, profile, n, tokens, cv = CASES[1]
+    pts = _points(profile, n, tokens, cv)
+    nan = np.full(1, np.nan)
+    slo = SloArrays(np.full(1, ITL_TARGET), nan, nan, nan, nan, nan, nan, nan)
+    top = sizing.HIGH_FRACTION * float(pts.mu_n[0])
+    ends, first = float(sizing._size(pts, slo).rate[0]), float(sizing.size(pts, slo).rate[0])
+    itl_mid = _emulated(profile, n, tokens, cv, 0.6 * top)[0]
+    itl_first = _emulated(profile, n, tokens, cv, first)[0]
+    model_first = float(pts.itl(np.array([first]))[0])
+    head = ["ITL target ms", "λ* between the ends / top", "λ* first crossing / top"]
+    head += ["ITL sim at 0.6 top", "ITL sim at first crossing", "ITL model there"]
+    cells = [f"{ITL_TARGET:g}", f"{ends / top:.3f}", f"{first / top:.3f}"]
+    cells += [f"{itl_mid:.2f}", f"{itl_first:.2f}", f"{model_first:.2f}"]
+    print_table(head, [cells], args.markdown)
 
 
 if __name__ == "__main__":

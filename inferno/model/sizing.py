@@ -1,11 +1,15 @@
 """Sizing: the largest arrival rate per replica λ* that meets a server's SLOs on one accelerator.
 
-Every metric grows with λ, so λ* is the root of g(λ) = max over targets of (metric / target) = 1,
+Every metric of the chain grows with λ, so λ* is the root of g(λ) = max over targets of
+(metric / target) = 1,
 found on log λ in [0.001 μ(1), 0.999 μ(N)] for all points at once (a bracketing Illinois
 search, to 1e-11 relative) (Inferno searches each
 target separately and takes the minimum; for increasing metrics that is the same number). A target
 already missed at the lower end makes the point infeasible; one still met at the upper end gives the
-upper end. A throughput (TPS) class caps λ* at 0.9 × the upper end.
+upper end. A throughput (TPS) class caps λ* at 0.9 × the upper end. Where a point's metrics may
+fall as the rate grows (the accurate model's cheap prefills), λ* is the first crossing instead:
+every rung of :data:`FALL_RUNGS` below it is checked, and a miss searched again below it
+(:func:`size`; docs/model.md, "Sizing").
 
 Statistics of a target:
 - ``ttw`` (Inferno's ``slo-ttw``, G0): by default Inferno's rule, mean wait ≤ ttw / (−ln(1 − q)),
