@@ -309,14 +309,14 @@ def exp_minus_w(z: F) -> F:
     num, den = _EXP_MINUS_W
     out = _horner(num, z)
     out /= _horner(den, z)
-    big = np.flatnonzero(z > _PADE_TOP)
-    if big.size:
-        zb = z.reshape(-1)[big]
+    big = z > _PADE_TOP
+    if big.any():
+        zb = z[big]
         log_z = np.log(zb)
         w = np.log1p(zb)
         for _ in range(_W_STEPS):
             w = w * (1.0 + log_z - np.log(w)) / (1.0 + w)
-        out.reshape(-1)[big] = w / zb
+        out[big] = w / zb
     return out
 
 

@@ -209,13 +209,19 @@ def _first_crossing(
         return sizing, again
     rows = idx[bad]
     redo = _size(points.subset(rows), slo.take(rows), rtol=rtol, ceiling=top[bad])
-    rate, feasible, bound = sizing.rate.copy(), sizing.feasible.copy(), sizing.bound.copy()
-    detail = {t: v.copy() for t, v in sizing.detail.items()}
+    rate, feasible = sizing.rate.copy(), sizing.feasible.copy()
+    bound = sizing.bound.astype(object)  # a name longer than any before it is not cut short
     rate[rows], feasible[rows], bound[rows] = redo.rate, redo.feasible, redo.bound
+    # a target met at the ceiling keeps its own λ* from the search before (the ceiling is a
+    # rung another target missed, not this one's)
+    ceiling = np.minimum(np.maximum(top[bad], sizing.low[rows]), sizing.high[rows])
+    detail = {t: v.copy() for t, v in sizing.detail.items()}
     for t, v in redo.detail.items():
-        detail[t][rows] = v
+        detail[t][rows] = np.where(v == ceiling, detail[t][rows], v)
     again[rows] = redo.feasible
-    merged = Sizing(rate=rate, feasible=feasible, bound=bound, low=sizing.low, high=sizing.high)
+    merged = Sizing(
+        rate=rate, feasible=feasible, bound=bound.astype(str), low=sizing.low, high=sizing.high
+    )
     return replace(merged, detail=detail), again
 
 

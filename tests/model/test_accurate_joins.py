@@ -72,3 +72,8 @@ def test_a_light_load_joins_one_at_a_time() -> None:
     )
     assert q[0, 0] == pytest.approx(40e-7, rel=1e-5)
     assert prefill[0, 0] == pytest.approx(15.0, rel=1e-5)
+
+
+def test_exp_minus_w_of_any_memory_order() -> None:
+    z = np.asfortranarray(np.linspace(0.0, 3.0, 24).reshape(4, 6))
+    np.testing.assert_array_equal(core.exp_minus_w(z), core.exp_minus_w(np.ascontiguousarray(z)))

@@ -108,3 +108,19 @@ def test_points_whose_metrics_only_grow_are_not_checked_again(
     size(acc, _slo(40.0))
     size(chain, _slo(40.0))
     assert calls == []
+
+
+def test_a_point_searched_again_reports_its_bound_whole_and_each_targets_own_rate() -> None:
+    """The bound of a point searched again is its full name however short the others' were
+    (a TPS class: ``tps`` before, ``latency`` after), and a target met at the ceiling keeps its
+    own λ* from the search before (TTFT here: met at 0.9 of the top, not at the rung)."""
+    pts = _points()
+    nan = np.full(1, np.nan)
+    throughput = SloArrays(nan, nan, nan, np.full(1, 1700.0), np.full(1, 1000.0), nan, nan, nan)
+    assert sizing._size(pts, throughput).bound.tolist() == ["tps"]
+    assert size(pts, throughput).bound.tolist() == ["latency"]
+    both = SloArrays(np.full(1, ITL_TARGET), np.full(1, 40.0), nan, nan, nan, nan, nan, nan)
+    before, after = sizing._size(pts, both), size(pts, both)
+    assert after.bound.tolist() == ["itl"] and float(after.rate[0]) < 0.5 * float(before.rate[0])
+    assert after.detail["ttft"][0] == before.detail["ttft"][0]
+    assert after.detail["itl"][0] == after.rate[0]
