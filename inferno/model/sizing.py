@@ -25,7 +25,7 @@ Statistics of a target:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -219,10 +219,8 @@ def _first_crossing(
     for t, v in redo.detail.items():
         detail[t][rows] = np.where(v == ceiling, detail[t][rows], v)
     again[rows] = redo.feasible
-    merged = Sizing(
-        rate=rate, feasible=feasible, bound=bound.astype(str), low=sizing.low, high=sizing.high
-    )
-    return replace(merged, detail=detail), again
+    merged = Sizing(rate, feasible, bound.astype(str), sizing.low, sizing.high, detail)
+    return merged, again
 
 
 def _size(
