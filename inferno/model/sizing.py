@@ -36,7 +36,7 @@ from .points import OperatingPoints
 
 F = NDArray[np.float64]
 
-__all__ = ["BOUNDS", "Sizing", "SloArrays", "meets", "size"]
+__all__ = ["BOUNDS", "REACH_MARGIN", "Sizing", "SloArrays", "below", "meets", "size"]
 
 LOW_FRACTION = 0.001
 HIGH_FRACTION = 0.999
@@ -61,6 +61,10 @@ TPS_FRACTION = 0.9
 FALL_RUNGS = (0.2, 0.4, 0.6, 0.8)
 MAX_FALLS = 8
 _RTOL = 1e-8  # relative precision of λ* (Inferno's float32 search: ~1e-7)
+#: :func:`below` judges a rate by one evaluation this fraction under it: λ* is searched to
+#: :data:`_RTOL`, in blocks whose sums round differently, so a root within that of the rate is
+#: never ruled out by rounding
+REACH_MARGIN = 1e-6
 
 #: What can bind λ*: a target, the TPS cap, or the top of the search range ("max-rate").
 BOUNDS = ("itl", "ttft", "ttw", "latency", "tps", "max-rate")
@@ -173,6 +177,36 @@ def meets(points: OperatingPoints, slo: SloArrays, rate: F) -> NDArray[np.bool_]
     r = _ratios(points, rate, slo)
     stack = np.vstack([r[t] for t in _TARGETS])
     out: NDArray[np.bool_] = np.all(np.where(np.isnan(stack), 0.0, stack) <= 1.0, axis=0)
+    return out
+
+
+def below(points: OperatingPoints, slo: SloArrays, rate: F) -> NDArray[np.bool_]:
+    """Whether each point's λ* (:func:`size`) is surely below ``rate`` (/ms), by one evaluation
+    instead of a search: rates above the top of its search are; and where λ* moves only one way
+    with the targets it is judged by, a point that misses a target at :data:`REACH_MARGIN`
+    under the rate (or at the bottom of its search, if that is higher: it is then infeasible)
+    has its root below. That needs the metrics to grow with the rate, which the search assumes
+    too; so only points judged on means alone (no TTFT or latency quantile, no exact wait
+    quantile: a quantile can sit on its target over a range of rates, within an ulp either
+    side) and whose metrics do not fall (:meth:`~OperatingPoints.may_fall`) are evaluated. A
+    rate that is NaN or not positive says no."""
+    rate = np.asarray(rate, dtype=np.float64)
+    out = np.zeros(len(points), dtype=bool)
+    with np.errstate(invalid="ignore"):
+        asked = rate > 0  # NaN: no
+        over = asked & (rate > HIGH_FRACTION * points.mu_n)  # inf: yes
+    out[over] = True
+    means = ~np.isfinite(slo.ttft_quantile) & ~np.isfinite(slo.latency_quantile)
+    if slo.exact_wait_quantile:
+        means &= ~np.isfinite(slo.ttw)
+    judged = asked & ~over & means
+    if judged.any():
+        judged &= ~points.may_fall()
+    idx = np.flatnonzero(judged)
+    if idx.size:
+        sub = points.subset(idx)
+        at = np.maximum(rate[idx] * (1.0 - REACH_MARGIN), LOW_FRACTION * sub.mu_1)
+        out[idx] = ~meets(sub, slo.take(idx), at)
     return out
 
 

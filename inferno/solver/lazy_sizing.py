@@ -12,21 +12,28 @@ bound on what a candidate needs, and so its cost and its transition value
 (:func:`.transition_value.value_floor`) have lower bounds too. Two rounds:
 
 1. size each server's candidates of the least value floor;
-2. size every other candidate whose floor is at most the best value round 1 found (all of them
-   where round 1 found none feasible).
+2. of every other candidate whose floor is at most the best value round 1 found, size those
+   that can still beat it: a candidate beats the best only with at most R replicas
+   (:func:`.transition_value.most_replicas`), i.e. with λ* ≥ demand / R, so one evaluation at
+   that rate (:func:`~inferno.model.sizing.below`) rules out those that miss a target there,
+   where the metrics grow with the rate. Where round 1 found nothing feasible, every candidate
+   is sized.
 
-A candidate left unsized has a floor above a value some sized candidate reaches, so it is neither
-the best nor tied with it: the unlimited solve's choice is the one the full table gives.
+A candidate left unsized either has a floor above a value some sized candidate reaches or cannot
+reach the rate it would need to beat it, so it is neither the best nor tied with it: the
+unlimited solve's choice is the one the full table gives, wherever the search's own premise
+holds. The one evaluation judges only points whose metrics grow with the rate: not those whose
+ITL can rise and fall again (:meth:`~inferno.model.points.OperatingPoints.may_fall`: a G1
+server's joins stall the batch at middling loads), nor quantile targets (a TTFT quantile on an
+edge of the input lengths' bins sits at its target, within an ulp, over a range of rates).
+Where a metric misses its target below a rate and meets it again above (a dip the search,
+bracketing between the ends of its range, does not see), the evaluation leaves out a candidate
+the full table keeps at a λ* above the miss: a replica there would see the miss, since its share
+of the demand is anywhere below λ*, so the lazy choice is the one its SLOs ask for, and the
+capacity-limited solvers, which size the whole table, keep the search's.
 
-Not done, and why: a candidate could beat the best only with λ* ≥ demand / R (R the most
-replicas within the best value), and one evaluation at that rate would rule out most of round 2
-if the metrics grew with the rate. The accurate model's do not everywhere (a G1 server's ITL can
-rise and fall again with the rate as joins stall the batch; a TTFT quantile at an edge of the
-input lengths' bins sits at its target over a range of rates), and the search, which brackets
-between the ends of its range, can then find λ* above a rate where a target is missed: the one
-evaluation would rule out a candidate the full table chooses. A table with unsized candidates is
-*incomplete*; whatever needs the others (the greedy under capacity, the MILP, ``explain``, a
-re-solve off a refused MPS pool) asks for the complete table
+A table with unsized candidates is *incomplete*; whatever needs the others (the greedy under
+capacity, the MILP, ``explain``, a re-solve off a refused MPS pool) asks for the complete table
 (:meth:`~.candidates.CandidateTable.completed`), which sizes the rest. Distinct rows are sized
 once, as :func:`.sized_points.sized_points` does, but built on their own (blocks of their own N,
 fewer and fuller than the whole build's): λ* is the same root, within the search's precision
@@ -43,10 +50,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..model.points import OperatingPoints
-from ..model.sizing import HIGH_FRACTION, SloArrays, size
+from ..model.sizing import HIGH_FRACTION, SloArrays, below, size
 from ..system import System
 from .replica_need import replicas_needed
-from .transition_value import value_floor, values
+from .transition_value import most_replicas, value_floor, values
 
 if TYPE_CHECKING:  # the rate-free columns hold a LazySizing: the name only
     from .candidate_reuse import StaticCandidates
@@ -92,14 +99,28 @@ class LazySizing:
             done = bool(self._done.all())
             return self.rate.copy(), self.feasible.copy(), self.bound.copy(), done
 
-    def ensure(self, idx: Idx | None = None) -> None:
-        """Size the candidates ``idx`` (all: None) not sized yet."""
+    def ensure(self, idx: Idx | None = None, *, reach: F | None = None) -> None:
+        """Size the candidates ``idx`` (all: None) not sized yet; with ``reach`` (/ms, one per
+        candidate of ``idx``), only those whose λ* may be at least it: each distinct row is
+        judged once, at the least rate asked of it (:func:`~inferno.model.sizing.below`), and
+        a row ruled out stays unsized."""
         with self._lock:
             rows = self._inverse if idx is None else self._inverse[idx]
-            todo = np.unique(rows[~self._done[rows]])
+            fresh = ~self._done[rows]
+            todo, back = np.unique(rows[fresh], return_inverse=True)
             if todo.size == 0:
                 return
-            sized = size(self._build(todo), self._slo.take(todo))
+            points, slo = self._build(todo), self._slo.take(todo)
+            if reach is not None:
+                least = np.full(todo.size, np.inf)
+                with np.errstate(invalid="ignore"):  # NaN stays NaN: sized
+                    np.minimum.at(least, back.reshape(-1), reach[fresh])
+                keep = np.flatnonzero(~below(points, slo, least))
+                if keep.size == 0:
+                    return
+                if keep.size < todo.size:
+                    todo, points, slo = todo[keep], points.subset(keep), slo.take(keep)
+            sized = size(points, slo)
             self._done[todo] = True
             where = np.full(self._done.size, -1, dtype=np.intp)
             where[todo] = np.arange(todo.size)
@@ -139,4 +160,14 @@ def size_contenders(system: System, st: StaticCandidates, lazy: LazySizing, d: F
     replicas, feasible, _, _ = replicas_needed(d, rate, sized_feasible, st.min_r, st.max_r)
     value = values(system, st.server_idx, st.names, replicas, st.unit_cost * replicas)
     best = best_values(st.server_idx, value, feasible, n)
-    lazy.ensure(np.flatnonzero((floor <= best[st.server_idx]) & ~lazy.sized))
+    maybe = np.flatnonzero((floor <= best[st.server_idx]) & ~lazy.sized)
+    if maybe.size == 0:
+        return
+    # a candidate beats the best only with at most R replicas, i.e. with λ* ≥ d/R (with the
+    # replica count's own rounding, replica_need): one evaluation at that rate rules most out
+    mine = best[st.server_idx[maybe]]
+    most = most_replicas(system, st.server_idx[maybe], st.names[maybe], st.unit_cost[maybe], mine)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        at = np.where(most >= 0, d[maybe] * (1.0 - 1e-12) / most, np.inf)
+    open_ = ~np.isfinite(mine) | (d[maybe] <= 0)  # no best yet, or idle: sized whole
+    lazy.ensure(maybe, reach=np.where(open_, np.nan, at))

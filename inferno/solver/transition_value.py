@@ -3,7 +3,8 @@
 1.1 × its cost for a server allocated nothing yet; for one already running, 0 to stay as it is,
 the change in cost to rescale on its accelerator, and the change plus a tenth of both costs to
 move. Apart from staying, the value grows with the replicas (the cost does): :func:`value_floor`
-bounds it from below given the fewest replicas a candidate can need (:mod:`.lazy_sizing`).
+bounds it from below given the fewest replicas a candidate can need, and :func:`most_replicas`
+gives the most replicas at which it is still within a value (both for :mod:`.lazy_sizing`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from ..system import System
 F = NDArray[np.float64]
 Idx = NDArray[np.intp]
 
-__all__ = ["value_floor", "values"]
+__all__ = ["most_replicas", "value_floor", "values"]
 
 _NEW, _RESCALE, _MOVE = 0, 1, 2
 
@@ -79,6 +80,31 @@ def value_floor(
     reach = (moves.kind == _RESCALE) & (moves.current >= replicas)
     floor = np.where(reach, np.minimum(floor, 0.0), floor)
     return np.where(np.isnan(floor), -np.inf, floor)
+
+
+def most_replicas(
+    system: System, server_idx: Idx, names: NDArray[np.object_], unit_cost: F, best: F
+) -> F:
+    """The most replicas at which each candidate's value is at most ``best`` (−1: none; inf:
+    any count, a candidate that costs nothing). The value without the staying rule is affine in
+    the replicas: its inverse, then corrected by the value itself so that rounding cannot move
+    the answer by one; staying (value 0) counts where it is within ``best``."""
+    moves = _Moves.of(system, server_idx, names)
+    slope = np.where(moves.kind == _MOVE, 1.1, np.where(moves.kind == _RESCALE, 1.0, 1.1))
+    offset = np.where(moves.kind == _NEW, 0.0, np.where(moves.kind == _RESCALE, -1.0, -0.9))
+    offset = offset * moves.was
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        guess = np.floor((best - offset) / (slope * unit_cost))
+    free = ~(unit_cost > 0) & np.isfinite(best)
+    r = np.where(np.isfinite(guess), np.clip(guess, -1.0, 2.0**53), -1.0)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for _ in range(3):  # at most a step or two off
+            r = np.where((r >= 0) & (moves.affine(unit_cost * r) > best), r - 1.0, r)
+        for _ in range(3):
+            r = np.where(moves.affine(unit_cost * (r + 1.0)) <= best, r + 1.0, r)
+    stay = (moves.kind == _RESCALE) & (best >= 0.0)
+    r = np.where(stay, np.maximum(r, moves.current), r)
+    return np.where(free & (moves.affine(unit_cost) <= best), np.inf, r)
 
 
 def _current_costs(system: System) -> dict[int, float]:

@@ -20,9 +20,9 @@ import pytest
 from inferno.data import load_system
 from inferno.data.solution_json import solution_to_json
 from inferno.model.profiles import G0Profile, G2Profile
-from inferno.solver import SizingMemo, build_candidates, solve, solve_table
+from inferno.solver import SizingMemo, build_candidates, lazy_sizing, solve, solve_table
 from inferno.solver.explain import explain
-from inferno.solver.transition_value import value_floor, values
+from inferno.solver.transition_value import most_replicas, value_floor, values
 from inferno.system import (
     CurrentAllocation,
     Load,
@@ -327,6 +327,50 @@ def test_a_latency_quantile_target_is_never_ruled_out_by_one_evaluation() -> Non
     assert "latency" in bounds  # the quantile binds somewhere: the case is tested
 
 
+def test_most_replicas_bounds_every_count_within_the_best() -> None:
+    """Every count of replicas whose value is within ``best`` is at most ``most_replicas``
+    (what lets one evaluation rule a candidate out), and it is tight: one more replica is
+    beyond ``best`` unless staying is what keeps it within."""
+    system = _system("g2", 10.0, current=True, n=60)
+    table = build_candidates(system).completed()
+    server, names, unit = table.server, table.accelerator, table.unit_cost
+    rng = np.random.default_rng(11)
+    best = rng.uniform(-500, 3000, size=server.size)
+    most = most_replicas(system, server, names, unit, best)
+    within = np.zeros(server.size, dtype=bool)
+    for r in range(0, 60):
+        count = np.full(server.size, float(r))
+        v = values(system, server, names, count, unit * count)
+        assert ((v > best) | (count <= most)).all(), r
+        within |= (v <= best) & (count == most)
+    finite = np.isfinite(most) & (most >= 0) & (most < 59)
+    assert within[finite].all()  # the most is itself within: tight, not just a bound
+    assert (most == -1).any() and (most > 0).any()
+
+
+@pytest.mark.parametrize("queue_factor", [10.0, 0.0])
+def test_one_evaluation_leaves_most_of_round_two_unsized(
+    queue_factor: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A candidate of round 2 that could beat its server's best only at a rate where it misses
+    a target is left unsized: fewer are sized than without that evaluation, for the same
+    solution."""
+    system = _system("g2", queue_factor)
+    screened = build_candidates(system)
+    assert screened.static is not None and screened.static.sizing is not None
+    sized = int(screened.static.sizing.sized.sum())
+    lazy = _json(solve_table(screened), system)
+
+    def never(points: Any, slo: Any, rate: Any) -> Any:
+        return np.zeros(len(points), dtype=bool)
+
+    monkeypatch.setattr(lazy_sizing, "below", never)
+    whole = build_candidates(system)
+    assert whole.static is not None and whole.static.sizing is not None
+    assert sized < int(whole.static.sizing.sized.sum())
+    _close(lazy, _json(solve_table(whole), system))
+
+
 def _g1_itl_hump(tmp_path: Path) -> System:
     """One llama_13b server on the sample's accelerators as G1 profiles (prefill γ = 2α,
     δ = 0.002β), ITL 20 ms and TTFT 2 s: on 2xMI300X its ITL rises above 20 ms and falls below it
@@ -380,9 +424,11 @@ def _g1_itl_hump(tmp_path: Path) -> System:
 
 
 def test_a_target_missed_midway_does_not_rule_a_candidate_out(tmp_path: Path) -> None:
-    """Round 2 sizes every candidate its bound leaves in: one evaluation at the rate a candidate
-    would need to win (tried, not kept) said no to 2xMI300X here, whose λ* is the top of its
-    range, and the lazy solve chose 2xA100 at 27 where the full table's choice costs 10."""
+    """The case that once withdrew the one-evaluation screen: an evaluation at the rate a
+    candidate would need to win said no to 2xMI300X here, whose λ* is the top of its range, and
+    the lazy solve chose 2xA100 at 27 where the full table's choice costs 10. The screen now
+    leaves a point whose metrics may fall unjudged (``tests/model/test_below.py``), and the
+    joins of a prefill no longer put this ITL over its target at that rate."""
     system = _g1_itl_hump(tmp_path)
     table = build_candidates(system)
     assert not table.complete
