@@ -27,7 +27,7 @@ from ._accurate_tails import response_survival, ttft_survival, wait_survival
 from ._blocks import _cut
 from ._kinds import KindArrays
 from .length_spread import LengthSpread
-from .points import Metrics, OperatingPoints
+from .points import Metrics, OperatingPoints, batch_and_queue, chain_mu_1
 from .profile_arrays import ProfileArrays, arrays_of, optional_array
 from .profiles import Kind, Profile, Tokens
 
@@ -69,6 +69,7 @@ def lognormal_mask(families: Sequence[str | None]) -> NDArray[np.bool_]:
 
 _KINDS = list(Kind)
 _LLM = (Kind.G0, Kind.G1, Kind.G2, Kind.G3)
+_LLM_CODES = [_KINDS.index(k) for k in _LLM]
 
 
 def _state_take(st: core.BlockState, rows: Idx) -> core.BlockState:
@@ -361,20 +362,33 @@ def capacities(
     queue_factor: float | None = None,
 ) -> tuple[F, F, F]:
     """N, μ(1) and μ(N) of the points :meth:`AccuratePoints.build_accurate` would build from
-    these arrays, the same numbers, without what only their evaluation needs (G2's batch
-    composition, most of a G2 block's cost): the bounds a lazy sizing leaves most candidates
-    at (:mod:`inferno.solver.lazy_sizing`)."""
-    base, _, mu_n = _built(
-        prof,
-        in_tokens,
-        out_tokens,
-        lengths=lengths,
-        batch=batch,
-        max_queue=max_queue,
-        queue_factor=queue_factor,
-        composition_moments=False,
+    these arrays, the same numbers, without what only their evaluation needs (the chain's
+    per-state arrays of the LLM rows, G2's batch composition: most of a build's cost): the
+    bounds a lazy sizing leaves most candidates at (:mod:`inferno.solver.lazy_sizing`)."""
+    n, queue = batch_and_queue(prof, out_tokens, batch, max_queue, queue_factor)
+    mu_1 = chain_mu_1(prof, in_tokens, out_tokens)
+    mu_n = np.empty(n.size)
+    other = np.flatnonzero(~np.isin(prof.kind, _LLM_CODES))
+    if other.size:  # the batch kind's rows: the chain is their model
+
+        def cut(v: F | None) -> F | None:
+            return None if v is None else v[other]
+
+        chain = OperatingPoints.build(
+            prof.take(other),
+            in_tokens[other],
+            out_tokens[other],
+            batch=cut(batch),
+            max_queue=cut(max_queue),
+            queue_factor=queue_factor,
+        )
+        mu_n[other] = chain.mu_n
+    blocks = _llm_blocks(
+        prof, in_tokens, out_tokens, n, queue, lengths=lengths, composition_moments=False
     )
-    return base.n_batch, base.mu_1, mu_n
+    for idx, blk in blocks:
+        mu_n[idx] = core.capacity(blk)
+    return n, mu_1, mu_n
 
 
 def _built(
@@ -386,14 +400,33 @@ def _built(
     batch: F | None,
     max_queue: F | None,
     queue_factor: float | None,
-    composition_moments: bool = True,
 ) -> tuple[OperatingPoints, list[tuple[Idx, core.AccurateBlock]], F]:
     """The chain's points (the batch kind's, and N and μ(1) of all), the LLM rows' accurate
     blocks, and μ(N) of every point (:meth:`AccuratePoints.build_accurate`)."""
     base = OperatingPoints.build(
         prof, in_tokens, out_tokens, batch=batch, max_queue=max_queue, queue_factor=queue_factor
     )
-    c = len(base)
+    n = base.n_batch
+    blocks = _llm_blocks(prof, in_tokens, out_tokens, n, base.n_max - n, lengths=lengths)
+    mu_n = base.mu_n.copy()
+    for idx, blk in blocks:
+        mu_n[idx] = core.capacity(blk)
+    return base, blocks, mu_n
+
+
+def _llm_blocks(
+    prof: ProfileArrays,
+    in_tokens: F,
+    out_tokens: F,
+    n: F,
+    tail: F,
+    *,
+    lengths: LengthSpread | None,
+    composition_moments: bool = True,
+) -> list[tuple[Idx, core.AccurateBlock]]:
+    """The LLM rows' accurate blocks, rows of one kind and similar N together (N: ``n``, the
+    queue beyond it: ``tail``; ``composition_moments``: as :func:`._accurate_build.make_block`)."""
+    c = n.size
     spread = LengthSpread.of(c) if lengths is None else lengths
     cv = np.where(np.isfinite(spread.out_cv), np.maximum(spread.out_cv, 0.0), DEFAULT_OUT_CV)
     logn = spread.out_lognormal
@@ -402,9 +435,6 @@ def _built(
     cap = spread.out_max
     told = np.isfinite(cap) & (cap > 0)
     cap = np.where(told, cap, np.nan) / np.maximum(out_tokens, 1e-300)  # over the mean
-    n = base.n_batch
-    tail = base.n_max - n
-    mu_n = base.mu_n.copy()
     blocks: list[tuple[Idx, core.AccurateBlock]] = []
     for kind in _LLM:
         members = np.flatnonzero(prof.kind == _KINDS.index(kind))
@@ -435,8 +465,7 @@ def _built(
                 composition_moments=composition_moments,
             )
             blocks.append((idx, blk))
-            mu_n[idx] = core.capacity(blk)
-    return base, blocks, mu_n
+    return blocks
 
 
 def build_points(

@@ -32,6 +32,8 @@ __all__ = [
     "MIN_SERVICE_MS",
     "Metrics",
     "OperatingPoints",
+    "batch_and_queue",
+    "chain_mu_1",
 ]
 
 #: K = N + factor·N unless a queue length is given: Inferno's samples use K = 10N for G0 and
@@ -140,14 +142,7 @@ class OperatingPoints:
         of the blocks cut here: a point's sums then run over the same columns as in that build,
         so that it evaluates to the same bits whatever other points are built with it."""
         c = prof.kind.shape[0]
-        n = batch_size(prof, out_tokens, batch)
-        factor = np.array([DEFAULT_QUEUE_FACTOR[k] for k in _KINDS])[prof.kind]
-        if queue_factor is not None:
-            factor = np.full(c, float(queue_factor))
-        queue = factor * n
-        if max_queue is not None:
-            queue = np.where(np.isfinite(max_queue), np.maximum(max_queue, 0.0), queue)
-        queue = np.floor(np.minimum(queue, MAX_QUEUE))
+        n, queue = batch_and_queue(prof, out_tokens, batch, max_queue, queue_factor)
         blocks: list[_Block] = []
         mu_1 = np.empty(c)
         mu_n = np.empty(c)
@@ -379,6 +374,60 @@ class OperatingPoints:
         raise IndexError(i)
 
 
+def batch_and_queue(
+    prof: ProfileArrays,
+    out_tokens: F,
+    batch: F | None = None,
+    max_queue: F | None = None,
+    queue_factor: float | None = None,
+) -> tuple[F, F]:
+    """N and the queue beyond it, K − N, of each point as :meth:`OperatingPoints.build` takes
+    them (NaN in ``batch``/``max_queue``: the default)."""
+    c = prof.kind.shape[0]
+    n = batch_size(prof, out_tokens, batch)
+    factor = np.array([DEFAULT_QUEUE_FACTOR[k] for k in _KINDS])[prof.kind]
+    if queue_factor is not None:
+        factor = np.full(c, float(queue_factor))
+    queue = factor * n
+    if max_queue is not None:
+        queue = np.where(np.isfinite(max_queue), np.maximum(max_queue, 0.0), queue)
+    return n, np.floor(np.minimum(queue, MAX_QUEUE))
+
+
+def chain_mu_1(prof: ProfileArrays, in_tokens: F, out_tokens: F) -> F:
+    """μ(1) of each point as :meth:`OperatingPoints.build` computes it, the same operations on
+    the first column alone (without building the chain)."""
+    mu_1 = np.empty(prof.kind.shape[0])
+    for code in np.unique(prof.kind).tolist():
+        idx = np.flatnonzero(prof.kind == code)
+        p = prof.take(idx)
+        params = KindArrays(
+            _KINDS[code],
+            p.alpha,
+            p.beta,
+            p.gamma,
+            p.delta,
+            p.max_num_tokens,
+            in_tokens[idx],
+            out_tokens[idx],
+        )
+        b = np.ones((idx.size, 1))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = np.maximum(_kinds.tau(params, b), MIN_SERVICE_MS)
+            one = np.exp((np.log(b) - np.log(t))[:, 0])
+        many = _many_instances(p)
+        if many.any():
+            one[many] *= p.instances[many] / p.kappa[many]
+        mu_1[idx] = one
+    return mu_1
+
+
+def _many_instances(prof: ProfileArrays) -> NDArray[np.bool_]:
+    """The batch kind's points served by several instances (their capacity scales)."""
+    out: NDArray[np.bool_] = (prof.bulk > 0) & (prof.instances > 1)
+    return out
+
+
 def _make_block(
     kind: Kind,
     prof: ProfileArrays,
@@ -411,7 +460,7 @@ def _make_block(
     log_mu_n = log_mu[rows, n.astype(np.intp) - 1]
     mu_1 = np.exp(log_mu[:, 0])
     serving = np.column_stack([prof.delay, prof.instances, prof.kappa, np.zeros(n.size)])
-    many = (prof.bulk > 0) & (prof.instances > 1)
+    many = _many_instances(prof)
     if many.any():  # c instances at κ(c) each: c/κ(c) times one instance's capacity
         gain = prof.instances[many] / prof.kappa[many]
         log_mu_n[many] += np.log(gain)

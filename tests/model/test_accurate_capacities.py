@@ -21,7 +21,9 @@ from inferno.model.profiles import (
 
 def test_the_capacities_are_the_built_points_own() -> None:
     """Every kind, fixed and varying lengths of both families, capped or not, a queue or
-    none: the same numbers, bit for bit, as the points built whole."""
+    none, batch and queue limits given or not: the same numbers, bit for bit, as the points
+    built whole (the LLM rows' N and μ(1) without the chain's per-state arrays, the batch
+    kind's from the chain of those rows alone)."""
     rng = np.random.default_rng(5)
     profiles: list[Profile] = []
     tokens: list[Tokens] = []
@@ -46,12 +48,15 @@ def test_the_capacities_are_the_built_points_own() -> None:
         in_lognormal=rng.random(c) < 0.5,
         out_max=np.where(rng.random(c) < 0.3, 4096.0, np.nan),
     )
-    for queue_factor in (None, 0.0, 10.0):
+    batch = rng.choice([np.nan, 4.0, 16.0], size=c)
+    max_queue = rng.choice([np.nan, 0.0, 20.0], size=c)
+    cases = [(None, None, None), (0.0, None, None), (10.0, None, None), (None, batch, max_queue)]
+    for queue_factor, b, q in cases:
         built = AccuratePoints.build_accurate(
-            prof, in_tok, out_tok, lengths=lengths, queue_factor=queue_factor
+            prof, in_tok, out_tok, lengths=lengths, batch=b, max_queue=q, queue_factor=queue_factor
         )
         n, mu_1, mu_n = capacities(
-            prof, in_tok, out_tok, lengths=lengths, queue_factor=queue_factor
+            prof, in_tok, out_tok, lengths=lengths, batch=b, max_queue=q, queue_factor=queue_factor
         )
         np.testing.assert_array_equal(n, built.n_batch)
         np.testing.assert_array_equal(mu_1, built.mu_1)
