@@ -182,7 +182,8 @@ def meets(points: OperatingPoints, slo: SloArrays, rate: F) -> NDArray[np.bool_]
 
 def below(points: OperatingPoints, slo: SloArrays, rate: F) -> NDArray[np.bool_]:
     """Whether each point's λ* (:func:`size`) is surely below ``rate`` (/ms), by one evaluation
-    instead of a search: rates above the top of its search are; and where λ* moves only one way
+    instead of a search: rates above the top of its search are (by more than
+    :data:`REACH_MARGIN`, as every rate here is judged); and where λ* moves only one way
     with the targets it is judged by, a point that misses a target at :data:`REACH_MARGIN`
     under the rate (or at the bottom of its search, if that is higher: it is then infeasible)
     has its root below. That needs the metrics to grow with the rate, which the search assumes
@@ -194,7 +195,9 @@ def below(points: OperatingPoints, slo: SloArrays, rate: F) -> NDArray[np.bool_]
     out = np.zeros(len(points), dtype=bool)
     with np.errstate(invalid="ignore"):
         asked = rate > 0  # NaN: no
-        over = asked & (rate > HIGH_FRACTION * points.mu_n)  # inf: yes
+        under = rate * (1.0 - REACH_MARGIN)  # what is judged (μ(N) of a row built alone and
+        # in a whole build can differ in its last bit)
+        over = asked & (under > HIGH_FRACTION * points.mu_n)  # inf: yes
     out[over] = True
     means = ~np.isfinite(slo.ttft_quantile) & ~np.isfinite(slo.latency_quantile)
     if slo.exact_wait_quantile:
@@ -205,7 +208,7 @@ def below(points: OperatingPoints, slo: SloArrays, rate: F) -> NDArray[np.bool_]
     idx = np.flatnonzero(judged)
     if idx.size:
         sub = points.subset(idx)
-        at = np.maximum(rate[idx] * (1.0 - REACH_MARGIN), LOW_FRACTION * sub.mu_1)
+        at = np.maximum(under[idx], LOW_FRACTION * sub.mu_1)
         out[idx] = ~meets(sub, slo.take(idx), at)
     return out
 
