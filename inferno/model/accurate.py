@@ -25,7 +25,6 @@ from . import _accurate_core as core
 from ._accurate_build import make_block
 from ._accurate_tails import response_survival, ttft_survival, wait_survival
 from ._blocks import _cut
-from ._kinds import KindArrays
 from .length_spread import LengthSpread
 from .points import Metrics, OperatingPoints, batch_and_queue, chain_mu_1
 from .profile_arrays import ProfileArrays, arrays_of, optional_array
@@ -442,17 +441,7 @@ def _llm_blocks(
             continue
         members = members[np.argsort(n[members], kind="stable")]
         for idx in _cut(members, n[members]):
-            p = prof.take(idx)
-            params = KindArrays(
-                kind,
-                p.alpha,
-                p.beta,
-                p.gamma,
-                p.delta,
-                p.max_num_tokens,
-                in_tokens[idx],
-                out_tokens[idx],
-            )
+            params = prof.take(idx).kind_arrays(kind, in_tokens[idx], out_tokens[idx])
             blk = make_block(
                 params,
                 n[idx],

@@ -401,16 +401,7 @@ def chain_mu_1(prof: ProfileArrays, in_tokens: F, out_tokens: F) -> F:
     for code in np.unique(prof.kind).tolist():
         idx = np.flatnonzero(prof.kind == code)
         p = prof.take(idx)
-        params = KindArrays(
-            _KINDS[code],
-            p.alpha,
-            p.beta,
-            p.gamma,
-            p.delta,
-            p.max_num_tokens,
-            in_tokens[idx],
-            out_tokens[idx],
-        )
+        params = p.kind_arrays(_KINDS[code], in_tokens[idx], out_tokens[idx])
         b = np.ones((idx.size, 1))
         with np.errstate(divide="ignore", invalid="ignore"):
             t = np.maximum(_kinds.tau(params, b), MIN_SERVICE_MS)
@@ -438,16 +429,7 @@ def _make_block(
     idx: Idx,
     width: int,
 ) -> _Block:
-    params = KindArrays(
-        kind,
-        prof.alpha,
-        prof.beta,
-        prof.gamma,
-        prof.delta,
-        prof.max_num_tokens,
-        in_tokens,
-        out_tokens,
-    )
+    params = prof.kind_arrays(kind, in_tokens, out_tokens)
     nmax = width - 1  # ≥ n.max(): the columns past a point's own N are padding
     b = np.broadcast_to(np.arange(1, nmax + 1, dtype=np.float64), (n.size, nmax))
     with np.errstate(divide="ignore", invalid="ignore"):

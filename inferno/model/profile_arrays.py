@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._blocks import blocks_of
+from ._kinds import KindArrays
 from .bounds import MAX_BATCH
 from .profiles import (
     BatchProfile,
@@ -70,6 +71,19 @@ class ProfileArrays:
 
     def take(self, idx: Idx) -> ProfileArrays:
         return ProfileArrays(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
+
+    def kind_arrays(self, kind: Kind, in_tokens: F, out_tokens: F) -> KindArrays:
+        """These rows' parameters as one kind's formulas take them (:mod:`._kinds`)."""
+        return KindArrays(
+            kind,
+            self.alpha,
+            self.beta,
+            self.gamma,
+            self.delta,
+            self.max_num_tokens,
+            in_tokens,
+            out_tokens,
+        )
 
 
 _PLAIN = (0.0, 1.0, 1.0)  # no delay, one instance, κ = 1
